@@ -1,0 +1,10 @@
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "core/view.h"
+
+namespace nimbleops {
+void bind_rl(pybind11::module_& m);
+}  // namespace nimbleops

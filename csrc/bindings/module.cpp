@@ -1,0 +1,77 @@
+// nimbleops._C: the View type, runtime facts, and one submodule per op family.
+#include "bindings/common.h"
+#include "core/check.h"
+#include "core/parallel.h"
+#include "core/simd.h"
+#ifdef NIMBLEOPS_WITH_CUDA
+#include "core/cuda_runtime.h"
+#endif
+
+namespace py = pybind11;
+using namespace nimbleops;
+
+namespace {
+DType dtype_from_name(const std::string& s) {
+  if (s == "float32") return DType::float32;
+  if (s == "float64") return DType::float64;
+  if (s == "int32") return DType::int32;
+  if (s == "int64") return DType::int64;
+  if (s == "bool") return DType::boolean;
+  throw std::invalid_argument("View: unsupported dtype '" + s + "'");
+}
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "nimbleops compiled kernels";
+
+  py::class_<View>(m, "View")
+      .def(py::init([](uintptr_t ptr, std::vector<int64_t> shape, std::vector<int64_t> strides, const std::string& dtype,
+                       int device) {
+             NIMBLEOPS_CHECK(shape.size() == strides.size(), "View: shape and strides differ in length");
+             for (int64_t s : shape) NIMBLEOPS_CHECK(s >= 0, "View: negative extent in shape");
+             View v;
+             v.data = reinterpret_cast<void*>(ptr);
+             v.shape = std::move(shape);
+             v.strides = std::move(strides);
+             v.dtype = dtype_from_name(dtype);
+             v.device = device;
+             return v;
+           }),
+           py::arg("ptr"), py::arg("shape"), py::arg("strides"), py::arg("dtype"), py::arg("device"))
+      .def_property_readonly("shape", [](const View& v) { return v.shape; })
+      .def_property_readonly("strides", [](const View& v) { return v.strides; })
+      .def_property_readonly("dtype", [](const View& v) { return std::string(dtype_name(v.dtype)); })
+      .def_property_readonly("device", [](const View& v) { return v.device; })
+      .def_property_readonly("is_contiguous", &View::is_contiguous);
+
+  m.def("set_num_threads", &set_num_threads, py::arg("n"));
+  m.def("get_num_threads", &get_num_threads);
+  m.def("set_simd_level", &set_isa, py::arg("level"));
+  m.def("simd_level", [] { return std::string(isa_name(active_isa())); });
+
+  m.def("build_info", [] {
+    py::dict d;
+    d["compiler"] = NIMBLEOPS_COMPILER;
+    d["openmp"] = NIMBLEOPS_OPENMP_VERSION;
+    d["simd_compiled"] = compiled_isas();
+    d["simd_detected"] = std::string(isa_name(detected_isa()));
+    d["simd_active"] = std::string(isa_name(active_isa()));
+#ifdef NIMBLEOPS_WITH_CUDA
+    d["cuda"] = true;
+    d["cuda_version"] = NIMBLEOPS_CUDA_VERSION;
+    d["cuda_architectures"] = NIMBLEOPS_CUDA_ARCHS;
+    d["cuda_devices"] = cuda_device_count();
+    d["cuda_error"] = cuda_runtime_error();
+#else
+    d["cuda"] = false;
+    d["cuda_version"] = py::none();
+    d["cuda_architectures"] = py::none();
+    d["cuda_devices"] = 0;
+    d["cuda_error"] = "built without CUDA";
+#endif
+    return d;
+  });
+
+  auto rl = m.def_submodule("rl", "Bellman backups and tabular MDP solvers");
+  bind_rl(rl);
+}

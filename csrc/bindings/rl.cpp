@@ -1,0 +1,124 @@
+// pybind11 for the RL family: views in, GIL released around every kernel.
+#include "bindings/common.h"
+#include "rl/bellman_api.h"
+
+namespace py = pybind11;
+
+namespace nimbleops {
+
+namespace {
+
+py::tuple stats_to_python(const rl::SolveStats& s) {
+  auto it = py::array_t<int64_t>(s.iterations.size(), s.iterations.data());
+  auto res = py::array_t<double>(s.residual.size(), s.residual.data());
+  auto conv = py::array_t<bool>(s.converged.size());
+  for (size_t i = 0; i < s.converged.size(); ++i) conv.mutable_at(i) = s.converged[i] != 0;
+  return py::make_tuple(it, res, conv);
+}
+
+rl::StopRule stop_rule(const std::string& s) {
+  if (s == "sup") return rl::StopRule::sup;
+  if (s == "span") return rl::StopRule::span;
+  throw std::invalid_argument("stop: expected 'sup' or 'span', got '" + s + "'");
+}
+
+#define NIMBLEOPS_BIND_BELLMAN(ns, suffix)                                                                     \
+  m.def("q_values_" suffix, [](const rl::MdpViews& mdp, const View& V, double gamma, const View& Q) {          \
+    py::gil_scoped_release nogil;                                                                              \
+    rl::ns::q_values(mdp, V, gamma, Q);                                                                        \
+  });                                                                                                          \
+  m.def("optimality_backup_" suffix,                                                                           \
+        [](const rl::MdpViews& mdp, const View& V, double gamma, const View& V_out, const View& policy_out) {  \
+          py::gil_scoped_release nogil;                                                                        \
+          rl::ns::optimality_backup(mdp, V, gamma, V_out, policy_out);                                         \
+        });                                                                                                    \
+  m.def("expectation_backup_" suffix,                                                                          \
+        [](const rl::MdpViews& mdp, const View& V, double gamma, const View& policy, const View& V_out) {      \
+          py::gil_scoped_release nogil;                                                                        \
+          rl::ns::expectation_backup(mdp, V, gamma, policy, V_out);                                            \
+        });                                                                                                    \
+  m.def("value_iteration_" suffix, [](const rl::MdpViews& mdp, double gamma, const View& V, const View& policy, \
+                                      double tol, int64_t max_iter, const std::string& stop, bool gs) {        \
+    rl::StopRule rule = stop_rule(stop);                                                                       \
+    rl::SolveStats s(0);                                                                                       \
+    {                                                                                                          \
+      py::gil_scoped_release nogil;                                                                            \
+      s = rl::ns::value_iteration(mdp, gamma, V, policy, tol, max_iter, rule, gs);                             \
+    }                                                                                                          \
+    return stats_to_python(s);                                                                                 \
+  });                                                                                                          \
+  m.def("policy_evaluation_" suffix, [](const rl::MdpViews& mdp, double gamma, const View& policy, const View& V, \
+                                        double tol, int64_t max_iter) {                                        \
+    rl::SolveStats s(0);                                                                                       \
+    {                                                                                                          \
+      py::gil_scoped_release nogil;                                                                            \
+      s = rl::ns::policy_evaluation(mdp, gamma, policy, V, tol, max_iter);                                     \
+    }                                                                                                          \
+    return stats_to_python(s);                                                                                 \
+  });                                                                                                          \
+  m.def("policy_iteration_" suffix, [](const rl::MdpViews& mdp, double gamma, const View& V, const View& policy, \
+                                       double eval_tol, int64_t eval_max_iter, int64_t max_iter) {             \
+    rl::SolveStats s(0);                                                                                       \
+    {                                                                                                          \
+      py::gil_scoped_release nogil;                                                                            \
+      s = rl::ns::policy_iteration(mdp, gamma, V, policy, eval_tol, eval_max_iter, max_iter);                  \
+    }                                                                                                          \
+    return stats_to_python(s);                                                                                 \
+  });                                                                                                          \
+  m.def("modified_policy_iteration_" suffix, [](const rl::MdpViews& mdp, double gamma, const View& V,          \
+                                                const View& policy, int64_t k, double tol, int64_t max_iter) { \
+    rl::SolveStats s(0);                                                                                       \
+    {                                                                                                          \
+      py::gil_scoped_release nogil;                                                                            \
+      s = rl::ns::modified_policy_iteration(mdp, gamma, V, policy, k, tol, max_iter);                          \
+    }                                                                                                          \
+    return stats_to_python(s);                                                                                 \
+  });                                                                                                          \
+  m.def("finite_horizon_" suffix,                                                                              \
+        [](const rl::MdpViews& mdp, double gamma, int64_t horizon, const View& V, const View& policy) {       \
+          py::gil_scoped_release nogil;                                                                        \
+          rl::ns::finite_horizon(mdp, gamma, horizon, V, policy);                                              \
+        });
+
+}  // namespace
+
+void bind_rl(py::module_& m) {
+  py::class_<rl::MdpViews>(m, "Mdp")
+      .def_static("dense",
+                  [](const View& P, const View& R, int64_t B, int64_t S, int64_t A) {
+                    rl::MdpViews v;
+                    v.P = P;
+                    v.R = R;
+                    v.B = B;
+                    v.S = S;
+                    v.A = A;
+                    rl::validate_mdp(v);
+                    return v;
+                  })
+      .def_static("sparse", [](const View& indptr, const View& indices, const View& data, const View& R, int64_t S,
+                               int64_t A) {
+        rl::MdpViews v;
+        v.sparse = true;
+        v.indptr = indptr;
+        v.indices = indices;
+        v.data = data;
+        v.R = R;
+        v.B = 1;
+        v.S = S;
+        v.A = A;
+        rl::validate_mdp(v);
+        return v;
+      });
+
+  m.def("check_csr", [](const View& indptr, const View& indices, int64_t S, int64_t A) {
+    py::gil_scoped_release nogil;
+    rl::cpu::check_csr(indptr, indices, S, A);
+  });
+
+  NIMBLEOPS_BIND_BELLMAN(cpu, "cpu")
+#ifdef NIMBLEOPS_WITH_CUDA
+  NIMBLEOPS_BIND_BELLMAN(cuda, "cuda")
+#endif
+}
+
+}  // namespace nimbleops

@@ -1,0 +1,54 @@
+// Argument checks shared by the kernels. They throw std::invalid_argument (ValueError in
+// Python) or std::out_of_range (IndexError) with the argument's name, expected and actual.
+#pragma once
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#include "core/view.h"
+
+namespace nimbleops {
+
+template <class... Args>
+std::string concat(const Args&... args) {
+  std::ostringstream os;
+  (os << ... << args);
+  return os.str();
+}
+
+#define NIMBLEOPS_CHECK(cond, ...) \
+  do {                               \
+    if (!(cond)) throw std::invalid_argument(::nimbleops::concat(__VA_ARGS__)); \
+  } while (0)
+
+#define NIMBLEOPS_CHECK_INDEX(cond, ...) \
+  do {                                     \
+    if (!(cond)) throw std::out_of_range(::nimbleops::concat(__VA_ARGS__)); \
+  } while (0)
+
+inline std::string shape_str(const View& v) {
+  std::ostringstream os;
+  os << "[";
+  for (int i = 0; i < v.ndim(); ++i) os << (i ? ", " : "") << v.shape[i];
+  os << "]";
+  return os.str();
+}
+
+inline void check_contiguous(const View& v, const char* name) {
+  NIMBLEOPS_CHECK(v.is_contiguous(), name, ": expected a contiguous array, got strides that are not row-major");
+}
+
+inline void check_dtype(const View& v, DType d, const char* name) {
+  NIMBLEOPS_CHECK(v.dtype == d, name, ": expected dtype ", dtype_name(d), ", got ", dtype_name(v.dtype));
+}
+
+inline void check_numel(const View& v, int64_t n, const char* name) {
+  NIMBLEOPS_CHECK(v.numel() == n, name, ": expected ", n, " elements, got shape ", shape_str(v));
+}
+
+inline void check_same_device(const View& a, const View& b, const char* name_a, const char* name_b) {
+  NIMBLEOPS_CHECK(a.device == b.device, name_a, " and ", name_b, " must be on the same device, got ",
+                  a.device, " and ", b.device, " (-1 = CPU)");
+}
+
+}  // namespace nimbleops

@@ -1,0 +1,40 @@
+// The one parallel loop helper (OpenMP). Work is split into contiguous chunks with a static
+// schedule; every kernel computes each output element on exactly one thread in a fixed order,
+// so results never depend on the thread count.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <exception>
+#include <omp.h>
+
+namespace nimbleops {
+
+int get_num_threads();
+void set_num_threads(int n);
+
+// Calls f(begin, end) on disjoint chunks covering [0, n). Chunks are at least `grain` long.
+template <class F>
+void parallel_for(int64_t n, int64_t grain, F&& f) {
+  if (n <= 0) return;
+  const int threads = get_num_threads();
+  if (threads <= 1 || n <= grain || omp_in_parallel()) {
+    f(int64_t(0), n);
+    return;
+  }
+  const int64_t max_chunks = (n + grain - 1) / std::max<int64_t>(grain, 1);
+  const int64_t chunks = std::min<int64_t>(max_chunks, int64_t(threads) * 4);
+  std::exception_ptr error = nullptr;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t begin = n * c / chunks, end = n * (c + 1) / chunks;
+    try {
+      f(begin, end);
+    } catch (...) {
+#pragma omp critical(nimbleops_parallel_error)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace nimbleops

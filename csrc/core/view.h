@@ -1,0 +1,64 @@
+// One view type for every kernel: a pointer, shape, strides (in elements), dtype and device.
+// Built in Python (nimbleops/_arrays.py) from numpy arrays or torch tensors without copies;
+// the Python caller keeps the owner alive for the duration of the call.
+#pragma once
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace nimbleops {
+
+enum class DType : int { float32 = 0, float64 = 1, int32 = 2, int64 = 3, boolean = 4 };
+
+inline const char* dtype_name(DType d) {
+  switch (d) {
+    case DType::float32: return "float32";
+    case DType::float64: return "float64";
+    case DType::int32: return "int32";
+    case DType::int64: return "int64";
+    case DType::boolean: return "bool";
+  }
+  return "?";
+}
+
+template <class T> struct dtype_of;
+template <> struct dtype_of<float> { static constexpr DType value = DType::float32; };
+template <> struct dtype_of<double> { static constexpr DType value = DType::float64; };
+template <> struct dtype_of<int32_t> { static constexpr DType value = DType::int32; };
+template <> struct dtype_of<int64_t> { static constexpr DType value = DType::int64; };
+template <> struct dtype_of<uint8_t> { static constexpr DType value = DType::boolean; };
+
+struct View {
+  void* data = nullptr;
+  DType dtype = DType::float64;
+  int device = -1;  // -1: host memory; >= 0: CUDA device ordinal
+  std::vector<int64_t> shape;
+  std::vector<int64_t> strides;  // in elements
+
+  int ndim() const { return static_cast<int>(shape.size()); }
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t s : shape) n *= s;
+    return n;
+  }
+  int64_t size(int dim) const { return shape.at(dim < 0 ? dim + ndim() : dim); }
+  bool is_contiguous() const {
+    int64_t expected = 1;
+    for (int i = ndim() - 1; i >= 0; --i) {
+      if (shape[i] != 1 && strides[i] != expected) return false;
+      expected *= shape[i];
+    }
+    return true;
+  }
+  bool is_cuda() const { return device >= 0; }
+
+  template <class T> T* ptr() const {
+    if (dtype != dtype_of<T>::value)
+      throw std::invalid_argument(std::string("internal: view has dtype ") + dtype_name(dtype) +
+                                  ", kernel expected " + dtype_name(dtype_of<T>::value));
+    return static_cast<T*>(data);
+  }
+};
+
+}  // namespace nimbleops

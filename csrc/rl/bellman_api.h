@@ -1,0 +1,100 @@
+// The Bellman entry points the bindings call, one set per device (CPU here, CUDA in
+// bellman_cuda.cu). Every argument arrives as a View; validate_mdp() checks what they share.
+#pragma once
+#include <cstdint>
+
+#include "core/check.h"
+#include "core/view.h"
+#include "rl/bellman_solvers.h"
+
+namespace nimbleops {
+namespace rl {
+
+struct MdpViews {
+  bool sparse = false;
+  View P;                        // dense: [B, S, A, S]
+  View indptr, indices, data;    // sparse: CSR over S*A rows
+  View R;                        // [B, S, A]
+  int64_t B = 1, S = 0, A = 0;
+};
+
+// Shapes, dtypes, contiguity and device agreement of a model (not its values).
+inline void validate_mdp(const MdpViews& m) {
+  NIMBLEOPS_CHECK(m.S >= 1 && m.A >= 1 && m.B >= 0, "MDP: expected S >= 1, A >= 1, got S=", m.S, " A=", m.A);
+  check_contiguous(m.R, "R");
+  check_numel(m.R, m.B * m.S * m.A, "R");
+  NIMBLEOPS_CHECK(m.R.dtype == DType::float32 || m.R.dtype == DType::float64, "R: expected float32 or float64, got ",
+                  dtype_name(m.R.dtype));
+  if (!m.sparse) {
+    check_contiguous(m.P, "P");
+    check_dtype(m.P, m.R.dtype, "P");
+    check_numel(m.P, m.B * m.S * m.A * m.S, "P");
+    check_same_device(m.P, m.R, "P", "R");
+  } else {
+    NIMBLEOPS_CHECK(m.B == 1, "sparse transitions hold one MDP, got a batch of ", m.B);
+    check_contiguous(m.indptr, "indptr");
+    check_contiguous(m.indices, "indices");
+    check_contiguous(m.data, "data");
+    check_dtype(m.indptr, DType::int64, "indptr");
+    NIMBLEOPS_CHECK(m.indices.dtype == DType::int32 || m.indices.dtype == DType::int64,
+                    "indices: expected int32 or int64, got ", dtype_name(m.indices.dtype));
+    check_dtype(m.data, m.R.dtype, "data");
+    check_numel(m.indptr, m.S * m.A + 1, "indptr");
+    check_numel(m.data, m.indices.numel(), "data");
+    check_same_device(m.indptr, m.R, "indptr", "R");
+    check_same_device(m.indices, m.R, "indices", "R");
+    check_same_device(m.data, m.R, "data", "R");
+  }
+}
+
+inline void validate_values(const MdpViews& m, const View& V, const char* name, int64_t copies = 1) {
+  check_contiguous(V, name);
+  check_dtype(V, m.R.dtype, name);
+  check_numel(V, copies * m.B * m.S, name);
+  check_same_device(V, m.R, name, "R");
+}
+
+inline void validate_actions(const MdpViews& m, const View& pol, const char* name, int64_t copies = 1) {
+  check_contiguous(pol, name);
+  check_dtype(pol, DType::int64, name);
+  check_numel(pol, copies * m.B * m.S, name);
+  check_same_device(pol, m.R, name, "R");
+}
+
+inline void check_gamma(double gamma, bool infinite_horizon) {
+  if (infinite_horizon)
+    NIMBLEOPS_CHECK(gamma >= 0.0 && gamma < 1.0, "gamma: expected 0 <= gamma < 1 for an infinite-horizon solver, got ", gamma);
+  else
+    NIMBLEOPS_CHECK(gamma >= 0.0 && gamma <= 1.0, "gamma: expected 0 <= gamma <= 1, got ", gamma);
+}
+
+#define NIMBLEOPS_BELLMAN_DEVICE_API(ns)                                                                 \
+  namespace ns {                                                                                         \
+  void q_values(const MdpViews& m, const View& V, double gamma, const View& Q);                          \
+  void optimality_backup(const MdpViews& m, const View& V, double gamma, const View& V_out,              \
+                         const View& policy_out);                                                        \
+  void expectation_backup(const MdpViews& m, const View& V, double gamma, const View& policy,            \
+                          const View& V_out);                                                            \
+  SolveStats value_iteration(const MdpViews& m, double gamma, const View& V, const View& policy, double tol, \
+                             int64_t max_iter, StopRule rule, bool gauss_seidel);                        \
+  SolveStats policy_evaluation(const MdpViews& m, double gamma, const View& policy, const View& V,       \
+                               double tol, int64_t max_iter);                                            \
+  SolveStats policy_iteration(const MdpViews& m, double gamma, const View& V, const View& policy,        \
+                              double eval_tol, int64_t eval_max_iter, int64_t max_iter);                 \
+  SolveStats modified_policy_iteration(const MdpViews& m, double gamma, const View& V, const View& policy, \
+                                       int64_t k, double tol, int64_t max_iter);                         \
+  void finite_horizon(const MdpViews& m, double gamma, int64_t horizon, const View& V, const View& policy); \
+  }
+
+NIMBLEOPS_BELLMAN_DEVICE_API(cpu)
+#ifdef NIMBLEOPS_WITH_CUDA
+NIMBLEOPS_BELLMAN_DEVICE_API(cuda)
+#endif
+
+namespace cpu {
+// CSR structure: indptr[0] == 0, non-decreasing, indptr[S*A] == nnz, 0 <= indices < S.
+void check_csr(const View& indptr, const View& indices, int64_t S, int64_t A);
+}  // namespace cpu
+
+}  // namespace rl
+}  // namespace nimbleops

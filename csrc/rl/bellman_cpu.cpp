@@ -1,0 +1,430 @@
+// CPU Bellman kernels: OpenMP over states (or over MDPs for Gauss-Seidel), SIMD dense rows from
+// bellman_rows.cpp. Each state's value is computed by one thread in a fixed order, and the
+// per-MDP reductions are max/min/count, so results are identical for any thread count.
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "core/dispatch.h"
+#include "core/parallel.h"
+#include "core/simd.h"
+#include "rl/bellman_api.h"
+#include "rl/bellman_rows.h"
+
+namespace nimbleops {
+namespace rl {
+
+#define NIMBLEOPS_DECLARE_ROWS(level)                          \
+  namespace isa_##level {                                      \
+  extern const DenseRowKernels<float> dense_rows_f32;          \
+  extern const DenseRowKernels<double> dense_rows_f64;         \
+  }
+NIMBLEOPS_DECLARE_ROWS(baseline)
+#ifdef NIMBLEOPS_X86_ISAS
+NIMBLEOPS_DECLARE_ROWS(avx2)
+NIMBLEOPS_DECLARE_ROWS(avx512)
+#endif
+
+template <>
+const DenseRowKernels<float>& dense_row_kernels<float>() {
+#ifdef NIMBLEOPS_X86_ISAS
+  switch (active_isa()) {
+    case Isa::avx512: return isa_avx512::dense_rows_f32;
+    case Isa::avx2: return isa_avx2::dense_rows_f32;
+    default: break;
+  }
+#endif
+  return isa_baseline::dense_rows_f32;
+}
+
+template <>
+const DenseRowKernels<double>& dense_row_kernels<double>() {
+#ifdef NIMBLEOPS_X86_ISAS
+  switch (active_isa()) {
+    case Isa::avx512: return isa_avx512::dense_rows_f64;
+    case Isa::avx2: return isa_avx2::dense_rows_f64;
+    default: break;
+  }
+#endif
+  return isa_baseline::dense_rows_f64;
+}
+
+namespace cpu {
+namespace {
+
+// Row access for the two models, with the same interface.
+template <class T>
+struct DenseRows {
+  DenseMdp<T> m;
+  const DenseRowKernels<T>& k = dense_row_kernels<T>();
+  int64_t cost_per_state() const { return m.A * m.S; }
+  void q_state(int64_t b, int64_t s, const T* Vb, T gamma, T* q) const {
+    k.q_state(m.row(b, s, 0), m.R + (b * m.S + s) * m.A, Vb, gamma, m.S, m.A, q);
+  }
+  T q_action(int64_t b, int64_t s, int64_t a, const T* Vb, T gamma) const {
+    return q_from(m.reward(b, s, a), gamma, k.dot(m.row(b, s, a), Vb, m.S));
+  }
+};
+
+template <class T, class I>
+struct SparseRows {
+  SparseMdp<T, I> m;
+  int64_t cost_per_state() const {
+    const int64_t rows = m.S * m.A;
+    return std::max<int64_t>(m.A, m.A * (m.indptr[rows] / std::max<int64_t>(rows, 1)));
+  }
+  void q_state(int64_t b, int64_t s, const T* Vb, T gamma, T* q) const {
+    for (int64_t a = 0; a < m.A; ++a) q[a] = q_from(m.reward(b, s, a), gamma, m.row_dot(s, a, Vb));
+  }
+  T q_action(int64_t b, int64_t s, int64_t a, const T* Vb, T gamma) const {
+    return q_from(m.reward(b, s, a), gamma, m.row_dot(s, a, Vb));
+  }
+};
+
+template <class T>
+struct StateResult {
+  T d;           // enters the per-MDP max and min
+  int64_t flag;  // enters the per-MDP count
+};
+
+template <class T>
+inline void argmax_lowest(const T* q, int64_t A, T& best, int64_t& arg) {
+  best = q[0];
+  arg = 0;
+  for (int64_t a = 1; a < A; ++a)
+    if (q[a] > best) {
+      best = q[a];
+      arg = a;
+    }
+}
+
+template <class Scalar, class Rows>
+struct CpuOps {
+  using T = Scalar;
+  template <class U>
+  struct Buffer {
+    std::vector<U> v;
+    U* get() { return v.data(); }
+  };
+
+  Rows rows;
+  T gamma;
+  int64_t B, S, A;
+
+  CpuOps(Rows r, T g) : rows(r), gamma(g), B(r.m.B), S(r.m.S), A(r.m.A) {}
+
+  template <class U>
+  Buffer<U> alloc(int64_t n) { return Buffer<U>{std::vector<U>(static_cast<size_t>(n))}; }
+  template <class U>
+  void upload(U* dst, const U* src, int64_t n) { std::memcpy(dst, src, sizeof(U) * n); }
+  template <class U>
+  void download(U* dst, const U* src, int64_t n) { std::memcpy(dst, src, sizeof(U) * n); }
+
+  // Runs f(b, s, q_scratch) -> StateResult over all states of the active MDPs, in parallel
+  // over states, and reduces max/min of .d and the sum of .flag per MDP.
+  template <class F>
+  void sweep(const uint8_t* active, T* dmax, T* dmin, int64_t* count, F&& f) {
+    for (int64_t b = 0; b < B; ++b) {
+      if (dmax) dmax[b] = -std::numeric_limits<T>::infinity();
+      if (dmin) dmin[b] = std::numeric_limits<T>::infinity();
+      if (count) count[b] = 0;
+    }
+    const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, rows.cost_per_state()));
+    parallel_for(B * S, grain, [&](int64_t begin, int64_t end) {
+      std::vector<T> q(static_cast<size_t>(A));
+      int64_t cur = -1, cnt = 0;
+      T lmax = -std::numeric_limits<T>::infinity(), lmin = std::numeric_limits<T>::infinity();
+      auto flush = [&] {
+        if (cur < 0) return;
+#pragma omp critical(nimbleops_bellman_merge)
+        {
+          if (dmax) dmax[cur] = std::max(dmax[cur], lmax);
+          if (dmin) dmin[cur] = std::min(dmin[cur], lmin);
+          if (count) count[cur] += cnt;
+        }
+      };
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t b = i / S, s = i - b * S;
+        if (active && !active[b]) {
+          i = std::min(end, (b + 1) * S) - 1;
+          continue;
+        }
+        if (b != cur) {
+          flush();
+          cur = b;
+          cnt = 0;
+          lmax = -std::numeric_limits<T>::infinity();
+          lmin = std::numeric_limits<T>::infinity();
+        }
+        const StateResult<T> r = f(b, s, q.data());
+        lmax = std::max(lmax, r.d);
+        lmin = std::min(lmin, r.d);
+        cnt += r.flag;
+      }
+      flush();
+    });
+  }
+
+  void q_values(const T* V, T* Q) {
+    sweep(nullptr, nullptr, nullptr, nullptr, [&](int64_t b, int64_t s, T*) {
+      rows.q_state(b, s, V + b * S, gamma, Q + (b * S + s) * A);
+      return StateResult<T>{T(0), 0};
+    });
+  }
+
+  void optimality(const T* V, T* V_out, int64_t* policy, const uint8_t* active, T* dmax, T* dmin) {
+    sweep(active, dmax, dmin, nullptr, [&](int64_t b, int64_t s, T* q) {
+      rows.q_state(b, s, V + b * S, gamma, q);
+      T best;
+      int64_t arg;
+      argmax_lowest(q, A, best, arg);
+      V_out[b * S + s] = best;
+      if (policy) policy[b * S + s] = arg;
+      return StateResult<T>{best - V[b * S + s], 0};
+    });
+  }
+
+  void optimality_gauss_seidel(T* V, int64_t* policy, const uint8_t* active, T* dmax, T* dmin) {
+    parallel_for(B, 1, [&](int64_t b0, int64_t b1) {
+      std::vector<T> q(static_cast<size_t>(A));
+      for (int64_t b = b0; b < b1; ++b) {
+        if (!active[b]) continue;
+        T lmax = -std::numeric_limits<T>::infinity(), lmin = std::numeric_limits<T>::infinity();
+        for (int64_t s = 0; s < S; ++s) {
+          rows.q_state(b, s, V + b * S, gamma, q.data());
+          T best;
+          int64_t arg;
+          argmax_lowest(q.data(), A, best, arg);
+          const T d = best - V[b * S + s];
+          lmax = std::max(lmax, d);
+          lmin = std::min(lmin, d);
+          V[b * S + s] = best;
+          if (policy) policy[b * S + s] = arg;
+        }
+        dmax[b] = lmax;
+        dmin[b] = lmin;
+      }
+    });
+  }
+
+  T expected_value(int64_t b, int64_t s, const T* Vb, PolicyRef<T> pol, T* q) const {
+    if (pol.actions) return rows.q_action(b, s, pol.actions[b * S + s], Vb, gamma);
+    rows.q_state(b, s, Vb, gamma, q);
+    const T* p = pol.probs + (b * S + s) * A;
+    T v = T(0);
+    for (int64_t a = 0; a < A; ++a)
+      if (p[a] > T(0)) v += p[a] * q[a];
+    return v;
+  }
+
+  void expectation(const T* V, T* V_out, PolicyRef<T> pol, const uint8_t* active, T* dmax, T* dmin) {
+    sweep(active, dmax, dmin, nullptr, [&](int64_t b, int64_t s, T* q) {
+      const T v = expected_value(b, s, V + b * S, pol, q);
+      V_out[b * S + s] = v;
+      return StateResult<T>{v - V[b * S + s], 0};
+    });
+  }
+
+  void improve(const T* V, int64_t* policy, const uint8_t* active, int64_t* changed, T* bellman_residual) {
+    sweep(active, bellman_residual, nullptr, changed, [&](int64_t b, int64_t s, T* q) {
+      rows.q_state(b, s, V + b * S, gamma, q);
+      T best;
+      int64_t arg;
+      argmax_lowest(q, A, best, arg);
+      int64_t& cur = policy[b * S + s];
+      int64_t flag = 0;
+      if (best > q[cur]) {
+        cur = arg;
+        flag = 1;
+      }
+      const T r = best - V[b * S + s];
+      return StateResult<T>{r < T(0) ? -r : r, flag};
+    });
+  }
+
+  void copy_active(T* dst, const T* src, const uint8_t* active) {
+    for (int64_t b = 0; b < B; ++b)
+      if (active[b]) std::memcpy(dst + b * S, src + b * S, sizeof(T) * S);
+  }
+
+  void shift_active(T* dst, const T* src, const T* shift, const uint8_t* active) {
+    for (int64_t b = 0; b < B; ++b)
+      if (active[b])
+        for (int64_t s = 0; s < S; ++s) dst[b * S + s] = src[b * S + s] + shift[b];
+  }
+};
+
+// Calls f(ops) with the CpuOps for this model's dtype and layout.
+template <class F>
+auto with_ops(const MdpViews& m, double gamma, F&& f) {
+  validate_mdp(m);
+  NIMBLEOPS_CHECK(m.R.device < 0, "R: expected a CPU array for the CPU kernels");
+  return NIMBLEOPS_DISPATCH_FLOATING(m.R.dtype, "R", [&] {
+    const scalar_t g = static_cast<scalar_t>(gamma);
+    if (!m.sparse) {
+      CpuOps<scalar_t, DenseRows<scalar_t>> ops(
+          DenseRows<scalar_t>{DenseMdp<scalar_t>{m.P.ptr<scalar_t>(), m.R.ptr<scalar_t>(), m.B, m.S, m.A}}, g);
+      return f(ops);
+    }
+    if (m.indices.dtype == DType::int32) {
+      using Rows = SparseRows<scalar_t, int32_t>;
+      CpuOps<scalar_t, Rows> ops(Rows{SparseMdp<scalar_t, int32_t>{m.indptr.ptr<int64_t>(), m.indices.ptr<int32_t>(),
+                                                                    m.data.ptr<scalar_t>(), m.R.ptr<scalar_t>(), m.B,
+                                                                    m.S, m.A}},
+                                 g);
+      return f(ops);
+    }
+    using Rows = SparseRows<scalar_t, int64_t>;
+    CpuOps<scalar_t, Rows> ops(Rows{SparseMdp<scalar_t, int64_t>{m.indptr.ptr<int64_t>(), m.indices.ptr<int64_t>(),
+                                                                  m.data.ptr<scalar_t>(), m.R.ptr<scalar_t>(), m.B, m.S,
+                                                                  m.A}},
+                               g);
+    return f(ops);
+  });
+}
+
+void check_actions_in_range(const View& policy, int64_t A, const char* name) {
+  const int64_t* p = policy.ptr<int64_t>();
+  const int64_t n = policy.numel();
+  for (int64_t i = 0; i < n; ++i)
+    NIMBLEOPS_CHECK_INDEX(p[i] >= 0 && p[i] < A, name, ": action ", p[i], " at flat index ", i,
+                          " is out of range [0, ", A, ")");
+}
+
+template <class T>
+PolicyRef<T> policy_ref(const MdpViews& m, const View& policy) {
+  PolicyRef<T> ref;
+  check_contiguous(policy, "policy");
+  check_same_device(policy, m.R, "policy", "R");
+  if (policy.dtype == DType::int64) {
+    check_numel(policy, m.B * m.S, "policy");
+    check_actions_in_range(policy, m.A, "policy");
+    ref.actions = policy.ptr<int64_t>();
+  } else {
+    NIMBLEOPS_CHECK(policy.dtype == m.R.dtype, "policy: expected int64 actions or ", dtype_name(m.R.dtype),
+                    " probabilities, got ", dtype_name(policy.dtype));
+    check_numel(policy, m.B * m.S * m.A, "policy");
+    ref.probs = policy.ptr<T>();
+  }
+  return ref;
+}
+
+}  // namespace
+
+void q_values(const MdpViews& m, const View& V, double gamma, const View& Q) {
+  check_gamma(gamma, false);
+  validate_values(m, V, "V");
+  check_contiguous(Q, "Q");
+  check_dtype(Q, m.R.dtype, "Q");
+  check_numel(Q, m.B * m.S * m.A, "Q");
+  with_ops(m, gamma, [&](auto& ops) {
+    using T = typename std::decay_t<decltype(ops)>::T;
+    ops.q_values(V.ptr<T>(), Q.ptr<T>());
+  });
+}
+
+void optimality_backup(const MdpViews& m, const View& V, double gamma, const View& V_out, const View& policy_out) {
+  check_gamma(gamma, false);
+  validate_values(m, V, "V");
+  validate_values(m, V_out, "V_out");
+  validate_actions(m, policy_out, "policy_out");
+  with_ops(m, gamma, [&](auto& ops) {
+    using T = typename std::decay_t<decltype(ops)>::T;
+    std::vector<uint8_t> active(m.B, 1);
+    ops.optimality(V.ptr<T>(), V_out.ptr<T>(), policy_out.ptr<int64_t>(), active.data(), nullptr, nullptr);
+  });
+}
+
+void expectation_backup(const MdpViews& m, const View& V, double gamma, const View& policy, const View& V_out) {
+  check_gamma(gamma, false);
+  validate_values(m, V, "V");
+  validate_values(m, V_out, "V_out");
+  with_ops(m, gamma, [&](auto& ops) {
+    using T = typename std::decay_t<decltype(ops)>::T;
+    std::vector<uint8_t> active(m.B, 1);
+    ops.expectation(V.ptr<T>(), V_out.ptr<T>(), policy_ref<T>(m, policy), active.data(), nullptr, nullptr);
+  });
+}
+
+SolveStats value_iteration(const MdpViews& m, double gamma, const View& V, const View& policy, double tol,
+                           int64_t max_iter, StopRule rule, bool gauss_seidel) {
+  check_gamma(gamma, true);
+  validate_values(m, V, "V");
+  validate_actions(m, policy, "policy");
+  return with_ops(m, gamma, [&](auto& ops) {
+    using T = typename std::decay_t<decltype(ops)>::T;
+    return rl::value_iteration(ops, T(gamma), tol, max_iter, rule, gauss_seidel, V.ptr<T>(), policy.ptr<int64_t>());
+  });
+}
+
+SolveStats policy_evaluation(const MdpViews& m, double gamma, const View& policy, const View& V, double tol,
+                             int64_t max_iter) {
+  check_gamma(gamma, true);
+  validate_values(m, V, "V");
+  return with_ops(m, gamma, [&](auto& ops) {
+    using T = typename std::decay_t<decltype(ops)>::T;
+    return rl::policy_evaluation(ops, policy_ref<T>(m, policy), T(gamma), tol, max_iter, V.ptr<T>());
+  });
+}
+
+SolveStats policy_iteration(const MdpViews& m, double gamma, const View& V, const View& policy, double eval_tol,
+                            int64_t eval_max_iter, int64_t max_iter) {
+  check_gamma(gamma, true);
+  validate_values(m, V, "V");
+  validate_actions(m, policy, "policy");
+  check_actions_in_range(policy, m.A, "policy0");
+  return with_ops(m, gamma, [&](auto& ops) {
+    using T = typename std::decay_t<decltype(ops)>::T;
+    return rl::policy_iteration(ops, T(gamma), eval_tol, eval_max_iter, max_iter, V.ptr<T>(), policy.ptr<int64_t>());
+  });
+}
+
+SolveStats modified_policy_iteration(const MdpViews& m, double gamma, const View& V, const View& policy, int64_t k,
+                                     double tol, int64_t max_iter) {
+  check_gamma(gamma, true);
+  validate_values(m, V, "V");
+  validate_actions(m, policy, "policy");
+  return with_ops(m, gamma, [&](auto& ops) {
+    using T = typename std::decay_t<decltype(ops)>::T;
+    return rl::modified_policy_iteration(ops, T(gamma), tol, k, max_iter, V.ptr<T>(), policy.ptr<int64_t>());
+  });
+}
+
+void finite_horizon(const MdpViews& m, double gamma, int64_t horizon, const View& V, const View& policy) {
+  check_gamma(gamma, false);
+  NIMBLEOPS_CHECK(horizon >= 0, "horizon: expected an integer >= 0, got ", horizon);
+  validate_values(m, V, "V", horizon + 1);
+  validate_actions(m, policy, "policy", horizon);
+  with_ops(m, gamma, [&](auto& ops) {
+    using T = typename std::decay_t<decltype(ops)>::T;
+    rl::finite_horizon(ops, T(gamma), horizon, V.ptr<T>(), policy.ptr<int64_t>());
+  });
+}
+
+void check_csr(const View& indptr, const View& indices, int64_t S, int64_t A) {
+  check_contiguous(indptr, "indptr");
+  check_contiguous(indices, "indices");
+  check_dtype(indptr, DType::int64, "indptr");
+  check_numel(indptr, S * A + 1, "indptr");
+  const int64_t* ip = indptr.ptr<int64_t>();
+  const int64_t nnz = indices.numel();
+  NIMBLEOPS_CHECK(ip[0] == 0, "indptr: expected indptr[0] == 0, got ", ip[0]);
+  NIMBLEOPS_CHECK(ip[S * A] == nnz, "indptr: expected indptr[-1] == nnz == ", nnz, ", got ", ip[S * A]);
+  for (int64_t r = 0; r < S * A; ++r)
+    NIMBLEOPS_CHECK(ip[r] <= ip[r + 1], "indptr: expected a non-decreasing array, indptr[", r, "] = ", ip[r],
+                    " > indptr[", r + 1, "] = ", ip[r + 1]);
+  auto check = [&](auto* idx) {
+    for (int64_t k = 0; k < nnz; ++k)
+      NIMBLEOPS_CHECK_INDEX(idx[k] >= 0 && idx[k] < S, "indices: next state ", int64_t(idx[k]), " at position ", k,
+                            " is out of range [0, ", S, ")");
+  };
+  if (indices.dtype == DType::int32)
+    check(indices.ptr<int32_t>());
+  else
+    check(indices.ptr<int64_t>());
+}
+
+}  // namespace cpu
+}  // namespace rl
+}  // namespace nimbleops

@@ -1,0 +1,163 @@
+"""Input/output conversion shared by every op.
+
+numpy arrays and torch tensors (CPU, and CUDA when the CUDA kernels are built) reach the
+kernels as :class:`nimbleops._C.View` objects without copies when dtype and layout already fit;
+otherwise they are converted once. Outputs follow the input kind and device: numpy in, numpy
+out; torch in, torch out on the same device. torch is never imported here unless the caller
+already did (a torch tensor cannot exist otherwise).
+"""
+from __future__ import annotations
+
+import numbers
+import sys
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from . import _C
+
+FLOAT_DTYPES = ("float32", "float64")
+
+
+def _torch():
+    return sys.modules.get("torch")
+
+
+def is_torch(x: Any) -> bool:
+    torch = _torch()
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def dtype_name(x: Any) -> str:
+    """'float32', 'int64', ... for a numpy array or torch tensor."""
+    if is_torch(x):
+        return str(x.dtype).replace("torch.", "")
+    return np.asarray(x).dtype.name if not isinstance(x, np.ndarray) else x.dtype.name
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Where the arrays of one call live: numpy, or torch on a device."""
+
+    torch: bool = False
+    device: Any = None  # torch.device when torch
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.torch and self.device.type == "cuda"
+
+    @property
+    def device_index(self) -> int:
+        """-1 for host memory, else the CUDA ordinal (what View.device holds)."""
+        if self.is_cuda:
+            return self.device.index if self.device.index is not None else _torch().cuda.current_device()
+        return -1
+
+    @property
+    def suffix(self) -> str:
+        """Which compiled entry point serves this kind: 'cpu' or 'cuda'."""
+        return "cuda" if self.is_cuda else "cpu"
+
+
+def kind_of(**arrays: Any) -> Kind:
+    """The kind of a call from its array arguments: torch if any is a tensor (all tensors on one device)."""
+    kind = None
+    for name, x in arrays.items():
+        if x is None or not is_torch(x):
+            continue
+        if x.device.type not in ("cpu", "cuda"):
+            raise ValueError(f"{name}: expected a CPU or CUDA tensor, got device {x.device}")
+        if kind is None:
+            kind = Kind(True, x.device)
+        elif kind.device != x.device:
+            raise ValueError(f"{name}: expected a tensor on {kind.device} like the other arguments, got {x.device}")
+    if kind is None:
+        return Kind()
+    if kind.is_cuda and not hasattr(_C.rl, "q_values_cuda"):
+        raise ValueError("CUDA tensors given, but this nimbleops build has no CUDA kernels (see nimbleops.build_info())")
+    return kind
+
+
+def compute_dtype(x: Any, name: str) -> str:
+    """float32 stays float32, float64 stays float64, other real numbers compute in float64."""
+    d = dtype_name(x)
+    if d in FLOAT_DTYPES:
+        return d
+    if d in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "bfloat16"):
+        return "float64"
+    raise TypeError(f"{name}: expected a real-valued array (float32 or float64), got dtype {d}")
+
+
+def to_array(x: Any, name: str, kind: Kind, dtype: str) -> Any:
+    """x as a contiguous array of `dtype` of this kind (no copy when it already fits)."""
+    if x is None:
+        raise TypeError(f"{name}: expected an array, got None")
+    d = dtype_name(x) if (isinstance(x, np.ndarray) or is_torch(x)) else None
+    if d is not None and d.startswith("complex"):
+        raise TypeError(f"{name}: expected a real-valued array, got dtype {d}")
+    if kind.torch:
+        torch = _torch()
+        if not is_torch(x):
+            arr = np.asarray(x)
+            if arr.dtype.kind not in "biuf":
+                raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+            x = torch.from_numpy(np.ascontiguousarray(arr))
+        return x.to(device=kind.device, dtype=getattr(torch, dtype)).contiguous()
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def empty(shape, dtype: str, kind: Kind) -> Any:
+    if kind.torch:
+        torch = _torch()
+        return torch.empty(tuple(shape), dtype=getattr(torch, dtype), device=kind.device)
+    return np.empty(tuple(shape), dtype=dtype)
+
+
+def zeros(shape, dtype: str, kind: Kind) -> Any:
+    if kind.torch:
+        torch = _torch()
+        return torch.zeros(tuple(shape), dtype=getattr(torch, dtype), device=kind.device)
+    return np.zeros(tuple(shape), dtype=dtype)
+
+
+def view(x: Any) -> "_C.View":
+    """A View of a numpy array or torch tensor (strides in elements); x must outlive its use."""
+    if is_torch(x):
+        dev = -1 if x.device.type == "cpu" else x.device.index
+        return _C.View(x.data_ptr(), list(x.shape), list(x.stride()), dtype_name(x), dev)
+    item = x.itemsize
+    return _C.View(
+        x.__array_interface__["data"][0], list(x.shape), [s // item for s in x.strides], x.dtype.name, -1
+    )
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    if is_torch(x):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def check_real_scalar(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    value = float(value)
+    if value != value:
+        raise ValueError(f"{name}: expected a number, got nan")
+    return value
+
+
+def check_int(value: Any, name: str, minimum: Optional[int] = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
+    return value
+
+
+def shape_of(x: Any) -> tuple:
+    return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)

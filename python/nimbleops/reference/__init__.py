@@ -1,0 +1,7 @@
+"""Pure-Python reference implementations: plain loops, written to be read, used by the tests.
+
+Same names and signatures as the public functions; numpy arrays in and out; slow.
+"""
+from . import rl
+
+__all__ = ["rl"]
