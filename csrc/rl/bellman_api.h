@@ -16,6 +16,7 @@ struct MdpViews {
   View indptr, indices, data;    // sparse: CSR over S*A rows
   View R;                        // [B, S, A]
   int64_t B = 1, S = 0, A = 0;
+  uintptr_t stream = 0;          // CUDA: the caller's stream (0 = default)
 };
 
 // Shapes, dtypes, contiguity and device agreement of a model (not its values).

@@ -9,7 +9,7 @@
 #include "core/dispatch.h"
 #include "core/parallel.h"
 #include "core/simd.h"
-#include "rl/bellman_api.h"
+#include "rl/bellman_entry.h"
 #include "rl/bellman_rows.h"
 
 namespace nimbleops {
@@ -292,115 +292,17 @@ void check_actions_in_range(const View& policy, int64_t A, const char* name) {
                           " is out of range [0, ", A, ")");
 }
 
-template <class T>
-PolicyRef<T> policy_ref(const MdpViews& m, const View& policy) {
-  PolicyRef<T> ref;
-  check_contiguous(policy, "policy");
-  check_same_device(policy, m.R, "policy", "R");
-  if (policy.dtype == DType::int64) {
-    check_numel(policy, m.B * m.S, "policy");
-    check_actions_in_range(policy, m.A, "policy");
-    ref.actions = policy.ptr<int64_t>();
-  } else {
-    NIMBLEOPS_CHECK(policy.dtype == m.R.dtype, "policy: expected int64 actions or ", dtype_name(m.R.dtype),
-                    " probabilities, got ", dtype_name(policy.dtype));
-    check_numel(policy, m.B * m.S * m.A, "policy");
-    ref.probs = policy.ptr<T>();
-  }
-  return ref;
-}
-
 }  // namespace
 
-void q_values(const MdpViews& m, const View& V, double gamma, const View& Q) {
-  check_gamma(gamma, false);
-  validate_values(m, V, "V");
-  check_contiguous(Q, "Q");
-  check_dtype(Q, m.R.dtype, "Q");
-  check_numel(Q, m.B * m.S * m.A, "Q");
-  with_ops(m, gamma, [&](auto& ops) {
-    using T = typename std::decay_t<decltype(ops)>::T;
-    ops.q_values(V.ptr<T>(), Q.ptr<T>());
-  });
-}
+struct CpuBackend {
+  template <class F>
+  static auto with_ops(const MdpViews& m, double gamma, F&& f) {
+    return cpu::with_ops(m, gamma, std::forward<F>(f));
+  }
+  static void check_actions(const View& policy, int64_t A, const char* name) { check_actions_in_range(policy, A, name); }
+};
 
-void optimality_backup(const MdpViews& m, const View& V, double gamma, const View& V_out, const View& policy_out) {
-  check_gamma(gamma, false);
-  validate_values(m, V, "V");
-  validate_values(m, V_out, "V_out");
-  validate_actions(m, policy_out, "policy_out");
-  with_ops(m, gamma, [&](auto& ops) {
-    using T = typename std::decay_t<decltype(ops)>::T;
-    std::vector<uint8_t> active(m.B, 1);
-    ops.optimality(V.ptr<T>(), V_out.ptr<T>(), policy_out.ptr<int64_t>(), active.data(), nullptr, nullptr);
-  });
-}
-
-void expectation_backup(const MdpViews& m, const View& V, double gamma, const View& policy, const View& V_out) {
-  check_gamma(gamma, false);
-  validate_values(m, V, "V");
-  validate_values(m, V_out, "V_out");
-  with_ops(m, gamma, [&](auto& ops) {
-    using T = typename std::decay_t<decltype(ops)>::T;
-    std::vector<uint8_t> active(m.B, 1);
-    ops.expectation(V.ptr<T>(), V_out.ptr<T>(), policy_ref<T>(m, policy), active.data(), nullptr, nullptr);
-  });
-}
-
-SolveStats value_iteration(const MdpViews& m, double gamma, const View& V, const View& policy, double tol,
-                           int64_t max_iter, StopRule rule, bool gauss_seidel) {
-  check_gamma(gamma, true);
-  validate_values(m, V, "V");
-  validate_actions(m, policy, "policy");
-  return with_ops(m, gamma, [&](auto& ops) {
-    using T = typename std::decay_t<decltype(ops)>::T;
-    return rl::value_iteration(ops, T(gamma), tol, max_iter, rule, gauss_seidel, V.ptr<T>(), policy.ptr<int64_t>());
-  });
-}
-
-SolveStats policy_evaluation(const MdpViews& m, double gamma, const View& policy, const View& V, double tol,
-                             int64_t max_iter) {
-  check_gamma(gamma, true);
-  validate_values(m, V, "V");
-  return with_ops(m, gamma, [&](auto& ops) {
-    using T = typename std::decay_t<decltype(ops)>::T;
-    return rl::policy_evaluation(ops, policy_ref<T>(m, policy), T(gamma), tol, max_iter, V.ptr<T>());
-  });
-}
-
-SolveStats policy_iteration(const MdpViews& m, double gamma, const View& V, const View& policy, double eval_tol,
-                            int64_t eval_max_iter, int64_t max_iter) {
-  check_gamma(gamma, true);
-  validate_values(m, V, "V");
-  validate_actions(m, policy, "policy");
-  check_actions_in_range(policy, m.A, "policy0");
-  return with_ops(m, gamma, [&](auto& ops) {
-    using T = typename std::decay_t<decltype(ops)>::T;
-    return rl::policy_iteration(ops, T(gamma), eval_tol, eval_max_iter, max_iter, V.ptr<T>(), policy.ptr<int64_t>());
-  });
-}
-
-SolveStats modified_policy_iteration(const MdpViews& m, double gamma, const View& V, const View& policy, int64_t k,
-                                     double tol, int64_t max_iter) {
-  check_gamma(gamma, true);
-  validate_values(m, V, "V");
-  validate_actions(m, policy, "policy");
-  return with_ops(m, gamma, [&](auto& ops) {
-    using T = typename std::decay_t<decltype(ops)>::T;
-    return rl::modified_policy_iteration(ops, T(gamma), tol, k, max_iter, V.ptr<T>(), policy.ptr<int64_t>());
-  });
-}
-
-void finite_horizon(const MdpViews& m, double gamma, int64_t horizon, const View& V, const View& policy) {
-  check_gamma(gamma, false);
-  NIMBLEOPS_CHECK(horizon >= 0, "horizon: expected an integer >= 0, got ", horizon);
-  validate_values(m, V, "V", horizon + 1);
-  validate_actions(m, policy, "policy", horizon);
-  with_ops(m, gamma, [&](auto& ops) {
-    using T = typename std::decay_t<decltype(ops)>::T;
-    rl::finite_horizon(ops, T(gamma), horizon, V.ptr<T>(), policy.ptr<int64_t>());
-  });
-}
+NIMBLEOPS_BELLMAN_DEFINE_ENTRIES(CpuBackend)
 
 void check_csr(const View& indptr, const View& indices, int64_t S, int64_t A) {
   check_contiguous(indptr, "indptr");

@@ -135,6 +135,11 @@ def view(x: Any) -> "_C.View":
     )
 
 
+def cuda_stream(kind: Kind) -> int:
+    """The caller's current CUDA stream on this kind's device (kernels launch on it)."""
+    return int(_torch().cuda.current_stream(kind.device).cuda_stream)
+
+
 def to_numpy(x: Any) -> np.ndarray:
     if is_torch(x):
         return x.detach().cpu().numpy()

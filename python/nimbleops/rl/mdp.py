@@ -235,6 +235,8 @@ def prepare(P, R, *, check: bool = True, extra=None) -> PreparedMdp:
     else:
         handle = _C.rl.Mdp.dense(ar.view(P), ar.view(R), B, S, A)
         keep = (P, R)
+    if kind.is_cuda:
+        handle.stream = ar.cuda_stream(kind)
     return PreparedMdp(kind, dtype, batch, S, A, R, handle, keep)
 
 
