@@ -44,6 +44,7 @@ struct View {
   }
   int64_t size(int dim) const { return shape.at(dim < 0 ? dim + ndim() : dim); }
   bool is_contiguous() const {
+    if (numel() == 0) return true;
     int64_t expected = 1;
     for (int i = ndim() - 1; i >= 0; --i) {
       if (shape[i] != 1 && strides[i] != expected) return false;

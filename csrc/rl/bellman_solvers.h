@@ -99,9 +99,11 @@ void evaluate_policy(SolverWork<Ops>& w, PolicyRef<typename Ops::T> policy, type
 template <class Ops>
 SolveStats value_iteration(Ops& ops, typename Ops::T gamma, double tol, int64_t max_iter, StopRule rule,
                            bool gauss_seidel, typename Ops::T* V, int64_t* policy) {
+  using T = typename Ops::T;
   SolverWork<Ops> w(ops);
   SolveStats out(ops.B);
   const double thresh = stop_threshold(tol, gamma, rule);
+  std::vector<T> shift_h(ops.B, T(0));  // span rule: midrange(V' - V) * gamma / (1 - gamma)
   for (int64_t it = 1; it <= max_iter && w.any_active(); ++it) {
     w.push_active();
     if (gauss_seidel) {
@@ -120,8 +122,16 @@ SolveStats value_iteration(Ops& ops, typename Ops::T gamma, double tol, int64_t 
       if (res < thresh) {
         out.converged[b] = 1;
         w.active_h[b] = 0;
+        if (rule == StopRule::span && gamma > T(0))
+          shift_h[b] = T((double(w.dmax_h[b]) + double(w.dmin_h[b])) / 2.0 * gamma / (1.0 - gamma));
       }
     }
+  }
+  if (rule == StopRule::span) {
+    auto shift = ops.template alloc<T>(ops.B);
+    ops.upload(shift.get(), shift_h.data(), ops.B);
+    ops.upload(w.active.get(), out.converged.data(), ops.B);
+    ops.shift_active(V, V, shift.get(), w.active.get());
   }
   // the returned policy is greedy with respect to the returned V
   w.active_h.assign(ops.B, 1);

@@ -102,7 +102,8 @@ def to_array(x: Any, name: str, kind: Kind, dtype: str) -> Any:
             arr = np.asarray(x)
             if arr.dtype.kind not in "biuf":
                 raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
-            x = torch.from_numpy(np.ascontiguousarray(arr))
+            arr = np.ascontiguousarray(arr)
+            x = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
         return x.to(device=kind.device, dtype=getattr(torch, dtype)).contiguous()
     arr = np.asarray(x)
     if arr.dtype.kind not in "biuf":

@@ -127,7 +127,7 @@ def _finish(batch, V, policy, iterations, residual, converged):
         return MDPSolution(V[0], policy[0], int(iterations[0]), float(residual[0]), bool(converged[0]))
     return MDPSolution(
         V.reshape(batch + (S,)),
-        policy.reshape(batch + policy.shape[2:]),
+        policy.reshape(batch + policy.shape[1:]),
         np.array(iterations).reshape(batch),
         np.array(residual).reshape(batch),
         np.array(converged).reshape(batch),
@@ -151,12 +151,14 @@ def value_iteration(P, R, gamma, *, tol=1e-6, max_iter=10_000, V0=None, stop="su
             new = V if gauss_seidel else V.copy()
             diffs = []
             for s in range(S):
-                value, _ = _greedy(succ, Rb[b], V if gauss_seidel else V, gamma, s)
+                value, _ = _greedy(succ, Rb[b], V, gamma, s)
                 diffs.append(value - V[s])
                 new[s] = value
             V = new
             res = max(abs(d) for d in diffs) if stop == "sup" else max(diffs) - min(diffs)
             done = res < threshold
+            if done and stop == "span" and gamma > 0:  # midrange correction
+                V = V + (max(diffs) + min(diffs)) / 2 * gamma / (1 - gamma)
         for s in range(S):
             policy[b, s] = _greedy(succ, Rb[b], V, gamma, s)[1]
         V_all[b] = V

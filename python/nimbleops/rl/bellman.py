@@ -216,7 +216,10 @@ def value_iteration(
         Puterman Thm 6.3.1): the greedy policy of the returned V is tol-optimal and
         ``||V' - V*||_sup < tol / 2``.
         ``stop="span"``: ``span(V' - V) = max(V' - V) - min(V' - V) < tol * (1 - gamma) / gamma``
-        (pymdptoolbox's rule, Puterman 6.6.3); the returned V is the last iterate.
+        (pymdptoolbox's rule, Puterman 6.6.3). The returned V is the last iterate shifted by
+        ``midrange(V' - V) * gamma / (1 - gamma)`` (Puterman 6.6.12, as QuantEcon's MPI does),
+        which brings it close to V*; pymdptoolbox returns the unshifted iterate, which can be far
+        from V* (its policy is still tol-optimal). Not with ``gauss_seidel``.
         ``gamma = 0`` stops after one sweep. ``max_iter`` sweeps at most; ``converged`` says
         whether the rule was met.
     gauss_seidel: update V in place, states in index order (each backup sees the states before
@@ -229,6 +232,8 @@ def value_iteration(
     tol, max_iter = _common(tol, max_iter)
     if stop not in ("sup", "span"):
         raise ValueError(f"stop: expected 'sup' or 'span', got {stop!r}")
+    if gauss_seidel and stop == "span":
+        raise ValueError("stop='span' needs Jacobi sweeps; use stop='sup' with gauss_seidel=True")
     if gauss_seidel and m.kind.is_cuda:
         raise ValueError("gauss_seidel=True is sequential over states and runs on the CPU only; got CUDA tensors")
     V = _initial_values(m, V0)
@@ -317,8 +322,8 @@ def modified_policy_iteration(
         V = ar.empty(m.batch_shape + (m.S,), m.dtype, m.kind)
         finite = m.R.clone() if ar.is_torch(m.R) else m.R.copy()
         finite[finite == float("-inf")] = float("inf")
-        low = finite.reshape(m.batch_shape + (-1,)).min(-1)
-        low = low.values if ar.is_torch(low) else low
+        finite = finite.reshape(m.batch_shape + (-1,))
+        low = ar._torch().amin(finite, -1) if ar.is_torch(finite) else finite.min(-1)
         V[...] = (low / (1.0 - g))[..., None]
     else:
         V = _initial_values(m, V0)

@@ -204,6 +204,8 @@ def prepare(P, R, *, check: bool = True, extra=None) -> PreparedMdp:
     ar.compute_dtype(R, "R")
     rshape = tuple(ar.shape_of(R))
     R = ar.to_array(R, "R", kind, dtype)
+    if sparse and rshape == (S, A, S):
+        raise ValueError("R: sparse transitions take expected rewards [S, A], got [S, A, S']")
     if not sparse and len(rshape) == len(batch) + 3:
         if rshape != batch + (S, A, S):
             raise ValueError(f"R: expected shape {list(batch + (S, A, S))} (or [..., S, A]), got {list(rshape)}")

@@ -1,0 +1,63 @@
+"""Shared test settings: tolerances per dtype, array kinds, random MDPs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import settings
+
+import nimbleops
+
+settings.register_profile("default", deadline=None, max_examples=40, derandomize=True)
+settings.load_profile("default")
+
+#: kernel vs float64 reference, per compute dtype
+TOL = {
+    "float64": dict(rtol=1e-10, atol=1e-10),
+    "float32": dict(rtol=2e-5, atol=2e-5),
+}
+
+#: array kinds every op is tested with; CUDA only where a GPU is usable
+KINDS = ["numpy", "torch"] + (["torch-cuda"] if nimbleops.has_cuda() else [])
+
+
+def to_kind(x, kind):
+    """A numpy array as the given kind (None passes through)."""
+    if x is None or kind == "numpy":
+        return x
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(x))
+    return t.cuda() if kind == "torch-cuda" else t
+
+
+def to_numpy(x):
+    if hasattr(x, "detach"):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def assert_close(actual, expected, dtype, scale=1.0):
+    tol = TOL[dtype]
+    np.testing.assert_allclose(to_numpy(actual), expected, rtol=tol["rtol"], atol=tol["atol"] * scale)
+
+
+def random_mdp(rng, S, A, batch=(), density=1.0, leak=0.1, infeasible=0.0, dtype="float64"):
+    """A random MDP: P [*batch, S, A, S] rows summing to 1 - U(0, leak), R [*batch, S, A] with
+    some -inf (infeasible) entries, never a whole state."""
+    P = rng.random(batch + (S, A, S)) * (rng.random(batch + (S, A, S)) < density)
+    P[..., 0] += 1e-3  # no empty row
+    P /= P.sum(-1, keepdims=True)
+    P *= 1 - leak * rng.random(batch + (S, A, 1))
+    R = rng.standard_normal(batch + (S, A))
+    if infeasible:
+        mask = rng.random(batch + (S, A)) < infeasible
+        mask[..., 0] = False
+        perm = rng.permuted(np.broadcast_to(np.arange(A), batch + (S, A)), axis=-1)
+        mask = np.take_along_axis(mask, perm, axis=-1)  # the always-feasible action moves around
+        R[mask] = -np.inf
+    return P.astype(dtype), R.astype(dtype)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)

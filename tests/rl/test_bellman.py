@@ -1,0 +1,492 @@
+"""Bellman backups and solvers: kernel vs reference, textbook cases, invariances, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import nimbleops
+from nimbleops import rl
+from nimbleops.reference import rl as ref
+
+from ..conftest import KINDS, TOL, assert_close, random_mdp, to_kind, to_numpy
+
+DTYPES = ["float64", "float32"]
+
+
+@st.composite
+def mdps(draw, allow_batch=True):
+    seed = draw(st.integers(0, 2**31 - 1))
+    S = draw(st.integers(1, 6))
+    A = draw(st.integers(1, 4))
+    batch = draw(st.sampled_from([(), (2,), (2, 3)])) if allow_batch else ()
+    density = draw(st.sampled_from([1.0, 0.5, 0.2]))
+    infeasible = draw(st.sampled_from([0.0, 0.3]))
+    rng = np.random.default_rng(seed)
+    P, R = random_mdp(rng, S, A, batch, density=density, infeasible=infeasible)
+    V = rng.standard_normal(batch + (S,))
+    return P, R, V, rng
+
+
+def model(P, sparse, dtype):
+    if not sparse:
+        return P.astype(dtype)
+    S, A = P.shape[-3], P.shape[-2]
+    import scipy.sparse as sp
+
+    return rl.SparseTransitions.from_scipy(sp.csr_matrix(P.reshape(S * A, S).astype(dtype)), A)
+
+
+def cases(P, R, V, kind, dtype, sparse):
+    """(model for nimbleops, R and V of the kind) in dtype; the reference gets float64 of the same values."""
+    Pm = model(P, sparse, dtype)
+    return (Pm if sparse else to_kind(Pm, kind)), to_kind(R.astype(dtype), kind), to_kind(V.astype(dtype), kind)
+
+
+def reference_inputs(P, R, V, dtype):
+    return P.astype(dtype).astype(float), R.astype(dtype).astype(float), V.astype(dtype).astype(float)
+
+
+# ------------------------------------------------------------------ operators vs the reference
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sparse", [False, True])
+@given(case=mdps(), gamma=st.sampled_from([0.0, 0.5, 0.99, 1.0]))
+def test_operators_match_reference(kind, dtype, sparse, case, gamma):
+    P, R, V, rng = case
+    if sparse and P.ndim > 3:
+        P, R, V = P.reshape((-1,) + P.shape[-3:])[0], R.reshape((-1,) + R.shape[-2:])[0], V.reshape(-1, V.shape[-1])[0]
+    Pk, Rk, Vk = cases(P, R, V, kind, dtype, sparse)
+    Pr, Rr, Vr = reference_inputs(P, R, V, dtype)
+    scale = 1 + np.abs(Vr).max()
+
+    Q = rl.q_values(Pk, Rk, Vk, gamma)
+    assert type(Q) is type(Rk)
+    assert_close(Q, ref.q_values(Pr, Rr, Vr, gamma), dtype, scale)
+
+    V_new, pol = rl.bellman_optimality_backup(Pk, Rk, Vk, gamma)
+    V_ref, pol_ref = ref.bellman_optimality_backup(Pr, Rr, Vr, gamma)
+    assert_close(V_new, V_ref, dtype, scale)
+    assert str(pol.dtype).endswith("int64")
+    if dtype == "float64":  # float32 rounding may reorder near-ties
+        np.testing.assert_array_equal(to_numpy(pol), pol_ref)
+    np.testing.assert_array_equal(to_numpy(rl.greedy_policy(Pk, Rk, Vk, gamma)), to_numpy(pol))
+
+    # a deterministic policy (the greedy one) and a stochastic one over feasible actions
+    assert_close(rl.bellman_expectation_backup(Pk, Rk, Vk, gamma, to_kind(pol_ref, kind)),
+                 ref.bellman_expectation_backup(Pr, Rr, Vr, gamma, pol_ref), dtype, scale)
+    probs = rng.random(R.shape) * np.isfinite(R)
+    probs /= probs.sum(-1, keepdims=True)
+    probs = probs.astype(dtype)
+    assert_close(rl.bellman_expectation_backup(Pk, Rk, Vk, gamma, to_kind(probs, kind)),
+                 ref.bellman_expectation_backup(Pr, Rr, Vr, gamma, probs.astype(float)), dtype, scale)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_rewards_per_transition_are_reduced_once(kind, rng):
+    P, _ = random_mdp(rng, 4, 3, (2,), density=0.5)
+    R3 = rng.standard_normal(P.shape)
+    R3[P == 0] = -np.inf  # impossible transitions contribute nothing, even at -inf
+    V = rng.standard_normal((2, 4))
+    Q = rl.q_values(to_kind(P, kind), to_kind(R3, kind), to_kind(V, kind), 0.9)
+    assert_close(Q, ref.q_values(P, R3, V, 0.9), "float64")
+    expected_R = np.where(P > 0, P * np.where(P > 0, R3, 0), 0).sum(-1)
+    assert_close(Q, ref.q_values(P, expected_R, V, 0.9), "float64")
+
+
+def test_rewards_broadcast_over_the_batch(rng):
+    P, R = random_mdp(rng, 4, 3, (5,))
+    V = rng.standard_normal((5, 4))
+    assert_close(rl.q_values(P, R[0], V, 0.9), ref.q_values(P, np.broadcast_to(R[0], R.shape), V, 0.9), "float64")
+
+
+# -------------------------------------------------------------------- solvers vs the reference
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("sparse", [False, True])
+@given(case=mdps(), gamma=st.sampled_from([0.0, 0.5, 0.9]), stop=st.sampled_from(["sup", "span"]),
+       gauss_seidel=st.booleans())
+def test_value_iteration_matches_reference(kind, sparse, case, gamma, stop, gauss_seidel):
+    P, R, V, _ = case
+    if sparse and P.ndim > 3:
+        P, R = P.reshape((-1,) + P.shape[-3:])[0], R.reshape((-1,) + R.shape[-2:])[0]
+    if gauss_seidel and (kind == "torch-cuda" or stop == "span"):
+        with pytest.raises(ValueError, match="gauss_seidel"):
+            rl.value_iteration(to_kind(P, kind), to_kind(R, kind), gamma, stop=stop, gauss_seidel=True)
+        return
+    Pk, Rk, _ = cases(P, R, V, kind, "float64", sparse)
+    got = rl.value_iteration(Pk, Rk, gamma, tol=1e-8, stop=stop, gauss_seidel=gauss_seidel)
+    want = ref.value_iteration(P, R, gamma, tol=1e-8, stop=stop, gauss_seidel=gauss_seidel)
+    assert_close(got.V, want.V, "float64", 1e3)
+    np.testing.assert_array_equal(to_numpy(got.policy), want.policy)
+    np.testing.assert_array_equal(got.iterations, want.iterations)
+    np.testing.assert_array_equal(got.converged, want.converged)
+    np.testing.assert_allclose(got.residual, want.residual, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@given(case=mdps(), gamma=st.sampled_from([0.0, 0.6, 0.95]), stochastic=st.booleans())
+def test_policy_evaluation_matches_reference(kind, case, gamma, stochastic):
+    P, R, V0, rng = case
+    if stochastic:
+        policy = rng.random(R.shape) * np.isfinite(R)
+        policy /= policy.sum(-1, keepdims=True)
+    else:
+        policy = np.argmax(R, axis=-1)  # a feasible action
+    got = rl.policy_evaluation(to_kind(P, kind), to_kind(R, kind), gamma, to_kind(policy, kind), tol=1e-9,
+                               V0=to_kind(V0, kind))
+    want = ref.policy_evaluation(P, R, gamma, policy, tol=1e-9, V0=V0)
+    assert_close(got.V, want.V, "float64", 1e3)
+    np.testing.assert_array_equal(got.iterations, want.iterations)
+    assert np.all(got.converged)
+    # the guarantee: within tol of the exact value of the policy
+    S, A = P.shape[-3], P.shape[-2]
+    Pf, Rf, pf = P.reshape(-1, S, A, S), R.reshape(-1, S, A), policy.reshape((-1, S) + policy.shape[len(P.shape) - 2:])
+    for b in range(Pf.shape[0]):
+        if stochastic:
+            P_pi = np.einsum("sa,sat->st", pf[b], Pf[b])
+            r_pi = np.where(pf[b] > 0, pf[b] * Rf[b], 0).sum(-1)
+        else:
+            P_pi = Pf[b][np.arange(S), pf[b]]
+            r_pi = Rf[b][np.arange(S), pf[b]]
+        exact = np.linalg.solve(np.eye(S) - gamma * P_pi, r_pi)
+        np.testing.assert_allclose(to_numpy(got.V).reshape(-1, S)[b], exact, atol=1e-9 + 1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@given(case=mdps(), gamma=st.sampled_from([0.0, 0.5, 0.9]))
+def test_policy_iteration_and_mpi_match_reference(kind, case, gamma):
+    P, R, _, _ = case
+    Pk, Rk = to_kind(P, kind), to_kind(R, kind)
+    got = rl.policy_iteration(Pk, Rk, gamma, eval_tol=1e-10)
+    want = ref.policy_iteration(P, R, gamma, eval_tol=1e-10)
+    assert_close(got.V, want.V, "float64", 1e3)
+    np.testing.assert_array_equal(to_numpy(got.policy), want.policy)
+    np.testing.assert_array_equal(got.iterations, want.iterations)
+    assert np.all(got.converged)
+    for k in (0, 3):
+        got = rl.modified_policy_iteration(Pk, Rk, gamma, k=k, tol=1e-8)
+        want = ref.modified_policy_iteration(P, R, gamma, k=k, tol=1e-8)
+        assert_close(got.V, want.V, "float64", 1e3)
+        np.testing.assert_array_equal(to_numpy(got.policy), want.policy)
+        np.testing.assert_array_equal(got.iterations, want.iterations)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@given(case=mdps(), gamma=st.sampled_from([0.0, 0.9, 1.0]), horizon=st.integers(0, 4))
+def test_finite_horizon_matches_reference(kind, case, gamma, horizon):
+    P, R, V_T, _ = case
+    got = rl.finite_horizon(to_kind(P, kind), to_kind(R, kind), gamma, horizon, terminal_values=to_kind(V_T, kind))
+    want = ref.finite_horizon(P, R, gamma, horizon, terminal_values=V_T)
+    assert tuple(got.V.shape) == (horizon + 1,) + V_T.shape
+    assert_close(got.V, want.V, "float64", 10)
+    np.testing.assert_array_equal(to_numpy(got.policy), want.policy)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_solvers_in_float32_agree_with_float64(dtype, rng):
+    P, R = random_mdp(rng, 30, 4, (3,))
+    a = rl.value_iteration(P.astype(dtype), R.astype(dtype), 0.9, tol=1e-3)
+    b = ref.value_iteration(P, R, 0.9, tol=1e-3)
+    np.testing.assert_allclose(a.V, b.V, atol=1e-3)
+    assert a.V.dtype == np.dtype(dtype) and a.policy.dtype == np.int64
+
+
+# ------------------------------------------------------------------------ textbook and peers
+
+
+def puterman_two_state():
+    """Puterman (1994) Example 6.2.1: s1 has a11 (r=5, to s1/s2 w.p. 1/2) and a12 (r=10, to s2);
+    s2 has only a21 (r=-1, stays). With lambda = 0.95: v*(s1) = -60/7, v*(s2) = -20."""
+    P = np.zeros((2, 2, 2))
+    P[0, 0] = [0.5, 0.5]
+    P[0, 1] = [0.0, 1.0]
+    P[1, 0] = [0.0, 1.0]
+    P[1, 1] = [0.0, 1.0]
+    R = np.array([[5.0, 10.0], [-1.0, -np.inf]])
+    return P, R
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_puterman_example(kind):
+    P, R = puterman_two_state()
+    P, R = to_kind(P, kind), to_kind(R, kind)
+    v_star = np.array([-60 / 7, -20.0])
+    for sol in (
+        rl.value_iteration(P, R, 0.95, tol=1e-8),
+        rl.value_iteration(P, R, 0.95, tol=1e-8, stop="span"),
+        rl.policy_iteration(P, R, 0.95, eval_tol=1e-12),
+        rl.modified_policy_iteration(P, R, 0.95, tol=1e-10),
+    ):
+        np.testing.assert_allclose(to_numpy(sol.V), v_star, atol=1e-6)
+        np.testing.assert_array_equal(to_numpy(sol.policy), [0, 0])
+        assert sol.converged
+    vi = rl.value_iteration(P, R, 0.95, tol=1e-6)
+    assert np.max(np.abs(to_numpy(vi.V) - v_star)) < 1e-6 / 2  # the sup rule's guarantee
+
+
+def test_against_pymdptoolbox_and_quantecon():
+    mdptoolbox = pytest.importorskip("mdptoolbox.mdp")
+    qe = pytest.importorskip("quantecon")
+    rng = np.random.default_rng(7)
+    P, R = random_mdp(rng, 40, 5, leak=0.0)  # stochastic rows for the peers
+    gamma = 0.9
+    vi = mdptoolbox.ValueIteration([P[:, a, :] for a in range(5)], R, gamma, epsilon=1e-8, max_iter=10_000)
+    vi.run()
+    ours = rl.value_iteration(P, R, gamma, tol=1e-8, stop="span")
+    np.testing.assert_array_equal(ours.policy, vi.policy)
+    ddp = qe.markov.DiscreteDP(R, P, gamma)
+    # QuantEcon starts VI from max_a R, which is our first sweep from V0 = 0
+    for method, fn in (("value_iteration", lambda: rl.value_iteration(P, R, gamma, tol=1e-8, V0=R.max(-1))),
+                       ("modified_policy_iteration", lambda: rl.modified_policy_iteration(P, R, gamma, tol=1e-8))):
+        res = ddp.solve(method=method, epsilon=1e-8)
+        sol = fn()
+        np.testing.assert_allclose(sol.V, res.v, atol=1e-7)
+        np.testing.assert_array_equal(sol.policy, res.sigma)
+        assert sol.iterations == res.num_iter
+    res = ddp.solve(method="policy_iteration")
+    np.testing.assert_allclose(rl.policy_iteration(P, R, gamma, eval_tol=1e-12).V, res.v, atol=1e-8)
+
+
+@pytest.mark.parametrize("env_id", ["FrozenLake-v1", "Taxi-v4"])
+def test_gymnasium_solved_by_vi_pi_mpi_to_the_same_policy(env_id):
+    gym = pytest.importorskip("gymnasium")
+    env = gym.make(env_id, map_name="8x8") if env_id == "FrozenLake-v1" else gym.make(env_id)
+    P, R = rl.from_gymnasium(env)
+    S, A = R.shape
+    assert P.shape == (S, A, S) and np.all(P.sum(-1) <= 1 + 1e-12)
+    gamma = 0.99
+    vi = rl.value_iteration(P, R, gamma, tol=1e-10)
+    pi = rl.policy_iteration(P, R, gamma, eval_tol=1e-12)
+    mpi = rl.modified_policy_iteration(P, R, gamma, tol=1e-10)
+    assert vi.converged and pi.converged and mpi.converged
+    np.testing.assert_allclose(pi.V, vi.V, atol=1e-8)
+    np.testing.assert_allclose(mpi.V, vi.V, atol=1e-8)
+    np.testing.assert_array_equal(vi.policy, mpi.policy)
+    # PI keeps its action on an exact tie (FrozenLake's symmetric states have some), so compare
+    # with the exact optimal Q: every policy is greedy, and they agree wherever the best is unique
+    P_pi = P[np.arange(S), pi.policy]
+    v_star = np.linalg.solve(np.eye(S) - gamma * P_pi, R[np.arange(S), pi.policy])
+    Q = rl.q_values(P, R, v_star, gamma)
+    gap = np.sort(Q, -1)[:, -1] - np.sort(Q, -1)[:, -2]
+    unique = gap > 1e-9
+    for sol in (vi, pi, mpi):
+        np.testing.assert_allclose(Q[np.arange(S), sol.policy], Q.max(-1), atol=1e-9)
+        np.testing.assert_array_equal(sol.policy[unique], vi.policy[unique])
+    assert unique.mean() >= 0.5  # ties: terminal states (all actions 0) and symmetric ones
+    # the same from the sparse form
+    sp = pytest.importorskip("scipy.sparse")
+    Psp = rl.SparseTransitions.from_scipy(sp.csr_matrix(P.reshape(S * A, S)), A)
+    sparse_vi = rl.value_iteration(Psp, R, gamma, tol=1e-10)
+    np.testing.assert_allclose(sparse_vi.V, vi.V, atol=1e-10)
+    np.testing.assert_array_equal(sparse_vi.policy[unique], vi.policy[unique])
+
+
+def test_from_gymnasium_accumulates_duplicates_and_drops_terminated_mass():
+    class Space:
+        def __init__(self, n):
+            self.n = n
+
+    class Toy:
+        observation_space, action_space = Space(2), Space(1)
+        P = {0: {0: [(0.25, 1, 1.0, False), (0.25, 1, 1.0, False), (0.5, 0, 10.0, True)]}, 1: {0: [(1.0, 1, 0.0, True)]}}
+
+    P, R = rl.from_gymnasium(Toy())
+    np.testing.assert_allclose(P[0, 0], [0.0, 0.5])
+    np.testing.assert_allclose(P[1, 0], [0.0, 0.0])
+    np.testing.assert_allclose(R[:, 0], [5.5, 0.0])
+
+
+# ------------------------------------------------------------------------------- invariances
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_results_do_not_depend_on_threads_or_simd_level(dtype, rng):
+    P, R = random_mdp(rng, 300, 4, dtype=dtype)
+    P2, R2 = random_mdp(rng, 16, 3, (64,), dtype=dtype)
+    V = rng.standard_normal(300).astype(dtype)
+
+    def run():
+        return (rl.bellman_optimality_backup(P, R, V, 0.9)[0], rl.q_values(P, R, V, 0.9),
+                rl.value_iteration(P, R, 0.9, tol=1e-4).V, rl.value_iteration(P2, R2, 0.9, tol=1e-4).V,
+                rl.modified_policy_iteration(P2, R2, 0.9).V)
+
+    threads = nimbleops.get_num_threads()
+    levels = ["baseline"] + [lv for lv in ("avx2", "avx512") if lv in nimbleops.build_info()["simd_compiled"]]
+    try:
+        nimbleops.set_num_threads(1)
+        nimbleops.set_simd_level("baseline")
+        expected = run()
+        for n in (1, 2, 3):
+            nimbleops.set_num_threads(n)
+            for level in levels:
+                try:
+                    nimbleops.set_simd_level(level)
+                except ValueError:
+                    continue  # not supported by this CPU
+                for got, want in zip(run(), expected):
+                    np.testing.assert_array_equal(got, want)
+    finally:
+        nimbleops.set_num_threads(threads)
+        nimbleops.set_simd_level("auto")
+
+
+def test_numpy_inputs_are_not_copied_when_they_fit(rng):
+    from nimbleops import _arrays as ar
+
+    P, _ = random_mdp(rng, 3, 2)
+    assert ar.to_array(P, "P", ar.Kind(), "float64") is P
+    assert ar.to_array(P[::2], "P", ar.Kind(), "float64") is not P
+
+
+def test_torch_in_torch_out_and_numpy_mixed(rng):
+    torch = pytest.importorskip("torch")
+    P, R = random_mdp(rng, 5, 3)
+    V = np.zeros(5)
+    V_new, pol = rl.bellman_optimality_backup(torch.from_numpy(P).float(), R, V, 0.9)
+    assert isinstance(V_new, torch.Tensor) and V_new.dtype == torch.float32 and pol.dtype == torch.int64
+    sol = rl.value_iteration(torch.from_numpy(P), torch.from_numpy(R), 0.9)
+    assert isinstance(sol.V, torch.Tensor) and isinstance(sol.iterations, int)
+    non_contig = torch.from_numpy(np.ascontiguousarray(np.swapaxes(P, 0, 2))).transpose(0, 2)
+    assert not non_contig.is_contiguous()
+    np.testing.assert_allclose(rl.q_values(non_contig, R, V, 0.9).numpy(), ref.q_values(P, R, V, 0.9))
+
+
+def test_batched_results_have_batch_shaped_statistics(rng):
+    P, R = random_mdp(rng, 6, 2, (2, 3))
+    sol = rl.value_iteration(P, R, 0.9, max_iter=5)
+    assert sol.V.shape == (2, 3, 6) and sol.policy.shape == (2, 3, 6)
+    assert sol.iterations.shape == (2, 3) and np.all(sol.iterations == 5) and not sol.converged.any()
+
+
+def test_max_iter_is_honoured_and_gamma_zero_stops_at_once(rng):
+    P, R = random_mdp(rng, 10, 3, leak=0.0)
+    sol = rl.value_iteration(P, R, 0.999, tol=1e-12, max_iter=7)
+    assert sol.iterations == 7 and not sol.converged
+    sol = rl.value_iteration(P, R, 0.0)
+    assert sol.iterations == 1 and sol.converged
+    np.testing.assert_allclose(sol.V, R.max(-1))
+
+
+def test_mdp_with_no_termination_and_gamma_one_raises_not_hangs(rng):
+    P, R = random_mdp(rng, 4, 2, leak=0.0)
+    for fn in (rl.value_iteration, rl.policy_iteration, rl.modified_policy_iteration):
+        with pytest.raises(ValueError, match="gamma"):
+            fn(P, R, 1.0)
+    with pytest.raises(ValueError, match="gamma"):
+        rl.policy_evaluation(P, R, 1.0, np.zeros(4, dtype=np.int64))
+    assert rl.finite_horizon(P, R, 1.0, 3).V.shape == (4, 4)
+
+
+# ------------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_errors(rng):
+    P, R = random_mdp(rng, 4, 3)
+    V = np.zeros(4)
+    with pytest.raises(ValueError, match=r"P: expected shape \[..., S, A, S\]"):
+        rl.q_values(P[..., :3], R, V, 0.9)
+    with pytest.raises(ValueError, match="R: expected shape"):
+        rl.q_values(P, R[:, :2], V, 0.9)
+    with pytest.raises(ValueError, match="V: expected shape"):
+        rl.q_values(P, R, np.zeros(5), 0.9)
+    with pytest.raises(TypeError, match="P: expected a real-valued"):
+        rl.q_values(P.astype(complex), R, V, 0.9)
+    with pytest.raises(TypeError, match="R: expected a real-valued array"):
+        rl.q_values(P, R.astype(str), V, 0.9)
+    bad = P.copy()
+    bad[0, 0, 0] = -0.1
+    with pytest.raises(ValueError, match=r"P: expected probabilities in \[0, 1\]"):
+        rl.q_values(bad, R, V, 0.9)
+    bad[0, 0, 0] = 1.5
+    with pytest.raises(ValueError, match=r"P: expected probabilities in \[0, 1\]"):
+        rl.q_values(bad, R, V, 0.9)
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="P: expected finite"):
+        rl.q_values(bad, R, V, 0.9)
+    bad = P.copy()
+    bad[1, 2] = 0.5
+    with pytest.raises(ValueError, match="sum to at most 1"):
+        rl.value_iteration(bad, R, 0.9)
+    rl.q_values(bad, R, V, 0.9, check=False)  # the caller vouches for P
+    Rn = R.copy()
+    Rn[0, 0] = np.nan
+    with pytest.raises(ValueError, match="R: expected rewards without nan"):
+        rl.value_iteration(P, Rn, 0.9)
+    Rn[0, 0] = np.inf
+    with pytest.raises(ValueError, match=r"\+inf"):
+        rl.value_iteration(P, Rn, 0.9, check=False)
+    Rn[0] = -np.inf
+    with pytest.raises(ValueError, match="at least one feasible action"):
+        rl.value_iteration(P, Rn, 0.9)
+    for gamma in (-0.1, 1.0, 2.0):
+        with pytest.raises(ValueError, match="gamma"):
+            rl.value_iteration(P, R, gamma)
+    with pytest.raises(ValueError, match="gamma"):
+        rl.q_values(P, R, V, 1.5)
+    with pytest.raises(TypeError, match="gamma"):
+        rl.q_values(P, R, V, "0.9")
+    with pytest.raises(ValueError, match="stop"):
+        rl.value_iteration(P, R, 0.9, stop="l2")
+    with pytest.raises(ValueError, match="tol"):
+        rl.value_iteration(P, R, 0.9, tol=0)
+    with pytest.raises(ValueError, match="max_iter"):
+        rl.value_iteration(P, R, 0.9, max_iter=0)
+    with pytest.raises(TypeError, match="max_iter"):
+        rl.value_iteration(P, R, 0.9, max_iter=1.5)
+    with pytest.raises(IndexError, match=r"policy: actions must lie in \[0, 3\)"):
+        rl.bellman_expectation_backup(P, R, V, 0.9, np.array([0, 1, 3, 0]))
+    with pytest.raises(IndexError, match="policy0"):
+        rl.policy_iteration(P, R, 0.9, policy0=np.array([0, -1, 0, 0]))
+    with pytest.raises(ValueError, match=r"policy: expected int actions \[4\] or probabilities \[4, 3\]"):
+        rl.bellman_expectation_backup(P, R, V, 0.9, np.zeros(4))
+    with pytest.raises(TypeError, match="policy0: expected integer actions"):
+        rl.policy_iteration(P, R, 0.9, policy0=np.zeros(4))
+    with pytest.raises(ValueError, match="sum to 1"):
+        rl.bellman_expectation_backup(P, R, V, 0.9, np.full((4, 3), 0.5))
+    Ri = R.copy()
+    Ri[2, 1] = -np.inf
+    with pytest.raises(ValueError, match="infeasible"):
+        rl.bellman_expectation_backup(P, Ri, V, 0.9, np.array([0, 0, 1, 0]))
+    with pytest.raises(ValueError, match="infeasible"):
+        rl.bellman_expectation_backup(P, Ri, V, 0.9, np.full((4, 3), 1 / 3))
+    with pytest.raises(ValueError, match="batch shape"):
+        rl.q_values(np.stack([P, P]), np.stack([R, R, R]), np.zeros((2, 4)), 0.9)
+
+
+def test_bad_sparse_input_errors():
+    indptr = np.array([0, 1, 2, 3, 4])
+    with pytest.raises(IndexError, match=r"indices: next state 2 is out of range \[0, 2\)"):
+        rl.SparseTransitions(indptr, np.array([0, 1, 2, 0]), np.ones(4), 2, 2)
+    with pytest.raises(ValueError, match="indptr: expected shape"):
+        rl.SparseTransitions(indptr[:-1], np.array([0, 1, 1, 0]), np.ones(4), 2, 2)
+    with pytest.raises(ValueError, match="non-decreasing"):
+        rl.SparseTransitions(np.array([0, 2, 1, 3, 4]), np.array([0, 1, 1, 0]), np.ones(4), 2, 2)
+    with pytest.raises(ValueError, match="indptr"):
+        rl.SparseTransitions(np.array([0, 1, 2, 3, 3]), np.array([0, 1, 1, 0]), np.ones(4), 2, 2)
+    with pytest.raises(ValueError, match="sum to at most 1"):
+        rl.SparseTransitions(np.array([0, 2, 3, 4, 4]), np.array([0, 0, 1, 0]), np.ones(4), 2, 2)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        rl.SparseTransitions(indptr, np.array([0, 1, 1, 0]), -np.ones(4), 2, 2)
+    with pytest.raises(TypeError, match="indices: expected an integer array"):
+        rl.SparseTransitions(indptr, np.zeros(4), np.ones(4), 2, 2)
+    P = rl.SparseTransitions(indptr, np.array([0, 1, 1, 0]), np.full(4, 0.5), 2, 2)
+    with pytest.raises(ValueError, match="sparse transitions take expected rewards"):
+        rl.q_values(P, np.zeros((2, 2, 2)), np.zeros(2), 0.9)
+    with pytest.raises(ValueError, match="R: expected shape"):
+        rl.q_values(P, np.zeros((3, 2)), np.zeros(2), 0.9)
+    assert not P.indices.flags.writeable  # validated arrays stay valid
+    import scipy.sparse as sp
+
+    with pytest.raises(ValueError, match="matrix: expected shape"):
+        rl.SparseTransitions.from_scipy(sp.csr_matrix(np.eye(3)), 2)
+
+
+def test_sparse_duplicates_add_up():
+    P = rl.SparseTransitions(np.array([0, 2, 3]), np.array([1, 1, 0]), np.array([0.25, 0.5, 1.0]), 2, 1)
+    np.testing.assert_allclose(P.to_dense()[0, 0], [0.0, 0.75])
+    np.testing.assert_allclose(rl.q_values(P, np.zeros((2, 1)), np.array([0.0, 4.0]), 1.0)[:, 0], [3.0, 0.0])
