@@ -116,6 +116,15 @@ void bind_rl(py::module_& m) {
     rl::cpu::check_csr(indptr, indices, S, A);
   });
 
+  m.def("check_rewards", [](const View& R, int64_t A) {
+    py::gil_scoped_release nogil;
+    rl::cpu::check_rewards(R, A);
+  });
+  m.def("check_probabilities", [](const View& P, int64_t row_length, double tol, const std::string& name) {
+    py::gil_scoped_release nogil;
+    rl::cpu::check_probabilities(P, row_length, tol, name.c_str());
+  });
+
   NIMBLEOPS_BIND_BELLMAN(cpu, "cpu")
 #ifdef NIMBLEOPS_WITH_CUDA
   NIMBLEOPS_BIND_BELLMAN(cuda, "cuda")

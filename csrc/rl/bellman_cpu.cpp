@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <vector>
 
 #include "core/dispatch.h"
@@ -88,15 +89,19 @@ struct StateResult {
   int64_t flag;  // enters the per-MDP count
 };
 
+// max and lowest maximising index, without branches (the winner is data-dependent and
+// unpredictable, so a branch would mispredict about half the time)
 template <class T>
 inline void argmax_lowest(const T* q, int64_t A, T& best, int64_t& arg) {
-  best = q[0];
-  arg = 0;
-  for (int64_t a = 1; a < A; ++a)
-    if (q[a] > best) {
-      best = q[a];
-      arg = a;
-    }
+  T b = q[0];
+  int64_t i = 0;
+  for (int64_t a = 1; a < A; ++a) {
+    const bool greater = q[a] > b;
+    b = greater ? q[a] : b;
+    i = greater ? a : i;
+  }
+  best = b;
+  arg = i;
 }
 
 template <class Scalar, class Rows>
@@ -121,49 +126,60 @@ struct CpuOps {
   template <class U>
   void download(U* dst, const U* src, int64_t n) { std::memcpy(dst, src, sizeof(U) * n); }
 
-  // Runs f(b, s, q_scratch) -> StateResult over all states of the active MDPs, in parallel
-  // over states, and reduces max/min of .d and the sum of .flag per MDP.
+  // Runs f(b, s, q_scratch) -> StateResult over all states of the active MDPs and reduces, per
+  // MDP, max/min of .d and the sum of .flag. Many MDPs: whole MDPs per chunk, stats written
+  // without synchronisation. Few large MDPs: each MDP's states split across threads, chunk
+  // results merged under a lock (max/min/sum do not depend on the merge order).
   template <class F>
   void sweep(const uint8_t* active, T* dmax, T* dmin, int64_t* count, F&& f) {
+    constexpr T inf = std::numeric_limits<T>::infinity();
+    const bool stats = dmax || dmin || count;
     for (int64_t b = 0; b < B; ++b) {
-      if (dmax) dmax[b] = -std::numeric_limits<T>::infinity();
-      if (dmin) dmin[b] = std::numeric_limits<T>::infinity();
+      if (dmax) dmax[b] = -inf;
+      if (dmin) dmin[b] = inf;
       if (count) count[b] = 0;
     }
-    const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, rows.cost_per_state()));
-    parallel_for(B * S, grain, [&](int64_t begin, int64_t end) {
-      std::vector<T> q(static_cast<size_t>(A));
-      int64_t cur = -1, cnt = 0;
-      T lmax = -std::numeric_limits<T>::infinity(), lmin = std::numeric_limits<T>::infinity();
-      auto flush = [&] {
-        if (cur < 0) return;
-#pragma omp critical(nimbleops_bellman_merge)
-        {
-          if (dmax) dmax[cur] = std::max(dmax[cur], lmax);
-          if (dmin) dmin[cur] = std::min(dmin[cur], lmin);
-          if (count) count[cur] += cnt;
-        }
-      };
-      for (int64_t i = begin; i < end; ++i) {
-        const int64_t b = i / S, s = i - b * S;
-        if (active && !active[b]) {
-          i = std::min(end, (b + 1) * S) - 1;
-          continue;
-        }
-        if (b != cur) {
-          flush();
-          cur = b;
-          cnt = 0;
-          lmax = -std::numeric_limits<T>::infinity();
-          lmin = std::numeric_limits<T>::infinity();
-        }
-        const StateResult<T> r = f(b, s, q.data());
+    auto run = [&](int64_t b, int64_t s0, int64_t s1, T* q, T& lmax, T& lmin, int64_t& cnt) {
+      for (int64_t s = s0; s < s1; ++s) {
+        const StateResult<T> r = f(b, s, q);
         lmax = std::max(lmax, r.d);
         lmin = std::min(lmin, r.d);
         cnt += r.flag;
       }
-      flush();
-    });
+    };
+    const int64_t cost = std::max<int64_t>(1, rows.cost_per_state());
+    if (B >= 4 * get_num_threads() || S * cost < 65536) {
+      parallel_for(B, std::max<int64_t>(1, 65536 / (S * cost)), [&](int64_t b0, int64_t b1) {
+        std::vector<T> q(static_cast<size_t>(A));
+        for (int64_t b = b0; b < b1; ++b) {
+          if (active && !active[b]) continue;
+          T lmax = -inf, lmin = inf;
+          int64_t cnt = 0;
+          run(b, 0, S, q.data(), lmax, lmin, cnt);
+          if (dmax) dmax[b] = lmax;
+          if (dmin) dmin[b] = lmin;
+          if (count) count[b] = cnt;
+        }
+      });
+      return;
+    }
+    std::mutex merge_mutex;  // (chunk merges are rare: a few per MDP)
+    for (int64_t b = 0; b < B; ++b) {
+      if (active && !active[b]) continue;
+      parallel_for(S, std::max<int64_t>(1, 65536 / cost), [&](int64_t s0, int64_t s1) {
+        std::vector<T> q(static_cast<size_t>(A));
+        T lmax = -inf, lmin = inf;
+        int64_t cnt = 0;
+        run(b, s0, s1, q.data(), lmax, lmin, cnt);
+        if (!stats) return;
+        std::lock_guard<std::mutex> lock(merge_mutex);
+        {
+          if (dmax) dmax[b] = std::max(dmax[b], lmax);
+          if (dmin) dmin[b] = std::min(dmin[b], lmin);
+          if (count) count[b] += cnt;
+        }
+      });
+    }
   }
 
   void q_values(const T* V, T* Q) {
@@ -303,6 +319,84 @@ struct CpuBackend {
 };
 
 NIMBLEOPS_BELLMAN_DEFINE_ENTRIES(CpuBackend)
+
+void check_rewards(const View& R, int64_t A) {
+  check_contiguous(R, "R");
+  NIMBLEOPS_CHECK(R.device < 0, "R: expected host memory");
+  NIMBLEOPS_CHECK(A >= 1 && R.numel() % A == 0, "R: expected a last axis of ", A, " actions, got shape ", shape_str(R));
+  NIMBLEOPS_DISPATCH_FLOATING(R.dtype, "R", [&] {
+    const scalar_t* r = R.ptr<scalar_t>();
+    const int64_t states = R.numel() / A;
+    // 0: ok, 1: nan, 2: +inf, 3: a state with no feasible action; the lowest flat state index reports
+    std::vector<int64_t> first_bad(4, states);
+    std::mutex merge_mutex;
+    parallel_for(states, 4096, [&](int64_t s0, int64_t s1) {
+      int64_t bad[4] = {states, states, states, states};
+      for (int64_t s = s0; s < s1; ++s) {
+        bool feasible = false;
+        for (int64_t a = 0; a < A; ++a) {
+          const scalar_t x = r[s * A + a];
+          if (x != x) bad[1] = std::min(bad[1], s);
+          if (x == std::numeric_limits<scalar_t>::infinity()) bad[2] = std::min(bad[2], s);
+          feasible = feasible || x > -std::numeric_limits<scalar_t>::infinity();
+        }
+        if (!feasible) bad[3] = std::min(bad[3], s);
+      }
+      std::lock_guard<std::mutex> lock(merge_mutex);
+      for (int k = 1; k < 4; ++k) first_bad[k] = std::min(first_bad[k], bad[k]);
+    });
+    NIMBLEOPS_CHECK(first_bad[1] == states, "R: expected rewards without nan, found one at flat state ", first_bad[1]);
+    NIMBLEOPS_CHECK(first_bad[2] == states, "R: expected finite rewards or -inf (infeasible action), found +inf at flat state ",
+                    first_bad[2]);
+    NIMBLEOPS_CHECK(first_bad[3] == states,
+                    "R: every state needs at least one feasible action (a reward > -inf); flat state ", first_bad[3],
+                    " has none");
+  });
+}
+
+void check_probabilities(const View& P, int64_t row_length, double row_sum_tol, const char* name) {
+  check_contiguous(P, name);
+  NIMBLEOPS_CHECK(P.device < 0, name, ": expected host memory");
+  NIMBLEOPS_CHECK(row_length >= 1 && P.numel() % row_length == 0, name, ": rows of ", row_length,
+                  " do not tile shape ", shape_str(P));
+  NIMBLEOPS_DISPATCH_FLOATING(P.dtype, name, [&] {
+    const scalar_t* p = P.ptr<scalar_t>();
+    const int64_t rows = P.numel() / row_length;
+    int64_t bad_value = rows, bad_sum = rows;
+    std::mutex merge_mutex;
+    double worst_sum = 0.0;
+    parallel_for(rows, std::max<int64_t>(1, 65536 / row_length), [&](int64_t r0, int64_t r1) {
+      int64_t lbad_value = rows, lbad_sum = rows;
+      double lworst = 0.0;
+      for (int64_t r = r0; r < r1; ++r) {
+        const scalar_t* row = p + r * row_length;
+        bool ok = true;
+        double sum = 0.0;
+        for (int64_t j = 0; j < row_length; ++j) {
+          ok = ok && row[j] >= scalar_t(0) && row[j] <= scalar_t(1);  // false for nan
+          sum += row[j];
+        }
+        if (!ok) lbad_value = std::min(lbad_value, r);
+        if (ok && sum > 1.0 + row_sum_tol && r < lbad_sum) {
+          lbad_sum = r;
+          lworst = sum;
+        }
+      }
+      std::lock_guard<std::mutex> lock(merge_mutex);
+      {
+        bad_value = std::min(bad_value, lbad_value);
+        if (lbad_sum < bad_sum) {
+          bad_sum = lbad_sum;
+          worst_sum = lworst;
+        }
+      }
+    });
+    NIMBLEOPS_CHECK(bad_value == rows, name, ": expected finite probabilities in [0, 1]; row ", bad_value,
+                    " (flat state-action index) has a value outside");
+    NIMBLEOPS_CHECK(bad_sum == rows, name, ": expected each row (s, a) to sum to at most 1 (+", row_sum_tol,
+                    "), row ", bad_sum, " sums to ", worst_sum);
+  });
+}
 
 void check_csr(const View& indptr, const View& indices, int64_t S, int64_t A) {
   check_contiguous(indptr, "indptr");

@@ -18,23 +18,76 @@ namespace rl {
 namespace NIMBLEOPS_ISA_NS {
 namespace {
 
-template <class T> struct Lanes;
-template <> struct Lanes<float> { static constexpr int value = 32; };
-template <> struct Lanes<double> { static constexpr int value = 16; };
+// The dot product's summation order is defined over L lanes (16 for double, 32 for float):
+//   acc[j] += p[i + j] * v[i + j] over whole blocks of L; then one half block into lanes < L/2;
+//   then lanes folded in halves (lane j += lane j + L/2, then j + L/4, ...) down to one;
+//   then the tail in index order.
+// It is written with GCC vector extensions (element-wise semantics, whatever the ISA) of VB
+// bytes: K = L / W accumulators of W lanes. The AVX-512 unit uses 64-byte vectors, the others
+// 32-byte ones; both perform exactly the same additions, so every level gives the same bits.
+#if defined(__AVX512F__)
+constexpr int kVectorBytes = 64;
+#else
+constexpr int kVectorBytes = 32;
+#endif
+
+typedef double f64x4 __attribute__((vector_size(32)));
+typedef double f64x8 __attribute__((vector_size(64)));
+typedef float f32x8 __attribute__((vector_size(32)));
+typedef float f32x16 __attribute__((vector_size(64)));
+typedef double f64x2 __attribute__((vector_size(16)));
+typedef float f32x4 __attribute__((vector_size(16)));
+typedef float f32x2 __attribute__((vector_size(8)));
+
+// Fold one vector's lanes in halves down to one lane.
+inline double fold(f64x2 v) { return v[0] + v[1]; }
+inline double fold(f64x4 v) { return fold(__builtin_shufflevector(v, v, 0, 1) + __builtin_shufflevector(v, v, 2, 3)); }
+inline double fold(f64x8 v) {
+  return fold(__builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7));
+}
+inline float fold(f32x2 v) { return v[0] + v[1]; }
+inline float fold(f32x4 v) { return fold(__builtin_shufflevector(v, v, 0, 1) + __builtin_shufflevector(v, v, 2, 3)); }
+inline float fold(f32x8 v) {
+  return fold(__builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7));
+}
+inline float fold(f32x16 v) {
+  return fold(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+              __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
+}
+
+template <class T, int VB> struct VecOf;
+template <> struct VecOf<double, 32> { typedef f64x4 type; };
+template <> struct VecOf<double, 64> { typedef f64x8 type; };
+template <> struct VecOf<float, 32> { typedef f32x8 type; };
+template <> struct VecOf<float, 64> { typedef f32x16 type; };
+
+template <class V, class T>
+inline V load(const T* p) {
+  V v;
+  __builtin_memcpy(&v, p, sizeof(V));
+  return v;
+}
 
 template <class T>
 inline T dot_fixed(const T* __restrict p, const T* __restrict v, int64_t n) {
-  constexpr int L = Lanes<T>::value;
-  T acc[L];
-  for (int j = 0; j < L; ++j) acc[j] = T(0);
+  typedef typename VecOf<T, kVectorBytes>::type V;
+  constexpr int W = kVectorBytes / int(sizeof(T));
+  constexpr int L = 128 / int(sizeof(T));
+  constexpr int K = L / W;
+  V acc[K];
+  for (int k = 0; k < K; ++k) acc[k] = V{};
   int64_t i = 0;
   for (; i + L <= n; i += L)
-    for (int j = 0; j < L; ++j) acc[j] += p[i + j] * v[i + j];
-  T tail = T(0);
-  for (; i < n; ++i) tail += p[i] * v[i];
-  for (int w = L / 2; w >= 1; w /= 2)
-    for (int j = 0; j < w; ++j) acc[j] += acc[j + w];
-  return acc[0] + tail;
+    for (int k = 0; k < K; ++k) acc[k] += load<V>(p + i + k * W) * load<V>(v + i + k * W);
+  if (i + L / 2 <= n) {
+    for (int k = 0; k < K / 2; ++k) acc[k] += load<V>(p + i + k * W) * load<V>(v + i + k * W);
+    i += L / 2;
+  }
+  for (int half = K / 2; half >= 1; half /= 2)
+    for (int k = 0; k < half; ++k) acc[k] += acc[k + half];
+  T sum = fold(acc[0]);
+  for (; i < n; ++i) sum += p[i] * v[i];
+  return sum;
 }
 
 template <class T>

@@ -29,11 +29,15 @@ def is_torch(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
+_NUMPY_NAMES = {np.dtype(n): n for n in ("float32", "float64", "int32", "int64", "bool", "uint8", "int8", "int16", "float16")}
+
+
 def dtype_name(x: Any) -> str:
     """'float32', 'int64', ... for a numpy array or torch tensor."""
     if is_torch(x):
         return str(x.dtype).replace("torch.", "")
-    return np.asarray(x).dtype.name if not isinstance(x, np.ndarray) else x.dtype.name
+    d = x.dtype if isinstance(x, np.ndarray) else np.asarray(x).dtype
+    return _NUMPY_NAMES.get(d) or d.name
 
 
 @dataclass(frozen=True)
@@ -131,9 +135,7 @@ def view(x: Any) -> "_C.View":
         dev = -1 if x.device.type == "cpu" else x.device.index
         return _C.View(x.data_ptr(), list(x.shape), list(x.stride()), dtype_name(x), dev)
     item = x.itemsize
-    return _C.View(
-        x.__array_interface__["data"][0], list(x.shape), [s // item for s in x.strides], x.dtype.name, -1
-    )
+    return _C.View(x.ctypes.data, x.shape, [s // item for s in x.strides], dtype_name(x), -1)
 
 
 def cuda_stream(kind: Kind) -> int:

@@ -400,13 +400,13 @@ def test_bad_input_errors(rng):
         rl.q_values(P, R.astype(str), V, 0.9)
     bad = P.copy()
     bad[0, 0, 0] = -0.1
-    with pytest.raises(ValueError, match=r"P: expected probabilities in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"P: expected finite probabilities in \[0, 1\]"):
         rl.q_values(bad, R, V, 0.9)
     bad[0, 0, 0] = 1.5
-    with pytest.raises(ValueError, match=r"P: expected probabilities in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"P: expected finite probabilities in \[0, 1\]"):
         rl.q_values(bad, R, V, 0.9)
     bad[0, 0, 0] = np.nan
-    with pytest.raises(ValueError, match="P: expected finite"):
+    with pytest.raises(ValueError, match=r"P: expected finite probabilities in \[0, 1\]"):
         rl.q_values(bad, R, V, 0.9)
     bad = P.copy()
     bad[1, 2] = 0.5
@@ -470,8 +470,10 @@ def test_bad_sparse_input_errors():
         rl.SparseTransitions(np.array([0, 1, 2, 3, 3]), np.array([0, 1, 1, 0]), np.ones(4), 2, 2)
     with pytest.raises(ValueError, match="sum to at most 1"):
         rl.SparseTransitions(np.array([0, 2, 3, 4, 4]), np.array([0, 0, 1, 0]), np.ones(4), 2, 2)
-    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"data: expected finite probabilities in \[0, 1\]"):
         rl.SparseTransitions(indptr, np.array([0, 1, 1, 0]), -np.ones(4), 2, 2)
+    with pytest.raises(ValueError, match=r"data: expected finite probabilities in \[0, 1\]"):
+        rl.SparseTransitions(indptr, np.array([0, 1, 1, 0]), np.full(4, np.nan), 2, 2)
     with pytest.raises(TypeError, match="indices: expected an integer array"):
         rl.SparseTransitions(indptr, np.zeros(4), np.ones(4), 2, 2)
     P = rl.SparseTransitions(indptr, np.array([0, 1, 1, 0]), np.full(4, 0.5), 2, 2)

@@ -69,10 +69,15 @@ class SparseTransitions:
         self.num_states, self.num_actions = S, A
         _C.rl.check_csr(ar.view(self.indptr), ar.view(self.indices), S, A)
         if check:
-            _check_probabilities(self.data, "data")
+            if not bool(((self.data >= 0) & (self.data <= 1)).all()):
+                raise ValueError("data: expected finite probabilities in [0, 1]")
             rows = np.repeat(np.arange(S * A), np.diff(self.indptr))
             sums = np.bincount(rows, weights=self.data, minlength=S * A)
-            _check_row_sums(sums, dtype, "data")
+            if sums.size and sums.max() > 1 + ROW_SUM_TOL[dtype]:
+                raise ValueError(
+                    f"data: expected each row (s, a) to sum to at most 1 (+{ROW_SUM_TOL[dtype]}), "
+                    f"row {int(sums.argmax())} sums to {sums.max()}"
+                )
         self._device_copies = {}
 
     @property
@@ -124,21 +129,18 @@ class SparseTransitions:
         return self._device_copies[key]
 
 
-def _check_probabilities(P, name: str) -> None:
-    if not bool(ar_isfinite(P).all()):
-        raise ValueError(f"{name}: expected finite transition probabilities, found nan or inf")
-    if P.numel() if ar.is_torch(P) else P.size:
-        lo, hi = float(P.min()), float(P.max())
-        if lo < 0 or hi > 1:
-            raise ValueError(f"{name}: expected probabilities in [0, 1], found values in [{lo}, {hi}]")
-
-
-def _check_row_sums(sums, dtype: str, name: str) -> None:
+def _check_probabilities(P, row_length: int, dtype: str, name: str) -> None:
+    """Every row finite in [0, 1] and summing to at most 1 + ROW_SUM_TOL (one pass on the CPU)."""
     tol = ROW_SUM_TOL[dtype]
-    if (sums.numel() if ar.is_torch(sums) else sums.size) and float(sums.max()) > 1 + tol:
-        raise ValueError(
-            f"{name}: expected each row (s, a) to sum to at most 1 (+{tol}), found a row summing to {float(sums.max())}"
-        )
+    if not (ar.is_torch(P) and P.is_cuda):
+        _C.rl.check_probabilities(ar.view(P), row_length, tol, name)
+        return
+    rows = P.reshape(-1, row_length)
+    if not bool(((rows >= 0) & (rows <= 1)).all()):
+        raise ValueError(f"{name}: expected finite probabilities in [0, 1]; some row has a value outside")
+    worst = float(rows.sum(-1).max()) if rows.numel() else 0.0
+    if worst > 1 + tol:
+        raise ValueError(f"{name}: expected each row (s, a) to sum to at most 1 (+{tol}), a row sums to {worst}")
 
 
 def ar_isfinite(x):
@@ -195,8 +197,7 @@ def prepare(P, R, *, check: bool = True, extra=None) -> PreparedMdp:
             raise ValueError(f"P: expected at least one state and one action, got shape {list(shp)}")
         P = ar.to_array(P, "P", kind, dtype)
         if check:
-            _check_probabilities(P, "P")
-            _check_row_sums(P.sum(-1), dtype, "P")
+            _check_probabilities(P, S, dtype, "P")
     if R is None:
         raise TypeError("R: expected an array of rewards [..., S, A], got None")
     if not (isinstance(R, np.ndarray) or ar.is_torch(R)):
@@ -243,11 +244,16 @@ def prepare(P, R, *, check: bool = True, extra=None) -> PreparedMdp:
 
 
 def _check_rewards(R) -> None:
+    """No nan, no +inf, a feasible action (> -inf) in every state (one pass on the CPU)."""
+    A = R.shape[-1]
+    if not (ar.is_torch(R) and R.is_cuda):
+        _C.rl.check_rewards(ar.view(R), A)
+        return
     if bool((R != R).any()):
         raise ValueError("R: expected rewards without nan")
     if bool((R == float("inf")).any()):
         raise ValueError("R: expected finite rewards or -inf (infeasible action), found +inf")
-    if R.shape[-1] and not bool((R > float("-inf")).any(-1).all()):
+    if not bool((R > float("-inf")).any(-1).all()):
         raise ValueError("R: every state needs at least one feasible action (a reward > -inf)")
 
 

@@ -1,0 +1,104 @@
+"""Build facts, threads, SIMD levels, torch coexistence, concurrent calls."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import nimbleops
+from nimbleops import rl
+
+from .conftest import random_mdp
+
+
+def test_build_info_has_the_documented_keys():
+    info = nimbleops.build_info()
+    for key in ("compiler", "openmp", "simd_compiled", "simd_detected", "simd_active", "cuda", "cuda_version",
+                "cuda_architectures", "cuda_devices", "cuda_error", "num_threads"):
+        assert key in info
+    assert "baseline" in info["simd_compiled"]
+    assert info["simd_active"] in info["simd_compiled"]
+    assert isinstance(nimbleops.has_cuda(), bool)
+    if not info["cuda"] or info["cuda_devices"] == 0:
+        assert nimbleops.has_cuda() is False
+
+
+def test_set_num_threads():
+    before = nimbleops.get_num_threads()
+    try:
+        nimbleops.set_num_threads(1)
+        assert nimbleops.get_num_threads() == 1
+        with pytest.raises(ValueError, match="num_threads"):
+            nimbleops.set_num_threads(0)
+        with pytest.raises(TypeError):
+            nimbleops.set_num_threads(1.5)
+    finally:
+        nimbleops.set_num_threads(before)
+
+
+def test_simd_level_errors():
+    with pytest.raises(ValueError, match="SIMD level"):
+        nimbleops.set_simd_level("sse9")
+    nimbleops.set_simd_level("auto")
+    assert nimbleops.build_info()["simd_active"] == nimbleops.build_info()["simd_detected"]
+
+
+def _run(code: str, **env) -> str:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, **env})
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_omp_num_threads_is_respected():
+    assert _run("import nimbleops; print(nimbleops.get_num_threads())", OMP_NUM_THREADS="1") == "1"
+
+
+def test_nimbleops_simd_env_selects_the_level():
+    assert _run("import nimbleops; print(nimbleops.build_info()['simd_active'])", NIMBLEOPS_SIMD="baseline") == "baseline"
+
+
+@pytest.mark.parametrize("order", ["nimbleops,torch", "torch,nimbleops"])
+def test_imports_beside_torch_in_either_order(order):
+    pytest.importorskip("torch")
+    first, second = order.split(",")
+    code = f"""
+import {first}, {second}
+import numpy as np, torch
+from nimbleops import rl
+rng = np.random.default_rng(0)
+P = rng.random((50, 4, 50)); P /= P.sum(-1, keepdims=True)
+R = rng.random((50, 4))
+for _ in range(3):
+    a = rl.value_iteration(torch.from_numpy(P), torch.from_numpy(R), 0.9).V
+    b = torch.from_numpy(P).reshape(200, 50) @ a  # torch's own threads in between
+print(torch.get_num_threads(), nimbleops.get_num_threads(), bool(torch.isfinite(b).all()))
+"""
+    torch_threads, ours, finite = _run(code).split()
+    assert finite == "True" and int(ours) >= 1 and int(torch_threads) >= 1
+
+
+def test_concurrent_calls_from_python_threads(rng):
+    P, R = random_mdp(rng, 200, 4)
+    expected = rl.value_iteration(P, R, 0.95).V
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(5):
+                results.append(rl.value_iteration(P, R, 0.95).V)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for r in results:
+        np.testing.assert_array_equal(r, expected)
