@@ -1,0 +1,325 @@
+"""``python -m nimbleops.bench``: nimbleops against the reference and the peers installed.
+
+Prints one markdown table: each workload, nimbleops' median time, its achieved bandwidth against
+the machine's read and copy bandwidth (measured first, in the same run), and every peer found
+installed with its time and the ratio (peer time / ours; > 1 means nimbleops is faster).
+
+The workloads are also the pytest-benchmark groups of ``bench/`` (``pytest bench
+--benchmark-only``), built by :func:`workloads`.
+
+Options: ``--quick`` (fewer repeats), ``--only SUBSTRING`` (workloads whose name contains it).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+import nimbleops
+from nimbleops import rl
+from nimbleops.reference import rl as ref
+
+
+def installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@dataclass
+class Workload:
+    """One comparison: `ours` and each peer compute the same thing on the same data."""
+
+    group: str
+    name: str
+    ours: Callable[[], object]
+    peers: Dict[str, Callable[[], object]] = field(default_factory=dict)
+    bytes_moved: int = 0  # bytes a sweep must read (for GB/s); 0 = not a bandwidth-bound op
+    note: str = ""
+
+
+def median_time(fn: Callable[[], object], min_time: float = 0.3, max_repeats: int = 50, min_repeats: int = 5) -> float:
+    """Median seconds per call over repeats (one warm-up call first)."""
+    return median_times([fn], min_time, max_repeats, min_repeats)[0]
+
+
+def median_times(fns: List[Callable[[], object]], min_time: float = 0.3, max_repeats: int = 50,
+                 min_repeats: int = 5) -> List[float]:
+    """Median seconds per call of each function, measured interleaved (a, b, a, b, ...) so that
+    the noise of a shared machine hits all of them alike. One warm-up call each first."""
+    for fn in fns:
+        fn()
+    times: List[List[float]] = [[] for _ in fns]
+    start = time.perf_counter()
+    while len(times[0]) < max_repeats and (len(times[0]) < min_repeats or time.perf_counter() - start < min_time):
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
+
+
+def memory_bandwidth(nbytes: int = 256 * 2**20) -> Dict[str, float]:
+    """GB/s of numpy's copy (read + write bytes counted) and of a BLAS GEMV (pure read), same run."""
+    a = np.random.default_rng(0).random(nbytes // 8)
+    b = np.empty_like(a)
+    copy = 2 * a.nbytes / median_time(lambda: np.copyto(b, a), min_repeats=7) / 1e9
+    m = a.reshape(4096, -1)
+    ones = np.ones(m.shape[1])
+    read = a.nbytes / median_time(lambda: m @ ones, min_repeats=7) / 1e9
+    return {"copy": copy, "read": read}
+
+
+# ---------------------------------------------------------------------------------- workloads
+
+
+def random_dense_mdp(S: int, A: int, batch=(), dtype="float64", seed: int = 0):
+    rng = np.random.default_rng(seed)
+    P = rng.random(batch + (S, A, S))
+    P /= P.sum(-1, keepdims=True)
+    R = rng.standard_normal(batch + (S, A))
+    return P.astype(dtype), R.astype(dtype)
+
+
+def gridworld(n: int, dtype="float64"):
+    """n x n grid, actions N/S/W/E: the intended move w.p. 0.7, each perpendicular move 0.1, stay
+    0.1 (walls keep you in place); reward -1 per step; the corner (n-1, n-1) is the goal.
+    Returns (SparseTransitions, R [S, 4], scipy CSR [S*4, S])."""
+    import scipy.sparse as sp
+
+    S, A = n * n, 4
+    s = np.arange(S)
+    r, c = s // n, s % n
+    moves = [(-1, 0), (1, 0), (0, -1), (0, 1)]
+    rows, cols, vals = [], [], []
+    for a, (dr, dc) in enumerate(moves):
+        outcomes = [((dr, dc), 0.7)] + [(m, 0.1) for m in moves if m not in ((dr, dc), (-dr, -dc))] + [((0, 0), 0.1)]
+        for (er, ec), p in outcomes:
+            nr, nc = np.clip(r + er, 0, n - 1), np.clip(c + ec, 0, n - 1)
+            rows.append(s * A + a)
+            cols.append(nr * n + nc)
+            vals.append(np.full(S, p))
+    rows, cols, vals = map(np.concatenate, (rows, cols, vals))
+    goal = S - 1  # absorbing with reward 0 (rows sum to 1, as QuantEcon requires), so V(goal) = 0
+    keep = rows // A != goal
+    rows = np.concatenate([rows[keep], goal * A + np.arange(A)])
+    cols = np.concatenate([cols[keep], np.full(A, goal)])
+    vals = np.concatenate([vals[keep], np.ones(A)])
+    M = sp.csr_matrix((vals, (rows, cols)), shape=(S * A, S), dtype=dtype)
+    M.sum_duplicates()
+    R = -np.ones((S, A), dtype=dtype)
+    R[goal] = 0
+    return rl.SparseTransitions.from_scipy(M, A), R, M
+
+
+def _numpy_sweep(P2, R1, gamma, S, A):
+    """The strongest plain-numpy sweep: one GEMV over all state-action rows, then max/argmax."""
+
+    def run(V):
+        Q = (R1 + gamma * (P2 @ V)).reshape(S, A)
+        return Q.max(1), Q.argmax(1)
+
+    return run
+
+
+def _numpy_vi(sweep, S, gamma, tol):
+    """Value iteration in plain numpy around `sweep`, with the sup-norm rule."""
+    threshold = tol * (1 - gamma) / (2 * gamma)
+
+    def run():
+        V = np.zeros(S)
+        for _ in range(100_000):
+            V_new, pol = sweep(V)
+            done = np.abs(V_new - V).max() < threshold
+            V = V_new
+            if done:
+                return V, pol
+
+    return run
+
+
+GAMMA, TOL = 0.95, 1e-6
+
+
+def dense_workloads() -> List[Workload]:
+    """(a) dense S=1000, A=8: one sweep (float64, float32) and full solves."""
+    S, A = 1000, 8
+    out = []
+    for dtype in ("float64", "float32"):
+        P, R = random_dense_mdp(S, A, dtype=dtype)
+        V = np.random.default_rng(1).standard_normal(S).astype(dtype)
+        sweep = _numpy_sweep(P.reshape(S * A, S), R.reshape(-1), GAMMA, S, A)
+        peers = {"numpy GEMV + max/argmax": lambda: sweep(V)}
+        if installed("mdptoolbox") and dtype == "float64":
+            import mdptoolbox.mdp
+
+            vi = mdptoolbox.mdp.ValueIteration(np.ascontiguousarray(P.transpose(1, 0, 2)), R, GAMMA)
+            vi.V = V.copy()
+            peers["pymdptoolbox (one iteration)"] = vi._bellmanOperator
+        ours = lambda P=P, R=R, V=V: rl.bellman_optimality_backup(P, R, V, GAMMA, check=False)  # noqa: E731
+        out.append(Workload("a-dense-sweep", f"(a) dense S={S} A={A} {dtype}: one sweep", ours, peers, P.nbytes))
+        if dtype == "float64":
+            out.append(Workload("a-dense-sweep", f"(a) dense S={S} A={A} {dtype}: one sweep, SIMD forced to baseline",
+                                _with_simd("baseline", ours),
+                                {f"runtime dispatch ({nimbleops.build_info()['simd_detected']})": ours}, P.nbytes,
+                                note="peer / ours < 1: dispatch pays"))
+            out += dense_solver_workloads(P, R)
+    return out
+
+
+def _with_simd(level: str, fn: Callable[[], object]) -> Callable[[], object]:
+    def run():
+        nimbleops.set_simd_level(level)
+        try:
+            return fn()
+        finally:
+            nimbleops.set_simd_level("auto")
+
+    return run
+
+
+def dense_solver_workloads(P, R) -> List[Workload]:
+    S, A = R.shape
+    name = f"(a) dense S={S} A={A} float64"
+    sweep = _numpy_sweep(P.reshape(S * A, S), R.reshape(-1), GAMMA, S, A)
+    vi_peers = {"numpy loop (GEMV form)": _numpy_vi(sweep, S, GAMMA, TOL)}
+    pi_peers, mpi_peers = {}, {}
+    if installed("quantecon"):
+        import quantecon as qe
+
+        ddp = qe.markov.DiscreteDP(R, P, GAMMA)
+        vi_peers["QuantEcon DiscreteDP VI"] = lambda: ddp.solve("value_iteration", epsilon=TOL)
+        pi_peers["QuantEcon DiscreteDP PI (exact solve)"] = lambda: ddp.solve("policy_iteration")
+        mpi_peers["QuantEcon DiscreteDP MPI"] = lambda: ddp.solve("modified_policy_iteration", epsilon=TOL)
+    if installed("mdptoolbox"):
+        import mdptoolbox.mdp
+
+        P_asa = np.ascontiguousarray(P.transpose(1, 0, 2))
+        vi_peers["pymdptoolbox ValueIteration"] = lambda: mdptoolbox.mdp.ValueIteration(
+            P_asa, R, GAMMA, epsilon=TOL, max_iter=100_000).run()
+        mpi_peers["pymdptoolbox PolicyIterationModified"] = lambda: mdptoolbox.mdp.PolicyIterationModified(
+            P_asa, R, GAMMA, epsilon=TOL, max_iter=100_000).run()
+    return [
+        Workload("a-dense-solve", f"{name}: value iteration to tol={TOL}",
+                 lambda: rl.value_iteration(P, R, GAMMA, tol=TOL), vi_peers),
+        Workload("a-dense-solve", f"{name}: policy iteration", lambda: rl.policy_iteration(P, R, GAMMA), pi_peers),
+        Workload("a-dense-solve", f"{name}: modified policy iteration k=20",
+                 lambda: rl.modified_policy_iteration(P, R, GAMMA, tol=TOL), mpi_peers),
+    ]
+
+
+def batched_workloads() -> List[Workload]:
+    """(b) 1024 MDPs of S=16, A=4, one sweep."""
+    B, S, A = 1024, 16, 4
+    P, R = random_dense_mdp(S, A, (B,))
+    V = np.random.default_rng(2).standard_normal((B, S))
+
+    def einsum_sweep():
+        Q = R + GAMMA * np.einsum("bsat,bt->bsa", P, V)
+        return Q.max(-1), Q.argmax(-1)
+
+    def matmul_sweep():
+        Q = R + GAMMA * (P.reshape(B, S * A, S) @ V[..., None]).reshape(B, S, A)
+        return Q.max(-1), Q.argmax(-1)
+
+    return [Workload("b-batched-sweep", f"(b) {B} MDPs S={S} A={A} float64: one sweep",
+                     lambda: rl.bellman_optimality_backup(P, R, V, GAMMA, check=False),
+                     {"numpy einsum": einsum_sweep, "numpy matmul": matmul_sweep}, P.nbytes)]
+
+
+def sparse_workloads(quick: bool) -> List[Workload]:
+    """(c) sparse gridworld: one sweep and full VI."""
+    n = 200 if quick else 500
+    P, R, M = gridworld(n)
+    S, A = n * n, 4
+    V = np.random.default_rng(3).standard_normal(S)
+    sweep = _numpy_sweep(M, R.reshape(-1), GAMMA, S, A)
+    sweep_bytes = P.indptr.nbytes + P.indices.nbytes + P.data.nbytes + R.nbytes
+    name = f"(c) sparse gridworld S={S:,} A={A} ({P.nnz / (S * A):.1f} successors)"
+    vi_peers = {"scipy.sparse loop": _numpy_vi(sweep, S, GAMMA, TOL)}
+    if installed("quantecon"):
+        import quantecon as qe
+
+        ddp = qe.markov.DiscreteDP(R.reshape(-1), M, GAMMA, np.repeat(np.arange(S), A), np.tile(np.arange(A), S))
+        vi_peers["QuantEcon DiscreteDP VI (sparse)"] = lambda: ddp.solve("value_iteration", epsilon=TOL)
+    return [
+        Workload("c-sparse-sweep", f"{name}: one sweep", lambda: rl.bellman_optimality_backup(P, R, V, GAMMA),
+                 {"scipy.sparse matvec + max/argmax": lambda: sweep(V)}, sweep_bytes),
+        Workload("c-sparse-solve", f"{name}: value iteration to tol={TOL}", lambda: rl.value_iteration(P, R, GAMMA, tol=TOL),
+                 vi_peers),
+    ]
+
+
+def reference_workloads() -> List[Workload]:
+    P, R = random_dense_mdp(30, 4)
+    V = np.zeros(30)
+    return [Workload("reference", "small dense S=30 A=4: one sweep (vs the pure-Python reference)",
+                     lambda: rl.bellman_optimality_backup(P, R, V, GAMMA),
+                     {"nimbleops.reference": lambda: ref.bellman_optimality_backup(P, R, V, GAMMA)})]
+
+
+def workloads(quick: bool = False) -> List[Workload]:
+    return dense_workloads() + batched_workloads() + sparse_workloads(quick) + reference_workloads()
+
+
+def machine() -> str:
+    info = nimbleops.build_info()
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (f"{cpu}, {info['num_threads']} threads, SIMD {info['simd_active']}, numpy {np.__version__}, "
+            f"{info['compiler']}, CUDA {'on' if nimbleops.has_cuda() else 'off'}")
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller gridworld")
+    parser.add_argument("--only", default="", help="run workloads whose name contains this")
+    args = parser.parse_args(argv)
+    min_time = 0.1 if args.quick else 0.5
+    bw = memory_bandwidth()
+    print(f"machine: {machine()}")
+    print(f"memory bandwidth (numpy, this run): read {bw['read']:.1f} GB/s (GEMV), copy {bw['copy']:.1f} GB/s "
+          "(read + write bytes)\n")
+    print("| workload | nimbleops | GB/s (% of read) | peer | peer time | peer / ours |")
+    print("|---|---|---|---|---|---|")
+    for w in workloads(args.quick):
+        if args.only not in w.name:
+            continue
+        peers = list(w.peers.items())
+        # ours and every peer timed interleaved, in one measurement
+        times = median_times([w.ours] + [fn for _, fn in peers], min_time=min_time * (1 + len(peers)),
+                             max_repeats=30, min_repeats=3)
+        t = times[0]
+        gbs = f"{w.bytes_moved / t / 1e9:.1f} ({100 * w.bytes_moved / t / 1e9 / bw['read']:.0f}%)" if w.bytes_moved else ""
+        name = w.name + (f" ({w.note})" if w.note else "")
+        rows = [(peer, _fmt(p), f"{p / t:.2f}x") for (peer, _), p in zip(peers, times[1:])] or [("-", "", "")]
+        for i, (peer, pt, ratio) in enumerate(rows):
+            first = i == 0
+            print(f"| {name if first else ''} | {_fmt(t) if first else ''} | {gbs if first else ''} | {peer} | {pt} | {ratio} |",
+                  flush=True)
+
+
+def _fmt(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
+
+
+if __name__ == "__main__":
+    main()
