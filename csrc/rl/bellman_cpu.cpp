@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 #include "core/dispatch.h"
@@ -132,6 +133,21 @@ struct CpuOps {
   // results merged under a lock (max/min/sum do not depend on the merge order).
   template <class F>
   void sweep(const uint8_t* active, T* dmax, T* dmin, int64_t* count, F&& f) {
+    sweep_ranges(active, dmax, dmin, count,
+                 [&](int64_t b, int64_t s0, int64_t s1, T* q, T& lmax, T& lmin, int64_t& cnt) {
+                   for (int64_t s = s0; s < s1; ++s) {
+                     const StateResult<T> r = f(b, s, q);
+                     lmax = std::max(lmax, r.d);
+                     lmin = std::min(lmin, r.d);
+                     cnt += r.flag;
+                   }
+                 });
+  }
+
+  // The same over ranges: g(b, s0, s1, q_scratch, lmax, lmin, cnt) handles states [s0, s1) of
+  // MDP b and folds its results into lmax / lmin / cnt.
+  template <class G>
+  void sweep_ranges(const uint8_t* active, T* dmax, T* dmin, int64_t* count, G&& g) {
     constexpr T inf = std::numeric_limits<T>::infinity();
     const bool stats = dmax || dmin || count;
     for (int64_t b = 0; b < B; ++b) {
@@ -139,14 +155,6 @@ struct CpuOps {
       if (dmin) dmin[b] = inf;
       if (count) count[b] = 0;
     }
-    auto run = [&](int64_t b, int64_t s0, int64_t s1, T* q, T& lmax, T& lmin, int64_t& cnt) {
-      for (int64_t s = s0; s < s1; ++s) {
-        const StateResult<T> r = f(b, s, q);
-        lmax = std::max(lmax, r.d);
-        lmin = std::min(lmin, r.d);
-        cnt += r.flag;
-      }
-    };
     const int64_t cost = std::max<int64_t>(1, rows.cost_per_state());
     if (B >= 4 * get_num_threads() || S * cost < 65536) {
       parallel_for(B, std::max<int64_t>(1, 65536 / (S * cost)), [&](int64_t b0, int64_t b1) {
@@ -155,7 +163,7 @@ struct CpuOps {
           if (active && !active[b]) continue;
           T lmax = -inf, lmin = inf;
           int64_t cnt = 0;
-          run(b, 0, S, q.data(), lmax, lmin, cnt);
+          g(b, int64_t(0), S, q.data(), lmax, lmin, cnt);
           if (dmax) dmax[b] = lmax;
           if (dmin) dmin[b] = lmin;
           if (count) count[b] = cnt;
@@ -170,14 +178,12 @@ struct CpuOps {
         std::vector<T> q(static_cast<size_t>(A));
         T lmax = -inf, lmin = inf;
         int64_t cnt = 0;
-        run(b, s0, s1, q.data(), lmax, lmin, cnt);
+        g(b, s0, s1, q.data(), lmax, lmin, cnt);
         if (!stats) return;
         std::lock_guard<std::mutex> lock(merge_mutex);
-        {
-          if (dmax) dmax[b] = std::max(dmax[b], lmax);
-          if (dmin) dmin[b] = std::min(dmin[b], lmin);
-          if (count) count[b] += cnt;
-        }
+        if (dmax) dmax[b] = std::max(dmax[b], lmax);
+        if (dmin) dmin[b] = std::min(dmin[b], lmin);
+        if (count) count[b] += cnt;
       });
     }
   }
@@ -190,6 +196,14 @@ struct CpuOps {
   }
 
   void optimality(const T* V, T* V_out, int64_t* policy, const uint8_t* active, T* dmax, T* dmin) {
+    if constexpr (std::is_same_v<Rows, DenseRows<T>>) {  // the hot loop, inlined per ISA
+      const auto& m = rows.m;
+      sweep_ranges(active, dmax, dmin, nullptr, [&](int64_t b, int64_t s0, int64_t s1, T*, T& lmax, T& lmin, int64_t&) {
+        rows.k.optimality_range(m.P + b * S * A * S, m.R + b * S * A, V + b * S, gamma, S, A, s0, s1, V_out + b * S,
+                                policy ? policy + b * S : nullptr, &lmax, &lmin);
+      });
+      return;
+    }
     sweep(active, dmax, dmin, nullptr, [&](int64_t b, int64_t s, T* q) {
       rows.q_state(b, s, V + b * S, gamma, q);
       T best;
@@ -235,6 +249,17 @@ struct CpuOps {
   }
 
   void expectation(const T* V, T* V_out, PolicyRef<T> pol, const uint8_t* active, T* dmax, T* dmin) {
+    if constexpr (std::is_same_v<Rows, DenseRows<T>>) {
+      if (pol.actions) {
+        const auto& m = rows.m;
+        sweep_ranges(active, dmax, dmin, nullptr,
+                     [&](int64_t b, int64_t s0, int64_t s1, T*, T& lmax, T& lmin, int64_t&) {
+                       rows.k.expectation_range(m.P + b * S * A * S, m.R + b * S * A, V + b * S, gamma, S, A, s0, s1,
+                                                pol.actions + b * S, V_out + b * S, &lmax, &lmin);
+                     });
+        return;
+      }
+    }
     sweep(active, dmax, dmin, nullptr, [&](int64_t b, int64_t s, T* q) {
       const T v = expected_value(b, s, V + b * S, pol, q);
       V_out[b * S + s] = v;

@@ -100,12 +100,71 @@ T dot(const T* p, const T* v, int64_t n) {
   return dot_fixed<T>(p, v, n);
 }
 
+// The optimality sweep over states [s0, s1) of one MDP, all inlined for this ISA. N > 0 makes
+// the row length a compile-time constant (small MDPs); the arithmetic is the same.
+template <class T, int N>
+void optimality_range_n(const T* P, const T* R, const T* V, T gamma, int64_t S_runtime, int64_t A, int64_t s0,
+                        int64_t s1, T* V_out, int64_t* policy, T* dmax, T* dmin) {
+  const int64_t S = N > 0 ? N : S_runtime;
+  T lmax = *dmax, lmin = *dmin;
+  for (int64_t s = s0; s < s1; ++s) {
+    const T* P_s = P + s * A * S;
+    const T* R_s = R + s * A;
+    T best = R_s[0] + gamma * dot_fixed<T>(P_s, V, S);
+    int64_t arg = 0;
+    for (int64_t a = 1; a < A; ++a) {
+      const T q = R_s[a] + gamma * dot_fixed<T>(P_s + a * S, V, S);
+      const bool greater = q > best;  // branchless: the winner is unpredictable
+      best = greater ? q : best;
+      arg = greater ? a : arg;
+    }
+    V_out[s] = best;
+    if (policy) policy[s] = arg;
+    const T d = best - V[s];
+    lmax = d > lmax ? d : lmax;
+    lmin = d < lmin ? d : lmin;
+  }
+  *dmax = lmax;
+  *dmin = lmin;
+}
+
+// V_out[s] = q(s, policy[s]) over states [s0, s1) of one MDP (actions already range-checked).
+template <class T>
+void expectation_range(const T* P, const T* R, const T* V, T gamma, int64_t S, int64_t A, int64_t s0, int64_t s1,
+                       const int64_t* policy, T* V_out, T* dmax, T* dmin) {
+  T lmax = *dmax, lmin = *dmin;
+  for (int64_t s = s0; s < s1; ++s) {
+    const int64_t a = policy[s];
+    const T v = R[s * A + a] + gamma * dot_fixed<T>(P + (s * A + a) * S, V, S);
+    V_out[s] = v;
+    const T d = v - V[s];
+    lmax = d > lmax ? d : lmax;
+    lmin = d < lmin ? d : lmin;
+  }
+  *dmax = lmax;
+  *dmin = lmin;
+}
+
+template <class T>
+void optimality_range(const T* P, const T* R, const T* V, T gamma, int64_t S, int64_t A, int64_t s0, int64_t s1,
+                      T* V_out, int64_t* policy, T* dmax, T* dmin) {
+  switch (S) {
+    case 8: return optimality_range_n<T, 8>(P, R, V, gamma, S, A, s0, s1, V_out, policy, dmax, dmin);
+    case 16: return optimality_range_n<T, 16>(P, R, V, gamma, S, A, s0, s1, V_out, policy, dmax, dmin);
+    case 32: return optimality_range_n<T, 32>(P, R, V, gamma, S, A, s0, s1, V_out, policy, dmax, dmin);
+    case 64: return optimality_range_n<T, 64>(P, R, V, gamma, S, A, s0, s1, V_out, policy, dmax, dmin);
+    default: return optimality_range_n<T, 0>(P, R, V, gamma, S, A, s0, s1, V_out, policy, dmax, dmin);
+  }
+}
+
 }  // namespace
 
 extern const DenseRowKernels<float> dense_rows_f32;
 extern const DenseRowKernels<double> dense_rows_f64;
-const DenseRowKernels<float> dense_rows_f32 = {&q_state<float>, &dot<float>};
-const DenseRowKernels<double> dense_rows_f64 = {&q_state<double>, &dot<double>};
+const DenseRowKernels<float> dense_rows_f32 = {&q_state<float>, &dot<float>, &optimality_range<float>,
+                                                &expectation_range<float>};
+const DenseRowKernels<double> dense_rows_f64 = {&q_state<double>, &dot<double>, &optimality_range<double>,
+                                                 &expectation_range<double>};
 
 }  // namespace NIMBLEOPS_ISA_NS
 

@@ -14,6 +14,13 @@ struct DenseRowKernels {
   void (*q_state)(const T* P_s, const T* R_s, const T* V, T gamma, int64_t S_next, int64_t A, T* q);
   // dot(p, v) over n elements
   T (*dot)(const T* p, const T* v, int64_t n);
+  // One MDP's optimality sweep over states [s0, s1): P [S, A, S], R [S, A], V [S] -> V_out [S],
+  // policy [S] (nullable); *dmax / *dmin (in: running values) take max / min of V_out - V.
+  void (*optimality_range)(const T* P, const T* R, const T* V, T gamma, int64_t S, int64_t A, int64_t s0, int64_t s1,
+                           T* V_out, int64_t* policy, T* dmax, T* dmin);
+  // The same for a deterministic policy [S] (actions in range): V_out[s] = q(s, policy[s]).
+  void (*expectation_range)(const T* P, const T* R, const T* V, T gamma, int64_t S, int64_t A, int64_t s0,
+                            int64_t s1, const int64_t* policy, T* V_out, T* dmax, T* dmin);
 };
 
 // The table for the active SIMD level (core/simd.h).

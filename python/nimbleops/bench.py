@@ -45,35 +45,47 @@ class Workload:
     note: str = ""
 
 
-def median_time(fn: Callable[[], object], min_time: float = 0.3, max_repeats: int = 50, min_repeats: int = 5) -> float:
-    """Median seconds per call over repeats (one warm-up call first)."""
-    return median_times([fn], min_time, max_repeats, min_repeats)[0]
+def median_time(fn: Callable[[], object], min_time: float = 0.3, rounds: int = 3) -> float:
+    """Median seconds per call (see :func:`median_times`)."""
+    return median_times([fn], min_time, rounds)[0]
 
 
-def median_times(fns: List[Callable[[], object]], min_time: float = 0.3, max_repeats: int = 50,
-                 min_repeats: int = 5) -> List[float]:
-    """Median seconds per call of each function, measured interleaved (a, b, a, b, ...) so that
-    the noise of a shared machine hits all of them alike. One warm-up call each first."""
-    for fn in fns:
-        fn()
+def median_times(fns: List[Callable[[], object]], min_time: float = 0.3, rounds: int = 3,
+                 settle: float = 0.25) -> List[float]:
+    """Median seconds per call of each function, measured in alternating blocks (a a a, b b b,
+    a a a, ...), so that the slow drifts of a shared machine hit all of them alike.
+
+    Each block starts with a warm-up call and a pause of `settle` seconds: thread pools of the
+    other libraries (OpenBLAS' idle workers spin for about 0.1 s after each call) must not steal
+    this function's cores. A block lasts about min_time / rounds."""
+    block = [max(3, min(200, int(min_time / rounds / max(_once(fn), 1e-7)))) for fn in fns]
     times: List[List[float]] = [[] for _ in fns]
-    start = time.perf_counter()
-    while len(times[0]) < max_repeats and (len(times[0]) < min_repeats or time.perf_counter() - start < min_time):
-        for fn, ts in zip(fns, times):
-            t0 = time.perf_counter()
+    for _ in range(rounds):
+        for fn, n, ts in zip(fns, block, times):
+            time.sleep(settle)
             fn()
-            ts.append(time.perf_counter() - t0)
+            for _ in range(n):
+                t0 = time.perf_counter()
+                fn()
+                ts.append(time.perf_counter() - t0)
     return [statistics.median(ts) for ts in times]
+
+
+def _once(fn: Callable[[], object]) -> float:
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def memory_bandwidth(nbytes: int = 256 * 2**20) -> Dict[str, float]:
     """GB/s of numpy's copy (read + write bytes counted) and of a BLAS GEMV (pure read), same run."""
     a = np.random.default_rng(0).random(nbytes // 8)
     b = np.empty_like(a)
-    copy = 2 * a.nbytes / median_time(lambda: np.copyto(b, a), min_repeats=7) / 1e9
+    copy = 2 * a.nbytes / median_time(lambda: np.copyto(b, a)) / 1e9
     m = a.reshape(4096, -1)
     ones = np.ones(m.shape[1])
-    read = a.nbytes / median_time(lambda: m @ ones, min_repeats=7) / 1e9
+    read = a.nbytes / median_time(lambda: m @ ones) / 1e9
     return {"copy": copy, "read": read}
 
 
@@ -156,7 +168,7 @@ def dense_workloads() -> List[Workload]:
         P, R = random_dense_mdp(S, A, dtype=dtype)
         V = np.random.default_rng(1).standard_normal(S).astype(dtype)
         sweep = _numpy_sweep(P.reshape(S * A, S), R.reshape(-1), GAMMA, S, A)
-        peers = {"numpy GEMV + max/argmax": lambda: sweep(V)}
+        peers = {"numpy GEMV + max/argmax": lambda sweep=sweep, V=V: sweep(V)}  # bound now, not late
         if installed("mdptoolbox") and dtype == "float64":
             import mdptoolbox.mdp
 
@@ -190,25 +202,29 @@ def dense_solver_workloads(P, R) -> List[Workload]:
     name = f"(a) dense S={S} A={A} float64"
     sweep = _numpy_sweep(P.reshape(S * A, S), R.reshape(-1), GAMMA, S, A)
     vi_peers = {"numpy loop (GEMV form)": _numpy_vi(sweep, S, GAMMA, TOL)}
-    pi_peers, mpi_peers = {}, {}
+    pi_peers, mpi_peers, span_peers = {}, {}, {}
     if installed("quantecon"):
         import quantecon as qe
 
         ddp = qe.markov.DiscreteDP(R, P, GAMMA)
-        vi_peers["QuantEcon DiscreteDP VI"] = lambda: ddp.solve("value_iteration", epsilon=TOL)
-        pi_peers["QuantEcon DiscreteDP PI (exact solve)"] = lambda: ddp.solve("policy_iteration")
-        mpi_peers["QuantEcon DiscreteDP MPI"] = lambda: ddp.solve("modified_policy_iteration", epsilon=TOL)
+        # (QuantEcon stops at max_iter=250 by default, before VI has converged here)
+        vi_peers["QuantEcon DiscreteDP VI"] = lambda: ddp.solve("value_iteration", epsilon=TOL, max_iter=100_000)
+        pi_peers["QuantEcon DiscreteDP PI (exact solve)"] = lambda: ddp.solve("policy_iteration", max_iter=100_000)
+        mpi_peers["QuantEcon DiscreteDP MPI"] = lambda: ddp.solve("modified_policy_iteration", epsilon=TOL,
+                                                                  max_iter=100_000)
     if installed("mdptoolbox"):
         import mdptoolbox.mdp
 
         P_asa = np.ascontiguousarray(P.transpose(1, 0, 2))
-        vi_peers["pymdptoolbox ValueIteration"] = lambda: mdptoolbox.mdp.ValueIteration(
+        span_peers["pymdptoolbox ValueIteration"] = lambda: mdptoolbox.mdp.ValueIteration(
             P_asa, R, GAMMA, epsilon=TOL, max_iter=100_000).run()
         mpi_peers["pymdptoolbox PolicyIterationModified"] = lambda: mdptoolbox.mdp.PolicyIterationModified(
             P_asa, R, GAMMA, epsilon=TOL, max_iter=100_000).run()
     return [
         Workload("a-dense-solve", f"{name}: value iteration to tol={TOL}",
                  lambda: rl.value_iteration(P, R, GAMMA, tol=TOL), vi_peers),
+        Workload("a-dense-solve", f"{name}: value iteration to tol={TOL}, span rule",
+                 lambda: rl.value_iteration(P, R, GAMMA, tol=TOL, stop="span"), span_peers),
         Workload("a-dense-solve", f"{name}: policy iteration", lambda: rl.policy_iteration(P, R, GAMMA), pi_peers),
         Workload("a-dense-solve", f"{name}: modified policy iteration k=20",
                  lambda: rl.modified_policy_iteration(P, R, GAMMA, tol=TOL), mpi_peers),
@@ -248,7 +264,8 @@ def sparse_workloads(quick: bool) -> List[Workload]:
         import quantecon as qe
 
         ddp = qe.markov.DiscreteDP(R.reshape(-1), M, GAMMA, np.repeat(np.arange(S), A), np.tile(np.arange(A), S))
-        vi_peers["QuantEcon DiscreteDP VI (sparse)"] = lambda: ddp.solve("value_iteration", epsilon=TOL)
+        vi_peers["QuantEcon DiscreteDP VI (sparse)"] = lambda: ddp.solve("value_iteration", epsilon=TOL,
+                                                                         max_iter=100_000)
     return [
         Workload("c-sparse-sweep", f"{name}: one sweep", lambda: rl.bellman_optimality_backup(P, R, V, GAMMA),
                  {"scipy.sparse matvec + max/argmax": lambda: sweep(V)}, sweep_bytes),
@@ -301,8 +318,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             continue
         peers = list(w.peers.items())
         # ours and every peer timed interleaved, in one measurement
-        times = median_times([w.ours] + [fn for _, fn in peers], min_time=min_time * (1 + len(peers)),
-                             max_repeats=30, min_repeats=3)
+        times = median_times([w.ours] + [fn for _, fn in peers], min_time=min_time)
         t = times[0]
         gbs = f"{w.bytes_moved / t / 1e9:.1f} ({100 * w.bytes_moved / t / 1e9 / bw['read']:.0f}%)" if w.bytes_moved else ""
         name = w.name + (f" ({w.note})" if w.note else "")
