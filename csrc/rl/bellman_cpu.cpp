@@ -350,32 +350,23 @@ void check_rewards(const View& R, int64_t A) {
   NIMBLEOPS_CHECK(R.device < 0, "R: expected host memory");
   NIMBLEOPS_CHECK(A >= 1 && R.numel() % A == 0, "R: expected a last axis of ", A, " actions, got shape ", shape_str(R));
   NIMBLEOPS_DISPATCH_FLOATING(R.dtype, "R", [&] {
+    constexpr scalar_t inf = std::numeric_limits<scalar_t>::infinity();
     const scalar_t* r = R.ptr<scalar_t>();
-    const int64_t states = R.numel() / A;
-    // 0: ok, 1: nan, 2: +inf, 3: a state with no feasible action; the lowest flat state index reports
-    std::vector<int64_t> first_bad(4, states);
-    std::mutex merge_mutex;
-    parallel_for(states, 4096, [&](int64_t s0, int64_t s1) {
-      int64_t bad[4] = {states, states, states, states};
-      for (int64_t s = s0; s < s1; ++s) {
-        bool feasible = false;
-        for (int64_t a = 0; a < A; ++a) {
-          const scalar_t x = r[s * A + a];
-          if (x != x) bad[1] = std::min(bad[1], s);
-          if (x == std::numeric_limits<scalar_t>::infinity()) bad[2] = std::min(bad[2], s);
-          feasible = feasible || x > -std::numeric_limits<scalar_t>::infinity();
-        }
-        if (!feasible) bad[3] = std::min(bad[3], s);
+    const int64_t n = R.numel(), states = n / A;
+    // fast path: one vectorisable pass of OR-reductions; the slow pass below only runs to
+    // locate a problem (or when some action is infeasible)
+    if (!dense_row_kernels<scalar_t>().any_non_finite(r, n)) return;
+    for (int64_t s = 0; s < states; ++s) {
+      bool feasible = false;
+      for (int64_t a = 0; a < A; ++a) {
+        const scalar_t x = r[s * A + a];
+        NIMBLEOPS_CHECK(x == x, "R: expected rewards without nan, found one at flat state ", s);
+        NIMBLEOPS_CHECK(x != inf, "R: expected finite rewards or -inf (infeasible action), found +inf at flat state ", s);
+        feasible = feasible || x > -inf;
       }
-      std::lock_guard<std::mutex> lock(merge_mutex);
-      for (int k = 1; k < 4; ++k) first_bad[k] = std::min(first_bad[k], bad[k]);
-    });
-    NIMBLEOPS_CHECK(first_bad[1] == states, "R: expected rewards without nan, found one at flat state ", first_bad[1]);
-    NIMBLEOPS_CHECK(first_bad[2] == states, "R: expected finite rewards or -inf (infeasible action), found +inf at flat state ",
-                    first_bad[2]);
-    NIMBLEOPS_CHECK(first_bad[3] == states,
-                    "R: every state needs at least one feasible action (a reward > -inf); flat state ", first_bad[3],
-                    " has none");
+      NIMBLEOPS_CHECK(feasible, "R: every state needs at least one feasible action (a reward > -inf); flat state ", s,
+                      " has none");
+    }
   });
 }
 
@@ -391,22 +382,12 @@ void check_probabilities(const View& P, int64_t row_length, double row_sum_tol, 
     std::mutex merge_mutex;
     double worst_sum = 0.0;
     parallel_for(rows, std::max<int64_t>(1, 65536 / row_length), [&](int64_t r0, int64_t r1) {
-      int64_t lbad_value = rows, lbad_sum = rows;
+      int64_t lbad_value, lbad_sum;
       double lworst = 0.0;
-      for (int64_t r = r0; r < r1; ++r) {
-        const scalar_t* row = p + r * row_length;
-        bool ok = true;
-        double sum = 0.0;
-        for (int64_t j = 0; j < row_length; ++j) {
-          ok = ok && row[j] >= scalar_t(0) && row[j] <= scalar_t(1);  // false for nan
-          sum += row[j];
-        }
-        if (!ok) lbad_value = std::min(lbad_value, r);
-        if (ok && sum > 1.0 + row_sum_tol && r < lbad_sum) {
-          lbad_sum = r;
-          lworst = sum;
-        }
-      }
+      dense_row_kernels<scalar_t>().probability_rows(p, row_length, r0, r1, 1.0 + row_sum_tol, &lbad_value,
+                                                     &lbad_sum, &lworst);
+      if (lbad_value == r1) lbad_value = rows;
+      if (lbad_sum == r1) lbad_sum = rows;
       std::lock_guard<std::mutex> lock(merge_mutex);
       {
         bad_value = std::min(bad_value, lbad_value);

@@ -90,6 +90,29 @@ inline T dot_fixed(const T* __restrict p, const T* __restrict v, int64_t n) {
   return sum;
 }
 
+// sum(p) in dot_fixed's order (the same lanes and folds, without the products).
+template <class T>
+inline T sum_fixed(const T* __restrict p, int64_t n) {
+  typedef typename VecOf<T, kVectorBytes>::type V;
+  constexpr int W = kVectorBytes / int(sizeof(T));
+  constexpr int L = 128 / int(sizeof(T));
+  constexpr int K = L / W;
+  V acc[K];
+  for (int k = 0; k < K; ++k) acc[k] = V{};
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+    for (int k = 0; k < K; ++k) acc[k] += load<V>(p + i + k * W);
+  if (i + L / 2 <= n) {
+    for (int k = 0; k < K / 2; ++k) acc[k] += load<V>(p + i + k * W);
+    i += L / 2;
+  }
+  for (int half = K / 2; half >= 1; half /= 2)
+    for (int k = 0; k < half; ++k) acc[k] += acc[k + half];
+  T sum = fold(acc[0]);
+  for (; i < n; ++i) sum += p[i];
+  return sum;
+}
+
 template <class T>
 void q_state(const T* P_s, const T* R_s, const T* V, T gamma, int64_t S_next, int64_t A, T* q) {
   for (int64_t a = 0; a < A; ++a) q[a] = R_s[a] + gamma * dot_fixed<T>(P_s + a * S_next, V, S_next);
@@ -128,6 +151,66 @@ void optimality_range_n(const T* P, const T* R, const T* V, T gamma, int64_t S_r
   *dmin = lmin;
 }
 
+// True when some x[i] is nan or +-inf: x - x is 0 exactly for finite x and nan otherwise, and
+// nan != nan. Lane-wise masks OR-ed together keep it vectorised.
+template <class T>
+bool any_non_finite(const T* x, int64_t n) {
+  typedef typename VecOf<T, kVectorBytes>::type V;
+  typedef decltype(V{} != V{}) M;
+  constexpr int W = kVectorBytes / int(sizeof(T));
+  M bad0 = {}, bad1 = {};
+  int64_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    V a = load<V>(x + i), b = load<V>(x + i + W);
+    a -= a;
+    b -= b;
+    bad0 |= a != a;
+    bad1 |= b != b;
+  }
+  bad0 |= bad1;
+  bool any = false;
+  for (int j = 0; j < W; ++j) any = any || bad0[j] != 0;
+  for (; i < n; ++i) any = any || !(x[i] - x[i] == T(0));
+  return any;
+}
+
+// Whether every p[j] is in [0, 1] (false for nan), and their sum in dot_fixed's order.
+template <class T>
+bool probability_row(const T* p, int64_t n, T* sum) {
+  typedef typename VecOf<T, kVectorBytes>::type V;
+  typedef decltype(V{} != V{}) M;
+  constexpr int W = kVectorBytes / int(sizeof(T));
+  const V zero = V{}, one = zero + T(1);
+  M ok = zero == zero;
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    const V v = load<V>(p + i);
+    ok &= (v >= zero) & (v <= one);
+  }
+  bool all = true;
+  for (int j = 0; j < W; ++j) all = all && ok[j] != 0;
+  for (; i < n; ++i) all = all && p[i] >= T(0) && p[i] <= T(1);
+  *sum = sum_fixed<T>(p, n);
+  return all;
+}
+
+// Rows [r0, r1) of length n: the first row with a value outside [0, 1] (or nan) and the first
+// whose sum exceeds max_sum (with that sum); r1 where none.
+template <class T>
+void probability_rows(const T* p, int64_t n, int64_t r0, int64_t r1, double max_sum, int64_t* bad_value,
+                      int64_t* bad_sum, double* worst_sum) {
+  *bad_value = *bad_sum = r1;
+  for (int64_t r = r0; r < r1; ++r) {
+    T sum;
+    const bool ok = probability_row<T>(p + r * n, n, &sum);
+    if (!ok && *bad_value == r1) *bad_value = r;
+    if (ok && double(sum) > max_sum && *bad_sum == r1) {
+      *bad_sum = r;
+      *worst_sum = double(sum);
+    }
+  }
+}
+
 // V_out[s] = q(s, policy[s]) over states [s0, s1) of one MDP (actions already range-checked).
 template <class T>
 void expectation_range(const T* P, const T* R, const T* V, T gamma, int64_t S, int64_t A, int64_t s0, int64_t s1,
@@ -162,9 +245,11 @@ void optimality_range(const T* P, const T* R, const T* V, T gamma, int64_t S, in
 extern const DenseRowKernels<float> dense_rows_f32;
 extern const DenseRowKernels<double> dense_rows_f64;
 const DenseRowKernels<float> dense_rows_f32 = {&q_state<float>, &dot<float>, &optimality_range<float>,
-                                                &expectation_range<float>};
+                                                &expectation_range<float>, &any_non_finite<float>,
+                                                &probability_rows<float>};
 const DenseRowKernels<double> dense_rows_f64 = {&q_state<double>, &dot<double>, &optimality_range<double>,
-                                                 &expectation_range<double>};
+                                                 &expectation_range<double>, &any_non_finite<double>,
+                                                 &probability_rows<double>};
 
 }  // namespace NIMBLEOPS_ISA_NS
 

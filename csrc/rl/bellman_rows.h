@@ -21,6 +21,12 @@ struct DenseRowKernels {
   // The same for a deterministic policy [S] (actions in range): V_out[s] = q(s, policy[s]).
   void (*expectation_range)(const T* P, const T* R, const T* V, T gamma, int64_t S, int64_t A, int64_t s0,
                             int64_t s1, const int64_t* policy, T* V_out, T* dmax, T* dmin);
+  // Whether any of x[0..n) is nan or +-inf (the reward check's fast path).
+  bool (*any_non_finite)(const T* x, int64_t n);
+  // Rows [r0, r1) of n probabilities: the first row with a value outside [0, 1] (nan included)
+  // and the first whose sum exceeds max_sum (and that sum); r1 where none.
+  void (*probability_rows)(const T* p, int64_t n, int64_t r0, int64_t r1, double max_sum, int64_t* bad_value,
+                           int64_t* bad_sum, double* worst_sum);
 };
 
 // The table for the active SIMD level (core/simd.h).
