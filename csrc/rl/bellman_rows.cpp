@@ -68,49 +68,44 @@ inline V load(const T* p) {
   return v;
 }
 
-template <class T>
-inline T dot_fixed(const T* __restrict p, const T* __restrict v, int64_t n) {
+// sum_i p[i] * v[i] (kProducts) or sum_i p[i], in the fixed order described above.
+template <class T, bool kProducts>
+inline T fixed_order_sum(const T* __restrict p, const T* __restrict v, int64_t n) {
   typedef typename VecOf<T, kVectorBytes>::type V;
   constexpr int W = kVectorBytes / int(sizeof(T));
   constexpr int L = 128 / int(sizeof(T));
   constexpr int K = L / W;
+  auto term = [&](int64_t i) {
+    if constexpr (kProducts) return load<V>(p + i) * load<V>(v + i);
+    else return load<V>(p + i);
+  };
   V acc[K];
   for (int k = 0; k < K; ++k) acc[k] = V{};
   int64_t i = 0;
   for (; i + L <= n; i += L)
-    for (int k = 0; k < K; ++k) acc[k] += load<V>(p + i + k * W) * load<V>(v + i + k * W);
+    for (int k = 0; k < K; ++k) acc[k] += term(i + k * W);
   if (i + L / 2 <= n) {
-    for (int k = 0; k < K / 2; ++k) acc[k] += load<V>(p + i + k * W) * load<V>(v + i + k * W);
+    for (int k = 0; k < K / 2; ++k) acc[k] += term(i + k * W);
     i += L / 2;
   }
   for (int half = K / 2; half >= 1; half /= 2)
     for (int k = 0; k < half; ++k) acc[k] += acc[k + half];
   T sum = fold(acc[0]);
-  for (; i < n; ++i) sum += p[i] * v[i];
+  for (; i < n; ++i) {
+    if constexpr (kProducts) sum += p[i] * v[i];
+    else sum += p[i];
+  }
   return sum;
 }
 
-// sum(p) in dot_fixed's order (the same lanes and folds, without the products).
+template <class T>
+inline T dot_fixed(const T* __restrict p, const T* __restrict v, int64_t n) {
+  return fixed_order_sum<T, true>(p, v, n);
+}
+
 template <class T>
 inline T sum_fixed(const T* __restrict p, int64_t n) {
-  typedef typename VecOf<T, kVectorBytes>::type V;
-  constexpr int W = kVectorBytes / int(sizeof(T));
-  constexpr int L = 128 / int(sizeof(T));
-  constexpr int K = L / W;
-  V acc[K];
-  for (int k = 0; k < K; ++k) acc[k] = V{};
-  int64_t i = 0;
-  for (; i + L <= n; i += L)
-    for (int k = 0; k < K; ++k) acc[k] += load<V>(p + i + k * W);
-  if (i + L / 2 <= n) {
-    for (int k = 0; k < K / 2; ++k) acc[k] += load<V>(p + i + k * W);
-    i += L / 2;
-  }
-  for (int half = K / 2; half >= 1; half /= 2)
-    for (int k = 0; k < half; ++k) acc[k] += acc[k + half];
-  T sum = fold(acc[0]);
-  for (; i < n; ++i) sum += p[i];
-  return sum;
+  return fixed_order_sum<T, false>(p, nullptr, n);
 }
 
 template <class T>
