@@ -38,6 +38,30 @@ PYBIND11_MODULE(_C, m) {
              return v;
            }),
            py::arg("ptr"), py::arg("shape"), py::arg("strides"), py::arg("dtype"), py::arg("device"))
+      .def_static(
+          "from_numpy",
+          [](const py::array& a) {
+            View v;
+            v.data = const_cast<void*>(a.data());
+            const py::dtype d = a.dtype();
+            if (d.is(py::dtype::of<float>())) v.dtype = DType::float32;
+            else if (d.is(py::dtype::of<double>())) v.dtype = DType::float64;
+            else if (d.is(py::dtype::of<int32_t>())) v.dtype = DType::int32;
+            else if (d.is(py::dtype::of<int64_t>())) v.dtype = DType::int64;
+            else if (d.is(py::dtype::of<bool>())) v.dtype = DType::boolean;
+            else throw std::invalid_argument("View: unsupported numpy dtype");
+            const int64_t item = static_cast<int64_t>(a.itemsize());
+            v.shape.resize(a.ndim());
+            v.strides.resize(a.ndim());
+            for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+              v.shape[i] = a.shape(i);
+              NIMBLEOPS_CHECK(a.strides(i) % item == 0, "View: strides must be whole elements");
+              v.strides[i] = a.strides(i) / item;
+            }
+            v.device = -1;
+            return v;
+          },
+          py::arg("array"), "A View of a numpy array (no copy; the array must outlive its use).")
       .def_property_readonly("shape", [](const View& v) { return v.shape; })
       .def_property_readonly("strides", [](const View& v) { return v.strides; })
       .def_property_readonly("dtype", [](const View& v) { return std::string(dtype_name(v.dtype)); })

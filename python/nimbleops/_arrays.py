@@ -25,7 +25,9 @@ def _torch():
 
 
 def is_torch(x: Any) -> bool:
-    torch = _torch()
+    if isinstance(x, np.ndarray):
+        return False
+    torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
 
 
@@ -131,11 +133,10 @@ def zeros(shape, dtype: str, kind: Kind) -> Any:
 
 def view(x: Any) -> "_C.View":
     """A View of a numpy array or torch tensor (strides in elements); x must outlive its use."""
-    if is_torch(x):
-        dev = -1 if x.device.type == "cpu" else x.device.index
-        return _C.View(x.data_ptr(), list(x.shape), list(x.stride()), dtype_name(x), dev)
-    item = x.itemsize
-    return _C.View(x.ctypes.data, x.shape, [s // item for s in x.strides], dtype_name(x), -1)
+    if isinstance(x, np.ndarray):
+        return _C.View.from_numpy(x)
+    dev = -1 if x.device.type == "cpu" else x.device.index
+    return _C.View(x.data_ptr(), list(x.shape), list(x.stride()), dtype_name(x), dev)
 
 
 def cuda_stream(kind: Kind) -> int:

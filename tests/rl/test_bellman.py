@@ -149,7 +149,7 @@ def test_policy_evaluation_matches_reference(kind, case, gamma, stochastic):
     for b in range(Pf.shape[0]):
         if stochastic:
             P_pi = np.einsum("sa,sat->st", pf[b], Pf[b])
-            r_pi = np.where(pf[b] > 0, pf[b] * Rf[b], 0).sum(-1)
+            r_pi = np.where(pf[b] > 0, pf[b] * np.where(pf[b] > 0, Rf[b], 0), 0).sum(-1)
         else:
             P_pi = Pf[b][np.arange(S), pf[b]]
             r_pi = Rf[b][np.arange(S), pf[b]]
