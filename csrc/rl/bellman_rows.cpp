@@ -79,9 +79,15 @@ inline T fixed_order_sum(const T* __restrict p, const T* __restrict v, int64_t n
     if constexpr (kProducts) return load<V>(p + i) * load<V>(v + i);
     else return load<V>(p + i);
   };
+  // the first block initialises the lanes (no 0 + x: the same except that a -0 sum stays -0)
   V acc[K];
-  for (int k = 0; k < K; ++k) acc[k] = V{};
   int64_t i = 0;
+  if (n >= L) {
+    for (int k = 0; k < K; ++k) acc[k] = term(k * W);
+    i = L;
+  } else {
+    for (int k = 0; k < K; ++k) acc[k] = V{};
+  }
   for (; i + L <= n; i += L)
     for (int k = 0; k < K; ++k) acc[k] += term(i + k * W);
   if (i + L / 2 <= n) {
@@ -121,8 +127,9 @@ T dot(const T* p, const T* v, int64_t n) {
 // The optimality sweep over states [s0, s1) of one MDP, all inlined for this ISA. N > 0 makes
 // the row length a compile-time constant (small MDPs); the arithmetic is the same.
 template <class T, int N>
-void optimality_range_n(const T* P, const T* R, const T* V, T gamma, int64_t S_runtime, int64_t A, int64_t s0,
-                        int64_t s1, T* V_out, int64_t* policy, T* dmax, T* dmin) {
+void optimality_range_n(const T* __restrict P, const T* __restrict R, const T* __restrict V, T gamma,
+                        int64_t S_runtime, int64_t A, int64_t s0, int64_t s1, T* __restrict V_out,
+                        int64_t* __restrict policy, T* dmax, T* dmin) {
   const int64_t S = N > 0 ? N : S_runtime;
   T lmax = *dmax, lmin = *dmin;
   for (int64_t s = s0; s < s1; ++s) {
