@@ -44,6 +44,7 @@ void q_values_entry(const MdpViews& m, const View& V, double gamma, const View& 
   check_contiguous(Q, "Q");
   check_dtype(Q, m.R.dtype, "Q");
   check_numel(Q, m.B * m.S * m.A, "Q");
+  check_same_device(Q, m.R, "Q", "R");
   Backend::with_ops(m, gamma, [&](auto& ops) {
     using T = typename std::decay_t<decltype(ops)>::T;
     ops.q_values(V.ptr<T>(), Q.ptr<T>());
