@@ -69,6 +69,18 @@ inline void check_gamma(double gamma, bool infinite_horizon) {
     NIMBLEOPS_CHECK(gamma >= 0.0 && gamma <= 1.0, "gamma: expected 0 <= gamma <= 1, got ", gamma);
 }
 
+// Calls f(model) with the DenseMdp<T> or SparseMdp<T, int32/int64> these views describe
+// (already validated; T must be R's dtype).
+template <class T, class F>
+auto with_model(const MdpViews& m, F&& f) {
+  if (!m.sparse) return f(DenseMdp<T>{m.P.ptr<T>(), m.R.ptr<T>(), m.B, m.S, m.A});
+  if (m.indices.dtype == DType::int32)
+    return f(SparseMdp<T, int32_t>{m.indptr.ptr<int64_t>(), m.indices.ptr<int32_t>(), m.data.ptr<T>(), m.R.ptr<T>(),
+                                   m.B, m.S, m.A});
+  return f(SparseMdp<T, int64_t>{m.indptr.ptr<int64_t>(), m.indices.ptr<int64_t>(), m.data.ptr<T>(), m.R.ptr<T>(), m.B,
+                                 m.S, m.A});
+}
+
 #define NIMBLEOPS_BELLMAN_DEVICE_API(ns)                                                                 \
   namespace ns {                                                                                         \
   void q_values(const MdpViews& m, const View& V, double gamma, const View& Q);                          \

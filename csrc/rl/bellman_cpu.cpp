@@ -85,6 +85,15 @@ struct SparseRows {
 };
 
 template <class T>
+DenseRows<T> rows_for(DenseMdp<T> m) {
+  return DenseRows<T>{m};
+}
+template <class T, class I>
+SparseRows<T, I> rows_for(SparseMdp<T, I> m) {
+  return SparseRows<T, I>{m};
+}
+
+template <class T>
 struct StateResult {
   T d;           // enters the per-MDP max and min
   int64_t flag;  // enters the per-MDP count
@@ -302,26 +311,11 @@ auto with_ops(const MdpViews& m, double gamma, F&& f) {
   validate_mdp(m);
   NIMBLEOPS_CHECK(m.R.device < 0, "R: expected a CPU array for the CPU kernels");
   return NIMBLEOPS_DISPATCH_FLOATING(m.R.dtype, "R", [&] {
-    const scalar_t g = static_cast<scalar_t>(gamma);
-    if (!m.sparse) {
-      CpuOps<scalar_t, DenseRows<scalar_t>> ops(
-          DenseRows<scalar_t>{DenseMdp<scalar_t>{m.P.ptr<scalar_t>(), m.R.ptr<scalar_t>(), m.B, m.S, m.A}}, g);
+    return with_model<scalar_t>(m, [&](auto model) {
+      auto rows = rows_for(model);
+      CpuOps<scalar_t, decltype(rows)> ops(rows, static_cast<scalar_t>(gamma));
       return f(ops);
-    }
-    if (m.indices.dtype == DType::int32) {
-      using Rows = SparseRows<scalar_t, int32_t>;
-      CpuOps<scalar_t, Rows> ops(Rows{SparseMdp<scalar_t, int32_t>{m.indptr.ptr<int64_t>(), m.indices.ptr<int32_t>(),
-                                                                    m.data.ptr<scalar_t>(), m.R.ptr<scalar_t>(), m.B,
-                                                                    m.S, m.A}},
-                                 g);
-      return f(ops);
-    }
-    using Rows = SparseRows<scalar_t, int64_t>;
-    CpuOps<scalar_t, Rows> ops(Rows{SparseMdp<scalar_t, int64_t>{m.indptr.ptr<int64_t>(), m.indices.ptr<int64_t>(),
-                                                                  m.data.ptr<scalar_t>(), m.R.ptr<scalar_t>(), m.B, m.S,
-                                                                  m.A}},
-                               g);
-    return f(ops);
+    });
   });
 }
 

@@ -78,6 +78,15 @@ struct SparseDev {
   }
 };
 
+template <class T>
+DenseDev<T> rows_for(DenseMdp<T> m) {
+  return DenseDev<T>{m};
+}
+template <class T, class I>
+SparseDev<T, I> rows_for(SparseMdp<T, I> m) {
+  return SparseDev<T, I>{m};
+}
+
 enum class Sweep : int { q_values, optimality, expect_actions, expect_probs, improve };
 
 template <class T>
@@ -272,12 +281,9 @@ struct CudaOps {
     NIMBLEOPS_CUDA_CHECK(cudaMemcpyAsync(changed, count.get(), sizeof(int64_t) * B, cudaMemcpyDeviceToDevice, stream));
   }
 
-  void copy_active(T* dst, const T* src, const uint8_t* active) {
-    if (B * S == 0) return;
-    copy_active_kernel<T><<<blocks_for(B * S, 256), 256, 0, stream>>>(dst, src, nullptr, active, B, S);
-    NIMBLEOPS_CUDA_CHECK(cudaGetLastError());
-  }
+  void copy_active(T* dst, const T* src, const uint8_t* active) { shift_active(dst, src, nullptr, active); }
 
+  // dst[b] = src[b] (+ shift[b] unless shift is null) for the active MDPs
   void shift_active(T* dst, const T* src, const T* shift, const uint8_t* active) {
     if (B * S == 0) return;
     copy_active_kernel<T><<<blocks_for(B * S, 256), 256, 0, stream>>>(dst, src, shift, active, B, S);
@@ -292,27 +298,11 @@ auto with_ops(const MdpViews& m, double gamma, F&& f) {
   DeviceGuard guard(m.R.device);
   cudaStream_t stream = reinterpret_cast<cudaStream_t>(m.stream);
   return NIMBLEOPS_DISPATCH_FLOATING(m.R.dtype, "R", [&] {
-    const scalar_t g = static_cast<scalar_t>(gamma);
-    if (!m.sparse) {
-      using Rows = DenseDev<scalar_t>;
-      CudaOps<scalar_t, Rows> ops(Rows{DenseMdp<scalar_t>{m.P.ptr<scalar_t>(), m.R.ptr<scalar_t>(), m.B, m.S, m.A}}, g,
-                                  stream);
+    return with_model<scalar_t>(m, [&](auto model) {
+      auto rows = rows_for(model);
+      CudaOps<scalar_t, decltype(rows)> ops(rows, static_cast<scalar_t>(gamma), stream);
       return f(ops);
-    }
-    if (m.indices.dtype == DType::int32) {
-      using Rows = SparseDev<scalar_t, int32_t>;
-      CudaOps<scalar_t, Rows> ops(Rows{SparseMdp<scalar_t, int32_t>{m.indptr.ptr<int64_t>(), m.indices.ptr<int32_t>(),
-                                                                     m.data.ptr<scalar_t>(), m.R.ptr<scalar_t>(), m.B,
-                                                                     m.S, m.A}},
-                                  g, stream);
-      return f(ops);
-    }
-    using Rows = SparseDev<scalar_t, int64_t>;
-    CudaOps<scalar_t, Rows> ops(Rows{SparseMdp<scalar_t, int64_t>{m.indptr.ptr<int64_t>(), m.indices.ptr<int64_t>(),
-                                                                   m.data.ptr<scalar_t>(), m.R.ptr<scalar_t>(), m.B,
-                                                                   m.S, m.A}},
-                                g, stream);
-    return f(ops);
+    });
   });
 }
 
