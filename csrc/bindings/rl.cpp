@@ -1,6 +1,7 @@
 // pybind11 for the RL family: views in, GIL released around every kernel.
 #include "bindings/common.h"
 #include "rl/bellman_api.h"
+#include "rl/returns_api.h"
 
 namespace py = pybind11;
 
@@ -128,6 +129,54 @@ void bind_rl(py::module_& m) {
   NIMBLEOPS_BIND_BELLMAN(cpu, "cpu")
 #ifdef NIMBLEOPS_WITH_CUDA
   NIMBLEOPS_BIND_BELLMAN(cuda, "cuda")
+#endif
+
+  py::class_<rl::ReturnsViews>(m, "ReturnsInputs")
+      .def(py::init([](const std::string& kind, const View& rewards, std::optional<View> values,
+                       const View& next_values, const View& terminated, const View& truncated,
+                       std::optional<View> gamma, double gamma_scalar, double lam, int64_t n,
+                       std::optional<View> log_rhos, double rho_clip, double c_clip, uintptr_t stream) {
+             rl::ReturnsViews v;
+             if (kind == "discounted") v.kind = rl::Estimator::discounted;
+             else if (kind == "lambda") v.kind = rl::Estimator::lambda;
+             else if (kind == "gae") v.kind = rl::Estimator::gae;
+             else if (kind == "n_step") v.kind = rl::Estimator::n_step;
+             else if (kind == "vtrace") v.kind = rl::Estimator::vtrace;
+             else throw std::invalid_argument("estimator: unknown kind '" + kind + "'");
+             v.rewards = rewards;
+             v.values = values;
+             v.next_values = next_values;
+             v.terminated = terminated;
+             v.truncated = truncated;
+             v.gamma = gamma;
+             v.gamma_scalar = gamma_scalar;
+             v.lam = lam;
+             v.n = n;
+             v.log_rhos = log_rhos;
+             v.rho_clip = rho_clip;
+             v.c_clip = c_clip;
+             v.stream = stream;
+             rl::validate_returns(v);
+             return v;
+           }),
+           py::arg("kind"), py::arg("rewards"), py::arg("values"), py::arg("next_values"), py::arg("terminated"),
+           py::arg("truncated"), py::arg("gamma"), py::arg("gamma_scalar"), py::arg("lam"), py::arg("n"),
+           py::arg("log_rhos"), py::arg("rho_clip"), py::arg("c_clip"), py::arg("stream"));
+
+#define NIMBLEOPS_BIND_RETURNS(ns, suffix)                                                                  \
+  m.def("returns_forward_" suffix, [](const rl::ReturnsViews& v, const View& out0, std::optional<View> out1) { \
+    py::gil_scoped_release nogil;                                                                           \
+    rl::ns::returns_forward(v, out0, out1);                                                                 \
+  });                                                                                                       \
+  m.def("returns_backward_" suffix, [](const rl::ReturnsViews& v, std::optional<View> g0, std::optional<View> g1, \
+                                       const View& gr, std::optional<View> gv, const View& gnv) {          \
+    py::gil_scoped_release nogil;                                                                           \
+    rl::ns::returns_backward(v, g0, g1, gr, gv, gnv);                                                       \
+  });
+
+  NIMBLEOPS_BIND_RETURNS(cpu, "cpu")
+#ifdef NIMBLEOPS_WITH_CUDA
+  NIMBLEOPS_BIND_RETURNS(cuda, "cuda")
 #endif
 }
 

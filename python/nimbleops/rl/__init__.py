@@ -13,6 +13,7 @@ from .bellman import (
     value_iteration,
 )
 from .mdp import SparseTransitions, from_gymnasium
+from .returns import discounted_returns, gae, lambda_returns, n_step_returns, vtrace
 
 __all__ = [
     "SparseTransitions",
@@ -28,4 +29,9 @@ __all__ = [
     "finite_horizon",
     "MDPSolution",
     "FiniteHorizonSolution",
+    "discounted_returns",
+    "n_step_returns",
+    "lambda_returns",
+    "gae",
+    "vtrace",
 ]

@@ -1,0 +1,119 @@
+// Entry points of the return estimators, one set per device. The Python wrapper hands over the
+// canonical layout: every [T, B] array contiguous, masks bool, gamma a scalar or a [T, B] array.
+#pragma once
+#include <optional>
+
+#include "core/check.h"
+#include "core/view.h"
+#include "rl/returns.h"
+
+namespace nimbleops {
+namespace rl {
+
+struct ReturnsViews {
+  Estimator kind = Estimator::gae;
+  View rewards, next_values, terminated, truncated;
+  std::optional<View> values, gamma, log_rhos;
+  double gamma_scalar = 0.0, lam = 1.0, rho_clip = 1.0, c_clip = 1.0;
+  int64_t n = 1;
+  uintptr_t stream = 0;  // CUDA: the caller's stream
+};
+
+// Shapes, dtypes, contiguity and devices of the inputs (values and log_rhos where the estimator needs them).
+inline void validate_returns(const ReturnsViews& v) {
+  NIMBLEOPS_CHECK(v.rewards.ndim() == 2, "rewards: expected the canonical [T, B] layout, got shape ", shape_str(v.rewards));
+  const int64_t n = v.rewards.numel();
+  const DType dt = v.rewards.dtype;
+  NIMBLEOPS_CHECK(dt == DType::float32 || dt == DType::float64, "rewards: expected float32 or float64, got ",
+                  dtype_name(dt));
+  auto same = [&](const View& x, const char* name, DType want) {
+    check_contiguous(x, name);
+    check_numel(x, n, name);
+    check_dtype(x, want, name);
+    check_same_device(x, v.rewards, name, "rewards");
+  };
+  same(v.rewards, "rewards", dt);
+  same(v.next_values, "next_values", dt);
+  same(v.terminated, "terminated", DType::boolean);
+  same(v.truncated, "truncated", DType::boolean);
+  const bool needs_values = v.kind == Estimator::gae || v.kind == Estimator::vtrace;
+  NIMBLEOPS_CHECK(!needs_values || v.values, "values: required by this estimator");
+  if (v.values) same(*v.values, "values", dt);
+  NIMBLEOPS_CHECK(v.kind != Estimator::vtrace || v.log_rhos, "log_rhos: required by vtrace");
+  if (v.log_rhos) same(*v.log_rhos, "log_rhos", dt);
+  if (v.gamma) same(*v.gamma, "gamma", dt);
+  NIMBLEOPS_CHECK(v.n >= 1, "n: expected an integer >= 1, got ", v.n);
+}
+
+// args with the inputs of v filled in (outputs and gradients left to the caller)
+template <class T>
+ReturnsArgs<T> returns_args(const ReturnsViews& v) {
+  ReturnsArgs<T> a;
+  a.steps = v.rewards.shape[0];
+  a.cols = v.rewards.shape[1];
+  a.rewards = v.rewards.ptr<T>();
+  a.values = v.values ? v.values->ptr<T>() : nullptr;
+  a.next_values = v.next_values.ptr<T>();
+  a.terminated = v.terminated.ptr<uint8_t>();
+  a.truncated = v.truncated.ptr<uint8_t>();
+  a.gamma_array = v.gamma ? v.gamma->ptr<T>() : nullptr;
+  a.gamma_scalar = T(v.gamma_scalar);
+  a.lam = T(v.lam);
+  a.n = v.n;
+  a.log_rhos = v.log_rhos ? v.log_rhos->ptr<T>() : nullptr;
+  a.rho_clip = T(v.rho_clip);
+  a.c_clip = T(v.c_clip);
+  return a;
+}
+
+#define NIMBLEOPS_RETURNS_DEVICE_API(ns)                                                              \
+  namespace ns {                                                                                      \
+  /* out0 [T, B]; out1 [T, B] for gae and vtrace */                                                   \
+  void returns_forward(const ReturnsViews& v, const View& out0, const std::optional<View>& out1);     \
+  /* grads of rewards, values (gae, vtrace; optional) and next_values from those of the outputs */   \
+  void returns_backward(const ReturnsViews& v, const std::optional<View>& grad_out0,                  \
+                        const std::optional<View>& grad_out1, const View& grad_rewards,               \
+                        const std::optional<View>& grad_values, const View& grad_next_values);        \
+  }
+
+NIMBLEOPS_RETURNS_DEVICE_API(cpu)
+#ifdef NIMBLEOPS_WITH_CUDA
+NIMBLEOPS_RETURNS_DEVICE_API(cuda)
+#endif
+
+// The output / gradient views, checked against the inputs, written into args.
+template <class T>
+void bind_outputs(const ReturnsViews& v, ReturnsArgs<T>& a, const View& out0, const std::optional<View>& out1) {
+  auto out = [&](const View& x, const char* name) {
+    check_contiguous(x, name);
+    check_numel(x, v.rewards.numel(), name);
+    check_dtype(x, v.rewards.dtype, name);
+    check_same_device(x, v.rewards, name, "rewards");
+    return x.ptr<T>();
+  };
+  a.out0 = out(out0, "out");
+  const bool two = v.kind == Estimator::gae || v.kind == Estimator::vtrace;
+  NIMBLEOPS_CHECK(!two || out1, "internal: this estimator has two outputs");
+  a.out1 = out1 ? out(*out1, "out1") : nullptr;
+}
+
+template <class T>
+void bind_gradients(const ReturnsViews& v, ReturnsArgs<T>& a, const std::optional<View>& grad_out0,
+                    const std::optional<View>& grad_out1, const View& grad_rewards,
+                    const std::optional<View>& grad_values, const View& grad_next_values) {
+  auto arr = [&](const View& x, const char* name) {
+    check_contiguous(x, name);
+    check_numel(x, v.rewards.numel(), name);
+    check_dtype(x, v.rewards.dtype, name);
+    check_same_device(x, v.rewards, name, "rewards");
+    return x.ptr<T>();
+  };
+  a.grad_out0 = grad_out0 ? arr(*grad_out0, "grad_out0") : nullptr;
+  a.grad_out1 = grad_out1 ? arr(*grad_out1, "grad_out1") : nullptr;
+  a.grad_rewards = arr(grad_rewards, "grad_rewards");
+  a.grad_values = grad_values ? arr(*grad_values, "grad_values") : nullptr;
+  a.grad_next_values = arr(grad_next_values, "grad_next_values");
+}
+
+}  // namespace rl
+}  // namespace nimbleops

@@ -1,0 +1,89 @@
+// CPU return estimators: OpenMP over column blocks, the per-ISA kernels of returns_rows.cpp
+// inside. Each column is scanned by one thread in a fixed order: results never depend on the
+// thread count (nor on the SIMD level: element-wise arithmetic, no FMA contraction).
+#include "core/dispatch.h"
+#include "core/parallel.h"
+#include "core/simd.h"
+#include "rl/returns_api.h"
+#include "rl/returns_rows.h"
+
+namespace nimbleops {
+namespace rl {
+
+#define NIMBLEOPS_DECLARE_RETURNS(level)                 \
+  namespace isa_##level {                                \
+  extern const ReturnsKernels<float> returns_f32;        \
+  extern const ReturnsKernels<double> returns_f64;       \
+  }
+NIMBLEOPS_DECLARE_RETURNS(baseline)
+#ifdef NIMBLEOPS_X86_ISAS
+NIMBLEOPS_DECLARE_RETURNS(avx2)
+NIMBLEOPS_DECLARE_RETURNS(avx512)
+#endif
+
+template <>
+const ReturnsKernels<float>& returns_kernels<float>() {
+#ifdef NIMBLEOPS_X86_ISAS
+  switch (active_isa()) {
+    case Isa::avx512: return isa_avx512::returns_f32;
+    case Isa::avx2: return isa_avx2::returns_f32;
+    default: break;
+  }
+#endif
+  return isa_baseline::returns_f32;
+}
+
+template <>
+const ReturnsKernels<double>& returns_kernels<double>() {
+#ifdef NIMBLEOPS_X86_ISAS
+  switch (active_isa()) {
+    case Isa::avx512: return isa_avx512::returns_f64;
+    case Isa::avx2: return isa_avx2::returns_f64;
+    default: break;
+  }
+#endif
+  return isa_baseline::returns_f64;
+}
+
+namespace cpu {
+namespace {
+
+template <class F>
+void over_columns(int64_t steps, int64_t cols, int64_t n, F&& f) {
+  // blocks of whole vectors of columns; enough work per block to amortise the fork
+  const int64_t grain = std::max<int64_t>(64, (1 << 16) / std::max<int64_t>(1, steps * n));
+  const int64_t blocks = (cols + grain - 1) / grain;
+  parallel_for(blocks, 1, [&](int64_t k0, int64_t k1) { f(k0 * grain, std::min(cols, k1 * grain)); });
+}
+
+}  // namespace
+
+void returns_forward(const ReturnsViews& v, const View& out0, const std::optional<View>& out1) {
+  validate_returns(v);
+  NIMBLEOPS_CHECK(v.rewards.device < 0, "rewards: expected CPU arrays for the CPU kernels");
+  NIMBLEOPS_DISPATCH_FLOATING(v.rewards.dtype, "rewards", [&] {
+    ReturnsArgs<scalar_t> a = returns_args<scalar_t>(v);
+    bind_outputs(v, a, out0, out1);
+    const auto& k = returns_kernels<scalar_t>();
+    over_columns(a.steps, a.cols, v.kind == Estimator::n_step ? v.n : 1,
+                 [&](int64_t b0, int64_t b1) { k.forward(v.kind, a, b0, b1); });
+  });
+}
+
+void returns_backward(const ReturnsViews& v, const std::optional<View>& grad_out0, const std::optional<View>& grad_out1,
+                      const View& grad_rewards, const std::optional<View>& grad_values, const View& grad_next_values) {
+  validate_returns(v);
+  NIMBLEOPS_CHECK(v.rewards.device < 0, "rewards: expected CPU arrays for the CPU kernels");
+  NIMBLEOPS_CHECK(v.kind != Estimator::n_step || grad_out0, "internal: n-step backward needs grad_out0");
+  NIMBLEOPS_DISPATCH_FLOATING(v.rewards.dtype, "rewards", [&] {
+    ReturnsArgs<scalar_t> a = returns_args<scalar_t>(v);
+    bind_gradients(v, a, grad_out0, grad_out1, grad_rewards, grad_values, grad_next_values);
+    const auto& k = returns_kernels<scalar_t>();
+    over_columns(a.steps, a.cols, v.kind == Estimator::n_step ? v.n : 1,
+                 [&](int64_t b0, int64_t b1) { k.backward(v.kind, a, b0, b1); });
+  });
+}
+
+}  // namespace cpu
+}  // namespace rl
+}  // namespace nimbleops

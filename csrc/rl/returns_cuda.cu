@@ -1,0 +1,110 @@
+// CUDA return estimators: one thread per column (environment), scanning its T steps with the
+// per-element math of rl/returns.h, so each column's arithmetic is the CPU's. Launched on the
+// caller's stream; deterministic (no atomics).
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+
+#include "core/dispatch.h"
+#include "rl/returns_api.h"
+
+namespace nimbleops {
+namespace rl {
+namespace cuda {
+namespace {
+
+#define NIMBLEOPS_CUDA_CHECK(expr)                                                                  \
+  do {                                                                                              \
+    cudaError_t err__ = (expr);                                                                     \
+    if (err__ != cudaSuccess) throw std::runtime_error(concat("CUDA error: ", cudaGetErrorString(err__), " at ", #expr)); \
+  } while (0)
+
+template <class T>
+__global__ void forward_kernel(Estimator kind, ReturnsArgs<T> a) {
+  const int64_t b = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (b >= a.cols) return;
+  const int64_t B = a.cols;
+  if (kind == Estimator::n_step) {
+    for (int64_t t = 0; t < a.steps; ++t) n_step_at(a, t, b, false);
+    return;
+  }
+  T after = T(0);
+  for (int64_t t = a.steps - 1; t >= 0; --t) {
+    forward_step(kind, a, t * B + b, t == a.steps - 1, after);
+    after = a.out0[t * B + b];
+  }
+  if (kind != Estimator::vtrace) return;
+  for (int64_t t = 0; t < a.steps; ++t) {
+    const bool last = t == a.steps - 1;
+    const int64_t tn = last ? t : t + 1;
+    vtrace_pg_step(a, t * B + b, last, a.out0[tn * B + b], a.values[tn * B + b]);
+  }
+  for (int64_t t = 0; t < a.steps; ++t) a.out0[t * B + b] += a.values[t * B + b];
+}
+
+template <class T>
+__global__ void backward_kernel(Estimator kind, ReturnsArgs<T> a) {
+  const int64_t b = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (b >= a.cols) return;
+  const int64_t B = a.cols;
+  if (kind == Estimator::n_step) {
+    for (int64_t t = 0; t < a.steps; ++t) {
+      a.grad_rewards[t * B + b] = T(0);
+      a.grad_next_values[t * B + b] = T(0);
+    }
+    for (int64_t t = 0; t < a.steps; ++t) n_step_at(a, t, b, true);
+    return;
+  }
+  T carry = T(0), pg_carry = T(0);
+  for (int64_t t = 0; t < a.steps; ++t) backward_step(kind, a, t * B + b, t == a.steps - 1, carry, pg_carry);
+}
+
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    NIMBLEOPS_CUDA_CHECK(cudaGetDevice(&previous_));
+    if (device != previous_) NIMBLEOPS_CUDA_CHECK(cudaSetDevice(device));
+  }
+  ~DeviceGuard() { cudaSetDevice(previous_); }
+
+ private:
+  int previous_ = 0;
+};
+
+constexpr int kThreads = 128;
+
+}  // namespace
+
+void returns_forward(const ReturnsViews& v, const View& out0, const std::optional<View>& out1) {
+  validate_returns(v);
+  NIMBLEOPS_CHECK(v.rewards.device >= 0, "rewards: expected CUDA tensors for the CUDA kernels");
+  DeviceGuard guard(v.rewards.device);
+  NIMBLEOPS_DISPATCH_FLOATING(v.rewards.dtype, "rewards", [&] {
+    ReturnsArgs<scalar_t> a = returns_args<scalar_t>(v);
+    bind_outputs(v, a, out0, out1);
+    if (a.cols == 0 || a.steps == 0) return;
+    const unsigned blocks = static_cast<unsigned>((a.cols + kThreads - 1) / kThreads);
+    forward_kernel<scalar_t><<<blocks, kThreads, 0, reinterpret_cast<cudaStream_t>(v.stream)>>>(v.kind, a);
+    NIMBLEOPS_CUDA_CHECK(cudaGetLastError());
+  });
+}
+
+void returns_backward(const ReturnsViews& v, const std::optional<View>& grad_out0, const std::optional<View>& grad_out1,
+                      const View& grad_rewards, const std::optional<View>& grad_values, const View& grad_next_values) {
+  validate_returns(v);
+  NIMBLEOPS_CHECK(v.rewards.device >= 0, "rewards: expected CUDA tensors for the CUDA kernels");
+  NIMBLEOPS_CHECK(v.kind != Estimator::n_step || grad_out0, "internal: n-step backward needs grad_out0");
+  DeviceGuard guard(v.rewards.device);
+  NIMBLEOPS_DISPATCH_FLOATING(v.rewards.dtype, "rewards", [&] {
+    ReturnsArgs<scalar_t> a = returns_args<scalar_t>(v);
+    bind_gradients(v, a, grad_out0, grad_out1, grad_rewards, grad_values, grad_next_values);
+    if (a.cols == 0 || a.steps == 0) return;
+    const unsigned blocks = static_cast<unsigned>((a.cols + kThreads - 1) / kThreads);
+    backward_kernel<scalar_t><<<blocks, kThreads, 0, reinterpret_cast<cudaStream_t>(v.stream)>>>(v.kind, a);
+    NIMBLEOPS_CUDA_CHECK(cudaGetLastError());
+  });
+}
+
+}  // namespace cuda
+}  // namespace rl
+}  // namespace nimbleops

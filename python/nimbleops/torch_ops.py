@@ -1,0 +1,86 @@
+"""PyTorch integration: nimbleops kernels as ``torch.library`` custom ops, with fake (meta)
+implementations and registered autograd, so they work under autograd, ``torch.compile
+(fullgraph=True)`` and ``torch.library.opcheck``. The backward ops are custom ops too.
+
+Imported on first use by the public functions when they see torch tensors; the public functions
+are the API (these ops take the canonical ``[T, B]`` layout).
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .rl import returns as _returns
+
+
+def _stream(t: Tensor) -> int:
+    return int(torch.cuda.current_stream(t.device).cuda_stream) if t.is_cuda else 0
+
+
+def _two(kind: str) -> bool:
+    return kind in _returns.TWO_OUTPUTS
+
+
+@torch.library.custom_op("nimbleops::returns_forward", mutates_args=())
+def returns_forward(kind: str, rewards: Tensor, values: Optional[Tensor], next_values: Tensor, terminated: Tensor,
+                    truncated: Tensor, gamma: Optional[Tensor], gamma_scalar: float, lam: float, n: int,
+                    log_rhos: Optional[Tensor], rho_clip: float, c_clip: float) -> Tuple[Tensor, Tensor]:
+    """(out0, out1) of a return estimator on [T, B] tensors; out1 is empty for one-output estimators."""
+    out0, out1 = _returns.run_forward(kind, rewards, values, next_values, terminated, truncated, gamma, gamma_scalar,
+                                      lam, n, log_rhos, rho_clip, c_clip, _stream(rewards))
+    return out0, (out1 if out1 is not None else rewards.new_empty(0))
+
+
+@returns_forward.register_fake
+def _(kind, rewards, values, next_values, terminated, truncated, gamma, gamma_scalar, lam, n, log_rhos, rho_clip,
+      c_clip):
+    return torch.empty_like(rewards), (torch.empty_like(rewards) if _two(kind) else rewards.new_empty(0))
+
+
+@torch.library.custom_op("nimbleops::returns_backward", mutates_args=())
+def returns_backward(kind: str, rewards: Tensor, values: Optional[Tensor], next_values: Tensor, terminated: Tensor,
+                     truncated: Tensor, gamma: Optional[Tensor], gamma_scalar: float, lam: float, n: int,
+                     log_rhos: Optional[Tensor], rho_clip: float, c_clip: float, grad0: Optional[Tensor],
+                     grad1: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
+    """(grad_rewards, grad_values (empty without values), grad_next_values): the adjoint scan."""
+    gr, gv, gnv = _returns.run_backward(kind, rewards, values, next_values, terminated, truncated, gamma, gamma_scalar,
+                                        lam, n, log_rhos, rho_clip, c_clip,
+                                        None if grad0 is None else grad0.contiguous(),
+                                        None if grad1 is None else grad1.contiguous(), _stream(rewards))
+    return gr, (gv if gv is not None else rewards.new_empty(0)), gnv
+
+
+@returns_backward.register_fake
+def _(kind, rewards, values, next_values, terminated, truncated, gamma, gamma_scalar, lam, n, log_rhos, rho_clip,
+      c_clip, grad0, grad1):
+    gv = torch.empty_like(rewards) if _two(kind) else rewards.new_empty(0)
+    return torch.empty_like(rewards), gv, torch.empty_like(rewards)
+
+
+def _setup_context(ctx, inputs, output):
+    (kind, rewards, values, next_values, terminated, truncated, gamma, gamma_scalar, lam, n, log_rhos, rho_clip,
+     c_clip) = inputs
+    ctx.params = (kind, gamma_scalar, lam, n, rho_clip, c_clip)
+    ctx.has_values = values is not None
+    ctx.save_for_backward(rewards, values, next_values, terminated, truncated, gamma, log_rhos)
+
+
+def _backward(ctx, grad0, grad1):
+    kind, gamma_scalar, lam, n, rho_clip, c_clip = ctx.params
+    rewards, values, next_values, terminated, truncated, gamma, log_rhos = ctx.saved_tensors
+    gr, gv, gnv = returns_backward(kind, rewards, values, next_values, terminated, truncated, gamma, gamma_scalar,
+                                   lam, n, log_rhos, rho_clip, c_clip, grad0, grad1 if _two(kind) else None)
+    return (None, gr, gv if ctx.has_values else None, gnv, None, None, None, None, None, None, None, None, None)
+
+
+returns_forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+def returns(kind, rewards, values, next_values, terminated, truncated, gamma, gamma_scalar, lam, n, log_rhos,
+            rho_clip, c_clip):
+    """The estimator through the custom op: (out0, out1 or None)."""
+    out0, out1 = returns_forward(kind, rewards, values, next_values, terminated, truncated, gamma, float(gamma_scalar),
+                                 float(lam), int(n), log_rhos, float(rho_clip), float(c_clip))
+    return out0, (out1 if _two(kind) else None)
