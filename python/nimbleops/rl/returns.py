@@ -121,7 +121,7 @@ def _estimate(kind, rewards, values, next_values, terminated, truncated, *, gamm
     dtype = ar.compute_dtype(rewards if (isinstance(rewards, np.ndarray) or ar.is_torch(rewards)) else np.asarray(rewards), "rewards")
     canon_shape = (shape[time_dim],) + shape[:time_dim] + shape[time_dim + 1:]
     T = shape[time_dim]
-    B = int(np.prod(canon_shape[1:], dtype=np.int64))
+    B = math.prod(canon_shape[1:])
 
     def canon(x, name, want_dtype, required=True):
         if x is None:
