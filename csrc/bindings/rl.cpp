@@ -117,6 +117,10 @@ void bind_rl(py::module_& m) {
     rl::cpu::check_csr(indptr, indices, S, A);
   });
 
+  m.def("all_finite", [](const View& x) {
+    py::gil_scoped_release nogil;
+    return rl::cpu::all_finite(x);
+  });
   m.def("check_rewards", [](const View& R, int64_t A) {
     py::gil_scoped_release nogil;
     rl::cpu::check_rewards(R, A);
@@ -135,7 +139,7 @@ void bind_rl(py::module_& m) {
       .def(py::init([](const std::string& kind, const View& rewards, std::optional<View> values,
                        const View& next_values, const View& terminated, const View& truncated,
                        std::optional<View> gamma, double gamma_scalar, double lam, int64_t n,
-                       std::optional<View> log_rhos, double rho_clip, double c_clip, uintptr_t stream) {
+                       std::optional<View> rhos, std::optional<View> traces, uintptr_t stream) {
              rl::ReturnsViews v;
              if (kind == "discounted") v.kind = rl::Estimator::discounted;
              else if (kind == "lambda") v.kind = rl::Estimator::lambda;
@@ -152,16 +156,15 @@ void bind_rl(py::module_& m) {
              v.gamma_scalar = gamma_scalar;
              v.lam = lam;
              v.n = n;
-             v.log_rhos = log_rhos;
-             v.rho_clip = rho_clip;
-             v.c_clip = c_clip;
+             v.rhos = rhos;
+             v.traces = traces;
              v.stream = stream;
              rl::validate_returns(v);
              return v;
            }),
            py::arg("kind"), py::arg("rewards"), py::arg("values"), py::arg("next_values"), py::arg("terminated"),
            py::arg("truncated"), py::arg("gamma"), py::arg("gamma_scalar"), py::arg("lam"), py::arg("n"),
-           py::arg("log_rhos"), py::arg("rho_clip"), py::arg("c_clip"), py::arg("stream"));
+           py::arg("rhos"), py::arg("traces"), py::arg("stream"));
 
 #define NIMBLEOPS_BIND_RETURNS(ns, suffix)                                                                  \
   m.def("returns_forward_" suffix, [](const rl::ReturnsViews& v, const View& out0, std::optional<View> out1) { \

@@ -107,6 +107,8 @@ NIMBLEOPS_BELLMAN_DEVICE_API(cuda)
 namespace cpu {
 // CSR structure: indptr[0] == 0, non-decreasing, indptr[S*A] == nnz, 0 <= indices < S.
 void check_csr(const View& indptr, const View& indices, int64_t S, int64_t A);
+// Whether a contiguous float array holds no nan and no +-inf. One vectorised pass.
+bool all_finite(const View& x);
 // R [..., A]: no nan, no +inf, at least one action > -inf per state. One pass.
 void check_rewards(const View& R, int64_t A);
 // Every row of row_length values finite in [0, 1] and summing to at most 1 + tol. One pass.

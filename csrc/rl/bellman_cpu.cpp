@@ -339,6 +339,14 @@ struct CpuBackend {
 
 NIMBLEOPS_BELLMAN_DEFINE_ENTRIES(CpuBackend)
 
+bool all_finite(const View& x) {
+  check_contiguous(x, "array");
+  NIMBLEOPS_CHECK(x.device < 0, "array: expected host memory");
+  return NIMBLEOPS_DISPATCH_FLOATING(x.dtype, "array", [&] {
+    return !dense_row_kernels<scalar_t>().any_non_finite(x.ptr<scalar_t>(), x.numel());
+  });
+}
+
 void check_rewards(const View& R, int64_t A) {
   check_contiguous(R, "R");
   NIMBLEOPS_CHECK(R.device < 0, "R: expected host memory");

@@ -11,14 +11,13 @@
 //   gae:        A_t = r_t + g_t nt nv_t - v_t + g_t lam cont A_{t+1};  targets = A + v
 //   n-step:     G_t = sum_{k<m} D_k r_{t+k} + D_m nt_{t+m-1} nv_{t+m-1}, D_k = prod_{j<k} g_{t+j},
 //               m = min(n, T - t, steps to the end of the episode)
-//   vtrace:     rho = min(rho_clip, e^lr), c = lam min(c_clip, e^lr);
+//   vtrace:     rho = min(rho_clip, e^lr), c = lam min(c_clip, e^lr) (given precomputed: the
+//               exponentials are vectorised by numpy / torch);
 //               a_t = rho_t (r_t + g_t nt nv_t - v_t) + g_t c_t cont a_{t+1};  vs = v + a;
 //               pg_t = rho_t (r_t + g_t nt (cont ? vs_{t+1} : nv_t) - v_t)
 // Every estimator is linear in (rewards, values, next_values); the backward kernels are the
 // adjoint scans (forward in time).
 #pragma once
-#include <math.h>
-
 #include <cstdint>
 
 #ifdef __CUDACC__
@@ -32,6 +31,16 @@ namespace rl {
 
 enum class Estimator : int { discounted = 0, lambda = 1, gae = 2, n_step = 3, vtrace = 4 };
 
+// compile-time tags (no <type_traits>: this header is also compiled into the per-ISA units)
+template <Estimator K>
+struct EstimatorKind {
+  static constexpr Estimator value = K;
+};
+template <bool B>
+struct EstimatorFlag {
+  static constexpr bool value = B;
+};
+
 template <class T>
 struct ReturnsArgs {
   int64_t steps = 0, cols = 0;  // T, B
@@ -44,8 +53,8 @@ struct ReturnsArgs {
   T gamma_scalar = T(0);
   T lam = T(1);
   int64_t n = 1;                   // n-step
-  const T* log_rhos = nullptr;     // vtrace
-  T rho_clip = T(1), c_clip = T(1);
+  const T* rhos = nullptr;         // vtrace: min(rho_clip, exp(log_rhos))
+  const T* traces = nullptr;       // vtrace: lam * min(c_clip, exp(log_rhos))
   // forward: out0 = returns / advantages / vs, out1 = value targets / pg advantages
   T* out0 = nullptr;
   T* out1 = nullptr;
@@ -57,11 +66,30 @@ struct ReturnsArgs {
   T* grad_next_values = nullptr;
 };
 
+// Calls f(std::integral_constant<Estimator, K>, std::bool_constant<gamma is an array>).
+template <class T, class F>
+static inline void with_estimator(Estimator kind, const ReturnsArgs<T>& a, F&& f) {
+  auto with_gamma = [&](auto k) {
+    if (a.gamma_array) f(k, EstimatorFlag<true>{});
+    else f(k, EstimatorFlag<false>{});
+  };
+  switch (kind) {
+    case Estimator::discounted: with_gamma(EstimatorKind<Estimator::discounted>{}); break;
+    case Estimator::lambda: with_gamma(EstimatorKind<Estimator::lambda>{}); break;
+    case Estimator::gae: with_gamma(EstimatorKind<Estimator::gae>{}); break;
+    case Estimator::n_step: with_gamma(EstimatorKind<Estimator::n_step>{}); break;
+    case Estimator::vtrace: with_gamma(EstimatorKind<Estimator::vtrace>{}); break;
+  }
+}
+
 // ---- per-element math (flat index i = t * B + b), shared by the CPU and CUDA kernels ----------
 
-template <class T>
+// kGammaArray: gamma is the [T, B] array (else the scalar); a template parameter so that the
+// inner loops carry no branch
+template <bool kGammaArray, class T>
 NIMBLEOPS_RETURNS_FN T gamma_at(const ReturnsArgs<T>& a, int64_t i) {
-  return a.gamma_array ? a.gamma_array[i] : a.gamma_scalar;
+  if (kGammaArray) return a.gamma_array[i];
+  return a.gamma_scalar;
 }
 template <class T>
 NIMBLEOPS_RETURNS_FN T not_terminated_at(const ReturnsArgs<T>& a, int64_t i) {
@@ -72,31 +100,15 @@ template <class T>
 NIMBLEOPS_RETURNS_FN T cont_at(const ReturnsArgs<T>& a, int64_t i, bool last) {
   return last ? T(0) : T(1) - T(a.terminated[i] | a.truncated[i]);
 }
-template <class T>
-NIMBLEOPS_RETURNS_FN T exp_of(T x) {
-  if (sizeof(T) == 4) return T(expf(float(x)));
-  return T(exp(double(x)));
-}
-template <class T>
-NIMBLEOPS_RETURNS_FN T rho_at(const ReturnsArgs<T>& a, int64_t i) {
-  const T e = exp_of(a.log_rhos[i]);
-  return e < a.rho_clip ? e : a.rho_clip;
-}
-template <class T>
-NIMBLEOPS_RETURNS_FN T trace_c_at(const ReturnsArgs<T>& a, int64_t i) {
-  const T e = exp_of(a.log_rhos[i]);
-  return a.lam * (e < a.c_clip ? e : a.c_clip);
-}
-
 // Forward step of the backwards-in-time scan: out0[i] from `after` = out0 of step t + 1 (any
 // value at the last step). For vtrace out0 holds vs - v here (see vtrace_finish_step).
-template <class T>
-NIMBLEOPS_RETURNS_FN void forward_step(Estimator kind, const ReturnsArgs<T>& a, int64_t i, bool last, T after) {
-  const T g = gamma_at(a, i), nt = not_terminated_at(a, i), cont = cont_at(a, i, last);
+template <Estimator kind, bool kGammaArray, class T>
+NIMBLEOPS_RETURNS_FN void forward_step(const ReturnsArgs<T>& a, int64_t i, bool last, T after) {
+  const T g = gamma_at<kGammaArray>(a, i), nt = not_terminated_at(a, i), cont = cont_at(a, i, last);
   const T* r = a.rewards;
   const T* nv = a.next_values;
   if (last) after = T(0);
-  switch (kind) {
+  switch (kind) {  // a template parameter: resolved at compile time
     case Estimator::discounted:
       a.out0[i] = r[i] + g * nt * (cont * after + (T(1) - cont) * nv[i]);
       break;
@@ -110,7 +122,7 @@ NIMBLEOPS_RETURNS_FN void forward_step(Estimator kind, const ReturnsArgs<T>& a, 
       break;
     }
     case Estimator::vtrace:
-      a.out0[i] = rho_at(a, i) * (r[i] + g * nt * nv[i] - a.values[i]) + g * trace_c_at(a, i) * cont * after;
+      a.out0[i] = a.rhos[i] * (r[i] + g * nt * nv[i] - a.values[i]) + g * a.traces[i] * cont * after;
       break;
     default:
       break;
@@ -119,23 +131,22 @@ NIMBLEOPS_RETURNS_FN void forward_step(Estimator kind, const ReturnsArgs<T>& a, 
 
 // vtrace, once out0 holds vs - v for every step: pg advantage of step t from vs_{t+1}
 // (acc_next = out0 of step t + 1, v_next = values of step t + 1; unused at the last step).
-template <class T>
+template <bool kGammaArray, class T>
 NIMBLEOPS_RETURNS_FN void vtrace_pg_step(const ReturnsArgs<T>& a, int64_t i, bool last, T acc_next, T v_next) {
-  const T g = gamma_at(a, i), nt = not_terminated_at(a, i), cont = cont_at(a, i, last);
+  const T g = gamma_at<kGammaArray>(a, i), nt = not_terminated_at(a, i), cont = cont_at(a, i, last);
   const T vs_next = last ? T(0) : v_next + acc_next;
   const T boot = cont * vs_next + (T(1) - cont) * a.next_values[i];
-  a.out1[i] = rho_at(a, i) * (a.rewards[i] + g * nt * boot - a.values[i]);
+  a.out1[i] = a.rhos[i] * (a.rewards[i] + g * nt * boot - a.values[i]);
 }
 
 // Backward step of the forwards-in-time adjoint scan; carry / pg_carry hold what step t - 1
 // passes on (0 at t = 0) and are updated for step t + 1.
-template <class T>
-NIMBLEOPS_RETURNS_FN void backward_step(Estimator kind, const ReturnsArgs<T>& a, int64_t i, bool last, T& carry,
-                                        T& pg_carry) {
-  const T g = gamma_at(a, i), nt = not_terminated_at(a, i), cont = cont_at(a, i, last);
+template <Estimator kind, bool kGammaArray, class T>
+NIMBLEOPS_RETURNS_FN void backward_step(const ReturnsArgs<T>& a, int64_t i, bool last, T& carry, T& pg_carry) {
+  const T g = gamma_at<kGammaArray>(a, i), nt = not_terminated_at(a, i), cont = cont_at(a, i, last);
   const T g0 = a.grad_out0 ? a.grad_out0[i] : T(0);
   const T g1 = a.grad_out1 ? a.grad_out1[i] : T(0);
-  switch (kind) {
+  switch (kind) {  // a template parameter: resolved at compile time
     case Estimator::discounted: {
       const T gx = g0 + carry;
       a.grad_rewards[i] = gx;
@@ -159,13 +170,13 @@ NIMBLEOPS_RETURNS_FN void backward_step(Estimator kind, const ReturnsArgs<T>& a,
       break;
     }
     case Estimator::vtrace: {
-      const T rho = rho_at(a, i);
+      const T rho = a.rhos[i], c = a.traces[i];
       const T gvs = g0 + pg_carry;
       const T gd = gvs + carry;
       a.grad_rewards[i] = rho * gd + rho * g1;
       if (a.grad_values) a.grad_values[i] = gvs - rho * gd - rho * g1;
       a.grad_next_values[i] = rho * g * nt * gd + rho * g * nt * (T(1) - cont) * g1;
-      carry = g * trace_c_at(a, i) * cont * gd;
+      carry = g * c * cont * gd;
       pg_carry = rho * g * nt * cont * g1;
       break;
     }
@@ -175,7 +186,7 @@ NIMBLEOPS_RETURNS_FN void backward_step(Estimator kind, const ReturnsArgs<T>& a,
 }
 
 // n-step return of step t (column b) and, with grad, its adjoint scattered onto the window.
-template <class T>
+template <bool kGammaArray, class T>
 NIMBLEOPS_RETURNS_FN void n_step_at(const ReturnsArgs<T>& a, int64_t t, int64_t b, bool grad) {
   const int64_t B = a.cols;
   const T gG = grad ? a.grad_out0[t * B + b] : T(0);
@@ -184,7 +195,7 @@ NIMBLEOPS_RETURNS_FN void n_step_at(const ReturnsArgs<T>& a, int64_t t, int64_t 
     const int64_t j = (t + k) * B + b;
     const bool window_end = k == a.n - 1 || t + k == a.steps - 1;
     const T end = window_end ? T(1) : T(1) - cont_at(a, j, false);
-    const T g = gamma_at(a, j);
+    const T g = gamma_at<kGammaArray>(a, j);
     const T boot = end * D * g * not_terminated_at(a, j);
     if (grad) {
       a.grad_rewards[j] += alive * D * gG;

@@ -13,8 +13,8 @@ namespace rl {
 struct ReturnsViews {
   Estimator kind = Estimator::gae;
   View rewards, next_values, terminated, truncated;
-  std::optional<View> values, gamma, log_rhos;
-  double gamma_scalar = 0.0, lam = 1.0, rho_clip = 1.0, c_clip = 1.0;
+  std::optional<View> values, gamma, rhos, traces;
+  double gamma_scalar = 0.0, lam = 1.0;
   int64_t n = 1;
   uintptr_t stream = 0;  // CUDA: the caller's stream
 };
@@ -39,8 +39,9 @@ inline void validate_returns(const ReturnsViews& v) {
   const bool needs_values = v.kind == Estimator::gae || v.kind == Estimator::vtrace;
   NIMBLEOPS_CHECK(!needs_values || v.values, "values: required by this estimator");
   if (v.values) same(*v.values, "values", dt);
-  NIMBLEOPS_CHECK(v.kind != Estimator::vtrace || v.log_rhos, "log_rhos: required by vtrace");
-  if (v.log_rhos) same(*v.log_rhos, "log_rhos", dt);
+  NIMBLEOPS_CHECK(v.kind != Estimator::vtrace || (v.rhos && v.traces), "rhos, traces: required by vtrace");
+  if (v.rhos) same(*v.rhos, "rhos", dt);
+  if (v.traces) same(*v.traces, "traces", dt);
   if (v.gamma) same(*v.gamma, "gamma", dt);
   NIMBLEOPS_CHECK(v.n >= 1, "n: expected an integer >= 1, got ", v.n);
 }
@@ -60,9 +61,8 @@ ReturnsArgs<T> returns_args(const ReturnsViews& v) {
   a.gamma_scalar = T(v.gamma_scalar);
   a.lam = T(v.lam);
   a.n = v.n;
-  a.log_rhos = v.log_rhos ? v.log_rhos->ptr<T>() : nullptr;
-  a.rho_clip = T(v.rho_clip);
-  a.c_clip = T(v.c_clip);
+  a.rhos = v.rhos ? v.rhos->ptr<T>() : nullptr;
+  a.traces = v.traces ? v.traces->ptr<T>() : nullptr;
   return a;
 }
 

@@ -19,31 +19,31 @@ namespace {
     if (err__ != cudaSuccess) throw std::runtime_error(concat("CUDA error: ", cudaGetErrorString(err__), " at ", #expr)); \
   } while (0)
 
-template <class T>
-__global__ void forward_kernel(Estimator kind, ReturnsArgs<T> a) {
+template <Estimator kind, bool kGA, class T>
+__global__ void forward_kernel(ReturnsArgs<T> a) {
   const int64_t b = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (b >= a.cols) return;
   const int64_t B = a.cols;
   if (kind == Estimator::n_step) {
-    for (int64_t t = 0; t < a.steps; ++t) n_step_at(a, t, b, false);
+    for (int64_t t = 0; t < a.steps; ++t) n_step_at<kGA>(a, t, b, false);
     return;
   }
   T after = T(0);
   for (int64_t t = a.steps - 1; t >= 0; --t) {
-    forward_step(kind, a, t * B + b, t == a.steps - 1, after);
+    forward_step<kind, kGA>(a, t * B + b, t == a.steps - 1, after);
     after = a.out0[t * B + b];
   }
   if (kind != Estimator::vtrace) return;
   for (int64_t t = 0; t < a.steps; ++t) {
     const bool last = t == a.steps - 1;
     const int64_t tn = last ? t : t + 1;
-    vtrace_pg_step(a, t * B + b, last, a.out0[tn * B + b], a.values[tn * B + b]);
+    vtrace_pg_step<kGA>(a, t * B + b, last, a.out0[tn * B + b], a.values[tn * B + b]);
   }
   for (int64_t t = 0; t < a.steps; ++t) a.out0[t * B + b] += a.values[t * B + b];
 }
 
-template <class T>
-__global__ void backward_kernel(Estimator kind, ReturnsArgs<T> a) {
+template <Estimator kind, bool kGA, class T>
+__global__ void backward_kernel(ReturnsArgs<T> a) {
   const int64_t b = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (b >= a.cols) return;
   const int64_t B = a.cols;
@@ -52,11 +52,11 @@ __global__ void backward_kernel(Estimator kind, ReturnsArgs<T> a) {
       a.grad_rewards[t * B + b] = T(0);
       a.grad_next_values[t * B + b] = T(0);
     }
-    for (int64_t t = 0; t < a.steps; ++t) n_step_at(a, t, b, true);
+    for (int64_t t = 0; t < a.steps; ++t) n_step_at<kGA>(a, t, b, true);
     return;
   }
   T carry = T(0), pg_carry = T(0);
-  for (int64_t t = 0; t < a.steps; ++t) backward_step(kind, a, t * B + b, t == a.steps - 1, carry, pg_carry);
+  for (int64_t t = 0; t < a.steps; ++t) backward_step<kind, kGA>(a, t * B + b, t == a.steps - 1, carry, pg_carry);
 }
 
 class DeviceGuard {
@@ -84,7 +84,10 @@ void returns_forward(const ReturnsViews& v, const View& out0, const std::optiona
     bind_outputs(v, a, out0, out1);
     if (a.cols == 0 || a.steps == 0) return;
     const unsigned blocks = static_cast<unsigned>((a.cols + kThreads - 1) / kThreads);
-    forward_kernel<scalar_t><<<blocks, kThreads, 0, reinterpret_cast<cudaStream_t>(v.stream)>>>(v.kind, a);
+    with_estimator(v.kind, a, [&](auto k, auto ga) {
+      forward_kernel<decltype(k)::value, decltype(ga)::value, scalar_t>
+          <<<blocks, kThreads, 0, reinterpret_cast<cudaStream_t>(v.stream)>>>(a);
+    });
     NIMBLEOPS_CUDA_CHECK(cudaGetLastError());
   });
 }
@@ -100,7 +103,10 @@ void returns_backward(const ReturnsViews& v, const std::optional<View>& grad_out
     bind_gradients(v, a, grad_out0, grad_out1, grad_rewards, grad_values, grad_next_values);
     if (a.cols == 0 || a.steps == 0) return;
     const unsigned blocks = static_cast<unsigned>((a.cols + kThreads - 1) / kThreads);
-    backward_kernel<scalar_t><<<blocks, kThreads, 0, reinterpret_cast<cudaStream_t>(v.stream)>>>(v.kind, a);
+    with_estimator(v.kind, a, [&](auto k, auto ga) {
+      backward_kernel<decltype(k)::value, decltype(ga)::value, scalar_t>
+          <<<blocks, kThreads, 0, reinterpret_cast<cudaStream_t>(v.stream)>>>(a);
+    });
     NIMBLEOPS_CUDA_CHECK(cudaGetLastError());
   });
 }

@@ -21,40 +21,53 @@ namespace {
 
 constexpr int64_t kBlock = 256;  // columns per carry block of the adjoint scans
 
-template <class T>
-void forward(Estimator kind, const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
+// The inner loops over columns carry `#pragma GCC ivdep`: columns are independent and the
+// outputs never overlap the inputs (the callers allocate them), which the compiler cannot
+// prove through the argument block.
+
+template <Estimator kind, bool kGA, class T>
+void forward_columns(const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
   const int64_t B = a.cols;
   if (kind == Estimator::n_step) {
     for (int64_t t = 0; t < a.steps; ++t)
-      for (int64_t b = b0; b < b1; ++b) n_step_at(a, t, b, false);
+      #pragma GCC ivdep
+      for (int64_t b = b0; b < b1; ++b) n_step_at<kGA>(a, t, b, false);
     return;
   }
-  for (int64_t t = a.steps - 1; t >= 0; --t) {
-    const bool last = t == a.steps - 1;
-    const T* next = a.out0 + (last ? t : t + 1) * B;  // not used at the last step
-    for (int64_t b = b0; b < b1; ++b) forward_step(kind, a, t * B + b, last, next[b]);
+  if (a.steps == 0) return;
+  const int64_t last = a.steps - 1;
+  #pragma GCC ivdep
+  for (int64_t b = b0; b < b1; ++b) forward_step<kind, kGA>(a, last * B + b, true, T(0));
+  for (int64_t t = last - 1; t >= 0; --t) {
+    const T* next = a.out0 + (t + 1) * B;
+    #pragma GCC ivdep
+    for (int64_t b = b0; b < b1; ++b) forward_step<kind, kGA>(a, t * B + b, false, next[b]);
   }
   if (kind != Estimator::vtrace) return;
-  for (int64_t t = 0; t < a.steps; ++t) {
-    const bool last = t == a.steps - 1;
-    const int64_t tn = last ? t : t + 1;
-    for (int64_t b = b0; b < b1; ++b) vtrace_pg_step(a, t * B + b, last, a.out0[tn * B + b], a.values[tn * B + b]);
-  }
+  for (int64_t t = 0; t < last; ++t)
+    #pragma GCC ivdep
+    for (int64_t b = b0; b < b1; ++b)
+      vtrace_pg_step<kGA>(a, t * B + b, false, a.out0[(t + 1) * B + b], a.values[(t + 1) * B + b]);
+  #pragma GCC ivdep
+  for (int64_t b = b0; b < b1; ++b) vtrace_pg_step<kGA>(a, last * B + b, true, T(0), T(0));
   for (int64_t t = 0; t < a.steps; ++t)
+    #pragma GCC ivdep
     for (int64_t b = b0; b < b1; ++b) a.out0[t * B + b] += a.values[t * B + b];
 }
 
-template <class T>
-void backward(Estimator kind, const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
+template <Estimator kind, bool kGA, class T>
+void backward_columns(const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
   const int64_t B = a.cols;
   if (kind == Estimator::n_step) {
     for (int64_t t = 0; t < a.steps; ++t)
+      #pragma GCC ivdep
       for (int64_t b = b0; b < b1; ++b) {
         a.grad_rewards[t * B + b] = T(0);
         a.grad_next_values[t * B + b] = T(0);
       }
     for (int64_t t = 0; t < a.steps; ++t)
-      for (int64_t b = b0; b < b1; ++b) n_step_at(a, t, b, true);
+      #pragma GCC ivdep
+      for (int64_t b = b0; b < b1; ++b) n_step_at<kGA>(a, t, b, true);
     return;
   }
   for (int64_t c0 = b0; c0 < b1; c0 += kBlock) {
@@ -63,9 +76,20 @@ void backward(Estimator kind, const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
     for (int64_t k = 0; k < kBlock; ++k) carry[k] = pg_carry[k] = T(0);
     for (int64_t t = 0; t < a.steps; ++t) {
       const bool last = t == a.steps - 1;
-      for (int64_t b = c0; b < c1; ++b) backward_step(kind, a, t * B + b, last, carry[b - c0], pg_carry[b - c0]);
+      #pragma GCC ivdep
+      for (int64_t b = c0; b < c1; ++b) backward_step<kind, kGA>(a, t * B + b, last, carry[b - c0], pg_carry[b - c0]);
     }
   }
+}
+
+template <class T>
+void forward(Estimator kind, const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
+  with_estimator(kind, a, [&](auto k, auto ga) { forward_columns<decltype(k)::value, decltype(ga)::value>(a, b0, b1); });
+}
+
+template <class T>
+void backward(Estimator kind, const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
+  with_estimator(kind, a, [&](auto k, auto ga) { backward_columns<decltype(k)::value, decltype(ga)::value>(a, b0, b1); });
 }
 
 }  // namespace

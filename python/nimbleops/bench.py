@@ -282,8 +282,79 @@ def reference_workloads() -> List[Workload]:
                      {"nimbleops.reference": lambda: ref.bellman_optimality_backup(P, R, V, GAMMA)})]
 
 
+def rollout(T: int, B: int, dtype="float32", seed: int = 0):
+    """A PPO-style rollout [T, B]: rewards, values, next values, terminations and truncations."""
+    rng = np.random.default_rng(seed)
+    r, v, nv = (rng.standard_normal((T, B)).astype(dtype) for _ in range(3))
+    terminated = rng.random((T, B)) < 0.01
+    truncated = (rng.random((T, B)) < 0.005) & ~terminated
+    return r, v, nv, terminated, truncated
+
+
+def numpy_gae_loop(r, v, nv, terminated, truncated, gamma, lam):
+    """The NumPy reverse loop of Stable-Baselines3's RolloutBuffer, in this library's convention."""
+    not_terminated = 1.0 - terminated.astype(r.dtype)
+    not_done = 1.0 - (terminated | truncated).astype(r.dtype)
+    adv = np.empty_like(r)
+    last = np.zeros_like(r[0])
+    for t in reversed(range(r.shape[0])):
+        delta = r[t] + gamma * nv[t] * not_terminated[t] - v[t]
+        last = delta + gamma * lam * not_done[t] * last
+        adv[t] = last
+    return adv, adv + v
+
+
+def numpy_lambda_loop(r, nv, terminated, truncated, gamma, lam):
+    not_terminated = 1.0 - terminated.astype(r.dtype)
+    done = terminated | truncated
+    out = np.empty_like(r)
+    g = nv[-1] * not_terminated[-1]
+    for t in reversed(range(r.shape[0])):
+        boot = nv[t] * not_terminated[t]
+        g = np.where(done[t], boot, g)
+        g = out[t] = r[t] + gamma * ((1 - lam) * boot + lam * g)
+    return out
+
+
+def returns_workloads() -> List[Workload]:
+    """GAE and lambda-returns on a PPO rollout T=128, B=1024, float32."""
+    T, B, gamma, lam = 128, 1024, 0.99, 0.95
+    r, v, nv, term, trunc = rollout(T, B)
+    nbytes = 5 * r.nbytes + term.nbytes + trunc.nbytes  # r, v, nv in; two outputs; two masks
+    gae_peers = {"numpy loop (Stable-Baselines3)": lambda: numpy_gae_loop(r, v, nv, term, trunc, gamma, lam)}
+    lam_peers = {"numpy loop": lambda: numpy_lambda_loop(r, nv, term, trunc, gamma, lam)}
+    if installed("torchrl"):
+        import torch
+        from torchrl.objectives.value import functional as F
+
+        # torchrl's own layout [B, T, 1]
+        tr, tv, tnv = (torch.from_numpy(np.ascontiguousarray(x.T))[..., None] for x in (r, v, nv))
+        tterm = torch.from_numpy(np.ascontiguousarray(term.T))[..., None]
+        tdone = torch.from_numpy(np.ascontiguousarray((term | trunc).T))[..., None]
+        gae_peers["torchrl generalized_advantage_estimate"] = lambda: F.generalized_advantage_estimate(
+            gamma, lam, tv, tnv, tr, tdone, tterm)
+        gae_peers["torchrl vec_generalized_advantage_estimate"] = lambda: F.vec_generalized_advantage_estimate(
+            gamma, lam, tv, tnv, tr, tdone, tterm)
+        lam_peers["torchrl td_lambda_return_estimate"] = lambda: F.td_lambda_return_estimate(
+            gamma, lam, tnv, tr, tdone, tterm)
+        lam_peers["torchrl vec_td_lambda_return_estimate"] = lambda: F.vec_td_lambda_return_estimate(
+            gamma, lam, tnv, tr, tdone, tterm)
+    rs, vs, nvs, terms, truncs = (x[:, :16] for x in (r, v, nv, term, trunc))
+    return [
+        Workload("gae", f"GAE T={T} B={B} float32", lambda: rl.gae(r, v, nv, term, trunc, gamma=gamma, lam=lam),
+                 gae_peers, nbytes, note="GB/s: bytes read and written"),
+        Workload("lambda-returns", f"lambda-returns T={T} B={B} float32",
+                 lambda: rl.lambda_returns(r, nv, term, trunc, gamma=gamma, lam=lam), lam_peers,
+                 4 * r.nbytes + term.nbytes + trunc.nbytes),
+        Workload("reference", f"GAE T={T} B=16 float32 (vs the pure-Python reference)",
+                 lambda: rl.gae(rs, vs, nvs, terms, truncs, gamma=gamma, lam=lam),
+                 {"nimbleops.reference": lambda: ref.gae(rs, vs, nvs, terms, truncs, gamma=gamma, lam=lam)}),
+    ]
+
+
 def workloads(quick: bool = False) -> List[Workload]:
-    return dense_workloads() + batched_workloads() + sparse_workloads(quick) + reference_workloads()
+    return (dense_workloads() + batched_workloads() + sparse_workloads(quick) + reference_workloads()
+            + returns_workloads())
 
 
 def machine() -> str:

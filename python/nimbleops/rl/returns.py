@@ -211,19 +211,28 @@ def _compiling() -> bool:
     return torch is not None and hasattr(torch, "compiler") and torch.compiler.is_compiling()
 
 
-def inputs_handle(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, lr, rho_clip, c_clip, stream=0):
+def inputs_handle(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, rhos, traces, stream=0):
     """The C++ description of one call (views of the canonical [T, B] arrays)."""
     view = lambda x: None if x is None else ar.view(x)  # noqa: E731
     return _C.rl.ReturnsInputs(kind, ar.view(r), view(v), ar.view(nv), ar.view(term), ar.view(trunc), view(gamma_arr),
-                               float(gamma_scalar), float(lam), int(n), view(lr), float(rho_clip), float(c_clip),
-                               int(stream))
+                               float(gamma_scalar), float(lam), int(n), view(rhos), view(traces), int(stream))
+
+
+def importance_weights(lr, lam, rho_clip, c_clip):
+    """(rho, c) = (min(rho_clip, exp(lr)), lam * min(c_clip, exp(lr))), vectorised by numpy / torch."""
+    if lr is None:
+        return None, None
+    e = lr.exp() if ar.is_torch(lr) else np.exp(lr)
+    if ar.is_torch(e):
+        return e.clamp(max=rho_clip).contiguous(), (lam * e.clamp(max=c_clip)).contiguous()
+    return np.minimum(e, np.asarray(rho_clip, e.dtype)), (np.asarray(lam, e.dtype) * np.minimum(e, np.asarray(c_clip, e.dtype)))
 
 
 def check_rewards_finite(r) -> None:
-    if ar.is_torch(r):
+    if ar.is_torch(r) and r.is_cuda:
         ok = bool(ar._torch().isfinite(r).all())
     else:
-        ok = bool(np.isfinite(r).all())
+        ok = _C.rl.all_finite(ar.view(r))
     if not ok:
         raise ValueError("rewards: expected finite rewards, found nan or inf")
 
@@ -231,7 +240,8 @@ def check_rewards_finite(r) -> None:
 def run_forward(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, lr, rho_clip, c_clip, stream=0):
     """Forward kernel on canonical numpy arrays or torch tensors: (out0, out1 or None)."""
     check_rewards_finite(r)
-    handle = inputs_handle(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, lr, rho_clip, c_clip, stream)
+    rhos, traces = importance_weights(lr, lam, rho_clip, c_clip)
+    handle = inputs_handle(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, rhos, traces, stream)
     k = ar.Kind(True, r.device) if ar.is_torch(r) else ar.Kind()
     out0 = ar.empty(r.shape, ar.dtype_name(r), k)
     out1 = ar.empty(r.shape, ar.dtype_name(r), k) if kind in TWO_OUTPUTS else None
@@ -242,7 +252,8 @@ def run_forward(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, lr
 def run_backward(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, lr, rho_clip, c_clip, g0, g1,
                  stream=0):
     """Adjoint kernel: (grad_rewards, grad_values or None, grad_next_values)."""
-    handle = inputs_handle(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, lr, rho_clip, c_clip, stream)
+    rhos, traces = importance_weights(lr, lam, rho_clip, c_clip)
+    handle = inputs_handle(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, rhos, traces, stream)
     k = ar.Kind(True, r.device) if ar.is_torch(r) else ar.Kind()
     dt = ar.dtype_name(r)
     gr, gnv = ar.empty(r.shape, dt, k), ar.empty(r.shape, dt, k)
