@@ -123,11 +123,22 @@ def _estimate(kind, rewards, values, next_values, terminated, truncated, *, gamm
     T = shape[time_dim]
     B = math.prod(canon_shape[1:])
 
+    np_dtype = np.dtype(dtype)
+
     def canon(x, name, want_dtype, required=True):
         if x is None:
             if required:
                 raise TypeError(f"{name}: expected an array of shape {list(shape)}, got None")
             return None
+        if not kind_.torch and isinstance(x, np.ndarray) and x.shape == shape and time_dim == 0:
+            # fast path: numpy, time-major (no copy when dtype and layout fit)
+            if want_dtype == "bool":
+                if x.dtype != np.bool_:
+                    raise TypeError(f"{name}: expected a bool mask, got dtype {x.dtype}")
+            elif x.dtype != np_dtype:
+                ar.compute_dtype(x, name)
+                x = x.astype(np_dtype)
+            return np.ascontiguousarray(x).reshape(T, B)
         if not (isinstance(x, np.ndarray) or ar.is_torch(x)):
             x = np.asarray(x)
         if tuple(ar.shape_of(x)) != shape:
