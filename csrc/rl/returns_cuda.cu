@@ -24,22 +24,23 @@ __global__ void forward_kernel(ReturnsArgs<T> a) {
   const int64_t b = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (b >= a.cols) return;
   const int64_t B = a.cols;
-  if (kind == Estimator::n_step) {
+  if constexpr (kind == Estimator::n_step) {
     for (int64_t t = 0; t < a.steps; ++t) n_step_at<kGA>(a, t, b, false);
-    return;
+  } else {
+    T after = T(0);
+    for (int64_t t = a.steps - 1; t >= 0; --t) {
+      forward_step<kind, kGA>(a, t * B + b, t == a.steps - 1, after);
+      after = a.out0[t * B + b];
+    }
+    if constexpr (kind == Estimator::vtrace) {
+      for (int64_t t = 0; t < a.steps; ++t) {
+        const bool last = t == a.steps - 1;
+        const int64_t tn = last ? t : t + 1;
+        vtrace_pg_step<kGA>(a, t * B + b, last, a.out0[tn * B + b], a.values[tn * B + b]);
+      }
+      for (int64_t t = 0; t < a.steps; ++t) a.out0[t * B + b] += a.values[t * B + b];
+    }
   }
-  T after = T(0);
-  for (int64_t t = a.steps - 1; t >= 0; --t) {
-    forward_step<kind, kGA>(a, t * B + b, t == a.steps - 1, after);
-    after = a.out0[t * B + b];
-  }
-  if (kind != Estimator::vtrace) return;
-  for (int64_t t = 0; t < a.steps; ++t) {
-    const bool last = t == a.steps - 1;
-    const int64_t tn = last ? t : t + 1;
-    vtrace_pg_step<kGA>(a, t * B + b, last, a.out0[tn * B + b], a.values[tn * B + b]);
-  }
-  for (int64_t t = 0; t < a.steps; ++t) a.out0[t * B + b] += a.values[t * B + b];
 }
 
 template <Estimator kind, bool kGA, class T>
@@ -47,16 +48,16 @@ __global__ void backward_kernel(ReturnsArgs<T> a) {
   const int64_t b = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (b >= a.cols) return;
   const int64_t B = a.cols;
-  if (kind == Estimator::n_step) {
+  if constexpr (kind == Estimator::n_step) {
     for (int64_t t = 0; t < a.steps; ++t) {
       a.grad_rewards[t * B + b] = T(0);
       a.grad_next_values[t * B + b] = T(0);
     }
     for (int64_t t = 0; t < a.steps; ++t) n_step_at<kGA>(a, t, b, true);
-    return;
+  } else {
+    T carry = T(0), pg_carry = T(0);
+    for (int64_t t = 0; t < a.steps; ++t) backward_step<kind, kGA>(a, t * B + b, t == a.steps - 1, carry, pg_carry);
   }
-  T carry = T(0), pg_carry = T(0);
-  for (int64_t t = 0; t < a.steps; ++t) backward_step<kind, kGA>(a, t * B + b, t == a.steps - 1, carry, pg_carry);
 }
 
 class DeviceGuard {

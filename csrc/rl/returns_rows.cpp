@@ -28,7 +28,7 @@ constexpr int64_t kBlock = 256;  // columns per carry block of the adjoint scans
 template <Estimator kind, bool kGA, class T>
 void forward_columns(const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
   const int64_t B = a.cols;
-  if (kind == Estimator::n_step) {
+  if constexpr (kind == Estimator::n_step) {
     for (int64_t t = 0; t < a.steps; ++t)
       #pragma GCC ivdep
       for (int64_t b = b0; b < b1; ++b) n_step_at<kGA>(a, t, b, false);
@@ -43,7 +43,7 @@ void forward_columns(const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
     #pragma GCC ivdep
     for (int64_t b = b0; b < b1; ++b) forward_step<kind, kGA>(a, t * B + b, false, next[b]);
   }
-  if (kind != Estimator::vtrace) return;
+  if constexpr (kind != Estimator::vtrace) return;
   for (int64_t t = 0; t < last; ++t)
     #pragma GCC ivdep
     for (int64_t b = b0; b < b1; ++b)
@@ -58,7 +58,7 @@ void forward_columns(const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
 template <Estimator kind, bool kGA, class T>
 void backward_columns(const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
   const int64_t B = a.cols;
-  if (kind == Estimator::n_step) {
+  if constexpr (kind == Estimator::n_step) {
     for (int64_t t = 0; t < a.steps; ++t)
       #pragma GCC ivdep
       for (int64_t b = b0; b < b1; ++b) {
