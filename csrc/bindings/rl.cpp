@@ -2,6 +2,7 @@
 #include "bindings/common.h"
 #include "rl/bellman_api.h"
 #include "rl/returns_api.h"
+#include "rl/td_api.h"
 
 namespace py = pybind11;
 
@@ -176,6 +177,40 @@ void bind_rl(py::module_& m) {
     py::gil_scoped_release nogil;                                                                           \
     rl::ns::returns_backward(v, g0, g1, gr, gv, gnv);                                                       \
   });
+
+  m.def(
+      "td_update_cpu",
+      [](const std::string& rule, bool sequential, const View& Q, std::optional<View> Q2, const View& s,
+         const View& s_next, std::optional<View> a, std::optional<View> a_next, const View& rewards,
+         const View& terminated, std::optional<View> alpha, double alpha_scalar, std::optional<View> gamma,
+         double gamma_scalar, std::optional<View> probs, double epsilon, std::optional<View> update_first,
+         const View& td_errors) {
+        rl::TdViews v;
+        if (rule == "td0") v.rule = rl::TdRule::td0;
+        else if (rule == "sarsa") v.rule = rl::TdRule::sarsa;
+        else if (rule == "q_learning") v.rule = rl::TdRule::q_learning;
+        else if (rule == "expected_sarsa") v.rule = rl::TdRule::expected_sarsa;
+        else if (rule == "double_q") v.rule = rl::TdRule::double_q;
+        else throw std::invalid_argument("rule: unknown TD rule '" + rule + "'");
+        v.sequential = sequential;
+        v.Q = Q;
+        v.Q2 = Q2;
+        v.s = s;
+        v.s_next = s_next;
+        v.a = a;
+        v.a_next = a_next;
+        v.rewards = rewards;
+        v.terminated = terminated;
+        v.alpha = alpha;
+        v.alpha_scalar = alpha_scalar;
+        v.gamma = gamma;
+        v.gamma_scalar = gamma_scalar;
+        v.probs = probs;
+        v.epsilon = epsilon;
+        v.update_first = update_first;
+        py::gil_scoped_release nogil;
+        rl::cpu::td_update(v, td_errors);
+      });
 
   NIMBLEOPS_BIND_RETURNS(cpu, "cpu")
 #ifdef NIMBLEOPS_WITH_CUDA

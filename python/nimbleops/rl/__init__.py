@@ -14,6 +14,13 @@ from .bellman import (
 )
 from .mdp import SparseTransitions, from_gymnasium
 from .returns import discounted_returns, gae, lambda_returns, n_step_returns, vtrace
+from .td import (
+    double_q_learning_update_,
+    expected_sarsa_update_,
+    q_learning_update_,
+    sarsa_update_,
+    td0_update_,
+)
 
 __all__ = [
     "SparseTransitions",
@@ -34,4 +41,9 @@ __all__ = [
     "lambda_returns",
     "gae",
     "vtrace",
+    "td0_update_",
+    "sarsa_update_",
+    "q_learning_update_",
+    "expected_sarsa_update_",
+    "double_q_learning_update_",
 ]

@@ -1,0 +1,177 @@
+// CPU tabular TD updates (rl/td_api.h). Accumulate mode: the TD errors in parallel over
+// transitions (the tables are only read), then the increments applied in transition order, so
+// every cell sums them in that order (deterministic, bit-equal to numpy.add.at). Sequential mode
+// is the online algorithm: a chain of dependencies, run in order on one thread.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "core/dispatch.h"
+#include "core/parallel.h"
+#include "rl/bellman_api.h"  // all_finite
+#include "rl/td_api.h"
+
+namespace nimbleops {
+namespace rl {
+namespace cpu {
+namespace {
+
+template <class T>
+struct Td {
+  const TdViews& v;
+  int64_t S, A, N;
+  T* Q1;
+  T* Q2;
+  const int64_t *s, *sn, *a, *an;
+  const T* r;
+  const uint8_t* term;
+  const T *alpha, *gamma, *probs;
+  const uint8_t* first;
+  T alpha_scalar, gamma_scalar, epsilon;
+
+  T alpha_at(int64_t i) const { return alpha ? alpha[i] : alpha_scalar; }
+  T gamma_at(int64_t i) const { return gamma ? gamma[i] : gamma_scalar; }
+  // the table transition i updates, and the other one (double Q)
+  T* table(int64_t i) const { return (v.rule == TdRule::double_q && !first[i]) ? Q2 : Q1; }
+  const T* other(int64_t i) const { return (v.rule == TdRule::double_q && !first[i]) ? Q1 : Q2; }
+
+  // the bootstrap value of transition i from the tables as they are now
+  T boot(int64_t i) const {
+    const T* X = table(i);
+    const T* row = X + sn[i] * A;
+    switch (v.rule) {
+      case TdRule::td0: return row[0];
+      case TdRule::sarsa: return row[an[i]];
+      case TdRule::q_learning: {
+        T m = row[0];
+        for (int64_t k = 1; k < A; ++k) m = row[k] > m ? row[k] : m;
+        return m;
+      }
+      case TdRule::expected_sarsa: {
+        T sum = T(0);
+        if (probs) {
+          const T* p = probs + i * A;
+          for (int64_t k = 0; k < A; ++k) sum += p[k] * row[k];
+          return sum;
+        }
+        T m = row[0];
+        for (int64_t k = 1; k < A; ++k) m = row[k] > m ? row[k] : m;
+        for (int64_t k = 0; k < A; ++k) sum += row[k];
+        return (T(1) - epsilon) * m + epsilon * (sum / T(A));
+      }
+      case TdRule::double_q: {
+        int64_t best = 0;
+        for (int64_t k = 1; k < A; ++k)
+          if (row[k] > row[best]) best = k;
+        return other(i)[sn[i] * A + best];
+      }
+    }
+    return T(0);
+  }
+
+  int64_t action(int64_t i) const { return a ? a[i] : 0; }
+
+  T delta(int64_t i) const {
+    const T target = r[i] + gamma_at(i) * (T(1) - T(term[i])) * boot(i);
+    return target - table(i)[s[i] * A + action(i)];
+  }
+};
+
+void check_indices(const View& idx, int64_t hi, const char* name, int64_t N) {
+  check_contiguous(idx, name);
+  check_dtype(idx, DType::int64, name);
+  check_numel(idx, N, name);
+  NIMBLEOPS_CHECK(idx.device < 0, name, ": expected a CPU array");
+  const int64_t* p = idx.ptr<int64_t>();
+  // count out-of-range entries (branch-free), then locate the first one only on failure
+  int64_t bad = 0;
+  for (int64_t i = 0; i < N; ++i) bad += (p[i] < 0) | (p[i] >= hi);
+  if (bad == 0) return;
+  for (int64_t i = 0; i < N; ++i)
+    NIMBLEOPS_CHECK_INDEX(p[i] >= 0 && p[i] < hi, name, ": ", p[i], " at position ", i, " is out of range [0, ", hi, ")");
+}
+
+}  // namespace
+
+void td_update(const TdViews& v, const View& td_errors) {
+  NIMBLEOPS_CHECK(v.Q.device < 0, "Q: the tabular TD updates run on the CPU; got a CUDA tensor");
+  NIMBLEOPS_CHECK(v.Q.ndim() == 2, "internal: Q must arrive as [S, A]");
+  check_contiguous(v.Q, "Q");
+  const int64_t S = v.Q.shape[0], A = v.Q.shape[1], N = v.s.numel();
+  NIMBLEOPS_CHECK(S >= 1 && A >= 1, "Q: expected a non-empty table, got shape ", shape_str(v.Q));
+  const DType dt = v.Q.dtype;
+  auto same = [&](const View& x, const char* name, DType d, int64_t n) {
+    check_contiguous(x, name);
+    check_dtype(x, d, name);
+    check_numel(x, n, name);
+    NIMBLEOPS_CHECK(x.device < 0, name, ": expected a CPU array");
+  };
+  check_indices(v.s, S, "s", N);
+  check_indices(v.s_next, S, "s_next", N);
+  if (v.rule != TdRule::td0) {
+    NIMBLEOPS_CHECK(v.a.has_value(), "a: required");
+    check_indices(*v.a, A, "a", N);
+  }
+  if (v.rule == TdRule::sarsa) {
+    NIMBLEOPS_CHECK(v.a_next.has_value(), "a_next: required by sarsa");
+    check_indices(*v.a_next, A, "a_next", N);
+  }
+  same(v.rewards, "r", dt, N);
+  same(v.terminated, "terminated", DType::boolean, N);
+  same(td_errors, "td_errors", dt, N);
+  if (v.alpha) same(*v.alpha, "alpha", dt, N);
+  if (v.gamma) same(*v.gamma, "gamma", dt, N);
+  if (v.probs) same(*v.probs, "probs", dt, N * A);
+  if (v.rule == TdRule::double_q) {
+    NIMBLEOPS_CHECK(v.Q2 && v.update_first, "Q2, update_first: required by double Q-learning");
+    check_contiguous(*v.Q2, "Q2");
+    check_dtype(*v.Q2, dt, "Q2");
+    NIMBLEOPS_CHECK(v.Q2->shape == v.Q.shape, "Q2: expected the shape of Q1 ", shape_str(v.Q), ", got ",
+                    shape_str(*v.Q2));
+    NIMBLEOPS_CHECK(v.Q2->data != v.Q.data, "Q2: must be another table than Q1");
+    same(*v.update_first, "update_first", DType::boolean, N);
+  }
+  NIMBLEOPS_DISPATCH_FLOATING(dt, "Q", [&] {
+    using T = scalar_t;
+    const T* r = v.rewards.ptr<T>();
+    if (!all_finite(v.rewards))
+      for (int64_t i = 0; i < N; ++i)
+        NIMBLEOPS_CHECK(std::isfinite(r[i]), "r: expected finite rewards, found ", r[i], " at position ", i);
+    Td<T> td{v, S, A, N, v.Q.ptr<T>(), v.Q2 ? v.Q2->ptr<T>() : nullptr, v.s.ptr<int64_t>(), v.s_next.ptr<int64_t>(),
+             v.a ? v.a->ptr<int64_t>() : nullptr, v.a_next ? v.a_next->ptr<int64_t>() : nullptr, r,
+             v.terminated.ptr<uint8_t>(), v.alpha ? v.alpha->ptr<T>() : nullptr, v.gamma ? v.gamma->ptr<T>() : nullptr,
+             v.probs ? v.probs->ptr<T>() : nullptr, v.update_first ? v.update_first->ptr<uint8_t>() : nullptr,
+             T(v.alpha_scalar), T(v.gamma_scalar), T(v.epsilon)};
+    T* out = td_errors.ptr<T>();
+    if (v.sequential) {
+      for (int64_t i = 0; i < N; ++i) {
+        if (i + 16 < N) {
+          __builtin_prefetch(td.Q1 + td.sn[i + 16] * A);
+          __builtin_prefetch(td.Q1 + td.s[i + 16] * A);
+        }
+        const T d = td.delta(i);
+        out[i] = d;
+        td.table(i)[td.s[i] * A + td.action(i)] += td.alpha_at(i) * d;
+      }
+      return;
+    }
+    parallel_for(N, 4096, [&](int64_t i0, int64_t i1) {
+      constexpr int64_t ahead = 16;  // the rows are random: fetch them early
+      for (int64_t i = i0; i < i1; ++i) {
+        if (i + ahead < i1) {
+          __builtin_prefetch(td.Q1 + td.sn[i + ahead] * A);
+          __builtin_prefetch(td.Q1 + td.s[i + ahead] * A);
+        }
+        out[i] = td.delta(i);
+      }
+    });
+    // The increments, in transition order. (One pass: splitting it by row ranges across
+    // threads measured slower, each thread then scanning every transition.)
+    for (int64_t i = 0; i < N; ++i) td.table(i)[td.s[i] * A + td.action(i)] += td.alpha_at(i) * out[i];
+  });
+}
+
+}  // namespace cpu
+}  // namespace rl
+}  // namespace nimbleops

@@ -1,0 +1,172 @@
+"""Tabular TD updates from a batch of N transitions, in place (names end with ``_``).
+
+Each function updates the table and returns the TD errors ``delta [N]`` (the table's dtype and
+kind). Transition i is ``(s[i], a[i], r[i], s_next[i], terminated[i])``; ``terminated`` means no
+bootstrap from ``s_next``. ``alpha`` and ``gamma`` are numbers or ``[N]`` arrays.
+
+Two batch semantics, both deterministic (``mode``):
+
+- ``"sequential"``: the transitions are applied one after another in order, exactly the online
+  algorithm (later transitions see earlier updates). The chain of dependencies runs on one thread.
+- ``"accumulate"``: every TD error is computed from the table as it was before the call, and the
+  increments ``alpha * delta`` are summed where ``(s, a)`` repeats, in transition order: the
+  semantics (and the bits) of ``numpy.add.at``. Computed in parallel without data races.
+
+Tables are numpy arrays or CPU torch tensors, float32 or float64, contiguous and writeable (the
+CUDA versions are not written yet: CUDA tensors get a ``ValueError``). Indices are int64 (int32
+accepted). Every index, mask and reward is checked before anything is written: a failing call
+leaves the table untouched.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from .. import _C
+from .. import _arrays as ar
+
+MODES = ("sequential", "accumulate")
+
+
+def td0_update_(V, s, r, s_next, terminated, *, alpha, gamma, mode: str = "sequential"):
+    """TD(0) on state values ``V [S]``: ``delta = r + gamma (1 - terminated) V[s_next] - V[s]``,
+    ``V[s] += alpha delta``. Returns ``delta [N]``."""
+    return _update("td0", V, None, s, None, r, s_next, None, terminated, alpha, gamma, mode)
+
+
+def sarsa_update_(Q, s, a, r, s_next, a_next, terminated, *, alpha, gamma, mode: str = "sequential"):
+    """SARSA on ``Q [S, A]``: ``delta = r + gamma (1 - terminated) Q[s_next, a_next] - Q[s, a]``."""
+    return _update("sarsa", Q, None, s, a, r, s_next, a_next, terminated, alpha, gamma, mode)
+
+
+def q_learning_update_(Q, s, a, r, s_next, terminated, *, alpha, gamma, mode: str = "sequential"):
+    """Q-learning on ``Q [S, A]``: ``delta = r + gamma (1 - terminated) max_a' Q[s_next, a'] - Q[s, a]``."""
+    return _update("q_learning", Q, None, s, a, r, s_next, None, terminated, alpha, gamma, mode)
+
+
+def expected_sarsa_update_(Q, s, a, r, s_next, terminated, *, alpha, gamma, mode: str = "sequential", probs=None,
+                           epsilon: Optional[float] = None):
+    """Expected SARSA on ``Q [S, A]``: ``delta = r + gamma (1 - terminated) sum_a' pi(a' | s_next)
+    Q[s_next, a'] - Q[s, a]`` with ``pi`` the given next-state probabilities ``probs [N, A]`` (rows
+    summing to 1), or else the epsilon-greedy policy of Q: ``1 - epsilon`` spread evenly over the
+    maximising actions and ``epsilon / A`` on every action. Exactly one of ``probs`` / ``epsilon``."""
+    if (probs is None) == (epsilon is None):
+        raise TypeError("expected_sarsa_update_: give exactly one of probs and epsilon")
+    return _update("expected_sarsa", Q, None, s, a, r, s_next, None, terminated, alpha, gamma, mode, probs=probs,
+                   epsilon=epsilon)
+
+
+def double_q_learning_update_(Q1, Q2, s, a, r, s_next, terminated, *, alpha, gamma, mode: str = "sequential",
+                              update_first):
+    """Double Q-learning (van Hasselt 2010): transition i updates ``X = Q1`` where
+    ``update_first[i]`` (else ``Q2``), with ``Y`` the other table:
+    ``delta = r + gamma (1 - terminated) Y[s_next, argmax_a' X[s_next, a']] - X[s, a]`` (lowest
+    index on ties). ``update_first [N]`` bool."""
+    return _update("double_q", Q1, Q2, s, a, r, s_next, None, terminated, alpha, gamma, mode, update_first=update_first)
+
+
+def _table(x, name: str, ndim: int):
+    if not (isinstance(x, np.ndarray) or ar.is_torch(x)):
+        raise TypeError(f"{name}: expected a numpy array or torch tensor to update in place, got {type(x).__name__}")
+    d = ar.dtype_name(x)
+    if d not in ar.FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected a float32 or float64 table, got dtype {d}")
+    if ar.is_torch(x):
+        if x.device.type != "cpu":
+            raise ValueError(f"{name}: the tabular TD updates run on the CPU for now; got a tensor on {x.device}")
+        if not x.is_contiguous():
+            raise ValueError(f"{name}: expected a contiguous table (it is updated in place)")
+    else:
+        if not x.flags.c_contiguous:
+            raise ValueError(f"{name}: expected a contiguous table (it is updated in place)")
+        if not x.flags.writeable:
+            raise ValueError(f"{name}: expected a writeable table, got a read-only array")
+    if x.ndim != ndim or 0 in x.shape:
+        want = "[S]" if ndim == 1 else "[S, A]"
+        raise ValueError(f"{name}: expected a non-empty table of shape {want}, got {list(x.shape)}")
+    return x
+
+
+def _numpy(x, name: str, N: Optional[int], kind: str, dtype: Optional[str] = None):
+    """x as a contiguous numpy [N] array: kind 'index' (int64), 'mask' (bool) or 'real' (dtype)."""
+    if x is None:
+        raise TypeError(f"{name}: expected an array of length N, got None")
+    arr = ar.to_numpy(x) if ar.is_torch(x) else np.asarray(x)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-d array [N], got shape {list(arr.shape)}")
+    if N is not None and arr.shape[0] != N:
+        raise ValueError(f"{name}: expected length N = {N} like s, got {arr.shape[0]}")
+    if kind == "index":
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"{name}: expected integer indices, got dtype {arr.dtype}")
+        return np.ascontiguousarray(arr, dtype=np.int64)
+    if kind == "mask":
+        if arr.dtype != np.bool_:
+            raise TypeError(f"{name}: expected a bool mask, got dtype {arr.dtype}")
+        return np.ascontiguousarray(arr)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected real numbers, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _rate(x, name: str, N: int, dtype: str, upper: Optional[float]):
+    """(scalar, None) or (0.0, [N] array) for alpha / gamma."""
+    if isinstance(x, bool):
+        raise TypeError(f"{name}: expected a number or an [N] array, got bool")
+    if np.isscalar(x) or (isinstance(x, np.ndarray) and x.ndim == 0):
+        val = ar.check_real_scalar(float(x), name)
+        if not (val >= 0 and (upper is None or val <= upper)) or not np.isfinite(val):
+            raise ValueError(f"{name}: expected a number in [0, {upper if upper is not None else 'inf'}), got {val}")
+        return val, None
+    arr = _numpy(x, name, N, "real", dtype)
+    if not (np.all(arr >= 0) and np.all(np.isfinite(arr)) and (upper is None or np.all(arr <= upper))):
+        raise ValueError(f"{name}: expected values in [0, {upper if upper is not None else 'inf'}]")
+    return 0.0, arr
+
+
+def _update(rule, Q, Q2, s, a, r, s_next, a_next, terminated, alpha, gamma, mode, probs=None, epsilon=None,
+            update_first=None) -> Any:
+    if mode not in MODES:
+        raise ValueError(f"mode: expected 'sequential' or 'accumulate', got {mode!r}")
+    name = "V" if rule == "td0" else ("Q1" if rule == "double_q" else "Q")
+    Q = _table(Q, name, 1 if rule == "td0" else 2)
+    dtype = ar.dtype_name(Q)
+    if Q2 is not None:
+        Q2 = _table(Q2, "Q2", 2)
+        if ar.dtype_name(Q2) != dtype or tuple(Q2.shape) != tuple(Q.shape):
+            raise ValueError(f"Q2: expected a table like Q1 ({list(Q.shape)}, {dtype}), got "
+                             f"{list(Q2.shape)}, {ar.dtype_name(Q2)}")
+    s = _numpy(s, "s", None, "index")
+    N = s.shape[0]
+    s_next = _numpy(s_next, "s_next", N, "index")
+    a = None if a is None else _numpy(a, "a", N, "index")
+    a_next = None if a_next is None else _numpy(a_next, "a_next", N, "index")
+    r = _numpy(r, "r", N, "real", dtype)
+    terminated = _numpy(terminated, "terminated", N, "mask")
+    alpha_s, alpha_a = _rate(alpha, "alpha", N, dtype, None)
+    gamma_s, gamma_a = _rate(gamma, "gamma", N, dtype, 1.0)
+    A = 1 if rule == "td0" else Q.shape[1]
+    if probs is not None:
+        probs = ar.to_numpy(probs) if ar.is_torch(probs) else np.asarray(probs)
+        if probs.shape != (N, A):
+            raise ValueError(f"probs: expected shape [N, A] = [{N}, {A}], got {list(probs.shape)}")
+        probs = np.ascontiguousarray(probs, dtype=dtype)
+        tol = 1e-4 if dtype == "float32" else 1e-8
+        if not (np.all((probs >= 0) & (probs <= 1)) and np.all(np.abs(probs.sum(-1) - 1) <= tol)):
+            raise ValueError(f"probs: expected rows of probabilities in [0, 1] summing to 1 (within {tol})")
+    eps = 0.0
+    if epsilon is not None:
+        eps = ar.check_real_scalar(epsilon, "epsilon")
+        if not 0 <= eps <= 1:
+            raise ValueError(f"epsilon: expected a number in [0, 1], got {eps}")
+    if update_first is not None:
+        update_first = _numpy(update_first, "update_first", N, "mask")
+    kind = ar.Kind(True, Q.device) if ar.is_torch(Q) else ar.Kind()
+    td = ar.empty((N,), dtype, kind)
+    table = Q.reshape(-1, 1) if rule == "td0" else Q  # a view: updates land in Q
+    view = lambda x: None if x is None else ar.view(x)  # noqa: E731
+    _C.rl.td_update_cpu(rule, mode == "sequential", ar.view(table), view(Q2), ar.view(s), ar.view(s_next), view(a),
+                        view(a_next), ar.view(r), ar.view(terminated), view(alpha_a), alpha_s, view(gamma_a), gamma_s,
+                        view(probs), eps, view(update_first), ar.view(td))
+    return td

@@ -1,0 +1,185 @@
+"""Tabular TD updates: kernel vs reference in both modes, numpy.add.at equality, duplicates,
+invariances, bad input (nothing written on failure)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import nimbleops
+from nimbleops import rl
+from nimbleops.reference import rl as ref
+
+from ..conftest import TOL, to_numpy
+
+RULES = ["td0", "sarsa", "q_learning", "expected_sarsa_probs", "expected_sarsa_eps", "double_q"]
+
+
+def batch(rng, S, A, N, dtype):
+    return dict(s=rng.integers(0, S, N), a=rng.integers(0, A, N), r=rng.standard_normal(N).astype(dtype),
+                s_next=rng.integers(0, S, N), a_next=rng.integers(0, A, N), terminated=rng.random(N) < 0.2,
+                probs=(lambda p: (p / p.sum(-1, keepdims=True)).astype(dtype))(rng.random((N, A))),
+                update_first=rng.random(N) < 0.5, alpha_arr=rng.uniform(0, 1, N).astype(dtype))
+
+
+def run(module, rule, tables, b, alpha, gamma, mode):
+    common = dict(alpha=alpha, gamma=gamma, mode=mode)
+    if rule == "td0":
+        return module.td0_update_(tables[0], b["s"], b["r"], b["s_next"], b["terminated"], **common)
+    if rule == "sarsa":
+        return module.sarsa_update_(tables[0], b["s"], b["a"], b["r"], b["s_next"], b["a_next"], b["terminated"], **common)
+    if rule == "q_learning":
+        return module.q_learning_update_(tables[0], b["s"], b["a"], b["r"], b["s_next"], b["terminated"], **common)
+    if rule == "expected_sarsa_probs":
+        return module.expected_sarsa_update_(tables[0], b["s"], b["a"], b["r"], b["s_next"], b["terminated"],
+                                             probs=b["probs"], **common)
+    if rule == "expected_sarsa_eps":
+        return module.expected_sarsa_update_(tables[0], b["s"], b["a"], b["r"], b["s_next"], b["terminated"],
+                                             epsilon=0.2, **common)
+    return module.double_q_learning_update_(tables[0], tables[1], b["s"], b["a"], b["r"], b["s_next"], b["terminated"],
+                                            update_first=b["update_first"], **common)
+
+
+def tables_for(rng, rule, S, A, dtype):
+    shape = (S,) if rule == "td0" else (S, A)
+    n = 2 if rule == "double_q" else 1
+    return [rng.standard_normal(shape).astype(dtype) for _ in range(n)]
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("mode", ["sequential", "accumulate"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@given(seed=st.integers(0, 2**31 - 1), S=st.integers(1, 5), A=st.integers(1, 4), N=st.integers(0, 30),
+       alpha_kind=st.sampled_from(["scalar", "array"]))
+def test_matches_reference(rule, mode, dtype, seed, S, A, N, alpha_kind):
+    """Few states, many transitions: duplicates are the rule, not the exception."""
+    rng = np.random.default_rng(seed)
+    b = batch(rng, S, A, N, dtype)
+    ours = tables_for(rng, rule, S, A, dtype)
+    theirs = [t.copy() for t in ours]
+    alpha = 0.3 if alpha_kind == "scalar" else b["alpha_arr"]
+    d_ours = run(rl, rule, ours, b, alpha, 0.9, mode)
+    d_ref = run(ref, rule, theirs, b, alpha, 0.9, mode)
+    tol = TOL[dtype]
+    np.testing.assert_allclose(d_ours, d_ref, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+    for t_ours, t_ref in zip(ours, theirs):
+        assert t_ours.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(t_ours, t_ref, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_accumulate_is_numpy_add_at_to_the_bit(dtype, rng):
+    S, A, N = 50, 4, 5000
+    b = batch(rng, S, A, N, dtype)
+    Q = rng.standard_normal((S, A)).astype(dtype)
+    expected = Q.copy()
+    td = rl.q_learning_update_(Q, b["s"], b["a"], b["r"], b["s_next"], b["terminated"], alpha=b["alpha_arr"],
+                               gamma=0.9, mode="accumulate")
+    np.add.at(expected, (b["s"], b["a"]), b["alpha_arr"] * td)
+    np.testing.assert_array_equal(Q, expected)
+
+
+def test_sequential_sees_earlier_updates():
+    Q = np.zeros((2, 1))
+    s = np.array([0, 0])
+    td = rl.q_learning_update_(Q, s, np.array([0, 0]), np.array([1.0, 1.0]), np.array([1, 1]), np.array([True, True]),
+                               alpha=0.5, gamma=0.9, mode="sequential")
+    np.testing.assert_allclose(td, [1.0, 0.5])
+    np.testing.assert_allclose(Q[0, 0], 0.75)
+    Q = np.zeros((2, 1))
+    td = rl.q_learning_update_(Q, s, np.array([0, 0]), np.array([1.0, 1.0]), np.array([1, 1]), np.array([True, True]),
+                               alpha=0.5, gamma=0.9, mode="accumulate")
+    np.testing.assert_allclose(td, [1.0, 1.0])
+    np.testing.assert_allclose(Q[0, 0], 1.0)
+
+
+def test_torch_tables_update_in_place(rng):
+    torch = pytest.importorskip("torch")
+    Q = torch.zeros(10, 3)
+    b = batch(rng, 10, 3, 20, "float32")
+    td = rl.q_learning_update_(Q, torch.from_numpy(b["s"]), b["a"], b["r"], b["s_next"], b["terminated"], alpha=0.5,
+                               gamma=0.9)
+    assert isinstance(td, torch.Tensor) and td.dtype == torch.float32
+    assert Q.abs().sum() > 0
+
+
+def test_thread_count_does_not_change_results(rng):
+    S, A, N = 1000, 8, 50_000
+    b = batch(rng, S, A, N, "float32")
+    Q0 = rng.standard_normal((S, A)).astype(np.float32)
+    threads = nimbleops.get_num_threads()
+    try:
+        out = []
+        for n in (1, 2, 3):
+            nimbleops.set_num_threads(n)
+            Q = Q0.copy()
+            td = rl.q_learning_update_(Q, b["s"], b["a"], b["r"], b["s_next"], b["terminated"], alpha=0.1, gamma=0.99,
+                                       mode="accumulate")
+            out.append((Q, td))
+        for Q, td in out[1:]:
+            np.testing.assert_array_equal(Q, out[0][0])
+            np.testing.assert_array_equal(td, out[0][1])
+    finally:
+        nimbleops.set_num_threads(threads)
+
+
+def test_bad_input_errors_and_nothing_is_written(rng):
+    S, A, N = 5, 3, 6
+    b = batch(rng, S, A, N, "float64")
+    Q = rng.standard_normal((S, A))
+    before = Q.copy()
+
+    def q(**over):
+        args = dict(Q=Q, s=b["s"], a=b["a"], r=b["r"], s_next=b["s_next"], terminated=b["terminated"])
+        args.update(over)
+        return rl.q_learning_update_(args["Q"], args["s"], args["a"], args["r"], args["s_next"], args["terminated"],
+                                     alpha=over.get("alpha", 0.1), gamma=over.get("gamma", 0.9),
+                                     mode=over.get("mode", "sequential"))
+
+    bad_s = b["s"].copy()
+    bad_s[-1] = S
+    with pytest.raises(IndexError, match=r"s: 5 at position 5 is out of range \[0, 5\)"):
+        q(s=bad_s)
+    bad_a = b["a"].copy()
+    bad_a[2] = -1
+    with pytest.raises(IndexError, match="a: -1 at position 2"):
+        q(a=bad_a, mode="accumulate")
+    with pytest.raises(IndexError, match="s_next"):
+        q(s_next=bad_s)
+    with pytest.raises(ValueError, match="r: expected length N = 6"):
+        q(r=b["r"][:-1])
+    with pytest.raises(TypeError, match="terminated: expected a bool mask"):
+        q(terminated=b["terminated"].astype(int))
+    bad_r = b["r"].copy()
+    bad_r[3] = np.nan
+    with pytest.raises(ValueError, match="r: expected finite rewards"):
+        q(r=bad_r, mode="accumulate")
+    with pytest.raises(TypeError, match="s: expected integer indices"):
+        q(s=b["s"].astype(float))
+    with pytest.raises(TypeError, match="Q: expected a float32 or float64 table"):
+        q(Q=Q.astype(np.int64))
+    with pytest.raises(ValueError, match="Q: expected a contiguous table"):
+        q(Q=np.asfortranarray(rng.standard_normal((S, A)))[:, :2])
+    ro = Q.copy()
+    ro.setflags(write=False)
+    with pytest.raises(ValueError, match="Q: expected a writeable table"):
+        q(Q=ro)
+    with pytest.raises(ValueError, match="mode"):
+        q(mode="parallel")
+    with pytest.raises(ValueError, match="gamma"):
+        q(gamma=1.5)
+    with pytest.raises(ValueError, match="alpha"):
+        q(alpha=-0.1)
+    np.testing.assert_array_equal(Q, before)  # no failed call wrote anything
+    with pytest.raises(TypeError, match="exactly one of probs and epsilon"):
+        rl.expected_sarsa_update_(Q, b["s"], b["a"], b["r"], b["s_next"], b["terminated"], alpha=0.1, gamma=0.9)
+    with pytest.raises(ValueError, match="probs: expected rows of probabilities"):
+        rl.expected_sarsa_update_(Q, b["s"], b["a"], b["r"], b["s_next"], b["terminated"], alpha=0.1, gamma=0.9,
+                                  probs=np.full((N, A), 0.5))
+    with pytest.raises(ValueError, match="Q2: expected a table like Q1"):
+        rl.double_q_learning_update_(Q, np.zeros((S, A + 1)), b["s"], b["a"], b["r"], b["s_next"], b["terminated"],
+                                     alpha=0.1, gamma=0.9, update_first=b["update_first"])
+    with pytest.raises(ValueError, match="V: expected a non-empty table of shape \\[S\\]"):
+        rl.td0_update_(Q, b["s"], b["r"], b["s_next"], b["terminated"], alpha=0.1, gamma=0.9)
+    np.testing.assert_array_equal(Q, before)
