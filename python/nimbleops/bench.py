@@ -352,9 +352,42 @@ def returns_workloads() -> List[Workload]:
     ]
 
 
+def td_workloads() -> List[Workload]:
+    """q_learning_update_: 65,536 transitions on a 100,000 x 8 float32 table, both modes."""
+    S, A, N, alpha, gamma = 100_000, 8, 65_536, 0.1, 0.99
+    rng = np.random.default_rng(5)
+    s, a, s_next = rng.integers(0, S, N), rng.integers(0, A, N), rng.integers(0, S, N)
+    r = rng.standard_normal(N).astype(np.float32)
+    terminated = rng.random(N) < 0.05
+    Q_ours, Q_numpy = (rng.standard_normal((S, A)).astype(np.float32) for _ in range(2))
+    not_terminated = (~terminated).astype(np.float32)
+
+    def numpy_update():
+        """The plain numpy batch Q-learning update, with numpy.add.at for repeated (s, a)."""
+        td = r + np.float32(gamma) * not_terminated * Q_numpy[s_next].max(1) - Q_numpy[s, a]
+        np.add.at(Q_numpy, (s, a), np.float32(alpha) * td)
+        return td
+
+    increments = (alpha * rng.standard_normal(N)).astype(np.float32)
+    peers = {"numpy batch update (numpy.add.at)": numpy_update,
+             "numpy.add.at alone (the increments only)": lambda: np.add.at(Q_numpy, (s, a), increments)}
+    out = [Workload("td-q-learning", f"q_learning_update_ N={N:,} on {S:,} x {A} float32, mode={mode}",
+                    lambda mode=mode: rl.q_learning_update_(Q_ours, s, a, r, s_next, terminated, alpha=alpha,
+                                                             gamma=gamma, mode=mode), peers)
+           for mode in ("accumulate", "sequential")]
+    Qs = rng.standard_normal((50, 4))
+    ss, aa, sn = rng.integers(0, 50, 512), rng.integers(0, 4, 512), rng.integers(0, 50, 512)
+    rr, tt = rng.standard_normal(512), rng.random(512) < 0.05
+    out.append(Workload("reference", "q_learning_update_ N=512 on 50 x 4 (vs the pure-Python reference)",
+                        lambda: rl.q_learning_update_(Qs, ss, aa, rr, sn, tt, alpha=alpha, gamma=gamma),
+                        {"nimbleops.reference": lambda: ref.q_learning_update_(Qs.copy(), ss, aa, rr, sn, tt,
+                                                                              alpha=alpha, gamma=gamma)}))
+    return out
+
+
 def workloads(quick: bool = False) -> List[Workload]:
     return (dense_workloads() + batched_workloads() + sparse_workloads(quick) + reference_workloads()
-            + returns_workloads())
+            + returns_workloads() + td_workloads())
 
 
 def machine() -> str:
