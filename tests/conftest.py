@@ -61,3 +61,27 @@ def random_mdp(rng, S, A, batch=(), density=1.0, leak=0.1, infeasible=0.0, dtype
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def assert_same_bits_at_any_thread_count_and_simd_level(run):
+    """run() -> a tuple of arrays: the same bits at 1, 2 and 3 threads and every SIMD level this
+    CPU supports (baseline at 1 thread is the yardstick)."""
+    threads = nimbleops.get_num_threads()
+    try:
+        nimbleops.set_num_threads(1)
+        nimbleops.set_simd_level("baseline")
+        expected = [to_numpy(x) for x in run()]
+        for n in (1, 2, 3):
+            nimbleops.set_num_threads(n)
+            for level in ("baseline", "avx2", "avx512"):
+                if level not in nimbleops.build_info()["simd_compiled"]:
+                    continue
+                try:
+                    nimbleops.set_simd_level(level)
+                except ValueError:
+                    continue  # not supported by this CPU
+                for got, want in zip(run(), expected):
+                    np.testing.assert_array_equal(to_numpy(got), want)
+    finally:
+        nimbleops.set_num_threads(threads)
+        nimbleops.set_simd_level("auto")

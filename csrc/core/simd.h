@@ -17,4 +17,29 @@ Isa active_isa();              // level in use (<= detected)
 void set_isa(const std::string& name);  // "baseline" | "avx2" | "avx512" | "auto"
 std::vector<std::string> compiled_isas();
 
+// The table `name` of the active level, for a table defined in every per-ISA unit
+// (namespaces isa_baseline, isa_avx2, isa_avx512 of the enclosing namespace).
+#ifdef NIMBLEOPS_X86_ISAS
+#define NIMBLEOPS_ACTIVE_ISA_TABLE(name)                                      \
+  (::nimbleops::active_isa() == ::nimbleops::Isa::avx512 ? isa_avx512::name  \
+   : ::nimbleops::active_isa() == ::nimbleops::Isa::avx2 ? isa_avx2::name    \
+                                                          : isa_baseline::name)
+#define NIMBLEOPS_DECLARE_ISA_TABLES(declaration) \
+  namespace isa_baseline {                        \
+  declaration                                     \
+  }                                               \
+  namespace isa_avx2 {                            \
+  declaration                                     \
+  }                                               \
+  namespace isa_avx512 {                          \
+  declaration                                     \
+  }
+#else
+#define NIMBLEOPS_ACTIVE_ISA_TABLE(name) (isa_baseline::name)
+#define NIMBLEOPS_DECLARE_ISA_TABLES(declaration) \
+  namespace isa_baseline {                        \
+  declaration                                     \
+  }
+#endif
+
 }  // namespace nimbleops

@@ -17,39 +17,17 @@
 namespace nimbleops {
 namespace rl {
 
-#define NIMBLEOPS_DECLARE_ROWS(level)                          \
-  namespace isa_##level {                                      \
-  extern const DenseRowKernels<float> dense_rows_f32;          \
-  extern const DenseRowKernels<double> dense_rows_f64;         \
-  }
-NIMBLEOPS_DECLARE_ROWS(baseline)
-#ifdef NIMBLEOPS_X86_ISAS
-NIMBLEOPS_DECLARE_ROWS(avx2)
-NIMBLEOPS_DECLARE_ROWS(avx512)
-#endif
+NIMBLEOPS_DECLARE_ISA_TABLES(extern const DenseRowKernels<float> dense_rows_f32;
+                              extern const DenseRowKernels<double> dense_rows_f64;)
 
 template <>
 const DenseRowKernels<float>& dense_row_kernels<float>() {
-#ifdef NIMBLEOPS_X86_ISAS
-  switch (active_isa()) {
-    case Isa::avx512: return isa_avx512::dense_rows_f32;
-    case Isa::avx2: return isa_avx2::dense_rows_f32;
-    default: break;
-  }
-#endif
-  return isa_baseline::dense_rows_f32;
+  return NIMBLEOPS_ACTIVE_ISA_TABLE(dense_rows_f32);
 }
 
 template <>
 const DenseRowKernels<double>& dense_row_kernels<double>() {
-#ifdef NIMBLEOPS_X86_ISAS
-  switch (active_isa()) {
-    case Isa::avx512: return isa_avx512::dense_rows_f64;
-    case Isa::avx2: return isa_avx2::dense_rows_f64;
-    default: break;
-  }
-#endif
-  return isa_baseline::dense_rows_f64;
+  return NIMBLEOPS_ACTIVE_ISA_TABLE(dense_rows_f64);
 }
 
 namespace cpu {

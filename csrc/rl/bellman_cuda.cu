@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "core/cuda_utils.cuh"
 #include "core/dispatch.h"
 #include "rl/bellman_entry.h"
 
@@ -17,12 +18,6 @@ namespace nimbleops {
 namespace rl {
 namespace cuda {
 namespace {
-
-#define NIMBLEOPS_CUDA_CHECK(expr)                                                                  \
-  do {                                                                                              \
-    cudaError_t err__ = (expr);                                                                     \
-    if (err__ != cudaSuccess) throw std::runtime_error(concat("CUDA error: ", cudaGetErrorString(err__), " at ", #expr)); \
-  } while (0)
 
 constexpr int kWarp = 32;
 constexpr int kWarpsPerBlock = 8;
@@ -188,18 +183,6 @@ inline unsigned blocks_for(int64_t threads, int per_block) {
   return static_cast<unsigned>((threads + per_block - 1) / per_block);
 }
 
-class DeviceGuard {
- public:
-  explicit DeviceGuard(int device) {
-    NIMBLEOPS_CUDA_CHECK(cudaGetDevice(&previous_));
-    if (device != previous_) NIMBLEOPS_CUDA_CHECK(cudaSetDevice(device));
-  }
-  ~DeviceGuard() { cudaSetDevice(previous_); }
-
- private:
-  int previous_ = 0;
-};
-
 template <class Scalar, class Rows>
 struct CudaOps {
   using T = Scalar;
@@ -295,7 +278,7 @@ template <class F>
 auto with_ops(const MdpViews& m, double gamma, F&& f) {
   validate_mdp(m);
   NIMBLEOPS_CHECK(m.R.device >= 0, "R: expected a CUDA tensor for the CUDA kernels");
-  DeviceGuard guard(m.R.device);
+  CudaDeviceGuard guard(m.R.device);
   cudaStream_t stream = reinterpret_cast<cudaStream_t>(m.stream);
   return NIMBLEOPS_DISPATCH_FLOATING(m.R.dtype, "R", [&] {
     return with_model<scalar_t>(m, [&](auto model) {
@@ -317,7 +300,7 @@ struct CudaBackend {
   static void check_actions(const View& policy, int64_t A, const char* name) {
     const int64_t n = policy.numel();
     if (n == 0) return;
-    DeviceGuard guard(policy.device);
+    CudaDeviceGuard guard(policy.device);
     unsigned long long* bad = nullptr;
     NIMBLEOPS_CUDA_CHECK(cudaMalloc(&bad, sizeof(unsigned long long)));
     unsigned long long host = 0;

@@ -4,14 +4,9 @@
 #include <cstdint>
 
 #include "core/simd.h"
+#include "core/isa_unit.h"
 #include "rl/bellman_rows.h"
 
-#ifndef NIMBLEOPS_ISA
-#error "NIMBLEOPS_ISA must name the SIMD level this unit is compiled for"
-#endif
-#define NIMBLEOPS_CAT2(a, b) a##b
-#define NIMBLEOPS_CAT(a, b) NIMBLEOPS_CAT2(a, b)
-#define NIMBLEOPS_ISA_NS NIMBLEOPS_CAT(isa_, NIMBLEOPS_ISA)
 
 namespace nimbleops {
 namespace rl {

@@ -10,39 +10,17 @@
 namespace nimbleops {
 namespace rl {
 
-#define NIMBLEOPS_DECLARE_RETURNS(level)                 \
-  namespace isa_##level {                                \
-  extern const ReturnsKernels<float> returns_f32;        \
-  extern const ReturnsKernels<double> returns_f64;       \
-  }
-NIMBLEOPS_DECLARE_RETURNS(baseline)
-#ifdef NIMBLEOPS_X86_ISAS
-NIMBLEOPS_DECLARE_RETURNS(avx2)
-NIMBLEOPS_DECLARE_RETURNS(avx512)
-#endif
+NIMBLEOPS_DECLARE_ISA_TABLES(extern const ReturnsKernels<float> returns_f32;
+                              extern const ReturnsKernels<double> returns_f64;)
 
 template <>
 const ReturnsKernels<float>& returns_kernels<float>() {
-#ifdef NIMBLEOPS_X86_ISAS
-  switch (active_isa()) {
-    case Isa::avx512: return isa_avx512::returns_f32;
-    case Isa::avx2: return isa_avx2::returns_f32;
-    default: break;
-  }
-#endif
-  return isa_baseline::returns_f32;
+  return NIMBLEOPS_ACTIVE_ISA_TABLE(returns_f32);
 }
 
 template <>
 const ReturnsKernels<double>& returns_kernels<double>() {
-#ifdef NIMBLEOPS_X86_ISAS
-  switch (active_isa()) {
-    case Isa::avx512: return isa_avx512::returns_f64;
-    case Isa::avx2: return isa_avx2::returns_f64;
-    default: break;
-  }
-#endif
-  return isa_baseline::returns_f64;
+  return NIMBLEOPS_ACTIVE_ISA_TABLE(returns_f64);
 }
 
 namespace cpu {

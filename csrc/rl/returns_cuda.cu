@@ -5,6 +5,7 @@
 
 #include <stdexcept>
 
+#include "core/cuda_utils.cuh"
 #include "core/dispatch.h"
 #include "rl/returns_api.h"
 
@@ -12,12 +13,6 @@ namespace nimbleops {
 namespace rl {
 namespace cuda {
 namespace {
-
-#define NIMBLEOPS_CUDA_CHECK(expr)                                                                  \
-  do {                                                                                              \
-    cudaError_t err__ = (expr);                                                                     \
-    if (err__ != cudaSuccess) throw std::runtime_error(concat("CUDA error: ", cudaGetErrorString(err__), " at ", #expr)); \
-  } while (0)
 
 template <Estimator kind, bool kGA, class T>
 __global__ void forward_kernel(ReturnsArgs<T> a) {
@@ -60,18 +55,6 @@ __global__ void backward_kernel(ReturnsArgs<T> a) {
   }
 }
 
-class DeviceGuard {
- public:
-  explicit DeviceGuard(int device) {
-    NIMBLEOPS_CUDA_CHECK(cudaGetDevice(&previous_));
-    if (device != previous_) NIMBLEOPS_CUDA_CHECK(cudaSetDevice(device));
-  }
-  ~DeviceGuard() { cudaSetDevice(previous_); }
-
- private:
-  int previous_ = 0;
-};
-
 constexpr int kThreads = 128;
 
 }  // namespace
@@ -79,7 +62,7 @@ constexpr int kThreads = 128;
 void returns_forward(const ReturnsViews& v, const View& out0, const std::optional<View>& out1) {
   validate_returns(v);
   NIMBLEOPS_CHECK(v.rewards.device >= 0, "rewards: expected CUDA tensors for the CUDA kernels");
-  DeviceGuard guard(v.rewards.device);
+  CudaDeviceGuard guard(v.rewards.device);
   NIMBLEOPS_DISPATCH_FLOATING(v.rewards.dtype, "rewards", [&] {
     ReturnsArgs<scalar_t> a = returns_args<scalar_t>(v);
     bind_outputs(v, a, out0, out1);
@@ -98,7 +81,7 @@ void returns_backward(const ReturnsViews& v, const std::optional<View>& grad_out
   validate_returns(v);
   NIMBLEOPS_CHECK(v.rewards.device >= 0, "rewards: expected CUDA tensors for the CUDA kernels");
   NIMBLEOPS_CHECK(v.kind != Estimator::n_step || grad_out0, "internal: n-step backward needs grad_out0");
-  DeviceGuard guard(v.rewards.device);
+  CudaDeviceGuard guard(v.rewards.device);
   NIMBLEOPS_DISPATCH_FLOATING(v.rewards.dtype, "rewards", [&] {
     ReturnsArgs<scalar_t> a = returns_args<scalar_t>(v);
     bind_gradients(v, a, grad_out0, grad_out1, grad_rewards, grad_values, grad_next_values);

@@ -1,8 +1,10 @@
 // CPU tabular TD updates (rl/td_api.h). Accumulate mode: the TD errors in parallel over
-// transitions (the tables are only read), then the increments applied in transition order, so
-// every cell sums them in that order (deterministic, bit-equal to numpy.add.at). Sequential mode
-// is the online algorithm: a chain of dependencies, run in order on one thread.
+// transitions (the tables are only read), then the increments in parallel over row ranges, each
+// range in transition order, so every cell sums them in that order (deterministic, bit-equal to
+// numpy.add.at). Sequential mode is the online algorithm: a chain of dependencies, run in order
+// on one thread.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -84,10 +86,14 @@ void check_indices(const View& idx, int64_t hi, const char* name, int64_t N) {
   check_numel(idx, N, name);
   NIMBLEOPS_CHECK(idx.device < 0, name, ": expected a CPU array");
   const int64_t* p = idx.ptr<int64_t>();
-  // count out-of-range entries (branch-free), then locate the first one only on failure
-  int64_t bad = 0;
-  for (int64_t i = 0; i < N; ++i) bad += (p[i] < 0) | (p[i] >= hi);
-  if (bad == 0) return;
+  // count out-of-range entries (branch-free, in parallel), then locate the first one on failure
+  std::atomic<int64_t> bad{0};
+  parallel_for(N, 16384, [&](int64_t i0, int64_t i1) {
+    int64_t local = 0;
+    for (int64_t i = i0; i < i1; ++i) local += (p[i] < 0) | (p[i] >= hi);
+    bad += local;
+  });
+  if (bad.load() == 0) return;
   for (int64_t i = 0; i < N; ++i)
     NIMBLEOPS_CHECK_INDEX(p[i] >= 0 && p[i] < hi, name, ": ", p[i], " at position ", i, " is out of range [0, ", hi, ")");
 }
@@ -166,9 +172,48 @@ void td_update(const TdViews& v, const View& td_errors) {
         out[i] = td.delta(i);
       }
     });
-    // The increments, in transition order. (One pass: splitting it by row ranges across
-    // threads measured slower, each thread then scanning every transition.)
-    for (int64_t i = 0; i < N; ++i) td.table(i)[td.s[i] * A + td.action(i)] += td.alpha_at(i) * out[i];
+    // The increments. Rows are split among `owners` threads (rows of Q2, for double Q, come
+    // after those of Q1); the transitions are partitioned by owner with a stable counting sort,
+    // so each owner applies its increments in transition order: every cell sums them in that
+    // order, whatever the thread count.
+    auto apply = [&](int64_t i) { td.table(i)[td.s[i] * A + td.action(i)] += td.alpha_at(i) * out[i]; };
+    const int64_t owners = std::min<int64_t>(get_num_threads(), N / 8192);
+    if (owners <= 1) {
+      for (int64_t i = 0; i < N; ++i) apply(i);
+      return;
+    }
+    const bool two = v.rule == TdRule::double_q;
+    const int64_t keys = two ? 2 * S : S;
+    auto owner_of = [&](int64_t i) {
+      const int64_t key = td.s[i] + ((two && !td.first[i]) ? S : 0);
+      return key * owners / keys;
+    };
+    const int64_t chunks = owners * 4;
+    auto chunk_begin = [&](int64_t c) { return N * c / chunks; };
+    std::vector<int64_t> count(chunks * owners, 0);
+    parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t i = chunk_begin(c); i < chunk_begin(c + 1); ++i) ++count[c * owners + owner_of(i)];
+    });
+    std::vector<int64_t> start(owners + 1, 0), offset(chunks * owners);
+    int64_t pos = 0;
+    for (int64_t o = 0; o < owners; ++o) {
+      start[o] = pos;
+      for (int64_t c = 0; c < chunks; ++c) {
+        offset[c * owners + o] = pos;
+        pos += count[c * owners + o];
+      }
+    }
+    start[owners] = pos;
+    std::vector<int64_t> order(N);
+    parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t i = chunk_begin(c); i < chunk_begin(c + 1); ++i) order[offset[c * owners + owner_of(i)]++] = i;
+    });
+    parallel_for(owners, 1, [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o)
+        for (int64_t k = start[o]; k < start[o + 1]; ++k) apply(order[k]);
+    });
   });
 }
 

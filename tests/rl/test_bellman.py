@@ -10,7 +10,8 @@ import nimbleops
 from nimbleops import rl
 from nimbleops.reference import rl as ref
 
-from ..conftest import KINDS, TOL, assert_close, random_mdp, to_kind, to_numpy
+from ..conftest import (KINDS, TOL, assert_close, assert_same_bits_at_any_thread_count_and_simd_level, random_mdp,
+                        to_kind, to_numpy)
 
 DTYPES = ["float64", "float32"]
 
@@ -315,24 +316,7 @@ def test_results_do_not_depend_on_threads_or_simd_level(dtype, rng):
                 rl.value_iteration(P, R, 0.9, tol=1e-4).V, rl.value_iteration(P2, R2, 0.9, tol=1e-4).V,
                 rl.modified_policy_iteration(P2, R2, 0.9).V)
 
-    threads = nimbleops.get_num_threads()
-    levels = ["baseline"] + [lv for lv in ("avx2", "avx512") if lv in nimbleops.build_info()["simd_compiled"]]
-    try:
-        nimbleops.set_num_threads(1)
-        nimbleops.set_simd_level("baseline")
-        expected = run()
-        for n in (1, 2, 3):
-            nimbleops.set_num_threads(n)
-            for level in levels:
-                try:
-                    nimbleops.set_simd_level(level)
-                except ValueError:
-                    continue  # not supported by this CPU
-                for got, want in zip(run(), expected):
-                    np.testing.assert_array_equal(got, want)
-    finally:
-        nimbleops.set_num_threads(threads)
-        nimbleops.set_simd_level("auto")
+    assert_same_bits_at_any_thread_count_and_simd_level(run)
 
 
 def test_numpy_inputs_are_not_copied_when_they_fit(rng):

@@ -11,7 +11,7 @@ import nimbleops
 from nimbleops import rl
 from nimbleops.reference import rl as ref
 
-from ..conftest import KINDS, TOL, assert_close, to_kind, to_numpy
+from ..conftest import KINDS, assert_close, assert_same_bits_at_any_thread_count_and_simd_level, to_kind, to_numpy
 
 # ------------------------------------------------------------------ rlax's hand-checked cases
 R_T = np.array([[1.0, 0.0, -1.0, 0.0, 1.0], [0.5, 0.8, -0.7, 0.0, 2.1]])
@@ -264,23 +264,7 @@ def test_thread_count_and_simd_level_do_not_change_results(rng):
                 rl.vtrace(r, v, nv, lr, term, trunc, gamma=0.99)[1],
                 rl.n_step_returns(r, nv, term, trunc, gamma=0.99, n=5))
 
-    threads = nimbleops.get_num_threads()
-    try:
-        nimbleops.set_num_threads(1)
-        nimbleops.set_simd_level("baseline")
-        expected = run()
-        for n in (1, 2, 3):
-            nimbleops.set_num_threads(n)
-            for level in ("baseline", "avx2", "avx512"):
-                try:
-                    nimbleops.set_simd_level(level)
-                except ValueError:
-                    continue
-                for got, want in zip(run(), expected):
-                    np.testing.assert_array_equal(got, want)
-    finally:
-        nimbleops.set_num_threads(threads)
-        nimbleops.set_simd_level("auto")
+    assert_same_bits_at_any_thread_count_and_simd_level(run)
 
 
 # ------------------------------------------------------------------------------- bad input

@@ -11,7 +11,7 @@ import nimbleops
 from nimbleops import rl
 from nimbleops.reference import rl as ref
 
-from ..conftest import TOL, to_numpy
+from ..conftest import TOL, assert_same_bits_at_any_thread_count_and_simd_level
 
 RULES = ["td0", "sarsa", "q_learning", "expected_sarsa_probs", "expected_sarsa_eps", "double_q"]
 
@@ -108,20 +108,14 @@ def test_thread_count_does_not_change_results(rng):
     S, A, N = 1000, 8, 50_000
     b = batch(rng, S, A, N, "float32")
     Q0 = rng.standard_normal((S, A)).astype(np.float32)
-    threads = nimbleops.get_num_threads()
-    try:
-        out = []
-        for n in (1, 2, 3):
-            nimbleops.set_num_threads(n)
-            Q = Q0.copy()
-            td = rl.q_learning_update_(Q, b["s"], b["a"], b["r"], b["s_next"], b["terminated"], alpha=0.1, gamma=0.99,
-                                       mode="accumulate")
-            out.append((Q, td))
-        for Q, td in out[1:]:
-            np.testing.assert_array_equal(Q, out[0][0])
-            np.testing.assert_array_equal(td, out[0][1])
-    finally:
-        nimbleops.set_num_threads(threads)
+
+    def run():
+        Q = Q0.copy()
+        td = rl.q_learning_update_(Q, b["s"], b["a"], b["r"], b["s_next"], b["terminated"], alpha=0.1, gamma=0.99,
+                                   mode="accumulate")
+        return Q, td
+
+    assert_same_bits_at_any_thread_count_and_simd_level(run)
 
 
 def test_bad_input_errors_and_nothing_is_written(rng):
