@@ -278,26 +278,28 @@ def finite_horizon(P, R, gamma, horizon, *, terminal_values=None, check=True):
 # time axis first. Conventions: nimbleops.rl.returns.
 
 
-def _columns(time_dim, *arrays):
-    """Each array as float64 (bool for masks) [T, B] with time first, and the original layout."""
-    first = np.asarray(arrays[0])
-    shape = first.shape
-    time_dim %= max(first.ndim, 1)
-    moved = [None if x is None else np.moveaxis(np.broadcast_to(np.asarray(x), shape), time_dim, 0) for x in arrays]
+def _rollout(time_dim, rewards, terminated, truncated, gamma, *others):
+    """(r, term, trunc, gamma, *others) as [T, B] arrays with time first (None stays None), the
+    rollout's shape and the normalised time axis. Missing masks are all False."""
+    shape = np.shape(rewards)
+    time_dim %= max(len(shape), 1)
     T = shape[time_dim]
-    return [None if x is None else x.reshape(T, -1) for x in moved], shape, time_dim
+
+    def canon(x, dtype=float):
+        if x is None:
+            return None
+        return np.moveaxis(np.broadcast_to(np.asarray(x, dtype=dtype), shape), time_dim, 0).reshape(T, -1)
+
+    no_end = np.zeros(shape, bool)
+    term = canon(no_end if terminated is None else terminated, bool)
+    trunc = canon(no_end if truncated is None else truncated, bool)
+    return (canon(rewards), term, trunc, canon(gamma), *[canon(x) for x in others]), shape, time_dim
 
 
 def _restore(x, shape, time_dim):
     T = shape[time_dim]
     rest = shape[:time_dim] + shape[time_dim + 1:]
     return np.moveaxis(x.reshape((T,) + rest), 0, time_dim)
-
-
-def _masks(terminated, truncated, like):
-    term = np.zeros(like.shape, bool) if terminated is None else np.asarray(terminated)
-    trunc = np.zeros(like.shape, bool) if truncated is None else np.asarray(truncated)
-    return term, trunc
 
 
 def _step_info(term, trunc, gamma, t, b, T):
@@ -309,9 +311,7 @@ def _step_info(term, trunc, gamma, t, b, T):
 
 
 def discounted_returns(rewards, next_values, terminated, truncated, *, gamma, time_dim=0):
-    term, trunc = _masks(terminated, truncated, np.asarray(rewards))
-    (r, nv, term, trunc, g), shape, td = _columns(time_dim, rewards, next_values, term, trunc,
-                                                  np.broadcast_to(gamma, np.shape(rewards)))
+    (r, term, trunc, g, nv), shape, td = _rollout(time_dim, rewards, terminated, truncated, gamma, next_values)
     T, B = r.shape
     G = np.zeros((T, B))
     for b in range(B):
@@ -323,9 +323,7 @@ def discounted_returns(rewards, next_values, terminated, truncated, *, gamma, ti
 
 
 def n_step_returns(rewards, next_values, terminated, truncated, *, gamma, n, time_dim=0):
-    term, trunc = _masks(terminated, truncated, np.asarray(rewards))
-    (r, nv, term, trunc, g), shape, td = _columns(time_dim, rewards, next_values, term, trunc,
-                                                  np.broadcast_to(gamma, np.shape(rewards)))
+    (r, term, trunc, g, nv), shape, td = _rollout(time_dim, rewards, terminated, truncated, gamma, next_values)
     T, B = r.shape
     G = np.zeros((T, B))
     for b in range(B):
@@ -344,9 +342,7 @@ def n_step_returns(rewards, next_values, terminated, truncated, *, gamma, n, tim
 
 
 def lambda_returns(rewards, next_values, terminated, truncated, *, gamma, lam, time_dim=0):
-    term, trunc = _masks(terminated, truncated, np.asarray(rewards))
-    (r, nv, term, trunc, g), shape, td = _columns(time_dim, rewards, next_values, term, trunc,
-                                                  np.broadcast_to(gamma, np.shape(rewards)))
+    (r, term, trunc, g, nv), shape, td = _rollout(time_dim, rewards, terminated, truncated, gamma, next_values)
     T, B = r.shape
     G = np.zeros((T, B))
     for b in range(B):
@@ -358,9 +354,8 @@ def lambda_returns(rewards, next_values, terminated, truncated, *, gamma, lam, t
 
 
 def gae(rewards, values, next_values, terminated, truncated, *, gamma, lam, time_dim=0):
-    term, trunc = _masks(terminated, truncated, np.asarray(rewards))
-    (r, v, nv, term, trunc, g), shape, td = _columns(time_dim, rewards, values, next_values, term, trunc,
-                                                     np.broadcast_to(gamma, np.shape(rewards)))
+    (r, term, trunc, g, v, nv), shape, td = _rollout(time_dim, rewards, terminated, truncated, gamma, values,
+                                                     next_values)
     T, B = r.shape
     A = np.zeros((T, B))
     for b in range(B):
@@ -373,9 +368,8 @@ def gae(rewards, values, next_values, terminated, truncated, *, gamma, lam, time
 
 def vtrace(rewards, values, next_values, log_rhos, terminated, truncated, *, gamma, lam=1.0, rho_clip=1.0,
            c_clip=1.0, time_dim=0):
-    term, trunc = _masks(terminated, truncated, np.asarray(rewards))
-    (r, v, nv, lr, term, trunc, g), shape, td = _columns(time_dim, rewards, values, next_values, log_rhos, term,
-                                                         trunc, np.broadcast_to(gamma, np.shape(rewards)))
+    (r, term, trunc, g, v, nv, lr), shape, td = _rollout(time_dim, rewards, terminated, truncated, gamma, values,
+                                                         next_values, log_rhos)
     T, B = r.shape
     vs = np.zeros((T, B))
     pg = np.zeros((T, B))
