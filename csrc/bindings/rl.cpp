@@ -3,6 +3,7 @@
 #include "rl/bellman_api.h"
 #include "rl/returns_api.h"
 #include "rl/td_api.h"
+#include "rl/traces_api.h"
 
 namespace py = pybind11;
 
@@ -211,6 +212,59 @@ void bind_rl(py::module_& m) {
         py::gil_scoped_release nogil;
         rl::cpu::td_update(v, td_errors);
       });
+
+  m.def("tabular_trace_step_cpu",
+        [](const std::string& rule, const std::string& kind, const View& Q, const View& e, const View& s,
+           const View& s_next, std::optional<View> a, std::optional<View> a_next, const View& rewards,
+           const View& terminated, const View& truncated, double alpha, double gamma, double lam,
+           const View& td_errors) {
+          rl::TabularTraceViews v;
+          if (rule == "td_lambda") v.rule = rl::TraceRule::td_lambda;
+          else if (rule == "sarsa_lambda") v.rule = rl::TraceRule::sarsa_lambda;
+          else if (rule == "watkins_q_lambda") v.rule = rl::TraceRule::watkins_q_lambda;
+          else throw std::invalid_argument("rule: unknown trace rule '" + rule + "'");
+          if (kind == "accumulating") v.kind = rl::TraceKind::accumulating;
+          else if (kind == "replacing") v.kind = rl::TraceKind::replacing;
+          else if (kind == "dutch") v.kind = rl::TraceKind::dutch;
+          else throw std::invalid_argument("kind: expected 'accumulating', 'replacing' or 'dutch', got '" + kind + "'");
+          v.Q = Q;
+          v.e = e;
+          v.s = s;
+          v.s_next = s_next;
+          v.a = a;
+          v.a_next = a_next;
+          v.rewards = rewards;
+          v.terminated = terminated;
+          v.truncated = truncated;
+          v.alpha = alpha;
+          v.gamma = gamma;
+          v.lam = lam;
+          py::gil_scoped_release nogil;
+          rl::cpu::tabular_trace_step(v, td_errors);
+        });
+  m.def("linear_td_step_cpu",
+        [](const std::string& rule, const View& w, std::optional<View> z, std::optional<View> v_old, const View& phi,
+           const View& rewards, const View& phi_next, const View& terminated, std::optional<View> truncated,
+           double alpha, double gamma, double lam, const View& td_errors) {
+          rl::LinearTraceViews v;
+          if (rule == "td0") v.rule = rl::LinearRule::td0;
+          else if (rule == "td_lambda") v.rule = rl::LinearRule::td_lambda;
+          else if (rule == "true_online") v.rule = rl::LinearRule::true_online;
+          else throw std::invalid_argument("rule: unknown linear TD rule '" + rule + "'");
+          v.w = w;
+          v.z = z;
+          v.v_old = v_old;
+          v.phi = phi;
+          v.rewards = rewards;
+          v.phi_next = phi_next;
+          v.terminated = terminated;
+          v.truncated = truncated;
+          v.alpha = alpha;
+          v.gamma = gamma;
+          v.lam = lam;
+          py::gil_scoped_release nogil;
+          rl::cpu::linear_td_step(v, td_errors);
+        });
 
   NIMBLEOPS_BIND_RETURNS(cpu, "cpu")
 #ifdef NIMBLEOPS_WITH_CUDA

@@ -385,9 +385,52 @@ def td_workloads() -> List[Workload]:
     return out
 
 
+def trace_workloads() -> List[Workload]:
+    """TD(lambda) tabular step (B=64 envs, S=10,000) and linear TD(lambda) (B=1024, d=256), float32."""
+    rng = np.random.default_rng(6)
+    B, S, gamma, lam, alpha = 64, 10_000, 0.99, 0.9, 0.1
+    s, s_next = rng.integers(0, S, B), rng.integers(0, S, B)
+    r = rng.standard_normal(B).astype(np.float32)
+    term, trunc = rng.random(B) < 0.02, rng.random(B) < 0.01
+    V, e = rng.standard_normal(S).astype(np.float32), np.zeros((B, S), np.float32)
+    V_np, e_np = V.copy(), e.copy()
+    decay = np.where(term | trunc, 0.0, gamma * lam).astype(np.float32)[:, None]
+
+    def numpy_td_lambda():
+        delta = r + np.float32(gamma) * ~term * V_np[s_next] - V_np[s]
+        e_np[np.arange(B), s] += 1
+        V_np[...] += np.float32(alpha) * (delta @ e_np)
+        np.multiply(e_np, decay, out=e_np)
+        return delta
+
+    Bl, d, alpha_linear = 1024, 256, 1e-6
+    w, z = np.zeros(d, np.float32), np.zeros((Bl, d), np.float32)
+    w_np, z_np = w.copy(), z.copy()
+    phi, phi_next = (rng.standard_normal((Bl, d)).astype(np.float32) for _ in range(2))
+    rl_, tl, ul = rng.standard_normal(Bl).astype(np.float32), rng.random(Bl) < 0.02, rng.random(Bl) < 0.01
+    keep = ~(tl | ul)
+
+    def numpy_linear():
+        delta = rl_ + np.float32(gamma) * ~tl * (phi_next @ w_np) - phi @ w_np
+        z_np[...] = np.float32(gamma * lam) * z_np + phi
+        w_np[...] += np.float32(alpha_linear) * (delta @ z_np)
+        z_np[~keep] = 0
+        return delta
+
+    return [
+        Workload("traces", f"TD(lambda) tabular step B={B} S={S:,} float32",
+                 lambda: rl.td_lambda_step_(V, e, s, r, s_next, term, trunc, alpha=alpha, gamma=gamma, lam=lam),
+                 {"numpy (vectorised over the batch)": numpy_td_lambda}, 2 * e.nbytes),
+        Workload("traces", f"linear TD(lambda) step B={Bl} d={d} float32",
+                 lambda: rl.linear_td_lambda_step_(w, z, phi, rl_, phi_next, tl, ul, alpha=alpha_linear, gamma=gamma,
+                                                   lam=lam),
+                 {"numpy (BLAS GEMV)": numpy_linear}, 2 * z.nbytes + 2 * phi.nbytes),
+    ]
+
+
 def workloads(quick: bool = False) -> List[Workload]:
     return (dense_workloads() + batched_workloads() + sparse_workloads(quick) + reference_workloads()
-            + returns_workloads() + td_workloads())
+            + returns_workloads() + td_workloads() + trace_workloads())
 
 
 def machine() -> str:

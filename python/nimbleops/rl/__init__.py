@@ -14,6 +14,14 @@ from .bellman import (
 )
 from .mdp import SparseTransitions, from_gymnasium
 from .returns import discounted_returns, gae, lambda_returns, n_step_returns, vtrace
+from .traces import (
+    linear_td0_update_,
+    linear_td_lambda_step_,
+    sarsa_lambda_step_,
+    td_lambda_step_,
+    true_online_td_lambda_step_,
+    watkins_q_lambda_step_,
+)
 from .td import (
     double_q_learning_update_,
     expected_sarsa_update_,
@@ -46,4 +54,10 @@ __all__ = [
     "q_learning_update_",
     "expected_sarsa_update_",
     "double_q_learning_update_",
+    "td_lambda_step_",
+    "sarsa_lambda_step_",
+    "watkins_q_lambda_step_",
+    "linear_td0_update_",
+    "linear_td_lambda_step_",
+    "true_online_td_lambda_step_",
 ]

@@ -1,0 +1,156 @@
+"""Eligibility-trace steps for B parallel environments sharing one table or weight vector, in
+place (names end with ``_``); each returns the TD errors ``delta [B]``.
+
+Synchronous semantics: every environment's TD error comes from the table / weights as they are
+before the step; the updates of all environments are summed (in environment order, so results
+never depend on the thread count). ``done = terminated | truncated`` resets an environment's
+traces after its update; ``terminated`` also means no bootstrap.
+
+Tabular (``Q [S, A]`` or ``V [S]``, traces ``e [B, S, A]`` / ``[B, S]``), per environment:
+the trace of the visited ``(s, a)`` is bumped (``kind="accumulating"``: ``e += 1``;
+``"replacing"``: ``e = 1``; ``"dutch"``: ``e = (1 - alpha) e + 1``), the table moves by
+``alpha * delta * e``, then the traces decay by ``gamma * lam`` (or reset where done; Watkins'
+Q(lambda) also resets them where the next action is not greedy).
+
+Linear function approximation (weights ``w [d]``, features ``phi``, ``phi_next [B, d]``, traces
+``z [B, d]``): semi-gradient TD(0), TD(lambda) and true online TD(lambda) (van Seijen & Sutton
+2014, with ``v_old [B]`` kept between steps).
+
+CPU tables and weights (numpy or CPU torch tensors), float32 or float64; every index and value is
+checked before anything is written.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _C
+from .. import _arrays as ar
+from .td import _numpy, _table
+
+KINDS = ("accumulating", "replacing", "dutch")
+
+
+def _scalar_in(x, name: str, hi: float) -> float:
+    x = ar.check_real_scalar(x, name)
+    if not 0 <= x <= hi:
+        raise ValueError(f"{name}: expected a number in [0, {hi}], got {x}")
+    return x
+
+
+def _traces(e, name: str, shape, dtype: str):
+    e = _table(e, name, len(shape))
+    if tuple(e.shape) != tuple(shape) or ar.dtype_name(e) != dtype:
+        raise ValueError(f"{name}: expected traces of shape {list(shape)} and dtype {dtype}, got "
+                         f"{list(e.shape)} {ar.dtype_name(e)}")
+    return e
+
+
+def _tabular(rule, Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam, kind):
+    if kind not in KINDS:
+        raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
+    name = "V" if rule == "td_lambda" else "Q"
+    Q = _table(Q, name, 1 if rule == "td_lambda" else 2)
+    dtype = ar.dtype_name(Q)
+    s = _numpy(s, "s", None, "index")
+    B = s.shape[0]
+    table_shape = tuple(Q.shape)
+    e = _traces(e, "e", (B,) + table_shape, dtype)
+    s_next = _numpy(s_next, "s_next", B, "index")
+    a = None if a is None else _numpy(a, "a", B, "index")
+    a_next = None if a_next is None else _numpy(a_next, "a_next", B, "index")
+    r = _numpy(r, "r", B, "real", dtype)
+    terminated = _numpy(terminated, "terminated", B, "mask")
+    truncated = _numpy(truncated, "truncated", B, "mask")
+    alpha = _scalar_in(alpha, "alpha", 1.0)
+    gamma = _scalar_in(gamma, "gamma", 1.0)
+    lam = _scalar_in(lam, "lam", 1.0)
+    kind_ = ar.Kind(True, Q.device) if ar.is_torch(Q) else ar.Kind()
+    td = ar.empty((B,), dtype, kind_)
+    if rule == "td_lambda":  # views: updates land in V and e
+        Q, e = Q.reshape(-1, 1), e.reshape(B, -1, 1)
+    view = lambda x: None if x is None else ar.view(x)  # noqa: E731
+    _C.rl.tabular_trace_step_cpu(rule, kind, ar.view(Q), ar.view(e), ar.view(s), ar.view(s_next), view(a),
+                                 view(a_next), ar.view(r), ar.view(terminated), ar.view(truncated), alpha, gamma, lam,
+                                 ar.view(td))
+    return td
+
+
+def td_lambda_step_(V, e, s, r, s_next, terminated, truncated, *, alpha, gamma, lam, kind="accumulating"):
+    """Tabular TD(lambda) on ``V [S]`` with traces ``e [B, S]``:
+    ``delta = r + gamma (1 - terminated) V[s_next] - V[s]``."""
+    return _tabular("td_lambda", V, e, s, None, r, s_next, None, terminated, truncated, alpha, gamma, lam, kind)
+
+
+def sarsa_lambda_step_(Q, e, s, a, r, s_next, a_next, terminated, truncated, *, alpha, gamma, lam,
+                       kind="accumulating"):
+    """SARSA(lambda) on ``Q [S, A]`` with traces ``e [B, S, A]``:
+    ``delta = r + gamma (1 - terminated) Q[s_next, a_next] - Q[s, a]``."""
+    return _tabular("sarsa_lambda", Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam, kind)
+
+
+def watkins_q_lambda_step_(Q, e, s, a, r, s_next, a_next, terminated, truncated, *, alpha, gamma, lam,
+                           kind="accumulating"):
+    """Watkins' Q(lambda) on ``Q [S, A]``: ``delta = r + gamma (1 - terminated) max Q[s_next] - Q[s, a]``;
+    the traces reset after the update where ``a_next`` (the action taken next) is not greedy,
+    ``Q[s_next, a_next] < max Q[s_next]`` (greedy ties keep the traces)."""
+    return _tabular("watkins_q_lambda", Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam,
+                    kind)
+
+
+def _linear(rule, w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, gamma, lam):
+    w = _table(w, "w", 1)
+    dtype = ar.dtype_name(w)
+    d = w.shape[0]
+
+    def features(x, name):
+        x = ar.to_numpy(x) if ar.is_torch(x) else np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != d:
+            raise ValueError(f"{name}: expected features [B, d] with d = {d}, got shape {list(x.shape)}")
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{name}: expected real features, got dtype {x.dtype}")
+        return np.ascontiguousarray(x, dtype=dtype)
+
+    phi = features(phi, "phi")
+    B = phi.shape[0]
+    phi_next = features(phi_next, "phi_next")
+    if phi_next.shape[0] != B:
+        raise ValueError(f"phi_next: expected {B} rows like phi, got {phi_next.shape[0]}")
+    r = _numpy(r, "r", B, "real", dtype)
+    terminated = _numpy(terminated, "terminated", B, "mask")
+    truncated = None if truncated is None else _numpy(truncated, "truncated", B, "mask")
+    if z is not None:
+        z = _traces(z, "z", (B, d), dtype)
+    if v_old is not None:
+        v_old = _traces(v_old, "v_old", (B,), dtype)
+    alpha = _scalar_in(alpha, "alpha", np.inf)
+    gamma = _scalar_in(gamma, "gamma", 1.0)
+    lam = _scalar_in(lam, "lam", 1.0)
+    kind_ = ar.Kind(True, w.device) if ar.is_torch(w) else ar.Kind()
+    td = ar.empty((B,), dtype, kind_)
+    view = lambda x: None if x is None else ar.view(x)  # noqa: E731
+    _C.rl.linear_td_step_cpu(rule, ar.view(w), view(z), view(v_old), ar.view(phi), ar.view(r), ar.view(phi_next),
+                             ar.view(terminated), view(truncated), alpha, gamma, lam, ar.view(td))
+    return td
+
+
+def linear_td0_update_(w, phi, r, phi_next, terminated, *, alpha, gamma):
+    """Semi-gradient TD(0): ``delta = r + gamma (1 - terminated) w.phi_next - w.phi``,
+    ``w += alpha sum_b delta_b phi_b``."""
+    return _linear("td0", w, None, None, phi, r, phi_next, terminated, None, alpha, gamma, 0.0)
+
+
+def linear_td_lambda_step_(w, z, phi, r, phi_next, terminated, truncated, *, alpha, gamma, lam):
+    """Semi-gradient TD(lambda) with accumulating traces ``z [B, d]``: ``z = gamma lam z + phi``,
+    ``w += alpha sum_b delta_b z_b``; ``z_b = 0`` after the update where done."""
+    return _linear("td_lambda", w, z, None, phi, r, phi_next, terminated, truncated, alpha, gamma, lam)
+
+
+def true_online_td_lambda_step_(w, z, v_old, phi, r, phi_next, terminated, truncated, *, alpha, gamma, lam):
+    """True online TD(lambda) (van Seijen & Sutton 2014) with dutch traces ``z [B, d]`` and
+    ``v_old [B]`` (zeros at the start of an episode), both updated in place:
+    ``z = gamma lam z + (1 - alpha gamma lam z.phi) phi``,
+    ``w += alpha sum_b ((delta + v - v_old) z - (v - v_old) phi)`` with ``v = w.phi``; then
+    ``v_old = w.phi_next`` (before the update), and ``z, v_old = 0`` where done."""
+    if v_old is None:
+        raise TypeError("v_old: expected an array [B] (zeros at the start of each episode), got None")
+    return _linear("true_online", w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, gamma, lam)
