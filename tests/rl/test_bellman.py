@@ -6,11 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import nimbleops
 from nimbleops import rl
 from nimbleops.reference import rl as ref
 
-from ..conftest import (KINDS, TOL, assert_close, assert_same_bits_at_any_thread_count_and_simd_level, random_mdp,
+from ..conftest import (KINDS, assert_close, assert_same_bits_at_any_thread_count_and_simd_level, random_mdp,
                         to_kind, to_numpy)
 
 DTYPES = ["float64", "float32"]

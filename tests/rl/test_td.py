@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import nimbleops
 from nimbleops import rl
 from nimbleops.reference import rl as ref
 

@@ -16,7 +16,7 @@ q(s, a) = R[s, a] + gamma * sum_s' P[s, a, s'] V[s'].
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Tuple, Union
 
 import numpy as np
 

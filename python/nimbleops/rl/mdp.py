@@ -13,7 +13,7 @@ Conventions shared by every Bellman function:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple
+from typing import Any, Tuple
 
 import numpy as np
 

@@ -22,7 +22,7 @@ float64 (other real dtypes compute in float64). Rewards with nan or inf raise ``
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Tuple
+from typing import Any, Tuple
 
 import numpy as np
 
