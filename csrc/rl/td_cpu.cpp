@@ -18,9 +18,26 @@ namespace rl {
 namespace cpu {
 namespace {
 
+// max of row[0..A): four independent chains (max is exact, so the order cannot change the result)
 template <class T>
+inline T row_max(const T* row, int64_t A) {
+  T m[4] = {row[0], row[0], row[0], row[0]};
+  int64_t k = 1;
+  for (; k + 4 <= A; k += 4)
+    for (int j = 0; j < 4; ++j) m[j] = row[k + j] > m[j] ? row[k + j] : m[j];
+  for (; k < A; ++k) m[0] = row[k] > m[0] ? row[k] : m[0];
+  const T a = m[0] > m[1] ? m[0] : m[1], b = m[2] > m[3] ? m[2] : m[3];
+  return a > b ? a : b;
+}
+
+template <TdRule R>
+struct RuleTag {
+  static constexpr TdRule value = R;
+};
+
+// One batch of transitions for the rule R (a template parameter: no per-transition dispatch).
+template <class T, TdRule R>
 struct Td {
-  const TdViews& v;
   int64_t S, A, N;
   T* Q1;
   T* Q2;
@@ -34,21 +51,18 @@ struct Td {
   T alpha_at(int64_t i) const { return alpha ? alpha[i] : alpha_scalar; }
   T gamma_at(int64_t i) const { return gamma ? gamma[i] : gamma_scalar; }
   // the table transition i updates, and the other one (double Q)
-  T* table(int64_t i) const { return (v.rule == TdRule::double_q && !first[i]) ? Q2 : Q1; }
-  const T* other(int64_t i) const { return (v.rule == TdRule::double_q && !first[i]) ? Q1 : Q2; }
+  T* table(int64_t i) const { return (R == TdRule::double_q && !first[i]) ? Q2 : Q1; }
+  const T* other(int64_t i) const { return (R == TdRule::double_q && !first[i]) ? Q1 : Q2; }
 
   // the bootstrap value of transition i from the tables as they are now
   T boot(int64_t i) const {
     const T* X = table(i);
     const T* row = X + sn[i] * A;
-    switch (v.rule) {
+    switch (R) {
       case TdRule::td0: return row[0];
       case TdRule::sarsa: return row[an[i]];
-      case TdRule::q_learning: {
-        T m = row[0];
-        for (int64_t k = 1; k < A; ++k) m = row[k] > m ? row[k] : m;
-        return m;
-      }
+      case TdRule::q_learning:
+        return row_max(row, A);
       case TdRule::expected_sarsa: {
         T sum = T(0);
         if (probs) {
@@ -56,10 +70,8 @@ struct Td {
           for (int64_t k = 0; k < A; ++k) sum += p[k] * row[k];
           return sum;
         }
-        T m = row[0];
-        for (int64_t k = 1; k < A; ++k) m = row[k] > m ? row[k] : m;
         for (int64_t k = 0; k < A; ++k) sum += row[k];
-        return (T(1) - epsilon) * m + epsilon * (sum / T(A));
+        return (T(1) - epsilon) * row_max(row, A) + epsilon * (sum / T(A));
       }
       case TdRule::double_q: {
         int64_t best = 0;
@@ -71,7 +83,7 @@ struct Td {
     return T(0);
   }
 
-  int64_t action(int64_t i) const { return a ? a[i] : 0; }
+  int64_t action(int64_t i) const { return R == TdRule::td0 ? 0 : a[i]; }
 
   T delta(int64_t i) const {
     const T target = r[i] + gamma_at(i) * (T(1) - T(term[i])) * boot(i);
@@ -143,38 +155,47 @@ void td_update(const TdViews& v, const View& td_errors) {
     if (!all_finite(v.rewards))
       for (int64_t i = 0; i < N; ++i)
         NIMBLEOPS_CHECK(std::isfinite(r[i]), "r: expected finite rewards, found ", r[i], " at position ", i);
-    Td<T> td{v, S, A, N, v.Q.ptr<T>(), v.Q2 ? v.Q2->ptr<T>() : nullptr, v.s.ptr<int64_t>(), v.s_next.ptr<int64_t>(),
-             v.a ? v.a->ptr<int64_t>() : nullptr, v.a_next ? v.a_next->ptr<int64_t>() : nullptr, r,
-             v.terminated.ptr<uint8_t>(), v.alpha ? v.alpha->ptr<T>() : nullptr, v.gamma ? v.gamma->ptr<T>() : nullptr,
-             v.probs ? v.probs->ptr<T>() : nullptr, v.update_first ? v.update_first->ptr<uint8_t>() : nullptr,
-             T(v.alpha_scalar), T(v.gamma_scalar), T(v.epsilon)};
-    T* out = td_errors.ptr<T>();
-    if (v.sequential) {
-      for (int64_t i = 0; i < N; ++i) {
-        if (i + 16 < N) {
-          __builtin_prefetch(td.Q1 + td.sn[i + 16] * A);
-          __builtin_prefetch(td.Q1 + td.s[i + 16] * A);
-        }
-        const T d = td.delta(i);
-        out[i] = d;
-        td.table(i)[td.s[i] * A + td.action(i)] += td.alpha_at(i) * d;
-      }
-      return;
-    }
-    parallel_for(N, 4096, [&](int64_t i0, int64_t i1) {
+    auto run = [&](auto rule) {
+      constexpr TdRule R = decltype(rule)::value;
+      Td<T, R> td{S, A, N, v.Q.ptr<T>(), v.Q2 ? v.Q2->ptr<T>() : nullptr, v.s.ptr<int64_t>(),
+                  v.s_next.ptr<int64_t>(), v.a ? v.a->ptr<int64_t>() : nullptr,
+                  v.a_next ? v.a_next->ptr<int64_t>() : nullptr, r, v.terminated.ptr<uint8_t>(),
+                  v.alpha ? v.alpha->ptr<T>() : nullptr, v.gamma ? v.gamma->ptr<T>() : nullptr,
+                  v.probs ? v.probs->ptr<T>() : nullptr, v.update_first ? v.update_first->ptr<uint8_t>() : nullptr,
+                  T(v.alpha_scalar), T(v.gamma_scalar), T(v.epsilon)};
+      T* out = td_errors.ptr<T>();
       constexpr int64_t ahead = 16;  // the rows are random: fetch them early
-      for (int64_t i = i0; i < i1; ++i) {
-        if (i + ahead < i1) {
-          __builtin_prefetch(td.Q1 + td.sn[i + ahead] * A);
-          __builtin_prefetch(td.Q1 + td.s[i + ahead] * A);
+      auto prefetch = [&](int64_t i) {
+        __builtin_prefetch(td.Q1 + td.sn[i] * A);
+        __builtin_prefetch(td.Q1 + td.s[i] * A);
+      };
+      if (v.sequential) {
+        for (int64_t i = 0; i < N; ++i) {
+          if (i + ahead < N) prefetch(i + ahead);
+          const T d = td.delta(i);
+          out[i] = d;
+          td.table(i)[td.s[i] * A + td.action(i)] += td.alpha_at(i) * d;
         }
-        out[i] = td.delta(i);
+        return;
       }
-    });
-    // The increments, in transition order: every cell sums them in that order. One pass: a
-    // parallel version (rows split among threads by a stable counting sort of the transitions)
-    // measured slower on this 2-core machine.
-    for (int64_t i = 0; i < N; ++i) td.table(i)[td.s[i] * A + td.action(i)] += td.alpha_at(i) * out[i];
+      parallel_for(N, 4096, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+          if (i + ahead < i1) prefetch(i + ahead);
+          out[i] = td.delta(i);
+        }
+      });
+      // The increments, in transition order: every cell sums them in that order. One pass: a
+      // parallel version (rows split among threads by a stable counting sort of the transitions)
+      // measured slower on this 2-core machine.
+      for (int64_t i = 0; i < N; ++i) td.table(i)[td.s[i] * A + td.action(i)] += td.alpha_at(i) * out[i];
+    };
+    switch (v.rule) {
+      case TdRule::td0: return run(RuleTag<TdRule::td0>{});
+      case TdRule::sarsa: return run(RuleTag<TdRule::sarsa>{});
+      case TdRule::q_learning: return run(RuleTag<TdRule::q_learning>{});
+      case TdRule::expected_sarsa: return run(RuleTag<TdRule::expected_sarsa>{});
+      case TdRule::double_q: return run(RuleTag<TdRule::double_q>{});
+    }
   });
 }
 
