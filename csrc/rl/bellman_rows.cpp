@@ -191,6 +191,13 @@ bool probability_row(const T* p, int64_t n, T* sum) {
   return all;
 }
 
+// How many of p[0..n) lie outside [0, hi) (the index checks' fast path; vectorised).
+int64_t count_out_of_range(const int64_t* p, int64_t n, int64_t hi) {
+  int64_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) bad += (p[i] < 0) | (p[i] >= hi);
+  return bad;
+}
+
 // Rows [r0, r1) of length n: the first row with a value outside [0, 1] (or nan) and the first
 // whose sum exceeds max_sum (with that sum); r1 where none.
 template <class T>
@@ -243,10 +250,10 @@ extern const DenseRowKernels<float> dense_rows_f32;
 extern const DenseRowKernels<double> dense_rows_f64;
 const DenseRowKernels<float> dense_rows_f32 = {&q_state<float>, &dot<float>, &optimality_range<float>,
                                                 &expectation_range<float>, &any_non_finite<float>,
-                                                &probability_rows<float>};
+                                                &probability_rows<float>, &count_out_of_range};
 const DenseRowKernels<double> dense_rows_f64 = {&q_state<double>, &dot<double>, &optimality_range<double>,
                                                  &expectation_range<double>, &any_non_finite<double>,
-                                                 &probability_rows<double>};
+                                                 &probability_rows<double>, &count_out_of_range};
 
 }  // namespace NIMBLEOPS_ISA_NS
 

@@ -27,6 +27,8 @@ struct DenseRowKernels {
   // and the first whose sum exceeds max_sum (and that sum); r1 where none.
   void (*probability_rows)(const T* p, int64_t n, int64_t r0, int64_t r1, double max_sum, int64_t* bad_value,
                            int64_t* bad_sum, double* worst_sum);
+  // How many of p[0..n) lie outside [0, hi) (index checks).
+  int64_t (*count_out_of_range)(const int64_t* p, int64_t n, int64_t hi);
 };
 
 // The table for the active SIMD level (core/simd.h).

@@ -11,6 +11,7 @@
 #include "core/dispatch.h"
 #include "core/parallel.h"
 #include "rl/bellman_api.h"  // all_finite
+#include "rl/bellman_rows.h"  // count_out_of_range
 #include "rl/td_api.h"
 
 namespace nimbleops {
@@ -99,11 +100,8 @@ void check_indices(const View& idx, int64_t hi, const char* name, int64_t N) {
   const int64_t* p = idx.ptr<int64_t>();
   // count out-of-range entries (branch-free, in parallel), then locate the first one on failure
   std::atomic<int64_t> bad{0};
-  parallel_for(N, 16384, [&](int64_t i0, int64_t i1) {
-    int64_t local = 0;
-    for (int64_t i = i0; i < i1; ++i) local += (p[i] < 0) | (p[i] >= hi);
-    bad += local;
-  });
+  const auto count = dense_row_kernels<double>().count_out_of_range;  // vectorised for this CPU
+  parallel_for(N, 1 << 16, [&](int64_t i0, int64_t i1) { bad += count(p + i0, i1 - i0, hi); });
   if (bad.load() == 0) return;
   for (int64_t i = 0; i < N; ++i)
     NIMBLEOPS_CHECK_INDEX(p[i] >= 0 && p[i] < hi, name, ": ", p[i], " at position ", i, " is out of range [0, ", hi, ")");
