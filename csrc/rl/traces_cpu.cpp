@@ -8,10 +8,26 @@
 #include "core/parallel.h"
 #include "rl/bellman_api.h"  // all_finite
 #include "rl/bellman_rows.h"  // the vectorised dot product
+#include "core/simd.h"
 #include "rl/traces_api.h"
+#include "rl/traces_rows.h"
 
 namespace nimbleops {
 namespace rl {
+
+NIMBLEOPS_DECLARE_ISA_TABLES(extern const TraceKernels<float> traces_f32;
+                              extern const TraceKernels<double> traces_f64;)
+
+template <>
+const TraceKernels<float>& trace_kernels<float>() {
+  return NIMBLEOPS_ACTIVE_ISA_TABLE(traces_f32);
+}
+
+template <>
+const TraceKernels<double>& trace_kernels<double>() {
+  return NIMBLEOPS_ACTIVE_ISA_TABLE(traces_f64);
+}
+
 namespace cpu {
 namespace {
 
@@ -89,18 +105,12 @@ void tabular_trace_step(const TabularTraceViews& v, const View& td_errors) {
       decay[b] = (done || cut) ? T(0) : gamma * lam;
     }
     // 2. Q += alpha sum_b delta_b e_b and e_b *= decay_b, fused, parallel over cells
+    std::vector<T> ad(B);
+    for (int64_t b = 0; b < B; ++b) ad[b] = alpha * delta[b];
     const int64_t cells = S * A;
-    parallel_for(cells, std::max<int64_t>(256, 65536 / std::max<int64_t>(B, 1)), [&](int64_t c0, int64_t c1) {
-      for (int64_t b = 0; b < B; ++b) {
-        T* eb = e + b * cells;
-        const T ad = alpha * delta[b], db = decay[b];
-        _Pragma("GCC ivdep")
-        for (int64_t c = c0; c < c1; ++c) {
-          Q[c] += ad * eb[c];
-          eb[c] *= db;
-        }
-      }
-    });
+    const auto& k = trace_kernels<T>();
+    parallel_for(cells, std::max<int64_t>(256, 65536 / std::max<int64_t>(B, 1)),
+                 [&](int64_t c0, int64_t c1) { k.fused_update(Q, e, B, cells, c0, c1, ad.data(), decay.data()); });
   });
 }
 
@@ -136,6 +146,7 @@ void linear_td_step(const LinearTraceViews& v, const View& td_errors) {
     const T alpha = T(v.alpha), gamma = T(v.gamma), lam = T(v.lam);
     T* delta = td_errors.ptr<T>();
     const auto dot = dense_row_kernels<T>().dot;  // vectorised, fixed summation order
+    const auto& k = trace_kernels<T>();
     // coefficient of z_b and of phi_b in the weight update, and the trace step, per environment
     std::vector<T> cz(B, T(0)), cphi(B, T(0)), keep(B, T(1));
     parallel_for(B, 16, [&](int64_t b0, int64_t b1) {
@@ -150,12 +161,12 @@ void linear_td_step(const LinearTraceViews& v, const View& td_errors) {
         }
         T* zb = z + b * d;
         if (v.rule == LinearRule::td_lambda) {
-          for (int64_t j = 0; j < d; ++j) zb[j] = gamma * lam * zb[j] + p[j];
+          k.scale_add(zb, p, d, gamma * lam, T(1));
           cz[b] = alpha * delta[b];
         } else {
           const T zphi = dot(zb, p, d);
           const T c = T(1) - alpha * gamma * lam * zphi;
-          for (int64_t j = 0; j < d; ++j) zb[j] = gamma * lam * zb[j] + c * p[j];
+          k.scale_add(zb, p, d, gamma * lam, c);
           cz[b] = alpha * (delta[b] + vs - vold[b]);
           cphi[b] = -alpha * (vs - vold[b]);
           vold[b] = (term[b] || trunc[b]) ? T(0) : vn;
@@ -165,12 +176,7 @@ void linear_td_step(const LinearTraceViews& v, const View& td_errors) {
     });
     // w += sum_b (cz_b z_b + cphi_b phi_b), summed over b in order; then reset traces where done
     parallel_for(d, 64, [&](int64_t j0, int64_t j1) {
-      for (int64_t b = 0; b < B; ++b) {
-        const T* p = phi + b * d;
-        const T* zb = traces ? z + b * d : nullptr;
-        _Pragma("GCC ivdep")
-        for (int64_t j = j0; j < j1; ++j) w[j] += (zb ? cz[b] * zb[j] : T(0)) + cphi[b] * p[j];
-      }
+      k.weight_update(w, traces ? z : nullptr, phi, B, d, j0, j1, cz.data(), cphi.data());
     });
     if (traces)
       for (int64_t b = 0; b < B; ++b)
