@@ -1,4 +1,7 @@
 // pybind11 for the RL family: views in, GIL released around every kernel.
+#include <initializer_list>
+#include <utility>
+
 #include "bindings/common.h"
 #include "rl/bellman_api.h"
 #include "rl/returns_api.h"
@@ -19,10 +22,19 @@ py::tuple stats_to_python(const rl::SolveStats& s) {
   return py::make_tuple(it, res, conv);
 }
 
+// The enum value named `s` among `names`; a ValueError naming `what` and the choices otherwise.
+template <class E>
+E parse_enum(const std::string& s, std::initializer_list<std::pair<const char*, E>> names, const char* what) {
+  std::string choices;
+  for (const auto& [name, value] : names) {
+    if (s == name) return value;
+    choices += (choices.empty() ? "'" : ", '") + std::string(name) + "'";
+  }
+  throw std::invalid_argument(std::string(what) + ": expected one of " + choices + ", got '" + s + "'");
+}
+
 rl::StopRule stop_rule(const std::string& s) {
-  if (s == "sup") return rl::StopRule::sup;
-  if (s == "span") return rl::StopRule::span;
-  throw std::invalid_argument("stop: expected 'sup' or 'span', got '" + s + "'");
+  return parse_enum<rl::StopRule>(s, {{"sup", rl::StopRule::sup}, {"span", rl::StopRule::span}}, "stop");
 }
 
 #define NIMBLEOPS_BIND_BELLMAN(ns, suffix)                                                                     \
@@ -143,12 +155,13 @@ void bind_rl(py::module_& m) {
                        std::optional<View> gamma, double gamma_scalar, double lam, int64_t n,
                        std::optional<View> rhos, std::optional<View> traces, uintptr_t stream) {
              rl::ReturnsViews v;
-             if (kind == "discounted") v.kind = rl::Estimator::discounted;
-             else if (kind == "lambda") v.kind = rl::Estimator::lambda;
-             else if (kind == "gae") v.kind = rl::Estimator::gae;
-             else if (kind == "n_step") v.kind = rl::Estimator::n_step;
-             else if (kind == "vtrace") v.kind = rl::Estimator::vtrace;
-             else throw std::invalid_argument("estimator: unknown kind '" + kind + "'");
+             v.kind = parse_enum<rl::Estimator>(kind,
+                                                {{"discounted", rl::Estimator::discounted},
+                                                 {"lambda", rl::Estimator::lambda},
+                                                 {"gae", rl::Estimator::gae},
+                                                 {"n_step", rl::Estimator::n_step},
+                                                 {"vtrace", rl::Estimator::vtrace}},
+                                                "estimator");
              v.rewards = rewards;
              v.values = values;
              v.next_values = next_values;
@@ -187,12 +200,13 @@ void bind_rl(py::module_& m) {
          double gamma_scalar, std::optional<View> probs, double epsilon, std::optional<View> update_first,
          const View& td_errors) {
         rl::TdViews v;
-        if (rule == "td0") v.rule = rl::TdRule::td0;
-        else if (rule == "sarsa") v.rule = rl::TdRule::sarsa;
-        else if (rule == "q_learning") v.rule = rl::TdRule::q_learning;
-        else if (rule == "expected_sarsa") v.rule = rl::TdRule::expected_sarsa;
-        else if (rule == "double_q") v.rule = rl::TdRule::double_q;
-        else throw std::invalid_argument("rule: unknown TD rule '" + rule + "'");
+        v.rule = parse_enum<rl::TdRule>(rule,
+                                        {{"td0", rl::TdRule::td0},
+                                         {"sarsa", rl::TdRule::sarsa},
+                                         {"q_learning", rl::TdRule::q_learning},
+                                         {"expected_sarsa", rl::TdRule::expected_sarsa},
+                                         {"double_q", rl::TdRule::double_q}},
+                                        "rule");
         v.sequential = sequential;
         v.Q = Q;
         v.Q2 = Q2;
@@ -219,14 +233,16 @@ void bind_rl(py::module_& m) {
            const View& terminated, const View& truncated, double alpha, double gamma, double lam,
            const View& td_errors) {
           rl::TabularTraceViews v;
-          if (rule == "td_lambda") v.rule = rl::TraceRule::td_lambda;
-          else if (rule == "sarsa_lambda") v.rule = rl::TraceRule::sarsa_lambda;
-          else if (rule == "watkins_q_lambda") v.rule = rl::TraceRule::watkins_q_lambda;
-          else throw std::invalid_argument("rule: unknown trace rule '" + rule + "'");
-          if (kind == "accumulating") v.kind = rl::TraceKind::accumulating;
-          else if (kind == "replacing") v.kind = rl::TraceKind::replacing;
-          else if (kind == "dutch") v.kind = rl::TraceKind::dutch;
-          else throw std::invalid_argument("kind: expected 'accumulating', 'replacing' or 'dutch', got '" + kind + "'");
+          v.rule = parse_enum<rl::TraceRule>(rule,
+                                             {{"td_lambda", rl::TraceRule::td_lambda},
+                                              {"sarsa_lambda", rl::TraceRule::sarsa_lambda},
+                                              {"watkins_q_lambda", rl::TraceRule::watkins_q_lambda}},
+                                             "rule");
+          v.kind = parse_enum<rl::TraceKind>(kind,
+                                             {{"accumulating", rl::TraceKind::accumulating},
+                                              {"replacing", rl::TraceKind::replacing},
+                                              {"dutch", rl::TraceKind::dutch}},
+                                             "kind");
           v.Q = Q;
           v.e = e;
           v.s = s;
@@ -247,10 +263,11 @@ void bind_rl(py::module_& m) {
            const View& rewards, const View& phi_next, const View& terminated, std::optional<View> truncated,
            double alpha, double gamma, double lam, const View& td_errors) {
           rl::LinearTraceViews v;
-          if (rule == "td0") v.rule = rl::LinearRule::td0;
-          else if (rule == "td_lambda") v.rule = rl::LinearRule::td_lambda;
-          else if (rule == "true_online") v.rule = rl::LinearRule::true_online;
-          else throw std::invalid_argument("rule: unknown linear TD rule '" + rule + "'");
+          v.rule = parse_enum<rl::LinearRule>(rule,
+                                              {{"td0", rl::LinearRule::td0},
+                                               {"td_lambda", rl::LinearRule::td_lambda},
+                                               {"true_online", rl::LinearRule::true_online}},
+                                              "rule");
           v.w = w;
           v.z = z;
           v.v_old = v_old;
