@@ -151,6 +151,10 @@ def to_numpy(x: Any) -> np.ndarray:
 
 
 def check_real_scalar(value: Any, name: str) -> float:
+    if type(value) is float or type(value) is int:  # the common case, without the ABC check
+        if value != value:
+            raise ValueError(f"{name}: expected a number, got nan")
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
     value = float(value)

@@ -105,7 +105,8 @@ def _estimate(kind, rewards, values, next_values, terminated, truncated, *, gamm
         raise ValueError(f"rho_clip, c_clip: expected numbers > 0, got {rho_clip}, {c_clip}")
     arrays = dict(rewards=rewards, values=values, next_values=next_values, terminated=terminated,
                   truncated=truncated, log_rhos=log_rhos)
-    if not isinstance(gamma, (int, float, np.floating, np.integer)) or isinstance(gamma, bool):
+    if type(gamma) is not float and (not isinstance(gamma, (int, float, np.floating, np.integer))
+                                     or isinstance(gamma, bool)):
         arrays["gamma"] = gamma
     kind_ = ar.kind_of(**{k: v for k, v in arrays.items() if v is not None})
     if rewards is None:
