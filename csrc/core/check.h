@@ -46,6 +46,14 @@ inline void check_numel(const View& v, int64_t n, const char* name) {
   NIMBLEOPS_CHECK(v.numel() == n, name, ": expected ", n, " elements, got shape ", shape_str(v));
 }
 
+// A contiguous host array of n elements of dtype d.
+inline void check_host_array(const View& x, DType d, int64_t n, const char* name) {
+  check_contiguous(x, name);
+  check_dtype(x, d, name);
+  check_numel(x, n, name);
+  NIMBLEOPS_CHECK(x.device < 0, name, ": expected a CPU array");
+}
+
 inline void check_same_device(const View& a, const View& b, const char* name_a, const char* name_b) {
   NIMBLEOPS_CHECK(a.device == b.device, name_a, " and ", name_b, " must be on the same device, got ",
                   a.device, " and ", b.device, " (-1 = CPU)");

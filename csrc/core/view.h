@@ -42,7 +42,6 @@ struct View {
     for (int64_t s : shape) n *= s;
     return n;
   }
-  int64_t size(int dim) const { return shape.at(dim < 0 ? dim + ndim() : dim); }
   bool is_contiguous() const {
     if (numel() == 0) return true;
     int64_t expected = 1;

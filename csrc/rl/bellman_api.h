@@ -107,6 +107,9 @@ NIMBLEOPS_BELLMAN_DEVICE_API(cuda)
 namespace cpu {
 // CSR structure: indptr[0] == 0, non-decreasing, indptr[S*A] == nnz, 0 <= indices < S.
 void check_csr(const View& indptr, const View& indices, int64_t S, int64_t A);
+// idx: a contiguous int64 CPU array of n entries, each in [0, hi); std::out_of_range (IndexError)
+// naming the first bad entry otherwise. One vectorised parallel pass when all is well.
+void check_index_range(const View& idx, int64_t hi, const char* name, int64_t n);
 // Whether a contiguous float array holds no nan and no +-inf. One vectorised pass.
 bool all_finite(const View& x);
 // R [..., A]: no nan, no +inf, at least one action > -inf per state. One pass.

@@ -2,6 +2,7 @@
 // bellman_rows.cpp. Each state's value is computed by one thread in a fixed order, and the
 // per-MDP reductions are max/min/count, so results are identical for any thread count.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <limits>
 #include <mutex>
@@ -297,14 +298,6 @@ auto with_ops(const MdpViews& m, double gamma, F&& f) {
   });
 }
 
-void check_actions_in_range(const View& policy, int64_t A, const char* name) {
-  const int64_t* p = policy.ptr<int64_t>();
-  const int64_t n = policy.numel();
-  for (int64_t i = 0; i < n; ++i)
-    NIMBLEOPS_CHECK_INDEX(p[i] >= 0 && p[i] < A, name, ": action ", p[i], " at flat index ", i,
-                          " is out of range [0, ", A, ")");
-}
-
 }  // namespace
 
 struct CpuBackend {
@@ -312,10 +305,27 @@ struct CpuBackend {
   static auto with_ops(const MdpViews& m, double gamma, F&& f) {
     return cpu::with_ops(m, gamma, std::forward<F>(f));
   }
-  static void check_actions(const View& policy, int64_t A, const char* name) { check_actions_in_range(policy, A, name); }
+  static void check_actions(const View& policy, int64_t A, const char* name) {
+    check_index_range(policy, A, name, policy.numel());
+  }
 };
 
 NIMBLEOPS_BELLMAN_DEFINE_ENTRIES(CpuBackend)
+
+void check_index_range(const View& idx, int64_t hi, const char* name, int64_t n) {
+  check_contiguous(idx, name);
+  check_dtype(idx, DType::int64, name);
+  check_numel(idx, n, name);
+  NIMBLEOPS_CHECK(idx.device < 0, name, ": expected a CPU array");
+  const int64_t* p = idx.ptr<int64_t>();
+  // count out-of-range entries (vectorised, in parallel), then locate the first one on failure
+  std::atomic<int64_t> bad{0};
+  const auto count = dense_row_kernels<double>().count_out_of_range;
+  parallel_for(n, 1 << 16, [&](int64_t i0, int64_t i1) { bad += count(p + i0, i1 - i0, hi); });
+  if (bad.load() == 0) return;
+  for (int64_t i = 0; i < n; ++i)
+    NIMBLEOPS_CHECK_INDEX(p[i] >= 0 && p[i] < hi, name, ": ", p[i], " at position ", i, " is out of range [0, ", hi, ")");
+}
 
 bool all_finite(const View& x) {
   check_contiguous(x, "array");

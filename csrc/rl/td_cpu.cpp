@@ -3,15 +3,13 @@
 // cell sums them in that order (deterministic, bit-equal to numpy.add.at). Sequential mode is the online algorithm: a chain of dependencies, run in order
 // on one thread.
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "core/dispatch.h"
 #include "core/parallel.h"
-#include "rl/bellman_api.h"  // all_finite
-#include "rl/bellman_rows.h"  // count_out_of_range
+#include "rl/bellman_api.h"  // all_finite, check_index_range
 #include "rl/td_api.h"
 
 namespace nimbleops {
@@ -92,21 +90,6 @@ struct Td {
   }
 };
 
-void check_indices(const View& idx, int64_t hi, const char* name, int64_t N) {
-  check_contiguous(idx, name);
-  check_dtype(idx, DType::int64, name);
-  check_numel(idx, N, name);
-  NIMBLEOPS_CHECK(idx.device < 0, name, ": expected a CPU array");
-  const int64_t* p = idx.ptr<int64_t>();
-  // count out-of-range entries (branch-free, in parallel), then locate the first one on failure
-  std::atomic<int64_t> bad{0};
-  const auto count = dense_row_kernels<double>().count_out_of_range;  // vectorised for this CPU
-  parallel_for(N, 1 << 16, [&](int64_t i0, int64_t i1) { bad += count(p + i0, i1 - i0, hi); });
-  if (bad.load() == 0) return;
-  for (int64_t i = 0; i < N; ++i)
-    NIMBLEOPS_CHECK_INDEX(p[i] >= 0 && p[i] < hi, name, ": ", p[i], " at position ", i, " is out of range [0, ", hi, ")");
-}
-
 }  // namespace
 
 void td_update(const TdViews& v, const View& td_errors) {
@@ -116,28 +99,22 @@ void td_update(const TdViews& v, const View& td_errors) {
   const int64_t S = v.Q.shape[0], A = v.Q.shape[1], N = v.s.numel();
   NIMBLEOPS_CHECK(S >= 1 && A >= 1, "Q: expected a non-empty table, got shape ", shape_str(v.Q));
   const DType dt = v.Q.dtype;
-  auto same = [&](const View& x, const char* name, DType d, int64_t n) {
-    check_contiguous(x, name);
-    check_dtype(x, d, name);
-    check_numel(x, n, name);
-    NIMBLEOPS_CHECK(x.device < 0, name, ": expected a CPU array");
-  };
-  check_indices(v.s, S, "s", N);
-  check_indices(v.s_next, S, "s_next", N);
+  check_index_range(v.s, S, "s", N);
+  check_index_range(v.s_next, S, "s_next", N);
   if (v.rule != TdRule::td0) {
     NIMBLEOPS_CHECK(v.a.has_value(), "a: required");
-    check_indices(*v.a, A, "a", N);
+    check_index_range(*v.a, A, "a", N);
   }
   if (v.rule == TdRule::sarsa) {
     NIMBLEOPS_CHECK(v.a_next.has_value(), "a_next: required by sarsa");
-    check_indices(*v.a_next, A, "a_next", N);
+    check_index_range(*v.a_next, A, "a_next", N);
   }
-  same(v.rewards, "r", dt, N);
-  same(v.terminated, "terminated", DType::boolean, N);
-  same(td_errors, "td_errors", dt, N);
-  if (v.alpha) same(*v.alpha, "alpha", dt, N);
-  if (v.gamma) same(*v.gamma, "gamma", dt, N);
-  if (v.probs) same(*v.probs, "probs", dt, N * A);
+  check_host_array(v.rewards, dt, N, "r");
+  check_host_array(v.terminated, DType::boolean, N, "terminated");
+  check_host_array(td_errors, dt, N, "td_errors");
+  if (v.alpha) check_host_array(*v.alpha, dt, N, "alpha");
+  if (v.gamma) check_host_array(*v.gamma, dt, N, "gamma");
+  if (v.probs) check_host_array(*v.probs, dt, N * A, "probs");
   if (v.rule == TdRule::double_q) {
     NIMBLEOPS_CHECK(v.Q2 && v.update_first, "Q2, update_first: required by double Q-learning");
     check_contiguous(*v.Q2, "Q2");
@@ -145,7 +122,7 @@ void td_update(const TdViews& v, const View& td_errors) {
     NIMBLEOPS_CHECK(v.Q2->shape == v.Q.shape, "Q2: expected the shape of Q1 ", shape_str(v.Q), ", got ",
                     shape_str(*v.Q2));
     NIMBLEOPS_CHECK(v.Q2->data != v.Q.data, "Q2: must be another table than Q1");
-    same(*v.update_first, "update_first", DType::boolean, N);
+    check_host_array(*v.update_first, DType::boolean, N, "update_first");
   }
   NIMBLEOPS_DISPATCH_FLOATING(dt, "Q", [&] {
     using T = scalar_t;

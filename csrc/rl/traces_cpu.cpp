@@ -6,7 +6,7 @@
 
 #include "core/dispatch.h"
 #include "core/parallel.h"
-#include "rl/bellman_api.h"  // all_finite
+#include "rl/bellman_api.h"  // all_finite, check_index_range
 #include "rl/bellman_rows.h"  // the vectorised dot product
 #include "core/simd.h"
 #include "rl/traces_api.h"
@@ -31,22 +31,6 @@ const TraceKernels<double>& trace_kernels<double>() {
 namespace cpu {
 namespace {
 
-void check_index_array(const View& idx, int64_t hi, const char* name, int64_t B) {
-  check_contiguous(idx, name);
-  check_dtype(idx, DType::int64, name);
-  check_numel(idx, B, name);
-  const int64_t* p = idx.ptr<int64_t>();
-  for (int64_t i = 0; i < B; ++i)
-    NIMBLEOPS_CHECK_INDEX(p[i] >= 0 && p[i] < hi, name, ": ", p[i], " at position ", i, " is out of range [0, ", hi, ")");
-}
-
-void check_array(const View& x, DType d, int64_t n, const char* name) {
-  check_contiguous(x, name);
-  check_dtype(x, d, name);
-  check_numel(x, n, name);
-  NIMBLEOPS_CHECK(x.device < 0, name, ": expected a CPU array");
-}
-
 void check_rewards_finite(const View& r) {
   NIMBLEOPS_CHECK(all_finite(r), "r: expected finite rewards, found nan or inf");
 }
@@ -57,22 +41,22 @@ void tabular_trace_step(const TabularTraceViews& v, const View& td_errors) {
   NIMBLEOPS_CHECK(v.Q.ndim() == 2 && v.e.ndim() == 3, "internal: Q [S, A] and e [B, S, A] expected");
   const int64_t S = v.Q.shape[0], A = v.Q.shape[1], B = v.e.shape[0];
   const DType dt = v.Q.dtype;
-  check_array(v.Q, dt, S * A, "Q");
-  check_array(v.e, dt, B * S * A, "e");
+  check_host_array(v.Q, dt, S * A, "Q");
+  check_host_array(v.e, dt, B * S * A, "e");
   NIMBLEOPS_CHECK(v.e.shape[1] == S && v.e.shape[2] == A, "e: expected traces [B, S, A] = [", B, ", ", S, ", ", A,
                   "], got ", shape_str(v.e));
-  check_index_array(v.s, S, "s", B);
-  check_index_array(v.s_next, S, "s_next", B);
+  check_index_range(v.s, S, "s", B);
+  check_index_range(v.s_next, S, "s_next", B);
   const bool actions = v.rule != TraceRule::td_lambda;
   if (actions) {
     NIMBLEOPS_CHECK(v.a && v.a_next, "a, a_next: required");
-    check_index_array(*v.a, A, "a", B);
-    check_index_array(*v.a_next, A, "a_next", B);
+    check_index_range(*v.a, A, "a", B);
+    check_index_range(*v.a_next, A, "a_next", B);
   }
-  check_array(v.rewards, dt, B, "r");
-  check_array(v.terminated, DType::boolean, B, "terminated");
-  check_array(v.truncated, DType::boolean, B, "truncated");
-  check_array(td_errors, dt, B, "td_errors");
+  check_host_array(v.rewards, dt, B, "r");
+  check_host_array(v.terminated, DType::boolean, B, "terminated");
+  check_host_array(v.truncated, DType::boolean, B, "truncated");
+  check_host_array(td_errors, dt, B, "td_errors");
   check_rewards_finite(v.rewards);
   NIMBLEOPS_DISPATCH_FLOATING(dt, "Q", [&] {
     using T = scalar_t;
@@ -118,21 +102,21 @@ void linear_td_step(const LinearTraceViews& v, const View& td_errors) {
   NIMBLEOPS_CHECK(v.phi.ndim() == 2, "internal: phi [B, d] expected");
   const int64_t B = v.phi.shape[0], d = v.phi.shape[1];
   const DType dt = v.w.dtype;
-  check_array(v.w, dt, d, "w");
-  check_array(v.phi, dt, B * d, "phi");
-  check_array(v.phi_next, dt, B * d, "phi_next");
-  check_array(v.rewards, dt, B, "r");
-  check_array(v.terminated, DType::boolean, B, "terminated");
-  check_array(td_errors, dt, B, "td_errors");
+  check_host_array(v.w, dt, d, "w");
+  check_host_array(v.phi, dt, B * d, "phi");
+  check_host_array(v.phi_next, dt, B * d, "phi_next");
+  check_host_array(v.rewards, dt, B, "r");
+  check_host_array(v.terminated, DType::boolean, B, "terminated");
+  check_host_array(td_errors, dt, B, "td_errors");
   const bool traces = v.rule != LinearRule::td0;
   if (traces) {
     NIMBLEOPS_CHECK(v.z && v.truncated, "z, truncated: required");
-    check_array(*v.z, dt, B * d, "z");
-    check_array(*v.truncated, DType::boolean, B, "truncated");
+    check_host_array(*v.z, dt, B * d, "z");
+    check_host_array(*v.truncated, DType::boolean, B, "truncated");
   }
   if (v.rule == LinearRule::true_online) {
     NIMBLEOPS_CHECK(v.v_old.has_value(), "v_old: required by true online TD(lambda)");
-    check_array(*v.v_old, dt, B, "v_old");
+    check_host_array(*v.v_old, dt, B, "v_old");
   }
   check_rewards_finite(v.rewards);
   NIMBLEOPS_DISPATCH_FLOATING(dt, "w", [&] {
