@@ -139,6 +139,11 @@ def view(x: Any) -> "_C.View":
     return _C.View(x.data_ptr(), list(x.shape), list(x.stride()), dtype_name(x), dev)
 
 
+def isfinite(x: Any) -> Any:
+    """Element-wise finiteness of a numpy array or torch tensor (of the same kind)."""
+    return _torch().isfinite(x) if is_torch(x) else np.isfinite(x)
+
+
 def cuda_stream(kind: Kind) -> int:
     """The caller's current CUDA stream on this kind's device (kernels launch on it)."""
     return int(_torch().cuda.current_stream(kind.device).cuda_stream)

@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import _C
 from .. import _arrays as ar
-from .mdp import PreparedMdp, SparseTransitions, ar_isfinite, prepare
+from .mdp import PreparedMdp, SparseTransitions, prepare
 
 Model = Union[Any, SparseTransitions]
 
@@ -185,7 +185,7 @@ def _initial_values(m: PreparedMdp, V0, name="V0"):
         return ar.zeros(m.batch_shape + (m.S,), m.dtype, m.kind)
     V = m.values(V0, name)
     V = V.clone() if ar.is_torch(V) else V.copy()  # the solver writes into it
-    if not bool(ar_isfinite(V).all()):
+    if not bool(ar.isfinite(V).all()):
         raise ValueError(f"{name}: expected finite initial values")
     return V
 

@@ -143,12 +143,6 @@ def _check_probabilities(P, row_length: int, dtype: str, name: str) -> None:
         raise ValueError(f"{name}: expected each row (s, a) to sum to at most 1 (+{tol}), a row sums to {worst}")
 
 
-def ar_isfinite(x):
-    if ar.is_torch(x):
-        return ar._torch().isfinite(x)
-    return np.isfinite(x)
-
-
 @dataclass
 class PreparedMdp:
     """A model checked and converted for one call."""

@@ -242,7 +242,7 @@ def importance_weights(lr, lam, rho_clip, c_clip):
 
 def check_rewards_finite(r) -> None:
     if ar.is_torch(r) and r.is_cuda:
-        ok = bool(ar._torch().isfinite(r).all())
+        ok = bool(ar.isfinite(r).all())
     else:
         ok = _C.rl.all_finite(ar.view(r))
     if not ok:
