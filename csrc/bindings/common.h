@@ -7,4 +7,5 @@
 
 namespace nimbleops {
 void bind_rl(pybind11::module_& m);
+void bind_vision(pybind11::module_& m);
 }  // namespace nimbleops

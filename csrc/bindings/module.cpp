@@ -98,4 +98,6 @@ PYBIND11_MODULE(_C, m) {
 
   auto rl = m.def_submodule("rl", "Bellman backups and tabular MDP solvers");
   bind_rl(rl);
+  auto vision = m.def_submodule("vision", "Position-sensitive RoI align and pool");
+  bind_vision(vision);
 }

@@ -9,7 +9,7 @@ from . import _C
 
 __version__ = "0.1.0"
 
-__all__ = ["build_info", "has_cuda", "set_num_threads", "get_num_threads", "set_simd_level", "rl", "reference"]
+__all__ = ["build_info", "has_cuda", "set_num_threads", "get_num_threads", "set_simd_level", "rl", "vision", "reference"]
 
 
 def build_info() -> dict:
@@ -59,4 +59,5 @@ def set_simd_level(level: str) -> None:
 
 
 from . import rl  # noqa: E402
+from . import vision  # noqa: E402
 from . import reference  # noqa: E402

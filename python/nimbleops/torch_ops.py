@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from .rl import returns as _returns
+from .vision import ps_roi as _ps_roi
 
 
 def _stream(t: Tensor) -> int:
@@ -84,3 +85,52 @@ def returns(kind, rewards, values, next_values, terminated, truncated, gamma, ga
     out0, out1 = returns_forward(kind, rewards, values, next_values, terminated, truncated, gamma, float(gamma_scalar),
                                  float(lam), int(n), log_rhos, float(rho_clip), float(c_clip))
     return out0, (out1 if _two(kind) else None)
+
+
+# ---- position-sensitive RoI align / pool ------------------------------------------------------
+
+@torch.library.custom_op("nimbleops::ps_roi_forward", mutates_args=())
+def ps_roi_forward(input: Tensor, rois: Tensor, op: str, ph: int, pw: int, scale: float, sampling_ratio: int,
+                   aligned: bool, deterministic: bool) -> Tensor:
+    """[K, C_out, ph, pw] for op 'align_avg', 'align_max' or 'pool'; rois [K, 5] float64.
+    ``deterministic`` only concerns the backward (kept here so autograd can pass it on)."""
+    return _ps_roi.run_forward(input, rois, op, ph, pw, scale, sampling_ratio, aligned, _stream(input))
+
+
+@ps_roi_forward.register_fake
+def _(input, rois, op, ph, pw, scale, sampling_ratio, aligned, deterministic):
+    return input.new_empty((rois.shape[0], input.shape[1] // (ph * pw), ph, pw))
+
+
+@torch.library.custom_op("nimbleops::ps_roi_backward", mutates_args=())
+def ps_roi_backward(grad: Tensor, input: Tensor, rois: Tensor, op: str, ph: int, pw: int, scale: float,
+                    sampling_ratio: int, aligned: bool, deterministic: bool) -> Tensor:
+    """grad_input [N, C, H, W] (contiguous)."""
+    return _ps_roi.run_backward(grad, input, rois, op, ph, pw, scale, sampling_ratio, aligned, deterministic,
+                                _stream(input))
+
+
+@ps_roi_backward.register_fake
+def _(grad, input, rois, op, ph, pw, scale, sampling_ratio, aligned, deterministic):
+    return input.new_empty(input.shape)
+
+
+def _ps_roi_setup_context(ctx, inputs, output):
+    input, rois, *params = inputs
+    ctx.params = params
+    ctx.save_for_backward(input, rois)
+
+
+def _ps_roi_backward(ctx, grad):
+    input, rois = ctx.saved_tensors
+    grad_input = ps_roi_backward(grad.contiguous(), input, rois, *ctx.params)
+    return (grad_input,) + (None,) * 8
+
+
+ps_roi_forward.register_autograd(_ps_roi_backward, setup_context=_ps_roi_setup_context)
+
+
+def ps_roi(input, rois, op, ph, pw, scale, sampling_ratio, aligned, deterministic):
+    """The op through the custom op, with autograd with respect to ``input``."""
+    return ps_roi_forward(input, rois, op, int(ph), int(pw), float(scale), int(sampling_ratio), bool(aligned),
+                          bool(deterministic))

@@ -2,6 +2,6 @@
 
 Same names and signatures as the public functions; numpy arrays in and out; slow.
 """
-from . import rl
+from . import rl, vision
 
-__all__ = ["rl"]
+__all__ = ["rl", "vision"]

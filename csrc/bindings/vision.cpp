@@ -1,0 +1,68 @@
+// pybind11 for the vision family: views in, GIL released around every kernel.
+#include "bindings/common.h"
+#include "vision/ps_roi_api.h"
+
+namespace py = pybind11;
+
+namespace nimbleops {
+
+namespace {
+
+vision::PsRoiViews ps_roi_views(const std::string& op, const View& input, const View& boxes, int64_t ph, int64_t pw,
+                                double scale, int64_t sampling_ratio, bool aligned, bool deterministic,
+                                uintptr_t stream) {
+  vision::PsRoiViews v;
+  if (op == "align_avg") v.op = vision::PsRoiOp::align_avg;
+  else if (op == "align_max") v.op = vision::PsRoiOp::align_max;
+  else if (op == "pool") v.op = vision::PsRoiOp::pool;
+  else throw std::invalid_argument("op: expected 'align_avg', 'align_max' or 'pool', got '" + op + "'");
+  v.input = input;
+  v.boxes = boxes;
+  v.ph = ph;
+  v.pw = pw;
+  v.scale = scale;
+  v.sampling_ratio = sampling_ratio;
+  v.aligned = aligned;
+  v.deterministic = deterministic;
+  v.stream = stream;
+  vision::validate_ps_roi(v);
+  return v;
+}
+
+}  // namespace
+
+void bind_vision(py::module_& m) {
+  // Host check of the boxes (batch indices, adaptive grid size): the CPU kernels run it
+  // themselves; for CUDA boxes the Python wrapper runs it on a host copy before launch.
+  m.def("ps_roi_check_boxes", [](const std::string& op, const View& input, const View& boxes, int64_t ph, int64_t pw,
+                                 double scale, int64_t sampling_ratio, bool aligned) {
+    NIMBLEOPS_CHECK(boxes.device < 0, "internal: check_boxes needs host boxes");
+    vision::PsRoiViews v = ps_roi_views(op, input, boxes, ph, pw, scale, sampling_ratio, aligned, true, 0);
+    vision::check_boxes(boxes.ptr<double>(), boxes.shape[0], input.shape[0], v);
+  });
+
+#define NIMBLEOPS_BIND_PS_ROI(ns, suffix)                                                                        \
+  m.def("ps_roi_forward_" suffix, [](const std::string& op, const View& input, const View& boxes, int64_t ph,    \
+                                     int64_t pw, double scale, int64_t sampling_ratio, bool aligned,             \
+                                     uintptr_t stream, const View& out) {                                        \
+    vision::PsRoiViews v = ps_roi_views(op, input, boxes, ph, pw, scale, sampling_ratio, aligned, true, stream);  \
+    py::gil_scoped_release nogil;                                                                                \
+    vision::ns::ps_roi_forward(v, out);                                                                          \
+  });                                                                                                            \
+  m.def("ps_roi_backward_" suffix, [](const std::string& op, const View& input, const View& boxes, int64_t ph,   \
+                                      int64_t pw, double scale, int64_t sampling_ratio, bool aligned,            \
+                                      bool deterministic, uintptr_t stream, const View& grad_out,                \
+                                      const View& grad_in) {                                                     \
+    vision::PsRoiViews v =                                                                                       \
+        ps_roi_views(op, input, boxes, ph, pw, scale, sampling_ratio, aligned, deterministic, stream);           \
+    py::gil_scoped_release nogil;                                                                                \
+    vision::ns::ps_roi_backward(v, grad_out, grad_in);                                                           \
+  });
+
+  NIMBLEOPS_BIND_PS_ROI(cpu, "cpu")
+#ifdef NIMBLEOPS_WITH_CUDA
+  NIMBLEOPS_BIND_PS_ROI(cuda, "cuda")
+#endif
+}
+
+}  // namespace nimbleops

@@ -1,0 +1,202 @@
+"""Reference position-sensitive RoI ops: loops over RoI, output channel, bin and sample.
+
+Same names, signatures and semantics as :mod:`nimbleops.vision` (see the docstrings of
+:func:`nimbleops.vision.ps_roi_align` and :func:`nimbleops.vision.ps_roi_pool`). numpy in, numpy
+out; every value is computed in float64 and the result is cast to the input's dtype. Slow: for
+tests on small inputs.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# scaled box coordinates beyond this magnitude count as infinite (the RoI gives zeros)
+COORD_LIMIT = 2.0 ** 40
+
+
+def _pair(v):
+    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+
+
+def _boxes5(boxes):
+    """[K, 5] float64 (batch index, x1, y1, x2, y2) from [K, 5] or a list of [K_i, 4]."""
+    if isinstance(boxes, (list, tuple)):
+        rows = [np.concatenate([np.full((len(b), 1), i, float), np.asarray(b, float).reshape(-1, 4)], 1)
+                for i, b in enumerate(boxes)]
+        return np.concatenate(rows, 0) if rows else np.zeros((0, 5))
+    return np.asarray(boxes, float).reshape(-1, 5)
+
+
+def _scaled(box, scale, offset):
+    """(x1, y1, x2, y2) * scale - offset, or None when not finite (or beyond COORD_LIMIT)."""
+    c = [float(v) * scale for v in box[1:5]]
+    if not all(math.isfinite(v) and abs(v) <= COORD_LIMIT for v in c):
+        return None
+    return [v - offset for v in c]
+
+
+def bilinear_taps(y, x, H, W):
+    """[(row, col, weight)] of one sample, torchvision's border rules: a sample more than one
+    pixel outside the map is 0; a coordinate in (-1, 0] snaps to 0; at or past the last row or
+    column it snaps to it."""
+    if y < -1.0 or y > H or x < -1.0 or x > W:
+        return []
+    y, x = max(y, 0.0), max(x, 0.0)
+    y_low, x_low = int(y), int(x)
+    if y_low >= H - 1:
+        y_low = y_high = H - 1
+        y = float(y_low)
+    else:
+        y_high = y_low + 1
+    if x_low >= W - 1:
+        x_low = x_high = W - 1
+        x = float(x_low)
+    else:
+        x_high = x_low + 1
+    ly, lx = y - y_low, x - x_low
+    hy, hx = 1.0 - ly, 1.0 - lx
+    return [(y_low, x_low, hy * hx), (y_low, x_high, hy * lx), (y_high, x_low, ly * hx), (y_high, x_high, ly * lx)]
+
+
+def _align_samples(box, i, j, ph, pw, H, W, scale, sampling_ratio, aligned):
+    """The samples of bin (i, j): a list (one per sample, row-major over the grid) of tap lists."""
+    c = _scaled(box, scale, 0.5 if aligned else 0.0)
+    if c is None:
+        return None
+    x1, y1, x2, y2 = c
+    roi_w, roi_h = x2 - x1, y2 - y1
+    bin_h, bin_w = roi_h / ph, roi_w / pw
+    grid_h = sampling_ratio if sampling_ratio > 0 else max(math.ceil(roi_h / ph), 1)
+    grid_w = sampling_ratio if sampling_ratio > 0 else max(math.ceil(roi_w / pw), 1)
+    samples = []
+    for iy in range(grid_h):
+        y = (i * bin_h + y1) + (iy + 0.5) * bin_h / grid_h
+        for ix in range(grid_w):
+            x = (j * bin_w + x1) + (ix + 0.5) * bin_w / grid_w
+            samples.append(bilinear_taps(y, x, H, W))
+    return samples
+
+
+def ps_roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, *, aligned=True, mode="avg"):
+    """Reference of :func:`nimbleops.vision.ps_roi_align`: output ``[K, C_out, ph, pw]``."""
+    x = np.asarray(input)
+    N, C, H, W = x.shape
+    ph, pw = _pair(output_size)
+    C_out = C // (ph * pw)
+    b = _boxes5(boxes)
+    out = np.zeros((len(b), C_out, ph, pw))
+    for k, box in enumerate(b):
+        n = int(box[0])
+        for i in range(ph):
+            for j in range(pw):
+                samples = _align_samples(box, i, j, ph, pw, H, W, spatial_scale, sampling_ratio, aligned)
+                if samples is None:
+                    continue
+                for c in range(C_out):
+                    plane = x[n, (c * ph + i) * pw + j].astype(float)
+                    values = [sum(w * plane[r, q] for r, q, w in taps) for taps in samples]
+                    out[k, c, i, j] = sum(values) / len(values) if mode == "avg" else _first_max(values)[1]
+    return out.astype(x.dtype)
+
+
+def _first_max(values):
+    """(index, value) of the first maximum; a NaN wins (it propagates)."""
+    best = 0
+    for s, v in enumerate(values):
+        if math.isnan(values[best]):
+            break
+        if v > values[best] or math.isnan(v):
+            best = s
+    return best, values[best]
+
+
+def ps_roi_align_backward(grad_output, input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, *,
+                          aligned=True, mode="avg"):
+    """d(sum(grad_output * ps_roi_align(input, ...))) / d input: ``[N, C, H, W]``."""
+    x = np.asarray(input)
+    N, C, H, W = x.shape
+    ph, pw = _pair(output_size)
+    C_out = C // (ph * pw)
+    g = np.asarray(grad_output, float)
+    b = _boxes5(boxes)
+    grad = np.zeros((N, C, H, W))
+    for k, box in enumerate(b):
+        n = int(box[0])
+        for i in range(ph):
+            for j in range(pw):
+                samples = _align_samples(box, i, j, ph, pw, H, W, spatial_scale, sampling_ratio, aligned)
+                if samples is None:
+                    continue
+                for c in range(C_out):
+                    c_in = (c * ph + i) * pw + j
+                    if mode == "avg":
+                        chosen = [(taps, 1.0 / len(samples)) for taps in samples]
+                    else:
+                        plane = x[n, c_in].astype(float)
+                        values = [sum(w * plane[r, q] for r, q, w in taps) for taps in samples]
+                        chosen = [(samples[_first_max(values)[0]], 1.0)]
+                    for taps, share in chosen:
+                        for r, q, w in taps:
+                            grad[n, c_in, r, q] += g[k, c, i, j] * share * w
+    return grad.astype(x.dtype)
+
+
+def _pool_bin(box, i, j, ph, pw, H, W, scale):
+    """(h0, h1, w0, w1) of bin (i, j), clipped to [0, H] x [0, W]; None for a non-finite box."""
+    c = _scaled(box, scale, 0.0)
+    if c is None:
+        return None
+    # C's round: half away from zero
+    x1, y1, x2, y2 = (int(math.copysign(math.floor(abs(v) + 0.5), v)) for v in c)
+    roi_w, roi_h = max(x2 - x1, 1), max(y2 - y1, 1)
+    h0 = min(max((i * roi_h) // ph + y1, 0), H)           # floor(i * roi_h / ph), exactly
+    h1 = min(max(-((-(i + 1) * roi_h) // ph) + y1, 0), H)  # ceil((i + 1) * roi_h / ph), exactly
+    w0 = min(max((j * roi_w) // pw + x1, 0), W)
+    w1 = min(max(-((-(j + 1) * roi_w) // pw) + x1, 0), W)
+    return h0, h1, w0, w1
+
+
+def ps_roi_pool(input, boxes, output_size, spatial_scale=1.0):
+    """Reference of :func:`nimbleops.vision.ps_roi_pool`: output ``[K, C_out, ph, pw]``."""
+    x = np.asarray(input)
+    N, C, H, W = x.shape
+    ph, pw = _pair(output_size)
+    C_out = C // (ph * pw)
+    b = _boxes5(boxes)
+    out = np.zeros((len(b), C_out, ph, pw))
+    for k, box in enumerate(b):
+        n = int(box[0])
+        for i in range(ph):
+            for j in range(pw):
+                edges = _pool_bin(box, i, j, ph, pw, H, W, spatial_scale)
+                if edges is None or edges[1] <= edges[0] or edges[3] <= edges[2]:
+                    continue
+                h0, h1, w0, w1 = edges
+                for c in range(C_out):
+                    plane = x[n, (c * ph + i) * pw + j]
+                    total = sum(float(plane[r, q]) for r in range(h0, h1) for q in range(w0, w1))
+                    out[k, c, i, j] = total / ((h1 - h0) * (w1 - w0))
+    return out.astype(x.dtype)
+
+
+def ps_roi_pool_backward(grad_output, input, boxes, output_size, spatial_scale=1.0):
+    """d(sum(grad_output * ps_roi_pool(input, ...))) / d input: ``[N, C, H, W]``."""
+    x = np.asarray(input)
+    N, C, H, W = x.shape
+    ph, pw = _pair(output_size)
+    C_out = C // (ph * pw)
+    g = np.asarray(grad_output, float)
+    b = _boxes5(boxes)
+    grad = np.zeros((N, C, H, W))
+    for k, box in enumerate(b):
+        n = int(box[0])
+        for i in range(ph):
+            for j in range(pw):
+                edges = _pool_bin(box, i, j, ph, pw, H, W, spatial_scale)
+                if edges is None or edges[1] <= edges[0] or edges[3] <= edges[2]:
+                    continue
+                h0, h1, w0, w1 = edges
+                for c in range(C_out):
+                    grad[n, (c * ph + i) * pw + j, h0:h1, w0:w1] += g[k, c, i, j] / ((h1 - h0) * (w1 - w0))
+    return grad.astype(x.dtype)

@@ -1,0 +1,202 @@
+"""Position-sensitive RoI align and pool (R-FCN, Light-Head R-CNN, ThunderNet's R-CNN subnet).
+
+``input [N, C, H, W]`` with ``C = C_out * ph * pw``; ``boxes`` either ``[K, 5]`` rows
+``(batch index, x1, y1, x2, y2)`` in input-image coordinates, or a list of N arrays ``[K_i, 4]``
+(image i's boxes), as torchvision takes them; output ``[K, C_out, ph, pw]`` (contiguous, the
+input's dtype). Output channel c of bin (i, j) reads input channel ``(c*ph + i)*pw + j``.
+
+numpy arrays or torch tensors (CPU, or CUDA when built with CUDA), float32 or float64; any
+strides (NCHW, channels_last, slices) are read in place. With torch inputs the ops are custom
+ops (:mod:`nimbleops.torch_ops`) differentiable with respect to ``input`` (not ``boxes``), and
+work under ``torch.compile(fullgraph=True)``. The CPU backward is deterministic (no atomics);
+on CUDA it uses atomics unless ``deterministic=True`` or
+``torch.use_deterministic_algorithms(True)``.
+
+Robustness beyond torchvision: a box with a NaN or infinite coordinate (or a scaled coordinate
+beyond 2^40 pixels) gives zeros for that RoI and no gradient; a batch index that is not an
+integer in [0, N) is a ValueError; K = 0 gives an empty output.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .. import _C
+from .. import _arrays as ar
+
+Size = Union[int, Tuple[int, int], Sequence[int]]
+
+
+def ps_roi_align(input, boxes, output_size: Size, spatial_scale: float = 1.0, sampling_ratio: int = -1, *,
+                 aligned: bool = True, mode: str = "avg", deterministic: Optional[bool] = None) -> Any:
+    """Position-sensitive RoI align: ``[K, C_out, ph, pw]``.
+
+    For RoI k on image n = ``boxes[k, 0]``, with ``o = 0.5`` if ``aligned`` else 0 (torchvision
+    always applies the half-pixel offset, so the default equals ``torchvision.ops.ps_roi_align``):
+
+    - ``x1' = x1 * spatial_scale - o`` (likewise y1, x2, y2); ``roi_w = x2' - x1'``,
+      ``roi_h = y2' - y1'`` (not clamped); bin size ``bin_h = roi_h / ph``, ``bin_w = roi_w / pw``.
+    - sampling grid ``grid_h x grid_w`` per bin: ``sampling_ratio`` each if > 0, else adaptive
+      ``ceil(roi_h / ph)`` x ``ceil(roi_w / pw)``, at least 1 (torchvision divides 0 by 0 for a
+      zero-size box and returns NaN; here such a box samples one point per bin). The adaptive grid
+      is capped at 2^20 samples per bin (a larger box is a ValueError: pass ``sampling_ratio``).
+    - sample (iy, ix) of bin (i, j) at ``y = y1' + i*bin_h + (iy + 0.5)*bin_h/grid_h``,
+      ``x = x1' + j*bin_w + (ix + 0.5)*bin_w/grid_w``, read bilinearly with torchvision's border
+      rules: a sample with ``y < -1`` or ``y > H`` (or ``x < -1`` or ``x > W``) is 0; a coordinate
+      in ``(-1, 0]`` snaps to 0; at or past the last row/column it snaps to it.
+    - ``mode="avg"``: the mean over the grid (torchvision's op); ``mode="max"``: the maximum over
+      the grid (first maximum in row-major grid order; NaN propagates), its gradient routed to the
+      winning sample's four taps.
+
+    Coordinates, sample positions and bilinear weights are computed in float64 for both dtypes;
+    values are accumulated in the input's dtype.
+
+    ``output_size``: int or (ph, pw); ``spatial_scale``: feature-map pixels per image pixel
+    (1/16 for a stride-16 map); ``deterministic``: CUDA backward without atomics (default: torch's
+    ``are_deterministic_algorithms_enabled()``; the CPU is always deterministic).
+    """
+    if mode not in ("avg", "max"):
+        raise ValueError(f"mode: expected 'avg' or 'max', got {mode!r}")
+    if not isinstance(aligned, (bool, np.bool_)):
+        raise TypeError(f"aligned: expected a bool, got {type(aligned).__name__}")
+    sampling_ratio = ar.check_int(sampling_ratio, "sampling_ratio")
+    if sampling_ratio > 1024:
+        raise ValueError(f"sampling_ratio: expected at most 1024 samples per side, got {sampling_ratio}")
+    return _run("align_" + mode, input, boxes, output_size, spatial_scale, sampling_ratio, bool(aligned),
+                deterministic)
+
+
+def ps_roi_pool(input, boxes, output_size: Size, spatial_scale: float = 1.0, *,
+                deterministic: Optional[bool] = None) -> Any:
+    """Position-sensitive RoI pool (R-FCN's definition): ``[K, C_out, ph, pw]``.
+
+    For RoI k: the corners ``x1 * spatial_scale`` etc. are rounded half away from zero (C's
+    ``round``); ``roi_w = max(x2 - x1, 1)``, ``roi_h = max(y2 - y1, 1)``; bin (i, j) covers rows
+    ``[y1 + floor(i*roi_h/ph), y1 + ceil((i+1)*roi_h/ph))`` and columns likewise (exact integer
+    arithmetic), clipped to ``[0, H]`` and ``[0, W]``; the output is the mean over the bin, 0 for an
+    empty bin. The backward spreads each gradient evenly over the same bin, so forward and backward
+    agree.
+
+    Difference from torchvision: ``torchvision.ops.ps_roi_pool``'s forward clips the bin edges to
+    ``H - 1`` and ``W - 1``, so it never reads the map's last row and column (while its backward
+    clips to H and W); this op equals torchvision's wherever no bin reaches the last row or column.
+    """
+    return _run("pool", input, boxes, output_size, spatial_scale, 0, True, deterministic)
+
+
+def _pair(output_size) -> Tuple[int, int]:
+    if isinstance(output_size, (bool, np.bool_)):
+        raise TypeError("output_size: expected an int or a pair of ints, got bool")
+    if isinstance(output_size, (int, np.integer)):
+        size = (int(output_size), int(output_size))
+    else:
+        try:
+            size = tuple(output_size)
+        except TypeError:
+            raise TypeError(f"output_size: expected an int or a pair of ints, got {type(output_size).__name__}") from None
+        if len(size) != 2:
+            raise ValueError(f"output_size: expected an int or a pair of ints, got {list(size)}")
+        size = (ar.check_int(size[0], "output_size"), ar.check_int(size[1], "output_size"))
+    if min(size) < 1 or max(size) > 4096:
+        raise ValueError(f"output_size: expected positive sizes up to 4096, got {size}")
+    return size
+
+
+def boxes_as_rois(boxes, kind: ar.Kind):
+    """``[K, 5]`` float64 (batch index, x1, y1, x2, y2) of this kind from ``[K, 5]`` or a list of ``[K_i, 4]``."""
+    if isinstance(boxes, (list, tuple)):
+        parts = []
+        for i, b in enumerate(boxes):
+            b = b.detach() if ar.is_torch(b) else b
+            ar.compute_dtype(b, f"boxes[{i}]")
+            b = ar.to_array(b, f"boxes[{i}]", kind, "float64")
+            if b.ndim != 2 or b.shape[1] != 4:
+                raise ValueError(f"boxes[{i}]: expected [K_{i}, 4] (x1, y1, x2, y2), got shape {list(b.shape)}")
+            index = ar.zeros((b.shape[0], 1), "float64", kind) + i
+            parts.append((index, b))
+        if not parts:
+            return ar.zeros((0, 5), "float64", kind)
+        if kind.torch:
+            torch = ar._torch()
+            return torch.cat([torch.cat(p, 1) for p in parts], 0).contiguous()
+        return np.ascontiguousarray(np.concatenate([np.concatenate(p, 1) for p in parts], 0))
+    if not (isinstance(boxes, np.ndarray) or ar.is_torch(boxes)):
+        boxes = np.asarray(boxes)
+    ar.compute_dtype(boxes, "boxes")
+    rois = ar.to_array(boxes.detach() if ar.is_torch(boxes) else boxes, "boxes", kind, "float64")
+    if rois.ndim != 2 or rois.shape[1] != 5:
+        raise ValueError(f"boxes: expected [K, 5] (batch index, x1, y1, x2, y2) or a list of [K_i, 4], got shape "
+                         f"{list(rois.shape)}")
+    return rois
+
+
+def _run(op: str, input, boxes, output_size, spatial_scale, sampling_ratio: int, aligned: bool,
+         deterministic: Optional[bool]):
+    if not (isinstance(input, np.ndarray) or ar.is_torch(input)):
+        raise TypeError(f"input: expected a numpy array or torch tensor [N, C, H, W], got {type(input).__name__}")
+    dtype = ar.dtype_name(input)
+    if dtype not in ar.FLOAT_DTYPES:
+        raise TypeError(f"input: expected float32 or float64, got dtype {dtype}")
+    if input.ndim != 4:
+        raise ValueError(f"input: expected [N, C, H, W], got shape {list(input.shape)}")
+    ph, pw = _pair(output_size)
+    N, C, H, W = (int(d) for d in input.shape)
+    if C % (ph * pw) != 0:
+        raise ValueError(f"input: expected channels divisible by ph * pw = {ph * pw} (C = C_out * ph * pw), got {C}")
+    if H < 1 or W < 1:
+        raise ValueError(f"input: expected a non-empty map, got shape {list(input.shape)}")
+    scale = ar.check_real_scalar(spatial_scale, "spatial_scale")
+    if not (scale > 0 and math.isfinite(scale)):
+        raise ValueError(f"spatial_scale: expected a positive finite number, got {scale}")
+    if deterministic is not None and not isinstance(deterministic, (bool, np.bool_)):
+        raise TypeError(f"deterministic: expected a bool or None, got {type(deterministic).__name__}")
+    kind = ar.Kind(True, input.device) if ar.is_torch(input) else ar.Kind()
+    if kind.torch and input.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"input: expected a CPU or CUDA tensor, got device {input.device}")
+    if kind.is_cuda and not hasattr(_C.vision, "ps_roi_forward_cuda"):
+        raise ValueError("input: a CUDA tensor, but this nimbleops build has no CUDA kernels (see nimbleops.build_info())")
+    if ar.is_torch(boxes) and kind.torch and boxes.device != input.device:
+        raise ValueError(f"boxes: expected a tensor on {input.device} like input, got {boxes.device}")
+    if ar.is_torch(boxes) and not kind.torch:
+        raise TypeError("boxes: a torch tensor given with a numpy input; pass both as numpy or both as torch")
+    rois = boxes_as_rois(boxes, kind)
+    params = (op, ph, pw, scale, int(sampling_ratio), bool(aligned))
+    if kind.torch:
+        from .. import torch_ops
+
+        if deterministic is None:
+            deterministic = bool(ar._torch().are_deterministic_algorithms_enabled())
+        return torch_ops.ps_roi(input, rois, *params, bool(deterministic))
+    return run_forward(input, rois, *params)
+
+
+def _check_cuda_boxes(input, rois, op, ph, pw, scale, sampling_ratio, aligned) -> None:
+    """CUDA: the batch-index and grid checks on a host copy of the boxes (the CPU kernels check themselves)."""
+    if ar.is_torch(input) and input.is_cuda:
+        host = rois.detach().cpu()
+        _C.vision.ps_roi_check_boxes(op, ar.view(input), ar.view(host), ph, pw, scale, sampling_ratio, aligned)
+
+
+def run_forward(input, rois, op, ph, pw, scale, sampling_ratio, aligned, stream: int = 0):
+    """The forward kernel on a numpy array or torch tensor and [K, 5] float64 rois of the same kind."""
+    kind = ar.Kind(True, input.device) if ar.is_torch(input) else ar.Kind()
+    _check_cuda_boxes(input, rois, op, ph, pw, scale, sampling_ratio, aligned)
+    out = ar.empty((rois.shape[0], input.shape[1] // (ph * pw), ph, pw), ar.dtype_name(input), kind)
+    getattr(_C.vision, f"ps_roi_forward_{kind.suffix}")(op, ar.view(input), ar.view(rois), ph, pw, scale,
+                                                        sampling_ratio, aligned, stream, ar.view(out))
+    return out
+
+
+def run_backward(grad_out, input, rois, op, ph, pw, scale, sampling_ratio, aligned, deterministic: bool,
+                 stream: int = 0):
+    """d input ``[N, C, H, W]`` (contiguous) of sum(grad_out * forward)."""
+    kind = ar.Kind(True, input.device) if ar.is_torch(input) else ar.Kind()
+    _check_cuda_boxes(input, rois, op, ph, pw, scale, sampling_ratio, aligned)
+    grad_in = ar.empty(tuple(input.shape), ar.dtype_name(input), kind)
+    grad_out = grad_out.contiguous() if ar.is_torch(grad_out) else np.ascontiguousarray(grad_out)
+    getattr(_C.vision, f"ps_roi_backward_{kind.suffix}")(op, ar.view(input), ar.view(rois), ph, pw, scale,
+                                                         sampling_ratio, aligned, deterministic, stream,
+                                                         ar.view(grad_out), ar.view(grad_in))
+    return grad_in
