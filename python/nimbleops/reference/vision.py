@@ -20,9 +20,9 @@ def _pair(v):
 
 
 def _boxes5(boxes):
-    """[K, 5] float64 (batch index, x1, y1, x2, y2) from [K, 5] or a list of [K_i, 4]."""
-    if isinstance(boxes, (list, tuple)):
-        rows = [np.concatenate([np.full((len(b), 1), i, float), np.asarray(b, float).reshape(-1, 4)], 1)
+    """[K, 5] float64 (batch index, x1, y1, x2, y2) from [K, 5] or a list of arrays [K_i, 4]."""
+    if isinstance(boxes, (list, tuple)) and all(hasattr(b, "shape") for b in boxes):
+        rows = [np.concatenate([np.full((len(b), 1), i, float), np.asarray(b.detach() if hasattr(b, "detach") else b, float).reshape(-1, 4)], 1)
                 for i, b in enumerate(boxes)]
         return np.concatenate(rows, 0) if rows else np.zeros((0, 5))
     return np.asarray(boxes, float).reshape(-1, 5)

@@ -106,7 +106,8 @@ def _pair(output_size) -> Tuple[int, int]:
 
 def boxes_as_rois(boxes, kind: ar.Kind):
     """``[K, 5]`` float64 (batch index, x1, y1, x2, y2) of this kind from ``[K, 5]`` or a list of ``[K_i, 4]``."""
-    if isinstance(boxes, (list, tuple)):
+    per_image = isinstance(boxes, (list, tuple)) and all(isinstance(b, np.ndarray) or ar.is_torch(b) for b in boxes)
+    if per_image:  # a list of arrays / tensors (an empty list: no boxes); nested lists of numbers are [K, 5]
         parts = []
         for i, b in enumerate(boxes):
             b = b.detach() if ar.is_torch(b) else b
