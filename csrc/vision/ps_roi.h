@@ -164,13 +164,18 @@ struct PoolBin {
 
 NIMBLEOPS_HD int64_t clip(int64_t v, int64_t hi) { return v < 0 ? 0 : (v > hi ? hi : v); }
 
+// [start, end) of bin i of `bins` over a RoI of `size` pixels starting at `origin`, clipped to [0, limit]
+NIMBLEOPS_HD void pool_edges(int64_t i, int64_t bins, int64_t size, int64_t origin, int64_t limit, int64_t& start,
+                             int64_t& end) {
+  start = clip(i * size / bins + origin, limit);
+  end = clip(((i + 1) * size + bins - 1) / bins + origin, limit);
+}
+
 NIMBLEOPS_HD PoolBin pool_bin(const RoiGeometry& g, int64_t i, int64_t j, int64_t ph, int64_t pw, int64_t H,
                               int64_t W) {
   PoolBin b;
-  b.h0 = clip(i * g.roi_h / ph + g.ry1, H);
-  b.h1 = clip(((i + 1) * g.roi_h + ph - 1) / ph + g.ry1, H);
-  b.w0 = clip(j * g.roi_w / pw + g.rx1, W);
-  b.w1 = clip(((j + 1) * g.roi_w + pw - 1) / pw + g.rx1, W);
+  pool_edges(i, ph, g.roi_h, g.ry1, H, b.h0, b.h1);
+  pool_edges(j, pw, g.roi_w, g.rx1, W, b.w0, b.w1);
   return b;
 }
 

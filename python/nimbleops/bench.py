@@ -428,9 +428,74 @@ def trace_workloads() -> List[Workload]:
     ]
 
 
+def importable(module: str) -> bool:
+    """Installed and importable (PyPI's torchvision, for one, fails to import beside some torch builds)."""
+    if not installed(module):
+        return False
+    try:
+        importlib.import_module(module)
+        return True
+    except Exception:  # noqa: BLE001 - any import failure means: not a usable peer
+        return False
+
+
+def proposals(rng, N: int, K: int, image: int = 320):
+    """[N*K, 5] ThunderNet-like proposals on an image x image input: (batch index, x1, y1, x2, y2)."""
+    xy = rng.uniform(0, image - 16, (N * K, 2))
+    wh = rng.uniform(16, image / 2, (N * K, 2))
+    return np.concatenate([np.repeat(np.arange(N), K)[:, None], xy, np.minimum(xy + wh, image)], 1)
+
+
+def vision_workloads() -> List[Workload]:
+    """ThunderNet's R-CNN head: PSRoIAlign / PSRoIPool on its 245-channel thin map (5 x 7 x 7, stride
+    16, 20 x 20 at 320 x 320 input), output 7, scale 1/16, sampling 2, float32, torch tensors."""
+    if not importable("torch"):
+        return []
+    import torch
+
+    from nimbleops import vision
+    from nimbleops.reference import vision as vision_ref
+
+    tv = importlib.import_module("torchvision.ops") if importable("torchvision") else None
+    out = []
+    rng = np.random.default_rng(7)
+    for N, K in ((1, 200), (1, 1000), (8, 200), (8, 1000)):
+        x = torch.from_numpy(rng.standard_normal((N, 245, 20, 20)).astype(np.float32))
+        boxes = torch.from_numpy(proposals(rng, N, K).astype(np.float32))
+        rois = boxes.double()  # ours takes any float boxes; torchvision wants the input's dtype
+        xg = x.clone().requires_grad_()
+        grad = torch.from_numpy(rng.standard_normal((N * K, 5, 7, 7)).astype(np.float32))
+        ops = {
+            "ps_roi_align": (lambda t, b: vision.ps_roi_align(t, b, 7, 1 / 16, 2),
+                             tv and (lambda t, b: tv.ps_roi_align(t, b, 7, 1 / 16, 2))),
+            "ps_roi_pool": (lambda t, b: vision.ps_roi_pool(t, b, 7, 1 / 16),
+                            tv and (lambda t, b: tv.ps_roi_pool(t, b, 7, 1 / 16))),
+        }
+        for op, (ours, theirs) in ops.items():
+            name = f"{op} [{N}, 245, 20, 20] K={N * K} float32"
+
+            def fwd_bwd(f, b, xg=xg, grad=grad):  # bound now: the loop rebinds xg and grad
+                def run():
+                    xg.grad = None
+                    f(xg, b).backward(grad)
+                return run
+
+            peers = {"torchvision": lambda theirs=theirs, x=x, boxes=boxes: theirs(x, boxes)} if theirs else {}
+            if (N, K) == (1, 200):
+                reference = vision_ref.ps_roi_align if op == "ps_roi_align" else vision_ref.ps_roi_pool
+                args = (7, 1 / 16, 2) if op == "ps_roi_align" else (7, 1 / 16)
+                x_np, rois_np = x.numpy(), rois.numpy()
+                peers["nimbleops.reference"] = lambda reference=reference, args=args, x_np=x_np, rois_np=rois_np: \
+                    reference(x_np, rois_np, *args)
+            out.append(Workload("ps-roi", f"{name}: forward", lambda ours=ours, x=x, rois=rois: ours(x, rois), peers))
+            peers = {"torchvision": fwd_bwd(theirs, boxes)} if theirs else {}
+            out.append(Workload("ps-roi", f"{name}: forward + backward", fwd_bwd(ours, rois), peers))
+    return out
+
+
 def workloads(quick: bool = False) -> List[Workload]:
     return (dense_workloads() + batched_workloads() + sparse_workloads(quick) + reference_workloads()
-            + returns_workloads() + td_workloads() + trace_workloads())
+            + returns_workloads() + td_workloads() + trace_workloads() + vision_workloads())
 
 
 def machine() -> str:

@@ -165,11 +165,15 @@ def _run(op: str, input, boxes, output_size, spatial_scale, sampling_ratio: int,
     rois = boxes_as_rois(boxes, kind)
     params = (op, ph, pw, scale, int(sampling_ratio), bool(aligned))
     if kind.torch:
-        from .. import torch_ops
+        torch = ar._torch()
+        if torch.is_grad_enabled() and input.requires_grad or torch.compiler.is_compiling():
+            from .. import torch_ops
 
-        if deterministic is None:
-            deterministic = bool(ar._torch().are_deterministic_algorithms_enabled())
-        return torch_ops.ps_roi(input, rois, *params, bool(deterministic))
+            if deterministic is None:
+                deterministic = bool(torch.are_deterministic_algorithms_enabled())
+            return torch_ops.ps_roi(input, rois, *params, bool(deterministic))
+        # no graph to record: the kernel directly (the custom op's dispatch costs ~15 us a call)
+        return run_forward(input, rois, *params, ar.cuda_stream(kind) if kind.is_cuda else 0)
     return run_forward(input, rois, *params)
 
 
