@@ -1,5 +1,6 @@
 // pybind11 for the vision family: views in, GIL released around every kernel.
 #include "bindings/common.h"
+#include "vision/channel_shuffle_api.h"
 #include "vision/ps_roi_api.h"
 
 namespace py = pybind11;
@@ -62,6 +63,27 @@ void bind_vision(py::module_& m) {
   NIMBLEOPS_BIND_PS_ROI(cpu, "cpu")
 #ifdef NIMBLEOPS_WITH_CUDA
   NIMBLEOPS_BIND_PS_ROI(cuda, "cuda")
+#endif
+
+#define NIMBLEOPS_BIND_GATHER(ns, suffix)                                                                      \
+  m.def("channel_gather_" suffix, [](const std::string& op, int64_t groups, std::vector<View> inputs,          \
+                                     std::vector<View> outputs, uintptr_t stream) {                            \
+    vision::ChannelGatherViews v;                                                                              \
+    if (op == "shuffle") v.op = vision::ChannelOp::shuffle;                                                    \
+    else if (op == "concat_shuffle_split") v.op = vision::ChannelOp::concat_shuffle_split;                     \
+    else if (op == "concat_shuffle_split_backward") v.op = vision::ChannelOp::concat_shuffle_split_backward;   \
+    else throw std::invalid_argument("op: unknown channel gather '" + op + "'");                               \
+    v.groups = groups;                                                                                         \
+    v.inputs = std::move(inputs);                                                                              \
+    v.outputs = std::move(outputs);                                                                            \
+    v.stream = stream;                                                                                         \
+    py::gil_scoped_release nogil;                                                                              \
+    vision::ns::channel_gather(v);                                                                             \
+  });
+
+  NIMBLEOPS_BIND_GATHER(cpu, "cpu")
+#ifdef NIMBLEOPS_WITH_CUDA
+  NIMBLEOPS_BIND_GATHER(cuda, "cuda")
 #endif
 }
 

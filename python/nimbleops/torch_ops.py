@@ -14,6 +14,7 @@ from torch import Tensor
 
 from .rl import returns as _returns
 from .vision import ps_roi as _ps_roi
+from .vision import shuffle as _shuffle
 
 
 def _stream(t: Tensor) -> int:
@@ -134,3 +135,89 @@ def ps_roi(input, rois, op, ph, pw, scale, sampling_ratio, aligned, deterministi
     """The op through the custom op, with autograd with respect to ``input``."""
     return ps_roi_forward(input, rois, op, int(ph), int(pw), float(scale), int(sampling_ratio), bool(aligned),
                           bool(deterministic))
+
+
+# ---- channel shuffle / fused concat + shuffle + split ---------------------------------------
+
+@torch.library.custom_op("nimbleops::channel_shuffle", mutates_args=())
+def channel_shuffle_op(x: Tensor, groups: int) -> Tensor:
+    """out[:, k*g + i] = x[:, i*(C/g) + k]; x NCHW- or channels_last-contiguous."""
+    return _shuffle.run("shuffle", groups, [x], [tuple(x.shape)], _stream(x))[0]
+
+
+@channel_shuffle_op.register_fake
+def _(x, groups):
+    return _shuffle.empty_like_format(x, tuple(x.shape))
+
+
+def _shuffle_setup_context(ctx, inputs, output):
+    x, groups = inputs
+    ctx.inverse_groups = x.shape[1] // groups
+
+
+def _shuffle_backward(ctx, grad):
+    return channel_shuffle(grad, ctx.inverse_groups), None
+
+
+channel_shuffle_op.register_autograd(_shuffle_backward, setup_context=_shuffle_setup_context)
+
+
+def _layout(x: Tensor, like: Tensor) -> Tensor:
+    fmt = torch.channels_last if _shuffle.channels_last(like) else torch.contiguous_format
+    return x.contiguous(memory_format=fmt)
+
+
+def channel_shuffle(x: Tensor, groups: int) -> Tensor:
+    x = x.contiguous(memory_format=torch.channels_last if _shuffle.channels_last(x) else torch.contiguous_format)
+    return channel_shuffle_op(x, int(groups))
+
+
+@torch.library.custom_op("nimbleops::concat_shuffle_split", mutates_args=())
+def concat_shuffle_split_op(a: Tensor, b: Tensor) -> Tuple[Tensor, Tensor]:
+    """channel_shuffle(cat([a, b], 1), 2).chunk(2, 1) in one pass (two contiguous outputs)."""
+    half = (a.shape[0], (a.shape[1] + b.shape[1]) // 2) + tuple(a.shape[2:])
+    out1, out2 = _shuffle.run("concat_shuffle_split", 1, [a, b], [half, half], _stream(a))
+    return out1, out2
+
+
+@concat_shuffle_split_op.register_fake
+def _(a, b):
+    half = (a.shape[0], (a.shape[1] + b.shape[1]) // 2) + tuple(a.shape[2:])
+    return _shuffle.empty_like_format(a, half), _shuffle.empty_like_format(a, half)
+
+
+@torch.library.custom_op("nimbleops::concat_shuffle_split_backward", mutates_args=())
+def concat_shuffle_split_backward(grad1: Tensor, grad2: Tensor, channels_a: int, channels_b: int) -> Tuple[Tensor, Tensor]:
+    """(grad_a, grad_b) from the gradients of the two outputs: the inverse gather."""
+    shape = lambda c: (grad1.shape[0], c) + tuple(grad1.shape[2:])  # noqa: E731
+    ga, gb = _shuffle.run("concat_shuffle_split_backward", 1, [grad1, grad2], [shape(channels_a), shape(channels_b)],
+                          _stream(grad1))
+    return ga, gb
+
+
+@concat_shuffle_split_backward.register_fake
+def _(grad1, grad2, channels_a, channels_b):
+    shape = lambda c: (grad1.shape[0], c) + tuple(grad1.shape[2:])  # noqa: E731
+    return _shuffle.empty_like_format(grad1, shape(channels_a)), _shuffle.empty_like_format(grad1, shape(channels_b))
+
+
+def _css_setup_context(ctx, inputs, output):
+    a, b = inputs
+    ctx.channels = (a.shape[1], b.shape[1])
+
+
+def _css_backward(ctx, grad1, grad2):
+    if grad1 is None:
+        grad1 = torch.zeros_like(grad2)
+    if grad2 is None:
+        grad2 = torch.zeros_like(grad1)
+    grad1 = _layout(grad1, grad1)
+    return concat_shuffle_split_backward(grad1, _layout(grad2, grad1), *ctx.channels)
+
+
+concat_shuffle_split_op.register_autograd(_css_backward, setup_context=_css_setup_context)
+
+
+def concat_shuffle_split(a: Tensor, b: Tensor):
+    a = _layout(a, a)
+    return concat_shuffle_split_op(a, _layout(b, a))
