@@ -1,6 +1,7 @@
 // pybind11 for the vision family: views in, GIL released around every kernel.
 #include "bindings/common.h"
 #include "vision/channel_shuffle_api.h"
+#include "vision/depthwise_api.h"
 #include "vision/ps_roi_api.h"
 
 namespace py = pybind11;
@@ -80,6 +81,52 @@ void bind_vision(py::module_& m) {
     py::gil_scoped_release nogil;                                                                              \
     vision::ns::channel_gather(v);                                                                             \
   });
+
+#define NIMBLEOPS_BIND_DEPTHWISE(ns, suffix)                                                                    \
+  m.def("depthwise_forward_" suffix, [](const vision::DepthwiseViews& v, const View& out) {                      \
+    py::gil_scoped_release nogil;                                                                                \
+    vision::ns::depthwise_forward(v, out);                                                                       \
+  });                                                                                                            \
+  m.def("depthwise_backward_" suffix, [](const vision::DepthwiseViews& v, const View& grad_out,                  \
+                                         std::optional<View> grad_x, std::optional<View> grad_w,                 \
+                                         std::optional<View> grad_b) {                                           \
+    py::gil_scoped_release nogil;                                                                                \
+    vision::ns::depthwise_backward(v, grad_out, grad_x, grad_w, grad_b);                                         \
+  });
+
+  py::class_<vision::DepthwiseViews>(m, "DepthwiseInputs")
+      .def(py::init([](const View& x, const View& weight, std::optional<View> bias, std::vector<int64_t> kernel,
+                       std::vector<int64_t> stride, std::vector<int64_t> padding, std::vector<int64_t> dilation,
+                       uintptr_t stream) {
+             vision::DepthwiseViews v;
+             NIMBLEOPS_CHECK(kernel.size() == 2 && stride.size() == 2 && padding.size() == 2 && dilation.size() == 2,
+                             "internal: pairs expected");
+             v.x = x;
+             v.weight = weight;
+             v.bias = bias;
+             v.KH = kernel[0];
+             v.KW = kernel[1];
+             v.sh = stride[0];
+             v.sw = stride[1];
+             v.ph = padding[0];
+             v.pw = padding[1];
+             v.dh = dilation[0];
+             v.dw = dilation[1];
+             v.stream = stream;
+             vision::depthwise_shape(v);
+             return v;
+           }),
+           py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("kernel"), py::arg("stride"), py::arg("padding"),
+           py::arg("dilation"), py::arg("stream"))
+      .def_property_readonly("output_shape", [](const vision::DepthwiseViews& v) {
+        const vision::DepthwiseShape s = vision::depthwise_shape(v);
+        return std::vector<int64_t>{s.N, s.Cout, s.OH, s.OW};
+      });
+
+  NIMBLEOPS_BIND_DEPTHWISE(cpu, "cpu")
+#ifdef NIMBLEOPS_WITH_CUDA
+  NIMBLEOPS_BIND_DEPTHWISE(cuda, "cuda")
+#endif
 
   NIMBLEOPS_BIND_GATHER(cpu, "cpu")
 #ifdef NIMBLEOPS_WITH_CUDA

@@ -52,6 +52,14 @@ struct View {
     return true;
   }
   bool is_cuda() const { return device >= 0; }
+  // a 4-d [N, C, H, W] view stored as [N, H, W, C] (PyTorch's channels_last), densely
+  bool is_channels_last() const {
+    if (ndim() != 4) return false;
+    View p = *this;
+    p.shape = {shape[0], shape[2], shape[3], shape[1]};
+    p.strides = {strides[0], strides[2], strides[3], strides[1]};
+    return p.is_contiguous();
+  }
 
   template <class T> T* ptr() const {
     if (dtype != dtype_of<T>::value)

@@ -11,15 +11,6 @@ namespace nimbleops {
 namespace vision {
 namespace {
 
-bool nchw_contiguous(const View& v) { return v.is_contiguous(); }
-
-bool nhwc_contiguous(const View& v) {
-  View p = v;  // the same memory seen as [N, H, W, C]
-  p.shape = {v.shape[0], v.shape[2], v.shape[3], v.shape[1]};
-  p.strides = {v.strides[0], v.strides[2], v.strides[3], v.strides[1]};
-  return p.is_contiguous();
-}
-
 const char* role(const ChannelGatherViews& v, bool output, size_t t) {
   static const char* names[3][2][2] = {{{"x", "x"}, {"out", "out"}},
                                        {{"a", "b"}, {"out1", "out2"}},
@@ -41,13 +32,13 @@ ChannelMap channel_map(const ChannelGatherViews& v) {
   m.N = first.shape[0];
   m.H = first.shape[2];
   m.W = first.shape[3];
-  m.channels_last = !nchw_contiguous(first);
+  m.channels_last = !first.is_contiguous();
   auto check = [&](const View& x, const char* name) {
     NIMBLEOPS_CHECK(x.ndim() == 4 && x.shape[0] == m.N && x.shape[2] == m.H && x.shape[3] == m.W, name,
                     ": expected [", m.N, ", C, ", m.H, ", ", m.W, "], got shape ", shape_str(x));
     check_dtype(x, first.dtype, name);
     check_same_device(x, first, name, role(v, false, 0));
-    NIMBLEOPS_CHECK(m.channels_last ? nhwc_contiguous(x) : nchw_contiguous(x), name, ": expected a ",
+    NIMBLEOPS_CHECK(m.channels_last ? x.is_channels_last() : x.is_contiguous(), name, ": expected a ",
                     m.channels_last ? "channels_last" : "NCHW", "-contiguous tensor like ", role(v, false, 0));
   };
   for (size_t t = 0; t < want; ++t) {

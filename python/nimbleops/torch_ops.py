@@ -7,7 +7,7 @@ are the API (these ops take the canonical ``[T, B]`` layout).
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -15,6 +15,7 @@ from torch import Tensor
 from .rl import returns as _returns
 from .vision import ps_roi as _ps_roi
 from .vision import shuffle as _shuffle
+from .vision import depthwise as _depthwise
 
 
 def _stream(t: Tensor) -> int:
@@ -221,3 +222,61 @@ concat_shuffle_split_op.register_autograd(_css_backward, setup_context=_css_setu
 def concat_shuffle_split(a: Tensor, b: Tensor):
     a = _layout(a, a)
     return concat_shuffle_split_op(a, _layout(b, a))
+
+
+# ---- depthwise convolution --------------------------------------------------------------------
+
+@torch.library.custom_op("nimbleops::depthwise_conv2d", mutates_args=())
+def depthwise_conv2d_op(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride: List[int], padding: List[int],
+                        dilation: List[int]) -> Tensor:
+    """conv2d(x, weight, bias, stride, padding, dilation, groups=C); output in x's memory format."""
+    return _depthwise.run_forward(x, weight, bias, stride, padding, dilation, _stream(x))
+
+
+def _conv_out(size: int, k: int, s: int, p: int, d: int) -> int:
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+@depthwise_conv2d_op.register_fake
+def _(x, weight, bias, stride, padding, dilation):
+    shape = (x.shape[0], weight.shape[0], _conv_out(x.shape[2], weight.shape[2], stride[0], padding[0], dilation[0]),
+             _conv_out(x.shape[3], weight.shape[3], stride[1], padding[1], dilation[1]))
+    return _shuffle.empty_like_format(x, shape)
+
+
+@torch.library.custom_op("nimbleops::depthwise_conv2d_backward", mutates_args=())
+def depthwise_conv2d_backward(grad: Tensor, x: Tensor, weight: Tensor, bias_defined: bool, stride: List[int],
+                              padding: List[int], dilation: List[int], mask: List[bool]) -> Tuple[Tensor, Tensor, Tensor]:
+    """(grad_x in x's memory format, grad_weight, grad_bias); an empty tensor where mask is False."""
+    grads = _depthwise.run_backward(grad, x, weight, bias_defined, stride, padding, dilation, mask, _stream(x))
+    return tuple(g if g is not None else x.new_empty(0) for g in grads)
+
+
+@depthwise_conv2d_backward.register_fake
+def _(grad, x, weight, bias_defined, stride, padding, dilation, mask):
+    gx = _shuffle.empty_like_format(x, tuple(x.shape)) if mask[0] else x.new_empty(0)
+    gw = weight.new_empty(weight.shape) if mask[1] else x.new_empty(0)
+    gb = weight.new_empty((weight.shape[0],)) if (mask[2] and bias_defined) else x.new_empty(0)
+    return gx, gw, gb
+
+
+def _dw_setup_context(ctx, inputs, output):
+    x, weight, bias, stride, padding, dilation = inputs
+    ctx.params = (bias is not None, list(stride), list(padding), list(dilation))
+    ctx.mask = [x.requires_grad, weight.requires_grad, bias is not None and bias.requires_grad]
+    ctx.save_for_backward(x, weight)
+
+
+def _dw_backward(ctx, grad):
+    x, weight = ctx.saved_tensors
+    bias_defined, stride, padding, dilation = ctx.params
+    grads = depthwise_conv2d_backward(grad, x, weight, bias_defined, stride, padding, dilation, ctx.mask)
+    gx, gw, gb = (g if wanted else None for g, wanted in zip(grads, ctx.mask))
+    return gx, gw, gb, None, None, None
+
+
+depthwise_conv2d_op.register_autograd(_dw_backward, setup_context=_dw_setup_context)
+
+
+def depthwise_conv2d(x, weight, bias, stride, padding, dilation):
+    return depthwise_conv2d_op(x, weight, bias, list(stride), list(padding), list(dilation))

@@ -1,0 +1,284 @@
+// CPU depthwise convolution. NCHW forward: OpenMP over (image, input channel) planes; each plane
+// is copied once into a zero-padded buffer (split into even / odd columns for the stride-2 fast
+// path) and the per-ISA row kernels of depthwise_rows.cpp compute its m output planes.
+// channels_last forward (m = 1): OpenMP over output rows, each pixel's C channels vectorised.
+// Backward (NCHW): OpenMP over input channels; each task loops over the images in order, so the
+// weight and bias gradients sum in a fixed order (lanes ow % 16, then lanes 0..15), and grad_input
+// of a plane is scattered into a padded buffer owned by the task: deterministic, without atomics,
+// for any thread count.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/dispatch.h"
+#include "core/parallel.h"
+#include "core/simd.h"
+#include "vision/depthwise_api.h"
+#include "vision/depthwise_rows.h"
+
+namespace nimbleops {
+namespace vision {
+
+NIMBLEOPS_DECLARE_ISA_TABLES(extern const DepthwiseKernels<float> depthwise_f32;
+                              extern const DepthwiseKernels<double> depthwise_f64;)
+
+template <>
+const DepthwiseKernels<float>& depthwise_kernels<float>() {
+  return NIMBLEOPS_ACTIVE_ISA_TABLE(depthwise_f32);
+}
+
+template <>
+const DepthwiseKernels<double>& depthwise_kernels<double>() {
+  return NIMBLEOPS_ACTIVE_ISA_TABLE(depthwise_f64);
+}
+
+DepthwiseShape depthwise_shape(const DepthwiseViews& v) {
+  NIMBLEOPS_CHECK(v.x.ndim() == 4, "x: expected [N, C, H, W], got shape ", shape_str(v.x));
+  NIMBLEOPS_CHECK(v.x.dtype == DType::float32 || v.x.dtype == DType::float64, "x: expected float32 or float64, got ",
+                  dtype_name(v.x.dtype));
+  DepthwiseShape s;
+  s.N = v.x.shape[0];
+  s.C = v.x.shape[1];
+  s.H = v.x.shape[2];
+  s.W = v.x.shape[3];
+  s.channels_last = !v.x.is_contiguous();
+  NIMBLEOPS_CHECK(!s.channels_last || v.x.is_channels_last(), "x: expected an NCHW- or channels_last-contiguous array");
+  NIMBLEOPS_CHECK(v.KH >= 1 && v.KW >= 1 && v.sh >= 1 && v.sw >= 1 && v.dh >= 1 && v.dw >= 1 && v.ph >= 0 &&
+                      v.pw >= 0,
+                  "internal: kernel, stride, dilation and padding must be checked by the caller");
+  NIMBLEOPS_CHECK(v.weight.ndim() == 2 && v.weight.shape[1] == v.KH * v.KW && s.C >= 1 &&
+                      v.weight.shape[0] % s.C == 0 && v.weight.shape[0] >= 1,
+                  "weight: expected [C*m, KH*KW] with C = ", s.C, ", got shape ", shape_str(v.weight));
+  check_contiguous(v.weight, "weight");
+  check_dtype(v.weight, v.x.dtype, "weight");
+  check_same_device(v.weight, v.x, "weight", "x");
+  s.Cout = v.weight.shape[0];
+  s.m = s.Cout / s.C;
+  if (v.bias) {
+    check_contiguous(*v.bias, "bias");
+    check_dtype(*v.bias, v.x.dtype, "bias");
+    check_numel(*v.bias, s.Cout, "bias");
+    check_same_device(*v.bias, v.x, "bias", "x");
+  }
+  const int64_t eh = v.dh * (v.KH - 1) + 1, ew = v.dw * (v.KW - 1) + 1;  // dilated kernel extent
+  NIMBLEOPS_CHECK(s.H + 2 * v.ph >= eh && s.W + 2 * v.pw >= ew, "weight: the dilated kernel (", eh, " x ", ew,
+                  ") is larger than the padded input (", s.H + 2 * v.ph, " x ", s.W + 2 * v.pw, ")");
+  s.OH = (s.H + 2 * v.ph - eh) / v.sh + 1;
+  s.OW = (s.W + 2 * v.pw - ew) / v.sw + 1;
+  return s;
+}
+
+namespace cpu {
+namespace {
+
+// A zero-padded copy of one input plane, in the layout the row kernels read.
+template <class T>
+struct PaddedPlane {
+  std::vector<T> buf;
+  int64_t Hp = 0, Wp = 0, stride = 0;
+  bool split = false;
+  T *plane = nullptr, *even = nullptr, *odd = nullptr;
+
+  void shape(const DepthwiseViews& v, const DepthwiseShape& s) {
+    Hp = s.H + 2 * v.ph;
+    Wp = s.W + 2 * v.pw;
+    split = split_stride2(v.KH, v.KW, v.sw, v.dw);
+    stride = split ? (Wp + 1) / 2 : Wp;
+    buf.assign(size_t(split ? 2 * Hp * stride : Hp * Wp), T(0));
+    plane = buf.data();
+    even = buf.data();
+    odd = buf.data() + Hp * stride;
+  }
+  void zero() { std::fill(buf.begin(), buf.end(), T(0)); }
+  // padded element (r, q) (r, q in padded coordinates)
+  T& at(int64_t r, int64_t q) { return split ? ((q & 1) ? odd : even)[r * stride + (q >> 1)] : plane[r * Wp + q]; }
+  // the interior from src (rows of W elements, row pitch `pitch`, element step `step`)
+  void fill(const T* src, int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t pitch, int64_t step) {
+    for (int64_t h = 0; h < H; ++h) {
+      const T* row = src + h * pitch;
+      if (!split && step == 1) {
+        std::memcpy(plane + (h + ph) * Wp + pw, row, sizeof(T) * size_t(W));
+        continue;
+      }
+      for (int64_t w = 0; w < W; ++w) at(h + ph, w + pw) = row[w * step];
+    }
+  }
+  template <class Row>
+  Row row(const DepthwiseViews& v, const DepthwiseShape& s, int64_t oh) {
+    Row a;
+    a.plane = plane;
+    a.even = even;
+    a.odd = odd;
+    a.stride = stride;
+    a.r0 = oh * v.sh;
+    a.dh = v.dh;
+    a.OW = s.OW;
+    a.KH = v.KH;
+    a.KW = v.KW;
+    a.s = v.sw;
+    a.d = v.dw;
+    return a;
+  }
+};
+
+template <class T>
+void forward_nchw(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
+  const auto& k = depthwise_kernels<T>();
+  const T* x = v.x.ptr<T>();
+  const T* w = v.weight.ptr<T>();
+  const T* bias = v.bias ? v.bias->ptr<T>() : nullptr;
+  const int64_t KK = v.KH * v.KW, HW = s.H * s.W, OHW = s.OH * s.OW;
+  parallel_for(s.N * s.C, 1, [&](int64_t p0, int64_t p1) {
+    PaddedPlane<T> pad;
+    pad.shape(v, s);
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n = p / s.C, c = p % s.C;
+      pad.fill(x + p * HW, s.H, s.W, v.ph, v.pw, s.W, 1);
+      for (int64_t j = 0; j < s.m; ++j) {
+        const int64_t oc = c * s.m + j;
+        T* o = out + (n * s.Cout + oc) * OHW;
+        for (int64_t oh = 0; oh < s.OH; ++oh)
+          k.forward_row(pad.template row<DwRow<T>>(v, s, oh), w + oc * KK, bias ? bias[oc] : T(0), o + oh * s.OW);
+      }
+    }
+  });
+}
+
+template <class T>
+void forward_nhwc(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
+  const auto& k = depthwise_kernels<T>();
+  const T* x = v.x.ptr<T>();
+  const T* w = v.weight.ptr<T>();
+  const T* bias = v.bias ? v.bias->ptr<T>() : nullptr;
+  const int64_t KK = v.KH * v.KW;
+  // weights as [KK, Cout], so a tap's weights over the channels are contiguous
+  std::vector<T> wt(size_t(KK * s.Cout));
+  for (int64_t oc = 0; oc < s.Cout; ++oc)
+    for (int64_t t = 0; t < KK; ++t) wt[size_t(t * s.Cout + oc)] = w[oc * KK + t];
+  parallel_for(s.N * s.OH, 1, [&](int64_t r0, int64_t r1) {
+    std::vector<const T*> src(static_cast<size_t>(KK));
+    std::vector<int64_t> taps(static_cast<size_t>(KK));
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / s.OH, oh = r % s.OH;
+      for (int64_t ow = 0; ow < s.OW; ++ow) {
+        int64_t count = 0;
+        for (int64_t kh = 0; kh < v.KH; ++kh) {
+          const int64_t ih = oh * v.sh - v.ph + kh * v.dh;
+          if (ih < 0 || ih >= s.H) continue;
+          for (int64_t kw = 0; kw < v.KW; ++kw) {
+            const int64_t iw = ow * v.sw - v.pw + kw * v.dw;
+            if (iw < 0 || iw >= s.W) continue;
+            src[size_t(count)] = x + ((n * s.H + ih) * s.W + iw) * s.C;
+            taps[size_t(count++)] = kh * v.KW + kw;
+          }
+        }
+        T* o = out + ((n * s.OH + oh) * s.OW + ow) * s.Cout;
+        if (s.m == 1) {
+          k.forward_pixel_nhwc(src.data(), taps.data(), count, wt.data(), bias, s.C, o);
+          continue;
+        }
+        for (int64_t oc = 0; oc < s.Cout; ++oc) {  // depth multiplier > 1: input channel oc / m
+          T acc = bias ? bias[oc] : T(0);
+          for (int64_t t = 0; t < count; ++t) acc += wt[size_t(taps[size_t(t)] * s.Cout + oc)] * src[size_t(t)][oc / s.m];
+          o[oc] = acc;
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void depthwise_forward(const DepthwiseViews& v, const View& out) {
+  const DepthwiseShape s = depthwise_shape(v);
+  NIMBLEOPS_CHECK(v.x.device < 0, "x: expected a CPU array for the CPU kernels");
+  NIMBLEOPS_CHECK(out.ndim() == 4 && out.shape[0] == s.N && out.shape[1] == s.Cout && out.shape[2] == s.OH &&
+                      out.shape[3] == s.OW,
+                  "internal: out must be [N, C*m, OH, OW]");
+  NIMBLEOPS_CHECK(s.channels_last ? out.is_channels_last() : out.is_contiguous(), "internal: out's memory format");
+  check_dtype(out, v.x.dtype, "out");
+  NIMBLEOPS_DISPATCH_FLOATING(v.x.dtype, "x", [&] {
+    if (s.channels_last)
+      forward_nhwc<scalar_t>(v, s, out.ptr<scalar_t>());
+    else
+      forward_nchw<scalar_t>(v, s, out.ptr<scalar_t>());
+  });
+}
+
+void depthwise_backward(const DepthwiseViews& v, const View& grad_out, const std::optional<View>& grad_x,
+                        const std::optional<View>& grad_w, const std::optional<View>& grad_b) {
+  const DepthwiseShape s = depthwise_shape(v);
+  NIMBLEOPS_CHECK(v.x.device < 0, "x: expected a CPU array for the CPU kernels");
+  NIMBLEOPS_CHECK(!s.channels_last, "internal: the CPU backward takes NCHW-contiguous x");
+  check_contiguous(grad_out, "grad_output");
+  check_dtype(grad_out, v.x.dtype, "grad_output");
+  check_numel(grad_out, s.N * s.Cout * s.OH * s.OW, "grad_output");
+  if (grad_x) {
+    check_contiguous(*grad_x, "grad_input");
+    check_dtype(*grad_x, v.x.dtype, "grad_input");
+    check_numel(*grad_x, s.N * s.C * s.H * s.W, "grad_input");
+  }
+  if (grad_w) {
+    check_contiguous(*grad_w, "grad_weight");
+    check_dtype(*grad_w, v.x.dtype, "grad_weight");
+    check_numel(*grad_w, s.Cout * v.KH * v.KW, "grad_weight");
+  }
+  if (grad_b) {
+    check_contiguous(*grad_b, "grad_bias");
+    check_dtype(*grad_b, v.x.dtype, "grad_bias");
+    check_numel(*grad_b, s.Cout, "grad_bias");
+  }
+  NIMBLEOPS_DISPATCH_FLOATING(v.x.dtype, "x", [&] {
+    using T = scalar_t;
+    const auto& k = depthwise_kernels<T>();
+    const T* x = v.x.ptr<T>();
+    const T* w = v.weight.ptr<T>();
+    const T* g = grad_out.ptr<T>();
+    T* gx = grad_x ? grad_x->ptr<T>() : nullptr;
+    T* gw = grad_w ? grad_w->ptr<T>() : nullptr;
+    T* gb = grad_b ? grad_b->ptr<T>() : nullptr;
+    const bool weights = gw || gb;
+    const int64_t KK = v.KH * v.KW, HW = s.H * s.W, OHW = s.OH * s.OW;
+    parallel_for(s.C, 1, [&](int64_t c0, int64_t c1) {
+      PaddedPlane<T> xpad, gpad;
+      xpad.shape(v, s);
+      gpad.shape(v, s);
+      std::vector<T> part(size_t(s.m * (KK + 1) * kLanes));  // per output channel: KK taps + bias, 16 lanes
+      for (int64_t c = c0; c < c1; ++c) {
+        std::fill(part.begin(), part.end(), T(0));
+        for (int64_t n = 0; n < s.N; ++n) {
+          if (weights) xpad.fill(x + (n * s.C + c) * HW, s.H, s.W, v.ph, v.pw, s.W, 1);
+          if (gx) gpad.zero();
+          for (int64_t j = 0; j < s.m; ++j) {
+            const int64_t oc = c * s.m + j;
+            const T* go = g + (n * s.Cout + oc) * OHW;
+            T* p = part.data() + j * (KK + 1) * kLanes;
+            for (int64_t oh = 0; oh < s.OH; ++oh) {
+              if (weights) k.weight_row(xpad.template row<DwRow<T>>(v, s, oh), go + oh * s.OW, p, p + KK * kLanes);
+              if (gx) k.input_row(gpad.template row<DwRowMut<T>>(v, s, oh), w + oc * KK, go + oh * s.OW);
+            }
+          }
+          if (gx) {
+            T* dst = gx + (n * s.C + c) * HW;
+            for (int64_t h = 0; h < s.H; ++h)
+              for (int64_t ww = 0; ww < s.W; ++ww) dst[h * s.W + ww] = gpad.at(h + v.ph, ww + v.pw);
+          }
+        }
+        for (int64_t j = 0; j < s.m && weights; ++j) {
+          const int64_t oc = c * s.m + j;
+          const T* p = part.data() + j * (KK + 1) * kLanes;
+          for (int64_t t = 0; t <= KK; ++t) {
+            T sum = T(0);
+            for (int l = 0; l < kLanes; ++l) sum += p[t * kLanes + l];
+            if (t < KK && gw) gw[oc * KK + t] = sum;
+            if (t == KK && gb) gb[oc] = sum;
+          }
+        }
+      }
+    });
+  });
+}
+
+}  // namespace cpu
+}  // namespace vision
+}  // namespace nimbleops
