@@ -71,53 +71,103 @@ DepthwiseShape depthwise_shape(const DepthwiseViews& v) {
 namespace cpu {
 namespace {
 
-// A zero-padded copy of one input plane, in the layout the row kernels read.
+constexpr int64_t kSlack = 4 * kLanes;  // zeros after every buffer the fast loops read past
+
+bool split_layout(const DepthwiseViews& v) { return split_stride2(v.KH, v.KW, v.sh, v.sw, v.dh, v.dw); }
+
+// A fast kernel at stride 1 (or the split layout at stride 2): a plane is one virtual row.
+bool virtual_rows(const DepthwiseViews& v) {
+  return split_layout(v) || (v.KH == v.KW && (v.KH == 3 || v.KH == 5) && v.sh == 1 && v.sw == 1 && v.dw == 1);
+}
+
+// A zero-padded copy of one input plane, in the layout the row kernels read (plain, or four
+// parity quadrants for the stride-2 fast path).
 template <class T>
 struct PaddedPlane {
   std::vector<T> buf;
-  int64_t Hp = 0, Wp = 0, stride = 0;
+  int64_t Hp = 0, Wp = 0, stride = 0, quad_size = 0;
   bool split = false;
-  T *plane = nullptr, *even = nullptr, *odd = nullptr;
+  T* plane = nullptr;
+  T* quad[4] = {nullptr, nullptr, nullptr, nullptr};
 
   void shape(const DepthwiseViews& v, const DepthwiseShape& s) {
     Hp = s.H + 2 * v.ph;
     Wp = s.W + 2 * v.pw;
-    split = split_stride2(v.KH, v.KW, v.sw, v.dw);
+    split = split_layout(v);
     stride = split ? (Wp + 1) / 2 : Wp;
-    buf.assign(size_t(split ? 2 * Hp * stride : Hp * Wp), T(0));
+    quad_size = ((Hp + 1) / 2) * stride;
+    buf.assign(size_t((split ? 4 * quad_size : Hp * Wp) + kSlack), T(0));
     plane = buf.data();
-    even = buf.data();
-    odd = buf.data() + Hp * stride;
+    for (int q = 0; q < 4; ++q) quad[q] = buf.data() + q * quad_size;
   }
   void zero() { std::fill(buf.begin(), buf.end(), T(0)); }
-  // padded element (r, q) (r, q in padded coordinates)
-  T& at(int64_t r, int64_t q) { return split ? ((q & 1) ? odd : even)[r * stride + (q >> 1)] : plane[r * Wp + q]; }
-  // the interior from src (rows of W elements, row pitch `pitch`, element step `step`)
-  void fill(const T* src, int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t pitch, int64_t step) {
+  // padded element (r, q)
+  T& at(int64_t r, int64_t q) {
+    return split ? quad[(r & 1) * 2 + (q & 1)][(r >> 1) * stride + (q >> 1)] : plane[r * Wp + q];
+  }
+  // the interior from src (rows of W elements, row pitch `pitch`)
+  void fill(const T* src, int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t pitch) {
     for (int64_t h = 0; h < H; ++h) {
       const T* row = src + h * pitch;
-      if (!split && step == 1) {
-        std::memcpy(plane + (h + ph) * Wp + pw, row, sizeof(T) * size_t(W));
+      if (!split) {
+        depthwise_kernels<T>().copy_rows(row, pitch, plane + (h + ph) * Wp + pw, Wp, 1, W);
         continue;
       }
-      for (int64_t w = 0; w < W; ++w) at(h + ph, w + pw) = row[w * step];
+      const int64_t r = h + ph;
+      T* even = quad[(r & 1) * 2 + (pw & 1)] + (r >> 1) * stride + (pw >> 1);  // columns w = 0, 2, 4, ...
+      T* odd = quad[(r & 1) * 2 + ((pw + 1) & 1)] + (r >> 1) * stride + ((pw + 1) >> 1);  // w = 1, 3, ...
+      depthwise_kernels<T>().deinterleave(row, W, even, odd);
     }
   }
+  // output row oh (row mode), or the whole plane as one virtual row (virtual_rows)
   template <class Row>
   Row row(const DepthwiseViews& v, const DepthwiseShape& s, int64_t oh) {
     Row a;
     a.plane = plane;
-    a.even = even;
-    a.odd = odd;
+    for (int q = 0; q < 4; ++q) a.quad[q] = quad[q];
     a.stride = stride;
     a.r0 = oh * v.sh;
+    a.sh = v.sh;
     a.dh = v.dh;
     a.OW = s.OW;
     a.KH = v.KH;
     a.KW = v.KW;
     a.s = v.sw;
     a.d = v.dw;
+    if (virtual_rows(v)) {
+      a.r0 = 0;
+      a.OW = (s.OH - 1) * stride + s.OW;
+    }
     return a;
+  }
+};
+
+// The output rows of one plane in the layout of the row kernels: the virtual row (position
+// oh * Wp + ow) or OH rows of OW. `valid` marks the virtual positions that are outputs.
+template <class T>
+struct RowLayout {
+  bool is_virtual = false;
+  int64_t pitch = 0, rows = 0, length = 0;  // row r at r * pitch; length of one kernel call
+  std::vector<uint8_t> valid;
+
+  RowLayout(const DepthwiseViews& v, const DepthwiseShape& s) {
+    is_virtual = virtual_rows(v);
+    const int64_t Wp = s.W + 2 * v.pw;
+    pitch = is_virtual ? (split_layout(v) ? (Wp + 1) / 2 : Wp) : s.OW;
+    rows = is_virtual ? 1 : s.OH;
+    length = is_virtual ? (s.OH - 1) * Wp + s.OW : s.OW;
+    if (is_virtual) {
+      valid.assign(size_t(length + kSlack), 0);
+      for (int64_t q = 0; q < length; ++q) valid[size_t(q)] = (q % pitch) < s.OW;
+    }
+  }
+  int64_t buffer_size(const DepthwiseShape& s) const { return (is_virtual ? length : s.OH * s.OW) + kSlack; }
+  // plane (OH x OW) <-> buffer in this layout (garbage positions of a virtual buffer untouched)
+  void to_buffer(const T* plane, const DepthwiseShape& s, T* buf) const {
+    depthwise_kernels<T>().copy_rows(plane, s.OW, buf, pitch, s.OH, s.OW);
+  }
+  void from_buffer(const T* buf, const DepthwiseShape& s, T* plane) const {
+    depthwise_kernels<T>().copy_rows(buf, pitch, plane, s.OW, s.OH, s.OW);
   }
 };
 
@@ -128,17 +178,23 @@ void forward_nchw(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
   const T* w = v.weight.ptr<T>();
   const T* bias = v.bias ? v.bias->ptr<T>() : nullptr;
   const int64_t KK = v.KH * v.KW, HW = s.H * s.W, OHW = s.OH * s.OW;
+  const RowLayout<T> layout(v, s);
   parallel_for(s.N * s.C, 1, [&](int64_t p0, int64_t p1) {
     PaddedPlane<T> pad;
     pad.shape(v, s);
+    std::vector<T> tmp(size_t(layout.buffer_size(s)));
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t n = p / s.C, c = p % s.C;
-      pad.fill(x + p * HW, s.H, s.W, v.ph, v.pw, s.W, 1);
+      pad.fill(x + p * HW, s.H, s.W, v.ph, v.pw, s.W);
+      if (p + 1 < p1)  // the next plane streams in while this one is computed
+        for (int64_t e = 0; e < HW; e += 64 / int64_t(sizeof(T))) __builtin_prefetch(x + (p + 1) * HW + e);
       for (int64_t j = 0; j < s.m; ++j) {
         const int64_t oc = c * s.m + j;
         T* o = out + (n * s.Cout + oc) * OHW;
-        for (int64_t oh = 0; oh < s.OH; ++oh)
-          k.forward_row(pad.template row<DwRow<T>>(v, s, oh), w + oc * KK, bias ? bias[oc] : T(0), o + oh * s.OW);
+        T* dst = layout.is_virtual ? tmp.data() : o;
+        for (int64_t r = 0; r < layout.rows; ++r)
+          k.forward_row(pad.template row<DwRow<T>>(v, s, r), w + oc * KK, bias ? bias[oc] : T(0), dst + r * layout.pitch);
+        if (layout.is_virtual) layout.from_buffer(tmp.data(), s, o);
       }
     }
   });
@@ -155,32 +211,43 @@ void forward_nhwc(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
   std::vector<T> wt(size_t(KK * s.Cout));
   for (int64_t oc = 0; oc < s.Cout; ++oc)
     for (int64_t t = 0; t < KK; ++t) wt[size_t(t * s.Cout + oc)] = w[oc * KK + t];
+  // one output row per task: the taps of each pixel first, then the pixels block of channels by
+  // block of channels, so that a block's input rows and weights stay in L1
+  constexpr int64_t kChannelBlock = 64;
   parallel_for(s.N * s.OH, 1, [&](int64_t r0, int64_t r1) {
-    std::vector<const T*> src(static_cast<size_t>(KK));
-    std::vector<int64_t> taps(static_cast<size_t>(KK));
+    std::vector<const T*> src(static_cast<size_t>(s.OW * KK));
+    std::vector<int64_t> taps(static_cast<size_t>(s.OW * KK)), count(static_cast<size_t>(s.OW));
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / s.OH, oh = r % s.OH;
       for (int64_t ow = 0; ow < s.OW; ++ow) {
-        int64_t count = 0;
+        int64_t k_ = 0;
         for (int64_t kh = 0; kh < v.KH; ++kh) {
           const int64_t ih = oh * v.sh - v.ph + kh * v.dh;
           if (ih < 0 || ih >= s.H) continue;
           for (int64_t kw = 0; kw < v.KW; ++kw) {
             const int64_t iw = ow * v.sw - v.pw + kw * v.dw;
             if (iw < 0 || iw >= s.W) continue;
-            src[size_t(count)] = x + ((n * s.H + ih) * s.W + iw) * s.C;
-            taps[size_t(count++)] = kh * v.KW + kw;
+            src[size_t(ow * KK + k_)] = x + ((n * s.H + ih) * s.W + iw) * s.C;
+            taps[size_t(ow * KK + k_++)] = kh * v.KW + kw;
           }
         }
-        T* o = out + ((n * s.OH + oh) * s.OW + ow) * s.Cout;
-        if (s.m == 1) {
-          k.forward_pixel_nhwc(src.data(), taps.data(), count, wt.data(), bias, s.C, o);
-          continue;
-        }
-        for (int64_t oc = 0; oc < s.Cout; ++oc) {  // depth multiplier > 1: input channel oc / m
+        count[size_t(ow)] = k_;
+      }
+      T* orow = out + (n * s.OH + oh) * s.OW * s.Cout;
+      if (s.m == 1) {
+        for (int64_t c0 = 0; c0 < s.C; c0 += kChannelBlock)
+          for (int64_t ow = 0; ow < s.OW; ++ow)
+            k.forward_pixel_nhwc(src.data() + ow * KK, taps.data() + ow * KK, count[size_t(ow)], wt.data(), bias, s.C,
+                                 c0, std::min(s.C, c0 + kChannelBlock), orow + ow * s.Cout);
+        continue;
+      }
+      for (int64_t ow = 0; ow < s.OW; ++ow) {  // depth multiplier > 1: input channel oc / m
+        const T* const* sp = src.data() + ow * KK;
+        const int64_t* tp = taps.data() + ow * KK;
+        for (int64_t oc = 0; oc < s.Cout; ++oc) {
           T acc = bias ? bias[oc] : T(0);
-          for (int64_t t = 0; t < count; ++t) acc += wt[size_t(taps[size_t(t)] * s.Cout + oc)] * src[size_t(t)][oc / s.m];
-          o[oc] = acc;
+          for (int64_t t = 0; t < count[size_t(ow)]; ++t) acc += wt[size_t(tp[t] * s.Cout + oc)] * sp[t][oc / s.m];
+          orow[ow * s.Cout + oc] = acc;
         }
       }
     }
@@ -239,23 +306,30 @@ void depthwise_backward(const DepthwiseViews& v, const View& grad_out, const std
     T* gb = grad_b ? grad_b->ptr<T>() : nullptr;
     const bool weights = gw || gb;
     const int64_t KK = v.KH * v.KW, HW = s.H * s.W, OHW = s.OH * s.OW;
+    const RowLayout<T> layout(v, s);
     parallel_for(s.C, 1, [&](int64_t c0, int64_t c1) {
       PaddedPlane<T> xpad, gpad;
       xpad.shape(v, s);
       gpad.shape(v, s);
       std::vector<T> part(size_t(s.m * (KK + 1) * kLanes));  // per output channel: KK taps + bias, 16 lanes
+      std::vector<T> gbuf(size_t(layout.buffer_size(s)), T(0));  // grad_out plane (zeros at virtual garbage)
       for (int64_t c = c0; c < c1; ++c) {
         std::fill(part.begin(), part.end(), T(0));
         for (int64_t n = 0; n < s.N; ++n) {
-          if (weights) xpad.fill(x + (n * s.C + c) * HW, s.H, s.W, v.ph, v.pw, s.W, 1);
+          if (weights) xpad.fill(x + (n * s.C + c) * HW, s.H, s.W, v.ph, v.pw, s.W);
           if (gx) gpad.zero();
           for (int64_t j = 0; j < s.m; ++j) {
             const int64_t oc = c * s.m + j;
-            const T* go = g + (n * s.Cout + oc) * OHW;
+            layout.to_buffer(g + (n * s.Cout + oc) * OHW, s, gbuf.data());
             T* p = part.data() + j * (KK + 1) * kLanes;
-            for (int64_t oh = 0; oh < s.OH; ++oh) {
-              if (weights) k.weight_row(xpad.template row<DwRow<T>>(v, s, oh), go + oh * s.OW, p, p + KK * kLanes);
-              if (gx) k.input_row(gpad.template row<DwRowMut<T>>(v, s, oh), w + oc * KK, go + oh * s.OW);
+            for (int64_t r = 0; r < layout.rows; ++r) {
+              const T* go = gbuf.data() + r * layout.pitch;
+              if (weights) {
+                DwRow<T> row = xpad.template row<DwRow<T>>(v, s, r);
+                row.valid = layout.is_virtual ? layout.valid.data() : nullptr;
+                k.weight_row(row, go, p, p + KK * kLanes);
+              }
+              if (gx) k.input_row(gpad.template row<DwRowMut<T>>(v, s, r), w + oc * KK, go);
             }
           }
           if (gx) {

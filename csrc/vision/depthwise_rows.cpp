@@ -11,62 +11,120 @@ namespace {
 
 enum Mode { kGeneric = 0, kStride1 = 1, kSplit2 = 2 };
 
+// kLanes values as one GCC vector (a zmm on AVX-512, two ymm on AVX2, four xmm on SSE2 for
+// float): element-wise arithmetic, so every level computes the same bits.
+template <class T>
+struct Lanes;
+template <>
+struct Lanes<float> {
+  typedef float V __attribute__((vector_size(kLanes * sizeof(float))));
+  typedef int32_t M __attribute__((vector_size(kLanes * sizeof(float))));
+};
+template <>
+struct Lanes<double> {
+  typedef double V __attribute__((vector_size(kLanes * sizeof(double))));
+  typedef int64_t M __attribute__((vector_size(kLanes * sizeof(double))));
+};
+
+template <class V, class T>
+inline V load(const T* p) {
+  V v;
+  __builtin_memcpy(&v, p, sizeof(V));
+  return v;
+}
+
+template <class V, class T>
+inline void store(T* p, const V& v) {
+  __builtin_memcpy(p, &v, sizeof(V));
+}
+
 // the padded input element read by tap (kh, kw) for output ow
 template <int M, class Row>
 inline auto tap(const Row& a, int64_t kh, int64_t kw, int64_t ow) -> decltype(a.plane) {
   const int64_t r = (a.r0 + kh * a.dh) * a.stride;
   if (M == kStride1) return a.plane + r + ow + kw;
-  if (M == kSplit2) return ((kw & 1) ? a.odd : a.even) + r + ow + (kw >> 1);
+  if (M == kSplit2) return a.quad[(kh & 1) * 2 + (kw & 1)] + ((a.r0 >> 1) + (kh >> 1)) * a.stride + ow + (kw >> 1);
   return a.plane + r + ow * a.s + kw * a.d;
 }
 
 template <int M, int K, class T>
 void forward_row_impl(const DwRow<T>& a, const T* w, T bias, T* out) {
   const int64_t KH = K ? K : a.KH, KW = K ? K : a.KW;
-  int64_t ow = 0;
-  if (M != kGeneric) {
-    for (; ow + kLanes <= a.OW; ow += kLanes) {
-      T acc[kLanes];
-      for (int l = 0; l < kLanes; ++l) acc[l] = bias;
+  if (M == kGeneric) {
+    for (int64_t ow = 0; ow < a.OW; ++ow) {
+      T acc = bias;
       for (int64_t kh = 0; kh < KH; ++kh)
-        for (int64_t kw = 0; kw < KW; ++kw) {
-          const T wv = w[kh * KW + kw];
-          const T* x = tap<M>(a, kh, kw, ow);
-          for (int l = 0; l < kLanes; ++l) acc[l] += wv * x[l];
-        }
-      for (int l = 0; l < kLanes; ++l) out[ow + l] = acc[l];
+        for (int64_t kw = 0; kw < KW; ++kw) acc += w[kh * KW + kw] * *tap<M>(a, kh, kw, ow);
+      out[ow] = acc;
     }
+    return;
   }
-  for (; ow < a.OW; ++ow) {
-    T acc = bias;
+  // whole vectors, four at a time (four independent FMA chains); the last vector's extra lanes
+  // read the slack and are not stored
+  typedef typename Lanes<T>::V V;
+  constexpr int B = 4;
+  int64_t ow = 0;
+  for (; ow + B * kLanes <= a.OW; ow += B * kLanes) {
+    V acc[B];
+    for (int b = 0; b < B; ++b) acc[b] = V{} + bias;
     for (int64_t kh = 0; kh < KH; ++kh)
-      for (int64_t kw = 0; kw < KW; ++kw) acc += w[kh * KW + kw] * *tap<M>(a, kh, kw, ow);
-    out[ow] = acc;
+      for (int64_t kw = 0; kw < KW; ++kw) {
+        const T wv = w[kh * KW + kw];
+        const T* x = tap<M>(a, kh, kw, ow);
+        for (int b = 0; b < B; ++b) acc[b] += wv * load<V>(x + b * kLanes);
+      }
+    for (int b = 0; b < B; ++b) store(out + ow + b * kLanes, acc[b]);
+  }
+  for (; ow < a.OW; ow += kLanes) {
+    V acc = V{} + bias;
+    for (int64_t kh = 0; kh < KH; ++kh)
+      for (int64_t kw = 0; kw < KW; ++kw) acc += w[kh * KW + kw] * load<V>(tap<M>(a, kh, kw, ow));
+    const int64_t n = a.OW - ow < kLanes ? a.OW - ow : kLanes;
+    if (n == kLanes) {
+      store(out + ow, acc);
+    } else {
+      T rest[kLanes];
+      store(rest, acc);
+      for (int64_t l = 0; l < n; ++l) out[ow + l] = rest[l];
+    }
   }
 }
 
 template <int M, int K, class T>
 void weight_row_impl(const DwRow<T>& a, const T* g, T* part, T* part_bias) {
   const int64_t KH = K ? K : a.KH, KW = K ? K : a.KW;
-  int64_t ow = 0;
-  for (; ow + kLanes <= a.OW; ow += kLanes) {
-    for (int l = 0; l < kLanes; ++l) part_bias[l] += g[ow + l];
+  if (M == kGeneric) {
+    for (int64_t ow = 0; ow < a.OW; ++ow) {
+      if (a.valid && !a.valid[ow]) continue;
+      const int64_t l = ow % kLanes;
+      part_bias[l] += g[ow];
+      for (int64_t kh = 0; kh < KH; ++kh)
+        for (int64_t kw = 0; kw < KW; ++kw) part[(kh * KW + kw) * kLanes + l] += g[ow] * *tap<M>(a, kh, kw, ow);
+    }
+    return;
+  }
+  typedef typename Lanes<T>::V V;
+  typedef typename Lanes<T>::M Mask;
+  Mask lane;
+  for (int l = 0; l < kLanes; ++l) lane[l] = l;
+  V bias_part = load<V>(part_bias);
+  for (int64_t ow = 0; ow < a.OW; ow += kLanes) {
+    typedef decltype(lane[0] + 0) Index;
+    Mask use = lane < Mask{} + Index(a.OW - ow < kLanes ? a.OW - ow : kLanes);  // -1 where the lane is an output
+    if (a.valid) {
+      Mask ok;
+      for (int l = 0; l < kLanes; ++l) ok[l] = a.valid[ow + l] ? -1 : 0;
+      use &= ok;
+    }
+    const V g_lanes = load<V>(g + ow), zero = V{};
+    bias_part += use ? g_lanes : zero;
     for (int64_t kh = 0; kh < KH; ++kh)
       for (int64_t kw = 0; kw < KW; ++kw) {
         T* p = part + (kh * KW + kw) * kLanes;
-        if (M == kGeneric) {
-          for (int l = 0; l < kLanes; ++l) p[l] += g[ow + l] * *tap<M>(a, kh, kw, ow + l);
-        } else {
-          const T* x = tap<M>(a, kh, kw, ow);
-          for (int l = 0; l < kLanes; ++l) p[l] += g[ow + l] * x[l];
-        }
+        store(p, load<V>(p) + (use ? g_lanes * load<V>(tap<M>(a, kh, kw, ow)) : zero));
       }
   }
-  for (int l = 0; ow < a.OW; ++ow, ++l) {  // the tail: lane = ow % 16 as well
-    part_bias[l] += g[ow];
-    for (int64_t kh = 0; kh < KH; ++kh)
-      for (int64_t kw = 0; kw < KW; ++kw) part[(kh * KW + kw) * kLanes + l] += g[ow] * *tap<M>(a, kh, kw, ow);
-  }
+  store(part_bias, bias_part);
 }
 
 template <int M, int K, class T>
@@ -90,7 +148,7 @@ void forward_row(const DwRow<T>& a, const T* w, T bias, T* out) {
   const bool k3 = a.KH == 3 && a.KW == 3, k5 = a.KH == 5 && a.KW == 5;
   if (a.s == 1 && a.d == 1 && k3) return forward_row_impl<kStride1, 3>(a, w, bias, out);
   if (a.s == 1 && a.d == 1 && k5) return forward_row_impl<kStride1, 5>(a, w, bias, out);
-  if (split_stride2(a.KH, a.KW, a.s, a.d)) {
+  if (split_stride2(a.KH, a.KW, a.sh, a.s, a.dh, a.d)) {
     if (k3) return forward_row_impl<kSplit2, 3>(a, w, bias, out);
     return forward_row_impl<kSplit2, 5>(a, w, bias, out);
   }
@@ -102,7 +160,7 @@ void weight_row(const DwRow<T>& a, const T* g, T* part, T* part_bias) {
   const bool k3 = a.KH == 3 && a.KW == 3, k5 = a.KH == 5 && a.KW == 5;
   if (a.s == 1 && a.d == 1 && k3) return weight_row_impl<kStride1, 3>(a, g, part, part_bias);
   if (a.s == 1 && a.d == 1 && k5) return weight_row_impl<kStride1, 5>(a, g, part, part_bias);
-  if (split_stride2(a.KH, a.KW, a.s, a.d)) {
+  if (split_stride2(a.KH, a.KW, a.sh, a.s, a.dh, a.d)) {
     if (k3) return weight_row_impl<kSplit2, 3>(a, g, part, part_bias);
     return weight_row_impl<kSplit2, 5>(a, g, part, part_bias);
   }
@@ -114,31 +172,92 @@ void input_row(const DwRowMut<T>& a, const T* w, const T* g) {
   const bool k3 = a.KH == 3 && a.KW == 3, k5 = a.KH == 5 && a.KW == 5;
   if (a.s == 1 && a.d == 1 && k3) return input_row_impl<kStride1, 3>(a, w, g);
   if (a.s == 1 && a.d == 1 && k5) return input_row_impl<kStride1, 5>(a, w, g);
-  if (split_stride2(a.KH, a.KW, a.s, a.d)) {
+  if (split_stride2(a.KH, a.KW, a.sh, a.s, a.dh, a.d)) {
     if (k3) return input_row_impl<kSplit2, 3>(a, w, g);
     return input_row_impl<kSplit2, 5>(a, w, g);
   }
   input_row_impl<kGeneric, 0>(a, w, g);
 }
 
+// channels [c, c + L) of one channels_last output pixel, as one L-lane vector
+template <int L, class T>
+inline void pixel_block(const T* const* src, const int64_t* tap_index, int64_t taps, const T* w, const T* bias,
+                        int64_t C, int64_t c, T* out) {
+  typedef T V __attribute__((vector_size(L * sizeof(T))));
+  V acc = bias ? load<V>(bias + c) : V{};
+  for (int64_t t = 0; t < taps; ++t) acc += load<V>(w + tap_index[t] * C + c) * load<V>(src[t] + c);
+  store(out + c, acc);
+}
+
+// channels [c, c + 4 * kLanes): four vectors at once (independent FMA chains)
+template <class T>
+inline void pixel_block4(const T* const* src, const int64_t* tap_index, int64_t taps, const T* w, const T* bias,
+                         int64_t C, int64_t c, T* out) {
+  typedef typename Lanes<T>::V V;
+  V acc[4];
+  for (int b = 0; b < 4; ++b) acc[b] = bias ? load<V>(bias + c + b * kLanes) : V{};
+  for (int64_t t = 0; t < taps; ++t) {
+    const T* wt = w + tap_index[t] * C + c;
+    const T* x = src[t] + c;
+    for (int b = 0; b < 4; ++b) acc[b] += load<V>(wt + b * kLanes) * load<V>(x + b * kLanes);
+  }
+  for (int b = 0; b < 4; ++b) store(out + c + b * kLanes, acc[b]);
+}
+
 template <class T>
 void forward_pixel_nhwc(const T* const* src, const int64_t* tap_index, int64_t taps, const T* w, const T* bias,
-                        int64_t C, T* out) {
-  int64_t c = 0;
-  for (; c + kLanes <= C; c += kLanes) {
-    T acc[kLanes];
-    for (int l = 0; l < kLanes; ++l) acc[l] = bias ? bias[c + l] : T(0);
-    for (int64_t t = 0; t < taps; ++t) {
-      const T* x = src[t] + c;
-      const T* wt = w + tap_index[t] * C + c;
-      for (int l = 0; l < kLanes; ++l) acc[l] += wt[l] * x[l];
-    }
-    for (int l = 0; l < kLanes; ++l) out[c + l] = acc[l];
+                        int64_t C, int64_t c0, int64_t c1, T* out) {
+  int64_t c = c0;
+  for (; c + 4 * kLanes <= c1; c += 4 * kLanes) pixel_block4(src, tap_index, taps, w, bias, C, c, out);
+  for (; c + kLanes <= c1; c += kLanes) pixel_block<kLanes>(src, tap_index, taps, w, bias, C, c, out);
+  if (c + 8 <= c1) {
+    pixel_block<8>(src, tap_index, taps, w, bias, C, c, out);
+    c += 8;
   }
-  for (; c < C; ++c) {
+  if (c + 4 <= c1) {
+    pixel_block<4>(src, tap_index, taps, w, bias, C, c, out);
+    c += 4;
+  }
+  for (; c < c1; ++c) {
     T acc = bias ? bias[c] : T(0);
     for (int64_t t = 0; t < taps; ++t) acc += w[tap_index[t] * C + c] * src[t][c];
     out[c] = acc;
+  }
+}
+
+// inline vector copies (short rows: a library memcpy per row costs more than the copy)
+template <class T>
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) void copy_rows(const T* src, int64_t src_pitch, T* dst,
+                                                                              int64_t dst_pitch, int64_t rows,
+                                                                              int64_t cols) {
+  typedef typename Lanes<T>::V V;
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* a = src + r * src_pitch;
+    T* b = dst + r * dst_pitch;
+    int64_t c = 0;
+    for (; c + kLanes <= cols; c += kLanes) store(b + c, load<V>(a + c));
+    for (; c < cols; ++c) b[c] = a[c];
+  }
+}
+
+template <class T>
+void deinterleave(const T* src, int64_t n, T* even, T* odd) {
+  typedef typename Lanes<T>::V V;
+  typedef typename Lanes<T>::M Mask;
+  Mask pick_even, pick_odd;
+  for (int l = 0; l < kLanes; ++l) {
+    pick_even[l] = 2 * l;
+    pick_odd[l] = 2 * l + 1;
+  }
+  int64_t i = 0;
+  for (; 2 * i + 2 * kLanes <= n; i += kLanes) {
+    const V a = load<V>(src + 2 * i), b = load<V>(src + 2 * i + kLanes);
+    store(even + i, __builtin_shuffle(a, b, pick_even));
+    store(odd + i, __builtin_shuffle(a, b, pick_odd));
+  }
+  for (; 2 * i < n; ++i) {
+    even[i] = src[2 * i];
+    if (2 * i + 1 < n) odd[i] = src[2 * i + 1];
   }
 }
 
@@ -146,9 +265,9 @@ void forward_pixel_nhwc(const T* const* src, const int64_t* tap_index, int64_t t
 
 extern const DepthwiseKernels<float> depthwise_f32;
 extern const DepthwiseKernels<double> depthwise_f64;
-const DepthwiseKernels<float> depthwise_f32 = {&forward_row<float>, &weight_row<float>, &input_row<float>,
+const DepthwiseKernels<float> depthwise_f32 = {&forward_row<float>, &weight_row<float>, &input_row<float>, &copy_rows<float>, &deinterleave<float>,
                                                &forward_pixel_nhwc<float>};
-const DepthwiseKernels<double> depthwise_f64 = {&forward_row<double>, &weight_row<double>, &input_row<double>,
+const DepthwiseKernels<double> depthwise_f64 = {&forward_row<double>, &weight_row<double>, &input_row<double>, &copy_rows<double>, &deinterleave<double>,
                                                 &forward_pixel_nhwc<double>};
 
 }  // namespace NIMBLEOPS_ISA_NS

@@ -2,7 +2,9 @@
 // (depthwise_rows.cpp) and picked at run time. The input plane arrives zero-padded, so the loops
 // have no borders. Summation orders are fixed in the source (every output: bias, then the taps in
 // (kh, kw) order; every weight-gradient partial: lane ow % 16, rows in call order), not by the
-// vector width, and FMA contraction is off: every level gives the same bits.
+// vector width or the thread count. Unlike the other per-ISA units this one contracts
+// multiply-adds to FMA where the level has it (AVX2, AVX-512): the last bits may differ from the
+// baseline level's.
 #pragma once
 #include <cstdint>
 
@@ -11,30 +13,38 @@ namespace vision {
 
 constexpr int kLanes = 16;  // outputs per vector step; partial sums of the weight gradient per tap
 
-// Column stride 2, column dilation 1, 3x3 or 5x5: the padded rows are split into even and odd
-// columns, so every tap reads consecutive elements (padded column 2*ow + kw is even[ow + kw/2]
-// when kw is even, odd[ow + kw/2] when it is odd).
-inline bool split_stride2(int64_t KH, int64_t KW, int64_t s, int64_t d) {
-  return s == 2 && d == 1 && KH == KW && (KH == 3 || KH == 5);
+// Stride 2 both ways, dilation 1, 3x3 or 5x5: the padded plane is split into four quadrants by
+// row and column parity (quad[2 * (r % 2) + (q % 2)], element (r / 2, q / 2)), so that every tap
+// (kh, kw) of output (oh, ow) reads quadrant (kh % 2, kw % 2) at (oh + kh / 2, ow + kw / 2):
+// consecutive elements, like stride 1.
+inline bool split_stride2(int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t dh, int64_t dw) {
+  return sh == 2 && sw == 2 && dh == 1 && dw == 1 && KH == KW && (KH == 3 || KH == 5);
 }
 
-// One output row oh of one plane: the padded plane (row r of it at plane + r * stride; split
-// layout: even + r * stride and odd + r * stride), the first padded row r0 = oh * row stride,
-// the row dilation dh; s and d: the column stride and dilation.
+// One output row oh of one plane over the padded plane (row r at plane + r * stride; split
+// layout: quadrant rows of pitch `stride`), the first padded row r0 = oh * sh, the row dilation
+// dh; s and d: the column stride and dilation.
+//
+// "Virtual rows": with a fast kernel at stride 1 (or the split layout at stride 2) a whole output
+// plane is one row of length (OH - 1) * pitch + OW, output (oh, ow) at position oh * pitch + ow
+// (pitch: the padded width, or the quadrant width); the positions with ow >= OW are computed and
+// discarded (forward), carry a zero gradient (input gradient) or are masked out by `valid`
+// (weight gradient). Small planes then run in full vectors. The fast loops read up to
+// kLanes - 1 elements past the last tap of a row: the caller leaves that much slack after every
+// buffer.
 template <class T>
 struct DwRow {
-  const T* plane = nullptr;  // unsplit layout
-  const T* even = nullptr;   // split layout
-  const T* odd = nullptr;
-  int64_t stride = 0, r0 = 0, dh = 1, OW = 0, KH = 1, KW = 1, s = 1, d = 1;
+  const T* plane = nullptr;                          // unsplit layout
+  const T* quad[4] = {nullptr, nullptr, nullptr, nullptr};  // split layout
+  const uint8_t* valid = nullptr;  // weight gradient of a virtual row: which positions are outputs
+  int64_t stride = 0, r0 = 0, sh = 1, dh = 1, OW = 0, KH = 1, KW = 1, s = 1, d = 1;
 };
 
 template <class T>
 struct DwRowMut {  // the same for the padded grad_input plane (written)
   T* plane = nullptr;
-  T* even = nullptr;
-  T* odd = nullptr;
-  int64_t stride = 0, r0 = 0, dh = 1, OW = 0, KH = 1, KW = 1, s = 1, d = 1;
+  T* quad[4] = {nullptr, nullptr, nullptr, nullptr};
+  int64_t stride = 0, r0 = 0, sh = 1, dh = 1, OW = 0, KH = 1, KW = 1, s = 1, d = 1;
 };
 
 template <class T>
@@ -42,13 +52,18 @@ struct DepthwiseKernels {
   // out[ow] = bias + sum_{kh, kw} w[kh * KW + kw] * x(r0 + kh * dh, ow * s + kw * d), ow < OW
   void (*forward_row)(const DwRow<T>& a, const T* w, T bias, T* out);
   // part[(kh * KW + kw) * 16 + ow % 16] += g[ow] * x(...); part_bias[ow % 16] += g[ow]
+  // (only where valid[ow], when valid is given)
   void (*weight_row)(const DwRow<T>& a, const T* g, T* part, T* part_bias);
   // gx(r0 + kh * dh, ow * s + kw * d) += w[kh * KW + kw] * g[ow], taps in (kh, kw) order
   void (*input_row)(const DwRowMut<T>& a, const T* w, const T* g);
-  // channels_last, depth multiplier 1: one output pixel's C channels,
+  // dst[r * dst_pitch + c] = src[r * src_pitch + c], r < rows, c < cols (padding and extracting planes)
+  void (*copy_rows)(const T* src, int64_t src_pitch, T* dst, int64_t dst_pitch, int64_t rows, int64_t cols);
+  // even[i] = src[2 i], odd[i] = src[2 i + 1] for the n elements of src (the split layout's fill)
+  void (*deinterleave)(const T* src, int64_t n, T* even, T* odd);
+  // channels_last, depth multiplier 1: channels [c0, c1) of one output pixel,
   // out[c] = bias[c] + sum over the taps t < taps of w[tap[t] * C + c] * src[t][c]
   void (*forward_pixel_nhwc)(const T* const* src, const int64_t* tap, int64_t taps, const T* w, const T* bias,
-                             int64_t C, T* out);
+                             int64_t C, int64_t c0, int64_t c1, T* out);
 };
 
 template <class T>
