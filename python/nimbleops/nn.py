@@ -1,16 +1,72 @@
 """Drop-in ``torch.nn`` modules over the nimbleops ops (torch must be installed).
 
-Constructor arguments match torchvision's modules; the modules have no parameters.
+Parameters and ``state_dict`` keys match PyTorch's own layers (``DepthwiseConv2d`` loads the
+state of an ``nn.Conv2d(C, C*m, k, groups=C)`` unchanged); constructor arguments match PyTorch's
+and torchvision's modules.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
+import torch
 from torch import Tensor, nn
 
 from . import vision
 
-__all__ = ["PSRoIAlign", "PSRoIPool"]
+__all__ = ["DepthwiseConv2d", "ChannelShuffle", "PSRoIAlign", "PSRoIPool"]
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+class DepthwiseConv2d(nn.Module):
+    """``nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation,
+    groups=in_channels, bias)`` computed by :func:`nimbleops.vision.depthwise_conv2d`;
+    ``out_channels`` a multiple of ``in_channels``. Same parameters, initialisation and state_dict."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 bias: bool = True, device=None, dtype=None):
+        super().__init__()
+        if in_channels < 1 or out_channels % in_channels != 0:
+            raise ValueError(f"out_channels: expected a multiple of in_channels = {in_channels}, got {out_channels}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
+        self.padding, self.dilation = _pair(padding), _pair(dilation)
+        factory = dict(device=device, dtype=dtype)
+        self.weight = nn.Parameter(torch.empty((out_channels, 1) + self.kernel_size, **factory))
+        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """nn.Conv2d's initialisation."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.kernel_size[0] * self.kernel_size[1]
+            bound = 1 / math.sqrt(fan_in)
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return vision.depthwise_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, bias={self.bias is not None}")
+
+
+class ChannelShuffle(nn.Module):
+    """``nn.ChannelShuffle(groups)`` computed by :func:`nimbleops.vision.channel_shuffle`."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: Tensor) -> Tensor:
+        return vision.channel_shuffle(x, self.groups)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
 
 
 class PSRoIAlign(nn.Module):

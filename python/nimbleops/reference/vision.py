@@ -200,3 +200,74 @@ def ps_roi_pool_backward(grad_output, input, boxes, output_size, spatial_scale=1
                 for c in range(C_out):
                     grad[n, (c * ph + i) * pw + j, h0:h1, w0:w1] += g[k, c, i, j] / ((h1 - h0) * (w1 - w0))
     return grad.astype(x.dtype)
+
+
+# ---------------------------------------------------------------- lightweight convolutions
+
+def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    """Reference of :func:`nimbleops.vision.depthwise_conv2d`: ``[N, C*m, OH, OW]``."""
+    x = np.asarray(x)
+    w = np.asarray(weight, float)
+    N, C, H, W = x.shape
+    Cout, _, KH, KW = w.shape
+    m = Cout // C
+    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    OH = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1
+    OW = (W + 2 * pw - dw * (KW - 1) - 1) // sw + 1
+    out = np.zeros((N, Cout, OH, OW))
+    for n in range(N):
+        for oc in range(Cout):
+            c = oc // m
+            for oh in range(OH):
+                for ow in range(OW):
+                    total = 0.0 if bias is None else float(np.asarray(bias)[oc])
+                    for kh in range(KH):
+                        for kw in range(KW):
+                            ih, iw = oh * sh - ph + kh * dh, ow * sw - pw + kw * dw
+                            if 0 <= ih < H and 0 <= iw < W:
+                                total += w[oc, 0, kh, kw] * float(x[n, c, ih, iw])
+                    out[n, oc, oh, ow] = total
+    return out.astype(x.dtype)
+
+
+def depthwise_conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1):
+    """(grad_x, grad_weight, grad_bias) of sum(grad_output * depthwise_conv2d(x, weight, bias, ...))."""
+    x = np.asarray(x, float)
+    w = np.asarray(weight, float)
+    g = np.asarray(grad_output, float)
+    N, C, H, W = x.shape
+    Cout, _, KH, KW = w.shape
+    m = Cout // C
+    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    gx, gw, gb = np.zeros_like(x), np.zeros_like(w), g.sum((0, 2, 3))
+    for n in range(N):
+        for oc in range(Cout):
+            c = oc // m
+            for oh in range(g.shape[2]):
+                for ow in range(g.shape[3]):
+                    for kh in range(KH):
+                        for kw in range(KW):
+                            ih, iw = oh * sh - ph + kh * dh, ow * sw - pw + kw * dw
+                            if 0 <= ih < H and 0 <= iw < W:
+                                gx[n, c, ih, iw] += w[oc, 0, kh, kw] * g[n, oc, oh, ow]
+                                gw[oc, 0, kh, kw] += x[n, c, ih, iw] * g[n, oc, oh, ow]
+    return gx, gw, gb
+
+
+def channel_shuffle(x, groups):
+    """Reference of :func:`nimbleops.vision.channel_shuffle`: ``out[:, k*g + i] = x[:, i*(C/g) + k]``."""
+    x = np.asarray(x)
+    C = x.shape[1]
+    out = np.empty_like(x)
+    for i in range(groups):
+        for k in range(C // groups):
+            out[:, k * groups + i] = x[:, i * (C // groups) + k]
+    return out
+
+
+def concat_shuffle_split(a, b):
+    """Reference of :func:`nimbleops.vision.concat_shuffle_split`: shuffle(cat([a, b]), 2) in two halves."""
+    cat = np.concatenate([np.asarray(a), np.asarray(b)], 1)
+    shuffled = channel_shuffle(cat, 2)
+    half = cat.shape[1] // 2
+    return shuffled[:, :half].copy(), shuffled[:, half:].copy()

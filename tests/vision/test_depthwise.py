@@ -1,0 +1,226 @@
+"""Depthwise convolution: reference (hypothesis over shapes, strides, padding, dilation, depth
+multiplier, layouts, dtypes), torch on SNet shapes, gradients, thread-count invariance, torch
+integration, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import nimbleops
+from nimbleops import vision
+from nimbleops.reference import vision as ref
+
+from ..conftest import TOL, assert_close, assert_same_bits_at_any_thread_count, to_numpy
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+LAYOUTS = ["numpy", "numpy-channels_last", "torch", "torch-channels_last"] + (
+    ["torch-cuda"] if nimbleops.has_cuda() else [])
+
+
+def as_layout(x, layout):
+    """numpy NCHW x -> the given kind and memory layout (same values)."""
+    if layout == "numpy":
+        return np.ascontiguousarray(x)
+    if layout == "numpy-channels_last":
+        return np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 1, 3)), 3, 1)
+    t = torch.from_numpy(np.ascontiguousarray(x))
+    if layout == "torch-channels_last":
+        return t.contiguous(memory_format=torch.channels_last)
+    return t.cuda() if layout == "torch-cuda" else t
+
+
+def is_channels_last(y):
+    if isinstance(y, np.ndarray):
+        return np.moveaxis(y, 1, 3).flags.c_contiguous
+    return y.is_contiguous(memory_format=torch.channels_last)
+
+
+@st.composite
+def convs(draw):
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    N, C, m = draw(st.integers(1, 2)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    K = draw(st.sampled_from([(3, 3), (5, 5), (1, 1), (2, 4), (3, 1)]))
+    stride = draw(st.sampled_from([1, 2, (1, 3), 3]))
+    padding = draw(st.sampled_from([0, 1, 2, (0, 3)]))
+    dilation = draw(st.sampled_from([1, 1, 2, (2, 1)]))
+    H, W = draw(st.integers(1, 11)), draw(st.integers(1, 19))
+    pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+    (ph, pw), (dh, dw) = pair(padding), pair(dilation)
+    assume(H + 2 * ph >= dh * (K[0] - 1) + 1 and W + 2 * pw >= dw * (K[1] - 1) + 1)
+    return dict(x=rng.standard_normal((N, C, H, W)), w=rng.standard_normal((C * m, 1) + K),
+                b=rng.standard_normal(C * m) if draw(st.booleans()) else None, stride=stride, padding=padding,
+                dilation=dilation, dtype=draw(st.sampled_from(["float32", "float64"])),
+                layout=draw(st.sampled_from(LAYOUTS)), rng=rng)
+
+
+def args(p):
+    return p["stride"], p["padding"], p["dilation"]
+
+
+@given(convs())
+def test_forward_matches_reference(p):
+    x, w = p["x"].astype(p["dtype"]), p["w"].astype(p["dtype"])
+    b = None if p["b"] is None else p["b"].astype(p["dtype"])
+    xk = as_layout(x, p["layout"])
+    if not p["layout"].startswith("numpy"):
+        w, b = (None if a is None else torch.from_numpy(a).to(xk.device) for a in (w, b))
+    out = vision.depthwise_conv2d(xk, w, b, *args(p))
+    want = ref.depthwise_conv2d(p["x"].astype(p["dtype"]).astype(float), p["w"].astype(p["dtype"]).astype(float),
+                                None if p["b"] is None else p["b"].astype(p["dtype"]).astype(float), *args(p))
+    assert_close(out, want, p["dtype"], scale=10)
+    from nimbleops.vision.shuffle import channels_last
+
+    if channels_last(xk):  # (an input with C = 1 or H * W = 1 is NCHW as well, and stays so)
+        assert is_channels_last(out)
+
+
+@given(convs())
+def test_backward_matches_reference(p):
+    layout = "torch-channels_last" if p["layout"].endswith("channels_last") else "torch"
+    x = as_layout(p["x"], layout).requires_grad_()
+    w = torch.from_numpy(p["w"]).requires_grad_()
+    b = None if p["b"] is None else torch.from_numpy(p["b"]).requires_grad_()
+    out = vision.depthwise_conv2d(x, w, b, *args(p))
+    g = torch.from_numpy(p["rng"].standard_normal(tuple(out.shape)))
+    out.backward(g)
+    gx, gw, gb = ref.depthwise_conv2d_backward(g.numpy(), p["x"], p["w"], *args(p))
+    assert_close(x.grad, gx, "float64", scale=10)
+    assert_close(w.grad, gw, "float64", scale=10)
+    if b is not None:
+        assert_close(b.grad, gb, "float64", scale=10)
+
+
+SNET = [((8, 132, 40, 40), 5, 1), ((8, 264, 20, 20), 5, 1), ((8, 528, 10, 10), 5, 1), ((8, 132, 80, 80), 5, 2),
+        ((1, 132, 40, 40), 3, 1)]
+
+
+@pytest.mark.parametrize("shape,k,stride", SNET)
+@pytest.mark.parametrize("fmt", ["nchw", "channels_last"])
+def test_snet_shapes_match_torch(shape, k, stride, fmt):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=g)
+    if fmt == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    w = torch.randn(shape[1], 1, k, k, generator=g) * 0.2
+    b = torch.randn(shape[1], generator=g)
+    xs = [x.clone().requires_grad_() for _ in range(2)]
+    ws = [w.clone().requires_grad_() for _ in range(2)]
+    bs = [b.clone().requires_grad_() for _ in range(2)]
+    ours = vision.depthwise_conv2d(xs[0], ws[0], bs[0], stride, k // 2)
+    theirs = F.conv2d(xs[1], ws[1], bs[1], stride, k // 2, groups=shape[1])
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+    assert ours.is_contiguous(memory_format=torch.channels_last if fmt == "channels_last" else torch.contiguous_format)
+    grad = torch.randn(theirs.shape, generator=g)
+    ours.backward(grad)
+    theirs.backward(grad)
+    for a, t in ((xs[0], xs[1]), (ws[0], ws[1]), (bs[0], bs[1])):
+        torch.testing.assert_close(a.grad, t.grad, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("k,stride,padding,dilation,m", [(3, 1, 1, 1, 1), (5, 2, 2, 1, 1), (5, 1, 2, 1, 2),
+                                                         ((2, 3), (2, 1), (1, 0), (1, 2), 1), (3, 3, 0, 2, 1)])
+@pytest.mark.parametrize("fmt", ["nchw", "channels_last"])
+def test_gradcheck(k, stride, padding, dilation, m, fmt):
+    g = torch.Generator().manual_seed(1)
+    kh, kw = (k, k) if isinstance(k, int) else k
+    x = torch.randn(2, 3, 9, 10, dtype=torch.float64, generator=g)
+    if fmt == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    w = torch.randn(3 * m, 1, kh, kw, dtype=torch.float64, generator=g, requires_grad=True)
+    b = torch.randn(3 * m, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, w, b: vision.depthwise_conv2d(x, w, b, stride, padding, dilation),
+                                    (x, w, b))
+
+
+def test_same_bits_at_any_thread_count():
+    rng = np.random.default_rng(2)
+    x = torch.from_numpy(rng.standard_normal((3, 6, 21, 19)).astype(np.float32))
+    w = torch.from_numpy(rng.standard_normal((6, 1, 5, 5)).astype(np.float32))
+    b = torch.from_numpy(rng.standard_normal(6).astype(np.float32))
+    for stride, fmt in ((1, torch.contiguous_format), (2, torch.contiguous_format), (1, torch.channels_last)):
+        xs = x.detach().clone().contiguous(memory_format=fmt).requires_grad_()
+        ws, bs = w.clone().requires_grad_(), b.clone().requires_grad_()
+
+        def once():
+            for t in (xs, ws, bs):
+                t.grad = None
+            out = vision.depthwise_conv2d(xs, ws, bs, stride, 2)
+            out.backward(torch.ones_like(out))
+            return out.detach(), xs.grad.clone(), ws.grad.clone(), bs.grad.clone()
+
+        assert_same_bits_at_any_thread_count(once)
+
+
+def test_numpy_forward_and_dtypes():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 4, 7, 7)).astype(np.float32)
+    w = rng.standard_normal((8, 1, 3, 3)).astype(np.float32)
+    out = vision.depthwise_conv2d(x, w, None, 1, 1)
+    assert isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == (1, 8, 7, 7)
+    np.testing.assert_allclose(out, F.conv2d(torch.from_numpy(x), torch.from_numpy(w), None, 1, 1, groups=4).numpy(),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_opcheck_and_compile():
+    from nimbleops import torch_ops
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 4, 8, 8, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(4, 1, 3, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, generator=g, requires_grad=True)
+    torch.library.opcheck(torch_ops.depthwise_conv2d_op, (x, w, b, [1, 1], [1, 1], [1, 1]))
+    torch.library.opcheck(torch_ops.depthwise_conv2d_op, (x.contiguous(memory_format=torch.channels_last), w, None,
+                                                          [2, 2], [1, 1], [1, 1]))
+
+    def f(x, w, b):
+        return vision.channel_shuffle(vision.depthwise_conv2d(x, w, b, 1, 1).relu(), 2).sum()
+
+    compiled = torch.compile(f, fullgraph=True)
+    eager = torch.autograd.grad(f(x, w, b), (x, w, b))
+    got = torch.autograd.grad(compiled(x, w, b), (x, w, b))
+    for a, e in zip(got, eager):
+        torch.testing.assert_close(a, e)
+
+
+def test_nn_module_loads_conv2d_state_dict():
+    from nimbleops import nn
+
+    conv = torch.nn.Conv2d(6, 12, 5, stride=2, padding=2, groups=6)
+    ours = nn.DepthwiseConv2d(6, 12, 5, stride=2, padding=2)
+    ours.load_state_dict(conv.state_dict())
+    x = torch.randn(2, 6, 16, 16)
+    torch.testing.assert_close(ours(x), conv(x), rtol=1e-5, atol=1e-5)
+    assert "stride=(2, 2)" in repr(ours)
+
+
+@pytest.mark.parametrize("layout", ["numpy", "torch"])
+def test_bad_input(layout):
+    x = as_layout(np.zeros((1, 4, 6, 6)), layout)
+    w = as_layout(np.zeros((4, 1, 3, 3)), layout) if layout == "torch" else np.zeros((4, 1, 3, 3))
+    with pytest.raises(ValueError, match=r"weight: expected \[C\*m, 1, KH, KW\] with C = 4"):
+        vision.depthwise_conv2d(x, w[:3] if layout == "numpy" else w[:3], None)
+    with pytest.raises(ValueError, match=r"weight: expected \[C\*m, 1, KH, KW\]"):
+        vision.depthwise_conv2d(x, np.zeros((4, 2, 3, 3)), None)
+    with pytest.raises(ValueError, match="padding: expected values >= 0"):
+        vision.depthwise_conv2d(x, w, None, 1, -1)
+    with pytest.raises(ValueError, match="stride: expected values >= 1"):
+        vision.depthwise_conv2d(x, w, None, 0)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        vision.depthwise_conv2d(x, np.zeros((4, 1, 9, 9)), None)
+    with pytest.raises(TypeError, match="x: expected float32 or float64, got dtype int64"):
+        vision.depthwise_conv2d(as_layout(np.zeros((1, 4, 6, 6), np.int64), layout), w, None)
+    with pytest.raises(TypeError, match="weight: expected dtype float64 like x, got float32"):
+        vision.depthwise_conv2d(x, np.zeros((4, 1, 3, 3), np.float32), None)
+    with pytest.raises(ValueError, match=r"bias: expected \[C\*m\] = \[4\]"):
+        vision.depthwise_conv2d(x, w, np.zeros(3))
+    with pytest.raises(ValueError, match=r"x: expected \[N, C, H, W\]"):
+        vision.depthwise_conv2d(as_layout(np.zeros((4, 6, 6)), layout) if layout == "numpy" else torch.zeros(4, 6, 6,
+                                dtype=torch.float64), w, None)
+    if layout == "numpy":
+        with pytest.raises(TypeError, match="weight: a torch tensor given with a numpy x"):
+            vision.depthwise_conv2d(x, torch.zeros(4, 1, 3, 3, dtype=torch.float64), None)

@@ -1,0 +1,110 @@
+"""channel_shuffle and concat_shuffle_split: reference, torch, layouts, gradients, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import nimbleops
+from nimbleops import vision
+from nimbleops.reference import vision as ref
+
+from ..conftest import assert_same_bits_at_any_thread_count_and_simd_level, to_numpy
+from .test_depthwise import LAYOUTS, as_layout, is_channels_last
+
+torch = pytest.importorskip("torch")
+
+
+@given(st.integers(0, 2**31 - 1), st.integers(1, 3), st.integers(1, 4), st.integers(1, 5), st.integers(1, 5),
+       st.integers(1, 6), st.sampled_from(LAYOUTS), st.sampled_from(["float32", "float64"]))
+def test_channel_shuffle_matches_reference(seed, N, groups, per_group, H, W, layout, dtype):
+    x = np.random.default_rng(seed).standard_normal((N, groups * per_group, H, W)).astype(dtype)
+    xk = as_layout(x, layout)
+    out = vision.channel_shuffle(xk, groups)
+    np.testing.assert_array_equal(to_numpy(out), ref.channel_shuffle(x, groups))
+    from nimbleops.vision.shuffle import channels_last
+
+    assert channels_last(out) == channels_last(xk)
+    if layout.startswith("torch"):
+        np.testing.assert_array_equal(to_numpy(out), to_numpy(torch.nn.functional.channel_shuffle(xk.cpu(), groups)))
+
+
+@given(st.integers(0, 2**31 - 1), st.integers(1, 3), st.integers(0, 5), st.integers(0, 5), st.integers(1, 4),
+       st.integers(1, 5), st.sampled_from(LAYOUTS), st.sampled_from(["float32", "float64"]))
+def test_concat_shuffle_split_matches_reference(seed, N, Ca, extra, H, W, layout, dtype):
+    Cb = Ca + 2 * extra if (Ca + extra) > 0 else 2  # an even total, a and b of different sizes too
+    rng = np.random.default_rng(seed)
+    a, b = (rng.standard_normal((N, c, H, W)).astype(dtype) for c in (Ca, Cb))
+    out1, out2 = vision.concat_shuffle_split(as_layout(a, layout), as_layout(b, layout))
+    want1, want2 = ref.concat_shuffle_split(a, b)
+    np.testing.assert_array_equal(to_numpy(out1), want1)
+    np.testing.assert_array_equal(to_numpy(out2), want2)
+    if layout.startswith("torch"):
+        t1, t2 = torch.nn.functional.channel_shuffle(torch.cat([torch.from_numpy(a), torch.from_numpy(b)], 1),
+                                                     2).chunk(2, 1)
+        np.testing.assert_array_equal(to_numpy(out1), t1.numpy())
+        np.testing.assert_array_equal(to_numpy(out2), t2.numpy())
+
+
+@pytest.mark.parametrize("fmt", ["nchw", "channels_last"])
+def test_gradients(fmt):
+    mf = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 6, 3, 4, dtype=torch.float64, generator=g).contiguous(memory_format=mf).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: vision.channel_shuffle(t, 3), (x,))
+    a = torch.randn(2, 4, 3, 4, dtype=torch.float64, generator=g).contiguous(memory_format=mf).requires_grad_()
+    b = torch.randn(2, 6, 3, 4, dtype=torch.float64, generator=g).requires_grad_()
+    assert torch.autograd.gradcheck(lambda p, q: vision.concat_shuffle_split(p, q), (a, b))
+    # one output unused: its gradient is zero
+    out1, _ = vision.concat_shuffle_split(a, b)
+    out1.sum().backward()
+    expected = torch.nn.functional.channel_shuffle(torch.cat([a, b], 1), 2).chunk(2, 1)[0].sum()
+    ga, gb = torch.autograd.grad(expected, (a, b))
+    torch.testing.assert_close(a.grad, ga)
+    torch.testing.assert_close(b.grad, gb)
+
+
+def test_same_bits_and_compile():
+    from nimbleops import torch_ops
+
+    x = torch.randn(3, 8, 5, 5)
+    assert_same_bits_at_any_thread_count_and_simd_level(lambda: (vision.channel_shuffle(x, 2),))
+    torch.library.opcheck(torch_ops.channel_shuffle_op, (x.requires_grad_(), 4))
+    a, b = torch.randn(2, 4, 3, 3, requires_grad=True), torch.randn(2, 4, 3, 3, requires_grad=True)
+    torch.library.opcheck(torch_ops.concat_shuffle_split_op, (a, b))
+    torch.library.opcheck(torch_ops.concat_shuffle_split_backward, (a.detach(), b.detach(), 2, 6))
+
+    def f(a, b):
+        o1, o2 = vision.concat_shuffle_split(a, b)
+        return (o1 * o2).sum()
+
+    compiled = torch.compile(f, fullgraph=True)
+    torch.testing.assert_close(torch.autograd.grad(compiled(a, b), (a, b)), torch.autograd.grad(f(a, b), (a, b)))
+
+
+def test_nn_channel_shuffle():
+    from nimbleops import nn
+
+    x = torch.randn(2, 6, 4, 4)
+    torch.testing.assert_close(nn.ChannelShuffle(3)(x), torch.nn.ChannelShuffle(3)(x))
+
+
+@pytest.mark.parametrize("layout", ["numpy", "torch"])
+def test_bad_input(layout):
+    x = as_layout(np.zeros((1, 6, 2, 2)), layout)
+    with pytest.raises(ValueError, match="groups: expected a divisor of the channel count 6, got 4"):
+        vision.channel_shuffle(x, 4)
+    with pytest.raises(ValueError, match="groups: expected an integer >= 1"):
+        vision.channel_shuffle(x, 0)
+    with pytest.raises(TypeError, match="x: expected float32 or float64, got dtype int64"):
+        vision.channel_shuffle(as_layout(np.zeros((1, 6, 2, 2), np.int64), layout), 2)
+    with pytest.raises(ValueError, match=r"x: expected \[N, C, H, W\]"):
+        vision.channel_shuffle(as_layout(np.zeros((6, 2, 2)), layout) if layout == "numpy" else torch.zeros(6, 2, 2),
+                               2)
+    with pytest.raises(ValueError, match="a, b: expected an even total channel count, got 6 \\+ 3"):
+        vision.concat_shuffle_split(x, as_layout(np.zeros((1, 3, 2, 2)), layout))
+    with pytest.raises(ValueError, match=r"b: expected \[N, Cb, H, W\] with N, H, W of a"):
+        vision.concat_shuffle_split(x, as_layout(np.zeros((1, 6, 3, 2)), layout))
+    with pytest.raises(TypeError, match="b: expected dtype float64 like a, got float32"):
+        vision.concat_shuffle_split(x, as_layout(np.zeros((1, 6, 2, 2), np.float32), layout))
