@@ -2,6 +2,7 @@
 #include "bindings/common.h"
 #include "vision/channel_shuffle_api.h"
 #include "vision/depthwise_api.h"
+#include "vision/pointwise_api.h"
 #include "vision/ps_roi_api.h"
 
 namespace py = pybind11;
@@ -126,6 +127,40 @@ void bind_vision(py::module_& m) {
   NIMBLEOPS_BIND_DEPTHWISE(cpu, "cpu")
 #ifdef NIMBLEOPS_WITH_CUDA
   NIMBLEOPS_BIND_DEPTHWISE(cuda, "cuda")
+#endif
+
+  py::class_<vision::PointwiseViews>(m, "PointwiseInputs")
+      .def(py::init([](const View& x, const View& weight, std::optional<View> bias, int64_t groups,
+                       int64_t shuffle_groups, bool relu, uintptr_t stream) {
+             vision::PointwiseViews v;
+             v.x = x;
+             v.weight = weight;
+             v.bias = bias;
+             v.groups = groups;
+             v.shuffle_groups = shuffle_groups;
+             v.relu = relu;
+             v.stream = stream;
+             vision::pointwise_shape(v);
+             return v;
+           }),
+           py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("groups"), py::arg("shuffle_groups"),
+           py::arg("relu"), py::arg("stream"));
+
+#define NIMBLEOPS_BIND_POINTWISE(ns, suffix)                                                                    \
+  m.def("pointwise_forward_" suffix, [](const vision::PointwiseViews& v, const View& out) {                      \
+    py::gil_scoped_release nogil;                                                                                \
+    vision::ns::pointwise_forward(v, out);                                                                       \
+  });                                                                                                            \
+  m.def("pointwise_backward_" suffix, [](const vision::PointwiseViews& v, const View& grad_out,                  \
+                                         std::optional<View> out, std::optional<View> grad_x,                    \
+                                         std::optional<View> grad_w, std::optional<View> grad_b) {               \
+    py::gil_scoped_release nogil;                                                                                \
+    vision::ns::pointwise_backward(v, grad_out, out, grad_x, grad_w, grad_b);                                    \
+  });
+
+  NIMBLEOPS_BIND_POINTWISE(cpu, "cpu")
+#ifdef NIMBLEOPS_WITH_CUDA
+  NIMBLEOPS_BIND_POINTWISE(cuda, "cuda")
 #endif
 
   NIMBLEOPS_BIND_GATHER(cpu, "cpu")

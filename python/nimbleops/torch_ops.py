@@ -16,6 +16,7 @@ from .rl import returns as _returns
 from .vision import ps_roi as _ps_roi
 from .vision import shuffle as _shuffle
 from .vision import depthwise as _depthwise
+from .vision import pointwise as _pointwise
 
 
 def _stream(t: Tensor) -> int:
@@ -280,3 +281,58 @@ depthwise_conv2d_op.register_autograd(_dw_backward, setup_context=_dw_setup_cont
 
 def depthwise_conv2d(x, weight, bias, stride, padding, dilation):
     return depthwise_conv2d_op(x, weight, bias, list(stride), list(padding), list(dilation))
+
+
+# ---- pointwise convolution ------------------------------------------------------------------
+
+@torch.library.custom_op("nimbleops::pointwise_conv2d", mutates_args=())
+def pointwise_conv2d_op(x: Tensor, weight: Tensor, bias: Optional[Tensor], groups: int, relu: bool,
+                        shuffle_groups: int) -> Tensor:
+    """1x1 conv (+ relu) (+ output channel shuffle); output in x's memory format."""
+    return _pointwise.run_forward(x, weight, bias, groups, relu, shuffle_groups, _stream(x))
+
+
+@pointwise_conv2d_op.register_fake
+def _(x, weight, bias, groups, relu, shuffle_groups):
+    return _shuffle.empty_like_format(x, (x.shape[0], weight.shape[0]) + tuple(x.shape[2:]))
+
+
+@torch.library.custom_op("nimbleops::pointwise_conv2d_backward", mutates_args=())
+def pointwise_conv2d_backward(grad: Tensor, x: Tensor, weight: Tensor, out: Tensor, bias_defined: bool, groups: int,
+                              relu: bool, shuffle_groups: int, mask: List[bool]) -> Tuple[Tensor, Tensor, Tensor]:
+    """(grad_x, grad_weight, grad_bias); an empty tensor where mask is False. ``out`` (the forward
+    output) is read only with relu."""
+    grads = _pointwise.run_backward(grad, x, weight, out if relu else None, bias_defined, groups, relu,
+                                    shuffle_groups, mask, _stream(x))
+    return tuple(g if g is not None else x.new_empty(0) for g in grads)
+
+
+@pointwise_conv2d_backward.register_fake
+def _(grad, x, weight, out, bias_defined, groups, relu, shuffle_groups, mask):
+    gx = _shuffle.empty_like_format(x, tuple(x.shape)) if mask[0] else x.new_empty(0)
+    gw = weight.new_empty(weight.shape) if mask[1] else x.new_empty(0)
+    gb = weight.new_empty((weight.shape[0],)) if (mask[2] and bias_defined) else x.new_empty(0)
+    return gx, gw, gb
+
+
+def _pw_setup_context(ctx, inputs, output):
+    x, weight, bias, groups, relu, shuffle_groups = inputs
+    ctx.params = (bias is not None, groups, relu, shuffle_groups)
+    ctx.mask = [x.requires_grad, weight.requires_grad, bias is not None and bias.requires_grad]
+    ctx.save_for_backward(x, weight, output if relu else None)
+
+
+def _pw_backward(ctx, grad):
+    x, weight, out = ctx.saved_tensors
+    bias_defined, groups, relu, shuffle_groups = ctx.params
+    grads = pointwise_conv2d_backward(grad, x, weight, out if out is not None else x.new_empty(0), bias_defined,
+                                      groups, relu, shuffle_groups, ctx.mask)
+    gx, gw, gb = (g if wanted else None for g, wanted in zip(grads, ctx.mask))
+    return gx, gw, gb, None, None, None
+
+
+pointwise_conv2d_op.register_autograd(_pw_backward, setup_context=_pw_setup_context)
+
+
+def pointwise_conv2d(x, weight, bias, groups, relu, shuffle_groups):
+    return pointwise_conv2d_op(x, weight, bias, int(groups), bool(relu), int(shuffle_groups))

@@ -1,0 +1,234 @@
+// CPU pointwise convolution: a GEMM per image and group, Out[Cout_g x HW] = W_g . X_g, computed in
+// strips of 32 pixels (the per-ISA micro-kernel of pointwise_rows.cpp keeps 6 x 32 outputs in
+// registers over the whole K loop), in parallel over (image, strip). Bias, ReLU and the output
+// channel shuffle are applied as the strip is stored. Backward: the masked, unshuffled gradient
+// G' once; grad_input = W_g^T . G'_g by the same strips; grad_weight = sum_n G'_g . X_g^T in 4 x 4
+// tiles in parallel, each tile summing the images in order; deterministic for any thread count.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/dispatch.h"
+#include "core/parallel.h"
+#include "core/simd.h"
+#include "vision/pointwise_api.h"
+#include "vision/pointwise_rows.h"
+
+namespace nimbleops {
+namespace vision {
+
+NIMBLEOPS_DECLARE_ISA_TABLES(extern const PointwiseKernels<float> pointwise_f32;
+                              extern const PointwiseKernels<double> pointwise_f64;)
+
+template <>
+const PointwiseKernels<float>& pointwise_kernels<float>() {
+  return NIMBLEOPS_ACTIVE_ISA_TABLE(pointwise_f32);
+}
+
+template <>
+const PointwiseKernels<double>& pointwise_kernels<double>() {
+  return NIMBLEOPS_ACTIVE_ISA_TABLE(pointwise_f64);
+}
+
+PointwiseShape pointwise_shape(const PointwiseViews& v) {
+  NIMBLEOPS_CHECK(v.x.ndim() == 4, "x: expected [N, C, H, W], got shape ", shape_str(v.x));
+  NIMBLEOPS_CHECK(v.x.dtype == DType::float32 || v.x.dtype == DType::float64, "x: expected float32 or float64, got ",
+                  dtype_name(v.x.dtype));
+  check_contiguous(v.x, "x");
+  PointwiseShape s;
+  s.N = v.x.shape[0];
+  s.Cin = v.x.shape[1];
+  s.HW = v.x.shape[2] * v.x.shape[3];
+  NIMBLEOPS_CHECK(v.groups >= 1 && s.Cin % v.groups == 0, "groups: expected a positive divisor of the ", s.Cin,
+                  " input channels, got ", v.groups);
+  s.Cin_g = s.Cin / v.groups;
+  NIMBLEOPS_CHECK(v.weight.ndim() == 2 && v.weight.shape[1] == s.Cin_g && v.weight.shape[0] % v.groups == 0,
+                  "weight: expected [Cout, Cin/groups] = [Cout, ", s.Cin_g, "] with Cout divisible by ", v.groups,
+                  ", got shape ", shape_str(v.weight));
+  check_contiguous(v.weight, "weight");
+  check_dtype(v.weight, v.x.dtype, "weight");
+  check_same_device(v.weight, v.x, "weight", "x");
+  s.Cout = v.weight.shape[0];
+  s.Cout_g = s.Cout / v.groups;
+  NIMBLEOPS_CHECK(v.shuffle_groups == 0 || (v.shuffle_groups >= 1 && s.Cout % v.shuffle_groups == 0),
+                  "shuffle_groups: expected a divisor of the ", s.Cout, " output channels, got ", v.shuffle_groups);
+  if (v.bias) {
+    check_contiguous(*v.bias, "bias");
+    check_dtype(*v.bias, v.x.dtype, "bias");
+    check_numel(*v.bias, s.Cout, "bias");
+    check_same_device(*v.bias, v.x, "bias", "x");
+  }
+  return s;
+}
+
+namespace cpu {
+namespace {
+
+// C[i] = act(bias_i + A_i . B) over the pixels [p0, p0 + width) for M rows; B rows b0 + k * HW,
+// C rows crow0[i] (a pointer per row: the shuffle); a tail strip goes through zero-padded scratch.
+template <class T>
+struct Strips {
+  std::vector<T> bpad, cpad;
+  std::vector<const T*> brow;
+  std::vector<T*> crow;
+
+  void run(const T* A, int64_t lda, int64_t M, int64_t K, const T* b0, int64_t HW, T* const* c0, int64_t p0,
+           const T* bias, bool relu) {
+    const auto& k = pointwise_kernels<T>();
+    const int64_t width = std::min<int64_t>(kStrip, HW - p0);
+    brow.resize(size_t(K));
+    crow.resize(size_t(M));
+    if (width == kStrip) {
+      for (int64_t kk = 0; kk < K; ++kk) brow[size_t(kk)] = b0 + kk * HW + p0;
+      for (int64_t i = 0; i < M; ++i) crow[size_t(i)] = c0[i] + p0;
+      k.gemm_strip(A, lda, M, K, brow.data(), crow.data(), bias, relu);
+      return;
+    }
+    bpad.assign(size_t(K * kStrip), T(0));
+    cpad.resize(size_t(M * kStrip));
+    for (int64_t kk = 0; kk < K; ++kk) {
+      std::memcpy(bpad.data() + kk * kStrip, b0 + kk * HW + p0, sizeof(T) * size_t(width));
+      brow[size_t(kk)] = bpad.data() + kk * kStrip;
+    }
+    for (int64_t i = 0; i < M; ++i) crow[size_t(i)] = cpad.data() + i * kStrip;
+    k.gemm_strip(A, lda, M, K, brow.data(), crow.data(), bias, relu);
+    for (int64_t i = 0; i < M; ++i) std::memcpy(c0[i] + p0, cpad.data() + i * kStrip, sizeof(T) * size_t(width));
+  }
+};
+
+}  // namespace
+
+void pointwise_forward(const PointwiseViews& v, const View& out) {
+  const PointwiseShape s = pointwise_shape(v);
+  NIMBLEOPS_CHECK(v.x.device < 0, "x: expected a CPU array for the CPU kernels");
+  check_contiguous(out, "out");
+  check_dtype(out, v.x.dtype, "out");
+  check_numel(out, s.N * s.Cout * s.HW, "out");
+  NIMBLEOPS_DISPATCH_FLOATING(v.x.dtype, "x", [&] {
+    using T = scalar_t;
+    const T* x = v.x.ptr<T>();
+    const T* w = v.weight.ptr<T>();
+    const T* bias = v.bias ? v.bias->ptr<T>() : nullptr;
+    T* o = out.ptr<T>();
+    const int64_t strips = (s.HW + kStrip - 1) / kStrip;
+    parallel_for(s.N * strips, 1, [&](int64_t t0, int64_t t1) {
+      Strips<T> st;
+      std::vector<T*> rows(size_t(s.Cout_g));
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t n = t / strips, p0 = (t % strips) * kStrip;
+        for (int64_t g = 0; g < v.groups; ++g) {
+          for (int64_t i = 0; i < s.Cout_g; ++i)
+            rows[size_t(i)] = o + (n * s.Cout + shuffled_position(g * s.Cout_g + i, s.Cout, v.shuffle_groups)) * s.HW;
+          st.run(w + g * s.Cout_g * s.Cin_g, s.Cin_g, s.Cout_g, s.Cin_g, x + (n * s.Cin + g * s.Cin_g) * s.HW, s.HW,
+                 rows.data(), p0, bias ? bias + g * s.Cout_g : nullptr, v.relu);
+        }
+      }
+    });
+  });
+}
+
+void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std::optional<View>& out,
+                        const std::optional<View>& grad_x, const std::optional<View>& grad_w,
+                        const std::optional<View>& grad_b) {
+  const PointwiseShape s = pointwise_shape(v);
+  NIMBLEOPS_CHECK(v.x.device < 0, "x: expected a CPU array for the CPU kernels");
+  auto check_out = [&](const View& t, int64_t n, const char* name) {
+    check_contiguous(t, name);
+    check_dtype(t, v.x.dtype, name);
+    check_numel(t, n, name);
+  };
+  check_out(grad_out, s.N * s.Cout * s.HW, "grad_output");
+  NIMBLEOPS_CHECK(!v.relu || out, "internal: the relu backward needs the forward output");
+  if (out) check_out(*out, s.N * s.Cout * s.HW, "out");
+  if (grad_x) check_out(*grad_x, s.N * s.Cin * s.HW, "grad_input");
+  if (grad_w) check_out(*grad_w, s.Cout * s.Cin_g, "grad_weight");
+  if (grad_b) check_out(*grad_b, s.Cout, "grad_bias");
+  NIMBLEOPS_DISPATCH_FLOATING(v.x.dtype, "x", [&] {
+    using T = scalar_t;
+    const auto& k = pointwise_kernels<T>();
+    const T* x = v.x.ptr<T>();
+    const T* w = v.weight.ptr<T>();
+    const T* g = grad_out.ptr<T>();
+    const T* o = out ? out->ptr<T>() : nullptr;
+    // G' [N, Cout, HW]: the gradient in unshuffled channel order, zero where the ReLU was off
+    std::vector<T> gp(size_t(s.N * s.Cout * s.HW));
+    parallel_for(s.N * s.Cout, 8, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t n = r / s.Cout, co = r % s.Cout;
+        const int64_t src = (n * s.Cout + shuffled_position(co, s.Cout, v.shuffle_groups)) * s.HW;
+        T* dst = gp.data() + r * s.HW;
+        if (v.relu)
+          for (int64_t p = 0; p < s.HW; ++p) dst[p] = o[src + p] > T(0) ? g[src + p] : T(0);
+        else
+          std::memcpy(dst, g + src, sizeof(T) * size_t(s.HW));
+      }
+    });
+    if (grad_x) {
+      // W_g^T [Cin_g, Cout_g]
+      std::vector<T> wt(size_t(s.Cout * s.Cin_g));
+      for (int64_t gr = 0; gr < v.groups; ++gr)
+        for (int64_t i = 0; i < s.Cout_g; ++i)
+          for (int64_t j = 0; j < s.Cin_g; ++j)
+            wt[size_t(gr * s.Cout_g * s.Cin_g + j * s.Cout_g + i)] = w[(gr * s.Cout_g + i) * s.Cin_g + j];
+      T* gx = grad_x->ptr<T>();
+      const int64_t strips = (s.HW + kStrip - 1) / kStrip;
+      parallel_for(s.N * strips, 1, [&](int64_t t0, int64_t t1) {
+        Strips<T> st;
+        std::vector<T*> rows(size_t(s.Cin_g));
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t n = t / strips, p0 = (t % strips) * kStrip;
+          for (int64_t gr = 0; gr < v.groups; ++gr) {
+            for (int64_t i = 0; i < s.Cin_g; ++i) rows[size_t(i)] = gx + (n * s.Cin + gr * s.Cin_g + i) * s.HW;
+            st.run(wt.data() + gr * s.Cout_g * s.Cin_g, s.Cout_g, s.Cin_g, s.Cout_g,
+                   gp.data() + (n * s.Cout + gr * s.Cout_g) * s.HW, s.HW, rows.data(), p0, nullptr, false);
+          }
+        }
+      });
+    }
+    if (grad_w) {
+      constexpr int64_t kTile = 4;
+      const int64_t ti = (s.Cout_g + kTile - 1) / kTile, tj = (s.Cin_g + kTile - 1) / kTile;
+      T* gw = grad_w->ptr<T>();
+      parallel_for(v.groups * ti * tj, 1, [&](int64_t t0, int64_t t1) {
+        std::vector<T> part(size_t(kTile * kTile * kPartLanes));
+        const T* arow[kTile];
+        const T* brow[kTile];
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t gr = t / (ti * tj), i0 = ((t / tj) % ti) * kTile, j0 = (t % tj) * kTile;
+          const int64_t M = std::min(kTile, s.Cout_g - i0), Nn = std::min(kTile, s.Cin_g - j0);
+          std::fill(part.begin(), part.end(), T(0));
+          for (int64_t n = 0; n < s.N; ++n) {
+            for (int64_t i = 0; i < M; ++i) arow[i] = gp.data() + (n * s.Cout + gr * s.Cout_g + i0 + i) * s.HW;
+            for (int64_t j = 0; j < Nn; ++j) brow[j] = x + (n * s.Cin + gr * s.Cin_g + j0 + j) * s.HW;
+            k.nt_accumulate(arow, brow, M, Nn, s.HW, part.data());
+          }
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < Nn; ++j) {
+              T sum = T(0);
+              for (int l = 0; l < kPartLanes; ++l) sum += part[size_t((i * Nn + j) * kPartLanes + l)];
+              gw[(gr * s.Cout_g + i0 + i) * s.Cin_g + j0 + j] = sum;
+            }
+        }
+      });
+    }
+    if (grad_b) {
+      T* gb = grad_b->ptr<T>();
+      parallel_for(s.Cout, 1, [&](int64_t c0, int64_t c1) {
+        for (int64_t co = c0; co < c1; ++co) {
+          T lanes[kPartLanes] = {};
+          for (int64_t n = 0; n < s.N; ++n) {
+            const T* row = gp.data() + (n * s.Cout + co) * s.HW;
+            for (int64_t p = 0; p < s.HW; ++p) lanes[p % kPartLanes] += row[p];
+          }
+          T sum = T(0);
+          for (int l = 0; l < kPartLanes; ++l) sum += lanes[l];
+          gb[co] = sum;
+        }
+      });
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace vision
+}  // namespace nimbleops

@@ -1,0 +1,30 @@
+// Pointwise (1x1) convolution GEMM kernels, compiled once per SIMD level (pointwise_rows.cpp) and
+// picked at run time. Every output sums its K products in k order (forward, grad_input), and every
+// weight-gradient partial in lane p % 16 in call order, whatever the thread count; like the
+// depthwise kernels these contract to FMA where the level has it (the last bits may differ
+// between SIMD levels, never between runs or thread counts).
+#pragma once
+#include <cstdint>
+
+namespace nimbleops {
+namespace vision {
+
+constexpr int kStrip = 32;  // output columns (pixels) per micro-kernel call
+constexpr int kPartLanes = 16;
+
+template <class T>
+struct PointwiseKernels {
+  // C[i][c] = act(bias[i] + sum_{k < K} A[i * lda + k] * B[k][c]) for i < M, c < kStrip, where
+  // B[k] = brow[k] (kStrip readable elements each) and C[i] = crow[i] (kStrip writable elements);
+  // bias may be null; relu: max(., 0)
+  void (*gemm_strip)(const T* A, int64_t lda, int64_t M, int64_t K, const T* const* brow, T* const* crow,
+                     const T* bias, bool relu);
+  // part[(i * N + j) * 16 + p % 16] += a_i[p] * b_j[p] for p < len, i < M <= 4, j < N <= 4
+  void (*nt_accumulate)(const T* const* arow, const T* const* brow, int64_t M, int64_t N, int64_t len, T* part);
+};
+
+template <class T>
+const PointwiseKernels<T>& pointwise_kernels();
+
+}  // namespace vision
+}  // namespace nimbleops
