@@ -58,11 +58,17 @@ inline void micro(const T* A, int64_t lda, int64_t K, const T* const* brow, T* c
 template <class T>
 void gemm_strip(const T* A, int64_t lda, int64_t M, int64_t K, const T* const* brow, T* const* crow, const T* bias,
                 bool relu) {
-  constexpr int MR = sizeof(T) == 4 ? 6 : 3;  // 12 (float) or 6 (double, two registers each) accumulators x 2
+  constexpr int MR = sizeof(T) == 4 ? 12 : 6;  // 24 accumulator registers (double: two per vector)
   int64_t i = 0;
   for (; i + MR <= M; i += MR) micro<MR>(A + i * lda, lda, K, brow, crow + i, bias ? bias + i : nullptr, relu);
   const T* a = A + i * lda;
   const T* b = bias ? bias + i : nullptr;
+  if (M - i >= 6) {
+    micro<6>(a, lda, K, brow, crow + i, b, relu);
+    i += 6;
+    a = A + i * lda;
+    b = bias ? bias + i : nullptr;
+  }
   switch (M - i) {
     case 5: micro<5>(a, lda, K, brow, crow + i, b, relu); break;
     case 4: micro<4>(a, lda, K, brow, crow + i, b, relu); break;

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from . import vision
 
-__all__ = ["DepthwiseConv2d", "ChannelShuffle", "PSRoIAlign", "PSRoIPool"]
+__all__ = ["DepthwiseConv2d", "PointwiseConv2d", "ChannelShuffle", "PSRoIAlign", "PSRoIPool"]
 
 
 def _pair(v):
@@ -53,6 +53,41 @@ class DepthwiseConv2d(nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, dilation={self.dilation}, bias={self.bias is not None}")
+
+
+class PointwiseConv2d(nn.Module):
+    """``nn.Conv2d(in_channels, out_channels, 1, groups=groups, bias=bias)`` computed by
+    :func:`nimbleops.vision.pointwise_conv2d`, with the optional fused ``activation="relu"`` and
+    ``shuffle_groups``. Same parameters (weight ``[Cout, Cin/groups, 1, 1]``), initialisation and
+    state_dict."""
+
+    def __init__(self, in_channels: int, out_channels: int, groups: int = 1, bias: bool = True, *,
+                 activation: Optional[str] = None, shuffle_groups: Optional[int] = None, device=None, dtype=None):
+        super().__init__()
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(f"groups: expected a divisor of in_channels = {in_channels} and out_channels = "
+                             f"{out_channels}, got {groups}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.activation, self.shuffle_groups = activation, shuffle_groups
+        factory = dict(device=device, dtype=dtype)
+        self.weight = nn.Parameter(torch.empty((out_channels, in_channels // groups, 1, 1), **factory))
+        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """nn.Conv2d's initialisation."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_channels // self.groups)
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return vision.pointwise_conv2d(x, self.weight, self.bias, self.groups, activation=self.activation,
+                                       shuffle_groups=self.shuffle_groups)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, groups={self.groups}, bias={self.bias is not None}, "
+                f"activation={self.activation}, shuffle_groups={self.shuffle_groups}")
 
 
 class ChannelShuffle(nn.Module):

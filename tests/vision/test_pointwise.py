@@ -1,0 +1,196 @@
+"""Pointwise convolution: reference / torch (hypothesis over groups, ReLU, shuffle, layouts,
+dtypes), gradients, thread-count invariance, nn module, a ShuffleNetV2 unit under torch.compile,
+bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nimbleops import vision
+from nimbleops.reference import vision as ref
+
+from ..conftest import assert_close, assert_same_bits_at_any_thread_count, to_numpy
+from .test_depthwise import as_layout
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+def reference(x, w, b, groups, relu, shuffle):
+    """conv2d 1x1 as loops over the groups' channels (float64), then relu and the shuffle."""
+    N, Cin, H, W = x.shape
+    Cout = w.shape[0]
+    cin_g, cout_g = Cin // groups, Cout // groups
+    out = np.zeros((N, Cout, H, W))
+    for co in range(Cout):
+        g = co // cout_g
+        out[:, co] = 0.0 if b is None else b[co]
+        for k in range(cin_g):
+            out[:, co] += w[co, k] * x[:, g * cin_g + k]
+    if relu:
+        out = np.maximum(out, 0)
+    return ref.channel_shuffle(out, shuffle) if shuffle else out
+
+
+@st.composite
+def problems(draw):
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    groups = draw(st.integers(1, 3))
+    Cin, Cout = groups * draw(st.integers(1, 5)), groups * draw(st.integers(1, 9))
+    shuffle = draw(st.sampled_from([None] + [s for s in (2, 3) if Cout % s == 0]))
+    N, H, W = draw(st.integers(1, 2)), draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    return dict(x=rng.standard_normal((N, Cin, H, W)), w=rng.standard_normal((Cout, Cin // groups, 1, 1)),
+                b=rng.standard_normal(Cout) if draw(st.booleans()) else None, groups=groups,
+                relu=draw(st.booleans()), shuffle=shuffle, dtype=draw(st.sampled_from(["float32", "float64"])),
+                layout=draw(st.sampled_from(["numpy", "numpy-channels_last", "torch", "torch-channels_last"])),
+                rng=rng)
+
+
+@given(problems())
+def test_forward_matches_reference(p):
+    x, w = p["x"].astype(p["dtype"]), p["w"].astype(p["dtype"])
+    b = None if p["b"] is None else p["b"].astype(p["dtype"])
+    xk = as_layout(x, p["layout"])
+    if p["layout"].startswith("torch"):
+        w, b = torch.from_numpy(w), None if b is None else torch.from_numpy(b)
+    out = vision.pointwise_conv2d(xk, w, b, p["groups"], activation="relu" if p["relu"] else None,
+                                  shuffle_groups=p["shuffle"])
+    want = reference(x.astype(float), to_numpy(w)[:, :, 0, 0].astype(float),
+                     None if b is None else to_numpy(b).astype(float), p["groups"], p["relu"], p["shuffle"])
+    assert_close(out, want, p["dtype"], scale=10)
+
+
+@given(problems())
+def test_backward_matches_torch(p):
+    layout = "torch-channels_last" if p["layout"].endswith("channels_last") else "torch"
+    xs = [as_layout(p["x"], layout).requires_grad_() for _ in range(2)]
+    ws = [torch.from_numpy(p["w"]).requires_grad_() for _ in range(2)]
+    bs = [None if p["b"] is None else torch.from_numpy(p["b"]).requires_grad_() for _ in range(2)]
+    ours = vision.pointwise_conv2d(xs[0], ws[0], bs[0], p["groups"], activation="relu" if p["relu"] else None,
+                                   shuffle_groups=p["shuffle"])
+    theirs = F.conv2d(xs[1], ws[1], bs[1], groups=p["groups"])
+    theirs = theirs.relu() if p["relu"] else theirs
+    theirs = F.channel_shuffle(theirs, p["shuffle"]) if p["shuffle"] else theirs
+    g = torch.from_numpy(p["rng"].standard_normal(tuple(theirs.shape)))
+    ours.backward(g)
+    theirs.backward(g)
+    torch.testing.assert_close(ours, theirs)
+    for a, t in zip(xs[:1] + ws[:1] + bs[:1], xs[1:] + ws[1:] + bs[1:]):
+        if a is not None:
+            torch.testing.assert_close(a.grad, t.grad)
+
+
+@pytest.mark.parametrize("relu,shuffle,groups", [(False, None, 1), (True, 2, 1), (True, None, 3), (False, 3, 3)])
+def test_gradcheck(relu, shuffle, groups):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 6, 5, 7, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(12, 6 // groups, 1, 1, dtype=torch.float64, generator=g, requires_grad=True)
+    b = torch.randn(12, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda x, w, b: vision.pointwise_conv2d(x, w, b, groups, activation="relu" if relu else None,
+                                                shuffle_groups=shuffle), (x, w, b))
+
+
+def test_snet_shapes_match_torch():
+    g = torch.Generator().manual_seed(1)
+    for shape, shuffle in (((8, 132, 40, 40), None), ((8, 264, 20, 20), 2)):
+        x = torch.randn(shape, generator=g)
+        w = torch.randn(shape[1], shape[1], 1, 1, generator=g) / shape[1] ** 0.5
+        b = torch.randn(shape[1], generator=g)
+        want = F.conv2d(x, w, b)
+        want = F.channel_shuffle(want, shuffle) if shuffle else want
+        torch.testing.assert_close(vision.pointwise_conv2d(x, w, b, shuffle_groups=shuffle), want, rtol=1e-4, atol=1e-4)
+
+
+def test_same_bits_at_any_thread_count():
+    rng = np.random.default_rng(2)
+    x = torch.from_numpy(rng.standard_normal((3, 20, 9, 11)).astype(np.float32)).requires_grad_()
+    w = torch.from_numpy(rng.standard_normal((30, 10, 1, 1)).astype(np.float32)).requires_grad_()
+    b = torch.from_numpy(rng.standard_normal(30).astype(np.float32)).requires_grad_()
+
+    def once():
+        for t in (x, w, b):
+            t.grad = None
+        out = vision.pointwise_conv2d(x, w, b, 2, activation="relu", shuffle_groups=3)
+        out.backward(torch.ones_like(out))
+        return out.detach(), x.grad.clone(), w.grad.clone(), b.grad.clone()
+
+    assert_same_bits_at_any_thread_count(once)
+
+
+def test_nn_module_loads_conv2d_state_dict():
+    from nimbleops import nn
+
+    conv = torch.nn.Conv2d(8, 12, 1, groups=2)
+    ours = nn.PointwiseConv2d(8, 12, groups=2)
+    ours.load_state_dict(conv.state_dict())
+    x = torch.randn(2, 8, 5, 5)
+    torch.testing.assert_close(ours(x), conv(x))
+
+
+class ShuffleV2Unit(torch.nn.Module):
+    """A ShuffleNetV2 unit (stride 1) from nimbleops ops: split, branch (1x1 + ReLU, 5x5
+    depthwise, 1x1 + ReLU), then the fused concat + shuffle + split of the next unit's input."""
+
+    def __init__(self, channels):
+        super().__init__()
+        from nimbleops import nn
+
+        half = channels // 2
+        self.pw1 = nn.PointwiseConv2d(half, half, activation="relu")
+        self.dw = nn.DepthwiseConv2d(half, half, 5, padding=2)
+        self.pw2 = nn.PointwiseConv2d(half, half, activation="relu")
+
+    def forward(self, a, b):
+        return vision.concat_shuffle_split(a, self.pw2(self.dw(self.pw1(b))))
+
+
+def test_shufflenet_v2_unit_compiles():
+    torch.manual_seed(3)
+    unit = ShuffleV2Unit(16).double()
+    a = torch.randn(2, 8, 10, 10, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, 8, 10, 10, dtype=torch.float64, requires_grad=True)
+
+    def loss(unit, a, b):
+        o1, o2 = unit(a, b)
+        return (o1 * o2).sum()
+
+    eager = loss(unit, a, b)
+    eager_grads = torch.autograd.grad(eager, [a, b] + list(unit.parameters()))
+    compiled = torch.compile(lambda a, b: loss(unit, a, b), fullgraph=True)
+    got = compiled(a, b)
+    got_grads = torch.autograd.grad(got, [a, b] + list(unit.parameters()))
+    torch.testing.assert_close(got, eager)
+    for g1, g2 in zip(got_grads, eager_grads):
+        torch.testing.assert_close(g1, g2)
+    from nimbleops import torch_ops
+
+    x = torch.randn(2, 8, 4, 4, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(6, 4, 1, 1, dtype=torch.float64, requires_grad=True)
+    torch.library.opcheck(torch_ops.pointwise_conv2d_op, (x, w, None, 2, True, 3))
+
+
+@pytest.mark.parametrize("layout", ["numpy", "torch"])
+def test_bad_input(layout):
+    x = as_layout(np.zeros((1, 6, 3, 3)), layout)
+    w = np.zeros((4, 6, 1, 1))
+    with pytest.raises(ValueError, match=r"weight: expected \[Cout, Cin/groups, 1, 1\]"):
+        vision.pointwise_conv2d(x, np.zeros((4, 5, 1, 1)))
+    with pytest.raises(ValueError, match=r"weight: expected \[Cout, Cin/groups, 1, 1\]"):
+        vision.pointwise_conv2d(x, np.zeros((4, 6, 3, 3)))
+    with pytest.raises(ValueError, match="groups: expected a divisor of the 6 input channels, got 4"):
+        vision.pointwise_conv2d(x, w, groups=4)
+    with pytest.raises(ValueError, match="weight: expected .* Cout divisible by groups = 3"):
+        vision.pointwise_conv2d(x, np.zeros((4, 2, 1, 1)), groups=3)
+    with pytest.raises(ValueError, match="shuffle_groups: expected a divisor of the 4 output channels, got 3"):
+        vision.pointwise_conv2d(x, w, shuffle_groups=3)
+    with pytest.raises(ValueError, match="activation: expected None or 'relu'"):
+        vision.pointwise_conv2d(x, w, activation="gelu")
+    with pytest.raises(ValueError, match=r"bias: expected \[Cout\] = \[4\]"):
+        vision.pointwise_conv2d(x, w, np.zeros(5))
+    with pytest.raises(TypeError, match="x: expected float32 or float64, got dtype int64"):
+        vision.pointwise_conv2d(as_layout(np.zeros((1, 6, 3, 3), np.int64), layout), w)
+    with pytest.raises(TypeError, match="weight: expected dtype float64 like x, got float32"):
+        vision.pointwise_conv2d(x, w.astype(np.float32))
