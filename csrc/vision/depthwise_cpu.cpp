@@ -107,16 +107,13 @@ struct PaddedPlane {
   }
   // the interior from src (rows of W elements, row pitch `pitch`)
   void fill(const T* src, int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t pitch) {
+    const DepthwiseKernels<T>& k = depthwise_kernels<T>();
+    if (!split) return k.copy_rows(src, pitch, plane + ph * Wp + pw, Wp, H, W);
     for (int64_t h = 0; h < H; ++h) {
-      const T* row = src + h * pitch;
-      if (!split) {
-        depthwise_kernels<T>().copy_rows(row, pitch, plane + (h + ph) * Wp + pw, Wp, 1, W);
-        continue;
-      }
       const int64_t r = h + ph;
       T* even = quad[(r & 1) * 2 + (pw & 1)] + (r >> 1) * stride + (pw >> 1);  // columns w = 0, 2, 4, ...
       T* odd = quad[(r & 1) * 2 + ((pw + 1) & 1)] + (r >> 1) * stride + ((pw + 1) >> 1);  // w = 1, 3, ...
-      depthwise_kernels<T>().deinterleave(row, W, even, odd);
+      k.deinterleave(src + h * pitch, W, even, odd);
     }
   }
   // output row oh (row mode), or the whole plane as one virtual row (virtual_rows)

@@ -47,6 +47,28 @@ inline auto tap(const Row& a, int64_t kh, int64_t kw, int64_t ow) -> decltype(a.
   return a.plane + r + ow * a.s + kw * a.d;
 }
 
+// B vectors of outputs [ow, ow + B * kLanes), of which the first n are stored
+template <int M, int K, int B, class T>
+inline void forward_block(const DwRow<T>& a, const T* w, T bias, int64_t ow, T* out, int64_t n) {
+  typedef typename Lanes<T>::V V;
+  const int64_t KH = K ? K : a.KH, KW = K ? K : a.KW;
+  V acc[B];
+  for (int b = 0; b < B; ++b) acc[b] = V{} + bias;
+  for (int64_t kh = 0; kh < KH; ++kh)
+    for (int64_t kw = 0; kw < KW; ++kw) {
+      const T wv = w[kh * KW + kw];
+      const T* x = tap<M>(a, kh, kw, ow);
+      for (int b = 0; b < B; ++b) acc[b] += wv * load<V>(x + b * kLanes);
+    }
+  if (n == B * kLanes) {
+    for (int b = 0; b < B; ++b) store(out + b * kLanes, acc[b]);
+    return;
+  }
+  T rest[B * kLanes];
+  for (int b = 0; b < B; ++b) store(rest + b * kLanes, acc[b]);
+  for (int64_t l = 0; l < n; ++l) out[l] = rest[l];
+}
+
 template <int M, int K, class T>
 void forward_row_impl(const DwRow<T>& a, const T* w, T bias, T* out) {
   const int64_t KH = K ? K : a.KH, KW = K ? K : a.KW;
@@ -59,35 +81,15 @@ void forward_row_impl(const DwRow<T>& a, const T* w, T bias, T* out) {
     }
     return;
   }
-  // whole vectors, four at a time (four independent FMA chains); the last vector's extra lanes
-  // read the slack and are not stored
-  typedef typename Lanes<T>::V V;
-  constexpr int B = 4;
+  // whole vectors, four at a time (four independent FMA chains), then the last one to three
+  // together; the last vector's extra lanes read the slack and are not stored
   int64_t ow = 0;
-  for (; ow + B * kLanes <= a.OW; ow += B * kLanes) {
-    V acc[B];
-    for (int b = 0; b < B; ++b) acc[b] = V{} + bias;
-    for (int64_t kh = 0; kh < KH; ++kh)
-      for (int64_t kw = 0; kw < KW; ++kw) {
-        const T wv = w[kh * KW + kw];
-        const T* x = tap<M>(a, kh, kw, ow);
-        for (int b = 0; b < B; ++b) acc[b] += wv * load<V>(x + b * kLanes);
-      }
-    for (int b = 0; b < B; ++b) store(out + ow + b * kLanes, acc[b]);
-  }
-  for (; ow < a.OW; ow += kLanes) {
-    V acc = V{} + bias;
-    for (int64_t kh = 0; kh < KH; ++kh)
-      for (int64_t kw = 0; kw < KW; ++kw) acc += w[kh * KW + kw] * load<V>(tap<M>(a, kh, kw, ow));
-    const int64_t n = a.OW - ow < kLanes ? a.OW - ow : kLanes;
-    if (n == kLanes) {
-      store(out + ow, acc);
-    } else {
-      T rest[kLanes];
-      store(rest, acc);
-      for (int64_t l = 0; l < n; ++l) out[ow + l] = rest[l];
-    }
-  }
+  for (; ow + 4 * kLanes <= a.OW; ow += 4 * kLanes) forward_block<M, K, 4>(a, w, bias, ow, out + ow, 4 * kLanes);
+  const int64_t rest = a.OW - ow, vectors = (rest + kLanes - 1) / kLanes;
+  if (vectors == 4) forward_block<M, K, 4>(a, w, bias, ow, out + ow, rest);
+  if (vectors == 3) forward_block<M, K, 3>(a, w, bias, ow, out + ow, rest);
+  if (vectors == 2) forward_block<M, K, 2>(a, w, bias, ow, out + ow, rest);
+  if (vectors == 1) forward_block<M, K, 1>(a, w, bias, ow, out + ow, rest);
 }
 
 template <int M, int K, class T>

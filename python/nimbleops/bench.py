@@ -43,6 +43,8 @@ class Workload:
     peers: Dict[str, Callable[[], object]] = field(default_factory=dict)
     bytes_moved: int = 0  # bytes a sweep must read (for GB/s); 0 = not a bandwidth-bound op
     note: str = ""
+    versus: str = "read"  # which measured bandwidth the GB/s column compares with: "read" or "copy"
+    flops: int = 0  # floating-point operations of one call (for GFLOP/s); 0 = not reported
 
 
 def median_time(fn: Callable[[], object], min_time: float = 0.3, rounds: int = 3) -> float:
@@ -493,9 +495,85 @@ def vision_workloads() -> List[Workload]:
     return out
 
 
+def conv_workloads() -> List[Workload]:
+    """ThunderNet's SNet146 at 320 x 320, batch 8, float32: depthwise 5x5 / 3x3, pointwise (with the
+    fused shuffle), channel shuffle and the fused concat + shuffle + split, against torch."""
+    if not importable("torch"):
+        return []
+    import torch
+    import torch.nn.functional as F
+
+    from nimbleops import vision
+
+    out: List[Workload] = []
+    gen = torch.Generator().manual_seed(11)
+    cl = torch.channels_last
+
+    def fwd_bwd(f, x, w, b):
+        xg, wg, bg = (t.detach().clone().requires_grad_() for t in (x, w, b))
+        grad = torch.randn(f(x, w, b).shape, generator=gen).contiguous(memory_format=torch.contiguous_format)
+
+        def run():
+            xg.grad = wg.grad = bg.grad = None
+            f(xg, wg, bg).backward(grad)
+        return run
+
+    for shape, k, stride in (((8, 132, 40, 40), 5, 1), ((8, 264, 20, 20), 5, 1), ((8, 528, 10, 10), 5, 1),
+                             ((8, 132, 80, 80), 5, 2), ((1, 132, 40, 40), 3, 1)):
+        C = shape[1]
+        x = torch.randn(shape, generator=gen)
+        xc = x.contiguous(memory_format=cl)
+        w = torch.randn(C, 1, k, k, generator=gen) * 0.2
+        b = torch.randn(C, generator=gen)
+        ours = lambda x, w, b, s=stride, p=k // 2: vision.depthwise_conv2d(x, w, b, s, p)  # noqa: E731
+        theirs = lambda x, w, b, s=stride, p=k // 2, C=C: F.conv2d(x, w, b, s, p, groups=C)  # noqa: E731
+        oh = (shape[2] + 2 * (k // 2) - k) // stride + 1
+        flops = 2 * shape[0] * C * oh * oh * k * k
+        name = f"depthwise {k}x{k} s{stride} {list(shape)} float32"
+        out.append(Workload("depthwise", f"{name}: forward, NCHW",
+                            lambda ours=ours, x=x, w=w, b=b: ours(x, w, b),
+                            {"torch conv2d NCHW": lambda theirs=theirs, x=x, w=w, b=b: theirs(x, w, b)}, flops=flops))
+        out.append(Workload("depthwise", f"{name}: forward, channels_last",
+                            lambda ours=ours, x=xc, w=w, b=b: ours(x, w, b),
+                            {"torch conv2d channels_last": lambda theirs=theirs, x=xc, w=w, b=b: theirs(x, w, b),
+                             "torch conv2d NCHW": lambda theirs=theirs, x=x, w=w, b=b: theirs(x, w, b)}, flops=flops))
+        out.append(Workload("depthwise", f"{name}: forward + backward, NCHW", fwd_bwd(ours, x, w, b),
+                            {"torch conv2d NCHW": fwd_bwd(theirs, x, w, b),
+                             "torch conv2d channels_last": fwd_bwd(theirs, xc, w, b)}, flops=3 * flops))
+    for shape, shuffle in (((8, 132, 40, 40), None), ((8, 264, 20, 20), 2)):
+        C = shape[1]
+        x = torch.randn(shape, generator=gen)
+        w = torch.randn(C, C, 1, 1, generator=gen) / C ** 0.5
+        b = torch.randn(C, generator=gen)
+        flops = 2 * shape[0] * C * C * shape[2] * shape[3]
+        peers = {"torch conv2d": lambda x=x, w=w, b=b: F.conv2d(x, w, b)}
+        if shuffle:
+            peers = {"torch conv2d + channel_shuffle": lambda x=x, w=w, b=b: F.channel_shuffle(F.conv2d(x, w, b), 2),
+                     **peers}
+        out.append(Workload("pointwise", f"pointwise 1x1 {list(shape)} -> {C} float32"
+                            + (" with the output shuffled (groups 2)" if shuffle else ""),
+                            lambda x=x, w=w, b=b, s=shuffle: vision.pointwise_conv2d(x, w, b, shuffle_groups=s),
+                            peers, flops=flops))
+    x = torch.randn(8, 264, 40, 40, generator=gen)
+    out.append(Workload("shuffle", "channel_shuffle [8, 264, 40, 40] groups 2 float32 (GB/s: read + write)",
+                        lambda: vision.channel_shuffle(x, 2),
+                        {"torch channel_shuffle": lambda: F.channel_shuffle(x, 2)}, 2 * x.nbytes, versus="copy"))
+    a, bb = torch.randn(8, 132, 40, 40, generator=gen), torch.randn(8, 132, 40, 40, generator=gen)
+
+    def torch_css():
+        n, c, h, w_ = a.shape[0], a.shape[1] + bb.shape[1], a.shape[2], a.shape[3]
+        return torch.cat([a, bb], 1).view(n, 2, c // 2, h, w_).transpose(1, 2).contiguous().view(n, c, h, w_).chunk(2, 1)
+
+    out.append(Workload("shuffle", "concat_shuffle_split 2 x [8, 132, 40, 40] float32 (GB/s: read + write)",
+                        lambda: vision.concat_shuffle_split(a, bb),
+                        {"torch cat + view/transpose/contiguous + chunk": torch_css}, 2 * (a.nbytes + bb.nbytes),
+                        versus="copy"))
+    return out
+
+
 def workloads(quick: bool = False) -> List[Workload]:
     return (dense_workloads() + batched_workloads() + sparse_workloads(quick) + reference_workloads()
-            + returns_workloads() + td_workloads() + trace_workloads() + vision_workloads())
+            + returns_workloads() + td_workloads() + trace_workloads() + conv_workloads() + vision_workloads())
 
 
 def machine() -> str:
@@ -523,7 +601,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(f"machine: {machine()}")
     print(f"memory bandwidth (numpy, this run): read {bw['read']:.1f} GB/s (GEMV), copy {bw['copy']:.1f} GB/s "
           "(read + write bytes)\n")
-    print("| workload | nimbleops | GB/s (% of read) | peer | peer time | peer / ours |")
+    print("| workload | nimbleops | GB/s (% of read or copy) or GFLOP/s | peer | peer time | peer / ours |")
     print("|---|---|---|---|---|---|")
     for w in workloads(args.quick):
         if args.only not in w.name:
@@ -532,7 +610,11 @@ def main(argv: Optional[List[str]] = None) -> None:
         # ours and every peer timed interleaved, in one measurement
         times = median_times([w.ours] + [fn for _, fn in peers], min_time=min_time)
         t = times[0]
-        gbs = f"{w.bytes_moved / t / 1e9:.1f} ({100 * w.bytes_moved / t / 1e9 / bw['read']:.0f}%)" if w.bytes_moved else ""
+        gbs = ""
+        if w.bytes_moved:
+            gbs = f"{w.bytes_moved / t / 1e9:.1f} ({100 * w.bytes_moved / t / 1e9 / bw[w.versus]:.0f}% of {w.versus})"
+        elif w.flops:
+            gbs = f"{w.flops / t / 1e9:.0f} GFLOP/s"
         name = w.name + (f" ({w.note})" if w.note else "")
         rows = [(peer, _fmt(p), f"{p / t:.2f}x") for (peer, _), p in zip(peers, times[1:])] or [("-", "", "")]
         for i, (peer, pt, ratio) in enumerate(rows):
