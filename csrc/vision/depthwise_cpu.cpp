@@ -304,17 +304,44 @@ void depthwise_backward(const DepthwiseViews& v, const View& grad_out, const std
     const bool weights = gw || gb;
     const int64_t KK = v.KH * v.KW, HW = s.H * s.W, OHW = s.OH * s.OW;
     const RowLayout<T> layout(v, s);
+    // grad_input by gathering where it can (stride 1, m = 1, a fast kernel, padding <= K - 1): the
+    // correlation of grad_out, padded by K - 1 - p, with the flipped kernel, run by the forward's
+    // row kernels (each element sums its taps in registers instead of K*K scatter passes)
+    const bool gather = gx && s.m == 1 && v.sh == 1 && v.sw == 1 && v.dh == 1 && v.dw == 1 && v.KH == v.KW &&
+                        (v.KH == 3 || v.KH == 5) && v.ph <= v.KH - 1 && v.pw <= v.KW - 1;
+    DepthwiseViews vt = v;
+    DepthwiseShape st = s;
+    std::vector<T> flipped;
+    if (gather) {
+      vt.ph = v.KH - 1 - v.ph;
+      vt.pw = v.KW - 1 - v.pw;
+      st.H = s.OH;
+      st.W = s.OW;
+      st.OH = s.H;
+      st.OW = s.W;
+      flipped.resize(size_t(s.C * KK));
+      for (int64_t c = 0; c < s.C; ++c)
+        for (int64_t t = 0; t < KK; ++t) flipped[size_t(c * KK + t)] = w[c * KK + (KK - 1 - t)];
+    }
+    const RowLayout<T> transposed(vt, st);
     parallel_for(s.C, 1, [&](int64_t c0, int64_t c1) {
       PaddedPlane<T> xpad, gpad;
       xpad.shape(v, s);
-      gpad.shape(v, s);
+      gpad.shape(gather ? vt : v, gather ? st : s);
+      std::vector<T> tmp(size_t(gather ? transposed.buffer_size(st) : 0));
       std::vector<T> part(size_t(s.m * (KK + 1) * kLanes));  // per output channel: KK taps + bias, 16 lanes
       std::vector<T> gbuf(size_t(layout.buffer_size(s)), T(0));  // grad_out plane (zeros at virtual garbage)
       for (int64_t c = c0; c < c1; ++c) {
         std::fill(part.begin(), part.end(), T(0));
         for (int64_t n = 0; n < s.N; ++n) {
           if (weights) xpad.fill(x + (n * s.C + c) * HW, s.H, s.W, v.ph, v.pw, s.W);
-          if (gx) gpad.zero();
+          if (gather) {
+            gpad.fill(g + (n * s.Cout + c) * OHW, s.OH, s.OW, vt.ph, vt.pw, s.OW);
+            k.forward_row(gpad.template row<DwRow<T>>(vt, st, 0), flipped.data() + c * KK, T(0), tmp.data());
+            transposed.from_buffer(tmp.data(), st, gx + (n * s.C + c) * HW);
+          } else if (gx) {
+            gpad.zero();
+          }
           for (int64_t j = 0; j < s.m; ++j) {
             const int64_t oc = c * s.m + j;
             layout.to_buffer(g + (n * s.Cout + oc) * OHW, s, gbuf.data());
@@ -326,10 +353,10 @@ void depthwise_backward(const DepthwiseViews& v, const View& grad_out, const std
                 row.valid = layout.is_virtual ? layout.valid.data() : nullptr;
                 k.weight_row(row, go, p, p + KK * kLanes);
               }
-              if (gx) k.input_row(gpad.template row<DwRowMut<T>>(v, s, r), w + oc * KK, go);
+              if (gx && !gather) k.input_row(gpad.template row<DwRowMut<T>>(v, s, r), w + oc * KK, go);
             }
           }
-          if (gx) {
+          if (gx && !gather) {
             T* dst = gx + (n * s.C + c) * HW;
             for (int64_t h = 0; h < s.H; ++h)
               for (int64_t ww = 0; ww < s.W; ++ww) dst[h * s.W + ww] = gpad.at(h + v.ph, ww + v.pw);

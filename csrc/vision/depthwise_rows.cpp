@@ -109,7 +109,10 @@ void weight_row_impl(const DwRow<T>& a, const T* g, T* part, T* part_bias) {
   typedef typename Lanes<T>::M Mask;
   Mask lane;
   for (int l = 0; l < kLanes; ++l) lane[l] = l;
-  V bias_part = load<V>(part_bias);
+  // the K*K partial vectors and the bias partial stay in registers over the whole row
+  V acc[K * K + 1];
+  for (int t = 0; t < K * K; ++t) acc[t] = load<V>(part + t * kLanes);
+  acc[K * K] = load<V>(part_bias);
   for (int64_t ow = 0; ow < a.OW; ow += kLanes) {
     typedef decltype(lane[0] + 0) Index;
     Mask use = lane < Mask{} + Index(a.OW - ow < kLanes ? a.OW - ow : kLanes);  // -1 where the lane is an output
@@ -119,14 +122,13 @@ void weight_row_impl(const DwRow<T>& a, const T* g, T* part, T* part_bias) {
       use &= ok;
     }
     const V g_lanes = load<V>(g + ow), zero = V{};
-    bias_part += use ? g_lanes : zero;
+    acc[K * K] += use ? g_lanes : zero;
     for (int64_t kh = 0; kh < KH; ++kh)
-      for (int64_t kw = 0; kw < KW; ++kw) {
-        T* p = part + (kh * KW + kw) * kLanes;
-        store(p, load<V>(p) + (use ? g_lanes * load<V>(tap<M>(a, kh, kw, ow)) : zero));
-      }
+      for (int64_t kw = 0; kw < KW; ++kw)
+        acc[kh * KW + kw] += use ? g_lanes * load<V>(tap<M>(a, kh, kw, ow)) : zero;
   }
-  store(part_bias, bias_part);
+  for (int t = 0; t < K * K; ++t) store(part + t * kLanes, acc[t]);
+  store(part_bias, acc[K * K]);
 }
 
 template <int M, int K, class T>
