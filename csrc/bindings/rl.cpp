@@ -131,6 +131,10 @@ void bind_rl(py::module_& m) {
     rl::cpu::check_csr(indptr, indices, S, A);
   });
 
+  m.def("check_index_range", [](const View& idx, int64_t hi, const std::string& name) {
+    py::gil_scoped_release nogil;
+    rl::cpu::check_index_range(idx, hi, name.c_str(), idx.numel());
+  });
   m.def("all_finite", [](const View& x) {
     py::gil_scoped_release nogil;
     return rl::cpu::all_finite(x);
@@ -192,99 +196,108 @@ void bind_rl(py::module_& m) {
     rl::ns::returns_backward(v, g0, g1, gr, gv, gnv);                                                       \
   });
 
-  m.def(
-      "td_update_cpu",
-      [](const std::string& rule, bool sequential, const View& Q, std::optional<View> Q2, const View& s,
-         const View& s_next, std::optional<View> a, std::optional<View> a_next, const View& rewards,
-         const View& terminated, std::optional<View> alpha, double alpha_scalar, std::optional<View> gamma,
-         double gamma_scalar, std::optional<View> probs, double epsilon, std::optional<View> update_first,
-         const View& td_errors) {
-        rl::TdViews v;
-        v.rule = parse_enum<rl::TdRule>(rule,
-                                        {{"td0", rl::TdRule::td0},
-                                         {"sarsa", rl::TdRule::sarsa},
-                                         {"q_learning", rl::TdRule::q_learning},
-                                         {"expected_sarsa", rl::TdRule::expected_sarsa},
-                                         {"double_q", rl::TdRule::double_q}},
-                                        "rule");
-        v.sequential = sequential;
-        v.Q = Q;
-        v.Q2 = Q2;
-        v.s = s;
-        v.s_next = s_next;
-        v.a = a;
-        v.a_next = a_next;
-        v.rewards = rewards;
-        v.terminated = terminated;
-        v.alpha = alpha;
-        v.alpha_scalar = alpha_scalar;
-        v.gamma = gamma;
-        v.gamma_scalar = gamma_scalar;
-        v.probs = probs;
-        v.epsilon = epsilon;
-        v.update_first = update_first;
-        py::gil_scoped_release nogil;
-        rl::cpu::td_update(v, td_errors);
+#define NIMBLEOPS_BIND_TD(ns, suffix)                                                                            \
+  m.def(                                                                                                         \
+      "td_update_" suffix,                                                                                       \
+      [](const std::string& rule, bool sequential, const View& Q, std::optional<View> Q2, const View& s,         \
+         const View& s_next, std::optional<View> a, std::optional<View> a_next, const View& rewards,             \
+         const View& terminated, std::optional<View> alpha, double alpha_scalar, std::optional<View> gamma,      \
+         double gamma_scalar, std::optional<View> probs, double epsilon, std::optional<View> update_first,       \
+         const View& td_errors, uintptr_t stream) {                                                              \
+        rl::TdViews v;                                                                                           \
+        v.rule = parse_enum<rl::TdRule>(rule,                                                                    \
+                                        {{"td0", rl::TdRule::td0},                                               \
+                                         {"sarsa", rl::TdRule::sarsa},                                           \
+                                         {"q_learning", rl::TdRule::q_learning},                                 \
+                                         {"expected_sarsa", rl::TdRule::expected_sarsa},                         \
+                                         {"double_q", rl::TdRule::double_q}},                                    \
+                                        "rule");                                                                 \
+        v.sequential = sequential;                                                                               \
+        v.Q = Q;                                                                                                 \
+        v.Q2 = Q2;                                                                                               \
+        v.s = s;                                                                                                 \
+        v.s_next = s_next;                                                                                       \
+        v.a = a;                                                                                                 \
+        v.a_next = a_next;                                                                                       \
+        v.rewards = rewards;                                                                                     \
+        v.terminated = terminated;                                                                               \
+        v.alpha = alpha;                                                                                         \
+        v.alpha_scalar = alpha_scalar;                                                                           \
+        v.gamma = gamma;                                                                                         \
+        v.gamma_scalar = gamma_scalar;                                                                           \
+        v.probs = probs;                                                                                         \
+        v.epsilon = epsilon;                                                                                     \
+        v.update_first = update_first;                                                                           \
+        v.stream = stream;                                                                                       \
+        py::gil_scoped_release nogil;                                                                            \
+        rl::ns::td_update(v, td_errors);                                                                         \
       });
 
-  m.def("tabular_trace_step_cpu",
-        [](const std::string& rule, const std::string& kind, const View& Q, const View& e, const View& s,
-           const View& s_next, std::optional<View> a, std::optional<View> a_next, const View& rewards,
-           const View& terminated, const View& truncated, double alpha, double gamma, double lam,
-           const View& td_errors) {
-          rl::TabularTraceViews v;
-          v.rule = parse_enum<rl::TraceRule>(rule,
-                                             {{"td_lambda", rl::TraceRule::td_lambda},
-                                              {"sarsa_lambda", rl::TraceRule::sarsa_lambda},
-                                              {"watkins_q_lambda", rl::TraceRule::watkins_q_lambda}},
-                                             "rule");
-          v.kind = parse_enum<rl::TraceKind>(kind,
-                                             {{"accumulating", rl::TraceKind::accumulating},
-                                              {"replacing", rl::TraceKind::replacing},
-                                              {"dutch", rl::TraceKind::dutch}},
-                                             "kind");
-          v.Q = Q;
-          v.e = e;
-          v.s = s;
-          v.s_next = s_next;
-          v.a = a;
-          v.a_next = a_next;
-          v.rewards = rewards;
-          v.terminated = terminated;
-          v.truncated = truncated;
-          v.alpha = alpha;
-          v.gamma = gamma;
-          v.lam = lam;
-          py::gil_scoped_release nogil;
-          rl::cpu::tabular_trace_step(v, td_errors);
-        });
-  m.def("linear_td_step_cpu",
-        [](const std::string& rule, const View& w, std::optional<View> z, std::optional<View> v_old, const View& phi,
-           const View& rewards, const View& phi_next, const View& terminated, std::optional<View> truncated,
-           double alpha, double gamma, double lam, const View& td_errors) {
-          rl::LinearTraceViews v;
-          v.rule = parse_enum<rl::LinearRule>(rule,
-                                              {{"td0", rl::LinearRule::td0},
-                                               {"td_lambda", rl::LinearRule::td_lambda},
-                                               {"true_online", rl::LinearRule::true_online}},
-                                              "rule");
-          v.w = w;
-          v.z = z;
-          v.v_old = v_old;
-          v.phi = phi;
-          v.rewards = rewards;
-          v.phi_next = phi_next;
-          v.terminated = terminated;
-          v.truncated = truncated;
-          v.alpha = alpha;
-          v.gamma = gamma;
-          v.lam = lam;
-          py::gil_scoped_release nogil;
-          rl::cpu::linear_td_step(v, td_errors);
-        });
+#define NIMBLEOPS_BIND_TRACES(ns, suffix) \
+  m.def("tabular_trace_step_" suffix,                                                                                  \
+        [](const std::string& rule, const std::string& kind, const View& Q, const View& e, const View& s,              \
+           const View& s_next, std::optional<View> a, std::optional<View> a_next, const View& rewards,                 \
+           const View& terminated, const View& truncated, double alpha, double gamma, double lam,                      \
+           const View& td_errors, uintptr_t stream) {                                                                  \
+          rl::TabularTraceViews v;                                                                                     \
+          v.rule = parse_enum<rl::TraceRule>(rule,                                                                     \
+                                             {{"td_lambda", rl::TraceRule::td_lambda},                                 \
+                                              {"sarsa_lambda", rl::TraceRule::sarsa_lambda},                           \
+                                              {"watkins_q_lambda", rl::TraceRule::watkins_q_lambda}},                  \
+                                             "rule");                                                                  \
+          v.kind = parse_enum<rl::TraceKind>(kind,                                                                     \
+                                             {{"accumulating", rl::TraceKind::accumulating},                           \
+                                              {"replacing", rl::TraceKind::replacing},                                 \
+                                              {"dutch", rl::TraceKind::dutch}},                                        \
+                                             "kind");                                                                  \
+          v.Q = Q;                                                                                                     \
+          v.e = e;                                                                                                     \
+          v.s = s;                                                                                                     \
+          v.s_next = s_next;                                                                                           \
+          v.a = a;                                                                                                     \
+          v.a_next = a_next;                                                                                           \
+          v.rewards = rewards;                                                                                         \
+          v.terminated = terminated;                                                                                   \
+          v.truncated = truncated;                                                                                     \
+          v.alpha = alpha;                                                                                             \
+          v.gamma = gamma;                                                                                             \
+          v.lam = lam;                                                                                                 \
+          v.stream = stream;                                                                                           \
+          py::gil_scoped_release nogil;                                                                                \
+          rl::ns::tabular_trace_step(v, td_errors);                                                                    \
+        });                                                                                                            \
+  m.def("linear_td_step_" suffix,                                                                                      \
+        [](const std::string& rule, const View& w, std::optional<View> z, std::optional<View> v_old, const View& phi,  \
+           const View& rewards, const View& phi_next, const View& terminated, std::optional<View> truncated,           \
+           double alpha, double gamma, double lam, const View& td_errors, uintptr_t stream) {                          \
+          rl::LinearTraceViews v;                                                                                      \
+          v.rule = parse_enum<rl::LinearRule>(rule,                                                                    \
+                                              {{"td0", rl::LinearRule::td0},                                           \
+                                               {"td_lambda", rl::LinearRule::td_lambda},                               \
+                                               {"true_online", rl::LinearRule::true_online}},                          \
+                                              "rule");                                                                 \
+          v.w = w;                                                                                                     \
+          v.z = z;                                                                                                     \
+          v.v_old = v_old;                                                                                             \
+          v.phi = phi;                                                                                                 \
+          v.rewards = rewards;                                                                                         \
+          v.phi_next = phi_next;                                                                                       \
+          v.terminated = terminated;                                                                                   \
+          v.truncated = truncated;                                                                                     \
+          v.alpha = alpha;                                                                                             \
+          v.gamma = gamma;                                                                                             \
+          v.lam = lam;                                                                                                 \
+          v.stream = stream;                                                                                           \
+          py::gil_scoped_release nogil;                                                                                \
+          rl::ns::linear_td_step(v, td_errors);                                                                        \
+        });                                                                                                            \
 
+  NIMBLEOPS_BIND_TD(cpu, "cpu")
+  NIMBLEOPS_BIND_TRACES(cpu, "cpu")
   NIMBLEOPS_BIND_RETURNS(cpu, "cpu")
 #ifdef NIMBLEOPS_WITH_CUDA
+  NIMBLEOPS_BIND_TD(cuda, "cuda")
+  NIMBLEOPS_BIND_TRACES(cuda, "cuda")
   NIMBLEOPS_BIND_RETURNS(cuda, "cuda")
 #endif
 }

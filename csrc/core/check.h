@@ -54,6 +54,14 @@ inline void check_host_array(const View& x, DType d, int64_t n, const char* name
   NIMBLEOPS_CHECK(x.device < 0, name, ": expected a CPU array");
 }
 
+// A contiguous array of n elements of dtype d on the given device (-1: host).
+inline void check_device_array(const View& x, DType d, int64_t n, const char* name, int device) {
+  check_contiguous(x, name);
+  check_dtype(x, d, name);
+  check_numel(x, n, name);
+  NIMBLEOPS_CHECK(x.device == device, name, ": expected an array on device ", device, " (-1 = CPU), got ", x.device);
+}
+
 inline void check_same_device(const View& a, const View& b, const char* name_a, const char* name_b) {
   NIMBLEOPS_CHECK(a.device == b.device, name_a, " and ", name_b, " must be on the same device, got ",
                   a.device, " and ", b.device, " (-1 = CPU)");

@@ -36,12 +36,21 @@ struct TdViews {
   std::optional<View> probs;       // expected_sarsa: [N, A]
   double epsilon = 0.0;
   std::optional<View> update_first;  // double_q: [N] bool
+  uintptr_t stream = 0;            // CUDA: the caller's stream
 };
 
 namespace cpu {
 // Validates everything, then updates; writes the N TD errors into td_errors (Q's dtype).
 void td_update(const TdViews& v, const View& td_errors);
 }  // namespace cpu
+namespace cuda {
+// Shapes, dtypes and devices are validated here; index ranges and finite rewards by the caller
+// (the Python wrapper, on the device) before the call; the kernels still skip an out-of-range
+// transition, so nothing is read or written out of bounds. Accumulate mode sorts the cells
+// (a stable radix sort) and sums each cell's increments in transition order: the bits of the
+// CPU and of numpy.add.at. Sequential mode is the online chain: one GPU thread.
+void td_update(const TdViews& v, const View& td_errors);
+}  // namespace cuda
 
 }  // namespace rl
 }  // namespace nimbleops

@@ -39,6 +39,7 @@ struct TabularTraceViews {
   std::optional<View> a, a_next;   // [B] int64
   View rewards, terminated, truncated;
   double alpha = 0.1, gamma = 0.99, lam = 0.9;
+  uintptr_t stream = 0;  // CUDA: the caller's stream
 };
 
 struct LinearTraceViews {
@@ -49,12 +50,19 @@ struct LinearTraceViews {
   View rewards, terminated;
   std::optional<View> truncated;
   double alpha = 0.1, gamma = 0.99, lam = 0.9;
+  uintptr_t stream = 0;
 };
 
 namespace cpu {
 void tabular_trace_step(const TabularTraceViews& v, const View& td_errors);
 void linear_td_step(const LinearTraceViews& v, const View& td_errors);
 }  // namespace cpu
+namespace cuda {
+// Index ranges and finite rewards are checked by the caller on the device (the kernels still
+// skip an out-of-range environment); one thread per environment, then per cell / weight.
+void tabular_trace_step(const TabularTraceViews& v, const View& td_errors);
+void linear_td_step(const LinearTraceViews& v, const View& td_errors);
+}  // namespace cuda
 
 }  // namespace rl
 }  // namespace nimbleops

@@ -6,11 +6,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define NIMBLEOPS_HD __host__ __device__ __forceinline__
-#else
-#define NIMBLEOPS_HD inline
-#endif
+#include "core/hd.h"
 
 namespace nimbleops {
 namespace vision {

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import nimbleops
 from nimbleops import rl
 from nimbleops.reference import rl as ref
 
@@ -176,3 +177,39 @@ def test_bad_input_errors_and_nothing_is_written(rng):
     with pytest.raises(ValueError, match="V: expected a non-empty table of shape \\[S\\]"):
         rl.td0_update_(Q, b["s"], b["r"], b["s_next"], b["terminated"], alpha=0.1, gamma=0.9)
     np.testing.assert_array_equal(Q, before)
+
+
+@pytest.mark.skipif(not nimbleops.has_cuda(), reason="no usable CUDA GPU")
+@pytest.mark.parametrize("rule", ["td0", "sarsa", "q_learning", "expected_sarsa", "double_q"])
+@pytest.mark.parametrize("mode", ["sequential", "accumulate"])
+def test_cuda_matches_cpu(rule, mode):
+    """The CUDA kernels against the CPU ones (same bits: the same arithmetic in the same order)."""
+    import torch
+
+    rng = np.random.default_rng(11)
+    S, A, N = 20, 4, 300
+    tables = [torch.from_numpy(rng.standard_normal((S, A))) for _ in range(2)]
+    s, a, sn, an = (torch.from_numpy(rng.integers(0, hi, N)) for hi in (S, A, S, A))
+    r = torch.from_numpy(rng.standard_normal(N))
+    term = torch.from_numpy(rng.random(N) < 0.1)
+    first = torch.from_numpy(rng.random(N) < 0.5)
+    results = []
+    for dev in ("cpu", "cuda"):
+        Q1, Q2 = (t.clone().to(dev) for t in tables)
+        args = dict(alpha=0.3, gamma=0.9, mode=mode)
+        if rule == "td0":
+            V = Q1[:, 0].contiguous()
+            td = rl.td0_update_(V, s, r, sn, term, **args)
+            results.append((td.cpu(), V.cpu()))
+            continue
+        if rule == "sarsa":
+            td = rl.sarsa_update_(Q1, s, a, r, sn, an, term, **args)
+        elif rule == "q_learning":
+            td = rl.q_learning_update_(Q1, s, a, r, sn, term, **args)
+        elif rule == "expected_sarsa":
+            td = rl.expected_sarsa_update_(Q1, s, a, r, sn, term, epsilon=0.2, **args)
+        else:
+            td = rl.double_q_learning_update_(Q1, Q2, s, a, r, sn, term, update_first=first, **args)
+        results.append((td.cpu(), Q1.cpu(), Q2.cpu()))
+    for got, want in zip(results[1], results[0]):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import nimbleops
 from nimbleops import rl
 from nimbleops.reference import rl as ref
 
@@ -142,3 +143,33 @@ def test_bad_input_errors(rng):
     with pytest.raises(TypeError, match="v_old"):
         rl.true_online_td_lambda_step_(w, np.zeros((B, 3)), None, np.zeros((B, 3)), r, np.zeros((B, 3)), no, no,
                                        alpha=0.1, gamma=0.9, lam=0.9)
+
+
+@pytest.mark.skipif(not nimbleops.has_cuda(), reason="no usable CUDA GPU")
+@pytest.mark.parametrize("kind", ["accumulating", "replacing", "dutch"])
+def test_cuda_matches_cpu(kind):
+    import torch
+
+    rng = np.random.default_rng(12)
+    S, A, B, d = 15, 3, 8, 10
+    Q0 = torch.from_numpy(rng.standard_normal((S, A)))
+    s, a, sn, an = (torch.from_numpy(rng.integers(0, hi, B)) for hi in (S, A, S, A))
+    r = torch.from_numpy(rng.standard_normal(B))
+    term, trunc = torch.from_numpy(rng.random(B) < 0.2), torch.from_numpy(rng.random(B) < 0.1)
+    w0 = torch.from_numpy(rng.standard_normal(d))
+    phi, phin = (torch.from_numpy(rng.standard_normal((B, d))) for _ in range(2))
+    out = {}
+    for dev in ("cpu", "cuda"):
+        Q, e = Q0.clone().to(dev), torch.zeros(B, S, A, dtype=torch.float64, device=dev)
+        for _ in range(3):
+            rl.watkins_q_lambda_step_(Q, e, s, a, r, sn, an, term, trunc, alpha=0.1, gamma=0.9, lam=0.8, kind=kind)
+            rl.sarsa_lambda_step_(Q, e, s, a, r, sn, an, term, trunc, alpha=0.1, gamma=0.9, lam=0.8, kind=kind)
+        w, z, v_old = w0.clone().to(dev), torch.zeros(B, d, dtype=torch.float64, device=dev), torch.zeros(
+            B, dtype=torch.float64, device=dev)
+        for _ in range(3):
+            rl.true_online_td_lambda_step_(w, z, v_old, phi, r, phin, term, trunc, alpha=0.01, gamma=0.9, lam=0.8)
+            rl.linear_td_lambda_step_(w, z, phi, r, phin, term, trunc, alpha=0.01, gamma=0.9, lam=0.8)
+            rl.linear_td0_update_(w, phi, r, phin, term, alpha=0.01, gamma=0.9)
+        out[dev] = [t.cpu() for t in (Q, e, w, z, v_old)]
+    for got, want in zip(out["cuda"], out["cpu"]):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)

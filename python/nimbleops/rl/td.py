@@ -12,10 +12,13 @@ Two batch semantics, both deterministic (``mode``):
   increments ``alpha * delta`` are summed where ``(s, a)`` repeats, in transition order: the
   semantics (and the bits) of ``numpy.add.at``. Computed in parallel without data races.
 
-Tables are numpy arrays or CPU torch tensors, float32 or float64, contiguous and writeable (the
-CUDA versions are not written yet: CUDA tensors get a ``ValueError``). Indices are int64 (int32
-accepted). Every index, mask and reward is checked before anything is written: a failing call
-leaves the table untouched.
+Tables are numpy arrays or torch tensors (CPU, or CUDA when built with CUDA), float32 or float64,
+contiguous and writeable. Indices are int64 (int32 accepted). Every index, mask and reward is
+checked before anything is written: a failing call leaves the table untouched. On CUDA the
+transition arrays are checked on the host (one copy each way) and the kernels run on the caller's
+stream: accumulate mode by a stable sort of the cells (the bits of the CPU and of numpy.add.at),
+sequential mode on one GPU thread (the online chain; correct but not fast: the CPU is the fast path
+for it). The CUDA kernels are compiled but have not yet run on a GPU (see the README).
 """
 from __future__ import annotations
 
@@ -73,8 +76,8 @@ def _table(x, name: str, ndim: int):
     if d not in ar.FLOAT_DTYPES:
         raise TypeError(f"{name}: expected a float32 or float64 table, got dtype {d}")
     if ar.is_torch(x):
-        if x.device.type != "cpu":
-            raise ValueError(f"{name}: the tabular TD updates run on the CPU for now; got a tensor on {x.device}")
+        if x.device.type not in ("cpu", "cuda") or (x.is_cuda and not hasattr(_C.rl, "td_update_cuda")):
+            raise ValueError(f"{name}: expected a CPU tensor (or CUDA, with a CUDA build), got a tensor on {x.device}")
         if not x.is_contiguous():
             raise ValueError(f"{name}: expected a contiguous table (it is updated in place)")
     else:
@@ -163,10 +166,37 @@ def _update(rule, Q, Q2, s, a, r, s_next, a_next, terminated, alpha, gamma, mode
     if update_first is not None:
         update_first = _numpy(update_first, "update_first", N, "mask")
     kind = ar.Kind(True, Q.device) if ar.is_torch(Q) else ar.Kind()
+    if Q2 is not None and ar.is_torch(Q2) != ar.is_torch(Q) or (ar.is_torch(Q) and Q2 is not None and
+                                                               Q2.device != Q.device):
+        raise ValueError("Q2: expected a table of the same kind and device as Q1")
     td = ar.empty((N,), dtype, kind)
     table = Q.reshape(-1, 1) if rule == "td0" else Q  # a view: updates land in Q
     view = lambda x: None if x is None else ar.view(x)  # noqa: E731
-    _C.rl.td_update_cpu(rule, mode == "sequential", ar.view(table), view(Q2), ar.view(s), ar.view(s_next), view(a),
-                        view(a_next), ar.view(r), ar.view(terminated), view(alpha_a), alpha_s, view(gamma_a), gamma_s,
-                        view(probs), eps, view(update_first), ar.view(td))
+    stream = 0
+    if kind.is_cuda:  # the checks the CPU kernel makes itself, on the host arrays; then to the device
+        S, A = table.shape
+        check_on_host((s, S, "s"), (s_next, S, "s_next"), (a, A, "a"), (a_next, A, "a_next"), rewards=r)
+        s, s_next, a, a_next, r, terminated, alpha_a, gamma_a, probs, update_first = to_device(
+            kind, s, s_next, a, a_next, r, terminated, alpha_a, gamma_a, probs, update_first)
+        stream = ar.cuda_stream(kind)
+    getattr(_C.rl, f"td_update_{kind.suffix}")(
+        rule, mode == "sequential", ar.view(table), view(Q2), ar.view(s), ar.view(s_next), view(a), view(a_next),
+        ar.view(r), ar.view(terminated), view(alpha_a), alpha_s, view(gamma_a), gamma_s, view(probs), eps,
+        view(update_first), ar.view(td), stream)
     return td
+
+
+def check_on_host(*indices, rewards=None) -> None:
+    """Index ranges ((array, upper bound, name), None arrays skipped) and finite rewards of host
+    arrays, with the CPU kernels' messages (for the CUDA kernels, which cannot raise)."""
+    for idx, hi, name in indices:
+        if idx is not None:
+            _C.rl.check_index_range(ar.view(idx), int(hi), name)
+    if rewards is not None and not _C.rl.all_finite(ar.view(rewards)):
+        raise ValueError("r: expected finite rewards, found nan or inf")
+
+
+def to_device(kind: ar.Kind, *arrays):
+    """Host numpy arrays as contiguous tensors on kind's device (None passes through)."""
+    torch = ar._torch()
+    return tuple(None if x is None else torch.from_numpy(x).to(kind.device) for x in arrays)

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import _C
 from .. import _arrays as ar
-from .td import _numpy, _table
+from .td import _numpy, _table, check_on_host, to_device
 
 KINDS = ("accumulating", "replacing", "dutch")
 
@@ -69,9 +69,18 @@ def _tabular(rule, Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, 
     if rule == "td_lambda":  # views: updates land in V and e
         Q, e = Q.reshape(-1, 1), e.reshape(B, -1, 1)
     view = lambda x: None if x is None else ar.view(x)  # noqa: E731
-    _C.rl.tabular_trace_step_cpu(rule, kind, ar.view(Q), ar.view(e), ar.view(s), ar.view(s_next), view(a),
-                                 view(a_next), ar.view(r), ar.view(terminated), ar.view(truncated), alpha, gamma, lam,
-                                 ar.view(td))
+    stream = 0
+    if kind_.is_cuda:
+        if e.device != kind_.device:
+            raise ValueError(f"e: expected traces on {kind_.device} like the table, got {e.device}")
+        S, A = Q.shape
+        check_on_host((s, S, "s"), (s_next, S, "s_next"), (a, A, "a"), (a_next, A, "a_next"), rewards=r)
+        s, s_next, a, a_next, r, terminated, truncated = to_device(kind_, s, s_next, a, a_next, r, terminated,
+                                                                   truncated)
+        stream = ar.cuda_stream(kind_)
+    getattr(_C.rl, f"tabular_trace_step_{kind_.suffix}")(
+        rule, kind, ar.view(Q), ar.view(e), ar.view(s), ar.view(s_next), view(a), view(a_next), ar.view(r),
+        ar.view(terminated), ar.view(truncated), alpha, gamma, lam, ar.view(td), stream)
     return td
 
 
@@ -128,8 +137,17 @@ def _linear(rule, w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, g
     kind_ = ar.Kind(True, w.device) if ar.is_torch(w) else ar.Kind()
     td = ar.empty((B,), dtype, kind_)
     view = lambda x: None if x is None else ar.view(x)  # noqa: E731
-    _C.rl.linear_td_step_cpu(rule, ar.view(w), view(z), view(v_old), ar.view(phi), ar.view(r), ar.view(phi_next),
-                             ar.view(terminated), view(truncated), alpha, gamma, lam, ar.view(td))
+    stream = 0
+    if kind_.is_cuda:
+        for t, name in ((z, "z"), (v_old, "v_old")):
+            if t is not None and t.device != kind_.device:
+                raise ValueError(f"{name}: expected a tensor on {kind_.device} like w, got {t.device}")
+        check_on_host(rewards=r)
+        phi, r, phi_next, terminated, truncated = to_device(kind_, phi, r, phi_next, terminated, truncated)
+        stream = ar.cuda_stream(kind_)
+    getattr(_C.rl, f"linear_td_step_{kind_.suffix}")(
+        rule, ar.view(w), view(z), view(v_old), ar.view(phi), ar.view(r), ar.view(phi_next), ar.view(terminated),
+        view(truncated), alpha, gamma, lam, ar.view(td), stream)
     return td
 
 
