@@ -208,43 +208,48 @@ void forward_nhwc(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
   std::vector<T> wt(size_t(KK * s.Cout));
   for (int64_t oc = 0; oc < s.Cout; ++oc)
     for (int64_t t = 0; t < KK; ++t) wt[size_t(t * s.Cout + oc)] = w[oc * KK + t];
-  // one output row per task: the taps of each pixel first, then the pixels block of channels by
-  // block of channels, so that a block's input rows and weights stay in L1
-  constexpr int64_t kChannelBlock = 64;
+  // one output row per task. Depth multiplier 1: the interior pixels (every tap column inside the
+  // input) four at a time, block of 16 channels by block (the block's input rows stay in L1);
+  // the border pixels one at a time with their list of taps inside the input
+  constexpr int64_t kChannelBlock = kLanes;
+  const int64_t lo = std::min(s.OW, (v.pw + v.sw - 1) / v.sw);  // first interior column
+  const int64_t last = s.W - 1 + v.pw - (v.KW - 1) * v.dw;      // interior: ow * sw <= last
+  const int64_t hi = last < 0 ? lo : std::max(lo, std::min(s.OW, last / v.sw + 1));  // one past
   parallel_for(s.N * s.OH, 1, [&](int64_t r0, int64_t r1) {
-    std::vector<const T*> src(static_cast<size_t>(s.OW * KK));
-    std::vector<int64_t> taps(static_cast<size_t>(s.OW * KK)), count(static_cast<size_t>(s.OW));
+    std::vector<const T*> rows(static_cast<size_t>(v.KH)), src(static_cast<size_t>(KK));
+    std::vector<int64_t> taps(static_cast<size_t>(KK));
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / s.OH, oh = r % s.OH;
+      for (int64_t kh = 0; kh < v.KH; ++kh) {
+        const int64_t ih = oh * v.sh - v.ph + kh * v.dh;
+        rows[size_t(kh)] = (ih >= 0 && ih < s.H) ? x + (n * s.H + ih) * s.W * s.C : nullptr;
+      }
+      T* orow = out + (n * s.OH + oh) * s.OW * s.Cout;
+      if (s.m == 1 && hi > lo)
+        for (int64_t c0 = 0; c0 < s.C; c0 += kChannelBlock)
+          k.forward_row_nhwc(rows.data(), v.KH, v.KW, lo * v.sw - v.pw, hi - lo, v.sw, v.dw, wt.data(), bias, s.C, c0,
+                             std::min(s.C, c0 + kChannelBlock), orow + lo * s.C);
       for (int64_t ow = 0; ow < s.OW; ++ow) {
-        int64_t k_ = 0;
+        if (s.m == 1 && ow >= lo && ow < hi) continue;
+        int64_t count = 0;
         for (int64_t kh = 0; kh < v.KH; ++kh) {
-          const int64_t ih = oh * v.sh - v.ph + kh * v.dh;
-          if (ih < 0 || ih >= s.H) continue;
+          if (!rows[size_t(kh)]) continue;
           for (int64_t kw = 0; kw < v.KW; ++kw) {
             const int64_t iw = ow * v.sw - v.pw + kw * v.dw;
             if (iw < 0 || iw >= s.W) continue;
-            src[size_t(ow * KK + k_)] = x + ((n * s.H + ih) * s.W + iw) * s.C;
-            taps[size_t(ow * KK + k_++)] = kh * v.KW + kw;
+            src[size_t(count)] = rows[size_t(kh)] + iw * s.C;
+            taps[size_t(count++)] = kh * v.KW + kw;
           }
         }
-        count[size_t(ow)] = k_;
-      }
-      T* orow = out + (n * s.OH + oh) * s.OW * s.Cout;
-      if (s.m == 1) {
-        for (int64_t c0 = 0; c0 < s.C; c0 += kChannelBlock)
-          for (int64_t ow = 0; ow < s.OW; ++ow)
-            k.forward_pixel_nhwc(src.data() + ow * KK, taps.data() + ow * KK, count[size_t(ow)], wt.data(), bias, s.C,
-                                 c0, std::min(s.C, c0 + kChannelBlock), orow + ow * s.Cout);
-        continue;
-      }
-      for (int64_t ow = 0; ow < s.OW; ++ow) {  // depth multiplier > 1: input channel oc / m
-        const T* const* sp = src.data() + ow * KK;
-        const int64_t* tp = taps.data() + ow * KK;
-        for (int64_t oc = 0; oc < s.Cout; ++oc) {
+        T* o = orow + ow * s.Cout;
+        if (s.m == 1) {
+          k.forward_pixel_nhwc(src.data(), taps.data(), count, wt.data(), bias, s.C, 0, s.C, o);
+          continue;
+        }
+        for (int64_t oc = 0; oc < s.Cout; ++oc) {  // depth multiplier > 1: input channel oc / m
           T acc = bias ? bias[oc] : T(0);
-          for (int64_t t = 0; t < count[size_t(ow)]; ++t) acc += wt[size_t(tp[t] * s.Cout + oc)] * sp[t][oc / s.m];
-          orow[ow * s.Cout + oc] = acc;
+          for (int64_t t = 0; t < count; ++t) acc += wt[size_t(taps[size_t(t)] * s.Cout + oc)] * src[size_t(t)][oc / s.m];
+          o[oc] = acc;
         }
       }
     }

@@ -208,6 +208,56 @@ inline void pixel_block4(const T* const* src, const int64_t* tap_index, int64_t 
   for (int b = 0; b < 4; ++b) store(out + c + b * kLanes, acc[b]);
 }
 
+// P pixels x L channels (P independent chains), channels [c, c + L)
+template <int P, int L, class T>
+inline void nhwc_block(const T* const* rows, int64_t KH, int64_t KW, int64_t iw0, int64_t s, int64_t d, const T* w,
+                       const T* bias, int64_t C, int64_t c, T* out) {
+  typedef T V __attribute__((vector_size(L * sizeof(T))));
+  V acc[P];
+  for (int q = 0; q < P; ++q) acc[q] = bias ? load<V>(bias + c) : V{};
+  for (int64_t kh = 0; kh < KH; ++kh) {
+    if (!rows[kh]) continue;
+    for (int64_t kw = 0; kw < KW; ++kw) {
+      const V wv = load<V>(w + (kh * KW + kw) * C + c);
+      const T* x = rows[kh] + (iw0 + kw * d) * C + c;
+      for (int q = 0; q < P; ++q) acc[q] += wv * load<V>(x + q * s * C);
+    }
+  }
+  for (int q = 0; q < P; ++q) store(out + q * C + c, acc[q]);
+}
+
+template <int P, class T>
+inline void nhwc_pixels(const T* const* rows, int64_t KH, int64_t KW, int64_t iw0, int64_t s, int64_t d, const T* w,
+                        const T* bias, int64_t C, int64_t c0, int64_t c1, T* out) {
+  int64_t c = c0;
+  for (; c + kLanes <= c1; c += kLanes) nhwc_block<P, kLanes>(rows, KH, KW, iw0, s, d, w, bias, C, c, out);
+  if (c + 8 <= c1) {
+    nhwc_block<P, 8>(rows, KH, KW, iw0, s, d, w, bias, C, c, out);
+    c += 8;
+  }
+  if (c + 4 <= c1) {
+    nhwc_block<P, 4>(rows, KH, KW, iw0, s, d, w, bias, C, c, out);
+    c += 4;
+  }
+  for (; c < c1; ++c)
+    for (int q = 0; q < P; ++q) {
+      T acc = bias ? bias[c] : T(0);
+      for (int64_t kh = 0; kh < KH; ++kh) {
+        if (!rows[kh]) continue;
+        for (int64_t kw = 0; kw < KW; ++kw) acc += w[(kh * KW + kw) * C + c] * rows[kh][(iw0 + q * s + kw * d) * C + c];
+      }
+      out[q * C + c] = acc;
+    }
+}
+
+template <class T>
+void forward_row_nhwc(const T* const* rows, int64_t KH, int64_t KW, int64_t iw0, int64_t n, int64_t s, int64_t d,
+                      const T* w, const T* bias, int64_t C, int64_t c0, int64_t c1, T* out) {
+  int64_t q = 0;
+  for (; q + 4 <= n; q += 4) nhwc_pixels<4>(rows, KH, KW, iw0 + q * s, s, d, w, bias, C, c0, c1, out + q * C);
+  for (; q < n; ++q) nhwc_pixels<1>(rows, KH, KW, iw0 + q * s, s, d, w, bias, C, c0, c1, out + q * C);
+}
+
 template <class T>
 void forward_pixel_nhwc(const T* const* src, const int64_t* tap_index, int64_t taps, const T* w, const T* bias,
                         int64_t C, int64_t c0, int64_t c1, T* out) {
@@ -270,8 +320,10 @@ void deinterleave(const T* src, int64_t n, T* even, T* odd) {
 extern const DepthwiseKernels<float> depthwise_f32;
 extern const DepthwiseKernels<double> depthwise_f64;
 const DepthwiseKernels<float> depthwise_f32 = {&forward_row<float>, &weight_row<float>, &input_row<float>, &copy_rows<float>, &deinterleave<float>,
+                                               &forward_row_nhwc<float>,
                                                &forward_pixel_nhwc<float>};
 const DepthwiseKernels<double> depthwise_f64 = {&forward_row<double>, &weight_row<double>, &input_row<double>, &copy_rows<double>, &deinterleave<double>,
+                                                &forward_row_nhwc<double>,
                                                 &forward_pixel_nhwc<double>};
 
 }  // namespace NIMBLEOPS_ISA_NS

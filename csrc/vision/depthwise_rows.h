@@ -60,6 +60,13 @@ struct DepthwiseKernels {
   void (*copy_rows)(const T* src, int64_t src_pitch, T* dst, int64_t dst_pitch, int64_t rows, int64_t cols);
   // even[i] = src[2 i], odd[i] = src[2 i + 1] for the n elements of src (the split layout's fill)
   void (*deinterleave)(const T* src, int64_t n, T* even, T* odd);
+  // channels_last, depth multiplier 1: channels [c0, c1) of the output pixels ow0 + q, q < n, of
+  // one row, all of whose taps lie inside the row range (rows[kh] is input row oh*sh - ph + kh*dh,
+  // or null when outside: skipped); pixel q's tap kw reads column iw0 + q*s + kw*d.
+  // out[q * C + c] = bias[c] + sum over the taps of w[(kh * KW + kw) * C + c] * x, taps in (kh, kw)
+  // order: the same sums as forward_pixel_nhwc, four pixels at a time
+  void (*forward_row_nhwc)(const T* const* rows, int64_t KH, int64_t KW, int64_t iw0, int64_t n, int64_t s,
+                           int64_t d, const T* w, const T* bias, int64_t C, int64_t c0, int64_t c1, T* out);
   // channels_last, depth multiplier 1: channels [c0, c1) of one output pixel,
   // out[c] = bias[c] + sum over the taps t < taps of w[tap[t] * C + c] * src[t][c]
   void (*forward_pixel_nhwc)(const T* const* src, const int64_t* tap, int64_t taps, const T* w, const T* bias,
