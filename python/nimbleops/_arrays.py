@@ -34,11 +34,19 @@ def is_torch(x: Any) -> bool:
 _NUMPY_NAMES = {np.dtype(n): n for n in ("float32", "float64", "int32", "int64", "bool", "uint8", "int8", "int16", "float16")}
 
 
+_TORCH_NAMES: dict = {}  # torch.dtype -> name, filled on first sight
+
+
 def dtype_name(x: Any) -> str:
     """'float32', 'int64', ... for a numpy array or torch tensor."""
+    if isinstance(x, np.ndarray):
+        return _NUMPY_NAMES.get(x.dtype) or x.dtype.name
     if is_torch(x):
-        return str(x.dtype).replace("torch.", "")
-    d = x.dtype if isinstance(x, np.ndarray) else np.asarray(x).dtype
+        name = _TORCH_NAMES.get(x.dtype)
+        if name is None:
+            name = _TORCH_NAMES[x.dtype] = str(x.dtype).replace("torch.", "")
+        return name
+    d = np.asarray(x).dtype
     return _NUMPY_NAMES.get(d) or d.name
 
 
