@@ -84,7 +84,11 @@ void forward_row_impl(const DwRow<T>& a, const T* w, T bias, T* out) {
   // whole vectors, four at a time (four independent FMA chains), then the last one to three
   // together; the last vector's extra lanes read the slack and are not stored
   int64_t ow = 0;
-  for (; ow + 4 * kLanes <= a.OW; ow += 4 * kLanes) forward_block<M, K, 4>(a, w, bias, ow, out + ow, 4 * kLanes);
+  for (; ow + 8 * kLanes <= a.OW; ow += 8 * kLanes) forward_block<M, K, 8>(a, w, bias, ow, out + ow, 8 * kLanes);
+  if (ow + 4 * kLanes <= a.OW) {
+    forward_block<M, K, 4>(a, w, bias, ow, out + ow, 4 * kLanes);
+    ow += 4 * kLanes;
+  }
   const int64_t rest = a.OW - ow, vectors = (rest + kLanes - 1) / kLanes;
   if (vectors == 4) forward_block<M, K, 4>(a, w, bias, ow, out + ow, rest);
   if (vectors == 3) forward_block<M, K, 3>(a, w, bias, ow, out + ow, rest);
