@@ -15,6 +15,19 @@
 
 namespace nimbleops {
 
+// Launch shape of the element-wise kernels: kGridThreads threads a block and at most 65535 * 32
+// blocks; the kernels walk their elements with NIMBLEOPS_GRID_LOOP (a grid-stride loop), which
+// covers whatever the capped grid leaves.
+constexpr int kGridThreads = 256;
+
+inline unsigned grid_blocks(int64_t n) {
+  const int64_t b = (n + kGridThreads - 1) / kGridThreads;
+  return static_cast<unsigned>(b < 65535 * 32 ? b : 65535 * 32);
+}
+
+#define NIMBLEOPS_GRID_LOOP(i, n) \
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += int64_t(blockDim.x) * gridDim.x)
+
 // Makes `device` current for its lifetime, then restores the previous one.
 class CudaDeviceGuard {
  public:

@@ -12,13 +12,6 @@ namespace rl {
 namespace cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
-unsigned blocks_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(b < 65535 * 32 ? b : 65535 * 32);
-}
-
 template <class T>
 struct TabularArgs {
   T* Q;
@@ -35,37 +28,37 @@ struct TabularArgs {
 // per environment: delta from Q as it is, the trace bump, alpha * delta and the decay factor
 template <class T>
 __global__ void tabular_env_kernel(TabularArgs<T> p, T* delta, T* ad, T* decay) {
-  const int64_t b = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (b >= p.B) return;
-  const bool actions = p.rule != TraceRule::td_lambda;
-  const int64_t ab = actions ? p.a[b] : 0, anb = actions ? p.an[b] : 0;
-  if (p.s[b] < 0 || p.s[b] >= p.S || p.sn[b] < 0 || p.sn[b] >= p.S || ab < 0 || ab >= p.A || anb < 0 ||
-      anb >= p.A) {  // validated by the caller; skipped here so nothing is out of bounds
-    delta[b] = ad[b] = T(0);
-    decay[b] = T(1);
-    return;
+  NIMBLEOPS_GRID_LOOP(b, p.B) {
+    const bool actions = p.rule != TraceRule::td_lambda;
+    const int64_t ab = actions ? p.a[b] : 0, anb = actions ? p.an[b] : 0;
+    if (p.s[b] < 0 || p.s[b] >= p.S || p.sn[b] < 0 || p.sn[b] >= p.S || ab < 0 || ab >= p.A || anb < 0 ||
+        anb >= p.A) {  // validated by the caller; skipped here so nothing is out of bounds
+      delta[b] = ad[b] = T(0);
+      decay[b] = T(1);
+      continue;
+    }
+    const T* next = p.Q + p.sn[b] * p.A;
+    T m = next[0];
+    for (int64_t k = 1; k < p.A; ++k) m = next[k] > m ? next[k] : m;
+    const T boot = p.rule == TraceRule::watkins_q_lambda ? m : next[anb];
+    delta[b] = p.r[b] + p.gamma * (T(1) - T(p.term[b])) * boot - p.Q[p.s[b] * p.A + ab];
+    T& cell = p.e[(b * p.S + p.s[b]) * p.A + ab];
+    switch (p.kind) {
+      case TraceKind::accumulating: cell += T(1); break;
+      case TraceKind::replacing: cell = T(1); break;
+      case TraceKind::dutch: cell = (T(1) - p.alpha) * cell + T(1); break;
+    }
+    const bool done = p.term[b] || p.trunc[b];
+    const bool cut = p.rule == TraceRule::watkins_q_lambda && next[anb] < m;
+    decay[b] = (done || cut) ? T(0) : p.gamma * p.lam;
+    ad[b] = p.alpha * delta[b];
   }
-  const T* next = p.Q + p.sn[b] * p.A;
-  T m = next[0];
-  for (int64_t k = 1; k < p.A; ++k) m = next[k] > m ? next[k] : m;
-  const T boot = p.rule == TraceRule::watkins_q_lambda ? m : next[anb];
-  delta[b] = p.r[b] + p.gamma * (T(1) - T(p.term[b])) * boot - p.Q[p.s[b] * p.A + ab];
-  T& cell = p.e[(b * p.S + p.s[b]) * p.A + ab];
-  switch (p.kind) {
-    case TraceKind::accumulating: cell += T(1); break;
-    case TraceKind::replacing: cell = T(1); break;
-    case TraceKind::dutch: cell = (T(1) - p.alpha) * cell + T(1); break;
-  }
-  const bool done = p.term[b] || p.trunc[b];
-  const bool cut = p.rule == TraceRule::watkins_q_lambda && next[anb] < m;
-  decay[b] = (done || cut) ? T(0) : p.gamma * p.lam;
-  ad[b] = p.alpha * delta[b];
 }
 
 template <class T>
 __global__ void tabular_cell_kernel(TabularArgs<T> p, const T* ad, const T* decay) {
   const int64_t cells = p.S * p.A;
-  for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < cells; c += int64_t(blockDim.x) * gridDim.x) {
+  NIMBLEOPS_GRID_LOOP(c, cells) {
     T q = p.Q[c];
     for (int64_t b = 0; b < p.B; ++b) {
       T* eb = p.e + b * cells;
@@ -98,35 +91,35 @@ __device__ T dot(const T* a, const T* b, int64_t d) {
 // per environment: delta, the trace step, the coefficients of z_b and phi_b in the weight update
 template <class T>
 __global__ void linear_env_kernel(LinearArgs<T> p, T* delta, T* cz, T* cphi, T* keep) {
-  const int64_t b = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (b >= p.B) return;
-  const T* ph = p.phi + b * p.d;
-  const T* pn = p.phin + b * p.d;
-  const T vs = dot(p.w, ph, p.d), vn = dot(p.w, pn, p.d);
-  delta[b] = p.r[b] + p.gamma * (T(1) - T(p.term[b])) * vn - vs;
-  cz[b] = cphi[b] = T(0);
-  keep[b] = T(1);
-  if (p.rule == LinearRule::td0) {
-    cphi[b] = p.alpha * delta[b];
-    return;
+  NIMBLEOPS_GRID_LOOP(b, p.B) {
+    const T* ph = p.phi + b * p.d;
+    const T* pn = p.phin + b * p.d;
+    const T vs = dot(p.w, ph, p.d), vn = dot(p.w, pn, p.d);
+    delta[b] = p.r[b] + p.gamma * (T(1) - T(p.term[b])) * vn - vs;
+    cz[b] = cphi[b] = T(0);
+    keep[b] = T(1);
+    if (p.rule == LinearRule::td0) {
+      cphi[b] = p.alpha * delta[b];
+      continue;
+    }
+    T* zb = p.z + b * p.d;
+    T c = T(1);
+    if (p.rule == LinearRule::true_online) c = T(1) - p.alpha * p.gamma * p.lam * dot(zb, ph, p.d);
+    for (int64_t j = 0; j < p.d; ++j) zb[j] = p.gamma * p.lam * zb[j] + c * ph[j];
+    if (p.rule == LinearRule::td_lambda) {
+      cz[b] = p.alpha * delta[b];
+    } else {
+      cz[b] = p.alpha * (delta[b] + vs - p.vold[b]);
+      cphi[b] = -p.alpha * (vs - p.vold[b]);
+      p.vold[b] = (p.term[b] || p.trunc[b]) ? T(0) : vn;
+    }
+    keep[b] = (p.term[b] || p.trunc[b]) ? T(0) : T(1);
   }
-  T* zb = p.z + b * p.d;
-  T c = T(1);
-  if (p.rule == LinearRule::true_online) c = T(1) - p.alpha * p.gamma * p.lam * dot(zb, ph, p.d);
-  for (int64_t j = 0; j < p.d; ++j) zb[j] = p.gamma * p.lam * zb[j] + c * ph[j];
-  if (p.rule == LinearRule::td_lambda) {
-    cz[b] = p.alpha * delta[b];
-  } else {
-    cz[b] = p.alpha * (delta[b] + vs - p.vold[b]);
-    cphi[b] = -p.alpha * (vs - p.vold[b]);
-    p.vold[b] = (p.term[b] || p.trunc[b]) ? T(0) : vn;
-  }
-  keep[b] = (p.term[b] || p.trunc[b]) ? T(0) : T(1);
 }
 
 template <class T>
 __global__ void linear_weight_kernel(LinearArgs<T> p, const T* cz, const T* cphi) {
-  for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < p.d; j += int64_t(blockDim.x) * gridDim.x) {
+  NIMBLEOPS_GRID_LOOP(j, p.d) {
     T w = p.w[j];
     for (int64_t b = 0; b < p.B; ++b) {
       if (p.rule == LinearRule::td0)
@@ -141,7 +134,7 @@ __global__ void linear_weight_kernel(LinearArgs<T> p, const T* cz, const T* cphi
 template <class T>
 __global__ void linear_reset_kernel(LinearArgs<T> p, const T* keep) {
   const int64_t total = p.B * p.d;
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(blockDim.x) * gridDim.x)
+  NIMBLEOPS_GRID_LOOP(e, total)
     if (keep[e / p.d] == T(0)) p.z[e] = T(0);
 }
 
@@ -188,10 +181,10 @@ void tabular_trace_step(const TabularTraceViews& v, const View& td_errors) {
                      v.rewards.ptr<T>(), v.terminated.ptr<uint8_t>(), v.truncated.ptr<uint8_t>(), S, A, B,
                      T(v.alpha), T(v.gamma), T(v.lam), v.rule, v.kind};
     Scratch<T> scratch(2, B, stream);
-    tabular_env_kernel<T><<<blocks_for(B), kThreads, 0, stream>>>(p, td_errors.ptr<T>(), scratch.data,
+    tabular_env_kernel<T><<<grid_blocks(B), kGridThreads, 0, stream>>>(p, td_errors.ptr<T>(), scratch.data,
                                                                   scratch.data + B);
     NIMBLEOPS_CUDA_CHECK(cudaGetLastError());
-    tabular_cell_kernel<T><<<blocks_for(S * A), kThreads, 0, stream>>>(p, scratch.data, scratch.data + B);
+    tabular_cell_kernel<T><<<grid_blocks(S * A), kGridThreads, 0, stream>>>(p, scratch.data, scratch.data + B);
     NIMBLEOPS_CUDA_CHECK(cudaGetLastError());
   });
 }
@@ -229,13 +222,13 @@ void linear_td_step(const LinearTraceViews& v, const View& td_errors) {
                     traces ? v.truncated->ptr<uint8_t>() : nullptr, B, d, T(v.alpha), T(v.gamma), T(v.lam), v.rule};
     Scratch<T> scratch(3, B, stream);
     T *cz = scratch.data, *cphi = scratch.data + B, *keep = scratch.data + 2 * B;
-    linear_env_kernel<T><<<blocks_for(B), kThreads, 0, stream>>>(p, td_errors.ptr<T>(), cz, cphi, keep);
+    linear_env_kernel<T><<<grid_blocks(B), kGridThreads, 0, stream>>>(p, td_errors.ptr<T>(), cz, cphi, keep);
     NIMBLEOPS_CUDA_CHECK(cudaGetLastError());
     if (d > 0) {
-      linear_weight_kernel<T><<<blocks_for(d), kThreads, 0, stream>>>(p, cz, cphi);
+      linear_weight_kernel<T><<<grid_blocks(d), kGridThreads, 0, stream>>>(p, cz, cphi);
       NIMBLEOPS_CUDA_CHECK(cudaGetLastError());
       if (traces) {
-        linear_reset_kernel<T><<<blocks_for(B * d), kThreads, 0, stream>>>(p, keep);
+        linear_reset_kernel<T><<<grid_blocks(B * d), kGridThreads, 0, stream>>>(p, keep);
         NIMBLEOPS_CUDA_CHECK(cudaGetLastError());
       }
     }

@@ -23,7 +23,7 @@ struct GatherArgs {
 
 template <class T>
 __global__ void gather_kernel(GatherArgs<T> a) {
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < a.total; e += int64_t(blockDim.x) * gridDim.x) {
+  NIMBLEOPS_GRID_LOOP(e, a.total) {
     const int o = e < a.total0 ? 0 : 1;
     const int64_t local = o == 0 ? e : e - a.total0, Co = a.out_channels[o];
     int64_t n, j, p;  // image, channel, pixel
@@ -69,9 +69,7 @@ void channel_gather(const ChannelGatherViews& v) {
     a.total0 = m.N * a.out_channels[0] * a.HW;
     a.total = a.total0 + m.N * a.out_channels[1] * a.HW;
     if (a.total == 0) return;
-    const int64_t blocks = (a.total + 255) / 256;
-    gather_kernel<T><<<unsigned(blocks < 65535 * 32 ? blocks : 65535 * 32), 256, 0,
-                       reinterpret_cast<cudaStream_t>(v.stream)>>>(a);
+    gather_kernel<T><<<grid_blocks(a.total), kGridThreads, 0, reinterpret_cast<cudaStream_t>(v.stream)>>>(a);
     NIMBLEOPS_CUDA_CHECK(cudaGetLastError());
   });
 }

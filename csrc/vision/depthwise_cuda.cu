@@ -14,16 +14,6 @@ namespace vision {
 namespace cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
-unsigned blocks_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(b < 65535 * 32 ? b : 65535 * 32);
-}
-
-#define NIMBLEOPS_GRID_LOOP(i, n) \
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += int64_t(blockDim.x) * gridDim.x)
-
 template <class T>
 struct DwArgs {
   const T* x;
@@ -80,7 +70,7 @@ __global__ void input_kernel(DwArgs<T> a, const T* g, T* gx) {
 // one block per (oc, tap); tap == KH*KW is the bias
 template <class T>
 __global__ void weight_kernel(DwArgs<T> a, const T* g, T* gw, T* gb) {
-  __shared__ T partial[kThreads];
+  __shared__ T partial[kGridThreads];
   const int64_t taps = a.KH * a.KW, oc = blockIdx.x / (taps + 1), t = blockIdx.x % (taps + 1);
   const bool is_bias = t == taps;
   if ((is_bias && !gb) || (!is_bias && !gw)) return;
@@ -98,7 +88,7 @@ __global__ void weight_kernel(DwArgs<T> a, const T* g, T* gw, T* gb) {
   }
   partial[threadIdx.x] = acc;
   __syncthreads();
-  for (int step = kThreads / 2; step > 0; step /= 2) {
+  for (int step = kGridThreads / 2; step > 0; step /= 2) {
     if (int(threadIdx.x) < step) partial[threadIdx.x] += partial[threadIdx.x + step];
     __syncthreads();
   }
@@ -150,7 +140,7 @@ void depthwise_forward(const DepthwiseViews& v, const View& out) {
     for (int i = 0; i < 4; ++i) a.os[i] = out.strides[size_t(i)];
     const int64_t total = out.numel();
     if (total == 0) return;
-    forward_kernel<T><<<blocks_for(total), kThreads, 0, reinterpret_cast<cudaStream_t>(v.stream)>>>(a, out.ptr<T>());
+    forward_kernel<T><<<grid_blocks(total), kGridThreads, 0, reinterpret_cast<cudaStream_t>(v.stream)>>>(a, out.ptr<T>());
     NIMBLEOPS_CUDA_CHECK(cudaGetLastError());
   });
 }
@@ -172,12 +162,12 @@ void depthwise_backward(const DepthwiseViews& v, const View& grad_out, const std
     const auto stream = reinterpret_cast<cudaStream_t>(v.stream);
     const T* g = grad_out.ptr<T>();
     if (grad_x && grad_x->numel() > 0) {
-      input_kernel<T><<<blocks_for(grad_x->numel()), kThreads, 0, stream>>>(a, g, grad_x->ptr<T>());
+      input_kernel<T><<<grid_blocks(grad_x->numel()), kGridThreads, 0, stream>>>(a, g, grad_x->ptr<T>());
       NIMBLEOPS_CUDA_CHECK(cudaGetLastError());
     }
     if ((grad_w || grad_b) && s.Cout > 0) {
       const int64_t blocks = s.Cout * (v.KH * v.KW + 1);
-      weight_kernel<T><<<unsigned(blocks), kThreads, 0, stream>>>(a, g, grad_w ? grad_w->ptr<T>() : nullptr,
+      weight_kernel<T><<<unsigned(blocks), kGridThreads, 0, stream>>>(a, g, grad_w ? grad_w->ptr<T>() : nullptr,
                                                                    grad_b ? grad_b->ptr<T>() : nullptr);
       NIMBLEOPS_CUDA_CHECK(cudaGetLastError());
     }

@@ -12,16 +12,6 @@ namespace vision {
 namespace cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
-unsigned blocks_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(b < 65535 * 32 ? b : 65535 * 32);
-}
-
-#define NIMBLEOPS_GRID_LOOP(i, n) \
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += int64_t(blockDim.x) * gridDim.x)
-
 __device__ __forceinline__ int64_t position(int64_t co, int64_t Cout, int64_t s) {
   return s > 1 ? (co % (Cout / s)) * s + co / (Cout / s) : co;
 }
@@ -69,7 +59,7 @@ __global__ void input_kernel(const T* gp, const T* w, T* gx, PointwiseShape s) {
 // one block per weight (co, k); k == Cin_g: the bias of co
 template <class T>
 __global__ void weight_kernel(const T* gp, const T* x, T* gw, T* gb, PointwiseShape s) {
-  __shared__ T partial[kThreads];
+  __shared__ T partial[kGridThreads];
   const int64_t co = blockIdx.x / (s.Cin_g + 1), k = blockIdx.x % (s.Cin_g + 1);
   const bool is_bias = k == s.Cin_g;
   if ((is_bias && !gb) || (!is_bias && !gw)) return;
@@ -82,7 +72,7 @@ __global__ void weight_kernel(const T* gp, const T* x, T* gw, T* gb, PointwiseSh
   }
   partial[threadIdx.x] = acc;
   __syncthreads();
-  for (int step = kThreads / 2; step > 0; step /= 2) {
+  for (int step = kGridThreads / 2; step > 0; step /= 2) {
     if (int(threadIdx.x) < step) partial[threadIdx.x] += partial[threadIdx.x + step];
     __syncthreads();
   }
@@ -106,7 +96,7 @@ void pointwise_forward(const PointwiseViews& v, const View& out) {
   NIMBLEOPS_DISPATCH_FLOATING(v.x.dtype, "x", [&] {
     using T = scalar_t;
     if (out.numel() == 0) return;
-    forward_kernel<T><<<blocks_for(out.numel()), kThreads, 0, reinterpret_cast<cudaStream_t>(v.stream)>>>(
+    forward_kernel<T><<<grid_blocks(out.numel()), kGridThreads, 0, reinterpret_cast<cudaStream_t>(v.stream)>>>(
         v.x.ptr<T>(), v.weight.ptr<T>(), v.bias ? v.bias->ptr<T>() : nullptr, out.ptr<T>(), s, v.groups,
         v.shuffle_groups, v.relu);
     NIMBLEOPS_CUDA_CHECK(cudaGetLastError());
@@ -129,12 +119,12 @@ void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std
     if (count == 0) return;
     T* gp = nullptr;
     NIMBLEOPS_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&gp), sizeof(T) * size_t(count), stream));
-    masked_grad_kernel<T><<<blocks_for(count), kThreads, 0, stream>>>(grad_out.ptr<T>(), out ? out->ptr<T>() : nullptr,
+    masked_grad_kernel<T><<<grid_blocks(count), kGridThreads, 0, stream>>>(grad_out.ptr<T>(), out ? out->ptr<T>() : nullptr,
                                                                       gp, s, v.shuffle_groups, v.relu);
     if (grad_x && grad_x->numel() > 0)
-      input_kernel<T><<<blocks_for(grad_x->numel()), kThreads, 0, stream>>>(gp, v.weight.ptr<T>(), grad_x->ptr<T>(), s);
+      input_kernel<T><<<grid_blocks(grad_x->numel()), kGridThreads, 0, stream>>>(gp, v.weight.ptr<T>(), grad_x->ptr<T>(), s);
     if (grad_w || grad_b)
-      weight_kernel<T><<<unsigned(s.Cout * (s.Cin_g + 1)), kThreads, 0, stream>>>(
+      weight_kernel<T><<<unsigned(s.Cout * (s.Cin_g + 1)), kGridThreads, 0, stream>>>(
           gp, v.x.ptr<T>(), grad_w ? grad_w->ptr<T>() : nullptr, grad_b ? grad_b->ptr<T>() : nullptr, s);
     const cudaError_t launched = cudaGetLastError();
     NIMBLEOPS_CUDA_CHECK(cudaFreeAsync(gp, stream));

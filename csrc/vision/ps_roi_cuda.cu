@@ -16,16 +16,6 @@ namespace vision {
 namespace cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
-unsigned blocks_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(b < 65535 * 32 ? b : 65535 * 32);  // grid-stride loops cover the rest
-}
-
-#define NIMBLEOPS_GRID_LOOP(i, n) \
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += int64_t(blockDim.x) * gridDim.x)
-
 template <class T>
 __device__ bool roi_of(const PsRoiArgs<T>& a, int64_t k, RoiGeometry& g) {
   const double b = a.boxes[k * 5];
@@ -213,7 +203,7 @@ void ps_roi_forward(const PsRoiViews& v, const View& out) {
     check_same_device(out, v.input, "out", "input");
     const int64_t total = out.numel();
     if (total == 0) return;
-    forward_kernel<T><<<blocks_for(total), kThreads, 0, reinterpret_cast<cudaStream_t>(v.stream)>>>(a, out.ptr<T>());
+    forward_kernel<T><<<grid_blocks(total), kGridThreads, 0, reinterpret_cast<cudaStream_t>(v.stream)>>>(a, out.ptr<T>());
     NIMBLEOPS_CUDA_CHECK(cudaGetLastError());
   });
 }
@@ -237,17 +227,17 @@ void ps_roi_backward(const PsRoiViews& v, const View& grad_out, const View& grad
     if (!v.deterministic) {
       NIMBLEOPS_CUDA_CHECK(cudaMemsetAsync(grad_in.data, 0, sizeof(T) * size_t(inputs), stream));
       if (outputs == 0) return;
-      backward_atomic_kernel<T><<<blocks_for(outputs), kThreads, 0, stream>>>(a, grad_out.ptr<T>(), grad_in.ptr<T>());
+      backward_atomic_kernel<T><<<grid_blocks(outputs), kGridThreads, 0, stream>>>(a, grad_out.ptr<T>(), grad_in.ptr<T>());
       NIMBLEOPS_CUDA_CHECK(cudaGetLastError());
       return;
     }
     int64_t* winners = nullptr;
     if (a.op == PsRoiOp::align_max && outputs > 0) {
       NIMBLEOPS_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&winners), sizeof(int64_t) * size_t(outputs), stream));
-      winner_kernel<T><<<blocks_for(outputs), kThreads, 0, stream>>>(a, winners);
+      winner_kernel<T><<<grid_blocks(outputs), kGridThreads, 0, stream>>>(a, winners);
       NIMBLEOPS_CUDA_CHECK(cudaGetLastError());
     }
-    backward_pixel_kernel<T><<<blocks_for(inputs), kThreads, 0, stream>>>(a, grad_out.ptr<T>(), winners, grad_in.ptr<T>());
+    backward_pixel_kernel<T><<<grid_blocks(inputs), kGridThreads, 0, stream>>>(a, grad_out.ptr<T>(), winners, grad_in.ptr<T>());
     const cudaError_t launched = cudaGetLastError();
     if (winners) NIMBLEOPS_CUDA_CHECK(cudaFreeAsync(winners, stream));
     NIMBLEOPS_CUDA_CHECK(launched);
