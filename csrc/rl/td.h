@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/check.h"
 #include "rl/td_api.h"
 
 #include "core/hd.h"
@@ -84,6 +85,56 @@ struct Td {
   }
 };
 
+
+// Shapes, dtypes and devices of one call, every array on Q's device; returns N. Index ranges and
+// finite rewards are checked by the caller (the CPU kernel itself; for CUDA the Python wrapper,
+// on the host).
+inline int64_t validate_td(const TdViews& v, const View& td_errors) {
+  NIMBLEOPS_CHECK(v.Q.ndim() == 2, "internal: Q must arrive as [S, A]");
+  check_contiguous(v.Q, "Q");
+  const int dev = v.Q.device;
+  const int64_t S = v.Q.shape[0], A = v.Q.shape[1], N = v.s.numel();
+  NIMBLEOPS_CHECK(S >= 1 && A >= 1, "Q: expected a non-empty table, got shape ", shape_str(v.Q));
+  const DType dt = v.Q.dtype;
+  check_device_array(v.s, DType::int64, N, "s", dev);
+  check_device_array(v.s_next, DType::int64, N, "s_next", dev);
+  if (v.rule != TdRule::td0) {
+    NIMBLEOPS_CHECK(v.a.has_value(), "a: required");
+    check_device_array(*v.a, DType::int64, N, "a", dev);
+  }
+  if (v.rule == TdRule::sarsa) {
+    NIMBLEOPS_CHECK(v.a_next.has_value(), "a_next: required by sarsa");
+    check_device_array(*v.a_next, DType::int64, N, "a_next", dev);
+  }
+  check_device_array(v.rewards, dt, N, "r", dev);
+  check_device_array(v.terminated, DType::boolean, N, "terminated", dev);
+  check_device_array(td_errors, dt, N, "td_errors", dev);
+  if (v.alpha) check_device_array(*v.alpha, dt, N, "alpha", dev);
+  if (v.gamma) check_device_array(*v.gamma, dt, N, "gamma", dev);
+  if (v.probs) check_device_array(*v.probs, dt, N * A, "probs", dev);
+  if (v.rule == TdRule::double_q) {
+    NIMBLEOPS_CHECK(v.Q2 && v.update_first, "Q2, update_first: required by double Q-learning");
+    check_contiguous(*v.Q2, "Q2");
+    check_dtype(*v.Q2, dt, "Q2");
+    NIMBLEOPS_CHECK(v.Q2->shape == v.Q.shape, "Q2: expected the shape of Q1 ", shape_str(v.Q), ", got ",
+                    shape_str(*v.Q2));
+    check_device_array(*v.Q2, dt, S * A, "Q2", dev);
+    NIMBLEOPS_CHECK(v.Q2->data != v.Q.data, "Q2: must be another table than Q1");
+    check_device_array(*v.update_first, DType::boolean, N, "update_first", dev);
+  }
+  return N;
+}
+
+// The kernel's view of a validated call
+template <class T, TdRule R>
+Td<T, R> td_args(const TdViews& v) {
+  return Td<T, R>{v.Q.shape[0], v.Q.shape[1], v.s.numel(), v.Q.ptr<T>(), v.Q2 ? v.Q2->ptr<T>() : nullptr,
+                  v.s.ptr<int64_t>(), v.s_next.ptr<int64_t>(), v.a ? v.a->ptr<int64_t>() : nullptr,
+                  v.a_next ? v.a_next->ptr<int64_t>() : nullptr, v.rewards.ptr<T>(), v.terminated.ptr<uint8_t>(),
+                  v.alpha ? v.alpha->ptr<T>() : nullptr, v.gamma ? v.gamma->ptr<T>() : nullptr,
+                  v.probs ? v.probs->ptr<T>() : nullptr, v.update_first ? v.update_first->ptr<uint8_t>() : nullptr,
+                  T(v.alpha_scalar), T(v.gamma_scalar), T(v.epsilon)};
+}
 
 }  // namespace rl
 }  // namespace nimbleops

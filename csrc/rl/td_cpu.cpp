@@ -19,36 +19,13 @@ namespace cpu {
 
 void td_update(const TdViews& v, const View& td_errors) {
   NIMBLEOPS_CHECK(v.Q.device < 0, "Q: the tabular TD updates run on the CPU; got a CUDA tensor");
-  NIMBLEOPS_CHECK(v.Q.ndim() == 2, "internal: Q must arrive as [S, A]");
-  check_contiguous(v.Q, "Q");
-  const int64_t S = v.Q.shape[0], A = v.Q.shape[1], N = v.s.numel();
-  NIMBLEOPS_CHECK(S >= 1 && A >= 1, "Q: expected a non-empty table, got shape ", shape_str(v.Q));
+  const int64_t N = validate_td(v, td_errors);
+  const int64_t S = v.Q.shape[0], A = v.Q.shape[1];
   const DType dt = v.Q.dtype;
   check_index_range(v.s, S, "s", N);
   check_index_range(v.s_next, S, "s_next", N);
-  if (v.rule != TdRule::td0) {
-    NIMBLEOPS_CHECK(v.a.has_value(), "a: required");
-    check_index_range(*v.a, A, "a", N);
-  }
-  if (v.rule == TdRule::sarsa) {
-    NIMBLEOPS_CHECK(v.a_next.has_value(), "a_next: required by sarsa");
-    check_index_range(*v.a_next, A, "a_next", N);
-  }
-  check_host_array(v.rewards, dt, N, "r");
-  check_host_array(v.terminated, DType::boolean, N, "terminated");
-  check_host_array(td_errors, dt, N, "td_errors");
-  if (v.alpha) check_host_array(*v.alpha, dt, N, "alpha");
-  if (v.gamma) check_host_array(*v.gamma, dt, N, "gamma");
-  if (v.probs) check_host_array(*v.probs, dt, N * A, "probs");
-  if (v.rule == TdRule::double_q) {
-    NIMBLEOPS_CHECK(v.Q2 && v.update_first, "Q2, update_first: required by double Q-learning");
-    check_contiguous(*v.Q2, "Q2");
-    check_dtype(*v.Q2, dt, "Q2");
-    NIMBLEOPS_CHECK(v.Q2->shape == v.Q.shape, "Q2: expected the shape of Q1 ", shape_str(v.Q), ", got ",
-                    shape_str(*v.Q2));
-    NIMBLEOPS_CHECK(v.Q2->data != v.Q.data, "Q2: must be another table than Q1");
-    check_host_array(*v.update_first, DType::boolean, N, "update_first");
-  }
+  if (v.rule != TdRule::td0) check_index_range(*v.a, A, "a", N);
+  if (v.rule == TdRule::sarsa) check_index_range(*v.a_next, A, "a_next", N);
   NIMBLEOPS_DISPATCH_FLOATING(dt, "Q", [&] {
     using T = scalar_t;
     const T* r = v.rewards.ptr<T>();
@@ -57,12 +34,7 @@ void td_update(const TdViews& v, const View& td_errors) {
         NIMBLEOPS_CHECK(std::isfinite(r[i]), "r: expected finite rewards, found ", r[i], " at position ", i);
     auto run = [&](auto rule) {
       constexpr TdRule R = decltype(rule)::value;
-      Td<T, R> td{S, A, N, v.Q.ptr<T>(), v.Q2 ? v.Q2->ptr<T>() : nullptr, v.s.ptr<int64_t>(),
-                  v.s_next.ptr<int64_t>(), v.a ? v.a->ptr<int64_t>() : nullptr,
-                  v.a_next ? v.a_next->ptr<int64_t>() : nullptr, r, v.terminated.ptr<uint8_t>(),
-                  v.alpha ? v.alpha->ptr<T>() : nullptr, v.gamma ? v.gamma->ptr<T>() : nullptr,
-                  v.probs ? v.probs->ptr<T>() : nullptr, v.update_first ? v.update_first->ptr<uint8_t>() : nullptr,
-                  T(v.alpha_scalar), T(v.gamma_scalar), T(v.epsilon)};
+      const Td<T, R> td = td_args<T, R>(v);
       T* out = td_errors.ptr<T>();
       constexpr int64_t ahead = 16;  // the rows are random: fetch them early
       auto prefetch = [&](int64_t i) {

@@ -70,33 +70,9 @@ __global__ void sequential_kernel(Td<T, R> td, T* out) {
 
 void td_update(const TdViews& v, const View& td_errors) {
   NIMBLEOPS_CHECK(v.Q.device >= 0, "Q: expected a CUDA tensor for the CUDA kernels");
-  NIMBLEOPS_CHECK(v.Q.ndim() == 2, "internal: Q must arrive as [S, A]");
-  check_contiguous(v.Q, "Q");
+  const int64_t N = validate_td(v, td_errors);
   const int dev = v.Q.device;
-  const int64_t S = v.Q.shape[0], A = v.Q.shape[1], N = v.s.numel();
   const DType dt = v.Q.dtype;
-  check_device_array(v.s, DType::int64, N, "s", dev);
-  check_device_array(v.s_next, DType::int64, N, "s_next", dev);
-  if (v.rule != TdRule::td0) {
-    NIMBLEOPS_CHECK(v.a.has_value(), "a: required");
-    check_device_array(*v.a, DType::int64, N, "a", dev);
-  }
-  if (v.rule == TdRule::sarsa) {
-    NIMBLEOPS_CHECK(v.a_next.has_value(), "a_next: required by sarsa");
-    check_device_array(*v.a_next, DType::int64, N, "a_next", dev);
-  }
-  check_device_array(v.rewards, dt, N, "r", dev);
-  check_device_array(v.terminated, DType::boolean, N, "terminated", dev);
-  check_device_array(td_errors, dt, N, "td_errors", dev);
-  if (v.alpha) check_device_array(*v.alpha, dt, N, "alpha", dev);
-  if (v.gamma) check_device_array(*v.gamma, dt, N, "gamma", dev);
-  if (v.probs) check_device_array(*v.probs, dt, N * A, "probs", dev);
-  if (v.rule == TdRule::double_q) {
-    NIMBLEOPS_CHECK(v.Q2 && v.update_first, "Q2, update_first: required by double Q-learning");
-    check_device_array(*v.Q2, dt, S * A, "Q2", dev);
-    NIMBLEOPS_CHECK(v.Q2->data != v.Q.data, "Q2: must be another table than Q1");
-    check_device_array(*v.update_first, DType::boolean, N, "update_first", dev);
-  }
   if (N == 0) return;
   CudaDeviceGuard guard(dev);
   const auto stream = reinterpret_cast<cudaStream_t>(v.stream);
@@ -104,12 +80,7 @@ void td_update(const TdViews& v, const View& td_errors) {
     using T = scalar_t;
     auto run = [&](auto rule) {
       constexpr TdRule R = decltype(rule)::value;
-      Td<T, R> td{S, A, N, v.Q.ptr<T>(), v.Q2 ? v.Q2->ptr<T>() : nullptr, v.s.ptr<int64_t>(),
-                  v.s_next.ptr<int64_t>(), v.a ? v.a->ptr<int64_t>() : nullptr,
-                  v.a_next ? v.a_next->ptr<int64_t>() : nullptr, v.rewards.ptr<T>(), v.terminated.ptr<uint8_t>(),
-                  v.alpha ? v.alpha->ptr<T>() : nullptr, v.gamma ? v.gamma->ptr<T>() : nullptr,
-                  v.probs ? v.probs->ptr<T>() : nullptr, v.update_first ? v.update_first->ptr<uint8_t>() : nullptr,
-                  T(v.alpha_scalar), T(v.gamma_scalar), T(v.epsilon)};
+      const Td<T, R> td = td_args<T, R>(v);
       T* out = td_errors.ptr<T>();
       if (v.sequential) {
         sequential_kernel<T, R><<<1, 1, 0, stream>>>(td, out);

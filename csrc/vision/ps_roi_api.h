@@ -46,6 +46,31 @@ inline int64_t validate_ps_roi(const PsRoiViews& v) {
   return C / (v.ph * v.pw);
 }
 
+// The kernel arguments of a validated call (the CPU kernels also run check_boxes on them).
+template <class T>
+PsRoiArgs<T> ps_roi_args(const PsRoiViews& v) {
+  PsRoiArgs<T> a;
+  a.C_out = validate_ps_roi(v);
+  a.input = v.input.ptr<T>();
+  a.N = v.input.shape[0];
+  a.C = v.input.shape[1];
+  a.H = v.input.shape[2];
+  a.W = v.input.shape[3];
+  a.sN = v.input.strides[0];
+  a.sC = v.input.strides[1];
+  a.sH = v.input.strides[2];
+  a.sW = v.input.strides[3];
+  a.boxes = v.boxes.ptr<double>();
+  a.K = v.boxes.shape[0];
+  a.ph = v.ph;
+  a.pw = v.pw;
+  a.scale = v.scale;
+  a.sampling_ratio = v.sampling_ratio;
+  a.aligned = v.aligned;
+  a.op = v.op;
+  return a;
+}
+
 // Host boxes [K, 5]: every batch index an integer in [0, N); with the adaptive grid, at most
 // kMaxSamplesPerBin samples per bin.
 void check_boxes(const double* boxes, int64_t K, int64_t N, const PsRoiViews& v);

@@ -34,26 +34,8 @@ namespace {
 
 template <class T>
 PsRoiArgs<T> make_args(const PsRoiViews& v) {
-  PsRoiArgs<T> a;
-  a.C_out = validate_ps_roi(v);
   NIMBLEOPS_CHECK(v.input.device < 0 && v.boxes.device < 0, "input: expected CPU arrays for the CPU kernels");
-  a.input = v.input.ptr<T>();
-  a.N = v.input.shape[0];
-  a.C = v.input.shape[1];
-  a.H = v.input.shape[2];
-  a.W = v.input.shape[3];
-  a.sN = v.input.strides[0];
-  a.sC = v.input.strides[1];
-  a.sH = v.input.strides[2];
-  a.sW = v.input.strides[3];
-  a.boxes = v.boxes.ptr<double>();
-  a.K = v.boxes.shape[0];
-  a.ph = v.ph;
-  a.pw = v.pw;
-  a.scale = v.scale;
-  a.sampling_ratio = v.sampling_ratio;
-  a.aligned = v.aligned;
-  a.op = v.op;
+  const PsRoiArgs<T> a = ps_roi_args<T>(v);
   check_boxes(a.boxes, a.K, a.N, v);
   return a;
 }
