@@ -93,6 +93,40 @@ def kind_of(**arrays: Any) -> Kind:
     return kind
 
 
+def image_batch(x: Any, name: str, cuda_entry: str) -> Kind:
+    """The kind of x after checking that it is a numpy array, or a CPU or CUDA torch tensor,
+    ``[N, C, H, W]`` of float32 or float64 (CUDA only where this build has ``_C.vision.<cuda_entry>``)."""
+    if not (isinstance(x, np.ndarray) or is_torch(x)):
+        raise TypeError(f"{name}: expected a numpy array or torch tensor [N, C, H, W], got {type(x).__name__}")
+    d = dtype_name(x)
+    if d not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected float32 or float64, got dtype {d}")
+    if x.ndim != 4:
+        raise ValueError(f"{name}: expected [N, C, H, W], got shape {list(x.shape)}")
+    if not is_torch(x):
+        return Kind()
+    if x.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"{name}: expected a CPU or CUDA tensor, got device {x.device}")
+    if x.is_cuda and not hasattr(_C.vision, cuda_entry):
+        raise ValueError(f"{name}: a CUDA tensor, but this nimbleops build has no CUDA kernels (see "
+                         "nimbleops.build_info())")
+    return Kind(True, x.device)
+
+
+def like(t: Any, name: str, x: Any, kind: Kind) -> Any:
+    """t (a parameter of an op on x: a weight, a bias) as a contiguous array of x's kind, device and
+    dtype; a torch tensor beside a numpy x, another device or another float dtype is an error."""
+    dtype = dtype_name(x)
+    if is_torch(t) and kind.torch and t.device != x.device:
+        raise ValueError(f"{name}: expected a tensor on {x.device} like x, got {t.device}")
+    if is_torch(t) and not kind.torch:
+        raise TypeError(f"{name}: a torch tensor given with a numpy x; pass both as numpy or both as torch")
+    d = dtype_name(t) if (isinstance(t, np.ndarray) or is_torch(t)) else None
+    if d is not None and d != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype} like x, got {d}")
+    return to_array(t, name, kind, dtype)
+
+
 def compute_dtype(x: Any, name: str) -> str:
     """float32 stays float32, float64 stays float64, other real numbers compute in float64."""
     d = dtype_name(x)

@@ -225,7 +225,25 @@ def concat_shuffle_split(a: Tensor, b: Tensor):
     return concat_shuffle_split_op(a, _layout(b, a))
 
 
-# ---- depthwise convolution --------------------------------------------------------------------
+# ---- depthwise and pointwise convolutions ----------------------------------------------------
+# Their backward ops return (grad_x, grad_weight, grad_bias) with an empty tensor where the
+# gradient is not wanted (a custom op cannot return None).
+
+def _or_empty(grads, x: Tensor):
+    return tuple(g if g is not None else x.new_empty(0) for g in grads)
+
+
+def _wanted(grads, mask):
+    return tuple(g if wanted else None for g, wanted in zip(grads, mask))
+
+
+def _conv_grads_fake(x: Tensor, weight: Tensor, bias_defined: bool, mask):
+    gx = _shuffle.empty_like_format(x, tuple(x.shape)) if mask[0] else x.new_empty(0)
+    gw = weight.new_empty(weight.shape) if mask[1] else x.new_empty(0)
+    gb = weight.new_empty((weight.shape[0],)) if (mask[2] and bias_defined) else x.new_empty(0)
+    return gx, gw, gb
+
+
 
 @torch.library.custom_op("nimbleops::depthwise_conv2d", mutates_args=())
 def depthwise_conv2d_op(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride: List[int], padding: List[int],
@@ -249,16 +267,13 @@ def _(x, weight, bias, stride, padding, dilation):
 def depthwise_conv2d_backward(grad: Tensor, x: Tensor, weight: Tensor, bias_defined: bool, stride: List[int],
                               padding: List[int], dilation: List[int], mask: List[bool]) -> Tuple[Tensor, Tensor, Tensor]:
     """(grad_x in x's memory format, grad_weight, grad_bias); an empty tensor where mask is False."""
-    grads = _depthwise.run_backward(grad, x, weight, bias_defined, stride, padding, dilation, mask, _stream(x))
-    return tuple(g if g is not None else x.new_empty(0) for g in grads)
+    return _or_empty(_depthwise.run_backward(grad, x, weight, bias_defined, stride, padding, dilation, mask,
+                                             _stream(x)), x)
 
 
 @depthwise_conv2d_backward.register_fake
 def _(grad, x, weight, bias_defined, stride, padding, dilation, mask):
-    gx = _shuffle.empty_like_format(x, tuple(x.shape)) if mask[0] else x.new_empty(0)
-    gw = weight.new_empty(weight.shape) if mask[1] else x.new_empty(0)
-    gb = weight.new_empty((weight.shape[0],)) if (mask[2] and bias_defined) else x.new_empty(0)
-    return gx, gw, gb
+    return _conv_grads_fake(x, weight, bias_defined, mask)
 
 
 def _dw_setup_context(ctx, inputs, output):
@@ -272,8 +287,7 @@ def _dw_backward(ctx, grad):
     x, weight = ctx.saved_tensors
     bias_defined, stride, padding, dilation = ctx.params
     grads = depthwise_conv2d_backward(grad, x, weight, bias_defined, stride, padding, dilation, ctx.mask)
-    gx, gw, gb = (g if wanted else None for g, wanted in zip(grads, ctx.mask))
-    return gx, gw, gb, None, None, None
+    return _wanted(grads, ctx.mask) + (None, None, None)
 
 
 depthwise_conv2d_op.register_autograd(_dw_backward, setup_context=_dw_setup_context)
@@ -282,8 +296,6 @@ depthwise_conv2d_op.register_autograd(_dw_backward, setup_context=_dw_setup_cont
 def depthwise_conv2d(x, weight, bias, stride, padding, dilation):
     return depthwise_conv2d_op(x, weight, bias, list(stride), list(padding), list(dilation))
 
-
-# ---- pointwise convolution ------------------------------------------------------------------
 
 @torch.library.custom_op("nimbleops::pointwise_conv2d", mutates_args=())
 def pointwise_conv2d_op(x: Tensor, weight: Tensor, bias: Optional[Tensor], groups: int, relu: bool,
@@ -302,17 +314,13 @@ def pointwise_conv2d_backward(grad: Tensor, x: Tensor, weight: Tensor, out: Tens
                               relu: bool, shuffle_groups: int, mask: List[bool]) -> Tuple[Tensor, Tensor, Tensor]:
     """(grad_x, grad_weight, grad_bias); an empty tensor where mask is False. ``out`` (the forward
     output) is read only with relu."""
-    grads = _pointwise.run_backward(grad, x, weight, out if relu else None, bias_defined, groups, relu,
-                                    shuffle_groups, mask, _stream(x))
-    return tuple(g if g is not None else x.new_empty(0) for g in grads)
+    return _or_empty(_pointwise.run_backward(grad, x, weight, out if relu else None, bias_defined, groups, relu,
+                                             shuffle_groups, mask, _stream(x)), x)
 
 
 @pointwise_conv2d_backward.register_fake
 def _(grad, x, weight, out, bias_defined, groups, relu, shuffle_groups, mask):
-    gx = _shuffle.empty_like_format(x, tuple(x.shape)) if mask[0] else x.new_empty(0)
-    gw = weight.new_empty(weight.shape) if mask[1] else x.new_empty(0)
-    gb = weight.new_empty((weight.shape[0],)) if (mask[2] and bias_defined) else x.new_empty(0)
-    return gx, gw, gb
+    return _conv_grads_fake(x, weight, bias_defined, mask)
 
 
 def _pw_setup_context(ctx, inputs, output):
@@ -327,8 +335,7 @@ def _pw_backward(ctx, grad):
     bias_defined, groups, relu, shuffle_groups = ctx.params
     grads = pointwise_conv2d_backward(grad, x, weight, out if out is not None else x.new_empty(0), bias_defined,
                                       groups, relu, shuffle_groups, ctx.mask)
-    gx, gw, gb = (g if wanted else None for g, wanted in zip(grads, ctx.mask))
-    return gx, gw, gb, None, None, None
+    return _wanted(grads, ctx.mask) + (None, None, None)
 
 
 pointwise_conv2d_op.register_autograd(_pw_backward, setup_context=_pw_setup_context)

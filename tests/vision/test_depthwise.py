@@ -12,7 +12,7 @@ import nimbleops
 from nimbleops import vision
 from nimbleops.reference import vision as ref
 
-from ..conftest import TOL, assert_close, assert_same_bits_at_any_thread_count, to_numpy
+from ..conftest import assert_close, assert_same_bits_at_any_thread_count
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

@@ -11,7 +11,7 @@ import nimbleops
 from nimbleops import vision
 from nimbleops.reference import vision as ref
 
-from ..conftest import KINDS, assert_close, assert_same_bits_at_any_thread_count_and_simd_level, to_kind, to_numpy
+from ..conftest import KINDS, assert_close, assert_same_bits_at_any_thread_count_and_simd_level, to_kind
 
 torch = pytest.importorskip("torch")
 

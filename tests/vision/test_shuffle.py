@@ -6,12 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import nimbleops
 from nimbleops import vision
 from nimbleops.reference import vision as ref
 
 from ..conftest import assert_same_bits_at_any_thread_count_and_simd_level, to_numpy
-from .test_depthwise import LAYOUTS, as_layout, is_channels_last
+from .test_depthwise import LAYOUTS, as_layout
 
 torch = pytest.importorskip("torch")
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import _C
 from .. import _arrays as ar
-from .shuffle import channels_last, empty_like_format
+from .shuffle import channels_last, conv_grad_buffers, empty_like_format, in_format_of, nchw
 
 
 def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1) -> Any:
@@ -65,38 +65,16 @@ def _pair(v, name: str, lo: int) -> Tuple[int, int]:
 
 
 def _inputs(x, weight, bias):
-    if not (isinstance(x, np.ndarray) or ar.is_torch(x)):
-        raise TypeError(f"x: expected a numpy array or torch tensor [N, C, H, W], got {type(x).__name__}")
-    dtype = ar.dtype_name(x)
-    if dtype not in ar.FLOAT_DTYPES:
-        raise TypeError(f"x: expected float32 or float64, got dtype {dtype}")
-    if x.ndim != 4:
-        raise ValueError(f"x: expected [N, C, H, W], got shape {list(x.shape)}")
-    kind = ar.Kind(True, x.device) if ar.is_torch(x) else ar.Kind()
-    if kind.torch and x.device.type not in ("cpu", "cuda"):
-        raise ValueError(f"x: expected a CPU or CUDA tensor, got device {x.device}")
-    if kind.is_cuda and not hasattr(_C.vision, "depthwise_forward_cuda"):
-        raise ValueError("x: a CUDA tensor, but this nimbleops build has no CUDA kernels (see nimbleops.build_info())")
+    kind = ar.image_batch(x, "x", "depthwise_forward_cuda")
     C = int(x.shape[1])
-
-    def like_x(t, name):
-        if ar.is_torch(t) and kind.torch and t.device != x.device:
-            raise ValueError(f"{name}: expected a tensor on {x.device} like x, got {t.device}")
-        if ar.is_torch(t) and not kind.torch:
-            raise TypeError(f"{name}: a torch tensor given with a numpy x; pass both as numpy or both as torch")
-        d = ar.dtype_name(t) if (isinstance(t, np.ndarray) or ar.is_torch(t)) else None
-        if d is not None and d != dtype:
-            raise TypeError(f"{name}: expected dtype {dtype} like x, got {d}")
-        return ar.to_array(t, name, kind, dtype)
-
-    weight = like_x(weight, "weight")
+    weight = ar.like(weight, "weight", x, kind)
     if weight.ndim != 4 or weight.shape[1] != 1 or weight.shape[0] < 1 or weight.shape[0] % max(C, 1) != 0 or C < 1:
         raise ValueError(f"weight: expected [C*m, 1, KH, KW] with C = {C} (PyTorch's depthwise layout), got shape "
                          f"{list(weight.shape)}")
     if weight.shape[2] < 1 or weight.shape[3] < 1:
         raise ValueError(f"weight: expected a non-empty kernel, got shape {list(weight.shape)}")
     if bias is not None:
-        bias = like_x(bias, "bias")
+        bias = ar.like(bias, "bias", x, kind)
         if tuple(bias.shape) != (weight.shape[0],):
             raise ValueError(f"bias: expected [C*m] = [{weight.shape[0]}], got shape {list(bias.shape)}")
     if kind.torch:
@@ -132,21 +110,10 @@ def run_backward(grad, x, weight, bias_defined: bool, stride, padding, dilation,
     kind = ar.Kind(True, x.device) if ar.is_torch(x) else ar.Kind()
     if stream is None:
         stream = ar.cuda_stream(kind) if kind.is_cuda else 0
-    was_channels_last = channels_last(x)
-    if ar.is_torch(x):
-        x, grad = x.contiguous(), grad.contiguous()
-    else:
-        x, grad = np.ascontiguousarray(x), np.ascontiguousarray(grad)
-    dtype = ar.dtype_name(x)
-    h = handle(x, weight, None, stride, padding, dilation, stream)
-    gx = ar.empty(tuple(x.shape), dtype, kind) if mask[0] else None
-    gw = ar.empty(tuple(weight.shape), dtype, kind) if mask[1] else None
-    gb = ar.empty((weight.shape[0],), dtype, kind) if (mask[2] and bias_defined) else None
+    xc, grad = nchw(x), nchw(grad)  # held here: the views below point into them
+    h = handle(xc, weight, None, stride, padding, dilation, stream)
+    gx, gw, gb = conv_grad_buffers(x, weight, bias_defined, mask)
     view = lambda t: None if t is None else ar.view(t)  # noqa: E731
     getattr(_C.vision, f"depthwise_backward_{kind.suffix}")(h, ar.view(grad), view(gx), view(gw), view(gb))
-    if gx is not None and was_channels_last:
-        if ar.is_torch(gx):
-            gx = gx.contiguous(memory_format=ar._torch().channels_last)
-        else:
-            gx = np.moveaxis(np.ascontiguousarray(np.moveaxis(gx, 1, 3)), 3, 1)
+    gx = None if gx is None else in_format_of(gx, x)
     return gx, gw, gb

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import numpy as np
-
 from .. import _C
 from .. import _arrays as ar
-from .shuffle import channels_last
+from .shuffle import conv_grad_buffers, in_format_of, nchw
 
 
 def pointwise_conv2d(x, weight, bias=None, groups: int = 1, *, activation: Optional[str] = None,
@@ -34,31 +32,12 @@ def pointwise_conv2d(x, weight, bias=None, groups: int = 1, *, activation: Optio
         raise ValueError(f"activation: expected None or 'relu', got {activation!r}")
     if shuffle_groups is not None:
         shuffle_groups = ar.check_int(shuffle_groups, "shuffle_groups", minimum=1)
-    if not (isinstance(x, np.ndarray) or ar.is_torch(x)):
-        raise TypeError(f"x: expected a numpy array or torch tensor [N, C, H, W], got {type(x).__name__}")
-    dtype = ar.dtype_name(x)
-    if dtype not in ar.FLOAT_DTYPES:
-        raise TypeError(f"x: expected float32 or float64, got dtype {dtype}")
-    if x.ndim != 4:
-        raise ValueError(f"x: expected [N, C, H, W], got shape {list(x.shape)}")
-    kind = ar.Kind(True, x.device) if ar.is_torch(x) else ar.Kind()
-    if kind.torch and x.device.type != "cpu" and not hasattr(_C.vision, "pointwise_forward_cuda"):
-        raise ValueError(f"x: expected a CPU tensor (or a CUDA build), got device {x.device}")
+    kind = ar.image_batch(x, "x", "pointwise_forward_cuda")
     Cin = int(x.shape[1])
     if Cin % groups != 0:
         raise ValueError(f"groups: expected a divisor of the {Cin} input channels, got {groups}")
 
-    def like_x(t, name):
-        if ar.is_torch(t) and kind.torch and t.device != x.device:
-            raise ValueError(f"{name}: expected a tensor on {x.device} like x, got {t.device}")
-        if ar.is_torch(t) and not kind.torch:
-            raise TypeError(f"{name}: a torch tensor given with a numpy x; pass both as numpy or both as torch")
-        d = ar.dtype_name(t) if (isinstance(t, np.ndarray) or ar.is_torch(t)) else None
-        if d is not None and d != dtype:
-            raise TypeError(f"{name}: expected dtype {dtype} like x, got {d}")
-        return ar.to_array(t, name, kind, dtype)
-
-    weight = like_x(weight, "weight")
+    weight = ar.like(weight, "weight", x, kind)
     w_shape = tuple(weight.shape)
     if not (len(w_shape) in (2, 4) and w_shape[1] == Cin // groups and w_shape[2:] in ((), (1, 1))
             and w_shape[0] >= 1 and w_shape[0] % groups == 0):
@@ -66,7 +45,7 @@ def pointwise_conv2d(x, weight, bias=None, groups: int = 1, *, activation: Optio
                          f"{Cin // groups} and Cout divisible by groups = {groups}, got shape {list(w_shape)}")
     Cout = w_shape[0]
     if bias is not None:
-        bias = like_x(bias, "bias")
+        bias = ar.like(bias, "bias", x, kind)
         if tuple(bias.shape) != (Cout,):
             raise ValueError(f"bias: expected [Cout] = [{Cout}], got shape {list(bias.shape)}")
     if shuffle_groups is not None and Cout % shuffle_groups != 0:
@@ -82,18 +61,6 @@ def pointwise_conv2d(x, weight, bias=None, groups: int = 1, *, activation: Optio
     return run_forward(x, weight, bias, groups, relu, shuffle)
 
 
-def _nchw(x):
-    return x.contiguous() if ar.is_torch(x) else np.ascontiguousarray(x)
-
-
-def _as_input_format(y, like):
-    if not channels_last(like):
-        return y
-    if ar.is_torch(y):
-        return y.contiguous(memory_format=ar._torch().channels_last)
-    return np.moveaxis(np.ascontiguousarray(np.moveaxis(y, 1, 3)), 3, 1)
-
-
 def handle(x, weight, bias, groups, relu, shuffle, stream=0):
     w2 = weight.reshape(weight.shape[0], -1)
     return _C.vision.PointwiseInputs(ar.view(x), ar.view(w2), None if bias is None else ar.view(bias), int(groups),
@@ -103,25 +70,22 @@ def handle(x, weight, bias, groups, relu, shuffle, stream=0):
 def run_forward(x, weight, bias, groups, relu, shuffle, stream=None):
     kind = ar.Kind(True, x.device) if ar.is_torch(x) else ar.Kind()
     stream = (ar.cuda_stream(kind) if kind.is_cuda else 0) if stream is None else stream
-    xc = _nchw(x)
+    xc = nchw(x)
     out = ar.empty((x.shape[0], weight.shape[0]) + tuple(x.shape[2:]), ar.dtype_name(x), kind)
     getattr(_C.vision, f"pointwise_forward_{kind.suffix}")(handle(xc, weight, bias, groups, relu, shuffle, stream),
                                                          ar.view(out))
-    return _as_input_format(out, x)
+    return in_format_of(out, x)
 
 
 def run_backward(grad, x, weight, out, bias_defined, groups, relu, shuffle, mask, stream=None):
     """(grad_x in x's memory format, grad_weight in weight's shape, grad_bias), None where mask is False."""
     kind = ar.Kind(True, x.device) if ar.is_torch(x) else ar.Kind()
     stream = (ar.cuda_stream(kind) if kind.is_cuda else 0) if stream is None else stream
-    dtype = ar.dtype_name(x)
-    xc, grad = _nchw(x), _nchw(grad)
-    out = None if out is None else _nchw(out)
-    gx = ar.empty(tuple(x.shape), dtype, kind) if mask[0] else None
-    gw = ar.empty(tuple(weight.shape), dtype, kind) if mask[1] else None
-    gb = ar.empty((weight.shape[0],), dtype, kind) if (mask[2] and bias_defined) else None
+    xc, grad = nchw(x), nchw(grad)
+    out = None if out is None else nchw(out)
+    gx, gw, gb = conv_grad_buffers(x, weight, bias_defined, mask)
     view = lambda t: None if t is None else ar.view(t)  # noqa: E731
     getattr(_C.vision, f"pointwise_backward_{kind.suffix}")(
         handle(xc, weight, None, groups, relu, shuffle, stream), ar.view(grad), view(out), view(gx),
         None if gw is None else ar.view(gw.reshape(gw.shape[0], -1)), view(gb))
-    return (None if gx is None else _as_input_format(gx, x)), gw, gb
+    return (None if gx is None else in_format_of(gx, x)), gw, gb

@@ -135,13 +135,7 @@ def boxes_as_rois(boxes, kind: ar.Kind):
 
 def _run(op: str, input, boxes, output_size, spatial_scale, sampling_ratio: int, aligned: bool,
          deterministic: Optional[bool]):
-    if not (isinstance(input, np.ndarray) or ar.is_torch(input)):
-        raise TypeError(f"input: expected a numpy array or torch tensor [N, C, H, W], got {type(input).__name__}")
-    dtype = ar.dtype_name(input)
-    if dtype not in ar.FLOAT_DTYPES:
-        raise TypeError(f"input: expected float32 or float64, got dtype {dtype}")
-    if input.ndim != 4:
-        raise ValueError(f"input: expected [N, C, H, W], got shape {list(input.shape)}")
+    kind = ar.image_batch(input, "input", "ps_roi_forward_cuda")
     ph, pw = _pair(output_size)
     N, C, H, W = (int(d) for d in input.shape)
     if C % (ph * pw) != 0:
@@ -153,11 +147,6 @@ def _run(op: str, input, boxes, output_size, spatial_scale, sampling_ratio: int,
         raise ValueError(f"spatial_scale: expected a positive finite number, got {scale}")
     if deterministic is not None and not isinstance(deterministic, (bool, np.bool_)):
         raise TypeError(f"deterministic: expected a bool or None, got {type(deterministic).__name__}")
-    kind = ar.Kind(True, input.device) if ar.is_torch(input) else ar.Kind()
-    if kind.torch and input.device.type not in ("cpu", "cuda"):
-        raise ValueError(f"input: expected a CPU or CUDA tensor, got device {input.device}")
-    if kind.is_cuda and not hasattr(_C.vision, "ps_roi_forward_cuda"):
-        raise ValueError("input: a CUDA tensor, but this nimbleops build has no CUDA kernels (see nimbleops.build_info())")
     if ar.is_torch(boxes) and kind.torch and boxes.device != input.device:
         raise ValueError(f"boxes: expected a tensor on {input.device} like input, got {boxes.device}")
     if ar.is_torch(boxes) and not kind.torch:

@@ -73,6 +73,31 @@ def empty_like_format(x, shape) -> Any:
     return np.empty(shape, x.dtype)
 
 
+def nchw(x) -> Any:
+    """x NCHW-contiguous (a copy only when it is not)."""
+    return x.contiguous() if ar.is_torch(x) else np.ascontiguousarray(x)
+
+
+def in_format_of(y, like) -> Any:
+    """y (NCHW) in like's memory format: channels_last where like is, else y itself."""
+    if not channels_last(like):
+        return y
+    if ar.is_torch(y):
+        return y.contiguous(memory_format=ar._torch().channels_last)
+    return np.moveaxis(np.ascontiguousarray(np.moveaxis(y, 1, 3)), 3, 1)
+
+
+def conv_grad_buffers(x, weight, bias_defined: bool, mask):
+    """Uninitialised (grad_x NCHW, grad_weight, grad_bias) of x's kind and dtype, None where mask
+    (or a missing bias) says the gradient is not wanted."""
+    kind = ar.Kind(True, x.device) if ar.is_torch(x) else ar.Kind()
+    dtype = ar.dtype_name(x)
+    gx = ar.empty(tuple(x.shape), dtype, kind) if mask[0] else None
+    gw = ar.empty(tuple(weight.shape), dtype, kind) if mask[1] else None
+    gb = ar.empty((weight.shape[0],), dtype, kind) if (mask[2] and bias_defined) else None
+    return gx, gw, gb
+
+
 def run(op: str, groups: int, inputs, out_shapes, stream=None):
     """The gather kernel: outputs (in the first input's format) of the given shapes."""
     outs = [empty_like_format(inputs[0], s) for s in out_shapes]
