@@ -78,28 +78,6 @@ def _align_samples(box, i, j, ph, pw, H, W, scale, sampling_ratio, aligned):
     return samples
 
 
-def ps_roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, *, aligned=True, mode="avg"):
-    """Reference of :func:`nimbleops.vision.ps_roi_align`: output ``[K, C_out, ph, pw]``."""
-    x = np.asarray(input)
-    N, C, H, W = x.shape
-    ph, pw = _pair(output_size)
-    C_out = C // (ph * pw)
-    b = _boxes5(boxes)
-    out = np.zeros((len(b), C_out, ph, pw))
-    for k, box in enumerate(b):
-        n = int(box[0])
-        for i in range(ph):
-            for j in range(pw):
-                samples = _align_samples(box, i, j, ph, pw, H, W, spatial_scale, sampling_ratio, aligned)
-                if samples is None:
-                    continue
-                for c in range(C_out):
-                    plane = x[n, (c * ph + i) * pw + j].astype(float)
-                    values = [sum(w * plane[r, q] for r, q, w in taps) for taps in samples]
-                    out[k, c, i, j] = sum(values) / len(values) if mode == "avg" else _first_max(values)[1]
-    return out.astype(x.dtype)
-
-
 def _first_max(values):
     """(index, value) of the first maximum; a NaN wins (it propagates)."""
     best = 0
@@ -109,37 +87,6 @@ def _first_max(values):
         if v > values[best] or math.isnan(v):
             best = s
     return best, values[best]
-
-
-def ps_roi_align_backward(grad_output, input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, *,
-                          aligned=True, mode="avg"):
-    """d(sum(grad_output * ps_roi_align(input, ...))) / d input: ``[N, C, H, W]``."""
-    x = np.asarray(input)
-    N, C, H, W = x.shape
-    ph, pw = _pair(output_size)
-    C_out = C // (ph * pw)
-    g = np.asarray(grad_output, float)
-    b = _boxes5(boxes)
-    grad = np.zeros((N, C, H, W))
-    for k, box in enumerate(b):
-        n = int(box[0])
-        for i in range(ph):
-            for j in range(pw):
-                samples = _align_samples(box, i, j, ph, pw, H, W, spatial_scale, sampling_ratio, aligned)
-                if samples is None:
-                    continue
-                for c in range(C_out):
-                    c_in = (c * ph + i) * pw + j
-                    if mode == "avg":
-                        chosen = [(taps, 1.0 / len(samples)) for taps in samples]
-                    else:
-                        plane = x[n, c_in].astype(float)
-                        values = [sum(w * plane[r, q] for r, q, w in taps) for taps in samples]
-                        chosen = [(samples[_first_max(values)[0]], 1.0)]
-                    for taps, share in chosen:
-                        for r, q, w in taps:
-                            grad[n, c_in, r, q] += g[k, c, i, j] * share * w
-    return grad.astype(x.dtype)
 
 
 def _pool_bin(box, i, j, ph, pw, H, W, scale):
@@ -157,49 +104,87 @@ def _pool_bin(box, i, j, ph, pw, H, W, scale):
     return h0, h1, w0, w1
 
 
+def _outputs(input, boxes, output_size):
+    """(x as float64, the output shape [K, C_out, ph, pw], and [(k, n, box, i, j, c, c_in)] for every
+    output (k, c, i, j): RoI k on image n, bin (i, j), output channel c reading input channel c_in)."""
+    x = np.asarray(input, float)
+    ph, pw = _pair(output_size)
+    C_out = x.shape[1] // (ph * pw)
+    b = _boxes5(boxes)
+    outputs = [(k, int(box[0]), box, i, j, c, (c * ph + i) * pw + j)
+               for k, box in enumerate(b) for i in range(ph) for j in range(pw) for c in range(C_out)]
+    return x, (len(b), C_out, ph, pw), outputs
+
+
+def _align_weights(plane, box, i, j, ph, pw, spatial_scale, sampling_ratio, aligned, mode):
+    """[(row, col, weight)]: the output of bin (i, j) is sum(weight * plane[row, col]). avg: every
+    sample's taps, each weight / the sample count; max: the taps of the first maximal sample."""
+    H, W = plane.shape
+    samples = _align_samples(box, i, j, ph, pw, H, W, spatial_scale, sampling_ratio, aligned)
+    if samples is None:
+        return []
+    if mode == "avg":
+        return [(r, q, w / len(samples)) for taps in samples for r, q, w in taps]
+    values = [sum(w * plane[r, q] for r, q, w in taps) for taps in samples]
+    return samples[_first_max(values)[0]]
+
+
+def _pool_weights(plane, box, i, j, ph, pw, spatial_scale):
+    """[(row, col, 1 / area)] over the pixels of bin (i, j); empty for an empty bin."""
+    H, W = plane.shape
+    edges = _pool_bin(box, i, j, ph, pw, H, W, spatial_scale)
+    if edges is None or edges[1] <= edges[0] or edges[3] <= edges[2]:
+        return []
+    h0, h1, w0, w1 = edges
+    return [(r, q, 1.0 / ((h1 - h0) * (w1 - w0))) for r in range(h0, h1) for q in range(w0, w1)]
+
+
+def _forward(weights, input, boxes, output_size):
+    x, shape, outputs = _outputs(input, boxes, output_size)
+    out = np.zeros(shape)
+    for k, n, box, i, j, c, c_in in outputs:
+        plane = x[n, c_in]
+        out[k, c, i, j] = sum(w * plane[r, q] for r, q, w in weights(plane, box, i, j))
+    return out.astype(np.asarray(input).dtype)
+
+
+def _backward(weights, grad_output, input, boxes, output_size):
+    x, _, outputs = _outputs(input, boxes, output_size)
+    g = np.asarray(grad_output, float)
+    grad = np.zeros(x.shape)
+    for k, n, box, i, j, c, c_in in outputs:
+        for r, q, w in weights(x[n, c_in], box, i, j):
+            grad[n, c_in, r, q] += g[k, c, i, j] * w
+    return grad.astype(np.asarray(input).dtype)
+
+
+def ps_roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, *, aligned=True, mode="avg"):
+    """Reference of :func:`nimbleops.vision.ps_roi_align`: output ``[K, C_out, ph, pw]``."""
+    ph, pw = _pair(output_size)
+    return _forward(lambda plane, box, i, j: _align_weights(plane, box, i, j, ph, pw, spatial_scale, sampling_ratio,
+                                                            aligned, mode), input, boxes, output_size)
+
+
+def ps_roi_align_backward(grad_output, input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, *,
+                          aligned=True, mode="avg"):
+    """d(sum(grad_output * ps_roi_align(input, ...))) / d input: ``[N, C, H, W]``."""
+    ph, pw = _pair(output_size)
+    return _backward(lambda plane, box, i, j: _align_weights(plane, box, i, j, ph, pw, spatial_scale, sampling_ratio,
+                                                             aligned, mode), grad_output, input, boxes, output_size)
+
+
 def ps_roi_pool(input, boxes, output_size, spatial_scale=1.0):
     """Reference of :func:`nimbleops.vision.ps_roi_pool`: output ``[K, C_out, ph, pw]``."""
-    x = np.asarray(input)
-    N, C, H, W = x.shape
     ph, pw = _pair(output_size)
-    C_out = C // (ph * pw)
-    b = _boxes5(boxes)
-    out = np.zeros((len(b), C_out, ph, pw))
-    for k, box in enumerate(b):
-        n = int(box[0])
-        for i in range(ph):
-            for j in range(pw):
-                edges = _pool_bin(box, i, j, ph, pw, H, W, spatial_scale)
-                if edges is None or edges[1] <= edges[0] or edges[3] <= edges[2]:
-                    continue
-                h0, h1, w0, w1 = edges
-                for c in range(C_out):
-                    plane = x[n, (c * ph + i) * pw + j]
-                    total = sum(float(plane[r, q]) for r in range(h0, h1) for q in range(w0, w1))
-                    out[k, c, i, j] = total / ((h1 - h0) * (w1 - w0))
-    return out.astype(x.dtype)
+    return _forward(lambda plane, box, i, j: _pool_weights(plane, box, i, j, ph, pw, spatial_scale), input, boxes,
+                    output_size)
 
 
 def ps_roi_pool_backward(grad_output, input, boxes, output_size, spatial_scale=1.0):
     """d(sum(grad_output * ps_roi_pool(input, ...))) / d input: ``[N, C, H, W]``."""
-    x = np.asarray(input)
-    N, C, H, W = x.shape
     ph, pw = _pair(output_size)
-    C_out = C // (ph * pw)
-    g = np.asarray(grad_output, float)
-    b = _boxes5(boxes)
-    grad = np.zeros((N, C, H, W))
-    for k, box in enumerate(b):
-        n = int(box[0])
-        for i in range(ph):
-            for j in range(pw):
-                edges = _pool_bin(box, i, j, ph, pw, H, W, spatial_scale)
-                if edges is None or edges[1] <= edges[0] or edges[3] <= edges[2]:
-                    continue
-                h0, h1, w0, w1 = edges
-                for c in range(C_out):
-                    grad[n, (c * ph + i) * pw + j, h0:h1, w0:w1] += g[k, c, i, j] / ((h1 - h0) * (w1 - w0))
-    return grad.astype(x.dtype)
+    return _backward(lambda plane, box, i, j: _pool_weights(plane, box, i, j, ph, pw, spatial_scale), grad_output,
+                     input, boxes, output_size)
 
 
 # ---------------------------------------------------------------- lightweight convolutions
