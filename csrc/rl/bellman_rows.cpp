@@ -5,13 +5,15 @@
 
 #include "core/simd.h"
 #include "core/isa_unit.h"
+#include "core/isa_vec.h"
 #include "rl/bellman_rows.h"
-
 
 namespace nimbleops {
 namespace rl {
 namespace NIMBLEOPS_ISA_NS {
 namespace {
+
+using ::nimbleops::NIMBLEOPS_ISA_NS::vec::load;
 
 // The dot product's summation order is defined over L lanes (16 for double, 32 for float):
 //   acc[j] += p[i + j] * v[i + j] over whole blocks of L; then one half block into lanes < L/2;
@@ -56,12 +58,6 @@ template <> struct VecOf<double, 64> { typedef f64x8 type; };
 template <> struct VecOf<float, 32> { typedef f32x8 type; };
 template <> struct VecOf<float, 64> { typedef f32x16 type; };
 
-template <class V, class T>
-inline V load(const T* p) {
-  V v;
-  __builtin_memcpy(&v, p, sizeof(V));
-  return v;
-}
 
 // sum_i p[i] * v[i] (kProducts) or sum_i p[i], in the fixed order described above.
 template <class T, bool kProducts>

@@ -2,6 +2,7 @@
 // Fast paths: 3x3 and 5x5 at stride 1 (dilation 1) and stride 2 (split layout); every other
 // shape takes the generic loops, with the same summation order.
 #include "core/isa_unit.h"
+#include "core/isa_vec.h"
 #include "vision/depthwise_rows.h"
 
 namespace nimbleops {
@@ -9,34 +10,16 @@ namespace vision {
 namespace NIMBLEOPS_ISA_NS {
 namespace {
 
+using namespace ::nimbleops::NIMBLEOPS_ISA_NS::vec;
+
 enum Mode { kGeneric = 0, kStride1 = 1, kSplit2 = 2 };
 
-// kLanes values as one GCC vector (a zmm on AVX-512, two ymm on AVX2, four xmm on SSE2 for
-// float): element-wise arithmetic, so every level computes the same bits.
+// kLanes values as one GCC vector (a zmm on AVX-512, two ymm on AVX2, four xmm on SSE2 for float)
 template <class T>
-struct Lanes;
-template <>
-struct Lanes<float> {
-  typedef float V __attribute__((vector_size(kLanes * sizeof(float))));
-  typedef int32_t M __attribute__((vector_size(kLanes * sizeof(float))));
+struct Lanes {
+  typedef typename Vec<T, kLanes>::type V;
+  typedef typename Mask<T, kLanes>::type M;
 };
-template <>
-struct Lanes<double> {
-  typedef double V __attribute__((vector_size(kLanes * sizeof(double))));
-  typedef int64_t M __attribute__((vector_size(kLanes * sizeof(double))));
-};
-
-template <class V, class T>
-inline V load(const T* p) {
-  V v;
-  __builtin_memcpy(&v, p, sizeof(V));
-  return v;
-}
-
-template <class V, class T>
-inline void store(T* p, const V& v) {
-  __builtin_memcpy(p, &v, sizeof(V));
-}
 
 // the padded input element read by tap (kh, kw) for output ow
 template <int M, class Row>
@@ -191,7 +174,7 @@ void input_row(const DwRowMut<T>& a, const T* w, const T* g) {
 template <int L, class T>
 inline void pixel_block(const T* const* src, const int64_t* tap_index, int64_t taps, const T* w, const T* bias,
                         int64_t C, int64_t c, T* out) {
-  typedef T V __attribute__((vector_size(L * sizeof(T))));
+  typedef typename Vec<T, L>::type V;
   V acc = bias ? load<V>(bias + c) : V{};
   for (int64_t t = 0; t < taps; ++t) acc += load<V>(w + tap_index[t] * C + c) * load<V>(src[t] + c);
   store(out + c, acc);
@@ -216,7 +199,7 @@ inline void pixel_block4(const T* const* src, const int64_t* tap_index, int64_t 
 template <int P, int L, class T>
 inline void nhwc_block(const T* const* rows, int64_t KH, int64_t KW, int64_t iw0, int64_t s, int64_t d, const T* w,
                        const T* bias, int64_t C, int64_t c, T* out) {
-  typedef T V __attribute__((vector_size(L * sizeof(T))));
+  typedef typename Vec<T, L>::type V;
   V acc[P];
   for (int q = 0; q < P; ++q) acc[q] = bias ? load<V>(bias + c) : V{};
   for (int64_t kh = 0; kh < KH; ++kh) {

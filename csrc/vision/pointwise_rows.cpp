@@ -1,5 +1,6 @@
 // Per-ISA GEMM kernels of the pointwise convolution (vision/pointwise_rows.h); see core/isa_unit.h.
 #include "core/isa_unit.h"
+#include "core/isa_vec.h"
 #include "vision/pointwise_rows.h"
 
 namespace nimbleops {
@@ -7,33 +8,12 @@ namespace vision {
 namespace NIMBLEOPS_ISA_NS {
 namespace {
 
-template <class T>
-struct Vec16;
-template <>
-struct Vec16<float> {
-  typedef float V __attribute__((vector_size(16 * sizeof(float))));
-};
-template <>
-struct Vec16<double> {
-  typedef double V __attribute__((vector_size(16 * sizeof(double))));
-};
-
-template <class V, class T>
-inline V load(const T* p) {
-  V v;
-  __builtin_memcpy(&v, p, sizeof(V));
-  return v;
-}
-
-template <class V, class T>
-inline void store(T* p, const V& v) {
-  __builtin_memcpy(p, &v, sizeof(V));
-}
+using namespace ::nimbleops::NIMBLEOPS_ISA_NS::vec;
 
 // MR rows x kStrip columns in registers (2 vectors of 16 per row)
 template <int MR, class T>
 inline void micro(const T* A, int64_t lda, int64_t K, const T* const* brow, T* const* crow, const T* bias, bool relu) {
-  typedef typename Vec16<T>::V V;
+  typedef typename Vec<T, 16>::type V;
   V acc[MR][2];
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = V{} + (bias ? bias[i] : T(0));
   for (int64_t k = 0; k < K; ++k) {
@@ -81,7 +61,7 @@ void gemm_strip(const T* A, int64_t lda, int64_t M, int64_t K, const T* const* b
 
 template <int MM, int NN, class T>
 inline void nt_block(const T* const* arow, const T* const* brow, int64_t len, T* part, int64_t N) {
-  typedef typename Vec16<T>::V V;
+  typedef typename Vec<T, 16>::type V;
   V acc[MM][NN];
   for (int i = 0; i < MM; ++i)
     for (int j = 0; j < NN; ++j) acc[i][j] = load<V>(part + (i * N + j) * 16);
