@@ -134,40 +134,37 @@ void input_row_impl(const DwRowMut<T>& a, const T* w, const T* g) {
     }
 }
 
+// The loop variant of a row: a fast path (mode, kernel size) or the generic loops
+template <int M_, int K_>
+struct Path {
+  static constexpr int M = M_, K = K_;
+};
+
+template <class Row, class F>
+inline void with_path(const Row& a, F&& f) {
+  const bool k3 = a.KH == 3 && a.KW == 3, k5 = a.KH == 5 && a.KW == 5;
+  if (a.s == 1 && a.d == 1 && k3) return f(Path<kStride1, 3>{});
+  if (a.s == 1 && a.d == 1 && k5) return f(Path<kStride1, 5>{});
+  if (split_stride2(a.KH, a.KW, a.sh, a.s, a.dh, a.d)) {
+    if (k3) return f(Path<kSplit2, 3>{});
+    return f(Path<kSplit2, 5>{});
+  }
+  f(Path<kGeneric, 0>{});
+}
+
 template <class T>
 void forward_row(const DwRow<T>& a, const T* w, T bias, T* out) {
-  const bool k3 = a.KH == 3 && a.KW == 3, k5 = a.KH == 5 && a.KW == 5;
-  if (a.s == 1 && a.d == 1 && k3) return forward_row_impl<kStride1, 3>(a, w, bias, out);
-  if (a.s == 1 && a.d == 1 && k5) return forward_row_impl<kStride1, 5>(a, w, bias, out);
-  if (split_stride2(a.KH, a.KW, a.sh, a.s, a.dh, a.d)) {
-    if (k3) return forward_row_impl<kSplit2, 3>(a, w, bias, out);
-    return forward_row_impl<kSplit2, 5>(a, w, bias, out);
-  }
-  forward_row_impl<kGeneric, 0>(a, w, bias, out);
+  with_path(a, [&](auto p) { forward_row_impl<decltype(p)::M, decltype(p)::K>(a, w, bias, out); });
 }
 
 template <class T>
 void weight_row(const DwRow<T>& a, const T* g, T* part, T* part_bias) {
-  const bool k3 = a.KH == 3 && a.KW == 3, k5 = a.KH == 5 && a.KW == 5;
-  if (a.s == 1 && a.d == 1 && k3) return weight_row_impl<kStride1, 3>(a, g, part, part_bias);
-  if (a.s == 1 && a.d == 1 && k5) return weight_row_impl<kStride1, 5>(a, g, part, part_bias);
-  if (split_stride2(a.KH, a.KW, a.sh, a.s, a.dh, a.d)) {
-    if (k3) return weight_row_impl<kSplit2, 3>(a, g, part, part_bias);
-    return weight_row_impl<kSplit2, 5>(a, g, part, part_bias);
-  }
-  weight_row_impl<kGeneric, 0>(a, g, part, part_bias);
+  with_path(a, [&](auto p) { weight_row_impl<decltype(p)::M, decltype(p)::K>(a, g, part, part_bias); });
 }
 
 template <class T>
 void input_row(const DwRowMut<T>& a, const T* w, const T* g) {
-  const bool k3 = a.KH == 3 && a.KW == 3, k5 = a.KH == 5 && a.KW == 5;
-  if (a.s == 1 && a.d == 1 && k3) return input_row_impl<kStride1, 3>(a, w, g);
-  if (a.s == 1 && a.d == 1 && k5) return input_row_impl<kStride1, 5>(a, w, g);
-  if (split_stride2(a.KH, a.KW, a.sh, a.s, a.dh, a.d)) {
-    if (k3) return input_row_impl<kSplit2, 3>(a, w, g);
-    return input_row_impl<kSplit2, 5>(a, w, g);
-  }
-  input_row_impl<kGeneric, 0>(a, w, g);
+  with_path(a, [&](auto p) { input_row_impl<decltype(p)::M, decltype(p)::K>(a, w, g); });
 }
 
 // channels [c, c + L) of one channels_last output pixel, as one L-lane vector
