@@ -96,6 +96,26 @@ struct Strips {
   }
 };
 
+// C_{n,g} = act(bias_g + A_g . B_{n,g}) for every image n and group g, by strips of kStrip pixels
+// in parallel over (image, strip): A_g = A + g * M * K ([M, K], row-major), B_{n,g} rows
+// b(n, g) + k * HW (K of them), output row i of (n, g) at c(n, g, i), bias_g = bias + g * M
+template <class T, class BRows, class CRow>
+void grouped_gemm(int64_t N, int64_t HW, int64_t groups, int64_t M, int64_t K, const T* A, BRows b, CRow c,
+                  const T* bias, bool relu) {
+  const int64_t strips = (HW + kStrip - 1) / kStrip;
+  parallel_for(N * strips, 1, [&](int64_t t0, int64_t t1) {
+    Strips<T> st;
+    std::vector<T*> rows(static_cast<size_t>(M));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / strips, p0 = (t % strips) * kStrip;
+      for (int64_t g = 0; g < groups; ++g) {
+        for (int64_t i = 0; i < M; ++i) rows[size_t(i)] = c(n, g, i);
+        st.run(A + g * M * K, K, M, K, b(n, g), HW, rows.data(), p0, bias ? bias + g * M : nullptr, relu);
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void pointwise_forward(const PointwiseViews& v, const View& out) {
@@ -110,20 +130,11 @@ void pointwise_forward(const PointwiseViews& v, const View& out) {
     const T* w = v.weight.ptr<T>();
     const T* bias = v.bias ? v.bias->ptr<T>() : nullptr;
     T* o = out.ptr<T>();
-    const int64_t strips = (s.HW + kStrip - 1) / kStrip;
-    parallel_for(s.N * strips, 1, [&](int64_t t0, int64_t t1) {
-      Strips<T> st;
-      std::vector<T*> rows(size_t(s.Cout_g));
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t n = t / strips, p0 = (t % strips) * kStrip;
-        for (int64_t g = 0; g < v.groups; ++g) {
-          for (int64_t i = 0; i < s.Cout_g; ++i)
-            rows[size_t(i)] = o + (n * s.Cout + shuffled_position(g * s.Cout_g + i, s.Cout, v.shuffle_groups)) * s.HW;
-          st.run(w + g * s.Cout_g * s.Cin_g, s.Cin_g, s.Cout_g, s.Cin_g, x + (n * s.Cin + g * s.Cin_g) * s.HW, s.HW,
-                 rows.data(), p0, bias ? bias + g * s.Cout_g : nullptr, v.relu);
-        }
-      }
-    });
+    auto in = [&](int64_t n, int64_t g) { return x + (n * s.Cin + g * s.Cin_g) * s.HW; };
+    auto out_row = [&](int64_t n, int64_t g, int64_t i) {  // the output shuffle: row co at its position
+      return o + (n * s.Cout + shuffled_position(g * s.Cout_g + i, s.Cout, v.shuffle_groups)) * s.HW;
+    };
+    grouped_gemm(s.N, s.HW, v.groups, s.Cout_g, s.Cin_g, w, in, out_row, bias, v.relu);
   });
 }
 
@@ -171,19 +182,10 @@ void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std
           for (int64_t j = 0; j < s.Cin_g; ++j)
             wt[size_t(gr * s.Cout_g * s.Cin_g + j * s.Cout_g + i)] = w[(gr * s.Cout_g + i) * s.Cin_g + j];
       T* gx = grad_x->ptr<T>();
-      const int64_t strips = (s.HW + kStrip - 1) / kStrip;
-      parallel_for(s.N * strips, 1, [&](int64_t t0, int64_t t1) {
-        Strips<T> st;
-        std::vector<T*> rows(size_t(s.Cin_g));
-        for (int64_t t = t0; t < t1; ++t) {
-          const int64_t n = t / strips, p0 = (t % strips) * kStrip;
-          for (int64_t gr = 0; gr < v.groups; ++gr) {
-            for (int64_t i = 0; i < s.Cin_g; ++i) rows[size_t(i)] = gx + (n * s.Cin + gr * s.Cin_g + i) * s.HW;
-            st.run(wt.data() + gr * s.Cout_g * s.Cin_g, s.Cout_g, s.Cin_g, s.Cout_g,
-                   gp.data() + (n * s.Cout + gr * s.Cout_g) * s.HW, s.HW, rows.data(), p0, nullptr, false);
-          }
-        }
-      });
+      auto grad_rows = [&](int64_t n, int64_t g) { return gp.data() + (n * s.Cout + g * s.Cout_g) * s.HW; };
+      auto gx_row = [&](int64_t n, int64_t g, int64_t i) { return gx + (n * s.Cin + g * s.Cin_g + i) * s.HW; };
+      grouped_gemm(s.N, s.HW, v.groups, s.Cin_g, s.Cout_g, wt.data(), grad_rows, gx_row, static_cast<const T*>(nullptr),
+                   false);
     }
     if (grad_w) {
       constexpr int64_t kTile = 4;
