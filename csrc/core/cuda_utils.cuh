@@ -28,6 +28,21 @@ inline unsigned grid_blocks(int64_t n) {
 #define NIMBLEOPS_GRID_LOOP(i, n) \
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += int64_t(blockDim.x) * gridDim.x)
 
+#ifdef __CUDACC__
+// The sum of every thread's v in a block of kGridThreads threads, in a fixed order (a tree over
+// `shared`, kGridThreads elements): deterministic; the result is valid in thread 0.
+template <class T>
+__device__ T block_sum(T v, T* shared) {
+  shared[threadIdx.x] = v;
+  __syncthreads();
+  for (int step = kGridThreads / 2; step > 0; step /= 2) {
+    if (int(threadIdx.x) < step) shared[threadIdx.x] += shared[threadIdx.x + step];
+    __syncthreads();
+  }
+  return shared[0];
+}
+#endif
+
 // Makes `device` current for its lifetime, then restores the previous one.
 class CudaDeviceGuard {
  public:

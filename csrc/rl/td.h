@@ -86,6 +86,18 @@ struct Td {
 };
 
 
+// run(RuleTag<R>{}) for the rule of the call (the rule becomes a template parameter)
+template <class F>
+void with_rule(TdRule rule, F&& run) {
+  switch (rule) {
+    case TdRule::td0: return run(RuleTag<TdRule::td0>{});
+    case TdRule::sarsa: return run(RuleTag<TdRule::sarsa>{});
+    case TdRule::q_learning: return run(RuleTag<TdRule::q_learning>{});
+    case TdRule::expected_sarsa: return run(RuleTag<TdRule::expected_sarsa>{});
+    case TdRule::double_q: return run(RuleTag<TdRule::double_q>{});
+  }
+}
+
 // Shapes, dtypes and devices of one call, every array on Q's device; returns N. Index ranges and
 // finite rewards are checked by the caller (the CPU kernel itself; for CUDA the Python wrapper,
 // on the host).

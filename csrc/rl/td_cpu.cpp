@@ -61,13 +61,7 @@ void td_update(const TdViews& v, const View& td_errors) {
       // measured slower on this 2-core machine.
       for (int64_t i = 0; i < N; ++i) td.table(i)[td.s[i] * A + td.action(i)] += td.alpha_at(i) * out[i];
     };
-    switch (v.rule) {
-      case TdRule::td0: return run(RuleTag<TdRule::td0>{});
-      case TdRule::sarsa: return run(RuleTag<TdRule::sarsa>{});
-      case TdRule::q_learning: return run(RuleTag<TdRule::q_learning>{});
-      case TdRule::expected_sarsa: return run(RuleTag<TdRule::expected_sarsa>{});
-      case TdRule::double_q: return run(RuleTag<TdRule::double_q>{});
-    }
+    with_rule(v.rule, run);
   });
 }
 

@@ -111,13 +111,7 @@ void td_update(const TdViews& v, const View& td_errors) {
       NIMBLEOPS_CUDA_CHECK(err);
     };
     NIMBLEOPS_CHECK(N < (int64_t(1) << 31), "s: at most 2^31 - 1 transitions per call on CUDA, got ", N);
-    switch (v.rule) {
-      case TdRule::td0: return run(RuleTag<TdRule::td0>{});
-      case TdRule::sarsa: return run(RuleTag<TdRule::sarsa>{});
-      case TdRule::q_learning: return run(RuleTag<TdRule::q_learning>{});
-      case TdRule::expected_sarsa: return run(RuleTag<TdRule::expected_sarsa>{});
-      case TdRule::double_q: return run(RuleTag<TdRule::double_q>{});
-    }
+    with_rule(v.rule, run);
   });
 }
 

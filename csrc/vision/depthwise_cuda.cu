@@ -86,17 +86,12 @@ __global__ void weight_kernel(DwArgs<T> a, const T* g, T* gw, T* gb) {
     const int64_t ih = oh * a.sh - a.ph + kh * a.dh, iw = ow * a.sw - a.pw + kw * a.dw;
     if (ih >= 0 && ih < a.H && iw >= 0 && iw < a.W) acc += gv * a.x[((n * a.C + c) * a.H + ih) * a.W + iw];
   }
-  partial[threadIdx.x] = acc;
-  __syncthreads();
-  for (int step = kGridThreads / 2; step > 0; step /= 2) {
-    if (int(threadIdx.x) < step) partial[threadIdx.x] += partial[threadIdx.x + step];
-    __syncthreads();
-  }
+  const T sum = block_sum(acc, partial);
   if (threadIdx.x == 0) {
     if (is_bias)
-      gb[oc] = partial[0];
+      gb[oc] = sum;
     else
-      gw[oc * taps + t] = partial[0];
+      gw[oc * taps + t] = sum;
   }
 }
 

@@ -70,17 +70,12 @@ __global__ void weight_kernel(const T* gp, const T* x, T* gw, T* gb, PointwiseSh
     const T gv = gp[(n * s.Cout + co) * s.HW + p];
     acc += is_bias ? gv : gv * x[(n * s.Cin + ci) * s.HW + p];
   }
-  partial[threadIdx.x] = acc;
-  __syncthreads();
-  for (int step = kGridThreads / 2; step > 0; step /= 2) {
-    if (int(threadIdx.x) < step) partial[threadIdx.x] += partial[threadIdx.x + step];
-    __syncthreads();
-  }
+  const T sum = block_sum(acc, partial);
   if (threadIdx.x == 0) {
     if (is_bias)
-      gb[co] = partial[0];
+      gb[co] = sum;
     else
-      gw[co * s.Cin_g + k] = partial[0];
+      gw[co * s.Cin_g + k] = sum;
   }
 }
 

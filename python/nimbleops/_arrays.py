@@ -219,5 +219,20 @@ def check_int(value: Any, name: str, minimum: Optional[int] = None) -> int:
     return value
 
 
+def int_pair(value: Any, name: str) -> tuple:
+    """(a, b) from an int (both equal) or a pair of ints; bounds are the caller's."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected an int or a pair of ints, got bool")
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected an int or a pair of ints, got {type(value).__name__}") from None
+    if len(items) != 2:
+        raise ValueError(f"{name}: expected an int or a pair of ints, got {list(items)}")
+    return check_int(items[0], name), check_int(items[1], name)
+
+
 def shape_of(x: Any) -> tuple:
     return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)

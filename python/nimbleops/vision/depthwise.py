@@ -47,18 +47,7 @@ def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1) -> A
 
 
 def _pair(v, name: str, lo: int) -> Tuple[int, int]:
-    if isinstance(v, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected an int or a pair of ints, got bool")
-    if isinstance(v, (int, np.integer)):
-        pair = (int(v), int(v))
-    else:
-        try:
-            items = tuple(v)
-        except TypeError:
-            raise TypeError(f"{name}: expected an int or a pair of ints, got {type(v).__name__}") from None
-        if len(items) != 2:
-            raise ValueError(f"{name}: expected an int or a pair of ints, got {list(items)}")
-        pair = (ar.check_int(items[0], name), ar.check_int(items[1], name))
+    pair = ar.int_pair(v, name)
     if min(pair) < lo:
         raise ValueError(f"{name}: expected values >= {lo}, got {pair}")
     return pair

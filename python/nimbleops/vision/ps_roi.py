@@ -87,18 +87,7 @@ def ps_roi_pool(input, boxes, output_size: Size, spatial_scale: float = 1.0, *,
 
 
 def _pair(output_size) -> Tuple[int, int]:
-    if isinstance(output_size, (bool, np.bool_)):
-        raise TypeError("output_size: expected an int or a pair of ints, got bool")
-    if isinstance(output_size, (int, np.integer)):
-        size = (int(output_size), int(output_size))
-    else:
-        try:
-            size = tuple(output_size)
-        except TypeError:
-            raise TypeError(f"output_size: expected an int or a pair of ints, got {type(output_size).__name__}") from None
-        if len(size) != 2:
-            raise ValueError(f"output_size: expected an int or a pair of ints, got {list(size)}")
-        size = (ar.check_int(size[0], "output_size"), ar.check_int(size[1], "output_size"))
+    size = ar.int_pair(output_size, "output_size")
     if min(size) < 1 or max(size) > 4096:
         raise ValueError(f"output_size: expected positive sizes up to 4096, got {size}")
     return size
