@@ -68,7 +68,8 @@ ReturnsArgs<T> returns_args(const ReturnsViews& v) {
 
 #define NIMBLEOPS_RETURNS_DEVICE_API(ns)                                                              \
   namespace ns {                                                                                      \
-  /* out0 [T, B]; out1 [T, B] for gae and vtrace */                                                   \
+  /* out0 [T, B]; out1 [T, B] for gae and vtrace. The CPU kernel raises where a reward is nan or */   \
+  /* inf (checked in its pass); the caller checks the rewards of the CUDA kernel */                   \
   void returns_forward(const ReturnsViews& v, const View& out0, const std::optional<View>& out1);     \
   /* grads of rewards, values (gae, vtrace; optional) and next_values from those of the outputs */   \
   void returns_backward(const ReturnsViews& v, const std::optional<View>& grad_out0,                  \

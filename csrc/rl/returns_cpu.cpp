@@ -1,6 +1,8 @@
 // CPU return estimators: OpenMP over column blocks, the per-ISA kernels of returns_rows.cpp
 // inside. Each column is scanned by one thread in a fixed order: results never depend on the
 // thread count (nor on the SIMD level: element-wise arithmetic, no FMA contraction).
+#include <atomic>
+
 #include "core/dispatch.h"
 #include "core/parallel.h"
 #include "core/simd.h"
@@ -43,8 +45,11 @@ void returns_forward(const ReturnsViews& v, const View& out0, const std::optiona
     ReturnsArgs<scalar_t> a = returns_args<scalar_t>(v);
     bind_outputs(v, a, out0, out1);
     const auto& k = returns_kernels<scalar_t>();
-    over_columns(a.steps, a.cols, v.kind == Estimator::n_step ? v.n : 1,
-                 [&](int64_t b0, int64_t b1) { k.forward(v.kind, a, b0, b1); });
+    std::atomic<bool> finite{true};
+    over_columns(a.steps, a.cols, v.kind == Estimator::n_step ? v.n : 1, [&](int64_t b0, int64_t b1) {
+      if (!k.forward(v.kind, a, b0, b1)) finite.store(false, std::memory_order_relaxed);
+    });
+    NIMBLEOPS_CHECK(finite.load(), "rewards: expected finite rewards, found nan or inf");
   });
 }
 

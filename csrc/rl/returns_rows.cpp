@@ -20,25 +20,40 @@ constexpr int64_t kBlock = 256;  // columns per carry block of the adjoint scans
 // outputs never overlap the inputs (the callers allocate them), which the compiler cannot
 // prove through the argument block.
 
+// 1 where a reward of row t, columns [b0, b1), is nan or inf (r - r is 0 exactly when r is
+// finite), checked right after the row's step while it is in L1: no separate pass over rewards
+template <class T>
+inline int nonfinite_rewards(const ReturnsArgs<T>& a, int64_t t, int64_t b0, int64_t b1) {
+  const T* r = a.rewards + t * a.cols;
+  int bad = 0;
+  for (int64_t b = b0; b < b1; ++b) bad |= int(r[b] - r[b] != T(0));
+  return bad;
+}
+
 template <Estimator kind, bool kGA, class T>
-void forward_columns(const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
+bool forward_columns(const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
   const int64_t B = a.cols;
+  int bad = 0;
   if constexpr (kind == Estimator::n_step) {
-    for (int64_t t = 0; t < a.steps; ++t)
+    for (int64_t t = 0; t < a.steps; ++t) {
       #pragma GCC ivdep
       for (int64_t b = b0; b < b1; ++b) n_step_at<kGA>(a, t, b, false);
-    return;
+      bad |= nonfinite_rewards(a, t, b0, b1);
+    }
+    return bad == 0;
   }
-  if (a.steps == 0) return;
+  if (a.steps == 0) return true;
   const int64_t last = a.steps - 1;
   #pragma GCC ivdep
   for (int64_t b = b0; b < b1; ++b) forward_step<kind, kGA>(a, last * B + b, true, T(0));
+  bad |= nonfinite_rewards(a, last, b0, b1);
   for (int64_t t = last - 1; t >= 0; --t) {
     const T* next = a.out0 + (t + 1) * B;
     #pragma GCC ivdep
     for (int64_t b = b0; b < b1; ++b) forward_step<kind, kGA>(a, t * B + b, false, next[b]);
+    bad |= nonfinite_rewards(a, t, b0, b1);
   }
-  if constexpr (kind != Estimator::vtrace) return;
+  if constexpr (kind != Estimator::vtrace) return bad == 0;
   for (int64_t t = 0; t < last; ++t)
     #pragma GCC ivdep
     for (int64_t b = b0; b < b1; ++b)
@@ -48,6 +63,7 @@ void forward_columns(const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
   for (int64_t t = 0; t < a.steps; ++t)
     #pragma GCC ivdep
     for (int64_t b = b0; b < b1; ++b) a.out0[t * B + b] += a.values[t * B + b];
+  return bad == 0;
 }
 
 template <Estimator kind, bool kGA, class T>
@@ -78,8 +94,12 @@ void backward_columns(const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
 }
 
 template <class T>
-void forward(Estimator kind, const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
-  with_estimator(kind, a, [&](auto k, auto ga) { forward_columns<decltype(k)::value, decltype(ga)::value>(a, b0, b1); });
+bool forward(Estimator kind, const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
+  bool finite = true;
+  with_estimator(kind, a, [&](auto k, auto ga) {
+    finite = forward_columns<decltype(k)::value, decltype(ga)::value>(a, b0, b1);
+  });
+  return finite;
 }
 
 template <class T>

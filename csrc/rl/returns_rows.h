@@ -11,7 +11,8 @@ namespace rl {
 
 template <class T>
 struct ReturnsKernels {
-  void (*forward)(Estimator kind, const ReturnsArgs<T>& args, int64_t b0, int64_t b1);
+  // false when a reward of these columns is nan or inf (the outputs are then meaningless)
+  bool (*forward)(Estimator kind, const ReturnsArgs<T>& args, int64_t b0, int64_t b1);
   // grad_rewards / grad_values / grad_next_values (those non-null) are overwritten
   void (*backward)(Estimator kind, const ReturnsArgs<T>& args, int64_t b0, int64_t b1);
 };

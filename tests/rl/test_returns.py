@@ -267,7 +267,54 @@ def test_thread_count_and_simd_level_do_not_change_results(rng):
     assert_same_bits_at_any_thread_count_and_simd_level(run)
 
 
+@pytest.mark.parametrize("kind", ["discounted", "lambda", "gae", "n_step"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_plain_numpy_calls_and_the_general_path_agree(rng, kind, dtype):
+    """Contiguous time-major numpy arrays with number gamma / lam go straight to the kernel; the
+    same values through the general path (a strided copy, numpy-scalar gamma, time_dim=-3 on a
+    [T, 2, 3] rollout) give the same bits."""
+    T = 7
+    r, v, nv = (rng.standard_normal((T, 2, 3)).astype(dtype) for _ in range(3))
+    term, trunc = rng.random((T, 2, 3)) < 0.2, rng.random((T, 2, 3)) < 0.2
+    fns = {
+        "discounted": lambda r, v, nv, te, tr, **kw: rl.discounted_returns(r, nv, te, tr, gamma=kw["gamma"],
+                                                                           time_dim=kw["time_dim"]),
+        "lambda": lambda r, v, nv, te, tr, **kw: rl.lambda_returns(r, nv, te, tr, lam=0.7, **kw),
+        "gae": lambda r, v, nv, te, tr, **kw: rl.gae(r, v, nv, te, tr, lam=0.7, **kw)[0],
+        "n_step": lambda r, v, nv, te, tr, **kw: rl.n_step_returns(r, nv, te, tr, n=3, **kw),
+    }
+    plain = fns[kind](r, v, nv, term, trunc, gamma=0.9, time_dim=0)
+    strided = lambda x: np.repeat(x, 2, axis=0)[::2]  # noqa: E731 - same values, not contiguous
+    general = fns[kind](strided(r), strided(v), strided(nv), strided(term), strided(trunc),
+                        gamma=np.float64(0.9), time_dim=-3)
+    assert plain.dtype == general.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(plain, general)
+
+
 # ------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("kind", ["discounted", "lambda", "gae", "n_step", "vtrace"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [(0, 0), (-1, -1), (2, 1500)])
+def test_nonfinite_rewards_raise_for_every_estimator(rng, kind, value, where):
+    """The CPU kernels check the rewards in their own pass: wherever the bad one lies (first or
+    last step, any column block), the call raises."""
+    T, B = 5, 3000  # several column blocks
+    r, v, nv, lr = (rng.standard_normal((T, B)) for _ in range(4))
+    no = np.zeros((T, B), bool)
+    r[where] = value
+    calls = {
+        "discounted": lambda: rl.discounted_returns(r, nv, no, no, gamma=0.9),
+        "lambda": lambda: rl.lambda_returns(r, nv, no, no, gamma=0.9, lam=0.8),
+        "gae": lambda: rl.gae(r, v, nv, no, no, gamma=0.9, lam=0.8),
+        "n_step": lambda: rl.n_step_returns(r, nv, no, no, gamma=0.9, n=3),
+        "vtrace": lambda: rl.vtrace(r, v, nv, lr, no, no, gamma=0.9),
+    }
+    with pytest.raises(ValueError, match="rewards: expected finite rewards, found nan or inf"):
+        calls[kind]()
+    r[where] = 1.0
+    calls[kind]()  # and the same call with finite rewards runs
 
 
 def test_bad_input_errors(rng):
