@@ -52,9 +52,47 @@ inline void forward_block(const DwRow<T>& a, const T* w, T bias, int64_t ow, T* 
   for (int64_t l = 0; l < n; ++l) out[l] = rest[l];
 }
 
+// Stride 1, R consecutive output rows at once: the vectors at positions p + j * P (j < R, P the
+// row pitch). Padded row i of the block (i < R + K - 1) at column shift kw is loaded once and
+// feeds output row j = i - kh for every kh, so a block loads (R + K - 1) * K vectors for R * K * K
+// multiply-adds instead of one load per multiply-add (an unaligned 64-byte load mostly crosses a
+// cache line: two of the L1's load slots). Each output still adds bias, then its taps in (kh, kw)
+// order (i rises): the bits of forward_block.
+template <int K, int R, class T>
+inline void forward_rows_block(const T* x, int64_t P, const typename Lanes<T>::V* wv, T bias, T* out) {
+  typedef typename Lanes<T>::V V;
+  V acc[R];
+  for (int j = 0; j < R; ++j) acc[j] = V{} + bias;
+#pragma GCC unroll 16
+  for (int i = 0; i < R + K - 1; ++i)
+#pragma GCC unroll 8
+    for (int kw = 0; kw < K; ++kw) {
+      const V xv = load<V>(x + i * P + kw);
+#pragma GCC unroll 8
+      for (int j = 0; j < R; ++j)
+        if (i - j >= 0 && i - j < K) acc[j] += wv[(i - j) * K + kw] * xv;
+    }
+  for (int j = 0; j < R; ++j) store(out + j * P, acc[j]);
+}
+
 template <int M, int K, class T>
 void forward_row_impl(const DwRow<T>& a, const T* w, T bias, T* out) {
   const int64_t KH = K ? K : a.KH, KW = K ? K : a.KW;
+  int64_t ow = 0;
+  if constexpr (M == kStride1) {
+    // a virtual row (a whole plane): blocks of R rows; a row's last vector runs into the next
+    // row's first positions, which that row computes again to the same bits
+    constexpr int R = 4;  // 4 accumulators + 25 weights fit the 32 vector registers
+    const int64_t P = a.stride;
+    if (a.sh == 1 && a.dh == 1 && a.OW >= R * P + kLanes) {  // (a dilated row step keeps forward_block)
+      typedef typename Lanes<T>::V V;
+      V wv[K * K];
+      for (int t = 0; t < K * K; ++t) wv[t] = V{} + w[t];
+      const T* x = a.plane + a.r0 * a.stride;
+      for (; ow + R * P + kLanes <= a.OW; ow += R * P)
+        for (int64_t q = 0; q < P; q += kLanes) forward_rows_block<K, R>(x + ow + q, P, wv, bias, out + ow + q);
+    }
+  }
   if (M == kGeneric) {
     for (int64_t ow = 0; ow < a.OW; ++ow) {
       T acc = bias;
@@ -64,9 +102,8 @@ void forward_row_impl(const DwRow<T>& a, const T* w, T bias, T* out) {
     }
     return;
   }
-  // whole vectors, four at a time (four independent FMA chains), then the last one to three
+  // whole vectors, eight or four at a time (independent FMA chains), then the last one to three
   // together; the last vector's extra lanes read the slack and are not stored
-  int64_t ow = 0;
   for (; ow + 8 * kLanes <= a.OW; ow += 8 * kLanes) forward_block<M, K, 8>(a, w, bias, ow, out + ow, 8 * kLanes);
   if (ow + 4 * kLanes <= a.OW) {
     forward_block<M, K, 4>(a, w, bias, ow, out + ow, 4 * kLanes);

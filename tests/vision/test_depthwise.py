@@ -94,6 +94,21 @@ def test_backward_matches_reference(p):
         assert_close(b.grad, gb, "float64", scale=10)
 
 
+@pytest.mark.parametrize("k", [3, 5])
+@pytest.mark.parametrize("dilation", [1, (2, 1)])
+@pytest.mark.parametrize("hw", [(24, 37), (9, 16), (40, 40)])
+def test_stride1_planes_match_reference(k, dilation, hw):
+    """Stride 1 runs a whole plane as one virtual row, four output rows per block where the plane
+    is tall enough (and the row step is 1), the rest vector by vector: every output matches."""
+    rng = np.random.default_rng(k * 100 + hw[0])
+    x, w, b = rng.standard_normal((2, 3) + hw), rng.standard_normal((3, 1, k, k)), rng.standard_normal(3)
+    for dtype in ("float32", "float64"):
+        out = vision.depthwise_conv2d(x.astype(dtype), w.astype(dtype), b.astype(dtype), 1, k // 2, dilation)
+        want = ref.depthwise_conv2d(x.astype(dtype).astype(float), w.astype(dtype).astype(float),
+                                    b.astype(dtype).astype(float), 1, k // 2, dilation)
+        assert_close(out, want, dtype, scale=10)
+
+
 SNET = [((8, 132, 40, 40), 5, 1), ((8, 264, 20, 20), 5, 1), ((8, 528, 10, 10), 5, 1), ((8, 132, 80, 80), 5, 2),
         ((1, 132, 40, 40), 3, 1)]
 
