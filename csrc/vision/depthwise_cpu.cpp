@@ -1,7 +1,9 @@
 // CPU depthwise convolution. NCHW forward: OpenMP over (image, input channel) planes; each plane
 // is copied once into a zero-padded buffer (split into even / odd columns for the stride-2 fast
 // path) and the per-ISA row kernels of depthwise_rows.cpp compute its m output planes.
-// channels_last forward (m = 1): OpenMP over output rows, each pixel's C channels vectorised.
+// channels_last forward (m = 1): OpenMP over output rows, each pixel's C channels vectorised; for
+// 3x3 / 5x5 at stride 1 or 2, over blocks of output rows copied into zero-padded rows and run by
+// a register-blocked kernel (several pixels per block, each padded pixel loaded once per tap row).
 // Backward (NCHW): OpenMP over input channels; each task loops over the images in order, so the
 // weight and bias gradients sum in a fixed order (lanes ow % 16, then lanes 0..15), and grad_input
 // of a plane is scattered into a padded buffer owned by the task: deterministic, without atomics,
@@ -197,6 +199,51 @@ void forward_nchw(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
   });
 }
 
+// channels_last, depth multiplier 1, 3x3 or 5x5 at stride 1 or 2 (both ways), dilation 1: the
+// input rows of a block of output rows are copied once into zero-padded rows, so every pixel,
+// border ones included, takes the register-blocked kernel forward_padded_nhwc
+bool padded_nhwc(const DepthwiseViews& v, const DepthwiseShape& s) {
+  return s.m == 1 && v.KH == v.KW && (v.KH == 3 || v.KH == 5) && v.sh == v.sw && (v.sh == 1 || v.sh == 2) &&
+         v.dh == 1 && v.dw == 1;
+}
+
+template <class T>
+void forward_nhwc_padded(const DepthwiseViews& v, const DepthwiseShape& s, const T* wt, T* out) {
+  const auto& k = depthwise_kernels<T>();
+  const T* x = v.x.ptr<T>();
+  const T* bias = v.bias ? v.bias->ptr<T>() : nullptr;
+  const int64_t K = v.KH, S = v.sh, C = s.C;
+  const int64_t Wp = s.W + 2 * v.pw, row = Wp * C;  // padded pixels (and elements) per row
+  // output rows per task: about 512 KB of padded rows, and at least four tasks per thread
+  const int64_t fit = std::max<int64_t>(1, ((int64_t(512) << 10) / int64_t(sizeof(T) * row) - K) / S + 1);
+  const int64_t spread = std::max<int64_t>(1, s.N * s.OH / (4 * int64_t(get_num_threads())));
+  const int64_t rb = std::min(s.OH, std::min(fit, spread)), blocks = (s.OH + rb - 1) / rb;
+  parallel_for(s.N * blocks, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<T> buf;
+    std::vector<const T*> rows(static_cast<size_t>(K), nullptr);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / blocks, oh0 = (t % blocks) * rb, oh1 = std::min(s.OH, oh0 + rb);
+      const int64_t count = (oh1 - oh0 - 1) * S + K;  // input rows of the block
+      buf.resize(size_t(count * row));
+      for (int64_t i = 0; i < count; ++i) {
+        T* dst = buf.data() + i * row;
+        const int64_t ih = oh0 * S - v.ph + i;
+        if (ih < 0 || ih >= s.H) {
+          std::memset(dst, 0, sizeof(T) * size_t(row));
+          continue;
+        }
+        std::memset(dst, 0, sizeof(T) * size_t(v.pw * C));
+        std::memcpy(dst + v.pw * C, x + (n * s.H + ih) * s.W * C, sizeof(T) * size_t(s.W * C));
+        std::memset(dst + (v.pw + s.W) * C, 0, sizeof(T) * size_t(row - (v.pw + s.W) * C));
+      }
+      for (int64_t oh = oh0; oh < oh1; ++oh) {
+        for (int64_t kh = 0; kh < K; ++kh) rows[size_t(kh)] = buf.data() + ((oh - oh0) * S + kh) * row;
+        k.forward_padded_nhwc(rows.data(), K, S, s.OW, wt, bias, C, out + (n * s.OH + oh) * s.OW * C);
+      }
+    }
+  });
+}
+
 template <class T>
 void forward_nhwc(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
   const auto& k = depthwise_kernels<T>();
@@ -208,6 +255,7 @@ void forward_nhwc(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
   std::vector<T> wt(size_t(KK * s.Cout));
   for (int64_t oc = 0; oc < s.Cout; ++oc)
     for (int64_t t = 0; t < KK; ++t) wt[size_t(t * s.Cout + oc)] = w[oc * KK + t];
+  if (padded_nhwc(v, s)) return forward_nhwc_padded(v, s, wt.data(), out);
   // one output row per task. Depth multiplier 1: the interior pixels (every tap column inside the
   // input) four at a time, block of 16 channels by block (the block's input rows stay in L1);
   // the border pixels one at a time with their list of taps inside the input

@@ -279,6 +279,100 @@ void forward_row_nhwc(const T* const* rows, int64_t KH, int64_t KW, int64_t iw0,
   for (; q < n; ++q) nhwc_pixels<1>(rows, KH, KW, iw0 + q * s, s, d, w, bias, C, c0, c1, out + q * C);
 }
 
+// channels_last from padded rows: P output pixels x L channels (L = 1: scalars). A tap row's
+// (P - 1) * S + K padded pixels are loaded once into registers and feed every pixel q with a tap
+// kw at pixel q * S + kw, so a tap row costs K weight loads and (P - 1) * S + K input loads for
+// P * K multiply-adds (one load per multiply-add in nhwc_block). Pixel q still adds its taps in
+// (kh, kw) order; the P chains are interleaved (kw outer, q inner).
+template <class T, int L>
+struct Block {
+  typedef typename Vec<T, L>::type type;
+};
+template <class T>
+struct Block<T, 1> {
+  typedef T type;
+};
+
+// one tap row of a block of P pixels: acc[q] += the row's K taps of pixel q, in kw order (a
+// function of its own: the compiler keeps the row's inputs and the accumulators in registers,
+// where inlining every row's loads into one body spills them)
+template <int K, int S, int L, int P, class T>
+__attribute__((noinline)) void padded_tap_row(const T* row, const T* w, int64_t C,
+                                              typename Block<T, L>::type* acc) {
+  typedef typename Block<T, L>::type V;
+  constexpr int U = (P - 1) * S + K;
+  V a[P], x[U];
+#pragma GCC unroll 8
+  for (int q = 0; q < P; ++q) a[q] = acc[q];
+#pragma GCC unroll 20
+  for (int u = 0; u < U; ++u) x[u] = load<V>(row + u * C);
+#pragma GCC unroll 5
+  for (int kw = 0; kw < K; ++kw) {
+    const V wk = load<V>(w + kw * C);
+#pragma GCC unroll 8
+    for (int q = 0; q < P; ++q) a[q] += wk * x[q * S + kw];
+  }
+#pragma GCC unroll 8
+  for (int q = 0; q < P; ++q) acc[q] = a[q];
+}
+
+// P pixels (q0 at rows[kh]) x L channels [c, c + L)
+template <int K, int S, int L, int P, class T>
+inline void padded_block(const T* const* rows, const T* w, const T* bias, int64_t C, int64_t c, T* out) {
+  typedef typename Block<T, L>::type V;
+  V acc[P];
+  const V b = bias ? load<V>(bias + c) : V{};
+  for (int q = 0; q < P; ++q) acc[q] = b;
+  for (int kh = 0; kh < K; ++kh) padded_tap_row<K, S, L, P>(rows[kh] + c, w + kh * K * C + c, C, acc);
+  for (int q = 0; q < P; ++q) store(out + q * C + c, acc[q]);
+}
+
+// P pixels from pixel q0, all C channels (vectors of 16, 8, 4, then single channels)
+template <int K, int S, int P, class T>
+inline void padded_pixels(const T* const* rows, int64_t q0, const T* w, const T* bias, int64_t C, T* out) {
+  const T* r[K];
+  for (int kh = 0; kh < K; ++kh) r[kh] = rows[kh] + q0 * S * C;
+  T* o = out + q0 * C;
+  int64_t c = 0;
+  for (; c + kLanes <= C; c += kLanes) padded_block<K, S, kLanes, P>(r, w, bias, C, c, o);
+  if (c + 8 <= C) {
+    padded_block<K, S, 8, P>(r, w, bias, C, c, o);
+    c += 8;
+  }
+  if (c + 4 <= C) {
+    padded_block<K, S, 4, P>(r, w, bias, C, c, o);
+    c += 4;
+  }
+  for (; c < C; ++c) padded_block<K, S, 1, P>(r, w, bias, C, c, o);
+}
+
+// blocks of P pixels (all channels of a block before the next: its padded pixels stay in L1),
+// then the last n % P pixels in blocks of 4, 2 and 1
+template <int K, int S, class T>
+void padded_row_nhwc(const T* const* rows, int64_t n, const T* w, const T* bias, int64_t C, T* out) {
+  constexpr int P = nhwc_block_pixels(S);
+  int64_t q = 0;
+  for (; q + P <= n; q += P) padded_pixels<K, S, P>(rows, q, w, bias, C, out);
+  if (q + 4 <= n) {
+    padded_pixels<K, S, 4>(rows, q, w, bias, C, out);
+    q += 4;
+  }
+  if (q + 2 <= n) {
+    padded_pixels<K, S, 2>(rows, q, w, bias, C, out);
+    q += 2;
+  }
+  if (q < n) padded_pixels<K, S, 1>(rows, q, w, bias, C, out);
+}
+
+template <class T>
+void forward_padded_nhwc(const T* const* rows, int64_t K, int64_t S, int64_t n, const T* w, const T* bias, int64_t C,
+                         T* out) {
+  if (K == 3 && S == 1) return padded_row_nhwc<3, 1>(rows, n, w, bias, C, out);
+  if (K == 3 && S == 2) return padded_row_nhwc<3, 2>(rows, n, w, bias, C, out);
+  if (K == 5 && S == 1) return padded_row_nhwc<5, 1>(rows, n, w, bias, C, out);
+  padded_row_nhwc<5, 2>(rows, n, w, bias, C, out);
+}
+
 template <class T>
 void forward_pixel_nhwc(const T* const* src, const int64_t* tap_index, int64_t taps, const T* w, const T* bias,
                         int64_t C, int64_t c0, int64_t c1, T* out) {
@@ -342,10 +436,10 @@ extern const DepthwiseKernels<float> depthwise_f32;
 extern const DepthwiseKernels<double> depthwise_f64;
 const DepthwiseKernels<float> depthwise_f32 = {&forward_row<float>, &weight_row<float>, &input_row<float>, &copy_rows<float>, &deinterleave<float>,
                                                &forward_row_nhwc<float>,
-                                               &forward_pixel_nhwc<float>};
+                                               &forward_padded_nhwc<float>, &forward_pixel_nhwc<float>};
 const DepthwiseKernels<double> depthwise_f64 = {&forward_row<double>, &weight_row<double>, &input_row<double>, &copy_rows<double>, &deinterleave<double>,
                                                 &forward_row_nhwc<double>,
-                                                &forward_pixel_nhwc<double>};
+                                                &forward_padded_nhwc<double>, &forward_pixel_nhwc<double>};
 
 }  // namespace NIMBLEOPS_ISA_NS
 }  // namespace vision
