@@ -1,7 +1,4 @@
 // pybind11 for the RL family: views in, GIL released around every kernel.
-#include <initializer_list>
-#include <utility>
-
 #include "bindings/common.h"
 #include "rl/bellman_api.h"
 #include "rl/returns_api.h"
@@ -20,17 +17,6 @@ py::tuple stats_to_python(const rl::SolveStats& s) {
   auto conv = py::array_t<bool>(s.converged.size());
   for (size_t i = 0; i < s.converged.size(); ++i) conv.mutable_at(i) = s.converged[i] != 0;
   return py::make_tuple(it, res, conv);
-}
-
-// The enum value named `s` among `names`; a ValueError naming `what` and the choices otherwise.
-template <class E>
-E parse_enum(const std::string& s, std::initializer_list<std::pair<const char*, E>> names, const char* what) {
-  std::string choices;
-  for (const auto& [name, value] : names) {
-    if (s == name) return value;
-    choices += (choices.empty() ? "'" : ", '") + std::string(name) + "'";
-  }
-  throw std::invalid_argument(std::string(what) + ": expected one of " + choices + ", got '" + s + "'");
 }
 
 rl::StopRule stop_rule(const std::string& s) {

@@ -15,10 +15,10 @@ vision::PsRoiViews ps_roi_views(const std::string& op, const View& input, const 
                                 double scale, int64_t sampling_ratio, bool aligned, bool deterministic,
                                 uintptr_t stream) {
   vision::PsRoiViews v;
-  if (op == "align_avg") v.op = vision::PsRoiOp::align_avg;
-  else if (op == "align_max") v.op = vision::PsRoiOp::align_max;
-  else if (op == "pool") v.op = vision::PsRoiOp::pool;
-  else throw std::invalid_argument("op: expected 'align_avg', 'align_max' or 'pool', got '" + op + "'");
+  v.op = parse_enum<vision::PsRoiOp>(
+      op, {{"align_avg", vision::PsRoiOp::align_avg}, {"align_max", vision::PsRoiOp::align_max},
+           {"pool", vision::PsRoiOp::pool}},
+      "op");
   v.input = input;
   v.boxes = boxes;
   v.ph = ph;
@@ -71,10 +71,12 @@ void bind_vision(py::module_& m) {
   m.def("channel_gather_" suffix, [](const std::string& op, int64_t groups, std::vector<View> inputs,          \
                                      std::vector<View> outputs, uintptr_t stream) {                            \
     vision::ChannelGatherViews v;                                                                              \
-    if (op == "shuffle") v.op = vision::ChannelOp::shuffle;                                                    \
-    else if (op == "concat_shuffle_split") v.op = vision::ChannelOp::concat_shuffle_split;                     \
-    else if (op == "concat_shuffle_split_backward") v.op = vision::ChannelOp::concat_shuffle_split_backward;   \
-    else throw std::invalid_argument("op: unknown channel gather '" + op + "'");                               \
+    v.op = parse_enum<vision::ChannelOp>(                                                                      \
+        op,                                                                                                    \
+        {{"shuffle", vision::ChannelOp::shuffle},                                                              \
+         {"concat_shuffle_split", vision::ChannelOp::concat_shuffle_split},                                    \
+         {"concat_shuffle_split_backward", vision::ChannelOp::concat_shuffle_split_backward}},                 \
+        "op");                                                                                                 \
     v.groups = groups;                                                                                         \
     v.inputs = std::move(inputs);                                                                              \
     v.outputs = std::move(outputs);                                                                            \
