@@ -204,11 +204,43 @@ void input_row(const DwRowMut<T>& a, const T* w, const T* g) {
   with_path(a, [&](auto p) { input_row_impl<decltype(p)::M, decltype(p)::K>(a, w, g); });
 }
 
+// L channels as one value: an L-lane vector, or a scalar for L = 1
+template <class T, int L>
+struct Block {
+  typedef typename Vec<T, L>::type type;
+};
+template <class T>
+struct Block<T, 1> {
+  typedef T type;
+};
+
+template <int L>
+struct Width {  // a channel count as a type (this unit keeps away from std:: templates)
+  static constexpr int value = L;
+};
+
+// f(Width<L>{}, c) over the channels [c0, c1): blocks of kLanes, then one of 8, one of 4, then
+// single channels (the channels_last kernels' tails)
+template <class F>
+inline void over_channels(int64_t c0, int64_t c1, F&& f) {
+  int64_t c = c0;
+  for (; c + kLanes <= c1; c += kLanes) f(Width<kLanes>{}, c);
+  if (c + 8 <= c1) {
+    f(Width<8>{}, c);
+    c += 8;
+  }
+  if (c + 4 <= c1) {
+    f(Width<4>{}, c);
+    c += 4;
+  }
+  for (; c < c1; ++c) f(Width<1>{}, c);
+}
+
 // channels [c, c + L) of one channels_last output pixel, as one L-lane vector
 template <int L, class T>
 inline void pixel_block(const T* const* src, const int64_t* tap_index, int64_t taps, const T* w, const T* bias,
                         int64_t C, int64_t c, T* out) {
-  typedef typename Vec<T, L>::type V;
+  typedef typename Block<T, L>::type V;
   V acc = bias ? load<V>(bias + c) : V{};
   for (int64_t t = 0; t < taps; ++t) acc += load<V>(w + tap_index[t] * C + c) * load<V>(src[t] + c);
   store(out + c, acc);
@@ -233,7 +265,7 @@ inline void pixel_block4(const T* const* src, const int64_t* tap_index, int64_t 
 template <int P, int L, class T>
 inline void nhwc_block(const T* const* rows, int64_t KH, int64_t KW, int64_t iw0, int64_t s, int64_t d, const T* w,
                        const T* bias, int64_t C, int64_t c, T* out) {
-  typedef typename Vec<T, L>::type V;
+  typedef typename Block<T, L>::type V;
   V acc[P];
   for (int q = 0; q < P; ++q) acc[q] = bias ? load<V>(bias + c) : V{};
   for (int64_t kh = 0; kh < KH; ++kh) {
@@ -250,25 +282,9 @@ inline void nhwc_block(const T* const* rows, int64_t KH, int64_t KW, int64_t iw0
 template <int P, class T>
 inline void nhwc_pixels(const T* const* rows, int64_t KH, int64_t KW, int64_t iw0, int64_t s, int64_t d, const T* w,
                         const T* bias, int64_t C, int64_t c0, int64_t c1, T* out) {
-  int64_t c = c0;
-  for (; c + kLanes <= c1; c += kLanes) nhwc_block<P, kLanes>(rows, KH, KW, iw0, s, d, w, bias, C, c, out);
-  if (c + 8 <= c1) {
-    nhwc_block<P, 8>(rows, KH, KW, iw0, s, d, w, bias, C, c, out);
-    c += 8;
-  }
-  if (c + 4 <= c1) {
-    nhwc_block<P, 4>(rows, KH, KW, iw0, s, d, w, bias, C, c, out);
-    c += 4;
-  }
-  for (; c < c1; ++c)
-    for (int q = 0; q < P; ++q) {
-      T acc = bias ? bias[c] : T(0);
-      for (int64_t kh = 0; kh < KH; ++kh) {
-        if (!rows[kh]) continue;
-        for (int64_t kw = 0; kw < KW; ++kw) acc += w[(kh * KW + kw) * C + c] * rows[kh][(iw0 + q * s + kw * d) * C + c];
-      }
-      out[q * C + c] = acc;
-    }
+  over_channels(c0, c1, [&](auto lanes, int64_t c) {
+    nhwc_block<P, decltype(lanes)::value>(rows, KH, KW, iw0, s, d, w, bias, C, c, out);
+  });
 }
 
 template <class T>
@@ -284,15 +300,6 @@ void forward_row_nhwc(const T* const* rows, int64_t KH, int64_t KW, int64_t iw0,
 // kw at pixel q * S + kw, so a tap row costs K weight loads and (P - 1) * S + K input loads for
 // P * K multiply-adds (one load per multiply-add in nhwc_block). Pixel q still adds its taps in
 // (kh, kw) order; the P chains are interleaved (kw outer, q inner).
-template <class T, int L>
-struct Block {
-  typedef typename Vec<T, L>::type type;
-};
-template <class T>
-struct Block<T, 1> {
-  typedef T type;
-};
-
 // one tap row of a block of P pixels: acc[q] += the row's K taps of pixel q, in kw order (a
 // function of its own: the compiler keeps the row's inputs and the accumulators in registers,
 // where inlining every row's loads into one body spills them)
@@ -327,23 +334,13 @@ inline void padded_block(const T* const* rows, const T* w, const T* bias, int64_
   for (int q = 0; q < P; ++q) store(out + q * C + c, acc[q]);
 }
 
-// P pixels from pixel q0, all C channels (vectors of 16, 8, 4, then single channels)
+// P pixels from pixel q0, all C channels
 template <int K, int S, int P, class T>
 inline void padded_pixels(const T* const* rows, int64_t q0, const T* w, const T* bias, int64_t C, T* out) {
   const T* r[K];
   for (int kh = 0; kh < K; ++kh) r[kh] = rows[kh] + q0 * S * C;
   T* o = out + q0 * C;
-  int64_t c = 0;
-  for (; c + kLanes <= C; c += kLanes) padded_block<K, S, kLanes, P>(r, w, bias, C, c, o);
-  if (c + 8 <= C) {
-    padded_block<K, S, 8, P>(r, w, bias, C, c, o);
-    c += 8;
-  }
-  if (c + 4 <= C) {
-    padded_block<K, S, 4, P>(r, w, bias, C, c, o);
-    c += 4;
-  }
-  for (; c < C; ++c) padded_block<K, S, 1, P>(r, w, bias, C, c, o);
+  over_channels(0, C, [&](auto lanes, int64_t c) { padded_block<K, S, decltype(lanes)::value, P>(r, w, bias, C, c, o); });
 }
 
 // blocks of P pixels (all channels of a block before the next: its padded pixels stay in L1),
@@ -378,20 +375,9 @@ void forward_pixel_nhwc(const T* const* src, const int64_t* tap_index, int64_t t
                         int64_t C, int64_t c0, int64_t c1, T* out) {
   int64_t c = c0;
   for (; c + 4 * kLanes <= c1; c += 4 * kLanes) pixel_block4(src, tap_index, taps, w, bias, C, c, out);
-  for (; c + kLanes <= c1; c += kLanes) pixel_block<kLanes>(src, tap_index, taps, w, bias, C, c, out);
-  if (c + 8 <= c1) {
-    pixel_block<8>(src, tap_index, taps, w, bias, C, c, out);
-    c += 8;
-  }
-  if (c + 4 <= c1) {
-    pixel_block<4>(src, tap_index, taps, w, bias, C, c, out);
-    c += 4;
-  }
-  for (; c < c1; ++c) {
-    T acc = bias ? bias[c] : T(0);
-    for (int64_t t = 0; t < taps; ++t) acc += w[tap_index[t] * C + c] * src[t][c];
-    out[c] = acc;
-  }
+  over_channels(c, c1, [&](auto lanes, int64_t cc) {
+    pixel_block<decltype(lanes)::value>(src, tap_index, taps, w, bias, C, cc, out);
+  });
 }
 
 // inline vector copies (short rows: a library memcpy per row costs more than the copy)
