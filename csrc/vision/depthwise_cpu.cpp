@@ -211,30 +211,24 @@ bool padded_nhwc(const DepthwiseViews& v, const DepthwiseShape& s) {
 template <class T>
 struct AlignedBuffer {
   std::vector<T> store;
-  T* data = nullptr;
   T* get(int64_t n) {
     constexpr int64_t extra = 64 / int64_t(sizeof(T));
     if (int64_t(store.size()) < n + extra) store.resize(size_t(n + extra));
     const uintptr_t p = reinterpret_cast<uintptr_t>(store.data());
-    data = reinterpret_cast<T*>((p + 63) & ~uintptr_t(63));
-    return data;
+    return reinterpret_cast<T*>((p + 63) & ~uintptr_t(63));
   }
 };
 
 template <class T>
-void forward_nhwc_padded(const DepthwiseViews& v, const DepthwiseShape& s, const T* w, T* out) {
+void forward_nhwc_padded(const DepthwiseViews& v, const DepthwiseShape& s, const T* wt, T* out) {
   const auto& k = depthwise_kernels<T>();
   const T* x = v.x.ptr<T>();
   const T* bias = v.bias ? v.bias->ptr<T>() : nullptr;
   const int64_t K = v.KH, S = v.sh, C = s.C;
   const int64_t Wp = s.W + 2 * v.pw, row = Wp * C;  // padded pixels (and elements) per row
-  // The padded rows and the weights start on 64-byte boundaries: with C a multiple of 16 every
-  // vector load of the kernel is then aligned (padding C up to such a multiple measured slower:
-  // the rows can no longer be copied in one piece)
-  AlignedBuffer<T> wbuf;  // weights as [K * K, C] (a tap's weights over the channels contiguous)
-  T* wt = wbuf.get(K * K * C);
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t t = 0; t < K * K; ++t) wt[t * C + c] = w[c * K * K + t];
+  // The padded rows (and wt, the caller's) start on 64-byte boundaries: with C a multiple of 16
+  // every vector load of the kernel is then aligned (padding C up to such a multiple measured
+  // slower: the rows can no longer be copied in one piece)
   // output rows per task: about 512 KB of padded rows, and at least four tasks per thread
   const int64_t fit = std::max<int64_t>(1, ((int64_t(512) << 10) / int64_t(sizeof(T) * row) - K) / S + 1);
   const int64_t spread = std::max<int64_t>(1, s.N * s.OH / (4 * int64_t(get_num_threads())));
@@ -267,16 +261,17 @@ void forward_nhwc_padded(const DepthwiseViews& v, const DepthwiseShape& s, const
 
 template <class T>
 void forward_nhwc(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
-  if (padded_nhwc(v, s)) return forward_nhwc_padded(v, s, v.weight.ptr<T>(), out);
   const auto& k = depthwise_kernels<T>();
   const T* x = v.x.ptr<T>();
   const T* w = v.weight.ptr<T>();
   const T* bias = v.bias ? v.bias->ptr<T>() : nullptr;
   const int64_t KK = v.KH * v.KW;
-  // weights as [KK, Cout], so a tap's weights over the channels are contiguous
-  std::vector<T> wt(size_t(KK * s.Cout));
+  // weights as [KK, Cout], so a tap's weights over the channels are contiguous (64-byte aligned)
+  AlignedBuffer<T> wbuf;
+  T* wt = wbuf.get(KK * s.Cout);
   for (int64_t oc = 0; oc < s.Cout; ++oc)
-    for (int64_t t = 0; t < KK; ++t) wt[size_t(t * s.Cout + oc)] = w[oc * KK + t];
+    for (int64_t t = 0; t < KK; ++t) wt[t * s.Cout + oc] = w[oc * KK + t];
+  if (padded_nhwc(v, s)) return forward_nhwc_padded(v, s, wt, out);
 
   // one output row per task. Depth multiplier 1: the interior pixels (every tap column inside the
   // input) four at a time, block of 16 channels by block (the block's input rows stay in L1);
@@ -297,7 +292,7 @@ void forward_nhwc(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
       T* orow = out + (n * s.OH + oh) * s.OW * s.Cout;
       if (s.m == 1 && hi > lo)
         for (int64_t c0 = 0; c0 < s.C; c0 += kChannelBlock)
-          k.forward_row_nhwc(rows.data(), v.KH, v.KW, lo * v.sw - v.pw, hi - lo, v.sw, v.dw, wt.data(), bias, s.C, c0,
+          k.forward_row_nhwc(rows.data(), v.KH, v.KW, lo * v.sw - v.pw, hi - lo, v.sw, v.dw, wt, bias, s.C, c0,
                              std::min(s.C, c0 + kChannelBlock), orow + lo * s.C);
       for (int64_t ow = 0; ow < s.OW; ++ow) {
         if (s.m == 1 && ow >= lo && ow < hi) continue;
@@ -313,12 +308,12 @@ void forward_nhwc(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
         }
         T* o = orow + ow * s.Cout;
         if (s.m == 1) {
-          k.forward_pixel_nhwc(src.data(), taps.data(), count, wt.data(), bias, s.C, 0, s.C, o);
+          k.forward_pixel_nhwc(src.data(), taps.data(), count, wt, bias, s.C, 0, s.C, o);
           continue;
         }
         for (int64_t oc = 0; oc < s.Cout; ++oc) {  // depth multiplier > 1: input channel oc / m
           T acc = bias ? bias[oc] : T(0);
-          for (int64_t t = 0; t < count; ++t) acc += wt[size_t(taps[size_t(t)] * s.Cout + oc)] * src[size_t(t)][oc / s.m];
+          for (int64_t t = 0; t < count; ++t) acc += wt[taps[size_t(t)] * s.Cout + oc] * src[size_t(t)][oc / s.m];
           o[oc] = acc;
         }
       }
