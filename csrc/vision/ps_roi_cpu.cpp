@@ -279,23 +279,16 @@ void forward_roi(const PsRoiArgs<T>& a, int64_t k, T* out, Scratch<T>& scratch) 
                               });
         }
     };
-    using Any = std::integral_constant<int64_t, 0>;  // the count known at run time only
-    if (rows > 3 || cols > 3) return sum_bins(Any{}, Any{});
-    using One = std::integral_constant<int64_t, 1>;
-    using Two = std::integral_constant<int64_t, 2>;
-    using Three = std::integral_constant<int64_t, 3>;
-    switch (rows * 4 + cols) {
-      case 5: return sum_bins(One{}, One{});
-      case 6: return sum_bins(One{}, Two{});
-      case 7: return sum_bins(One{}, Three{});
-      case 9: return sum_bins(Two{}, One{});
-      case 10: return sum_bins(Two{}, Two{});
-      case 11: return sum_bins(Two{}, Three{});
-      case 13: return sum_bins(Three{}, One{});
-      case 14: return sum_bins(Three{}, Two{});
-      case 15: return sum_bins(Three{}, Three{});
-      default: return sum_bins(Any{}, Any{});
-    }
+    // f(count as a compile-time constant) for counts 1-3; f(0: known at run time only) otherwise
+    auto with_count = [](int64_t n, auto&& f) {
+      switch (n) {
+        case 1: return f(std::integral_constant<int64_t, 1>{});
+        case 2: return f(std::integral_constant<int64_t, 2>{});
+        case 3: return f(std::integral_constant<int64_t, 3>{});
+        default: return f(std::integral_constant<int64_t, 0>{});
+      }
+    };
+    return with_count(rows, [&](auto R) { with_count(cols, [&](auto Q) { sum_bins(R, Q); }); });
   }
   if (a.op == PsRoiOp::align_avg) {
     scratch.merged(a, g);
