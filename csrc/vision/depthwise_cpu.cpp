@@ -199,10 +199,10 @@ void forward_nchw(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
   });
 }
 
-// channels_last, depth multiplier 1, 3x3 or 5x5 at stride 1 or 2 (both ways), dilation 1: the
-// input rows of a block of output rows are copied once into zero-padded rows, so every pixel,
-// border ones included, takes the register-blocked kernel forward_padded_nhwc
-bool padded_nhwc(const DepthwiseViews& v, const DepthwiseShape& s) {
+// channels_last, depth multiplier 1, 3x3 or 5x5 at stride 1 or 2 (both ways), dilation 1: every
+// pixel, border ones included, takes the register-blocked kernel forward_rows_nhwc, reading the
+// input rows in place (tap rows in the padding read a row of zeros)
+bool rows_nhwc(const DepthwiseViews& v, const DepthwiseShape& s) {
   return s.m == 1 && v.KH == v.KW && (v.KH == 3 || v.KH == 5) && v.sh == v.sw && (v.sh == 1 || v.sh == 2) &&
          v.dh == 1 && v.dw == 1;
 }
@@ -220,41 +220,21 @@ struct AlignedBuffer {
 };
 
 template <class T>
-void forward_nhwc_padded(const DepthwiseViews& v, const DepthwiseShape& s, const T* wt, T* out) {
+void forward_nhwc_rows(const DepthwiseViews& v, const DepthwiseShape& s, const T* wt, T* out) {
   const auto& k = depthwise_kernels<T>();
   const T* x = v.x.ptr<T>();
   const T* bias = v.bias ? v.bias->ptr<T>() : nullptr;
-  const int64_t K = v.KH, S = v.sh, C = s.C;
-  const int64_t Wp = s.W + 2 * v.pw, row = Wp * C;  // padded pixels (and elements) per row
-  // The padded rows (and wt, the caller's) start on 64-byte boundaries: with C a multiple of 16
-  // every vector load of the kernel is then aligned (padding C up to such a multiple measured
-  // slower: the rows can no longer be copied in one piece)
-  // output rows per task: about 512 KB of padded rows, and at least four tasks per thread
-  const int64_t fit = std::max<int64_t>(1, ((int64_t(512) << 10) / int64_t(sizeof(T) * row) - K) / S + 1);
-  const int64_t spread = std::max<int64_t>(1, s.N * s.OH / (4 * int64_t(get_num_threads())));
-  const int64_t rb = std::min(s.OH, std::min(fit, spread)), blocks = (s.OH + rb - 1) / rb;
-  parallel_for(s.N * blocks, 1, [&](int64_t t0, int64_t t1) {
-    AlignedBuffer<T> buf;
-    std::vector<const T*> rows(static_cast<size_t>(K), nullptr);
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t n = t / blocks, oh0 = (t % blocks) * rb, oh1 = std::min(s.OH, oh0 + rb);
-      const int64_t count = (oh1 - oh0 - 1) * S + K;  // input rows of the block
-      T* b = buf.get(count * row);
-      for (int64_t i = 0; i < count; ++i) {
-        T* dst = b + i * row;
-        const int64_t ih = oh0 * S - v.ph + i;
-        if (ih < 0 || ih >= s.H) {
-          std::memset(dst, 0, sizeof(T) * size_t(row));
-          continue;
-        }
-        std::memset(dst, 0, sizeof(T) * size_t(v.pw * C));
-        std::memcpy(dst + v.pw * C, x + (n * s.H + ih) * s.W * C, sizeof(T) * size_t(s.W * C));
-        std::memset(dst + (v.pw + s.W) * C, 0, sizeof(T) * size_t(v.pw * C));
+  const int64_t K = v.KH, S = v.sh, C = s.C, row = s.W * C;
+  const std::vector<T> zeros(static_cast<size_t>(row), T(0));  // the tap rows in the padding
+  parallel_for(s.N * s.OH, 1, [&](int64_t r0, int64_t r1) {
+    std::vector<const T*> rows(static_cast<size_t>(K));
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / s.OH, oh = r % s.OH;
+      for (int64_t kh = 0; kh < K; ++kh) {
+        const int64_t ih = oh * S - v.ph + kh;
+        rows[size_t(kh)] = (ih >= 0 && ih < s.H) ? x + (n * s.H + ih) * row : zeros.data();
       }
-      for (int64_t oh = oh0; oh < oh1; ++oh) {
-        for (int64_t kh = 0; kh < K; ++kh) rows[size_t(kh)] = b + ((oh - oh0) * S + kh) * row;
-        k.forward_padded_nhwc(rows.data(), K, S, s.OW, wt, bias, C, out + (n * s.OH + oh) * s.OW * C);
-      }
+      k.forward_rows_nhwc(rows.data(), K, S, v.pw, s.W, s.OW, wt, bias, C, out + r * s.OW * C);
     }
   });
 }
@@ -271,7 +251,7 @@ void forward_nhwc(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
   T* wt = wbuf.get(KK * s.Cout);
   for (int64_t oc = 0; oc < s.Cout; ++oc)
     for (int64_t t = 0; t < KK; ++t) wt[t * s.Cout + oc] = w[oc * KK + t];
-  if (padded_nhwc(v, s)) return forward_nhwc_padded(v, s, wt, out);
+  if (rows_nhwc(v, s)) return forward_nhwc_rows(v, s, wt, out);
 
   // one output row per task. Depth multiplier 1: the interior pixels (every tap column inside the
   // input) four at a time, block of 16 channels by block (the block's input rows stay in L1);

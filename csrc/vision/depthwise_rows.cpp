@@ -295,79 +295,104 @@ void forward_row_nhwc(const T* const* rows, int64_t KH, int64_t KW, int64_t iw0,
   for (; q < n; ++q) nhwc_pixels<1>(rows, KH, KW, iw0 + q * s, s, d, w, bias, C, c0, c1, out + q * C);
 }
 
-// channels_last from padded rows: P output pixels x L channels (L = 1: scalars). A tap row's
-// (P - 1) * S + K padded pixels are loaded once into registers and feed every pixel q with a tap
-// kw at pixel q * S + kw, so a tap row costs K weight loads and (P - 1) * S + K input loads for
-// P * K multiply-adds (one load per multiply-add in nhwc_block). Pixel q still adds its taps in
-// (kh, kw) order; the P chains are interleaved (kw outer, q inner).
-// one tap row of a block of P pixels: acc[q] += the row's K taps of pixel q, in kw order (a
-// function of its own: the compiler keeps the row's inputs and the accumulators in registers,
-// where inlining every row's loads into one body spills them)
-template <int K, int S, int L, int P, class T>
-__attribute__((noinline)) void padded_tap_row(const T* row, const T* w, int64_t C,
-                                              typename Block<T, L>::type* acc) {
+// channels_last, K x K at stride S straight from the input rows: P output pixels x L channels
+// (L = 1: scalars). A tap row's (P - 1) * S + K input pixels are loaded once into registers and
+// feed every pixel q with a tap kw at pixel q * S + kw, so a tap row costs K weight loads and
+// (P - 1) * S + K input loads for P * K multiply-adds (one load per multiply-add in nhwc_block).
+// Pixel q still adds its taps in (kh, kw) order; the P chains are interleaved (kw outer, q inner).
+// one tap row of a block of P pixels whose first input column is u0: acc[q] += the row's K taps
+// of pixel q, in kw order; Masked: columns outside [0, W) read as zeros (multiplied like the
+// others), else all lie inside. A function of its own: the compiler keeps the row's inputs and
+// the accumulators in registers, where inlining every row's loads into one body spills them.
+template <int K, int S, int L, int P, bool Masked, class T>
+__attribute__((noinline)) void tap_row_nhwc(const T* row, int64_t u0, int64_t W, const T* w, int64_t C,
+                                            typename Block<T, L>::type* acc) {
   typedef typename Block<T, L>::type V;
   constexpr int U = (P - 1) * S + K;
   V a[P], x[U];
-#pragma GCC unroll 8
+#pragma GCC unroll 10
   for (int q = 0; q < P; ++q) a[q] = acc[q];
-#pragma GCC unroll 20
-  for (int u = 0; u < U; ++u) x[u] = load<V>(row + u * C);
+#pragma GCC unroll 24
+  for (int u = 0; u < U; ++u) {
+    const int64_t col = u0 + u;
+    if (Masked)
+      x[u] = (col >= 0 && col < W) ? load<V>(row + col * C) : V{};
+    else
+      x[u] = load<V>(row + col * C);
+  }
 #pragma GCC unroll 5
   for (int kw = 0; kw < K; ++kw) {
     const V wk = load<V>(w + kw * C);
-#pragma GCC unroll 8
+#pragma GCC unroll 10
     for (int q = 0; q < P; ++q) a[q] += wk * x[q * S + kw];
   }
-#pragma GCC unroll 8
+#pragma GCC unroll 10
   for (int q = 0; q < P; ++q) acc[q] = a[q];
 }
 
-// P pixels (q0 at rows[kh]) x L channels [c, c + L)
+// P pixels from pixel q0 x channels [c, c + L) (rows[kh]: input row of tap row kh, channel 0)
 template <int K, int S, int L, int P, class T>
-inline void padded_block(const T* const* rows, const T* w, const T* bias, int64_t C, int64_t c, T* out) {
+inline void rows_block_nhwc(const T* const* rows, int64_t q0, int64_t pw, int64_t W, const T* w, const T* bias,
+                            int64_t C, int64_t c, T* out) {
   typedef typename Block<T, L>::type V;
+  constexpr int U = (P - 1) * S + K;
+  const int64_t u0 = q0 * S - pw;
+  const bool inside = u0 >= 0 && u0 + U <= W;
   V acc[P];
   const V b = bias ? load<V>(bias + c) : V{};
   for (int q = 0; q < P; ++q) acc[q] = b;
-  for (int kh = 0; kh < K; ++kh) padded_tap_row<K, S, L, P>(rows[kh] + c, w + kh * K * C + c, C, acc);
-  for (int q = 0; q < P; ++q) store(out + q * C + c, acc[q]);
+  for (int kh = 0; kh < K; ++kh) {
+    if (inside)
+      tap_row_nhwc<K, S, L, P, false>(rows[kh] + c, u0, W, w + kh * K * C + c, C, acc);
+    else
+      tap_row_nhwc<K, S, L, P, true>(rows[kh] + c, u0, W, w + kh * K * C + c, C, acc);
+  }
+  for (int q = 0; q < P; ++q) store(out + (q0 + q) * C + c, acc[q]);
 }
 
 // P pixels from pixel q0, all C channels
 template <int K, int S, int P, class T>
-inline void padded_pixels(const T* const* rows, int64_t q0, const T* w, const T* bias, int64_t C, T* out) {
-  const T* r[K];
-  for (int kh = 0; kh < K; ++kh) r[kh] = rows[kh] + q0 * S * C;
-  T* o = out + q0 * C;
-  over_channels(0, C, [&](auto lanes, int64_t c) { padded_block<K, S, decltype(lanes)::value, P>(r, w, bias, C, c, o); });
+inline void rows_pixels_nhwc(const T* const* rows, int64_t q0, int64_t pw, int64_t W, const T* w, const T* bias,
+                             int64_t C, T* out) {
+  over_channels(0, C, [&](auto lanes, int64_t c) {
+    rows_block_nhwc<K, S, decltype(lanes)::value, P>(rows, q0, pw, W, w, bias, C, c, out);
+  });
 }
 
-// blocks of P pixels (all channels of a block before the next: its padded pixels stay in L1),
-// then the last n % P pixels in blocks of 4, 2 and 1
-template <int K, int S, class T>
-void padded_row_nhwc(const T* const* rows, int64_t n, const T* w, const T* bias, int64_t C, T* out) {
-  constexpr int P = nhwc_block_pixels(S);
+// blocks of P pixels (all channels of a block before the next: its input pixels stay in L1), then
+// the last n % P pixels in blocks of 4, 2 and 1
+template <int K, int S, int P, class T>
+void rows_nhwc_by(const T* const* rows, int64_t pw, int64_t W, int64_t n, const T* w, const T* bias, int64_t C,
+                  T* out) {
   int64_t q = 0;
-  for (; q + P <= n; q += P) padded_pixels<K, S, P>(rows, q, w, bias, C, out);
+  for (; q + P <= n; q += P) rows_pixels_nhwc<K, S, P>(rows, q, pw, W, w, bias, C, out);
   if (q + 4 <= n) {
-    padded_pixels<K, S, 4>(rows, q, w, bias, C, out);
+    rows_pixels_nhwc<K, S, 4>(rows, q, pw, W, w, bias, C, out);
     q += 4;
   }
   if (q + 2 <= n) {
-    padded_pixels<K, S, 2>(rows, q, w, bias, C, out);
+    rows_pixels_nhwc<K, S, 2>(rows, q, pw, W, w, bias, C, out);
     q += 2;
   }
-  if (q < n) padded_pixels<K, S, 1>(rows, q, w, bias, C, out);
+  if (q < n) rows_pixels_nhwc<K, S, 1>(rows, q, pw, W, w, bias, C, out);
+}
+
+// blocks of the wide width Pw pixels where they tile the row, else of P
+template <int K, int S, class T>
+void rows_nhwc(const T* const* rows, int64_t pw, int64_t W, int64_t n, const T* w, const T* bias, int64_t C,
+               T* out) {
+  constexpr int P = nhwc_block_pixels(S), Pw = nhwc_wide_block_pixels(S);
+  if (n % Pw == 0 || (n % P != 0 && n % Pw < n % P)) return rows_nhwc_by<K, S, Pw>(rows, pw, W, n, w, bias, C, out);
+  rows_nhwc_by<K, S, P>(rows, pw, W, n, w, bias, C, out);
 }
 
 template <class T>
-void forward_padded_nhwc(const T* const* rows, int64_t K, int64_t S, int64_t n, const T* w, const T* bias, int64_t C,
-                         T* out) {
-  if (K == 3 && S == 1) return padded_row_nhwc<3, 1>(rows, n, w, bias, C, out);
-  if (K == 3 && S == 2) return padded_row_nhwc<3, 2>(rows, n, w, bias, C, out);
-  if (K == 5 && S == 1) return padded_row_nhwc<5, 1>(rows, n, w, bias, C, out);
-  padded_row_nhwc<5, 2>(rows, n, w, bias, C, out);
+void forward_rows_nhwc(const T* const* rows, int64_t K, int64_t S, int64_t pw, int64_t W, int64_t n, const T* w,
+                       const T* bias, int64_t C, T* out) {
+  if (K == 3 && S == 1) return rows_nhwc<3, 1>(rows, pw, W, n, w, bias, C, out);
+  if (K == 3 && S == 2) return rows_nhwc<3, 2>(rows, pw, W, n, w, bias, C, out);
+  if (K == 5 && S == 1) return rows_nhwc<5, 1>(rows, pw, W, n, w, bias, C, out);
+  rows_nhwc<5, 2>(rows, pw, W, n, w, bias, C, out);
 }
 
 template <class T>
@@ -422,10 +447,10 @@ extern const DepthwiseKernels<float> depthwise_f32;
 extern const DepthwiseKernels<double> depthwise_f64;
 const DepthwiseKernels<float> depthwise_f32 = {&forward_row<float>, &weight_row<float>, &input_row<float>, &copy_rows<float>, &deinterleave<float>,
                                                &forward_row_nhwc<float>,
-                                               &forward_padded_nhwc<float>, &forward_pixel_nhwc<float>};
+                                               &forward_rows_nhwc<float>, &forward_pixel_nhwc<float>};
 const DepthwiseKernels<double> depthwise_f64 = {&forward_row<double>, &weight_row<double>, &input_row<double>, &copy_rows<double>, &deinterleave<double>,
                                                 &forward_row_nhwc<double>,
-                                                &forward_padded_nhwc<double>, &forward_pixel_nhwc<double>};
+                                                &forward_rows_nhwc<double>, &forward_pixel_nhwc<double>};
 
 }  // namespace NIMBLEOPS_ISA_NS
 }  // namespace vision

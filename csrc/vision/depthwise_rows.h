@@ -12,9 +12,11 @@ namespace nimbleops {
 namespace vision {
 
 constexpr int kLanes = 16;  // outputs per vector step; partial sums of the weight gradient per tap
-// channels_last: output pixels per register block at stride S (inputs, accumulators and weights
-// fit the 32 vector registers)
+// channels_last: output pixels per register block at stride S, and the wider block taken where it
+// tiles a row better (a 10 or 20 pixel row at stride 1: one block of 10 instead of 8 + 2); both
+// keep a tap row's inputs, the accumulators and a weight in the 32 vector registers
 constexpr int nhwc_block_pixels(int64_t S) { return S == 1 ? 8 : 6; }
+constexpr int nhwc_wide_block_pixels(int64_t S) { return S == 1 ? 10 : 8; }
 
 // Stride 2 both ways, dilation 1, 3x3 or 5x5: the padded plane is split into four quadrants by
 // row and column parity (quad[2 * (r % 2) + (q % 2)], element (r / 2, q / 2)), so that every tap
@@ -70,14 +72,15 @@ struct DepthwiseKernels {
   // order: the same sums as forward_pixel_nhwc, four pixels at a time
   void (*forward_row_nhwc)(const T* const* rows, int64_t KH, int64_t KW, int64_t iw0, int64_t n, int64_t s,
                            int64_t d, const T* w, const T* bias, int64_t C, int64_t c0, int64_t c1, T* out);
-  // channels_last, depth multiplier 1, K x K (3 or 5) at stride S (1 or 2), dilation 1, from
-  // zero-padded rows (every tap inside them): all C channels of the output pixels q < n of one
-  // row; rows[kh] is the padded input row of tap row kh, pixel q's tap kw reads its pixel
-  // q * S + kw. out[q * C + c] = bias[c] + the taps in (kh, kw) order, those in the padding
-  // included (w * 0 adds nothing unless w is inf or nan: then nan, as in torch, which multiplies
-  // its zero padding too; the per-pixel kernels skip such taps).
-  void (*forward_padded_nhwc)(const T* const* rows, int64_t K, int64_t S, int64_t n, const T* w, const T* bias,
-                              int64_t C, T* out);
+  // channels_last, depth multiplier 1, K x K (3 or 5) at stride S (1 or 2), dilation 1, padding
+  // pw columns on each side: all C channels of the output pixels q < n of one row; rows[kh] is
+  // the input row (W pixels) of tap row kh, or a row of zeros where it lies in the padding; pixel
+  // q's tap kw reads column q * S - pw + kw, zero outside [0, W). out[q * C + c] = bias[c] + the
+  // taps in (kh, kw) order, those in the padding included (w * 0 adds nothing unless w is inf or
+  // nan: then nan, as in torch, which multiplies its zero padding too; the per-pixel kernels skip
+  // such taps).
+  void (*forward_rows_nhwc)(const T* const* rows, int64_t K, int64_t S, int64_t pw, int64_t W, int64_t n,
+                            const T* w, const T* bias, int64_t C, T* out);
   // channels_last, depth multiplier 1: channels [c0, c1) of one output pixel,
   // out[c] = bias[c] + sum over the taps t < taps of w[tap[t] * C + c] * src[t][c]
   void (*forward_pixel_nhwc)(const T* const* src, const int64_t* tap, int64_t taps, const T* w, const T* bias,
