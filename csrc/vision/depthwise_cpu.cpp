@@ -201,7 +201,7 @@ void forward_nchw(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
 
 // channels_last, depth multiplier 1, 3x3 or 5x5 at stride 1 or 2 (both ways), dilation 1: every
 // pixel, border ones included, takes the register-blocked kernel forward_rows_nhwc, reading the
-// input rows in place (tap rows in the padding read a row of zeros)
+// input rows in place (taps in the padding read a pixel of zeros)
 bool rows_nhwc(const DepthwiseViews& v, const DepthwiseShape& s) {
   return s.m == 1 && v.KH == v.KW && (v.KH == 3 || v.KH == 5) && v.sh == v.sw && (v.sh == 1 || v.sh == 2) &&
          v.dh == 1 && v.dw == 1;
@@ -225,16 +225,16 @@ void forward_nhwc_rows(const DepthwiseViews& v, const DepthwiseShape& s, const T
   const T* x = v.x.ptr<T>();
   const T* bias = v.bias ? v.bias->ptr<T>() : nullptr;
   const int64_t K = v.KH, S = v.sh, C = s.C, row = s.W * C;
-  const std::vector<T> zeros(static_cast<size_t>(row), T(0));  // the tap rows in the padding
+  const std::vector<T> zero(static_cast<size_t>(C), T(0));  // the pixel the taps in the padding read
   parallel_for(s.N * s.OH, 1, [&](int64_t r0, int64_t r1) {
     std::vector<const T*> rows(static_cast<size_t>(K));
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / s.OH, oh = r % s.OH;
       for (int64_t kh = 0; kh < K; ++kh) {
         const int64_t ih = oh * S - v.ph + kh;
-        rows[size_t(kh)] = (ih >= 0 && ih < s.H) ? x + (n * s.H + ih) * row : zeros.data();
+        rows[size_t(kh)] = (ih >= 0 && ih < s.H) ? x + (n * s.H + ih) * row : nullptr;
       }
-      k.forward_rows_nhwc(rows.data(), K, S, v.pw, s.W, s.OW, wt, bias, C, out + r * s.OW * C);
+      k.forward_rows_nhwc(rows.data(), zero.data(), K, S, v.pw, s.W, s.OW, wt, bias, C, out + r * s.OW * C);
     }
   });
 }

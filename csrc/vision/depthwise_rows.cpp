@@ -300,99 +300,102 @@ void forward_row_nhwc(const T* const* rows, int64_t KH, int64_t KW, int64_t iw0,
 // feed every pixel q with a tap kw at pixel q * S + kw, so a tap row costs K weight loads and
 // (P - 1) * S + K input loads for P * K multiply-adds (one load per multiply-add in nhwc_block).
 // Pixel q still adds its taps in (kh, kw) order; the P chains are interleaved (kw outer, q inner).
-// one tap row of a block of P pixels whose first input column is u0: acc[q] += the row's K taps
-// of pixel q, in kw order; Masked: columns outside [0, W) read as zeros (multiplied like the
-// others), else all lie inside. A function of its own: the compiler keeps the row's inputs and
-// the accumulators in registers, where inlining every row's loads into one body spills them.
-template <int K, int S, int L, int P, bool Masked, class T>
-__attribute__((noinline)) void tap_row_nhwc(const T* row, int64_t u0, int64_t W, const T* w, int64_t C,
-                                            typename Block<T, L>::type* acc) {
+// P pixels x channels [c, c + L): tap row kh's u-th input pixel is at src[kh * U + u] + c (Table)
+// or rows[kh] + (u0 + u) * C + c (all inside the row). The accumulators stay in registers over
+// the tap rows; the empty asm with a memory clobber keeps the compiler from hoisting the next tap
+// row's loads above it (with every row's loads in flight at once it spills the accumulators).
+template <int K, int S, int L, int P, bool Table, class T>
+__attribute__((noinline)) void rows_block_nhwc(const T* const* src, const T* const* rows, int64_t u0, const T* w,
+                                               const T* bias, int64_t C, int64_t c, T* out) {
   typedef typename Block<T, L>::type V;
   constexpr int U = (P - 1) * S + K;
-  V a[P], x[U];
+  V a[P];
+  const V b = bias ? load<V>(bias + c) : V{};
 #pragma GCC unroll 10
-  for (int q = 0; q < P; ++q) a[q] = acc[q];
-#pragma GCC unroll 24
-  for (int u = 0; u < U; ++u) {
-    const int64_t col = u0 + u;
-    if (Masked)
-      x[u] = (col >= 0 && col < W) ? load<V>(row + col * C) : V{};
-    else
-      x[u] = load<V>(row + col * C);
-  }
+  for (int q = 0; q < P; ++q) a[q] = b;
 #pragma GCC unroll 5
-  for (int kw = 0; kw < K; ++kw) {
-    const V wk = load<V>(w + kw * C);
+  for (int kh = 0; kh < K; ++kh) {
+    V x[U];
+    if (Table) {
+#pragma GCC unroll 24
+      for (int u = 0; u < U; ++u) x[u] = load<V>(src[kh * U + u] + c);
+    } else {
+      const T* row = rows[kh] + u0 * C + c;
+#pragma GCC unroll 24
+      for (int u = 0; u < U; ++u) x[u] = load<V>(row + u * C);
+    }
+#pragma GCC unroll 5
+    for (int kw = 0; kw < K; ++kw) {
+      const V wk = load<V>(w + (kh * K + kw) * C + c);
 #pragma GCC unroll 10
-    for (int q = 0; q < P; ++q) a[q] += wk * x[q * S + kw];
+      for (int q = 0; q < P; ++q) a[q] += wk * x[q * S + kw];
+    }
+    asm volatile("" ::: "memory");
   }
 #pragma GCC unroll 10
-  for (int q = 0; q < P; ++q) acc[q] = a[q];
+  for (int q = 0; q < P; ++q) store(out + q * C + c, a[q]);
 }
 
-// P pixels from pixel q0 x channels [c, c + L) (rows[kh]: input row of tap row kh, channel 0)
-template <int K, int S, int L, int P, class T>
-inline void rows_block_nhwc(const T* const* rows, int64_t q0, int64_t pw, int64_t W, const T* w, const T* bias,
-                            int64_t C, int64_t c, T* out) {
-  typedef typename Block<T, L>::type V;
+// P pixels from pixel q0, all C channels (rows[kh]: input row of tap row kh, or null in the
+// padding; zero: C zeros, read for the taps in the padding). A block reaching into the padding
+// lists its input pixels once for all its channels.
+template <int K, int S, int P, class T>
+inline void rows_pixels_nhwc(const T* const* rows, const T* zero, int64_t q0, int64_t pw, int64_t W, const T* w,
+                             const T* bias, int64_t C, T* out) {
   constexpr int U = (P - 1) * S + K;
   const int64_t u0 = q0 * S - pw;
-  const bool inside = u0 >= 0 && u0 + U <= W;
-  V acc[P];
-  const V b = bias ? load<V>(bias + c) : V{};
-  for (int q = 0; q < P; ++q) acc[q] = b;
-  for (int kh = 0; kh < K; ++kh) {
-    if (inside)
-      tap_row_nhwc<K, S, L, P, false>(rows[kh] + c, u0, W, w + kh * K * C + c, C, acc);
-    else
-      tap_row_nhwc<K, S, L, P, true>(rows[kh] + c, u0, W, w + kh * K * C + c, C, acc);
-  }
-  for (int q = 0; q < P; ++q) store(out + (q0 + q) * C + c, acc[q]);
-}
-
-// P pixels from pixel q0, all C channels
-template <int K, int S, int P, class T>
-inline void rows_pixels_nhwc(const T* const* rows, int64_t q0, int64_t pw, int64_t W, const T* w, const T* bias,
-                             int64_t C, T* out) {
+  bool inside = u0 >= 0 && u0 + U <= W;
+  for (int kh = 0; kh < K; ++kh) inside = inside && rows[kh];
+  const T* src[K * U];
+  if (!inside)
+    for (int kh = 0; kh < K; ++kh)
+      for (int u = 0; u < U; ++u) {
+        const int64_t col = u0 + u;
+        src[kh * U + u] = (rows[kh] && col >= 0 && col < W) ? rows[kh] + col * C : zero;
+      }
   over_channels(0, C, [&](auto lanes, int64_t c) {
-    rows_block_nhwc<K, S, decltype(lanes)::value, P>(rows, q0, pw, W, w, bias, C, c, out);
+    constexpr int L = decltype(lanes)::value;
+    if (inside)
+      rows_block_nhwc<K, S, L, P, false>(src, rows, u0, w, bias, C, c, out + q0 * C);
+    else
+      rows_block_nhwc<K, S, L, P, true>(src, rows, u0, w, bias, C, c, out + q0 * C);
   });
 }
 
 // blocks of P pixels (all channels of a block before the next: its input pixels stay in L1), then
 // the last n % P pixels in blocks of 4, 2 and 1
 template <int K, int S, int P, class T>
-void rows_nhwc_by(const T* const* rows, int64_t pw, int64_t W, int64_t n, const T* w, const T* bias, int64_t C,
+void rows_nhwc_by(const T* const* rows, const T* zero, int64_t pw, int64_t W, int64_t n, const T* w, const T* bias, int64_t C,
                   T* out) {
   int64_t q = 0;
-  for (; q + P <= n; q += P) rows_pixels_nhwc<K, S, P>(rows, q, pw, W, w, bias, C, out);
+  for (; q + P <= n; q += P) rows_pixels_nhwc<K, S, P>(rows, zero, q, pw, W, w, bias, C, out);
   if (q + 4 <= n) {
-    rows_pixels_nhwc<K, S, 4>(rows, q, pw, W, w, bias, C, out);
+    rows_pixels_nhwc<K, S, 4>(rows, zero, q, pw, W, w, bias, C, out);
     q += 4;
   }
   if (q + 2 <= n) {
-    rows_pixels_nhwc<K, S, 2>(rows, q, pw, W, w, bias, C, out);
+    rows_pixels_nhwc<K, S, 2>(rows, zero, q, pw, W, w, bias, C, out);
     q += 2;
   }
-  if (q < n) rows_pixels_nhwc<K, S, 1>(rows, q, pw, W, w, bias, C, out);
+  if (q < n) rows_pixels_nhwc<K, S, 1>(rows, zero, q, pw, W, w, bias, C, out);
 }
 
 // blocks of the wide width Pw pixels where they tile the row, else of P
 template <int K, int S, class T>
-void rows_nhwc(const T* const* rows, int64_t pw, int64_t W, int64_t n, const T* w, const T* bias, int64_t C,
+void rows_nhwc(const T* const* rows, const T* zero, int64_t pw, int64_t W, int64_t n, const T* w, const T* bias, int64_t C,
                T* out) {
   constexpr int P = nhwc_block_pixels(S), Pw = nhwc_wide_block_pixels(S);
-  if (n % Pw == 0 || (n % P != 0 && n % Pw < n % P)) return rows_nhwc_by<K, S, Pw>(rows, pw, W, n, w, bias, C, out);
-  rows_nhwc_by<K, S, P>(rows, pw, W, n, w, bias, C, out);
+  if (n % Pw == 0 || (n % P != 0 && n % Pw < n % P)) return rows_nhwc_by<K, S, Pw>(rows, zero, pw, W, n, w, bias, C, out);
+  rows_nhwc_by<K, S, P>(rows, zero, pw, W, n, w, bias, C, out);
 }
 
 template <class T>
-void forward_rows_nhwc(const T* const* rows, int64_t K, int64_t S, int64_t pw, int64_t W, int64_t n, const T* w,
+void forward_rows_nhwc(const T* const* rows, const T* zero, int64_t K, int64_t S, int64_t pw, int64_t W, int64_t n, const T* w,
                        const T* bias, int64_t C, T* out) {
-  if (K == 3 && S == 1) return rows_nhwc<3, 1>(rows, pw, W, n, w, bias, C, out);
-  if (K == 3 && S == 2) return rows_nhwc<3, 2>(rows, pw, W, n, w, bias, C, out);
-  if (K == 5 && S == 1) return rows_nhwc<5, 1>(rows, pw, W, n, w, bias, C, out);
-  rows_nhwc<5, 2>(rows, pw, W, n, w, bias, C, out);
+  if (K == 3 && S == 1) return rows_nhwc<3, 1>(rows, zero, pw, W, n, w, bias, C, out);
+  if (K == 3 && S == 2) return rows_nhwc<3, 2>(rows, zero, pw, W, n, w, bias, C, out);
+  if (K == 5 && S == 1) return rows_nhwc<5, 1>(rows, zero, pw, W, n, w, bias, C, out);
+  rows_nhwc<5, 2>(rows, zero, pw, W, n, w, bias, C, out);
 }
 
 template <class T>

@@ -74,13 +74,13 @@ struct DepthwiseKernels {
                            int64_t d, const T* w, const T* bias, int64_t C, int64_t c0, int64_t c1, T* out);
   // channels_last, depth multiplier 1, K x K (3 or 5) at stride S (1 or 2), dilation 1, padding
   // pw columns on each side: all C channels of the output pixels q < n of one row; rows[kh] is
-  // the input row (W pixels) of tap row kh, or a row of zeros where it lies in the padding; pixel
-  // q's tap kw reads column q * S - pw + kw, zero outside [0, W). out[q * C + c] = bias[c] + the
-  // taps in (kh, kw) order, those in the padding included (w * 0 adds nothing unless w is inf or
-  // nan: then nan, as in torch, which multiplies its zero padding too; the per-pixel kernels skip
-  // such taps).
-  void (*forward_rows_nhwc)(const T* const* rows, int64_t K, int64_t S, int64_t pw, int64_t W, int64_t n,
-                            const T* w, const T* bias, int64_t C, T* out);
+  // the input row (W pixels) of tap row kh, or null where it lies in the padding; pixel q's tap
+  // kw reads column q * S - pw + kw; zero is C zeros, read for the taps in the padding.
+  // out[q * C + c] = bias[c] + the taps in (kh, kw) order, those in the padding included (w * 0
+  // adds nothing unless w is inf or nan: then nan, as in torch, which multiplies its zero padding
+  // too; the per-pixel kernels skip such taps).
+  void (*forward_rows_nhwc)(const T* const* rows, const T* zero, int64_t K, int64_t S, int64_t pw, int64_t W,
+                            int64_t n, const T* w, const T* bias, int64_t C, T* out);
   // channels_last, depth multiplier 1: channels [c0, c1) of one output pixel,
   // out[c] = bias[c] + sum over the taps t < taps of w[tap[t] * C + c] * src[t][c]
   void (*forward_pixel_nhwc)(const T* const* src, const int64_t* tap, int64_t taps, const T* w, const T* bias,
