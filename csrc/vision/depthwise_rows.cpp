@@ -423,6 +423,78 @@ __attribute__((optimize("no-tree-loop-distribute-patterns"))) void copy_rows(con
   }
 }
 
+// a 16 x 16 block transposed in registers: four rounds swapping the off-diagonal b x b blocks of
+// every 2b x 2b block (rows i and i + b: lanes with bit b of row i <-> lanes without it of row i + b)
+template <class T, int b>
+inline void transpose_round(typename Lanes<T>::V* r) {
+  typedef typename Lanes<T>::M M;
+  M lo, hi;
+  for (int l = 0; l < kLanes; ++l) {
+    lo[l] = (l & b) ? kLanes + l - b : l;
+    hi[l] = (l & b) ? kLanes + l : l + b;
+  }
+  for (int i = 0; i < kLanes; ++i)
+    if (!(i & b)) {
+      const typename Lanes<T>::V a = r[i], c = r[i + b];
+      r[i] = __builtin_shuffle(a, c, lo);
+      r[i + b] = __builtin_shuffle(a, c, hi);
+    }
+}
+
+template <class T>
+inline void transpose16(typename Lanes<T>::V* r) {
+  transpose_round<T, 8>(r);
+  transpose_round<T, 4>(r);
+  transpose_round<T, 2>(r);
+  transpose_round<T, 1>(r);
+}
+
+// 16 rows of src (l < lanes, zeros for the others) at element q, transposed
+template <class T>
+inline void load_transposed(const T* src, int64_t pitch, int64_t lanes, int64_t q, typename Lanes<T>::V* r) {
+  typedef typename Lanes<T>::V V;
+  if (lanes == kLanes)
+    for (int l = 0; l < kLanes; ++l) r[l] = load<V>(src + l * pitch + q);
+  else
+    for (int l = 0; l < kLanes; ++l) r[l] = l < lanes ? load<V>(src + l * pitch + q) : V{};
+  transpose16<T>(r);
+}
+
+template <class T>
+void planes_to_pixels(const T* src, int64_t plane, int64_t lanes, int64_t H, int64_t W, T* dst, int64_t pitch) {
+  typedef typename Lanes<T>::V V;
+  const int64_t n = H * W;
+  int64_t q = 0, h = 0, w = 0;  // (h, w): element q of a plane
+  for (; q + kLanes <= n; q += kLanes) {
+    V r[kLanes];
+    load_transposed<T>(src, plane, lanes, q, r);
+    for (int i = 0; i < kLanes; ++i) {
+      store(dst + (h * pitch + w) * kLanes, r[i]);
+      if (++w == W) w = 0, ++h;
+    }
+  }
+  for (; q < n; ++q) {
+    for (int l = 0; l < kLanes; ++l) dst[(h * pitch + w) * kLanes + l] = l < lanes ? src[l * plane + q] : T(0);
+    if (++w == W) w = 0, ++h;
+  }
+}
+
+template <class T>
+void pixels_to_planes(const T* src, int64_t lanes, int64_t n, T* dst, int64_t plane) {
+  typedef typename Lanes<T>::V V;
+  int64_t q = 0;
+  for (; q + kLanes <= n; q += kLanes) {
+    V r[kLanes];
+    load_transposed<T>(src + q * kLanes, kLanes, kLanes, 0, r);  // row i: pixel q + i
+    if (lanes == kLanes)
+      for (int l = 0; l < kLanes; ++l) store(dst + l * plane + q, r[l]);
+    else
+      for (int l = 0; l < lanes; ++l) store(dst + l * plane + q, r[l]);
+  }
+  for (; q < n; ++q)
+    for (int64_t l = 0; l < lanes; ++l) dst[l * plane + q] = src[q * kLanes + l];
+}
+
 template <class T>
 void deinterleave(const T* src, int64_t n, T* even, T* odd) {
   typedef typename Lanes<T>::V V;
@@ -450,10 +522,12 @@ extern const DepthwiseKernels<float> depthwise_f32;
 extern const DepthwiseKernels<double> depthwise_f64;
 const DepthwiseKernels<float> depthwise_f32 = {&forward_row<float>, &weight_row<float>, &input_row<float>, &copy_rows<float>, &deinterleave<float>,
                                                &forward_row_nhwc<float>,
-                                               &forward_rows_nhwc<float>, &forward_pixel_nhwc<float>};
+                                               &forward_rows_nhwc<float>, &forward_pixel_nhwc<float>,
+                                               &planes_to_pixels<float>, &pixels_to_planes<float>};
 const DepthwiseKernels<double> depthwise_f64 = {&forward_row<double>, &weight_row<double>, &input_row<double>, &copy_rows<double>, &deinterleave<double>,
                                                 &forward_row_nhwc<double>,
-                                                &forward_rows_nhwc<double>, &forward_pixel_nhwc<double>};
+                                                &forward_rows_nhwc<double>, &forward_pixel_nhwc<double>,
+                                                &planes_to_pixels<double>, &pixels_to_planes<double>};
 
 }  // namespace NIMBLEOPS_ISA_NS
 }  // namespace vision

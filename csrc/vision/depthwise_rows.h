@@ -85,6 +85,11 @@ struct DepthwiseKernels {
   // out[c] = bias[c] + sum over the taps t < taps of w[tap[t] * C + c] * src[t][c]
   void (*forward_pixel_nhwc)(const T* const* src, const int64_t* tap, int64_t taps, const T* w, const T* bias,
                              int64_t C, int64_t c0, int64_t c1, T* out);
+  // a block of 16 (kLanes) channels between NCHW planes and channels_last pixels:
+  // dst[(h * pitch + w) * 16 + l] = src[l * plane + h * W + w] (h < H, w < W) for the lanes
+  // l < lanes (zeros for the others); and dst[l * plane + q] = src[q * 16 + l] (q < n, l < lanes)
+  void (*planes_to_pixels)(const T* src, int64_t plane, int64_t lanes, int64_t H, int64_t W, T* dst, int64_t pitch);
+  void (*pixels_to_planes)(const T* src, int64_t lanes, int64_t n, T* dst, int64_t plane);
 };
 
 template <class T>
