@@ -190,41 +190,116 @@ struct AlignedBuffer {
   }
 };
 
-// NCHW through the channels_last kernel (its shapes, rows_nhwc; used for short rows): per task, one image's block of 16
-// channels (kLanes) is transposed into zero-padded channels_last pixels, run by forward_rows_nhwc
-// and transposed back (the same sums as the plane kernels: bias, then the taps in (kh, kw) order,
-// padding included). Channels past C in the last block are zeros and are not written back.
+// NCHW through the channels_last kernels, for their shapes (rows_nhwc) in float32: a task takes
+// one image's block of 16 channels (kLanes), transposed in registers into zero-padded
+// channels_last pixels, runs the register-blocked kernels and transposes the result back.
+// Channels past C in the last block are zeros and are not written back.
+bool blocked_nchw(const DepthwiseViews& v, const DepthwiseShape& s) {
+  return v.x.dtype == DType::float32 && rows_nhwc(v, s);
+}
+
+// a block's weights as [KK][16] (lanes past `lanes` zero), flipped (tap KK - 1 - t) for the input
+// gradient, then its bias (zeros without one)
+template <class T>
+void block_weights(const T* w, const T* bias, int64_t KK, int64_t c0, int64_t lanes, bool flip, T* wb) {
+  for (int64_t t = 0; t <= KK; ++t)
+    for (int64_t l = 0; l < kLanes; ++l) {
+      const bool real = l < lanes && (t < KK || bias);
+      wb[t * kLanes + l] = !real ? T(0) : t < KK ? w[(c0 + l) * KK + (flip ? KK - 1 - t : t)] : bias[c0 + l];
+    }
+}
+
+// OH x OW output pixels from the zero-padded pixels xp (row pitch Wp)
+template <class T>
+void block_conv(const T* xp, int64_t Wp, int64_t K, int64_t S, int64_t OH, int64_t OW, const T* wb, const T* bias,
+                T* op, std::vector<const T*>& rows) {
+  for (int64_t oh = 0; oh < OH; ++oh) {
+    for (int64_t kh = 0; kh < K; ++kh) rows[size_t(kh)] = xp + (oh * S + kh) * Wp * kLanes;
+    depthwise_kernels<T>().forward_rows_nhwc(rows.data(), xp, K, S, 0, Wp, OW, wb, bias, kLanes, op + oh * OW * kLanes);
+  }
+}
+
+// a zeroed, 64-byte aligned buffer of n elements for a task's padded pixels (only the interior is
+// written afterwards)
+template <class T>
+T* zeroed(AlignedBuffer<T>& buf, int64_t n) {
+  T* p = buf.get(n);
+  std::fill(p, p + n, T(0));
+  return p;
+}
+
 template <class T>
 void forward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
   const auto& k = depthwise_kernels<T>();
   const T* x = v.x.ptr<T>();
   const T* w = v.weight.ptr<T>();
   const T* bias = v.bias ? v.bias->ptr<T>() : nullptr;
-  const int64_t K = v.KH, S = v.sh, KK = K * K, HW = s.H * s.W, OHW = s.OH * s.OW;
+  const int64_t K = v.KH, KK = K * K, HW = s.H * s.W, OHW = s.OH * s.OW;
   const int64_t Hp = s.H + 2 * v.ph, Wp = s.W + 2 * v.pw, blocks = (s.C + kLanes - 1) / kLanes;
   parallel_for(s.N * blocks, 1, [&](int64_t t0, int64_t t1) {
     AlignedBuffer<T> xbuf, obuf, wbuf;
-    T* xp = xbuf.get(Hp * Wp * kLanes);  // padded input pixels (the padding stays zero)
-    std::fill(xp, xp + Hp * Wp * kLanes, T(0));
+    T* xp = zeroed(xbuf, Hp * Wp * kLanes);
     T* op = obuf.get(OHW * kLanes);
-    T* wb = wbuf.get((KK + 1) * kLanes);  // [KK][16] weights, then the bias
+    T* wb = wbuf.get((KK + 1) * kLanes);
     std::vector<const T*> rows(static_cast<size_t>(K));
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / blocks, c0 = (t % blocks) * kLanes, lanes = std::min<int64_t>(kLanes, s.C - c0);
-      for (int64_t tap = 0; tap <= KK; ++tap)
-        for (int64_t l = 0; l < kLanes; ++l) {
-          const bool real = l < lanes && (tap < KK || bias);
-          wb[tap * kLanes + l] = !real ? T(0) : tap < KK ? w[(c0 + l) * KK + tap] : bias[c0 + l];
-        }
+      block_weights(w, bias, KK, c0, lanes, false, wb);
       k.planes_to_pixels(x + (n * s.C + c0) * HW, HW, lanes, s.H, s.W, xp + (v.ph * Wp + v.pw) * kLanes, Wp);
-      for (int64_t oh = 0; oh < s.OH; ++oh) {
-        for (int64_t kh = 0; kh < K; ++kh) rows[size_t(kh)] = xp + (oh * S + kh) * Wp * kLanes;
-        k.forward_rows_nhwc(rows.data(), xp, K, S, 0, Wp, s.OW, wb, bias ? wb + KK * kLanes : nullptr, kLanes,
-                            op + oh * s.OW * kLanes);
-      }
+      block_conv(xp, Wp, K, v.sh, s.OH, s.OW, wb, bias ? wb + KK * kLanes : nullptr, op, rows);
       k.pixels_to_planes(op, lanes, OHW, out + (n * s.C + c0) * OHW, OHW);
     }
   });
+}
+
+// The backward at stride 1 (padding <= K - 1) for blocked_nchw: per task (image, block of 16
+// channels) grad_input is the correlation of grad_out, zero-padded by K - 1 - p, with the flipped
+// kernel (block_conv), and the weight and bias gradients sum over the task's pixels in registers
+// (weight_nhwc) into a partial per task, added over the images in order afterwards: deterministic,
+// whatever the thread count.
+template <class T>
+void backward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, const T* g, T* gx, T* gw, T* gb) {
+  const auto& k = depthwise_kernels<T>();
+  const T* x = v.x.ptr<T>();
+  const T* w = v.weight.ptr<T>();
+  const int64_t K = v.KH, KK = K * K, HW = s.H * s.W, OHW = s.OH * s.OW, blocks = (s.C + kLanes - 1) / kLanes;
+  const int64_t Hp = s.H + 2 * v.ph, Wp = s.W + 2 * v.pw;                         // padded input
+  const int64_t qh = K - 1 - v.ph, qw = K - 1 - v.pw, Gh = s.OH + 2 * qh, Gw = s.OW + 2 * qw;  // padded grad_out
+  const bool weights = gw || gb;
+  const int64_t part_size = (KK + 1) * kLanes;
+  std::vector<T> part(size_t(weights ? s.N * blocks * part_size : 0), T(0));
+  parallel_for(s.N * blocks, 1, [&](int64_t t0, int64_t t1) {
+    AlignedBuffer<T> xbuf, gbuf, obuf, wbuf;
+    T* xp = weights ? zeroed(xbuf, Hp * Wp * kLanes) : nullptr;
+    T* gp = zeroed(gbuf, Gh * Gw * kLanes);
+    T* op = gx ? obuf.get(HW * kLanes) : nullptr;
+    T* wb = wbuf.get((KK + 1) * kLanes);
+    std::vector<const T*> rows(static_cast<size_t>(K));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / blocks, c0 = (t % blocks) * kLanes, lanes = std::min<int64_t>(kLanes, s.C - c0);
+      T* gi = gp + (qh * Gw + qw) * kLanes;  // grad_out pixel (0, 0)
+      k.planes_to_pixels(g + (n * s.C + c0) * OHW, OHW, lanes, s.OH, s.OW, gi, Gw);
+      if (gx) {
+        block_weights(w, static_cast<const T*>(nullptr), KK, c0, lanes, true, wb);
+        block_conv(gp, Gw, K, 1, s.H, s.W, wb, static_cast<const T*>(nullptr), op, rows);
+        k.pixels_to_planes(op, lanes, HW, gx + (n * s.C + c0) * HW, HW);
+      }
+      if (weights) {
+        k.planes_to_pixels(x + (n * s.C + c0) * HW, HW, lanes, s.H, s.W, xp + (v.ph * Wp + v.pw) * kLanes, Wp);
+        k.weight_nhwc(xp, Wp, gi, Gw, s.OH, s.OW, K, 1, part.data() + t * part_size);
+      }
+    }
+  });
+  if (!weights) return;
+  for (int64_t c = 0; c < s.C; ++c) {
+    const int64_t cb = c / kLanes, l = c % kLanes;
+    for (int64_t t = 0; t <= KK; ++t) {
+      T sum = T(0);
+      for (int64_t n = 0; n < s.N; ++n) sum += part[size_t((n * blocks + cb) * part_size + t * kLanes + l)];
+      if (t < KK && gw) gw[c * KK + t] = sum;
+      if (t == KK && gb) gb[c] = sum;
+    }
+  }
 }
 
 template <class T>
@@ -236,7 +311,7 @@ void forward_nchw(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
   const int64_t KK = v.KH * v.KW, HW = s.H * s.W, OHW = s.OH * s.OW;
   // rows shorter than a vector: the plane kernels leave lanes idle, the transposes pay (10 x 10:
   // ~1.4x faster); from 16 columns on the plane kernels measured as fast or faster
-  if (rows_nhwc(v, s) && s.OW < kLanes) return forward_nchw_blocked(v, s, out);
+  if (blocked_nchw(v, s) && s.OW < kLanes) return forward_nchw_blocked(v, s, out);
   const RowLayout<T> layout(v, s);
   parallel_for(s.N * s.C, 1, [&](int64_t p0, int64_t p1) {
     PaddedPlane<T> pad;
@@ -391,6 +466,8 @@ void depthwise_backward(const DepthwiseViews& v, const View& grad_out, const std
     T* gx = grad_x ? grad_x->ptr<T>() : nullptr;
     T* gw = grad_w ? grad_w->ptr<T>() : nullptr;
     T* gb = grad_b ? grad_b->ptr<T>() : nullptr;
+    if (blocked_nchw(v, s) && v.sh == 1 && v.ph <= v.KH - 1 && v.pw <= v.KW - 1)
+      return backward_nchw_blocked(v, s, g, gx, gw, gb);
     const bool weights = gw || gb;
     const int64_t KK = v.KH * v.KW, HW = s.H * s.W, OHW = s.OH * s.OW;
     const RowLayout<T> layout(v, s);

@@ -398,6 +398,42 @@ void forward_rows_nhwc(const T* const* rows, const T* zero, int64_t K, int64_t S
   rows_nhwc<5, 2>(rows, zero, pw, W, n, w, bias, C, out);
 }
 
+// the weight gradient of a block of 16 channels from zero-padded channels_last pixels: for the
+// output pixels (oh, ow) in order, part[t * 16 + l] += g * x at tap t = kh * K + kw, and the bias
+// part[K * K * 16 + l] += g. The K * K + 1 sums stay in registers over the whole plane.
+template <int K, int S, class T>
+__attribute__((noinline)) void weight_plane_nhwc(const T* x, int64_t pitch, const T* g, int64_t gpitch, int64_t OH,
+                                                 int64_t OW, T* part) {
+  typedef typename Lanes<T>::V V;
+  V acc[K * K + 1];
+#pragma GCC unroll 26
+  for (int t = 0; t <= K * K; ++t) acc[t] = load<V>(part + t * kLanes);
+  for (int64_t oh = 0; oh < OH; ++oh) {
+    const T* xr = x + oh * S * pitch * kLanes;
+    const T* gr = g + oh * gpitch * kLanes;
+    for (int64_t ow = 0; ow < OW; ++ow) {
+      const V gv = load<V>(gr + ow * kLanes);
+      const T* xp = xr + ow * S * kLanes;
+#pragma GCC unroll 5
+      for (int kh = 0; kh < K; ++kh)
+#pragma GCC unroll 5
+        for (int kw = 0; kw < K; ++kw) acc[kh * K + kw] += gv * load<V>(xp + (kh * pitch + kw) * kLanes);
+      acc[K * K] += gv;
+    }
+  }
+#pragma GCC unroll 26
+  for (int t = 0; t <= K * K; ++t) store(part + t * kLanes, acc[t]);
+}
+
+template <class T>
+void weight_nhwc(const T* x, int64_t pitch, const T* g, int64_t gpitch, int64_t OH, int64_t OW, int64_t K, int64_t S,
+                 T* part) {
+  if (K == 3 && S == 1) return weight_plane_nhwc<3, 1>(x, pitch, g, gpitch, OH, OW, part);
+  if (K == 3 && S == 2) return weight_plane_nhwc<3, 2>(x, pitch, g, gpitch, OH, OW, part);
+  if (K == 5 && S == 1) return weight_plane_nhwc<5, 1>(x, pitch, g, gpitch, OH, OW, part);
+  weight_plane_nhwc<5, 2>(x, pitch, g, gpitch, OH, OW, part);
+}
+
 template <class T>
 void forward_pixel_nhwc(const T* const* src, const int64_t* tap_index, int64_t taps, const T* w, const T* bias,
                         int64_t C, int64_t c0, int64_t c1, T* out) {
@@ -523,11 +559,11 @@ extern const DepthwiseKernels<double> depthwise_f64;
 const DepthwiseKernels<float> depthwise_f32 = {&forward_row<float>, &weight_row<float>, &input_row<float>, &copy_rows<float>, &deinterleave<float>,
                                                &forward_row_nhwc<float>,
                                                &forward_rows_nhwc<float>, &forward_pixel_nhwc<float>,
-                                               &planes_to_pixels<float>, &pixels_to_planes<float>};
+                                               &planes_to_pixels<float>, &pixels_to_planes<float>, &weight_nhwc<float>};
 const DepthwiseKernels<double> depthwise_f64 = {&forward_row<double>, &weight_row<double>, &input_row<double>, &copy_rows<double>, &deinterleave<double>,
                                                 &forward_row_nhwc<double>,
                                                 &forward_rows_nhwc<double>, &forward_pixel_nhwc<double>,
-                                                &planes_to_pixels<double>, &pixels_to_planes<double>};
+                                                &planes_to_pixels<double>, &pixels_to_planes<double>, &weight_nhwc<double>};
 
 }  // namespace NIMBLEOPS_ISA_NS
 }  // namespace vision

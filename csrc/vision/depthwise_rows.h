@@ -90,6 +90,12 @@ struct DepthwiseKernels {
   // l < lanes (zeros for the others); and dst[l * plane + q] = src[q * 16 + l] (q < n, l < lanes)
   void (*planes_to_pixels)(const T* src, int64_t plane, int64_t lanes, int64_t H, int64_t W, T* dst, int64_t pitch);
   void (*pixels_to_planes)(const T* src, int64_t lanes, int64_t n, T* dst, int64_t plane);
+  // the weight and bias gradient of a block of 16 channels (K x K, 3 or 5, stride S, 1 or 2): x
+  // zero-padded channels_last pixels (row pitch `pitch` pixels), g the OH x OW output-gradient
+  // pixels (row pitch gpitch); for the pixels in order, part[(kh * K + kw) * 16 + l] += g(oh, ow)[l] *
+  // x(oh * S + kh, ow * S + kw)[l] and part[K * K * 16 + l] += g(oh, ow)[l]
+  void (*weight_nhwc)(const T* x, int64_t pitch, const T* g, int64_t gpitch, int64_t OH, int64_t OW, int64_t K,
+                      int64_t S, T* part);
 };
 
 template <class T>
