@@ -247,24 +247,26 @@ void forward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, T* o
       block_weights(w, bias, KK, c0, lanes, false, wb);
       k.planes_to_pixels(x + (n * s.C + c0) * HW, HW, lanes, s.H, s.W, xp + (v.ph * Wp + v.pw) * kLanes, Wp);
       block_conv(xp, Wp, K, v.sh, s.OH, s.OW, wb, bias ? wb + KK * kLanes : nullptr, op, rows);
-      k.pixels_to_planes(op, lanes, OHW, out + (n * s.C + c0) * OHW, OHW);
+      k.pixels_to_planes(op, s.OW, lanes, s.OH, s.OW, out + (n * s.C + c0) * OHW, OHW);
     }
   });
 }
 
-// The backward at stride 1 (padding <= K - 1) for blocked_nchw: per task (image, block of 16
-// channels) grad_input is the correlation of grad_out, zero-padded by K - 1 - p, with the flipped
-// kernel (block_conv), and the weight and bias gradients sum over the task's pixels in registers
-// (weight_nhwc) into a partial per task, added over the images in order afterwards: deterministic,
-// whatever the thread count.
+// The backward for blocked_nchw, per task (image, block of 16 channels). grad_input: at stride 1
+// (padding <= K - 1) the correlation of grad_out, zero-padded by K - 1 - p, with the flipped kernel
+// (block_conv); else grad_out scattered into zero-padded rows (input_row_nhwc). The weight and
+// bias gradients sum over the task's pixels in registers (weight_nhwc) into a partial per task,
+// added over the images in order afterwards: deterministic, whatever the thread count.
 template <class T>
 void backward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, const T* g, T* gx, T* gw, T* gb) {
   const auto& k = depthwise_kernels<T>();
   const T* x = v.x.ptr<T>();
   const T* w = v.weight.ptr<T>();
-  const int64_t K = v.KH, KK = K * K, HW = s.H * s.W, OHW = s.OH * s.OW, blocks = (s.C + kLanes - 1) / kLanes;
-  const int64_t Hp = s.H + 2 * v.ph, Wp = s.W + 2 * v.pw;                         // padded input
-  const int64_t qh = K - 1 - v.ph, qw = K - 1 - v.pw, Gh = s.OH + 2 * qh, Gw = s.OW + 2 * qw;  // padded grad_out
+  const int64_t K = v.KH, S = v.sh, KK = K * K, HW = s.H * s.W, OHW = s.OH * s.OW;
+  const int64_t blocks = (s.C + kLanes - 1) / kLanes, Hp = s.H + 2 * v.ph, Wp = s.W + 2 * v.pw;  // padded input
+  const bool gather = S == 1 && v.ph <= K - 1 && v.pw <= K - 1;
+  const int64_t qh = gather ? K - 1 - v.ph : 0, qw = gather ? K - 1 - v.pw : 0;  // grad_out's padding
+  const int64_t Gh = s.OH + 2 * qh, Gw = s.OW + 2 * qw;
   const bool weights = gw || gb;
   const int64_t part_size = (KK + 1) * kLanes;
   std::vector<T> part(size_t(weights ? s.N * blocks * part_size : 0), T(0));
@@ -272,21 +274,30 @@ void backward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, con
     AlignedBuffer<T> xbuf, gbuf, obuf, wbuf;
     T* xp = weights ? zeroed(xbuf, Hp * Wp * kLanes) : nullptr;
     T* gp = zeroed(gbuf, Gh * Gw * kLanes);
-    T* op = gx ? obuf.get(HW * kLanes) : nullptr;
+    T* op = gx ? obuf.get((gather ? HW : Hp * Wp) * kLanes) : nullptr;  // grad_input pixels (scatter: padded)
     T* wb = wbuf.get((KK + 1) * kLanes);
     std::vector<const T*> rows(static_cast<size_t>(K));
+    std::vector<T*> out_rows(static_cast<size_t>(K));
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / blocks, c0 = (t % blocks) * kLanes, lanes = std::min<int64_t>(kLanes, s.C - c0);
       T* gi = gp + (qh * Gw + qw) * kLanes;  // grad_out pixel (0, 0)
       k.planes_to_pixels(g + (n * s.C + c0) * OHW, OHW, lanes, s.OH, s.OW, gi, Gw);
-      if (gx) {
+      if (gx && gather) {
         block_weights(w, static_cast<const T*>(nullptr), KK, c0, lanes, true, wb);
         block_conv(gp, Gw, K, 1, s.H, s.W, wb, static_cast<const T*>(nullptr), op, rows);
-        k.pixels_to_planes(op, lanes, HW, gx + (n * s.C + c0) * HW, HW);
+        k.pixels_to_planes(op, s.W, lanes, s.H, s.W, gx + (n * s.C + c0) * HW, HW);
+      } else if (gx) {
+        block_weights(w, static_cast<const T*>(nullptr), KK, c0, lanes, false, wb);
+        std::fill(op, op + Hp * Wp * kLanes, T(0));
+        for (int64_t oh = 0; oh < s.OH; ++oh) {
+          for (int64_t kh = 0; kh < K; ++kh) out_rows[size_t(kh)] = op + (oh * S + kh) * Wp * kLanes;
+          k.input_row_nhwc(gi + oh * Gw * kLanes, s.OW, wb, K, S, out_rows.data());
+        }
+        k.pixels_to_planes(op + (v.ph * Wp + v.pw) * kLanes, Wp, lanes, s.H, s.W, gx + (n * s.C + c0) * HW, HW);
       }
       if (weights) {
         k.planes_to_pixels(x + (n * s.C + c0) * HW, HW, lanes, s.H, s.W, xp + (v.ph * Wp + v.pw) * kLanes, Wp);
-        k.weight_nhwc(xp, Wp, gi, Gw, s.OH, s.OW, K, 1, part.data() + t * part_size);
+        k.weight_nhwc(xp, Wp, gi, Gw, s.OH, s.OW, K, S, part.data() + t * part_size);
       }
     }
   });
@@ -466,8 +477,7 @@ void depthwise_backward(const DepthwiseViews& v, const View& grad_out, const std
     T* gx = grad_x ? grad_x->ptr<T>() : nullptr;
     T* gw = grad_w ? grad_w->ptr<T>() : nullptr;
     T* gb = grad_b ? grad_b->ptr<T>() : nullptr;
-    if (blocked_nchw(v, s) && v.sh == 1 && v.ph <= v.KH - 1 && v.pw <= v.KW - 1)
-      return backward_nchw_blocked(v, s, g, gx, gw, gb);
+    if (blocked_nchw(v, s)) return backward_nchw_blocked(v, s, g, gx, gw, gb);
     const bool weights = gw || gb;
     const int64_t KK = v.KH * v.KW, HW = s.H * s.W, OHW = s.OH * s.OW;
     const RowLayout<T> layout(v, s);

@@ -434,6 +434,49 @@ void weight_nhwc(const T* x, int64_t pitch, const T* g, int64_t gpitch, int64_t 
   weight_plane_nhwc<5, 2>(x, pitch, g, gpitch, OH, OW, part);
 }
 
+// the input gradient of P output pixels of one row (g: their 16-channel gradients) scattered into
+// K zero-padded channels_last rows: rows[kh][(q * S + kw) * 16 + l] += w[(kh * K + kw) * 16 + l] *
+// g[q][l], tap row by tap row, kw by kw, pixel by pixel (the row's (P - 1) * S + K sums in registers)
+template <int K, int S, int P, class T>
+__attribute__((noinline)) void input_block_nhwc(const T* g, const T* w, T* const* rows, int64_t q0) {
+  typedef typename Lanes<T>::V V;
+  constexpr int U = (P - 1) * S + K;
+  V gv[P];
+#pragma GCC unroll 8
+  for (int q = 0; q < P; ++q) gv[q] = load<V>(g + (q0 + q) * kLanes);
+#pragma GCC unroll 5
+  for (int kh = 0; kh < K; ++kh) {
+    T* row = rows[kh] + q0 * S * kLanes;
+    V acc[U];
+#pragma GCC unroll 24
+    for (int u = 0; u < U; ++u) acc[u] = load<V>(row + u * kLanes);
+#pragma GCC unroll 5
+    for (int kw = 0; kw < K; ++kw) {
+      const V wk = load<V>(w + (kh * K + kw) * kLanes);
+#pragma GCC unroll 8
+      for (int q = 0; q < P; ++q) acc[q * S + kw] += wk * gv[q];
+    }
+#pragma GCC unroll 24
+    for (int u = 0; u < U; ++u) store(row + u * kLanes, acc[u]);
+    asm volatile("" ::: "memory");
+  }
+}
+
+template <int K, int S, class T>
+void input_row_nhwc_k(const T* g, int64_t OW, const T* w, T* const* rows) {
+  int64_t q = 0;
+  for (; q + 8 <= OW; q += 8) input_block_nhwc<K, S, 8>(g, w, rows, q);
+  for (; q < OW; ++q) input_block_nhwc<K, S, 1>(g, w, rows, q);
+}
+
+template <class T>
+void input_row_nhwc(const T* g, int64_t OW, const T* w, int64_t K, int64_t S, T* const* rows) {
+  if (K == 3 && S == 1) return input_row_nhwc_k<3, 1>(g, OW, w, rows);
+  if (K == 3 && S == 2) return input_row_nhwc_k<3, 2>(g, OW, w, rows);
+  if (K == 5 && S == 1) return input_row_nhwc_k<5, 1>(g, OW, w, rows);
+  input_row_nhwc_k<5, 2>(g, OW, w, rows);
+}
+
 template <class T>
 void forward_pixel_nhwc(const T* const* src, const int64_t* tap_index, int64_t taps, const T* w, const T* bias,
                         int64_t C, int64_t c0, int64_t c1, T* out) {
@@ -516,19 +559,26 @@ void planes_to_pixels(const T* src, int64_t plane, int64_t lanes, int64_t H, int
 }
 
 template <class T>
-void pixels_to_planes(const T* src, int64_t lanes, int64_t n, T* dst, int64_t plane) {
+void pixels_to_planes(const T* src, int64_t pitch, int64_t lanes, int64_t H, int64_t W, T* dst, int64_t plane) {
   typedef typename Lanes<T>::V V;
-  int64_t q = 0;
+  const int64_t n = H * W;
+  int64_t q = 0, h = 0, w = 0;  // (h, w): element q of a plane
   for (; q + kLanes <= n; q += kLanes) {
     V r[kLanes];
-    load_transposed<T>(src + q * kLanes, kLanes, kLanes, 0, r);  // row i: pixel q + i
+    for (int i = 0; i < kLanes; ++i) {
+      r[i] = load<V>(src + (h * pitch + w) * kLanes);
+      if (++w == W) w = 0, ++h;
+    }
+    transpose16<T>(r);
     if (lanes == kLanes)
       for (int l = 0; l < kLanes; ++l) store(dst + l * plane + q, r[l]);
     else
       for (int l = 0; l < lanes; ++l) store(dst + l * plane + q, r[l]);
   }
-  for (; q < n; ++q)
-    for (int64_t l = 0; l < lanes; ++l) dst[l * plane + q] = src[q * kLanes + l];
+  for (; q < n; ++q) {
+    for (int64_t l = 0; l < lanes; ++l) dst[l * plane + q] = src[(h * pitch + w) * kLanes + l];
+    if (++w == W) w = 0, ++h;
+  }
 }
 
 template <class T>
@@ -559,11 +609,13 @@ extern const DepthwiseKernels<double> depthwise_f64;
 const DepthwiseKernels<float> depthwise_f32 = {&forward_row<float>, &weight_row<float>, &input_row<float>, &copy_rows<float>, &deinterleave<float>,
                                                &forward_row_nhwc<float>,
                                                &forward_rows_nhwc<float>, &forward_pixel_nhwc<float>,
-                                               &planes_to_pixels<float>, &pixels_to_planes<float>, &weight_nhwc<float>};
+                                               &planes_to_pixels<float>, &pixels_to_planes<float>, &weight_nhwc<float>,
+                                               &input_row_nhwc<float>};
 const DepthwiseKernels<double> depthwise_f64 = {&forward_row<double>, &weight_row<double>, &input_row<double>, &copy_rows<double>, &deinterleave<double>,
                                                 &forward_row_nhwc<double>,
                                                 &forward_rows_nhwc<double>, &forward_pixel_nhwc<double>,
-                                                &planes_to_pixels<double>, &pixels_to_planes<double>, &weight_nhwc<double>};
+                                                &planes_to_pixels<double>, &pixels_to_planes<double>, &weight_nhwc<double>,
+                                                &input_row_nhwc<double>};
 
 }  // namespace NIMBLEOPS_ISA_NS
 }  // namespace vision

@@ -85,17 +85,21 @@ struct DepthwiseKernels {
   // out[c] = bias[c] + sum over the taps t < taps of w[tap[t] * C + c] * src[t][c]
   void (*forward_pixel_nhwc)(const T* const* src, const int64_t* tap, int64_t taps, const T* w, const T* bias,
                              int64_t C, int64_t c0, int64_t c1, T* out);
-  // a block of 16 (kLanes) channels between NCHW planes and channels_last pixels:
-  // dst[(h * pitch + w) * 16 + l] = src[l * plane + h * W + w] (h < H, w < W) for the lanes
-  // l < lanes (zeros for the others); and dst[l * plane + q] = src[q * 16 + l] (q < n, l < lanes)
+  // a block of 16 (kLanes) channels between NCHW planes and channels_last pixels (row pitch
+  // `pitch` pixels): dst[(h * pitch + w) * 16 + l] = src[l * plane + h * W + w] (h < H, w < W) for
+  // the lanes l < lanes (zeros for the others); and its inverse, only lanes l < lanes written
   void (*planes_to_pixels)(const T* src, int64_t plane, int64_t lanes, int64_t H, int64_t W, T* dst, int64_t pitch);
-  void (*pixels_to_planes)(const T* src, int64_t lanes, int64_t n, T* dst, int64_t plane);
+  void (*pixels_to_planes)(const T* src, int64_t pitch, int64_t lanes, int64_t H, int64_t W, T* dst, int64_t plane);
   // the weight and bias gradient of a block of 16 channels (K x K, 3 or 5, stride S, 1 or 2): x
   // zero-padded channels_last pixels (row pitch `pitch` pixels), g the OH x OW output-gradient
   // pixels (row pitch gpitch); for the pixels in order, part[(kh * K + kw) * 16 + l] += g(oh, ow)[l] *
   // x(oh * S + kh, ow * S + kw)[l] and part[K * K * 16 + l] += g(oh, ow)[l]
   void (*weight_nhwc)(const T* x, int64_t pitch, const T* g, int64_t gpitch, int64_t OH, int64_t OW, int64_t K,
                       int64_t S, T* part);
+  // the input gradient of one row of OW output pixels of a block of 16 channels (g: their
+  // gradients, w: [K * K][16] weights), scattered into K zero-padded channels_last rows:
+  // rows[kh][(ow * S + kw) * 16 + l] += w[(kh * K + kw) * 16 + l] * g[ow * 16 + l], in a fixed order
+  void (*input_row_nhwc)(const T* g, int64_t OW, const T* w, int64_t K, int64_t S, T* const* rows);
 };
 
 template <class T>
