@@ -528,14 +528,23 @@ inline void transpose16(typename Lanes<T>::V* r) {
   transpose_round<T, 1>(r);
 }
 
+// p as a value the compiler cannot see through: a pointer stepped by a runtime pitch stays one
+// register (else it keeps 16 pointers, one per plane, and spills them)
+template <class P>
+inline void opaque(P*& p) {
+  asm("" : "+r"(p));
+}
+
 // 16 rows of src (l < lanes, zeros for the others) at element q, transposed
 template <class T>
 inline void load_transposed(const T* src, int64_t pitch, int64_t lanes, int64_t q, typename Lanes<T>::V* r) {
   typedef typename Lanes<T>::V V;
-  if (lanes == kLanes)
-    for (int l = 0; l < kLanes; ++l) r[l] = load<V>(src + l * pitch + q);
-  else
-    for (int l = 0; l < kLanes; ++l) r[l] = l < lanes ? load<V>(src + l * pitch + q) : V{};
+  const T* p = src + q;
+  for (int l = 0; l < kLanes; ++l) {
+    r[l] = (lanes == kLanes || l < lanes) ? load<V>(p) : V{};
+    p += pitch;
+    opaque(p);
+  }
   transpose16<T>(r);
 }
 
@@ -570,10 +579,12 @@ void pixels_to_planes(const T* src, int64_t pitch, int64_t lanes, int64_t H, int
       if (++w == W) w = 0, ++h;
     }
     transpose16<T>(r);
-    if (lanes == kLanes)
-      for (int l = 0; l < kLanes; ++l) store(dst + l * plane + q, r[l]);
-    else
-      for (int l = 0; l < lanes; ++l) store(dst + l * plane + q, r[l]);
+    T* p = dst + q;
+    for (int l = 0; l < kLanes; ++l) {
+      if (lanes == kLanes || l < lanes) store(p, r[l]);
+      p += plane;
+      opaque(p);
+    }
   }
   for (; q < n; ++q) {
     for (int64_t l = 0; l < lanes; ++l) dst[l * plane + q] = src[(h * pitch + w) * kLanes + l];
