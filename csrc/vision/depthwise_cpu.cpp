@@ -1,13 +1,14 @@
-// CPU depthwise convolution. NCHW forward: OpenMP over (image, input channel) planes; each plane
-// is copied once into a zero-padded buffer (split into even / odd columns for the stride-2 fast
-// path) and the per-ISA row kernels of depthwise_rows.cpp compute its m output planes.
-// channels_last forward (m = 1): OpenMP over output rows, each pixel's C channels vectorised; for
-// 3x3 / 5x5 at stride 1 or 2, over blocks of output rows copied into zero-padded rows and run by
-// a register-blocked kernel (several pixels per block, each padded pixel loaded once per tap row).
-// Backward (NCHW): OpenMP over input channels; each task loops over the images in order, so the
-// weight and bias gradients sum in a fixed order (lanes ow % 16, then lanes 0..15), and grad_input
-// of a plane is scattered into a padded buffer owned by the task: deterministic, without atomics,
-// for any thread count.
+// CPU depthwise convolution. float32, m = 1, 3x3 / 5x5 at stride 1 or 2 (dilation 1), both
+// memory formats: register-blocked channels_last kernels (blocks of pixels x 16 channels) - for
+// NCHW over tasks (image, block of 16 channels) transposed into padded channels_last pixels and
+// back, the backward too; for channels_last over output rows, read in place. Other NCHW shapes
+// (and float64): OpenMP over (image, input channel) planes, each copied once into a zero-padded
+// buffer (split into even / odd columns at stride 2) for the per-ISA row kernels of
+// depthwise_rows.cpp. Other channels_last shapes: OpenMP over output rows, each pixel's C
+// channels vectorised. Backward (NCHW) outside the blocked shapes: OpenMP over input channels;
+// each task loops over the images in order, so the weight and bias gradients sum in a fixed order
+// (lanes ow % 16, then lanes 0..15), and grad_input of a plane is scattered into a padded buffer
+// owned by the task. Every backward is deterministic, without atomics, for any thread count.
 #include <algorithm>
 #include <cstring>
 #include <vector>
