@@ -1,5 +1,5 @@
-// CPU depthwise convolution. float32, m = 1, 3x3 / 5x5 at stride 1 or 2 (dilation 1), both
-// memory formats: register-blocked channels_last kernels (blocks of pixels x 16 channels) - for
+// CPU depthwise convolution. m = 1, 3x3 / 5x5 at stride 1 or 2 (dilation 1), channels_last, or
+// NCHW in float32: register-blocked channels_last kernels (blocks of pixels x 16 channels) - for
 // NCHW over tasks (image, block of 16 channels) transposed into padded channels_last pixels and
 // back, the backward too; for channels_last over output rows, read in place. Other NCHW shapes
 // (and float64): OpenMP over (image, input channel) planes, each copied once into a zero-padded
