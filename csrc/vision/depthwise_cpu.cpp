@@ -210,13 +210,15 @@ void block_weights(const T* w, const T* bias, int64_t KK, int64_t c0, int64_t la
     }
 }
 
-// OH x OW output pixels from the zero-padded pixels xp (row pitch Wp)
+// OH x OW output pixels from the zero-padded pixels xp (row pitch Wp; every tap inside)
 template <class T>
 void block_conv(const T* xp, int64_t Wp, int64_t K, int64_t S, int64_t OH, int64_t OW, const T* wb, const T* bias,
                 T* op, std::vector<const T*>& rows) {
+  static const T zero[kLanes] = {};
   for (int64_t oh = 0; oh < OH; ++oh) {
     for (int64_t kh = 0; kh < K; ++kh) rows[size_t(kh)] = xp + (oh * S + kh) * Wp * kLanes;
-    depthwise_kernels<T>().forward_rows_nhwc(rows.data(), xp, K, S, 0, Wp, OW, wb, bias, kLanes, op + oh * OW * kLanes);
+    depthwise_kernels<T>().forward_rows_nhwc(rows.data(), zero, K, S, 0, Wp, OW, wb, bias, kLanes,
+                                             op + oh * OW * kLanes);
   }
 }
 

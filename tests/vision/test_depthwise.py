@@ -94,6 +94,42 @@ def test_backward_matches_reference(p):
         assert_close(b.grad, gb, "float64", scale=10)
 
 
+@st.composite
+def blocked_convs(draw):
+    """The float32 register-blocked shapes (3x3 / 5x5, stride 1 / 2, m = 1), channel counts across
+    whole and partial blocks of 16, paddings up to past K - 1 (stride 1 then scatters grad_input)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    k, stride = draw(st.sampled_from([3, 5])), draw(st.sampled_from([1, 2]))
+    padding = (draw(st.integers(0, k)), draw(st.integers(0, k)))
+    N, C, H, W = draw(st.integers(1, 2)), draw(st.integers(1, 40)), draw(st.integers(1, 13)), draw(st.integers(1, 23))
+    assume(H + 2 * padding[0] >= k and W + 2 * padding[1] >= k)
+    return dict(x=rng.standard_normal((N, C, H, W)), w=rng.standard_normal((C, 1, k, k)),
+                b=rng.standard_normal(C) if draw(st.booleans()) else None, stride=stride, padding=padding,
+                fmt=draw(st.sampled_from(["nchw", "channels_last"])), rng=rng)
+
+
+@given(blocked_convs())
+def test_blocked_float32_forward_and_backward_match_reference(p):
+    x = torch.from_numpy(p["x"].astype(np.float32))
+    if p["fmt"] == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    w = torch.from_numpy(p["w"].astype(np.float32)).requires_grad_()
+    b = None if p["b"] is None else torch.from_numpy(p["b"].astype(np.float32)).requires_grad_()
+    out = vision.depthwise_conv2d(x, w, b, p["stride"], p["padding"])
+    x64, w64 = p["x"].astype(np.float32).astype(float), p["w"].astype(np.float32).astype(float)
+    b64 = None if p["b"] is None else p["b"].astype(np.float32).astype(float)
+    assert_close(out.detach(), ref.depthwise_conv2d(x64, w64, b64, p["stride"], p["padding"], 1), "float32",
+                 scale=10)
+    g = p["rng"].standard_normal(tuple(out.shape)).astype(np.float32)
+    out.backward(torch.from_numpy(g))
+    gx, gw, gb = ref.depthwise_conv2d_backward(g.astype(float), x64, w64, p["stride"], p["padding"], 1)
+    assert_close(x.grad, gx, "float32", scale=10)
+    assert_close(w.grad, gw, "float32", scale=100)  # sums over N * OH * OW products
+    if b is not None:
+        assert_close(b.grad, gb, "float32", scale=100)
+
+
 @pytest.mark.parametrize("k", [3, 5])
 @pytest.mark.parametrize("dilation", [1, (2, 1)])
 @pytest.mark.parametrize("hw", [(24, 37), (9, 16), (40, 40)])
