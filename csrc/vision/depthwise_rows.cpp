@@ -548,36 +548,40 @@ inline void load_transposed(const T* src, int64_t pitch, int64_t lanes, int64_t 
   transpose16<T>(r);
 }
 
+// element q of an H x W plane as the channels_last pixel (h, w) of a buffer with rows of `pitch`
+// pixels of 16 lanes, stepped element by element
+struct PixelCursor {
+  int64_t W, pitch, h = 0, w = 0;
+  int64_t offset() const { return (h * pitch + w) * kLanes; }
+  void next() {
+    if (++w == W) w = 0, ++h;
+  }
+};
+
 template <class T>
 void planes_to_pixels(const T* src, int64_t plane, int64_t lanes, int64_t H, int64_t W, T* dst, int64_t pitch) {
   typedef typename Lanes<T>::V V;
   const int64_t n = H * W;
-  int64_t q = 0, h = 0, w = 0;  // (h, w): element q of a plane
+  PixelCursor at{W, pitch};
+  int64_t q = 0;
   for (; q + kLanes <= n; q += kLanes) {
     V r[kLanes];
     load_transposed<T>(src, plane, lanes, q, r);
-    for (int i = 0; i < kLanes; ++i) {
-      store(dst + (h * pitch + w) * kLanes, r[i]);
-      if (++w == W) w = 0, ++h;
-    }
+    for (int i = 0; i < kLanes; ++i, at.next()) store(dst + at.offset(), r[i]);
   }
-  for (; q < n; ++q) {
-    for (int l = 0; l < kLanes; ++l) dst[(h * pitch + w) * kLanes + l] = l < lanes ? src[l * plane + q] : T(0);
-    if (++w == W) w = 0, ++h;
-  }
+  for (; q < n; ++q, at.next())
+    for (int l = 0; l < kLanes; ++l) dst[at.offset() + l] = l < lanes ? src[l * plane + q] : T(0);
 }
 
 template <class T>
 void pixels_to_planes(const T* src, int64_t pitch, int64_t lanes, int64_t H, int64_t W, T* dst, int64_t plane) {
   typedef typename Lanes<T>::V V;
   const int64_t n = H * W;
-  int64_t q = 0, h = 0, w = 0;  // (h, w): element q of a plane
+  PixelCursor at{W, pitch};
+  int64_t q = 0;
   for (; q + kLanes <= n; q += kLanes) {
     V r[kLanes];
-    for (int i = 0; i < kLanes; ++i) {
-      r[i] = load<V>(src + (h * pitch + w) * kLanes);
-      if (++w == W) w = 0, ++h;
-    }
+    for (int i = 0; i < kLanes; ++i, at.next()) r[i] = load<V>(src + at.offset());
     transpose16<T>(r);
     T* p = dst + q;
     for (int l = 0; l < kLanes; ++l) {
@@ -586,10 +590,8 @@ void pixels_to_planes(const T* src, int64_t pitch, int64_t lanes, int64_t H, int
       opaque(p);
     }
   }
-  for (; q < n; ++q) {
-    for (int64_t l = 0; l < lanes; ++l) dst[l * plane + q] = src[(h * pitch + w) * kLanes + l];
-    if (++w == W) w = 0, ++h;
-  }
+  for (; q < n; ++q, at.next())
+    for (int64_t l = 0; l < lanes; ++l) dst[l * plane + q] = src[at.offset() + l];
 }
 
 template <class T>
