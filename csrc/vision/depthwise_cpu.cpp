@@ -194,9 +194,11 @@ struct AlignedBuffer {
 // NCHW through the channels_last kernels, for their shapes (rows_nhwc) in float32: a task takes
 // one image's block of 16 channels (kLanes), transposed in registers into zero-padded
 // channels_last pixels, runs the register-blocked kernels and transposes the result back.
-// Channels past C in the last block are zeros and are not written back.
+// Channels past C in the last block are zeros and are not written back. Planes up to 64K padded
+// pixels (256 x 256): a task's buffers (4 MB each at most) stay near the caches; larger planes take
+// the plane kernels.
 bool blocked_nchw(const DepthwiseViews& v, const DepthwiseShape& s) {
-  return v.x.dtype == DType::float32 && rows_nhwc(v, s);
+  return v.x.dtype == DType::float32 && rows_nhwc(v, s) && (s.H + 2 * v.ph) * (s.W + 2 * v.pw) <= (int64_t(1) << 16);
 }
 
 // a block's weights as [KK][16] (lanes past `lanes` zero), flipped (tap KK - 1 - t) for the input
