@@ -201,15 +201,18 @@ bool blocked_nchw(const DepthwiseViews& v, const DepthwiseShape& s) {
   return v.x.dtype == DType::float32 && rows_nhwc(v, s) && (s.H + 2 * v.ph) * (s.W + 2 * v.pw) <= (int64_t(1) << 16);
 }
 
-// a block's weights as [KK][16] (lanes past `lanes` zero), flipped (tap KK - 1 - t) for the input
-// gradient, then its bias (zeros without one)
+// every block's weights as [KK][16] (lanes past C zero), flipped (tap KK - 1 - t) for the input
+// gradient, then its bias (zeros without one): block cb at cb * (KK + 1) * 16, built once per call
 template <class T>
-void block_weights(const T* w, const T* bias, int64_t KK, int64_t c0, int64_t lanes, bool flip, T* wb) {
-  for (int64_t t = 0; t <= KK; ++t)
-    for (int64_t l = 0; l < kLanes; ++l) {
-      const bool real = l < lanes && (t < KK || bias);
-      wb[t * kLanes + l] = !real ? T(0) : t < KK ? w[(c0 + l) * KK + (flip ? KK - 1 - t : t)] : bias[c0 + l];
-    }
+std::vector<T> block_weights(const T* w, const T* bias, int64_t C, int64_t KK, bool flip) {
+  const int64_t blocks = (C + kLanes - 1) / kLanes;
+  std::vector<T> wb(size_t(blocks * (KK + 1) * kLanes), T(0));
+  for (int64_t c = 0; c < C; ++c) {
+    T* b = wb.data() + (c / kLanes) * (KK + 1) * kLanes + c % kLanes;
+    for (int64_t t = 0; t < KK; ++t) b[t * kLanes] = w[c * KK + (flip ? KK - 1 - t : t)];
+    if (bias) b[KK * kLanes] = bias[c];
+  }
+  return wb;
 }
 
 // OH x OW output pixels from the zero-padded pixels xp (row pitch Wp; every tap inside)
@@ -241,15 +244,15 @@ void forward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, T* o
   const T* bias = v.bias ? v.bias->ptr<T>() : nullptr;
   const int64_t K = v.KH, KK = K * K, HW = s.H * s.W, OHW = s.OH * s.OW;
   const int64_t Hp = s.H + 2 * v.ph, Wp = s.W + 2 * v.pw, blocks = (s.C + kLanes - 1) / kLanes;
+  const std::vector<T> weights = block_weights(w, bias, s.C, KK, false);
   parallel_for(s.N * blocks, 1, [&](int64_t t0, int64_t t1) {
-    AlignedBuffer<T> xbuf, obuf, wbuf;
+    AlignedBuffer<T> xbuf, obuf;
     T* xp = zeroed(xbuf, Hp * Wp * kLanes);
     T* op = obuf.get(OHW * kLanes);
-    T* wb = wbuf.get((KK + 1) * kLanes);
     std::vector<const T*> rows(static_cast<size_t>(K));
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / blocks, c0 = (t % blocks) * kLanes, lanes = std::min<int64_t>(kLanes, s.C - c0);
-      block_weights(w, bias, KK, c0, lanes, false, wb);
+      const T* wb = weights.data() + (t % blocks) * (KK + 1) * kLanes;
       k.planes_to_pixels(x + (n * s.C + c0) * HW, HW, lanes, s.H, s.W, xp + (v.ph * Wp + v.pw) * kLanes, Wp);
       block_conv(xp, Wp, K, v.sh, s.OH, s.OW, wb, bias ? wb + KK * kLanes : nullptr, op, rows);
       k.pixels_to_planes(op, s.OW, lanes, s.OH, s.OW, out + (n * s.C + c0) * OHW, OHW);
@@ -275,24 +278,24 @@ void backward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, con
   const bool weights = gw || gb;
   const int64_t part_size = (KK + 1) * kLanes;
   std::vector<T> part(size_t(weights ? s.N * blocks * part_size : 0), T(0));
+  // grad_input's weights: flipped for the gather, as they are for the scatter
+  const std::vector<T> wgx = gx ? block_weights(w, static_cast<const T*>(nullptr), s.C, KK, gather) : std::vector<T>();
   parallel_for(s.N * blocks, 1, [&](int64_t t0, int64_t t1) {
-    AlignedBuffer<T> xbuf, gbuf, obuf, wbuf;
+    AlignedBuffer<T> xbuf, gbuf, obuf;
     T* xp = weights ? zeroed(xbuf, Hp * Wp * kLanes) : nullptr;
     T* gp = zeroed(gbuf, Gh * Gw * kLanes);
     T* op = gx ? obuf.get((gather ? HW : Hp * Wp) * kLanes) : nullptr;  // grad_input pixels (scatter: padded)
-    T* wb = wbuf.get((KK + 1) * kLanes);
     std::vector<const T*> rows(static_cast<size_t>(K));
     std::vector<T*> out_rows(static_cast<size_t>(K));
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / blocks, c0 = (t % blocks) * kLanes, lanes = std::min<int64_t>(kLanes, s.C - c0);
       T* gi = gp + (qh * Gw + qw) * kLanes;  // grad_out pixel (0, 0)
       k.planes_to_pixels(g + (n * s.C + c0) * OHW, OHW, lanes, s.OH, s.OW, gi, Gw);
+      const T* wb = gx ? wgx.data() + (t % blocks) * (KK + 1) * kLanes : nullptr;
       if (gx && gather) {
-        block_weights(w, static_cast<const T*>(nullptr), KK, c0, lanes, true, wb);
         block_conv(gp, Gw, K, 1, s.H, s.W, wb, static_cast<const T*>(nullptr), op, rows);
         k.pixels_to_planes(op, s.W, lanes, s.H, s.W, gx + (n * s.C + c0) * HW, HW);
       } else if (gx) {
-        block_weights(w, static_cast<const T*>(nullptr), KK, c0, lanes, false, wb);
         std::fill(op, op + Hp * Wp * kLanes, T(0));
         for (int64_t oh = 0; oh < s.OH; ++oh) {
           for (int64_t kh = 0; kh < K; ++kh) out_rows[size_t(kh)] = op + (oh * S + kh) * Wp * kLanes;
