@@ -14,6 +14,24 @@ using namespace ::nimbleops::NIMBLEOPS_ISA_NS::vec;
 
 enum Mode { kGeneric = 0, kStride1 = 1, kSplit2 = 2 };
 
+// The level's vector registers: how many, and how many values of T one holds. The data layouts
+// keep blocks of kLanes (16) channels or outputs at every level; the register-blocked kernels
+// below work on a block in pieces of at most reg_lanes<T> lanes and size their blocks to the
+// register count, so that their accumulators stay in registers (at AVX2, a 16-lane float vector
+// is two of the 16 ymm registers: kernels sized for AVX-512's 32 zmm spilled on every
+// multiply-add). A lane's sums are the same whatever the piece it is computed in.
+#if defined(__AVX512F__)
+constexpr int kRegisters = 32, kRegisterBytes = 64;
+#elif defined(__AVX__)
+constexpr int kRegisters = 16, kRegisterBytes = 32;
+#else
+constexpr int kRegisters = 16, kRegisterBytes = 16;
+#endif
+template <class T>
+constexpr int reg_lanes() {
+  return kRegisterBytes / int(sizeof(T)) < kLanes ? kRegisterBytes / int(sizeof(T)) : kLanes;
+}
+
 // kLanes values as one GCC vector (a zmm on AVX-512, two ymm on AVX2, four xmm on SSE2 for float)
 template <class T>
 struct Lanes {
@@ -220,19 +238,14 @@ struct Width {  // a channel count as a type (this unit keeps away from std:: te
 };
 
 // f(Width<L>{}, c) over the channels [c0, c1): blocks of kLanes, then one of 8, one of 4, then
-// single channels (the channels_last kernels' tails)
-template <class F>
+// single channels (the channels_last kernels' tails); no block wider than Max lanes
+template <int Max = kLanes, class F>
 inline void over_channels(int64_t c0, int64_t c1, F&& f) {
   int64_t c = c0;
-  for (; c + kLanes <= c1; c += kLanes) f(Width<kLanes>{}, c);
-  if (c + 8 <= c1) {
-    f(Width<8>{}, c);
-    c += 8;
-  }
-  if (c + 4 <= c1) {
-    f(Width<4>{}, c);
-    c += 4;
-  }
+  if (Max >= 16)
+    for (; c + 16 <= c1; c += 16) f(Width<(Max >= 16 ? 16 : 1)>{}, c);
+  for (; Max >= 8 && c + 8 <= c1; c += 8) f(Width<(Max >= 8 ? 8 : 1)>{}, c);
+  for (; c + 4 <= c1; c += 4) f(Width<4>{}, c);
   for (; c < c1; ++c) f(Width<1>{}, c);
 }
 
@@ -353,7 +366,7 @@ inline void rows_pixels_nhwc(const T* const* rows, const T* zero, int64_t q0, in
         const int64_t col = u0 + u;
         src[kh * U + u] = (rows[kh] && col >= 0 && col < W) ? rows[kh] + col * C : zero;
       }
-  over_channels(0, C, [&](auto lanes, int64_t c) {
+  over_channels<reg_lanes<T>()>(0, C, [&](auto lanes, int64_t c) {
     constexpr int L = decltype(lanes)::value;
     if (inside)
       rows_block_nhwc<K, S, L, P, false>(src, rows, u0, w, bias, C, c, out + q0 * C);
@@ -380,11 +393,22 @@ void rows_nhwc_by(const T* const* rows, const T* zero, int64_t pw, int64_t W, in
   if (q < n) rows_pixels_nhwc<K, S, 1>(rows, zero, q, pw, W, w, bias, C, out);
 }
 
+// Output pixels per register block of rows_block_nhwc at stride S (K x K taps), and the wider
+// block taken where it tiles a row better (a 10 or 20 pixel row at stride 1: one block of 10
+// instead of 8 + 2); both keep a tap row's (P - 1) * S + K inputs, the P accumulators and a
+// weight in the level's registers (32: 8 / 6 pixels, wide 10 / 8; 16: at most 15 registers).
+constexpr int nhwc_block_pixels(int K, int S) {
+  return kRegisters >= 32 ? (S == 1 ? 8 : 6) : (S == 1 ? (K == 3 ? 6 : 5) : (K == 3 ? 4 : 3));
+}
+constexpr int nhwc_wide_block_pixels(int K, int S) {
+  return kRegisters >= 32 ? (S == 1 ? 10 : 8) : nhwc_block_pixels(K, S);
+}
+
 // blocks of the wide width Pw pixels where they tile the row, else of P
 template <int K, int S, class T>
 void rows_nhwc(const T* const* rows, const T* zero, int64_t pw, int64_t W, int64_t n, const T* w, const T* bias, int64_t C,
                T* out) {
-  constexpr int P = nhwc_block_pixels(S), Pw = nhwc_wide_block_pixels(S);
+  constexpr int P = nhwc_block_pixels(K, S), Pw = nhwc_wide_block_pixels(K, S);
   if (n % Pw == 0 || (n % P != 0 && n % Pw < n % P)) return rows_nhwc_by<K, S, Pw>(rows, zero, pw, W, n, w, bias, C, out);
   rows_nhwc_by<K, S, P>(rows, zero, pw, W, n, w, bias, C, out);
 }

@@ -12,11 +12,6 @@ namespace nimbleops {
 namespace vision {
 
 constexpr int kLanes = 16;  // outputs per vector step; partial sums of the weight gradient per tap
-// channels_last: output pixels per register block at stride S, and the wider block taken where it
-// tiles a row better (a 10 or 20 pixel row at stride 1: one block of 10 instead of 8 + 2); both
-// keep a tap row's inputs, the accumulators and a weight in the 32 vector registers
-constexpr int nhwc_block_pixels(int64_t S) { return S == 1 ? 8 : 6; }
-constexpr int nhwc_wide_block_pixels(int64_t S) { return S == 1 ? 10 : 8; }
 
 // Stride 2 both ways, dilation 1, 3x3 or 5x5: the padded plane is split into four quadrants by
 // row and column parity (quad[2 * (r % 2) + (q % 2)], element (r / 2, q / 2)), so that every tap
