@@ -526,30 +526,31 @@ __attribute__((optimize("no-tree-loop-distribute-patterns"))) void copy_rows(con
   }
 }
 
-// a 16 x 16 block transposed in registers: four rounds swapping the off-diagonal b x b blocks of
-// every 2b x 2b block (rows i and i + b: lanes with bit b of row i <-> lanes without it of row i + b)
-template <class T, int b>
-inline void transpose_round(typename Lanes<T>::V* r) {
-  typedef typename Lanes<T>::M M;
+// an RL x RL block (RL vectors of RL lanes) transposed in registers: rounds swapping the
+// off-diagonal b x b blocks of every 2b x 2b block, b = RL / 2 ... 1 (rows i and i + b: lanes with
+// bit b of row i <-> lanes without it of row i + b)
+template <class T, int RL, int b>
+inline void transpose_round(typename Vec<T, RL>::type* r) {
+  typedef typename Mask<T, RL>::type M;
   M lo, hi;
-  for (int l = 0; l < kLanes; ++l) {
-    lo[l] = (l & b) ? kLanes + l - b : l;
-    hi[l] = (l & b) ? kLanes + l : l + b;
+  for (int l = 0; l < RL; ++l) {
+    lo[l] = (l & b) ? RL + l - b : l;
+    hi[l] = (l & b) ? RL + l : l + b;
   }
-  for (int i = 0; i < kLanes; ++i)
+  for (int i = 0; i < RL; ++i)
     if (!(i & b)) {
-      const typename Lanes<T>::V a = r[i], c = r[i + b];
+      const typename Vec<T, RL>::type a = r[i], c = r[i + b];
       r[i] = __builtin_shuffle(a, c, lo);
       r[i + b] = __builtin_shuffle(a, c, hi);
     }
 }
 
-template <class T>
-inline void transpose16(typename Lanes<T>::V* r) {
-  transpose_round<T, 8>(r);
-  transpose_round<T, 4>(r);
-  transpose_round<T, 2>(r);
-  transpose_round<T, 1>(r);
+template <class T, int RL>
+inline void transpose_square(typename Vec<T, RL>::type* r) {
+  if constexpr (RL >= 16) transpose_round<T, RL, (RL >= 16 ? 8 : 1)>(r);
+  if constexpr (RL >= 8) transpose_round<T, RL, (RL >= 8 ? 4 : 1)>(r);
+  if constexpr (RL >= 4) transpose_round<T, RL, (RL >= 4 ? 2 : 1)>(r);
+  if constexpr (RL >= 2) transpose_round<T, RL, 1>(r);
 }
 
 // p as a value the compiler cannot see through: a pointer stepped by a runtime pitch stays one
@@ -557,19 +558,6 @@ inline void transpose16(typename Lanes<T>::V* r) {
 template <class P>
 inline void opaque(P*& p) {
   asm("" : "+r"(p));
-}
-
-// 16 rows of src (l < lanes, zeros for the others) at element q, transposed
-template <class T>
-inline void load_transposed(const T* src, int64_t pitch, int64_t lanes, int64_t q, typename Lanes<T>::V* r) {
-  typedef typename Lanes<T>::V V;
-  const T* p = src + q;
-  for (int l = 0; l < kLanes; ++l) {
-    r[l] = (lanes == kLanes || l < lanes) ? load<V>(p) : V{};
-    p += pitch;
-    opaque(p);
-  }
-  transpose16<T>(r);
 }
 
 // element q of an H x W plane as the channels_last pixel (h, w) of a buffer with rows of `pitch`
@@ -582,16 +570,33 @@ struct PixelCursor {
   }
 };
 
+// The transposes move 16 x 16 tiles (16 planes x 16 elements <-> 16 pixels x 16 lanes) as
+// (16 / RL)^2 register transposes of RL x RL, RL = one register's lanes (AVX-512 float: the whole
+// tile; AVX2 float: four 8 x 8), so that a tile piece stays in the registers.
 template <class T>
 void planes_to_pixels(const T* src, int64_t plane, int64_t lanes, int64_t H, int64_t W, T* dst, int64_t pitch) {
-  typedef typename Lanes<T>::V V;
+  constexpr int RL = reg_lanes<T>();
+  typedef typename Vec<T, RL>::type V;
   const int64_t n = H * W;
   PixelCursor at{W, pitch};
   int64_t q = 0;
   for (; q + kLanes <= n; q += kLanes) {
-    V r[kLanes];
-    load_transposed<T>(src, plane, lanes, q, r);
-    for (int i = 0; i < kLanes; ++i, at.next()) store(dst + at.offset(), r[i]);
+    int64_t off[kLanes];
+    for (int i = 0; i < kLanes; ++i, at.next()) off[i] = at.offset();
+    for (int lb = 0; lb < kLanes; lb += RL) {
+      const int64_t rows = lanes - lb;  // planes of this piece that exist (the others read as zeros)
+      for (int pb = 0; pb < kLanes; pb += RL) {
+        V r[RL];
+        const T* p = src + lb * plane + q + pb;
+        for (int l = 0; l < RL; ++l) {
+          r[l] = (lanes == kLanes || l < rows) ? load<V>(p) : V{};
+          p += plane;
+          opaque(p);
+        }
+        transpose_square<T, RL>(r);
+        for (int j = 0; j < RL; ++j) store(dst + off[pb + j] + lb, r[j]);
+      }
+    }
   }
   for (; q < n; ++q, at.next())
     for (int l = 0; l < kLanes; ++l) dst[at.offset() + l] = l < lanes ? src[l * plane + q] : T(0);
@@ -599,19 +604,27 @@ void planes_to_pixels(const T* src, int64_t plane, int64_t lanes, int64_t H, int
 
 template <class T>
 void pixels_to_planes(const T* src, int64_t pitch, int64_t lanes, int64_t H, int64_t W, T* dst, int64_t plane) {
-  typedef typename Lanes<T>::V V;
+  constexpr int RL = reg_lanes<T>();
+  typedef typename Vec<T, RL>::type V;
   const int64_t n = H * W;
   PixelCursor at{W, pitch};
   int64_t q = 0;
   for (; q + kLanes <= n; q += kLanes) {
-    V r[kLanes];
-    for (int i = 0; i < kLanes; ++i, at.next()) r[i] = load<V>(src + at.offset());
-    transpose16<T>(r);
-    T* p = dst + q;
-    for (int l = 0; l < kLanes; ++l) {
-      if (lanes == kLanes || l < lanes) store(p, r[l]);
-      p += plane;
-      opaque(p);
+    int64_t off[kLanes];
+    for (int i = 0; i < kLanes; ++i, at.next()) off[i] = at.offset();
+    for (int lb = 0; lb < kLanes && lb < lanes; lb += RL) {
+      const int64_t rows = lanes - lb;  // planes of this piece to write
+      for (int pb = 0; pb < kLanes; pb += RL) {
+        V r[RL];
+        for (int j = 0; j < RL; ++j) r[j] = load<V>(src + off[pb + j] + lb);
+        transpose_square<T, RL>(r);
+        T* p = dst + lb * plane + q + pb;
+        for (int l = 0; l < RL; ++l) {
+          if (lanes == kLanes || l < rows) store(p, r[l]);
+          p += plane;
+          opaque(p);
+        }
+      }
     }
   }
   for (; q < n; ++q, at.next())
