@@ -424,29 +424,57 @@ void forward_rows_nhwc(const T* const* rows, const T* zero, int64_t K, int64_t S
 
 // the weight gradient of a block of 16 channels from zero-padded channels_last pixels: for the
 // output pixels (oh, ow) in order, part[t * 16 + l] += g * x at tap t = kh * K + kw, and the bias
-// part[K * K * 16 + l] += g. The K * K + 1 sums stay in registers over the whole plane.
-template <int K, int S, class T>
-__attribute__((noinline)) void weight_plane_nhwc(const T* x, int64_t pitch, const T* g, int64_t gpitch, int64_t OH,
-                                                 int64_t OW, T* part) {
-  typedef typename Lanes<T>::V V;
-  V acc[K * K + 1];
+// part[K * K * 16 + l] += g. Computed in pieces of RL lanes (from lane lb) and GR tap rows (from
+// kh0; the bias with the first rows) whose sums stay in registers over the whole plane: each sum
+// runs over the pixels in the same order whatever the piece.
+template <int K, int S, int RL, int KH0, int GR, class T>
+__attribute__((noinline)) void weight_piece_nhwc(const T* x, int64_t pitch, const T* g, int64_t gpitch, int64_t OH,
+                                                 int64_t OW, int lb, T* part) {
+  typedef typename Vec<T, RL>::type V;
+  constexpr bool Bias = KH0 == 0;
+  constexpr int N = GR * K + (Bias ? 1 : 0);
+  V acc[N];
 #pragma GCC unroll 26
-  for (int t = 0; t <= K * K; ++t) acc[t] = load<V>(part + t * kLanes);
+  for (int t = 0; t < GR * K; ++t) acc[t] = load<V>(part + (KH0 * K + t) * kLanes + lb);
+  if (Bias) acc[N - 1] = load<V>(part + K * K * kLanes + lb);
   for (int64_t oh = 0; oh < OH; ++oh) {
-    const T* xr = x + oh * S * pitch * kLanes;
-    const T* gr = g + oh * gpitch * kLanes;
+    const T* xr = x + (oh * S + KH0) * pitch * kLanes + lb;
+    const T* gr = g + oh * gpitch * kLanes + lb;
     for (int64_t ow = 0; ow < OW; ++ow) {
       const V gv = load<V>(gr + ow * kLanes);
       const T* xp = xr + ow * S * kLanes;
 #pragma GCC unroll 5
-      for (int kh = 0; kh < K; ++kh)
+      for (int kh = 0; kh < GR; ++kh)
 #pragma GCC unroll 5
-        for (int kw = 0; kw < K; ++kw) acc[kh * K + kw] += gv * load<V>(xp + (kh * pitch + kw) * kLanes);
-      acc[K * K] += gv;
+        for (int kw = 0; kw < K; ++kw) {
+          acc[kh * K + kw] += gv * load<V>(xp + (kh * pitch + kw) * kLanes);
+          // 16 registers: each input straight into its multiply-add (hoisted, the loads spilled
+          // the sums)
+          if (kRegisters < 32) asm volatile("" ::: "memory");
+        }
+      if (Bias) acc[N - 1] += gv;
     }
   }
 #pragma GCC unroll 26
-  for (int t = 0; t <= K * K; ++t) store(part + t * kLanes, acc[t]);
+  for (int t = 0; t < GR * K; ++t) store(part + (KH0 * K + t) * kLanes + lb, acc[t]);
+  if (Bias) store(part + K * K * kLanes + lb, acc[N - 1]);
+}
+
+// the tap rows from KH0 on, in groups whose K sums a row (and the bias, g and one input) fit the
+// registers (32: every row at once; 16: two rows of 5 taps, three of 3)
+template <int K, int S, int RL, int KH0, class T>
+inline void weight_rows_nhwc(const T* x, int64_t pitch, const T* g, int64_t gpitch, int64_t OH, int64_t OW, int lb,
+                             T* part) {
+  constexpr int G = (kRegisters - 4) / K < 1 ? 1 : (kRegisters - 4) / K;
+  constexpr int GR = G < K - KH0 ? G : K - KH0;
+  weight_piece_nhwc<K, S, RL, KH0, GR>(x, pitch, g, gpitch, OH, OW, lb, part);
+  if constexpr (KH0 + GR < K) weight_rows_nhwc<K, S, RL, KH0 + GR>(x, pitch, g, gpitch, OH, OW, lb, part);
+}
+
+template <int K, int S, class T>
+void weight_plane_nhwc(const T* x, int64_t pitch, const T* g, int64_t gpitch, int64_t OH, int64_t OW, T* part) {
+  constexpr int RL = reg_lanes<T>();
+  for (int lb = 0; lb < kLanes; lb += RL) weight_rows_nhwc<K, S, RL, 0>(x, pitch, g, gpitch, OH, OW, lb, part);
 }
 
 template <class T>
@@ -458,25 +486,26 @@ void weight_nhwc(const T* x, int64_t pitch, const T* g, int64_t gpitch, int64_t 
   weight_plane_nhwc<5, 2>(x, pitch, g, gpitch, OH, OW, part);
 }
 
-// the input gradient of P output pixels of one row (g: their 16-channel gradients) scattered into
-// K zero-padded channels_last rows: rows[kh][(q * S + kw) * 16 + l] += w[(kh * K + kw) * 16 + l] *
-// g[q][l], tap row by tap row, kw by kw, pixel by pixel (the row's (P - 1) * S + K sums in registers)
-template <int K, int S, int P, class T>
-__attribute__((noinline)) void input_block_nhwc(const T* g, const T* w, T* const* rows, int64_t q0) {
-  typedef typename Lanes<T>::V V;
+// the input gradient of P output pixels of one row (g: their 16-channel gradients; the RL lanes
+// from lb) scattered into K zero-padded channels_last rows: rows[kh][(q * S + kw) * 16 + l] +=
+// w[(kh * K + kw) * 16 + l] * g[q][l], tap row by tap row, kw by kw, pixel by pixel (the row's
+// (P - 1) * S + K sums in registers)
+template <int K, int S, int P, int RL, class T>
+__attribute__((noinline)) void input_block_nhwc(const T* g, const T* w, T* const* rows, int64_t q0, int lb) {
+  typedef typename Vec<T, RL>::type V;
   constexpr int U = (P - 1) * S + K;
   V gv[P];
 #pragma GCC unroll 8
-  for (int q = 0; q < P; ++q) gv[q] = load<V>(g + (q0 + q) * kLanes);
+  for (int q = 0; q < P; ++q) gv[q] = load<V>(g + (q0 + q) * kLanes + lb);
 #pragma GCC unroll 5
   for (int kh = 0; kh < K; ++kh) {
-    T* row = rows[kh] + q0 * S * kLanes;
+    T* row = rows[kh] + q0 * S * kLanes + lb;
     V acc[U];
 #pragma GCC unroll 24
     for (int u = 0; u < U; ++u) acc[u] = load<V>(row + u * kLanes);
 #pragma GCC unroll 5
     for (int kw = 0; kw < K; ++kw) {
-      const V wk = load<V>(w + (kh * K + kw) * kLanes);
+      const V wk = load<V>(w + (kh * K + kw) * kLanes + lb);
 #pragma GCC unroll 8
       for (int q = 0; q < P; ++q) acc[q * S + kw] += wk * gv[q];
     }
@@ -486,11 +515,16 @@ __attribute__((noinline)) void input_block_nhwc(const T* g, const T* w, T* const
   }
 }
 
+// blocks of P pixels (32 registers: 8; 16: as many as the forward's blocks), then single pixels;
+// lanes in pieces of one register
 template <int K, int S, class T>
 void input_row_nhwc_k(const T* g, int64_t OW, const T* w, T* const* rows) {
-  int64_t q = 0;
-  for (; q + 8 <= OW; q += 8) input_block_nhwc<K, S, 8>(g, w, rows, q);
-  for (; q < OW; ++q) input_block_nhwc<K, S, 1>(g, w, rows, q);
+  constexpr int RL = reg_lanes<T>(), P = kRegisters >= 32 ? 8 : nhwc_block_pixels(K, S);
+  for (int lb = 0; lb < kLanes; lb += RL) {
+    int64_t q = 0;
+    for (; q + P <= OW; q += P) input_block_nhwc<K, S, P, RL>(g, w, rows, q, lb);
+    for (; q < OW; ++q) input_block_nhwc<K, S, 1, RL>(g, w, rows, q, lb);
+  }
 }
 
 template <class T>
