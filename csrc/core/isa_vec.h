@@ -36,6 +36,21 @@ struct Mask {
   typedef I type __attribute__((vector_size(L * sizeof(I))));
 };
 
+// The level's vector registers: how many, and how many values of T one holds. Register-blocked
+// kernels size their blocks by these (a kernel sized for AVX-512's 32 zmm spills on every
+// multiply-add at AVX2, where a 16-lane float vector is two of the 16 ymm).
+#if defined(__AVX512F__)
+constexpr int kRegisters = 32, kRegisterBytes = 64;
+#elif defined(__AVX__)
+constexpr int kRegisters = 16, kRegisterBytes = 32;
+#else
+constexpr int kRegisters = 16, kRegisterBytes = 16;
+#endif
+template <class T>
+constexpr int register_lanes() {
+  return kRegisterBytes / int(sizeof(T));
+}
+
 template <class V, class T>
 inline V load(const T* p) {
   V v;

@@ -14,22 +14,13 @@ using namespace ::nimbleops::NIMBLEOPS_ISA_NS::vec;
 
 enum Mode { kGeneric = 0, kStride1 = 1, kSplit2 = 2 };
 
-// The level's vector registers: how many, and how many values of T one holds. The data layouts
-// keep blocks of kLanes (16) channels or outputs at every level; the register-blocked kernels
-// below work on a block in pieces of at most reg_lanes<T> lanes and size their blocks to the
-// register count, so that their accumulators stay in registers (at AVX2, a 16-lane float vector
-// is two of the 16 ymm registers: kernels sized for AVX-512's 32 zmm spilled on every
-// multiply-add). A lane's sums are the same whatever the piece it is computed in.
-#if defined(__AVX512F__)
-constexpr int kRegisters = 32, kRegisterBytes = 64;
-#elif defined(__AVX__)
-constexpr int kRegisters = 16, kRegisterBytes = 32;
-#else
-constexpr int kRegisters = 16, kRegisterBytes = 16;
-#endif
+// The data layouts keep blocks of kLanes (16) channels or outputs at every level; the
+// register-blocked kernels below work on a block in pieces of at most reg_lanes<T> lanes and size
+// their blocks to the level's register count (core/isa_vec.h), so that their sums stay in
+// registers. A lane's sums are the same whatever the piece it is computed in.
 template <class T>
 constexpr int reg_lanes() {
-  return kRegisterBytes / int(sizeof(T)) < kLanes ? kRegisterBytes / int(sizeof(T)) : kLanes;
+  return register_lanes<T>() < kLanes ? register_lanes<T>() : kLanes;
 }
 
 // kLanes values as one GCC vector (a zmm on AVX-512, two ymm on AVX2, four xmm on SSE2 for float)

@@ -10,85 +10,123 @@ namespace {
 
 using namespace ::nimbleops::NIMBLEOPS_ISA_NS::vec;
 
-// MR rows x kStrip columns in registers (2 vectors of 16 per row)
+// The micro-kernel's register block: MR rows x NV vectors of RL = one register's lanes; a strip's
+// kStrip columns take kStrip / (NV * RL) passes. 32 registers: the whole strip (float: 12 rows x 2
+// zmm), 16 registers: 6 rows x 2 vectors (AVX2 float: 6 x 16 columns, two passes); both leave
+// room for the NV values of B and the broadcast of A.
+template <class T>
+struct Blocking {
+  static constexpr int RL = register_lanes<T>() < kStrip ? register_lanes<T>() : kStrip;
+  static constexpr int NV = kRegisters >= 32 ? kStrip / RL : 2;
+  static constexpr int MR = kRegisters >= 32 ? 24 / NV : 6;
+};
+
+// MR rows x the columns [c0, c0 + NV * RL) of the strip in registers
 template <int MR, class T>
-inline void micro(const T* A, int64_t lda, int64_t K, const T* const* brow, T* const* crow, const T* bias, bool relu) {
-  typedef typename Vec<T, 16>::type V;
-  V acc[MR][2];
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = V{} + (bias ? bias[i] : T(0));
+inline void micro(const T* A, int64_t lda, int64_t K, const T* const* brow, T* const* crow, int64_t c0,
+                  const T* bias, bool relu) {
+  constexpr int RL = Blocking<T>::RL, NV = Blocking<T>::NV;
+  typedef typename Vec<T, RL>::type V;
+  V acc[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = V{} + (bias ? bias[i] : T(0));
   for (int64_t k = 0; k < K; ++k) {
-    const V b0 = load<V>(brow[k]), b1 = load<V>(brow[k] + 16);
+    V b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = load<V>(brow[k] + c0 + v * RL);
     for (int i = 0; i < MR; ++i) {
       const T a = A[i * lda + k];
-      acc[i][0] += a * b0;
-      acc[i][1] += a * b1;
+      for (int v = 0; v < NV; ++v) acc[i][v] += a * b[v];
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    if (relu) {
-      const V zero = V{};
-      acc[i][0] = acc[i][0] > zero ? acc[i][0] : zero;
-      acc[i][1] = acc[i][1] > zero ? acc[i][1] : zero;
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) {
+      if (relu) {
+        const V zero = V{};
+        acc[i][v] = acc[i][v] > zero ? acc[i][v] : zero;
+      }
+      store(crow[i] + c0 + v * RL, acc[i][v]);
     }
-    store(crow[i], acc[i][0]);
-    store(crow[i] + 16, acc[i][1]);
-  }
+}
+
+// rows [0, MR) of the block at every column pass
+template <int MR, class T>
+inline void micro_strip(const T* A, int64_t lda, int64_t K, const T* const* brow, T* const* crow, const T* bias,
+                        bool relu) {
+  constexpr int W = Blocking<T>::NV * Blocking<T>::RL;
+  for (int64_t c0 = 0; c0 < kStrip; c0 += W) micro<MR>(A, lda, K, brow, crow, c0, bias, relu);
 }
 
 template <class T>
 void gemm_strip(const T* A, int64_t lda, int64_t M, int64_t K, const T* const* brow, T* const* crow, const T* bias,
                 bool relu) {
-  constexpr int MR = sizeof(T) == 4 ? 12 : 6;  // 24 accumulator registers (double: two per vector)
+  constexpr int MR = Blocking<T>::MR;
   int64_t i = 0;
-  for (; i + MR <= M; i += MR) micro<MR>(A + i * lda, lda, K, brow, crow + i, bias ? bias + i : nullptr, relu);
+  for (; i + MR <= M; i += MR) micro_strip<MR>(A + i * lda, lda, K, brow, crow + i, bias ? bias + i : nullptr, relu);
   const T* a = A + i * lda;
   const T* b = bias ? bias + i : nullptr;
   if (M - i >= 6) {
-    micro<6>(a, lda, K, brow, crow + i, b, relu);
+    micro_strip<6>(a, lda, K, brow, crow + i, b, relu);
     i += 6;
     a = A + i * lda;
     b = bias ? bias + i : nullptr;
   }
   switch (M - i) {
-    case 5: micro<5>(a, lda, K, brow, crow + i, b, relu); break;
-    case 4: micro<4>(a, lda, K, brow, crow + i, b, relu); break;
-    case 3: micro<3>(a, lda, K, brow, crow + i, b, relu); break;
-    case 2: micro<2>(a, lda, K, brow, crow + i, b, relu); break;
-    case 1: micro<1>(a, lda, K, brow, crow + i, b, relu); break;
+    case 5: micro_strip<5>(a, lda, K, brow, crow + i, b, relu); break;
+    case 4: micro_strip<4>(a, lda, K, brow, crow + i, b, relu); break;
+    case 3: micro_strip<3>(a, lda, K, brow, crow + i, b, relu); break;
+    case 2: micro_strip<2>(a, lda, K, brow, crow + i, b, relu); break;
+    case 1: micro_strip<1>(a, lda, K, brow, crow + i, b, relu); break;
     default: break;
   }
 }
 
-template <int MM, int NN, class T>
-inline void nt_block(const T* const* arow, const T* const* brow, int64_t len, T* part, int64_t N) {
-  typedef typename Vec<T, 16>::type V;
+// MM x NN partials, lanes [lb, lb + RL) of each group of 16: the vector part of nt_accumulate
+template <int MM, int NN, int RL, class T>
+inline void nt_block(const T* const* arow, const T* const* brow, int64_t len, T* part, int64_t N, int lb) {
+  typedef typename Vec<T, RL>::type V;
   V acc[MM][NN];
   for (int i = 0; i < MM; ++i)
-    for (int j = 0; j < NN; ++j) acc[i][j] = load<V>(part + (i * N + j) * 16);
-  int64_t p = 0;
-  for (; p + 16 <= len; p += 16) {
+    for (int j = 0; j < NN; ++j) acc[i][j] = load<V>(part + (i * N + j) * kPartLanes + lb);
+  for (int64_t p = 0; p + kPartLanes <= len; p += kPartLanes) {
     V a[MM], b[NN];
-    for (int i = 0; i < MM; ++i) a[i] = load<V>(arow[i] + p);
-    for (int j = 0; j < NN; ++j) b[j] = load<V>(brow[j] + p);
+    for (int i = 0; i < MM; ++i) a[i] = load<V>(arow[i] + p + lb);
+    for (int j = 0; j < NN; ++j) b[j] = load<V>(brow[j] + p + lb);
     for (int i = 0; i < MM; ++i)
       for (int j = 0; j < NN; ++j) acc[i][j] += a[i] * b[j];
   }
   for (int i = 0; i < MM; ++i)
-    for (int j = 0; j < NN; ++j) store(part + (i * N + j) * 16, acc[i][j]);
-  for (int64_t l = 0; p < len; ++p, ++l)  // the tail: lane p % 16 as well
-    for (int i = 0; i < MM; ++i)
-      for (int j = 0; j < NN; ++j) part[(i * N + j) * 16 + l] += arow[i][p] * brow[j][p];
+    for (int j = 0; j < NN; ++j) store(part + (i * N + j) * kPartLanes + lb, acc[i][j]);
 }
 
+// the last len % 16 products: lane p % 16 as well
+template <class T>
+inline void nt_tail(const T* const* arow, const T* const* brow, int64_t M, int64_t N, int64_t len, T* part) {
+  for (int64_t p = len - len % kPartLanes, l = 0; p < len; ++p, ++l)
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) part[(i * N + j) * kPartLanes + l] += arow[i][p] * brow[j][p];
+}
+
+// 4 x 4 tiles: 32 registers: 16 sums of 16 lanes at once; 16 registers: 4 x 2 sums of one
+// register's lanes per pass (the a and b rows of a pass and its sums fit the registers)
 template <class T>
 void nt_accumulate(const T* const* arow, const T* const* brow, int64_t M, int64_t N, int64_t len, T* part) {
-  if (M == 4 && N == 4) return nt_block<4, 4>(arow, brow, len, part, N);
-  for (int64_t i = 0; i < M; ++i)  // edges of the tiling: one row at a time
-    for (int64_t j = 0; j < N; ++j) {
-      const T* a = arow[i];
-      const T* b = brow[j];
-      nt_block<1, 1>(&a, &b, len, part + (i * N + j) * 16, 1);
+  constexpr int RL = register_lanes<T>() < kPartLanes ? register_lanes<T>() : kPartLanes;
+  if (M == 4 && N == 4) {
+    for (int lb = 0; lb < kPartLanes; lb += RL) {
+      if (kRegisters >= 32) {
+        nt_block<4, 4, RL>(arow, brow, len, part, N, lb);
+      } else {
+        nt_block<4, 2, RL>(arow, brow, len, part, N, lb);
+        nt_block<4, 2, RL>(arow, brow + 2, len, part + 2 * kPartLanes, N, lb);
+      }
     }
+  } else {
+    for (int64_t i = 0; i < M; ++i)  // edges of the tiling: one partial at a time
+      for (int64_t j = 0; j < N; ++j)
+        for (int lb = 0; lb < kPartLanes; lb += RL)
+          nt_block<1, 1, RL>(arow + i, brow + j, len, part + (i * N + j) * kPartLanes, 1, lb);
+  }
+  nt_tail(arow, brow, M, N, len, part);
 }
 
 }  // namespace
