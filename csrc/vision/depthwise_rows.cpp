@@ -39,25 +39,28 @@ inline auto tap(const Row& a, int64_t kh, int64_t kw, int64_t ow) -> decltype(a.
   return a.plane + r + ow * a.s + kw * a.d;
 }
 
-// B vectors of outputs [ow, ow + B * kLanes), of which the first n are stored
+// B vectors of outputs [ow, ow + B * kLanes), of which the first n are stored; held as
+// B * kLanes / RL registers of RL = reg_lanes<T> lanes (a scalar times a 16-lane vector of two or
+// four registers is built through the stack by GCC)
 template <int M, int K, int B, class T>
 inline void forward_block(const DwRow<T>& a, const T* w, T bias, int64_t ow, T* out, int64_t n) {
-  typedef typename Lanes<T>::V V;
+  constexpr int RL = reg_lanes<T>(), NV = B * kLanes / RL;
+  typedef typename Vec<T, RL>::type V;
   const int64_t KH = K ? K : a.KH, KW = K ? K : a.KW;
-  V acc[B];
-  for (int b = 0; b < B; ++b) acc[b] = V{} + bias;
+  V acc[NV];
+  for (int b = 0; b < NV; ++b) acc[b] = V{} + bias;
   for (int64_t kh = 0; kh < KH; ++kh)
     for (int64_t kw = 0; kw < KW; ++kw) {
       const T wv = w[kh * KW + kw];
       const T* x = tap<M>(a, kh, kw, ow);
-      for (int b = 0; b < B; ++b) acc[b] += wv * load<V>(x + b * kLanes);
+      for (int b = 0; b < NV; ++b) acc[b] += wv * load<V>(x + b * RL);
     }
   if (n == B * kLanes) {
-    for (int b = 0; b < B; ++b) store(out + b * kLanes, acc[b]);
+    for (int b = 0; b < NV; ++b) store(out + b * RL, acc[b]);
     return;
   }
   T rest[B * kLanes];
-  for (int b = 0; b < B; ++b) store(rest + b * kLanes, acc[b]);
+  for (int b = 0; b < NV; ++b) store(rest + b * RL, acc[b]);
   for (int64_t l = 0; l < n; ++l) out[l] = rest[l];
 }
 
@@ -93,7 +96,9 @@ void forward_row_impl(const DwRow<T>& a, const T* w, T bias, T* out) {
     // row's first positions, which that row computes again to the same bits
     constexpr int R = 4;  // 4 accumulators + 25 weights fit the 32 vector registers
     const int64_t P = a.stride;
-    if (a.sh == 1 && a.dh == 1 && a.OW >= R * P + kLanes) {  // (a dilated row step keeps forward_block)
+    // (a dilated row step keeps forward_block; so do the 16-register levels, where the weights
+    // and accumulators of a 16-lane block do not fit)
+    if (kRegisters >= 32 && a.sh == 1 && a.dh == 1 && a.OW >= R * P + kLanes) {
       typedef typename Lanes<T>::V V;
       V wv[K * K];
       for (int t = 0; t < K * K; ++t) wv[t] = V{} + w[t];
@@ -111,9 +116,11 @@ void forward_row_impl(const DwRow<T>& a, const T* w, T bias, T* out) {
     }
     return;
   }
-  // whole vectors, eight or four at a time (independent FMA chains), then the last one to three
-  // together; the last vector's extra lanes read the slack and are not stored
-  for (; ow + 8 * kLanes <= a.OW; ow += 8 * kLanes) forward_block<M, K, 8>(a, w, bias, ow, out + ow, 8 * kLanes);
+  // whole vectors, B at a time (independent FMA chains: as many 16-lane sums as fit the registers
+  // with a weight and an input, at most 8), then four, then the last one to four together; the
+  // last vector's extra lanes read the slack and are not stored
+  constexpr int regs = kLanes / reg_lanes<T>(), B = 8 * regs + 2 <= kRegisters ? 8 : 4 * regs + 2 <= kRegisters ? 4 : 2;
+  for (; ow + B * kLanes <= a.OW; ow += B * kLanes) forward_block<M, K, B>(a, w, bias, ow, out + ow, B * kLanes);
   if (ow + 4 * kLanes <= a.OW) {
     forward_block<M, K, 4>(a, w, bias, ow, out + ow, 4 * kLanes);
     ow += 4 * kLanes;
@@ -125,10 +132,52 @@ void forward_row_impl(const DwRow<T>& a, const T* w, T bias, T* out) {
   if (vectors == 1) forward_block<M, K, 1>(a, w, bias, ow, out + ow, rest);
 }
 
+// lanes [lb, lb + RL) of the weight-gradient partials of tap rows [KH0, KH0 + GR) (and of the
+// bias, with the first rows), in registers over the whole row; every partial sums its products in
+// ow order whatever the piece
+template <int M, int K, int RL, int KH0, int GR, class T>
+inline void weight_row_piece(const DwRow<T>& a, const T* g, T* part, T* part_bias, int lb) {
+  typedef typename Vec<T, RL>::type V;
+  typedef typename Mask<T, RL>::type Mask;
+  constexpr bool Bias = KH0 == 0;
+  constexpr int N = GR * K + (Bias ? 1 : 0);
+  Mask lane;
+  for (int l = 0; l < RL; ++l) lane[l] = lb + l;
+  V acc[N];
+  for (int t = 0; t < GR * K; ++t) acc[t] = load<V>(part + (KH0 * K + t) * kLanes + lb);
+  if (Bias) acc[N - 1] = load<V>(part_bias + lb);
+  for (int64_t ow = 0; ow < a.OW; ow += kLanes) {
+    typedef decltype(lane[0] + 0) Index;
+    Mask use = lane < Mask{} + Index(a.OW - ow < kLanes ? a.OW - ow : kLanes);  // -1 where the lane is an output
+    if (a.valid) {
+      Mask ok;
+      for (int l = 0; l < RL; ++l) ok[l] = a.valid[ow + lb + l] ? -1 : 0;
+      use &= ok;
+    }
+    const V g_lanes = load<V>(g + ow + lb), zero = V{};
+    if (Bias) acc[N - 1] += use ? g_lanes : zero;
+    for (int kh = 0; kh < GR; ++kh)
+      for (int kw = 0; kw < K; ++kw)
+        acc[kh * K + kw] += use ? g_lanes * load<V>(tap<M>(a, KH0 + kh, kw, ow) + lb) : zero;
+  }
+  for (int t = 0; t < GR * K; ++t) store(part + (KH0 * K + t) * kLanes + lb, acc[t]);
+  if (Bias) store(part_bias + lb, acc[N - 1]);
+}
+
+// the tap rows from KH0 on, in groups whose partials fit the registers with g, the mask and an
+// input (32 registers: every row at once; 16: two rows of 5 taps, three of 3)
+template <int M, int K, int RL, int KH0, class T>
+inline void weight_row_rows(const DwRow<T>& a, const T* g, T* part, T* part_bias, int lb) {
+  constexpr int G = (kRegisters - 5) / K < 1 ? 1 : (kRegisters - 5) / K;
+  constexpr int GR = G < K - KH0 ? G : K - KH0;
+  weight_row_piece<M, K, RL, KH0, GR>(a, g, part, part_bias, lb);
+  if constexpr (KH0 + GR < K) weight_row_rows<M, K, RL, KH0 + GR>(a, g, part, part_bias, lb);
+}
+
 template <int M, int K, class T>
 void weight_row_impl(const DwRow<T>& a, const T* g, T* part, T* part_bias) {
-  const int64_t KH = K ? K : a.KH, KW = K ? K : a.KW;
-  if (M == kGeneric) {
+  if constexpr (M == kGeneric) {
+    const int64_t KH = a.KH, KW = a.KW;
     for (int64_t ow = 0; ow < a.OW; ++ow) {
       if (a.valid && !a.valid[ow]) continue;
       const int64_t l = ow % kLanes;
@@ -136,32 +185,10 @@ void weight_row_impl(const DwRow<T>& a, const T* g, T* part, T* part_bias) {
       for (int64_t kh = 0; kh < KH; ++kh)
         for (int64_t kw = 0; kw < KW; ++kw) part[(kh * KW + kw) * kLanes + l] += g[ow] * *tap<M>(a, kh, kw, ow);
     }
-    return;
+  } else {
+    constexpr int RL = reg_lanes<T>();
+    for (int lb = 0; lb < kLanes; lb += RL) weight_row_rows<M, K, RL, 0>(a, g, part, part_bias, lb);
   }
-  typedef typename Lanes<T>::V V;
-  typedef typename Lanes<T>::M Mask;
-  Mask lane;
-  for (int l = 0; l < kLanes; ++l) lane[l] = l;
-  // the K*K partial vectors and the bias partial stay in registers over the whole row
-  V acc[K * K + 1];
-  for (int t = 0; t < K * K; ++t) acc[t] = load<V>(part + t * kLanes);
-  acc[K * K] = load<V>(part_bias);
-  for (int64_t ow = 0; ow < a.OW; ow += kLanes) {
-    typedef decltype(lane[0] + 0) Index;
-    Mask use = lane < Mask{} + Index(a.OW - ow < kLanes ? a.OW - ow : kLanes);  // -1 where the lane is an output
-    if (a.valid) {
-      Mask ok;
-      for (int l = 0; l < kLanes; ++l) ok[l] = a.valid[ow + l] ? -1 : 0;
-      use &= ok;
-    }
-    const V g_lanes = load<V>(g + ow), zero = V{};
-    acc[K * K] += use ? g_lanes : zero;
-    for (int64_t kh = 0; kh < KH; ++kh)
-      for (int64_t kw = 0; kw < KW; ++kw)
-        acc[kh * KW + kw] += use ? g_lanes * load<V>(tap<M>(a, kh, kw, ow)) : zero;
-  }
-  for (int t = 0; t < K * K; ++t) store(part + t * kLanes, acc[t]);
-  store(part_bias, acc[K * K]);
 }
 
 template <int M, int K, class T>
@@ -286,7 +313,7 @@ inline void nhwc_block(const T* const* rows, int64_t KH, int64_t KW, int64_t iw0
 template <int P, class T>
 inline void nhwc_pixels(const T* const* rows, int64_t KH, int64_t KW, int64_t iw0, int64_t s, int64_t d, const T* w,
                         const T* bias, int64_t C, int64_t c0, int64_t c1, T* out) {
-  over_channels(c0, c1, [&](auto lanes, int64_t c) {
+  over_channels<reg_lanes<T>()>(c0, c1, [&](auto lanes, int64_t c) {
     nhwc_block<P, decltype(lanes)::value>(rows, KH, KW, iw0, s, d, w, bias, C, c, out);
   });
 }
@@ -658,16 +685,17 @@ void pixels_to_planes(const T* src, int64_t pitch, int64_t lanes, int64_t H, int
 
 template <class T>
 void deinterleave(const T* src, int64_t n, T* even, T* odd) {
-  typedef typename Lanes<T>::V V;
-  typedef typename Lanes<T>::M Mask;
+  constexpr int RL = reg_lanes<T>();
+  typedef typename Vec<T, RL>::type V;
+  typedef typename Mask<T, RL>::type Mask;
   Mask pick_even, pick_odd;
-  for (int l = 0; l < kLanes; ++l) {
+  for (int l = 0; l < RL; ++l) {
     pick_even[l] = 2 * l;
     pick_odd[l] = 2 * l + 1;
   }
   int64_t i = 0;
-  for (; 2 * i + 2 * kLanes <= n; i += kLanes) {
-    const V a = load<V>(src + 2 * i), b = load<V>(src + 2 * i + kLanes);
+  for (; 2 * i + 2 * RL <= n; i += RL) {
+    const V a = load<V>(src + 2 * i), b = load<V>(src + 2 * i + RL);
     store(even + i, __builtin_shuffle(a, b, pick_even));
     store(odd + i, __builtin_shuffle(a, b, pick_odd));
   }
