@@ -23,7 +23,8 @@ constexpr int reg_lanes() {
   return register_lanes<T>() < kLanes ? register_lanes<T>() : kLanes;
 }
 
-// kLanes values as one GCC vector (a zmm on AVX-512, two ymm on AVX2, four xmm on SSE2 for float)
+// kLanes values as one GCC vector (a zmm on AVX-512, two ymm on AVX2, four xmm on SSE2 for float;
+// only where such a vector fits the level's registers, or is only loaded and stored)
 template <class T>
 struct Lanes {
   typedef typename Vec<T, kLanes>::type V;

@@ -94,6 +94,7 @@ struct DepthwiseKernels {
   // the input gradient of one row of OW output pixels of a block of 16 channels (g: their
   // gradients, w: [K * K][16] weights), scattered into K zero-padded channels_last rows:
   // rows[kh][(ow * S + kw) * 16 + l] += w[(kh * K + kw) * 16 + l] * g[ow * 16 + l], in a fixed order
+  // (fixed per SIMD level: the pixel blocks are sized to the level's registers)
   void (*input_row_nhwc)(const T* g, int64_t OW, const T* w, int64_t K, int64_t S, T* const* rows);
 };
 
