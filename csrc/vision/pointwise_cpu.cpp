@@ -68,7 +68,7 @@ namespace {
 // C rows crow0[i] (a pointer per row: the shuffle); a tail strip goes through zero-padded scratch.
 template <class T>
 struct Strips {
-  std::vector<T> bpad, cpad;
+  std::vector<T> bpad, cpad, pack;
   std::vector<const T*> brow;
   std::vector<T*> crow;
 
@@ -78,10 +78,11 @@ struct Strips {
     const int64_t width = std::min<int64_t>(kStrip, HW - p0);
     brow.resize(size_t(K));
     crow.resize(size_t(M));
+    pack.resize(size_t(K * kStrip));
     if (width == kStrip) {
       for (int64_t kk = 0; kk < K; ++kk) brow[size_t(kk)] = b0 + kk * HW + p0;
       for (int64_t i = 0; i < M; ++i) crow[size_t(i)] = c0[i] + p0;
-      k.gemm_strip(A, lda, M, K, brow.data(), crow.data(), bias, relu);
+      k.gemm_strip(A, lda, M, K, brow.data(), crow.data(), bias, relu, pack.data());
       return;
     }
     bpad.assign(size_t(K * kStrip), T(0));
@@ -91,7 +92,7 @@ struct Strips {
       brow[size_t(kk)] = bpad.data() + kk * kStrip;
     }
     for (int64_t i = 0; i < M; ++i) crow[size_t(i)] = cpad.data() + i * kStrip;
-    k.gemm_strip(A, lda, M, K, brow.data(), crow.data(), bias, relu);
+    k.gemm_strip(A, lda, M, K, brow.data(), crow.data(), bias, relu, pack.data());
     for (int64_t i = 0; i < M; ++i) std::memcpy(c0[i] + p0, cpad.data() + i * kStrip, sizeof(T) * size_t(width));
   }
 };

@@ -21,21 +21,22 @@ struct Blocking {
   static constexpr int MR = kRegisters >= 32 ? 24 / NV : 6;
 };
 
-// MR rows x the columns [c0, c0 + NV * RL) of the strip in registers
+// MR rows x the NV * RL columns of one column pass in registers; b: that pass of B packed, row k
+// at b + k * NV * RL
 template <int MR, class T>
-inline void micro(const T* A, int64_t lda, int64_t K, const T* const* brow, T* const* crow, int64_t c0,
-                  const T* bias, bool relu) {
+inline void micro(const T* A, int64_t lda, int64_t K, const T* b, T* const* crow, int64_t c0, const T* bias,
+                  bool relu) {
   constexpr int RL = Blocking<T>::RL, NV = Blocking<T>::NV;
   typedef typename Vec<T, RL>::type V;
   V acc[MR][NV];
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < NV; ++v) acc[i][v] = V{} + (bias ? bias[i] : T(0));
   for (int64_t k = 0; k < K; ++k) {
-    V b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = load<V>(brow[k] + c0 + v * RL);
+    V bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = load<V>(b + k * (NV * RL) + v * RL);
     for (int i = 0; i < MR; ++i) {
       const T a = A[i * lda + k];
-      for (int v = 0; v < NV; ++v) acc[i][v] += a * b[v];
+      for (int v = 0; v < NV; ++v) acc[i][v] += a * bv[v];
     }
   }
   for (int i = 0; i < MR; ++i)
@@ -48,36 +49,42 @@ inline void micro(const T* A, int64_t lda, int64_t K, const T* const* brow, T* c
     }
 }
 
-// rows [0, MR) of the block at every column pass
-template <int MR, class T>
-inline void micro_strip(const T* A, int64_t lda, int64_t K, const T* const* brow, T* const* crow, const T* bias,
-                        bool relu) {
-  constexpr int W = Blocking<T>::NV * Blocking<T>::RL;
-  for (int64_t c0 = 0; c0 < kStrip; c0 += W) micro<MR>(A, lda, K, brow, crow, c0, bias, relu);
-}
-
+// One column pass [c0, c0 + W) of the strip: B's K rows of W columns copied contiguously into
+// pack (the row blocks then read one sequential panel instead of K rows a row pitch apart, which
+// contend for the L1 sets), then every block of MR rows, then the last M % MR rows
 template <class T>
-void gemm_strip(const T* A, int64_t lda, int64_t M, int64_t K, const T* const* brow, T* const* crow, const T* bias,
-                bool relu) {
-  constexpr int MR = Blocking<T>::MR;
+void gemm_pass(const T* A, int64_t lda, int64_t M, int64_t K, const T* const* brow, T* const* crow, int64_t c0,
+               const T* bias, bool relu, T* pack) {
+  constexpr int W = Blocking<T>::NV * Blocking<T>::RL, MR = Blocking<T>::MR;
+  typedef typename Vec<T, Blocking<T>::RL>::type V;
+  for (int64_t k = 0; k < K; ++k)
+    for (int v = 0; v < Blocking<T>::NV; ++v)
+      store(pack + k * W + v * Blocking<T>::RL, load<V>(brow[k] + c0 + v * Blocking<T>::RL));
   int64_t i = 0;
-  for (; i + MR <= M; i += MR) micro_strip<MR>(A + i * lda, lda, K, brow, crow + i, bias ? bias + i : nullptr, relu);
+  for (; i + MR <= M; i += MR) micro<MR>(A + i * lda, lda, K, pack, crow + i, c0, bias ? bias + i : nullptr, relu);
   const T* a = A + i * lda;
   const T* b = bias ? bias + i : nullptr;
   if (M - i >= 6) {
-    micro_strip<6>(a, lda, K, brow, crow + i, b, relu);
+    micro<6>(a, lda, K, pack, crow + i, c0, b, relu);
     i += 6;
     a = A + i * lda;
     b = bias ? bias + i : nullptr;
   }
   switch (M - i) {
-    case 5: micro_strip<5>(a, lda, K, brow, crow + i, b, relu); break;
-    case 4: micro_strip<4>(a, lda, K, brow, crow + i, b, relu); break;
-    case 3: micro_strip<3>(a, lda, K, brow, crow + i, b, relu); break;
-    case 2: micro_strip<2>(a, lda, K, brow, crow + i, b, relu); break;
-    case 1: micro_strip<1>(a, lda, K, brow, crow + i, b, relu); break;
+    case 5: micro<5>(a, lda, K, pack, crow + i, c0, b, relu); break;
+    case 4: micro<4>(a, lda, K, pack, crow + i, c0, b, relu); break;
+    case 3: micro<3>(a, lda, K, pack, crow + i, c0, b, relu); break;
+    case 2: micro<2>(a, lda, K, pack, crow + i, c0, b, relu); break;
+    case 1: micro<1>(a, lda, K, pack, crow + i, c0, b, relu); break;
     default: break;
   }
+}
+
+template <class T>
+void gemm_strip(const T* A, int64_t lda, int64_t M, int64_t K, const T* const* brow, T* const* crow, const T* bias,
+                bool relu, T* pack) {
+  constexpr int W = Blocking<T>::NV * Blocking<T>::RL;
+  for (int64_t c0 = 0; c0 < kStrip; c0 += W) gemm_pass(A, lda, M, K, brow, crow, c0, bias, relu, pack);
 }
 
 // MM x NN partials, lanes [lb, lb + RL) of each group of 16: the vector part of nt_accumulate

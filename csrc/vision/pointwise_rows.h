@@ -16,9 +16,10 @@ template <class T>
 struct PointwiseKernels {
   // C[i][c] = act(bias[i] + sum_{k < K} A[i * lda + k] * B[k][c]) for i < M, c < kStrip, where
   // B[k] = brow[k] (kStrip readable elements each) and C[i] = crow[i] (kStrip writable elements);
-  // bias may be null; relu: max(., 0)
+  // bias may be null; relu: max(., 0); pack: scratch of K * kStrip elements (B is copied there
+  // contiguously, a column pass at a time, before the row blocks read it)
   void (*gemm_strip)(const T* A, int64_t lda, int64_t M, int64_t K, const T* const* brow, T* const* crow,
-                     const T* bias, bool relu);
+                     const T* bias, bool relu, T* pack);
   // part[(i * N + j) * 16 + p % 16] += a_i[p] * b_j[p] for p < len, i < M <= 4, j < N <= 4
   void (*nt_accumulate)(const T* const* arow, const T* const* brow, int64_t M, int64_t N, int64_t len, T* part);
 };
