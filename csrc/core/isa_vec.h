@@ -46,9 +46,10 @@ constexpr int kRegisters = 16, kRegisterBytes = 32;
 #else
 constexpr int kRegisters = 16, kRegisterBytes = 16;
 #endif
-template <class T>
+// values of T in one register, or Max where a kernel's block is narrower than that
+template <class T, int Max = kRegisterBytes>
 constexpr int register_lanes() {
-  return kRegisterBytes / int(sizeof(T));
+  return kRegisterBytes / int(sizeof(T)) < Max ? kRegisterBytes / int(sizeof(T)) : Max;
 }
 
 template <class V, class T>

@@ -20,7 +20,7 @@ enum Mode { kGeneric = 0, kStride1 = 1, kSplit2 = 2 };
 // registers. A lane's sums are the same whatever the piece it is computed in.
 template <class T>
 constexpr int reg_lanes() {
-  return register_lanes<T>() < kLanes ? register_lanes<T>() : kLanes;
+  return register_lanes<T, kLanes>();
 }
 
 // kLanes values as one GCC vector (a zmm on AVX-512, two ymm on AVX2, four xmm on SSE2 for float;

@@ -16,7 +16,7 @@ using namespace ::nimbleops::NIMBLEOPS_ISA_NS::vec;
 // room for the NV values of B and the broadcast of A.
 template <class T>
 struct Blocking {
-  static constexpr int RL = register_lanes<T>() < kStrip ? register_lanes<T>() : kStrip;
+  static constexpr int RL = register_lanes<T, kStrip>();
   static constexpr int NV = kRegisters >= 32 ? kStrip / RL : 2;
   static constexpr int MR = kRegisters >= 32 ? 24 / NV : 6;
 };
@@ -117,7 +117,7 @@ inline void nt_tail(const T* const* arow, const T* const* brow, int64_t M, int64
 // register's lanes per pass (the a and b rows of a pass and its sums fit the registers)
 template <class T>
 void nt_accumulate(const T* const* arow, const T* const* brow, int64_t M, int64_t N, int64_t len, T* part) {
-  constexpr int RL = register_lanes<T>() < kPartLanes ? register_lanes<T>() : kPartLanes;
+  constexpr int RL = register_lanes<T, kPartLanes>();
   if (M == 4 && N == 4) {
     for (int lb = 0; lb < kPartLanes; lb += RL) {
       if (kRegisters >= 32) {
