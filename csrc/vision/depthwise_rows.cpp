@@ -621,7 +621,24 @@ struct PixelCursor {
   void next() {
     if (++w == W) w = 0, ++h;
   }
+  // the offsets of the next 16 elements (one tile), stepping past them
+  void tile(int64_t* off) {
+    for (int i = 0; i < kLanes; ++i, next()) off[i] = offset();
+  }
 };
+
+// A tile touches one 64-byte stretch of each of 16 planes (p: the first plane's; the planes
+// l < lanes exist): fetched some tiles ahead, for reading (Write = 0) or writing, since 16
+// interleaved plane streams outrun the hardware prefetcher (the plane loads were the transposes'
+// hot spot)
+template <int Write, class T>
+inline void prefetch_planes(T* p, int64_t plane, int64_t lanes) {
+  for (int l = 0; l < kLanes; ++l) {
+    if (l < lanes) __builtin_prefetch(p, Write);
+    p += plane;
+    opaque(p);
+  }
+}
 
 // The transposes move 16 x 16 tiles (16 planes x 16 elements <-> 16 pixels x 16 lanes) as
 // (16 / RL)^2 register transposes of RL x RL, RL = one register's lanes (AVX-512 float: the whole
@@ -634,18 +651,9 @@ void planes_to_pixels(const T* src, int64_t plane, int64_t lanes, int64_t H, int
   PixelCursor at{W, pitch};
   int64_t q = 0;
   for (; q + kLanes <= n; q += kLanes) {
-    // a tile reads one 64-byte stretch of each of 16 planes: fetch the stretches 4 tiles ahead (16
-    // interleaved streams outrun the hardware prefetcher: the loads were the transposes' hot spot)
-    if (q + 5 * kLanes <= n) {
-      const T* p = src + q + 4 * kLanes;
-      for (int l = 0; l < kLanes; ++l) {
-        if (l < lanes) __builtin_prefetch(p);
-        p += plane;
-        opaque(p);
-      }
-    }
+    if (q + 5 * kLanes <= n) prefetch_planes<0>(src + q + 4 * kLanes, plane, lanes);
     int64_t off[kLanes];
-    for (int i = 0; i < kLanes; ++i, at.next()) off[i] = at.offset();
+    at.tile(off);
     for (int lb = 0; lb < kLanes; lb += RL) {
       const int64_t rows = lanes - lb;  // planes of this piece that exist (the others read as zeros)
       for (int pb = 0; pb < kLanes; pb += RL) {
@@ -673,16 +681,9 @@ void pixels_to_planes(const T* src, int64_t pitch, int64_t lanes, int64_t H, int
   PixelCursor at{W, pitch};
   int64_t q = 0;
   for (; q + kLanes <= n; q += kLanes) {
-    if (q + 5 * kLanes <= n) {  // the planes' stretches 4 tiles ahead, for writing (as above)
-      T* p = dst + q + 4 * kLanes;
-      for (int l = 0; l < kLanes; ++l) {
-        if (l < lanes) __builtin_prefetch(p, 1);
-        p += plane;
-        opaque(p);
-      }
-    }
+    if (q + 5 * kLanes <= n) prefetch_planes<1>(dst + q + 4 * kLanes, plane, lanes);
     int64_t off[kLanes];
-    for (int i = 0; i < kLanes; ++i, at.next()) off[i] = at.offset();
+    at.tile(off);
     for (int lb = 0; lb < kLanes && lb < lanes; lb += RL) {
       const int64_t rows = lanes - lb;  // planes of this piece to write
       for (int pb = 0; pb < kLanes; pb += RL) {
