@@ -133,6 +133,13 @@ void forward_row_impl(const DwRow<T>& a, const T* w, T bias, T* out) {
   if (vectors == 1) forward_block<M, K, 1>(a, w, bias, ow, out + ow, rest);
 }
 
+// The weight-gradient kernels keep K sums per tap row in registers: the rows of the group that
+// starts at tap row kh0, as many as fit beside `others` other registers (at least one)
+constexpr int group_tap_rows(int K, int others, int kh0) {
+  const int fit = (kRegisters - others) / K < 1 ? 1 : (kRegisters - others) / K;
+  return fit < K - kh0 ? fit : K - kh0;
+}
+
 // lanes [lb, lb + RL) of the weight-gradient partials of tap rows [KH0, KH0 + GR) (and of the
 // bias, with the first rows), in registers over the whole row; every partial sums its products in
 // ow order whatever the piece
@@ -169,8 +176,7 @@ inline void weight_row_piece(const DwRow<T>& a, const T* g, T* part, T* part_bia
 // input (32 registers: every row at once; 16: two rows of 5 taps, three of 3)
 template <int M, int K, int RL, int KH0, class T>
 inline void weight_row_rows(const DwRow<T>& a, const T* g, T* part, T* part_bias, int lb) {
-  constexpr int G = (kRegisters - 5) / K < 1 ? 1 : (kRegisters - 5) / K;
-  constexpr int GR = G < K - KH0 ? G : K - KH0;
+  constexpr int GR = group_tap_rows(K, 5, KH0);
   weight_row_piece<M, K, RL, KH0, GR>(a, g, part, part_bias, lb);
   if constexpr (KH0 + GR < K) weight_row_rows<M, K, RL, KH0 + GR>(a, g, part, part_bias, lb);
 }
@@ -484,8 +490,7 @@ __attribute__((noinline)) void weight_piece_nhwc(const T* x, int64_t pitch, cons
 template <int K, int S, int RL, int KH0, class T>
 inline void weight_rows_nhwc(const T* x, int64_t pitch, const T* g, int64_t gpitch, int64_t OH, int64_t OW, int lb,
                              T* part) {
-  constexpr int G = (kRegisters - 4) / K < 1 ? 1 : (kRegisters - 4) / K;
-  constexpr int GR = G < K - KH0 ? G : K - KH0;
+  constexpr int GR = group_tap_rows(K, 4, KH0);
   weight_piece_nhwc<K, S, RL, KH0, GR>(x, pitch, g, gpitch, OH, OW, lb, part);
   if constexpr (KH0 + GR < K) weight_rows_nhwc<K, S, RL, KH0 + GR>(x, pitch, g, gpitch, OH, OW, lb, part);
 }
