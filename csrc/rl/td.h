@@ -24,13 +24,23 @@ NIMBLEOPS_HD T row_max(const T* row, int64_t A) {
   return a > b ? a : b;
 }
 
+// The row max of Td's bootstraps: the scalar chains above (CUDA and the default); the CPU kernel
+// passes its own, vectorised one (rl/td_cpu.cpp).
+struct ScalarRowMax {
+  template <class T>
+  NIMBLEOPS_HD static T max(const T* row, int64_t A) {
+    return row_max(row, A);
+  }
+};
+
 template <TdRule R>
 struct RuleTag {
   static constexpr TdRule value = R;
 };
 
-// One batch of transitions for the rule R (a template parameter: no per-transition dispatch).
-template <class T, TdRule R>
+// One batch of transitions for the rule R (a template parameter: no per-transition dispatch);
+// RowMax::max(row, A) is the max of a row.
+template <class T, TdRule R, class RowMax = ScalarRowMax>
 struct Td {
   int64_t S, A, N;
   T* Q1;
@@ -56,7 +66,7 @@ struct Td {
       case TdRule::td0: return row[0];
       case TdRule::sarsa: return row[an[i]];
       case TdRule::q_learning:
-        return row_max(row, A);
+        return RowMax::max(row, A);
       case TdRule::expected_sarsa: {
         T sum = T(0);
         if (probs) {
@@ -65,7 +75,7 @@ struct Td {
           return sum;
         }
         for (int64_t k = 0; k < A; ++k) sum += row[k];
-        return (T(1) - epsilon) * row_max(row, A) + epsilon * (sum / T(A));
+        return (T(1) - epsilon) * RowMax::max(row, A) + epsilon * (sum / T(A));
       }
       case TdRule::double_q: {
         int64_t best = 0;
@@ -138,9 +148,9 @@ inline int64_t validate_td(const TdViews& v, const View& td_errors) {
 }
 
 // The kernel's view of a validated call
-template <class T, TdRule R>
-Td<T, R> td_args(const TdViews& v) {
-  return Td<T, R>{v.Q.shape[0], v.Q.shape[1], v.s.numel(), v.Q.ptr<T>(), v.Q2 ? v.Q2->ptr<T>() : nullptr,
+template <class T, TdRule R, class RowMax = ScalarRowMax>
+Td<T, R, RowMax> td_args(const TdViews& v) {
+  return Td<T, R, RowMax>{v.Q.shape[0], v.Q.shape[1], v.s.numel(), v.Q.ptr<T>(), v.Q2 ? v.Q2->ptr<T>() : nullptr,
                   v.s.ptr<int64_t>(), v.s_next.ptr<int64_t>(), v.a ? v.a->ptr<int64_t>() : nullptr,
                   v.a_next ? v.a_next->ptr<int64_t>() : nullptr, v.rewards.ptr<T>(), v.terminated.ptr<uint8_t>(),
                   v.alpha ? v.alpha->ptr<T>() : nullptr, v.gamma ? v.gamma->ptr<T>() : nullptr,

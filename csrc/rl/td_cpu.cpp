@@ -4,6 +4,7 @@
 // on one thread.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -16,6 +17,77 @@
 namespace nimbleops {
 namespace rl {
 namespace cpu {
+
+namespace {
+
+// The row max of the bootstraps in 16-byte vectors (the baseline ISA's width; exact, so the lanes'
+// order cannot change the result), the last vector overlapping the one before where A is not a
+// multiple of its lanes. Rows shorter than one vector: the scalar chains.
+template <class T>
+struct Vec16 {
+  typedef T type __attribute__((vector_size(16)));
+};
+struct VectorRowMax {
+  template <class T>
+  static T max(const T* row, int64_t A) {
+    constexpr int L = 16 / sizeof(T);
+    using V = typename Vec16<T>::type;
+    if (A < L) return row_max(row, A);
+    auto load = [row](int64_t k) {
+      V x;
+      std::memcpy(&x, row + k, sizeof(V));
+      return x;
+    };
+    V m = load(0);
+    int64_t k = L;
+    for (; k + L <= A; k += L) {
+      const V x = load(k);
+      m = x > m ? x : m;
+    }
+    if (k < A) {
+      const V x = load(A - L);
+      m = x > m ? x : m;
+    }
+    T best = m[0];
+    for (int j = 1; j < L; ++j) best = m[j] > best ? m[j] : best;
+    return best;
+  }
+};
+
+// One pass over transitions [i0, i1): the TD errors into out and, with Apply, each increment at
+// once (sequential mode). td is taken by value so that its fields live in registers (captured
+// by reference, GCC reloaded them from memory in every iteration). The rows are random: they are
+// fetched early. A row need not start on a cache line (numpy's large arrays start 16 bytes past
+// one), so both ends of the bootstrap row are fetched, and the updated cell itself: fetching only
+// the row starts left half the rows' second lines to demand misses (about 2x slower on a
+// 100,000 x 8 float32 table, in a standalone test). (always_inline: GCC 12 deems a lambda
+// holding only prefetches free of side effects and deletes its calls before inlining them.)
+template <bool Apply, class T, TdRule R, class M>
+void td_pass(const Td<T, R, M> td, T* out, int64_t i0, int64_t i1) {
+  const int64_t A = td.A;
+  constexpr int64_t ahead = 16;
+  auto prefetch = [&](int64_t i) __attribute__((always_inline)) {
+    const T* next_row = td.Q1 + td.sn[i] * A;
+    __builtin_prefetch(next_row);
+    __builtin_prefetch(next_row + (A - 1));
+    __builtin_prefetch(td.Q1 + td.s[i] * A + td.action(i));
+  };
+  for (int64_t i = i0; i < i1; ++i) {
+    if (i + ahead < i1) prefetch(i + ahead);
+    const T d = td.delta(i);
+    out[i] = d;
+    if (Apply) td.table(i)[td.s[i] * A + td.action(i)] += td.alpha_at(i) * d;
+  }
+}
+
+// The increments of the TD errors delta, in transition order: every cell sums them in that order.
+template <class T, TdRule R, class M>
+void apply_increments(const Td<T, R, M> td, const T* delta) {
+  const int64_t A = td.A;
+  for (int64_t i = 0; i < td.N; ++i) td.table(i)[td.s[i] * A + td.action(i)] += td.alpha_at(i) * delta[i];
+}
+
+}  // namespace
 
 void td_update(const TdViews& v, const View& td_errors) {
   NIMBLEOPS_CHECK(v.Q.device < 0, "Q: the tabular TD updates run on the CPU; got a CUDA tensor");
@@ -34,40 +106,13 @@ void td_update(const TdViews& v, const View& td_errors) {
         NIMBLEOPS_CHECK(std::isfinite(r[i]), "r: expected finite rewards, found ", r[i], " at position ", i);
     auto run = [&](auto rule) {
       constexpr TdRule R = decltype(rule)::value;
-      const Td<T, R> td = td_args<T, R>(v);
+      const auto td = td_args<T, R, VectorRowMax>(v);
       T* out = td_errors.ptr<T>();
-      // The rows are random: fetch them early. A row need not start on a cache line (numpy's
-      // large arrays start 16 bytes past one), so both ends of the bootstrap row are fetched, and
-      // the updated cell itself: fetching only the row starts left half the rows' second lines
-      // to demand misses (about 2x slower on a 100,000 x 8 float32 table, in a standalone test).
-      // (always_inline: GCC 12 deems a lambda holding only prefetches free of side effects and
-      // deletes its calls before inlining them.)
-      constexpr int64_t ahead = 16;
-      auto prefetch = [&](int64_t i) __attribute__((always_inline)) {
-        const T* next_row = td.Q1 + td.sn[i] * A;
-        __builtin_prefetch(next_row);
-        __builtin_prefetch(next_row + (A - 1));
-        __builtin_prefetch(td.Q1 + td.s[i] * A + td.action(i));
-      };
-      if (v.sequential) {
-        for (int64_t i = 0; i < N; ++i) {
-          if (i + ahead < N) prefetch(i + ahead);
-          const T d = td.delta(i);
-          out[i] = d;
-          td.table(i)[td.s[i] * A + td.action(i)] += td.alpha_at(i) * d;
-        }
-        return;
-      }
-      parallel_for(N, 4096, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i) {
-          if (i + ahead < i1) prefetch(i + ahead);
-          out[i] = td.delta(i);
-        }
-      });
-      // The increments, in transition order: every cell sums them in that order. One pass: a
-      // parallel version (rows split among threads by a stable counting sort of the transitions)
-      // measured slower on this 2-core machine.
-      for (int64_t i = 0; i < N; ++i) td.table(i)[td.s[i] * A + td.action(i)] += td.alpha_at(i) * out[i];
+      if (v.sequential) return td_pass<true>(td, out, 0, N);
+      parallel_for(N, 4096, [&](int64_t i0, int64_t i1) { td_pass<false>(td, out, i0, i1); });
+      // One pass: a parallel version (rows split among threads by a stable counting sort of the
+      // transitions) measured slower on this 2-core machine.
+      apply_increments(td, out);
     };
     with_rule(v.rule, run);
   });

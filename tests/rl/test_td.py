@@ -69,6 +69,26 @@ def test_matches_reference(rule, mode, dtype, seed, S, A, N, alpha_kind):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("A", list(range(1, 20)))
+def test_bootstrap_max_at_every_row_width_and_position(dtype, A, rng):
+    """The CPU row max works in vectors (the last one overlapping where A is not a multiple of its
+    lanes): every width, with the maximum at every position, against numpy's max."""
+    S = A + 1
+    Q = rng.standard_normal((S, A)).astype(dtype)
+    for p in range(A):  # row p has its maximum at position p; row A is all equal
+        Q[p, p] = Q[p].max() + 1
+    Q[A] = -3.0
+    s_next = np.arange(S)
+    s, a = np.zeros(S, np.int64), np.zeros(S, np.int64)
+    r, terminated = np.zeros(S, dtype), np.zeros(S, bool)
+    expected = Q[s_next].max(1) - Q[0, 0]
+    for rule in ("q_learning", "expected_sarsa"):
+        d = getattr(rl, rule + "_update_")(Q.copy(), s, a, r, s_next, terminated, alpha=0.5, gamma=1.0,
+                                           mode="accumulate", **({"epsilon": 0.0} if rule == "expected_sarsa" else {}))
+        np.testing.assert_array_equal(d, expected)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_accumulate_is_numpy_add_at_to_the_bit(dtype, rng):
     S, A, N = 50, 4, 5000
     b = batch(rng, S, A, N, dtype)
