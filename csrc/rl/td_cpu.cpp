@@ -20,13 +20,13 @@ namespace cpu {
 
 namespace {
 
+template <class T>
+struct Vec16 {  // 16 bytes of T as one GCC vector
+  typedef T type __attribute__((vector_size(16)));
+};
 // The row max of the bootstraps in 16-byte vectors (the baseline ISA's width; exact, so the lanes'
 // order cannot change the result), the last vector overlapping the one before where A is not a
 // multiple of its lanes. Rows shorter than one vector: the scalar chains.
-template <class T>
-struct Vec16 {
-  typedef T type __attribute__((vector_size(16)));
-};
 struct VectorRowMax {
   template <class T>
   static T max(const T* row, int64_t A) {
