@@ -88,10 +88,12 @@ struct Td {
   }
 
   NIMBLEOPS_HD int64_t action(int64_t i) const { return R == TdRule::td0 ? 0 : a[i]; }
+  // the cell transition i updates: X[s, a]
+  NIMBLEOPS_HD T& cell(int64_t i) const { return table(i)[s[i] * A + action(i)]; }
 
   NIMBLEOPS_HD T delta(int64_t i) const {
     const T target = r[i] + gamma_at(i) * (T(1) - T(term[i])) * boot(i);
-    return target - table(i)[s[i] * A + action(i)];
+    return target - cell(i);
   }
 };
 

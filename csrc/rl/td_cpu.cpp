@@ -67,24 +67,23 @@ void td_pass(const Td<T, R, M> td, T* out, int64_t i0, int64_t i1) {
   const int64_t A = td.A;
   constexpr int64_t ahead = 16;
   auto prefetch = [&](int64_t i) __attribute__((always_inline)) {
-    const T* next_row = td.Q1 + td.sn[i] * A;
+    const T* next_row = td.table(i) + td.sn[i] * A;
     __builtin_prefetch(next_row);
     __builtin_prefetch(next_row + (A - 1));
-    __builtin_prefetch(td.Q1 + td.s[i] * A + td.action(i));
+    __builtin_prefetch(&td.cell(i));
   };
   for (int64_t i = i0; i < i1; ++i) {
     if (i + ahead < i1) prefetch(i + ahead);
     const T d = td.delta(i);
     out[i] = d;
-    if (Apply) td.table(i)[td.s[i] * A + td.action(i)] += td.alpha_at(i) * d;
+    if (Apply) td.cell(i) += td.alpha_at(i) * d;
   }
 }
 
 // The increments of the TD errors delta, in transition order: every cell sums them in that order.
 template <class T, TdRule R, class M>
 void apply_increments(const Td<T, R, M> td, const T* delta) {
-  const int64_t A = td.A;
-  for (int64_t i = 0; i < td.N; ++i) td.table(i)[td.s[i] * A + td.action(i)] += td.alpha_at(i) * delta[i];
+  for (int64_t i = 0; i < td.N; ++i) td.cell(i) += td.alpha_at(i) * delta[i];
 }
 
 }  // namespace

@@ -62,7 +62,7 @@ __global__ void sequential_kernel(Td<T, R> td, T* out) {
     }
     const T d = td.delta(i);
     out[i] = d;
-    td.table(i)[td.s[i] * td.A + td.action(i)] += td.alpha_at(i) * d;
+    td.cell(i) += td.alpha_at(i) * d;
   }
 }
 
