@@ -262,14 +262,15 @@ struct Width {  // a channel count as a type (this unit keeps away from std:: te
   static constexpr int value = L;
 };
 
-// f(Width<L>{}, c) over the channels [c0, c1): blocks of kLanes, then one of 8, one of 4, then
-// single channels (the channels_last kernels' tails); no block wider than Max lanes
+// f(Width<L>{}, c) over the channels [c0, c1): blocks of 16 (kLanes), then of 8, then of 4, no
+// block wider than Max lanes, then single channels (the channels_last kernels' tails)
 template <int Max = kLanes, class F>
 inline void over_channels(int64_t c0, int64_t c1, F&& f) {
   int64_t c = c0;
-  if (Max >= 16)
-    for (; c + 16 <= c1; c += 16) f(Width<(Max >= 16 ? 16 : 1)>{}, c);
-  for (; Max >= 8 && c + 8 <= c1; c += 8) f(Width<(Max >= 8 ? 8 : 1)>{}, c);
+  if constexpr (Max >= 16)
+    for (; c + 16 <= c1; c += 16) f(Width<16>{}, c);
+  if constexpr (Max >= 8)
+    for (; c + 8 <= c1; c += 8) f(Width<8>{}, c);
   for (; c + 4 <= c1; c += 4) f(Width<4>{}, c);
   for (; c < c1; ++c) f(Width<1>{}, c);
 }
@@ -605,9 +606,9 @@ inline void transpose_round(typename Vec<T, RL>::type* r) {
 
 template <class T, int RL>
 inline void transpose_square(typename Vec<T, RL>::type* r) {
-  if constexpr (RL >= 16) transpose_round<T, RL, (RL >= 16 ? 8 : 1)>(r);
-  if constexpr (RL >= 8) transpose_round<T, RL, (RL >= 8 ? 4 : 1)>(r);
-  if constexpr (RL >= 4) transpose_round<T, RL, (RL >= 4 ? 2 : 1)>(r);
+  if constexpr (RL >= 16) transpose_round<T, RL, 8>(r);
+  if constexpr (RL >= 8) transpose_round<T, RL, 4>(r);
+  if constexpr (RL >= 4) transpose_round<T, RL, 2>(r);
   if constexpr (RL >= 2) transpose_round<T, RL, 1>(r);
 }
 
