@@ -4,13 +4,22 @@ implementations and registered autograd, so they work under autograd, ``torch.co
 
 Imported on first use by the public functions when they see torch tensors; the public functions
 are the API (these ops take the canonical ``[T, B]`` layout).
+
+Each forward op's autograd formula (setup_context + backward) is registered once, by
+:func:`_autograd`, and serves two ways: the custom op's ``register_autograd`` (what
+``torch.compile`` traces and ``opcheck`` tests), and, in eager mode, :class:`_Eager`, an
+``autograd.Function`` that runs the op's Python function, the same setup_context and the same
+backward directly, the backward's ops too (:func:`_run`). The dispatcher round trips and the
+``autograd.Function`` that ``register_autograd`` generates cost about 0.3 ms of Python per forward +
+backward pair on the development machine (a tiny depthwise convolution: 0.56 ms -> 0.20-0.30 ms).
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from .rl import returns as _returns
 from .vision import ps_roi as _ps_roi
@@ -27,7 +36,74 @@ def _two(kind: str) -> bool:
     return kind in _returns.TWO_OUTPUTS
 
 
-@torch.library.custom_op("nimbleops::returns_forward", mutates_args=())
+_FUNCTIONS: Dict[Any, Callable] = {}  # custom op -> the Python function it runs
+_AUTOGRAD: Dict[Any, Tuple[Callable, Callable, bool]] = {}  # forward op -> (setup_context, backward, differentiable)
+
+
+def _custom_op(name: str):
+    """``torch.library.custom_op(name, mutates_args=())``, remembering the function for :class:`_Eager`."""
+    def wrap(fn):
+        op = torch.library.custom_op(name, mutates_args=())(fn)
+        _FUNCTIONS[op] = fn
+        return op
+    return wrap
+
+
+def _autograd(op, backward: Callable, setup_context: Callable, differentiable: bool = False) -> None:
+    """Registers the autograd formula of a forward op for both paths. ``differentiable``: the
+    backward is made of differentiable ops (a double backward works); else a double backward in
+    eager mode raises (``once_differentiable``), as the backward ops have no autograd themselves."""
+    op.register_autograd(backward, setup_context=setup_context)
+    _AUTOGRAD[op] = (setup_context, backward, differentiable)
+
+
+def _run(ctx, op, *args):
+    """A backward formula's call of op: :func:`_apply` under :class:`_Eager`, else the op itself
+    (what torch.compile and opcheck trace)."""
+    return _apply(op, *args) if getattr(ctx, "eager", False) else op(*args)
+
+
+def _needs_graph(args) -> bool:
+    return torch.is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args)
+
+
+def _apply(op, *args):
+    """op(*args): the custom op while torch.compile traces; eagerly, its function, through
+    :class:`_Eager` where autograd has to record it."""
+    if torch.compiler.is_compiling():
+        return op(*args)
+    if not _needs_graph(args):
+        return _FUNCTIONS[op](*args)
+    differentiable = _AUTOGRAD[op][2]
+    return (_EagerTwice if differentiable else _Eager).apply(op, *args)
+
+
+class _Eager(torch.autograd.Function):
+    """Eager autograd of a forward op (first argument) from its registered formula, without the
+    dispatcher; the backward runs once (no double backward)."""
+
+    @staticmethod
+    def forward(ctx, op, *args):
+        out = _FUNCTIONS[op](*args)
+        ctx.eager, ctx.op = True, op
+        _AUTOGRAD[op][0](ctx, args, out)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, *grads):
+        return (None,) + tuple(_AUTOGRAD[ctx.op][1](ctx, *grads))
+
+
+class _EagerTwice(_Eager):
+    """:class:`_Eager` for a formula whose backward is itself differentiable."""
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return (None,) + tuple(_AUTOGRAD[ctx.op][1](ctx, *grads))
+
+
+@_custom_op("nimbleops::returns_forward")
 def returns_forward(kind: str, rewards: Tensor, values: Optional[Tensor], next_values: Tensor, terminated: Tensor,
                     truncated: Tensor, gamma: Optional[Tensor], gamma_scalar: float, lam: float, n: int,
                     log_rhos: Optional[Tensor], rho_clip: float, c_clip: float) -> Tuple[Tensor, Tensor]:
@@ -43,7 +119,7 @@ def _(kind, rewards, values, next_values, terminated, truncated, gamma, gamma_sc
     return torch.empty_like(rewards), (torch.empty_like(rewards) if _two(kind) else rewards.new_empty(0))
 
 
-@torch.library.custom_op("nimbleops::returns_backward", mutates_args=())
+@_custom_op("nimbleops::returns_backward")
 def returns_backward(kind: str, rewards: Tensor, values: Optional[Tensor], next_values: Tensor, terminated: Tensor,
                      truncated: Tensor, gamma: Optional[Tensor], gamma_scalar: float, lam: float, n: int,
                      log_rhos: Optional[Tensor], rho_clip: float, c_clip: float, grad0: Optional[Tensor],
@@ -74,25 +150,25 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, grad0, grad1):
     kind, gamma_scalar, lam, n, rho_clip, c_clip = ctx.params
     rewards, values, next_values, terminated, truncated, gamma, log_rhos = ctx.saved_tensors
-    gr, gv, gnv = returns_backward(kind, rewards, values, next_values, terminated, truncated, gamma, gamma_scalar,
-                                   lam, n, log_rhos, rho_clip, c_clip, grad0, grad1 if _two(kind) else None)
+    gr, gv, gnv = _run(ctx, returns_backward, kind, rewards, values, next_values, terminated, truncated, gamma,
+                       gamma_scalar, lam, n, log_rhos, rho_clip, c_clip, grad0, grad1 if _two(kind) else None)
     return (None, gr, gv if ctx.has_values else None, gnv, None, None, None, None, None, None, None, None, None)
 
 
-returns_forward.register_autograd(_backward, setup_context=_setup_context)
+_autograd(returns_forward, _backward, _setup_context)
 
 
 def returns(kind, rewards, values, next_values, terminated, truncated, gamma, gamma_scalar, lam, n, log_rhos,
             rho_clip, c_clip):
-    """The estimator through the custom op: (out0, out1 or None)."""
-    out0, out1 = returns_forward(kind, rewards, values, next_values, terminated, truncated, gamma, float(gamma_scalar),
+    """The estimator through the custom op (:func:`_apply`): (out0, out1 or None)."""
+    out0, out1 = _apply(returns_forward, kind, rewards, values, next_values, terminated, truncated, gamma, float(gamma_scalar),
                                  float(lam), int(n), log_rhos, float(rho_clip), float(c_clip))
     return out0, (out1 if _two(kind) else None)
 
 
 # ---- position-sensitive RoI align / pool ------------------------------------------------------
 
-@torch.library.custom_op("nimbleops::ps_roi_forward", mutates_args=())
+@_custom_op("nimbleops::ps_roi_forward")
 def ps_roi_forward(input: Tensor, rois: Tensor, op: str, ph: int, pw: int, scale: float, sampling_ratio: int,
                    aligned: bool, deterministic: bool) -> Tensor:
     """[K, C_out, ph, pw] for op 'align_avg', 'align_max' or 'pool'; rois [K, 5] float64.
@@ -105,7 +181,7 @@ def _(input, rois, op, ph, pw, scale, sampling_ratio, aligned, deterministic):
     return input.new_empty((rois.shape[0], input.shape[1] // (ph * pw), ph, pw))
 
 
-@torch.library.custom_op("nimbleops::ps_roi_backward", mutates_args=())
+@_custom_op("nimbleops::ps_roi_backward")
 def ps_roi_backward(grad: Tensor, input: Tensor, rois: Tensor, op: str, ph: int, pw: int, scale: float,
                     sampling_ratio: int, aligned: bool, deterministic: bool) -> Tensor:
     """grad_input [N, C, H, W] (contiguous)."""
@@ -126,22 +202,22 @@ def _ps_roi_setup_context(ctx, inputs, output):
 
 def _ps_roi_backward(ctx, grad):
     input, rois = ctx.saved_tensors
-    grad_input = ps_roi_backward(grad.contiguous(), input, rois, *ctx.params)
+    grad_input = _run(ctx, ps_roi_backward, grad.contiguous(), input, rois, *ctx.params)
     return (grad_input,) + (None,) * 8
 
 
-ps_roi_forward.register_autograd(_ps_roi_backward, setup_context=_ps_roi_setup_context)
+_autograd(ps_roi_forward, _ps_roi_backward, _ps_roi_setup_context)
 
 
 def ps_roi(input, rois, op, ph, pw, scale, sampling_ratio, aligned, deterministic):
-    """The op through the custom op, with autograd with respect to ``input``."""
-    return ps_roi_forward(input, rois, op, int(ph), int(pw), float(scale), int(sampling_ratio), bool(aligned),
-                          bool(deterministic))
+    """The op through the custom op (:func:`_apply`), with autograd with respect to ``input``."""
+    return _apply(ps_roi_forward, input, rois, op, int(ph), int(pw), float(scale), int(sampling_ratio),
+                  bool(aligned), bool(deterministic))
 
 
 # ---- channel shuffle / fused concat + shuffle + split ---------------------------------------
 
-@torch.library.custom_op("nimbleops::channel_shuffle", mutates_args=())
+@_custom_op("nimbleops::channel_shuffle")
 def channel_shuffle_op(x: Tensor, groups: int) -> Tensor:
     """out[:, k*g + i] = x[:, i*(C/g) + k]; x NCHW- or channels_last-contiguous."""
     return _shuffle.run("shuffle", groups, [x], [tuple(x.shape)], _stream(x))[0]
@@ -157,11 +233,11 @@ def _shuffle_setup_context(ctx, inputs, output):
     ctx.inverse_groups = x.shape[1] // groups
 
 
-def _shuffle_backward(ctx, grad):
-    return channel_shuffle(grad, ctx.inverse_groups), None
+def _shuffle_backward(ctx, grad):  # the inverse shuffle, itself differentiable
+    return _run(ctx, channel_shuffle_op, _layout(grad, grad), ctx.inverse_groups), None
 
 
-channel_shuffle_op.register_autograd(_shuffle_backward, setup_context=_shuffle_setup_context)
+_autograd(channel_shuffle_op, _shuffle_backward, _shuffle_setup_context, differentiable=True)
 
 
 def _layout(x: Tensor, like: Tensor) -> Tensor:
@@ -170,11 +246,10 @@ def _layout(x: Tensor, like: Tensor) -> Tensor:
 
 
 def channel_shuffle(x: Tensor, groups: int) -> Tensor:
-    x = x.contiguous(memory_format=torch.channels_last if _shuffle.channels_last(x) else torch.contiguous_format)
-    return channel_shuffle_op(x, int(groups))
+    return _apply(channel_shuffle_op, _layout(x, x), int(groups))
 
 
-@torch.library.custom_op("nimbleops::concat_shuffle_split", mutates_args=())
+@_custom_op("nimbleops::concat_shuffle_split")
 def concat_shuffle_split_op(a: Tensor, b: Tensor) -> Tuple[Tensor, Tensor]:
     """channel_shuffle(cat([a, b], 1), 2).chunk(2, 1) in one pass (two contiguous outputs)."""
     half = (a.shape[0], (a.shape[1] + b.shape[1]) // 2) + tuple(a.shape[2:])
@@ -188,7 +263,7 @@ def _(a, b):
     return _shuffle.empty_like_format(a, half), _shuffle.empty_like_format(a, half)
 
 
-@torch.library.custom_op("nimbleops::concat_shuffle_split_backward", mutates_args=())
+@_custom_op("nimbleops::concat_shuffle_split_backward")
 def concat_shuffle_split_backward(grad1: Tensor, grad2: Tensor, channels_a: int, channels_b: int) -> Tuple[Tensor, Tensor]:
     """(grad_a, grad_b) from the gradients of the two outputs: the inverse gather."""
     shape = lambda c: (grad1.shape[0], c) + tuple(grad1.shape[2:])  # noqa: E731
@@ -214,15 +289,15 @@ def _css_backward(ctx, grad1, grad2):
     if grad2 is None:
         grad2 = torch.zeros_like(grad1)
     grad1 = _layout(grad1, grad1)
-    return concat_shuffle_split_backward(grad1, _layout(grad2, grad1), *ctx.channels)
+    return _run(ctx, concat_shuffle_split_backward, grad1, _layout(grad2, grad1), *ctx.channels)
 
 
-concat_shuffle_split_op.register_autograd(_css_backward, setup_context=_css_setup_context)
+_autograd(concat_shuffle_split_op, _css_backward, _css_setup_context)
 
 
 def concat_shuffle_split(a: Tensor, b: Tensor):
     a = _layout(a, a)
-    return concat_shuffle_split_op(a, _layout(b, a))
+    return _apply(concat_shuffle_split_op, a, _layout(b, a))
 
 
 # ---- depthwise and pointwise convolutions ----------------------------------------------------
@@ -245,7 +320,7 @@ def _conv_grads_fake(x: Tensor, weight: Tensor, bias_defined: bool, mask):
 
 
 
-@torch.library.custom_op("nimbleops::depthwise_conv2d", mutates_args=())
+@_custom_op("nimbleops::depthwise_conv2d")
 def depthwise_conv2d_op(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride: List[int], padding: List[int],
                         dilation: List[int]) -> Tensor:
     """conv2d(x, weight, bias, stride, padding, dilation, groups=C); output in x's memory format."""
@@ -263,7 +338,7 @@ def _(x, weight, bias, stride, padding, dilation):
     return _shuffle.empty_like_format(x, shape)
 
 
-@torch.library.custom_op("nimbleops::depthwise_conv2d_backward", mutates_args=())
+@_custom_op("nimbleops::depthwise_conv2d_backward")
 def depthwise_conv2d_backward(grad: Tensor, x: Tensor, weight: Tensor, bias_defined: bool, stride: List[int],
                               padding: List[int], dilation: List[int], mask: List[bool]) -> Tuple[Tensor, Tensor, Tensor]:
     """(grad_x in x's memory format, grad_weight, grad_bias); an empty tensor where mask is False."""
@@ -286,18 +361,18 @@ def _dw_setup_context(ctx, inputs, output):
 def _dw_backward(ctx, grad):
     x, weight = ctx.saved_tensors
     bias_defined, stride, padding, dilation = ctx.params
-    grads = depthwise_conv2d_backward(grad, x, weight, bias_defined, stride, padding, dilation, ctx.mask)
+    grads = _run(ctx, depthwise_conv2d_backward, grad, x, weight, bias_defined, stride, padding, dilation, ctx.mask)
     return _wanted(grads, ctx.mask) + (None, None, None)
 
 
-depthwise_conv2d_op.register_autograd(_dw_backward, setup_context=_dw_setup_context)
+_autograd(depthwise_conv2d_op, _dw_backward, _dw_setup_context)
 
 
 def depthwise_conv2d(x, weight, bias, stride, padding, dilation):
-    return depthwise_conv2d_op(x, weight, bias, list(stride), list(padding), list(dilation))
+    return _apply(depthwise_conv2d_op, x, weight, bias, list(stride), list(padding), list(dilation))
 
 
-@torch.library.custom_op("nimbleops::pointwise_conv2d", mutates_args=())
+@_custom_op("nimbleops::pointwise_conv2d")
 def pointwise_conv2d_op(x: Tensor, weight: Tensor, bias: Optional[Tensor], groups: int, relu: bool,
                         shuffle_groups: int) -> Tensor:
     """1x1 conv (+ relu) (+ output channel shuffle); output in x's memory format."""
@@ -309,7 +384,7 @@ def _(x, weight, bias, groups, relu, shuffle_groups):
     return _shuffle.empty_like_format(x, (x.shape[0], weight.shape[0]) + tuple(x.shape[2:]))
 
 
-@torch.library.custom_op("nimbleops::pointwise_conv2d_backward", mutates_args=())
+@_custom_op("nimbleops::pointwise_conv2d_backward")
 def pointwise_conv2d_backward(grad: Tensor, x: Tensor, weight: Tensor, out: Tensor, bias_defined: bool, groups: int,
                               relu: bool, shuffle_groups: int, mask: List[bool]) -> Tuple[Tensor, Tensor, Tensor]:
     """(grad_x, grad_weight, grad_bias); an empty tensor where mask is False. ``out`` (the forward
@@ -333,13 +408,13 @@ def _pw_setup_context(ctx, inputs, output):
 def _pw_backward(ctx, grad):
     x, weight, out = ctx.saved_tensors
     bias_defined, groups, relu, shuffle_groups = ctx.params
-    grads = pointwise_conv2d_backward(grad, x, weight, out if out is not None else x.new_empty(0), bias_defined,
-                                      groups, relu, shuffle_groups, ctx.mask)
+    grads = _run(ctx, pointwise_conv2d_backward, grad, x, weight, out if out is not None else x.new_empty(0),
+                 bias_defined, groups, relu, shuffle_groups, ctx.mask)
     return _wanted(grads, ctx.mask) + (None, None, None)
 
 
-pointwise_conv2d_op.register_autograd(_pw_backward, setup_context=_pw_setup_context)
+_autograd(pointwise_conv2d_op, _pw_backward, _pw_setup_context)
 
 
 def pointwise_conv2d(x, weight, bias, groups, relu, shuffle_groups):
-    return pointwise_conv2d_op(x, weight, bias, int(groups), bool(relu), int(shuffle_groups))
+    return _apply(pointwise_conv2d_op, x, weight, bias, int(groups), bool(relu), int(shuffle_groups))
