@@ -375,6 +375,56 @@ __attribute__((noinline)) void rows_block_nhwc(const T* const* src, const T* con
   for (int q = 0; q < P; ++q) store(out + q * C + c, a[q]);
 }
 
+// 16 registers, rows of kLanes channels (the blocked NCHW path's pixels), every tap inside the
+// rows: P output pixels x L channels with each input loaded by the multiply-add that uses it
+// (a memory operand) instead of a tap row's inputs held in registers, so that the P accumulators
+// take the registers: P = 10 independent chains keep both FMA pipes busy, where rows_block_nhwc's
+// 16-register blocks (3 to 6 pixels) wait on the FMA latency. The memory clobber after each tap
+// stops the compiler from merging the loads of one input across taps back into registers. Same
+// sums, in the same (kh, kw) order, as rows_block_nhwc.
+template <int K, int S, int L, int P, class T>
+__attribute__((noinline)) void rows_block_streamed(const T* const* rows, int64_t u0, const T* w, const T* bias,
+                                                   int64_t c, T* out) {
+  typedef typename Block<T, L>::type V;
+  V a[P];
+  const V b = bias ? load<V>(bias + c) : V{};
+#pragma GCC unroll 10
+  for (int q = 0; q < P; ++q) a[q] = b;
+#pragma GCC unroll 5
+  for (int kh = 0; kh < K; ++kh) {
+    const T* row = rows[kh] + u0 * kLanes + c;
+#pragma GCC unroll 5
+    for (int kw = 0; kw < K; ++kw) {
+      const V wk = load<V>(w + (kh * K + kw) * kLanes + c);
+#pragma GCC unroll 10
+      for (int q = 0; q < P; ++q) a[q] += wk * load<V>(row + (q * S + kw) * kLanes);
+      asm volatile("" ::: "memory");
+    }
+  }
+#pragma GCC unroll 10
+  for (int q = 0; q < P; ++q) store(out + q * kLanes + c, a[q]);
+}
+
+template <int K, int S, int P, class T>
+inline void rows_pixels_streamed(const T* const* rows, int64_t q0, const T* w, const T* bias, T* out) {
+  over_channels<reg_lanes<T>()>(0, kLanes, [&](auto lanes, int64_t c) {
+    rows_block_streamed<K, S, decltype(lanes)::value, P>(rows, q0 * S, w, bias, c, out + q0 * kLanes);
+  });
+}
+
+// n output pixels of rows of kLanes channels, every tap inside: blocks of 10, then 4, 2, 1
+template <int K, int S, class T>
+void rows_streamed(const T* const* rows, int64_t n, const T* w, const T* bias, T* out) {
+  int64_t q = 0;
+  for (; q + 10 <= n; q += 10) rows_pixels_streamed<K, S, 10>(rows, q, w, bias, out);
+  for (; q + 4 <= n; q += 4) rows_pixels_streamed<K, S, 4>(rows, q, w, bias, out);
+  if (q + 2 <= n) {
+    rows_pixels_streamed<K, S, 2>(rows, q, w, bias, out);
+    q += 2;
+  }
+  if (q < n) rows_pixels_streamed<K, S, 1>(rows, q, w, bias, out);
+}
+
 // P pixels from pixel q0, all C channels (rows[kh]: input row of tap row kh, or null in the
 // padding; zero: C zeros, read for the taps in the padding). A block reaching into the padding
 // lists its input pixels once for all its channels.
@@ -435,6 +485,11 @@ template <int K, int S, class T>
 void rows_nhwc(const T* const* rows, const T* zero, int64_t pw, int64_t W, int64_t n, const T* w, const T* bias, int64_t C,
                T* out) {
   constexpr int P = nhwc_block_pixels(K, S), Pw = nhwc_wide_block_pixels(K, S);
+  if constexpr (kRegisters < 32) {
+    bool inside = C == kLanes && pw == 0 && (n - 1) * S + K <= W;
+    for (int kh = 0; kh < K; ++kh) inside = inside && rows[kh];
+    if (inside) return rows_streamed<K, S>(rows, n, w, bias, out);
+  }
   if (n % Pw == 0 || (n % P != 0 && n % Pw < n % P)) return rows_nhwc_by<K, S, Pw>(rows, zero, pw, W, n, w, bias, C, out);
   rows_nhwc_by<K, S, P>(rows, zero, pw, W, n, w, bias, C, out);
 }
