@@ -310,15 +310,24 @@ void backward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, con
     }
   });
   if (!weights) return;
-  for (int64_t c = 0; c < s.C; ++c) {
-    const int64_t cb = c / kLanes, l = c % kLanes;
-    for (int64_t t = 0; t <= KK; ++t) {
-      T sum = T(0);
-      for (int64_t n = 0; n < s.N; ++n) sum += part[size_t((n * blocks + cb) * part_size + t * kLanes + l)];
-      if (t < KK && gw) gw[c * KK + t] = sum;
-      if (t == KK && gb) gb[c] = sum;
+  // each block's partials summed over the images in order (contiguous rows of part_size), in
+  // parallel over the blocks
+  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<T> sum(static_cast<size_t>(part_size));
+    for (int64_t cb = b0; cb < b1; ++cb) {
+      std::fill(sum.begin(), sum.end(), T(0));
+      for (int64_t n = 0; n < s.N; ++n) {
+        const T* p = part.data() + (n * blocks + cb) * part_size;
+        for (int64_t i = 0; i < part_size; ++i) sum[size_t(i)] += p[i];
+      }
+      for (int64_t c = cb * kLanes; c < std::min<int64_t>(s.C, (cb + 1) * kLanes); ++c) {
+        const int64_t l = c % kLanes;
+        if (gw)
+          for (int64_t t = 0; t < KK; ++t) gw[c * KK + t] = sum[size_t(t * kLanes + l)];
+        if (gb) gb[c] = sum[size_t(KK * kLanes + l)];
+      }
     }
-  }
+  });
 }
 
 template <class T>
