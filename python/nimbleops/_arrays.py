@@ -25,7 +25,7 @@ def _torch():
 
 
 def is_torch(x: Any) -> bool:
-    if isinstance(x, np.ndarray):
+    if type(x) is np.ndarray:
         return False
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
@@ -37,15 +37,19 @@ _NUMPY_NAMES = {np.dtype(n): n for n in ("float32", "float64", "int32", "int64",
 _TORCH_NAMES: dict = {}  # torch.dtype -> name, filled on first sight
 
 
+def _torch_dtype_name(dtype) -> str:
+    name = _TORCH_NAMES.get(dtype)
+    if name is None:
+        name = _TORCH_NAMES[dtype] = str(dtype).replace("torch.", "")
+    return name
+
+
 def dtype_name(x: Any) -> str:
     """'float32', 'int64', ... for a numpy array or torch tensor."""
     if isinstance(x, np.ndarray):
         return _NUMPY_NAMES.get(x.dtype) or x.dtype.name
     if is_torch(x):
-        name = _TORCH_NAMES.get(x.dtype)
-        if name is None:
-            name = _TORCH_NAMES[x.dtype] = str(x.dtype).replace("torch.", "")
-        return name
+        return _torch_dtype_name(x.dtype)
     d = np.asarray(x).dtype
     return _NUMPY_NAMES.get(d) or d.name
 
@@ -177,8 +181,7 @@ def view(x: Any) -> "_C.View":
     """A View of a numpy array or torch tensor (strides in elements); x must outlive its use."""
     if isinstance(x, np.ndarray):
         return _C.View.from_numpy(x)
-    dev = -1 if x.device.type == "cpu" else x.device.index
-    return _C.View(x.data_ptr(), list(x.shape), list(x.stride()), dtype_name(x), dev)
+    return _C.View(x.data_ptr(), x.shape, x.stride(), _torch_dtype_name(x.dtype), x.get_device() if x.is_cuda else -1)
 
 
 def isfinite(x: Any) -> Any:
