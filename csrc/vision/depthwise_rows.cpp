@@ -5,6 +5,10 @@
 #include "core/isa_vec.h"
 #include "vision/depthwise_rows.h"
 
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
 namespace nimbleops {
 namespace vision {
 namespace NIMBLEOPS_ISA_NS {
@@ -701,11 +705,81 @@ inline void prefetch_planes(T* p, int64_t plane, int64_t lanes) {
   }
 }
 
+#if defined(__AVX__) && !defined(__AVX512F__)
+// AVX float: r[j][i] = r[i][j] for the 8 x 8 block, in 24 in-lane unpacks, shuffles and 128-bit
+// permutes (GCC's lowering of transpose_square's generic shuffles takes about twice as many)
+inline void transpose8(__m256* r) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+// The transposes of a full block (16 planes) with image rows of at least 8 elements, AVX float:
+// each image row in pieces of 8 elements (the last piece overlapping the one before where W is
+// not a multiple of 8: those elements are moved twice, to the same places), a piece's 16 planes
+// as two 8 x 8 transposes, its 8 pixels' 64 bytes stored contiguously: no tile offsets to compute
+// and no branches inside a row (the tiles of 16 elements of the general code wrap the rows of
+// 10- and 20-pixel images)
+inline void planes_to_pixels_rows(const float* src, int64_t plane, int64_t H, int64_t W, float* dst, int64_t pitch) {
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t w0 = 0; w0 < W; w0 += 8) {
+      const int64_t w = w0 + 8 <= W ? w0 : W - 8;
+      float* d = dst + (h * pitch + w) * kLanes;
+      const float* p = src + h * W + w;
+      for (int lb = 0; lb < kLanes; lb += 8) {
+        __m256 r[8];
+        for (int l = 0; l < 8; ++l) {
+          r[l] = _mm256_loadu_ps(p);
+          p += plane;
+          opaque(p);
+        }
+        transpose8(r);
+        for (int j = 0; j < 8; ++j) _mm256_storeu_ps(d + j * kLanes + lb, r[j]);
+      }
+    }
+}
+
+inline void pixels_to_planes_rows(const float* src, int64_t pitch, int64_t H, int64_t W, float* dst, int64_t plane) {
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t w0 = 0; w0 < W; w0 += 8) {
+      const int64_t w = w0 + 8 <= W ? w0 : W - 8;
+      const float* s = src + (h * pitch + w) * kLanes;
+      float* p = dst + h * W + w;
+      for (int lb = 0; lb < kLanes; lb += 8) {
+        __m256 r[8];
+        for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(s + j * kLanes + lb);
+        transpose8(r);
+        for (int l = 0; l < 8; ++l) {
+          _mm256_storeu_ps(p, r[l]);
+          p += plane;
+          opaque(p);
+        }
+      }
+    }
+}
+#endif
+
 // The transposes move 16 x 16 tiles (16 planes x 16 elements <-> 16 pixels x 16 lanes) as
 // (16 / RL)^2 register transposes of RL x RL, RL = one register's lanes (AVX-512 float: the whole
 // tile; AVX2 float: four 8 x 8), so that a tile piece stays in the registers.
 template <class T>
 void planes_to_pixels(const T* src, int64_t plane, int64_t lanes, int64_t H, int64_t W, T* dst, int64_t pitch) {
+#if defined(__AVX__) && !defined(__AVX512F__)
+  if constexpr (sizeof(T) == 4)
+    if (lanes == kLanes && W >= 8) return planes_to_pixels_rows(src, plane, H, W, dst, pitch);
+#endif
   constexpr int RL = reg_lanes<T>();
   typedef typename Vec<T, RL>::type V;
   const int64_t n = H * W;
@@ -736,6 +810,13 @@ void planes_to_pixels(const T* src, int64_t plane, int64_t lanes, int64_t H, int
 
 template <class T>
 void pixels_to_planes(const T* src, int64_t pitch, int64_t lanes, int64_t H, int64_t W, T* dst, int64_t plane) {
+#if defined(__AVX__) && !defined(__AVX512F__)
+  if constexpr (sizeof(T) == 4) {
+    if (lanes == kLanes && pitch == W && H * W >= 8)  // rows back to back: the plane as one row
+      return pixels_to_planes_rows(src, pitch * H, 1, H * W, dst, plane);
+    if (lanes == kLanes && W >= 8) return pixels_to_planes_rows(src, pitch, H, W, dst, plane);
+  }
+#endif
   constexpr int RL = reg_lanes<T>();
   typedef typename Vec<T, RL>::type V;
   const int64_t n = H * W;
