@@ -120,6 +120,8 @@ def image_batch(x: Any, name: str, cuda_entry: str) -> Kind:
 def like(t: Any, name: str, x: Any, kind: Kind) -> Any:
     """t (a parameter of an op on x: a weight, a bias) as a contiguous array of x's kind, device and
     dtype; a torch tensor beside a numpy x, another device or another float dtype is an error."""
+    if kind.torch and is_torch(t) and t.dtype == x.dtype and t.device == x.device:
+        return t.contiguous()  # the common case, without the conversions' checks
     dtype = dtype_name(x)
     if is_torch(t) and kind.torch and t.device != x.device:
         raise ValueError(f"{name}: expected a tensor on {x.device} like x, got {t.device}")
