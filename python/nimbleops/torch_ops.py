@@ -161,8 +161,8 @@ _autograd(returns_forward, _backward, _setup_context)
 def returns(kind, rewards, values, next_values, terminated, truncated, gamma, gamma_scalar, lam, n, log_rhos,
             rho_clip, c_clip):
     """The estimator through the custom op (:func:`_apply`): (out0, out1 or None)."""
-    out0, out1 = _apply(returns_forward, kind, rewards, values, next_values, terminated, truncated, gamma, float(gamma_scalar),
-                                 float(lam), int(n), log_rhos, float(rho_clip), float(c_clip))
+    out0, out1 = _apply(returns_forward, kind, rewards, values, next_values, terminated, truncated, gamma,
+                        float(gamma_scalar), float(lam), int(n), log_rhos, float(rho_clip), float(c_clip))
     return out0, (out1 if _two(kind) else None)
 
 
