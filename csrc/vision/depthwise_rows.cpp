@@ -338,6 +338,14 @@ void forward_row_nhwc(const T* const* rows, int64_t KH, int64_t KW, int64_t iw0,
   for (; q < n; ++q) nhwc_pixels<1>(rows, KH, KW, iw0 + q * s, s, d, w, bias, C, c0, c1, out + q * C);
 }
 
+// the P sums of a pixel block, each starting from the bias of channels [c, c + L) (zero without one)
+template <int P, class V, class T>
+inline void start_sums(V* a, const T* bias, int64_t c) {
+  const V b = bias ? load<V>(bias + c) : V{};
+#pragma GCC unroll 10
+  for (int q = 0; q < P; ++q) a[q] = b;
+}
+
 // channels_last, K x K at stride S straight from the input rows: P output pixels x L channels
 // (L = 1: scalars). A tap row's (P - 1) * S + K input pixels are loaded once into registers and
 // feed every pixel q with a tap kw at pixel q * S + kw, so a tap row costs K weight loads and
@@ -353,9 +361,7 @@ __attribute__((noinline)) void rows_block_nhwc(const T* const* src, const T* con
   typedef typename Block<T, L>::type V;
   constexpr int U = (P - 1) * S + K;
   V a[P];
-  const V b = bias ? load<V>(bias + c) : V{};
-#pragma GCC unroll 10
-  for (int q = 0; q < P; ++q) a[q] = b;
+  start_sums<P>(a, bias, c);
 #pragma GCC unroll 5
   for (int kh = 0; kh < K; ++kh) {
     V x[U];
@@ -393,9 +399,7 @@ __attribute__((noinline)) void rows_block_streamed(const T* const* rows, int64_t
                                                    int64_t c, T* out) {
   typedef typename Block<T, L>::type V;
   V a[P];
-  const V b = bias ? load<V>(bias + c) : V{};
-#pragma GCC unroll 10
-  for (int q = 0; q < P; ++q) a[q] = b;
+  start_sums<P>(a, bias, c);
 #pragma GCC unroll 5
   for (int kh = 0; kh < K; ++kh) {
     const T* row = rows[kh] + u0 * kLanes + c;
