@@ -110,6 +110,22 @@ def blocked_convs(draw):
 
 @given(blocked_convs())
 def test_blocked_float32_forward_and_backward_match_reference(p):
+    _check_blocked(p)
+
+
+@pytest.mark.parametrize("C", [16, 20, 33])
+@pytest.mark.parametrize("hw", [(1, 8), (3, 9), (2, 13), (5, 16), (4, 17), (3, 5), (6, 24)])
+@pytest.mark.parametrize("k,stride", [(3, 1), (5, 1), (3, 2), (5, 2)])
+def test_blocked_rows_of_every_width_match_reference(C, hw, k, stride):
+    """The AVX2 row transposes (image rows of 8 or more elements in pieces of 8, the last one
+    overlapping; output rows back to back as one row) and the 10-pixel blocks with their 4-, 2- and
+    1-pixel tails, over full and partial blocks of 16 channels, NCHW float32."""
+    rng = np.random.default_rng(C * 1000 + hw[0] * 50 + hw[1] + k + stride)
+    _check_blocked(dict(x=rng.standard_normal((2, C) + hw), w=rng.standard_normal((C, 1, k, k)),
+                        b=rng.standard_normal(C), stride=stride, padding=(k // 2, k // 2), fmt="nchw", rng=rng))
+
+
+def _check_blocked(p):
     x = torch.from_numpy(p["x"].astype(np.float32))
     if p["fmt"] == "channels_last":
         x = x.contiguous(memory_format=torch.channels_last)
