@@ -153,11 +153,12 @@ inline int64_t validate_td(const TdViews& v, const View& td_errors) {
 template <class T, TdRule R, class RowMax = ScalarRowMax>
 Td<T, R, RowMax> td_args(const TdViews& v) {
   return Td<T, R, RowMax>{v.Q.shape[0], v.Q.shape[1], v.s.numel(), v.Q.ptr<T>(), v.Q2 ? v.Q2->ptr<T>() : nullptr,
-                  v.s.ptr<int64_t>(), v.s_next.ptr<int64_t>(), v.a ? v.a->ptr<int64_t>() : nullptr,
-                  v.a_next ? v.a_next->ptr<int64_t>() : nullptr, v.rewards.ptr<T>(), v.terminated.ptr<uint8_t>(),
-                  v.alpha ? v.alpha->ptr<T>() : nullptr, v.gamma ? v.gamma->ptr<T>() : nullptr,
-                  v.probs ? v.probs->ptr<T>() : nullptr, v.update_first ? v.update_first->ptr<uint8_t>() : nullptr,
-                  T(v.alpha_scalar), T(v.gamma_scalar), T(v.epsilon)};
+                          v.s.ptr<int64_t>(), v.s_next.ptr<int64_t>(), v.a ? v.a->ptr<int64_t>() : nullptr,
+                          v.a_next ? v.a_next->ptr<int64_t>() : nullptr, v.rewards.ptr<T>(),
+                          v.terminated.ptr<uint8_t>(), v.alpha ? v.alpha->ptr<T>() : nullptr,
+                          v.gamma ? v.gamma->ptr<T>() : nullptr, v.probs ? v.probs->ptr<T>() : nullptr,
+                          v.update_first ? v.update_first->ptr<uint8_t>() : nullptr, T(v.alpha_scalar),
+                          T(v.gamma_scalar), T(v.epsilon)};
 }
 
 }  // namespace rl

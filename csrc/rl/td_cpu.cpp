@@ -86,13 +86,10 @@ void td_pass(const Td<T, R, M> td, T* out, int64_t i0, int64_t i1) {
 template <class T, TdRule R, class M>
 void apply_increments(const Td<T, R, M> td, const T* delta) {
   constexpr int64_t ahead = 16;
-  const int64_t N = td.N;
-  int64_t i = 0;
-  for (; i + ahead < N; ++i) {
-    __builtin_prefetch(&td.cell(i + ahead), 1);
+  for (int64_t i = 0; i < td.N; ++i) {
+    if (i + ahead < td.N) __builtin_prefetch(&td.cell(i + ahead), 1);
     td.cell(i) += td.alpha_at(i) * delta[i];
   }
-  for (; i < N; ++i) td.cell(i) += td.alpha_at(i) * delta[i];
 }
 
 }  // namespace
