@@ -11,6 +11,7 @@
 // owned by the task. Every backward is deterministic, without atomics, for any thread count.
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "core/dispatch.h"
@@ -179,14 +180,18 @@ bool rows_nhwc(const DepthwiseViews& v, const DepthwiseShape& s) {
          v.dh == 1 && v.dw == 1;
 }
 
-// A 64-byte aligned buffer of n elements of T (grows, never shrinks)
+// A 64-byte aligned buffer of n elements of T, uninitialised (grows, never shrinks)
 template <class T>
 struct AlignedBuffer {
-  std::vector<T> store;
+  std::unique_ptr<T[]> store;
+  int64_t size = 0;
   T* get(int64_t n) {
     constexpr int64_t extra = 64 / int64_t(sizeof(T));
-    if (int64_t(store.size()) < n + extra) store.resize(size_t(n + extra));
-    const uintptr_t p = reinterpret_cast<uintptr_t>(store.data());
+    if (size < n + extra) {
+      store.reset(new T[size_t(n + extra)]);  // default-initialised: no pass over the memory
+      size = n + extra;
+    }
+    const uintptr_t p = reinterpret_cast<uintptr_t>(store.get());
     return reinterpret_cast<T*>((p + 63) & ~uintptr_t(63));
   }
 };
@@ -227,12 +232,18 @@ void block_conv(const T* xp, int64_t Wp, int64_t K, int64_t S, int64_t OH, int64
   }
 }
 
-// a zeroed, 64-byte aligned buffer of n elements for a task's padded pixels (only the interior is
-// written afterwards)
+// a task's buffer of Hp x Wp zero-padded pixels of 16 lanes (64-byte aligned) whose interior, H x W
+// pixels from (top, left), the task writes afterwards: only the border is zeroed, once
 template <class T>
-T* zeroed(AlignedBuffer<T>& buf, int64_t n) {
-  T* p = buf.get(n);
-  std::fill(p, p + n, T(0));
+T* padded(AlignedBuffer<T>& buf, int64_t Hp, int64_t Wp, int64_t top, int64_t left, int64_t H, int64_t W) {
+  T* p = buf.get(Hp * Wp * kLanes);
+  const int64_t row = Wp * kLanes;
+  std::fill(p, p + top * row, T(0));
+  std::fill(p + (top + H) * row, p + Hp * row, T(0));
+  for (int64_t r = top; r < top + H; ++r) {
+    std::fill(p + r * row, p + r * row + left * kLanes, T(0));
+    std::fill(p + r * row + (left + W) * kLanes, p + (r + 1) * row, T(0));
+  }
   return p;
 }
 
@@ -247,7 +258,7 @@ void forward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, T* o
   const std::vector<T> weights = block_weights(w, bias, s.C, KK, false);
   parallel_for(s.N * blocks, 1, [&](int64_t t0, int64_t t1) {
     AlignedBuffer<T> xbuf, obuf;
-    T* xp = zeroed(xbuf, Hp * Wp * kLanes);
+    T* xp = padded(xbuf, Hp, Wp, v.ph, v.pw, s.H, s.W);
     T* op = obuf.get(OHW * kLanes);
     std::vector<const T*> rows(static_cast<size_t>(K));
     for (int64_t t = t0; t < t1; ++t) {
@@ -282,8 +293,8 @@ void backward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, con
   const std::vector<T> wgx = gx ? block_weights(w, static_cast<const T*>(nullptr), s.C, KK, gather) : std::vector<T>();
   parallel_for(s.N * blocks, 1, [&](int64_t t0, int64_t t1) {
     AlignedBuffer<T> xbuf, gbuf, obuf;
-    T* xp = weights ? zeroed(xbuf, Hp * Wp * kLanes) : nullptr;
-    T* gp = zeroed(gbuf, Gh * Gw * kLanes);
+    T* xp = weights ? padded(xbuf, Hp, Wp, v.ph, v.pw, s.H, s.W) : nullptr;
+    T* gp = padded(gbuf, Gh, Gw, qh, qw, s.OH, s.OW);
     T* op = gx ? obuf.get((gather ? HW : Hp * Wp) * kLanes) : nullptr;  // grad_input pixels (scatter: padded)
     std::vector<const T*> rows(static_cast<size_t>(K));
     std::vector<T*> out_rows(static_cast<size_t>(K));
