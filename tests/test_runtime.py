@@ -102,3 +102,27 @@ def test_concurrent_calls_from_python_threads(rng):
     assert not errors
     for r in results:
         np.testing.assert_array_equal(r, expected)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64", "bool"])
+def test_views_of_torch_tensors(dtype):
+    """ar.view's tuple fast path (View.of) gives the pointer, shape, strides (in elements) and dtype
+    of the tensor, strided ones included; the first and later sightings of a dtype agree."""
+    torch = pytest.importorskip("torch")
+    from nimbleops import _arrays as ar
+
+    t = torch.zeros(3, 4, 5, dtype=getattr(torch, dtype)).permute(2, 0, 1)[1:, :, ::2]
+    for _ in range(2):
+        v = ar.view(t)
+        assert (v.shape, v.strides, v.dtype, v.device) == (list(t.shape), list(t.stride()), dtype, -1)
+        assert v.is_contiguous is False
+    assert ar.view(torch.zeros(())).shape == []
+
+
+def test_view_of_an_unsupported_torch_dtype_names_it():
+    torch = pytest.importorskip("torch")
+    from nimbleops import _arrays as ar
+
+    for _ in range(2):  # the fallback constructor's error, first and later sightings alike
+        with pytest.raises(ValueError, match="unsupported dtype 'float16'"):
+            ar.view(torch.zeros(3, dtype=torch.float16))

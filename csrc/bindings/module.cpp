@@ -38,6 +38,36 @@ PYBIND11_MODULE(_C, m) {
              return v;
            }),
            py::arg("ptr"), py::arg("shape"), py::arg("strides"), py::arg("dtype"), py::arg("device"))
+      // the torch tensors' fast path (nimbleops/_arrays.py view): shape and strides as tuples,
+      // the dtype as its code (dtype_codes)
+      .def_static(
+          "of",
+          [](uintptr_t ptr, const py::tuple& shape, const py::tuple& strides, int dtype, int device) {
+            const size_t n = shape.size();
+            NIMBLEOPS_CHECK(strides.size() == n, "View: shape and strides differ in length");
+            NIMBLEOPS_CHECK(dtype >= 0 && dtype <= int(DType::boolean), "View: unsupported dtype code ", dtype);
+            View v;
+            v.data = reinterpret_cast<void*>(ptr);
+            v.dtype = static_cast<DType>(dtype);
+            v.device = device;
+            v.shape.resize(n);
+            v.strides.resize(n);
+            for (size_t i = 0; i < n; ++i) {
+              v.shape[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(shape.ptr(), i));
+              v.strides[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(strides.ptr(), i));
+              NIMBLEOPS_CHECK(v.shape[i] >= 0, "View: negative extent in shape");
+            }
+            if (PyErr_Occurred()) throw py::error_already_set();
+            return v;
+          },
+          py::arg("ptr"), py::arg("shape"), py::arg("strides"), py::arg("dtype"), py::arg("device"))
+      .def_static("dtype_codes",
+                  [] {
+                    py::dict d;
+                    for (DType t : {DType::float32, DType::float64, DType::int32, DType::int64, DType::boolean})
+                      d[dtype_name(t)] = static_cast<int>(t);
+                    return d;
+                  })
       .def_static(
           "from_numpy",
           [](const py::array& a) {

@@ -35,12 +35,15 @@ _NUMPY_NAMES = {np.dtype(n): n for n in ("float32", "float64", "int32", "int64",
 
 
 _TORCH_NAMES: dict = {}  # torch.dtype -> name, filled on first sight
+_TORCH_CODES: dict = {}  # torch.dtype -> its View dtype code (None where View has none)
+_VIEW_CODES = _C.View.dtype_codes()
 
 
 def _torch_dtype_name(dtype) -> str:
     name = _TORCH_NAMES.get(dtype)
     if name is None:
         name = _TORCH_NAMES[dtype] = str(dtype).replace("torch.", "")
+        _TORCH_CODES[dtype] = _VIEW_CODES.get(name)
     return name
 
 
@@ -78,6 +81,22 @@ class Kind:
         return "cuda" if self.is_cuda else "cpu"
 
 
+_KINDS: dict = {}  # torch.device -> its Kind (Kinds are immutable: one per device)
+_NUMPY = Kind()
+
+
+def _torch_kind(device) -> Kind:
+    k = _KINDS.get(device)
+    if k is None:
+        k = _KINDS[device] = Kind(True, device)
+    return k
+
+
+def kind(x: Any) -> Kind:
+    """The Kind of one array: numpy, or torch on x's device."""
+    return _torch_kind(x.device) if is_torch(x) else _NUMPY
+
+
 def kind_of(**arrays: Any) -> Kind:
     """The kind of a call from its array arguments: torch if any is a tensor (all tensors on one device)."""
     kind = None
@@ -87,11 +106,11 @@ def kind_of(**arrays: Any) -> Kind:
         if x.device.type not in ("cpu", "cuda"):
             raise ValueError(f"{name}: expected a CPU or CUDA tensor, got device {x.device}")
         if kind is None:
-            kind = Kind(True, x.device)
+            kind = _torch_kind(x.device)
         elif kind.device != x.device:
             raise ValueError(f"{name}: expected a tensor on {kind.device} like the other arguments, got {x.device}")
     if kind is None:
-        return Kind()
+        return _NUMPY
     if kind.is_cuda and not hasattr(_C.rl, "q_values_cuda"):
         raise ValueError("CUDA tensors given, but this nimbleops build has no CUDA kernels (see nimbleops.build_info())")
     return kind
@@ -108,13 +127,13 @@ def image_batch(x: Any, name: str, cuda_entry: str) -> Kind:
     if x.ndim != 4:
         raise ValueError(f"{name}: expected [N, C, H, W], got shape {list(x.shape)}")
     if not is_torch(x):
-        return Kind()
+        return _NUMPY
     if x.device.type not in ("cpu", "cuda"):
         raise ValueError(f"{name}: expected a CPU or CUDA tensor, got device {x.device}")
     if x.is_cuda and not hasattr(_C.vision, cuda_entry):
         raise ValueError(f"{name}: a CUDA tensor, but this nimbleops build has no CUDA kernels (see "
                          "nimbleops.build_info())")
-    return Kind(True, x.device)
+    return _torch_kind(x.device)
 
 
 def like(t: Any, name: str, x: Any, kind: Kind) -> Any:
@@ -183,7 +202,10 @@ def view(x: Any) -> "_C.View":
     """A View of a numpy array or torch tensor (strides in elements); x must outlive its use."""
     if isinstance(x, np.ndarray):
         return _C.View.from_numpy(x)
-    return _C.View(x.data_ptr(), x.shape, x.stride(), _torch_dtype_name(x.dtype), x.get_device() if x.is_cuda else -1)
+    code = _TORCH_CODES.get(x.dtype)
+    if code is None:  # a dtype not seen yet, or one View does not support (its error)
+        return _C.View(x.data_ptr(), x.shape, x.stride(), _torch_dtype_name(x.dtype), x.get_device() if x.is_cuda else -1)
+    return _C.View.of(x.data_ptr(), x.shape, x.stride(), code, x.get_device() if x.is_cuda else -1)
 
 
 def isfinite(x: Any) -> Any:
@@ -226,6 +248,8 @@ def check_int(value: Any, name: str, minimum: Optional[int] = None) -> int:
 
 def int_pair(value: Any, name: str) -> tuple:
     """(a, b) from an int (both equal) or a pair of ints; bounds are the caller's."""
+    if type(value) is int:  # the common case, without the ABC checks
+        return value, value
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected an int or a pair of ints, got bool")
     if isinstance(value, (int, np.integer)):

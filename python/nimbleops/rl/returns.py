@@ -279,7 +279,7 @@ def run_forward(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, lr
         raise ValueError("rewards: expected finite rewards, found nan or inf")
     rhos, traces = importance_weights(lr, lam, rho_clip, c_clip)
     handle = inputs_handle(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, rhos, traces, stream)
-    k = ar.Kind(True, r.device) if ar.is_torch(r) else ar.Kind()
+    k = ar.kind(r)
     out0 = ar.empty(r.shape, ar.dtype_name(r), k)
     out1 = ar.empty(r.shape, ar.dtype_name(r), k) if kind in TWO_OUTPUTS else None
     getattr(_C.rl, f"returns_forward_{k.suffix}")(handle, ar.view(out0), None if out1 is None else ar.view(out1))
@@ -291,7 +291,7 @@ def run_backward(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, l
     """Adjoint kernel: (grad_rewards, grad_values or None, grad_next_values)."""
     rhos, traces = importance_weights(lr, lam, rho_clip, c_clip)
     handle = inputs_handle(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, rhos, traces, stream)
-    k = ar.Kind(True, r.device) if ar.is_torch(r) else ar.Kind()
+    k = ar.kind(r)
     dt = ar.dtype_name(r)
     gr, gnv = ar.empty(r.shape, dt, k), ar.empty(r.shape, dt, k)
     gv = ar.empty(r.shape, dt, k) if kind in TWO_OUTPUTS else None

@@ -165,7 +165,7 @@ def _update(rule, Q, Q2, s, a, r, s_next, a_next, terminated, alpha, gamma, mode
             raise ValueError(f"epsilon: expected a number in [0, 1], got {eps}")
     if update_first is not None:
         update_first = _numpy(update_first, "update_first", N, "mask")
-    kind = ar.Kind(True, Q.device) if ar.is_torch(Q) else ar.Kind()
+    kind = ar.kind(Q)
     if Q2 is not None and ar.is_torch(Q2) != ar.is_torch(Q) or (ar.is_torch(Q) and Q2 is not None and
                                                                Q2.device != Q.device):
         raise ValueError("Q2: expected a table of the same kind and device as Q1")

@@ -64,7 +64,7 @@ def _tabular(rule, Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, 
     alpha = _scalar_in(alpha, "alpha", 1.0)
     gamma = _scalar_in(gamma, "gamma", 1.0)
     lam = _scalar_in(lam, "lam", 1.0)
-    kind_ = ar.Kind(True, Q.device) if ar.is_torch(Q) else ar.Kind()
+    kind_ = ar.kind(Q)
     td = ar.empty((B,), dtype, kind_)
     if rule == "td_lambda":  # views: updates land in V and e
         Q, e = Q.reshape(-1, 1), e.reshape(B, -1, 1)
@@ -134,7 +134,7 @@ def _linear(rule, w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, g
     alpha = _scalar_in(alpha, "alpha", np.inf)
     gamma = _scalar_in(gamma, "gamma", 1.0)
     lam = _scalar_in(lam, "lam", 1.0)
-    kind_ = ar.Kind(True, w.device) if ar.is_torch(w) else ar.Kind()
+    kind_ = ar.kind(w)
     td = ar.empty((B,), dtype, kind_)
     view = lambda x: None if x is None else ar.view(x)  # noqa: E731
     stream = 0

@@ -27,19 +27,18 @@ from .shuffle import channels_last, conv_grad_buffers, empty_like_format, in_for
 def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1) -> Any:
     """Depthwise convolution; see the module docstring. ``stride``, ``padding``, ``dilation``: an
     int or an (h, w) pair; stride and dilation >= 1, padding >= 0."""
-    x, weight, bias = _inputs(x, weight, bias)
-    stride, padding, dilation = (_pair(v, name, lo) for v, name, lo in
-                                 ((stride, "stride", 1), (padding, "padding", 0), (dilation, "dilation", 1)))
-    kernel = (int(weight.shape[2]), int(weight.shape[3]))
-    eh, ew = dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1
-    H, W = int(x.shape[2]), int(x.shape[3])
+    kind, x, weight, bias = _inputs(x, weight, bias)
+    stride, padding, dilation = _pair(stride, "stride", 1), _pair(padding, "padding", 0), _pair(dilation, "dilation", 1)
+    eh, ew = dilation[0] * (weight.shape[2] - 1) + 1, dilation[1] * (weight.shape[3] - 1) + 1
+    H, W = x.shape[2], x.shape[3]
     if H + 2 * padding[0] < eh or W + 2 * padding[1] < ew:
         raise ValueError(f"weight: the (dilated) kernel {eh} x {ew} is larger than the padded input "
                          f"{H + 2 * padding[0]} x {W + 2 * padding[1]}")
-    if ar.is_torch(x):
+    if kind.torch:
         torch = ar._torch()
-        needs_graph = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
-        if needs_graph or torch.compiler.is_compiling():
+        if (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                         or (bias is not None and bias.requires_grad))) \
+                or torch.compiler.is_compiling():
             from .. import torch_ops
 
             return torch_ops.depthwise_conv2d(x, weight, bias, stride, padding, dilation)
@@ -48,14 +47,15 @@ def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1) -> A
 
 def _pair(v, name: str, lo: int) -> Tuple[int, int]:
     pair = ar.int_pair(v, name)
-    if min(pair) < lo:
+    if pair[0] < lo or pair[1] < lo:
         raise ValueError(f"{name}: expected values >= {lo}, got {pair}")
     return pair
 
 
 def _inputs(x, weight, bias):
+    """(kind, x in its memory format, weight, bias) after the checks."""
     kind = ar.image_batch(x, "x", "depthwise_forward_cuda")
-    C = int(x.shape[1])
+    C = x.shape[1]
     weight = ar.like(weight, "weight", x, kind)
     if weight.ndim != 4 or weight.shape[1] != 1 or weight.shape[0] < 1 or weight.shape[0] % max(C, 1) != 0 or C < 1:
         raise ValueError(f"weight: expected [C*m, 1, KH, KW] with C = {C} (PyTorch's depthwise layout), got shape "
@@ -64,45 +64,48 @@ def _inputs(x, weight, bias):
         raise ValueError(f"weight: expected a non-empty kernel, got shape {list(weight.shape)}")
     if bias is not None:
         bias = ar.like(bias, "bias", x, kind)
-        if tuple(bias.shape) != (weight.shape[0],):
+        if bias.ndim != 1 or bias.shape[0] != weight.shape[0]:
             raise ValueError(f"bias: expected [C*m] = [{weight.shape[0]}], got shape {list(bias.shape)}")
     if kind.torch:
-        torch = ar._torch()
-        fmt = torch.channels_last if channels_last(x) else torch.contiguous_format
-        x = x.contiguous(memory_format=fmt)
+        if not x.is_contiguous():
+            x = x.contiguous(memory_format=ar._torch().channels_last if channels_last(x) else
+                             ar._torch().contiguous_format)
     elif not channels_last(x):
         x = np.ascontiguousarray(x)
-    return x, weight, bias
+    return kind, x, weight, bias
 
 
 def handle(x, weight, bias, stride, padding, dilation, stream: int = 0):
-    """The C++ description of one call."""
-    w2 = weight.reshape(weight.shape[0], -1)
-    return _C.vision.DepthwiseInputs(ar.view(x), ar.view(w2), None if bias is None else ar.view(bias),
-                                     [int(weight.shape[2]), int(weight.shape[3])], list(stride), list(padding),
-                                     list(dilation), int(stream))
+    """The C++ description of one call (weight [C*m, 1, KH, KW], contiguous)."""
+    KH, KW = weight.shape[2], weight.shape[3]
+    return _C.vision.DepthwiseInputs(ar.view(x), ar.view(weight.reshape(weight.shape[0], KH * KW)),
+                                     None if bias is None else ar.view(bias), (KH, KW), stride, padding, dilation,
+                                     stream)
 
 
 def run_forward(x, weight, bias, stride, padding, dilation, stream: Optional[int] = None):
-    kind = ar.Kind(True, x.device) if ar.is_torch(x) else ar.Kind()
+    kind = ar.kind(x)
     if stream is None:
         stream = ar.cuda_stream(kind) if kind.is_cuda else 0
     h = handle(x, weight, bias, stride, padding, dilation, stream)
-    out = empty_like_format(x, tuple(h.output_shape))
-    getattr(_C.vision, f"depthwise_forward_{kind.suffix}")(h, ar.view(out))
+    out = empty_like_format(x, h.output_shape)
+    (_C.vision.depthwise_forward_cuda if kind.is_cuda else _C.vision.depthwise_forward_cpu)(h, ar.view(out))
     return out
 
 
 def run_backward(grad, x, weight, bias_defined: bool, stride, padding, dilation, mask, stream: Optional[int] = None):
     """(grad_x, grad_weight, grad_bias), each None where mask says it is not needed. NCHW math;
     grad_x comes back in x's memory format."""
-    kind = ar.Kind(True, x.device) if ar.is_torch(x) else ar.Kind()
+    kind = ar.kind(x)
     if stream is None:
         stream = ar.cuda_stream(kind) if kind.is_cuda else 0
     xc, grad = nchw(x), nchw(grad)  # held here: the views below point into them
     h = handle(xc, weight, None, stride, padding, dilation, stream)
     gx, gw, gb = conv_grad_buffers(x, weight, bias_defined, mask)
-    view = lambda t: None if t is None else ar.view(t)  # noqa: E731
-    getattr(_C.vision, f"depthwise_backward_{kind.suffix}")(h, ar.view(grad), view(gx), view(gw), view(gb))
-    gx = None if gx is None else in_format_of(gx, x)
+    view = ar.view
+    (_C.vision.depthwise_backward_cuda if kind.is_cuda else _C.vision.depthwise_backward_cpu)(
+        h, view(grad), None if gx is None else view(gx), None if gw is None else view(gw),
+        None if gb is None else view(gb))
+    if gx is not None and xc is not x:
+        gx = in_format_of(gx, x)
     return gx, gw, gb

@@ -68,7 +68,7 @@ def handle(x, weight, bias, groups, relu, shuffle, stream=0):
 
 
 def run_forward(x, weight, bias, groups, relu, shuffle, stream=None):
-    kind = ar.Kind(True, x.device) if ar.is_torch(x) else ar.Kind()
+    kind = ar.kind(x)
     stream = (ar.cuda_stream(kind) if kind.is_cuda else 0) if stream is None else stream
     xc = nchw(x)
     out = ar.empty((x.shape[0], weight.shape[0]) + tuple(x.shape[2:]), ar.dtype_name(x), kind)
@@ -79,7 +79,7 @@ def run_forward(x, weight, bias, groups, relu, shuffle, stream=None):
 
 def run_backward(grad, x, weight, out, bias_defined, groups, relu, shuffle, mask, stream=None):
     """(grad_x in x's memory format, grad_weight in weight's shape, grad_bias), None where mask is False."""
-    kind = ar.Kind(True, x.device) if ar.is_torch(x) else ar.Kind()
+    kind = ar.kind(x)
     stream = (ar.cuda_stream(kind) if kind.is_cuda else 0) if stream is None else stream
     xc, grad = nchw(x), nchw(grad)
     out = None if out is None else nchw(out)

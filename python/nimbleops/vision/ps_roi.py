@@ -164,7 +164,7 @@ def _check_cuda_boxes(input, rois, op, ph, pw, scale, sampling_ratio, aligned) -
 
 def run_forward(input, rois, op, ph, pw, scale, sampling_ratio, aligned, stream: int = 0):
     """The forward kernel on a numpy array or torch tensor and [K, 5] float64 rois of the same kind."""
-    kind = ar.Kind(True, input.device) if ar.is_torch(input) else ar.Kind()
+    kind = ar.kind(input)
     _check_cuda_boxes(input, rois, op, ph, pw, scale, sampling_ratio, aligned)
     out = ar.empty((rois.shape[0], input.shape[1] // (ph * pw), ph, pw), ar.dtype_name(input), kind)
     getattr(_C.vision, f"ps_roi_forward_{kind.suffix}")(op, ar.view(input), ar.view(rois), ph, pw, scale,
@@ -175,7 +175,7 @@ def run_forward(input, rois, op, ph, pw, scale, sampling_ratio, aligned, stream:
 def run_backward(grad_out, input, rois, op, ph, pw, scale, sampling_ratio, aligned, deterministic: bool,
                  stream: int = 0):
     """d input ``[N, C, H, W]`` (contiguous) of sum(grad_out * forward)."""
-    kind = ar.Kind(True, input.device) if ar.is_torch(input) else ar.Kind()
+    kind = ar.kind(input)
     _check_cuda_boxes(input, rois, op, ph, pw, scale, sampling_ratio, aligned)
     grad_in = ar.empty(tuple(input.shape), ar.dtype_name(input), kind)
     grad_out = grad_out.contiguous() if ar.is_torch(grad_out) else np.ascontiguousarray(grad_out)

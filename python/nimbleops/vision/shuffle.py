@@ -90,7 +90,7 @@ def in_format_of(y, like) -> Any:
 def conv_grad_buffers(x, weight, bias_defined: bool, mask):
     """Uninitialised (grad_x NCHW, grad_weight, grad_bias) of x's kind and dtype, None where mask
     (or a missing bias) says the gradient is not wanted."""
-    kind = ar.Kind(True, x.device) if ar.is_torch(x) else ar.Kind()
+    kind = ar.kind(x)
     dtype = ar.dtype_name(x)
     gx = ar.empty(tuple(x.shape), dtype, kind) if mask[0] else None
     gw = ar.empty(tuple(weight.shape), dtype, kind) if mask[1] else None
@@ -101,7 +101,7 @@ def conv_grad_buffers(x, weight, bias_defined: bool, mask):
 def run(op: str, groups: int, inputs, out_shapes, stream=None):
     """The gather kernel: outputs (in the first input's format) of the given shapes."""
     outs = [empty_like_format(inputs[0], s) for s in out_shapes]
-    kind = ar.Kind(True, inputs[0].device) if ar.is_torch(inputs[0]) else ar.Kind()
+    kind = ar.kind(inputs[0])
     if stream is None:
         stream = ar.cuda_stream(kind) if kind.is_cuda else 0
     getattr(_C.vision, f"channel_gather_{kind.suffix}")(op, int(groups), [ar.view(x) for x in inputs],
