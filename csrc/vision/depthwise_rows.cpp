@@ -732,13 +732,15 @@ inline void transpose8(__m256* r) {
   }
 }
 
-// The transposes of a full block (16 planes) with image rows of at least 8 elements, AVX float:
-// each image row in pieces of 8 elements (the last piece overlapping the one before where W is
-// not a multiple of 8: those elements are moved twice, to the same places), a piece's 16 planes
-// as two 8 x 8 transposes, its 8 pixels' 64 bytes stored contiguously: no tile offsets to compute
-// and no branches inside a row (the tiles of 16 elements of the general code wrap the rows of
-// 10- and 20-pixel images)
-inline void planes_to_pixels_rows(const float* src, int64_t plane, int64_t H, int64_t W, float* dst, int64_t pitch) {
+// The transposes of a block (the planes l < lanes of 16) with image rows of at least 8 elements,
+// AVX float: each image row in pieces of 8 elements (the last piece overlapping the one before
+// where W is not a multiple of 8: those elements are moved twice, to the same places), a piece's
+// 16 planes as two 8 x 8 transposes (planes past the last channel: zeros in, not stored out), its
+// 8 pixels' 64 bytes stored contiguously: no tile offsets to compute (the tiles of 16 elements of
+// the general code wrap the rows of 10- and 20-pixel images). The last block of C = 132 (4 lanes)
+// took the general code and cost more than a full block.
+inline void planes_to_pixels_rows(const float* src, int64_t plane, int64_t lanes, int64_t H, int64_t W, float* dst,
+                                  int64_t pitch) {
   for (int64_t h = 0; h < H; ++h)
     for (int64_t w0 = 0; w0 < W; w0 += 8) {
       const int64_t w = w0 + 8 <= W ? w0 : W - 8;
@@ -747,27 +749,31 @@ inline void planes_to_pixels_rows(const float* src, int64_t plane, int64_t H, in
       for (int lb = 0; lb < kLanes; lb += 8) {
         __m256 r[8];
         for (int l = 0; l < 8; ++l) {
-          r[l] = _mm256_loadu_ps(p);
-          p += plane;
-          opaque(p);
+          if (lb + l < lanes) {  // the planes past the last channel read as zeros
+            r[l] = _mm256_loadu_ps(p);
+            p += plane;
+            opaque(p);
+          } else {
+            r[l] = _mm256_setzero_ps();
+          }
         }
         transpose8(r);
         for (int j = 0; j < 8; ++j) _mm256_storeu_ps(d + j * kLanes + lb, r[j]);
       }
     }
 }
-
-inline void pixels_to_planes_rows(const float* src, int64_t pitch, int64_t H, int64_t W, float* dst, int64_t plane) {
+inline void pixels_to_planes_rows(const float* src, int64_t pitch, int64_t lanes, int64_t H, int64_t W, float* dst,
+                                  int64_t plane) {
   for (int64_t h = 0; h < H; ++h)
     for (int64_t w0 = 0; w0 < W; w0 += 8) {
       const int64_t w = w0 + 8 <= W ? w0 : W - 8;
       const float* s = src + (h * pitch + w) * kLanes;
       float* p = dst + h * W + w;
-      for (int lb = 0; lb < kLanes; lb += 8) {
+      for (int lb = 0; lb < kLanes && lb < lanes; lb += 8) {
         __m256 r[8];
         for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(s + j * kLanes + lb);
         transpose8(r);
-        for (int l = 0; l < 8; ++l) {
+        for (int l = 0; l < 8 && lb + l < lanes; ++l) {  // only the planes of existing channels
           _mm256_storeu_ps(p, r[l]);
           p += plane;
           opaque(p);
@@ -784,7 +790,7 @@ template <class T>
 void planes_to_pixels(const T* src, int64_t plane, int64_t lanes, int64_t H, int64_t W, T* dst, int64_t pitch) {
 #if defined(__AVX__) && !defined(__AVX512F__)
   if constexpr (sizeof(T) == 4)
-    if (lanes == kLanes && W >= 8) return planes_to_pixels_rows(src, plane, H, W, dst, pitch);
+    if (W >= 8) return planes_to_pixels_rows(src, plane, lanes, H, W, dst, pitch);
 #endif
   constexpr int RL = reg_lanes<T>();
   typedef typename Vec<T, RL>::type V;
@@ -818,9 +824,9 @@ template <class T>
 void pixels_to_planes(const T* src, int64_t pitch, int64_t lanes, int64_t H, int64_t W, T* dst, int64_t plane) {
 #if defined(__AVX__) && !defined(__AVX512F__)
   if constexpr (sizeof(T) == 4) {
-    if (lanes == kLanes && pitch == W && H * W >= 8)  // rows back to back: the plane as one row
-      return pixels_to_planes_rows(src, pitch * H, 1, H * W, dst, plane);
-    if (lanes == kLanes && W >= 8) return pixels_to_planes_rows(src, pitch, H, W, dst, plane);
+    if (pitch == W && H * W >= 8)  // rows back to back: the plane as one row
+      return pixels_to_planes_rows(src, pitch * H, lanes, 1, H * W, dst, plane);
+    if (W >= 8) return pixels_to_planes_rows(src, pitch, lanes, H, W, dst, plane);
   }
 #endif
   constexpr int RL = reg_lanes<T>();
