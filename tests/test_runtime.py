@@ -106,8 +106,8 @@ def test_concurrent_calls_from_python_threads(rng):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64", "bool"])
 def test_views_of_torch_tensors(dtype):
-    """ar.view's tuple fast path (View.of) gives the pointer, shape, strides (in elements) and dtype
-    of the tensor, strided ones included; the first and later sightings of a dtype agree."""
+    """ar.view of a torch tensor (View.of_tensor) gives its shape, strides (in elements), dtype and
+    device, strided ones included; the first and later sightings of a dtype agree."""
     torch = pytest.importorskip("torch")
     from nimbleops import _arrays as ar
 
@@ -123,6 +123,6 @@ def test_view_of_an_unsupported_torch_dtype_names_it():
     torch = pytest.importorskip("torch")
     from nimbleops import _arrays as ar
 
-    for _ in range(2):  # the fallback constructor's error, first and later sightings alike
+    for _ in range(2):  # unsupported dtypes are not remembered: the same error each time
         with pytest.raises(ValueError, match="unsupported dtype 'float16'"):
             ar.view(torch.zeros(3, dtype=torch.float16))

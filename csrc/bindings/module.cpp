@@ -19,6 +19,19 @@ DType dtype_from_name(const std::string& s) {
   if (s == "bool") return DType::boolean;
   throw std::invalid_argument("View: unsupported dtype '" + s + "'");
 }
+
+// A torch dtype object's DType: torch's dtype objects are singletons, so each is named once and
+// then found by identity (the GIL is held)
+DType torch_dtype(const py::object& dtype) {
+  static std::vector<std::pair<PyObject*, DType>> seen;
+  for (const auto& [object, d] : seen)
+    if (object == dtype.ptr()) return d;
+  std::string name = py::str(dtype);
+  if (name.rfind("torch.", 0) == 0) name = name.substr(6);
+  const DType d = dtype_from_name(name);
+  seen.emplace_back(dtype.inc_ref().ptr(), d);  // kept alive for the process
+  return d;
+}
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -38,36 +51,42 @@ PYBIND11_MODULE(_C, m) {
              return v;
            }),
            py::arg("ptr"), py::arg("shape"), py::arg("strides"), py::arg("dtype"), py::arg("device"))
-      // the torch tensors' fast path (nimbleops/_arrays.py view): shape and strides as tuples,
-      // the dtype as its code (dtype_codes)
+      // the torch tensors' view (nimbleops/_arrays.py view), one call
       .def_static(
-          "of",
-          [](uintptr_t ptr, const py::tuple& shape, const py::tuple& strides, int dtype, int device) {
-            const size_t n = shape.size();
-            NIMBLEOPS_CHECK(strides.size() == n, "View: shape and strides differ in length");
-            NIMBLEOPS_CHECK(dtype >= 0 && dtype <= int(DType::boolean), "View: unsupported dtype code ", dtype);
+          "of_tensor",
+          [](py::handle t) {
+            // a torch tensor's data_ptr(), shape, stride(), dtype and device through the C API
+            // with interned names (pybind11's attr() builds each name anew)
+            static PyObject* const names[] = {PyUnicode_InternFromString("data_ptr"), PyUnicode_InternFromString("shape"),
+                                              PyUnicode_InternFromString("stride"), PyUnicode_InternFromString("dtype"),
+                                              PyUnicode_InternFromString("is_cuda"),
+                                              PyUnicode_InternFromString("get_device")};
+            auto steal = [](PyObject* o) {
+              if (!o) throw py::error_already_set();
+              return py::reinterpret_steal<py::object>(o);
+            };
             View v;
-            v.data = reinterpret_cast<void*>(ptr);
-            v.dtype = static_cast<DType>(dtype);
-            v.device = device;
-            v.shape.resize(n);
-            v.strides.resize(n);
-            for (size_t i = 0; i < n; ++i) {
-              v.shape[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(shape.ptr(), i));
-              v.strides[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(strides.ptr(), i));
-              NIMBLEOPS_CHECK(v.shape[i] >= 0, "View: negative extent in shape");
+            const py::object ptr = steal(PyObject_CallMethodNoArgs(t.ptr(), names[0]));
+            v.data = PyLong_AsVoidPtr(ptr.ptr());
+            const py::object shape = steal(PyObject_GetAttr(t.ptr(), names[1]));
+            const py::object strides = steal(PyObject_CallMethodNoArgs(t.ptr(), names[2]));
+            NIMBLEOPS_CHECK(PyTuple_Check(shape.ptr()) && PyTuple_Check(strides.ptr()) &&
+                                PyTuple_GET_SIZE(shape.ptr()) == PyTuple_GET_SIZE(strides.ptr()),
+                            "View: expected a torch tensor");
+            const Py_ssize_t n = PyTuple_GET_SIZE(shape.ptr());
+            v.shape.resize(size_t(n));
+            v.strides.resize(size_t(n));
+            for (Py_ssize_t i = 0; i < n; ++i) {
+              v.shape[size_t(i)] = PyLong_AsLongLong(PyTuple_GET_ITEM(shape.ptr(), i));
+              v.strides[size_t(i)] = PyLong_AsLongLong(PyTuple_GET_ITEM(strides.ptr(), i));
             }
             if (PyErr_Occurred()) throw py::error_already_set();
+            v.dtype = torch_dtype(steal(PyObject_GetAttr(t.ptr(), names[3])));
+            const py::object cuda = steal(PyObject_GetAttr(t.ptr(), names[4]));
+            v.device = cuda.ptr() == Py_True ? steal(PyObject_CallMethodNoArgs(t.ptr(), names[5])).cast<int>() : -1;
             return v;
           },
-          py::arg("ptr"), py::arg("shape"), py::arg("strides"), py::arg("dtype"), py::arg("device"))
-      .def_static("dtype_codes",
-                  [] {
-                    py::dict d;
-                    for (DType t : {DType::float32, DType::float64, DType::int32, DType::int64, DType::boolean})
-                      d[dtype_name(t)] = static_cast<int>(t);
-                    return d;
-                  })
+          py::arg("tensor"))
       .def_static(
           "from_numpy",
           [](const py::array& a) {

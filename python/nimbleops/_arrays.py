@@ -35,15 +35,12 @@ _NUMPY_NAMES = {np.dtype(n): n for n in ("float32", "float64", "int32", "int64",
 
 
 _TORCH_NAMES: dict = {}  # torch.dtype -> name, filled on first sight
-_TORCH_CODES: dict = {}  # torch.dtype -> its View dtype code (None where View has none)
-_VIEW_CODES = _C.View.dtype_codes()
 
 
 def _torch_dtype_name(dtype) -> str:
     name = _TORCH_NAMES.get(dtype)
     if name is None:
         name = _TORCH_NAMES[dtype] = str(dtype).replace("torch.", "")
-        _TORCH_CODES[dtype] = _VIEW_CODES.get(name)
     return name
 
 
@@ -202,10 +199,7 @@ def view(x: Any) -> "_C.View":
     """A View of a numpy array or torch tensor (strides in elements); x must outlive its use."""
     if isinstance(x, np.ndarray):
         return _C.View.from_numpy(x)
-    code = _TORCH_CODES.get(x.dtype)
-    if code is None:  # a dtype not seen yet, or one View does not support (its error)
-        return _C.View(x.data_ptr(), x.shape, x.stride(), _torch_dtype_name(x.dtype), x.get_device() if x.is_cuda else -1)
-    return _C.View.of(x.data_ptr(), x.shape, x.stride(), code, x.get_device() if x.is_cuda else -1)
+    return _C.View.of_tensor(x)  # data_ptr(), shape, stride(), dtype and device read in C++
 
 
 def isfinite(x: Any) -> Any:

@@ -64,7 +64,12 @@ def _run(ctx, op, *args):
 
 
 def _needs_graph(args) -> bool:
-    return torch.is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args)
+    if not torch.is_grad_enabled():
+        return False
+    for a in args:
+        if isinstance(a, Tensor) and a.requires_grad:
+            return True
+    return False
 
 
 def _apply(op, *args):
@@ -305,11 +310,11 @@ def concat_shuffle_split(a: Tensor, b: Tensor):
 # gradient is not wanted (a custom op cannot return None).
 
 def _or_empty(grads, x: Tensor):
-    return tuple(g if g is not None else x.new_empty(0) for g in grads)
+    return tuple([g if g is not None else x.new_empty(0) for g in grads])
 
 
 def _wanted(grads, mask):
-    return tuple(g if wanted else None for g, wanted in zip(grads, mask))
+    return tuple([g if wanted else None for g, wanted in zip(grads, mask)])
 
 
 def _conv_grads_fake(x: Tensor, weight: Tensor, bias_defined: bool, mask):

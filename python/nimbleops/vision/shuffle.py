@@ -65,7 +65,9 @@ def empty_like_format(x, shape) -> Any:
     """An uninitialised [N, C', H, W] array of x's kind, dtype, device and memory format."""
     if ar.is_torch(x):
         torch = ar._torch()
-        fmt = torch.channels_last if channels_last(x) else torch.contiguous_format
+        if x.is_contiguous():
+            return torch.empty(shape, dtype=x.dtype, device=x.device)
+        fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
         return torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt)
     if channels_last(x):
         n, c, h, w = shape
@@ -90,11 +92,13 @@ def in_format_of(y, like) -> Any:
 def conv_grad_buffers(x, weight, bias_defined: bool, mask):
     """Uninitialised (grad_x NCHW, grad_weight, grad_bias) of x's kind and dtype, None where mask
     (or a missing bias) says the gradient is not wanted."""
-    kind = ar.kind(x)
-    dtype = ar.dtype_name(x)
-    gx = ar.empty(tuple(x.shape), dtype, kind) if mask[0] else None
-    gw = ar.empty(tuple(weight.shape), dtype, kind) if mask[1] else None
-    gb = ar.empty((weight.shape[0],), dtype, kind) if (mask[2] and bias_defined) else None
+    if ar.is_torch(x):
+        empty, opts = ar._torch().empty, {"dtype": x.dtype, "device": x.device}
+    else:
+        empty, opts = np.empty, {"dtype": x.dtype}
+    gx = empty(tuple(x.shape), **opts) if mask[0] else None
+    gw = empty(tuple(weight.shape), **opts) if mask[1] else None
+    gb = empty((weight.shape[0],), **opts) if (mask[2] and bias_defined) else None
     return gx, gw, gb
 
 
