@@ -1,7 +1,8 @@
 // CPU depthwise convolution. m = 1, 3x3 / 5x5 at stride 1 or 2 (dilation 1), channels_last, or
 // NCHW in float32: register-blocked channels_last kernels (blocks of pixels x 16 channels) - for
 // NCHW over tasks (image, block of 16 channels) transposed into padded channels_last pixels and
-// back, the backward too; for channels_last over output rows, read in place. Other NCHW shapes
+// back, the backward too; for channels_last over output rows, read in place (at stride 2, with
+// two images or more: an image per task, its rows copied into the same padded blocks). Other NCHW shapes
 // (and float64): OpenMP over (image, input channel) planes, each copied once into a zero-padded
 // buffer (split into even / odd columns at stride 2) for the per-ISA row kernels of
 // depthwise_rows.cpp. Other channels_last shapes: OpenMP over output rows, each pixel's C
@@ -232,11 +233,9 @@ void block_conv(const T* xp, int64_t Wp, int64_t K, int64_t S, int64_t OH, int64
   }
 }
 
-// a task's buffer of Hp x Wp zero-padded pixels of 16 lanes (64-byte aligned) whose interior, H x W
-// pixels from (top, left), the task writes afterwards: only the border is zeroed, once
+// zeros in the border of Hp x Wp pixels of 16 lanes around the interior, H x W pixels from (top, left)
 template <class T>
-T* padded(AlignedBuffer<T>& buf, int64_t Hp, int64_t Wp, int64_t top, int64_t left, int64_t H, int64_t W) {
-  T* p = buf.get(Hp * Wp * kLanes);
+void padded_border(T* p, int64_t Hp, int64_t Wp, int64_t top, int64_t left, int64_t H, int64_t W) {
   const int64_t row = Wp * kLanes;
   std::fill(p, p + top * row, T(0));
   std::fill(p + (top + H) * row, p + Hp * row, T(0));
@@ -244,6 +243,14 @@ T* padded(AlignedBuffer<T>& buf, int64_t Hp, int64_t Wp, int64_t top, int64_t le
     std::fill(p + r * row, p + r * row + left * kLanes, T(0));
     std::fill(p + r * row + (left + W) * kLanes, p + (r + 1) * row, T(0));
   }
+}
+
+// a task's buffer of Hp x Wp zero-padded pixels of 16 lanes (64-byte aligned) whose interior the
+// task writes afterwards: only the border is zeroed, once
+template <class T>
+T* padded(AlignedBuffer<T>& buf, int64_t Hp, int64_t Wp, int64_t top, int64_t left, int64_t H, int64_t W) {
+  T* p = buf.get(Hp * Wp * kLanes);
+  padded_border(p, Hp, Wp, top, left, H, W);
   return p;
 }
 
@@ -267,6 +274,58 @@ void forward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, T* o
       k.planes_to_pixels(x + (n * s.C + c0) * HW, HW, lanes, s.H, s.W, xp + (v.ph * Wp + v.pw) * kLanes, Wp);
       block_conv(xp, Wp, K, v.sh, s.OH, s.OW, wb, bias ? wb + KK * kLanes : nullptr, op, rows);
       k.pixels_to_planes(op, s.OW, lanes, s.OH, s.OW, out + (n * s.C + c0) * OHW, OHW);
+    }
+  });
+}
+
+// channels_last at stride 2 (float32, rows_nhwc shapes, planes as in blocked_nchw, two images or
+// more) through the blocked kernels, an image per task: its input rows (W x C contiguous) are
+// copied row by row into the padded 16-channel pixels of every block (sequential reads, one
+// sequential write stream per block), each block runs the blocked kernels, and the output rows
+// are written back pixel by pixel from the blocks' results. At stride 2 the in-place kernel's
+// 3-6 pixel blocks wait on their loads (the input pixels they read lie C elements apart in K
+// rows); at stride 1 it is faster than the copies. Same sums, in the same order, either way.
+bool nhwc_via_blocks(const DepthwiseViews& v, const DepthwiseShape& s) {
+  return v.x.dtype == DType::float32 && rows_nhwc(v, s) && v.sh == 2 && s.N >= 2 &&
+         (s.H + 2 * v.ph) * (s.W + 2 * v.pw) <= (int64_t(1) << 16);
+}
+
+template <class T>
+void forward_nhwc_via_blocks(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
+  const T* x = v.x.ptr<T>();
+  const T* w = v.weight.ptr<T>();
+  const T* bias = v.bias ? v.bias->ptr<T>() : nullptr;
+  const int64_t K = v.KH, KK = K * K, C = s.C, OHW = s.OH * s.OW;
+  const int64_t Hp = s.H + 2 * v.ph, Wp = s.W + 2 * v.pw, blocks = (C + kLanes - 1) / kLanes;
+  const int64_t plane = Hp * Wp * kLanes, last = C - (blocks - 1) * kLanes;  // lanes of the last block
+  const std::vector<T> weights = block_weights(w, bias, C, KK, false);
+  parallel_for(s.N, 1, [&](int64_t n0, int64_t n1) {
+    AlignedBuffer<T> xbuf, obuf;
+    T* xp = xbuf.get(blocks * plane);
+    for (int64_t b = 0; b < blocks; ++b) padded_border(xp + b * plane, Hp, Wp, v.ph, v.pw, s.H, s.W);
+    T* op = obuf.get(blocks * OHW * kLanes);
+    std::vector<const T*> rows(static_cast<size_t>(K));
+    for (int64_t n = n0; n < n1; ++n) {
+      for (int64_t h = 0; h < s.H; ++h) {
+        const T* src = x + (n * s.H + h) * s.W * C;
+        T* d = xp + ((h + v.ph) * Wp + v.pw) * kLanes;
+        for (int64_t q = 0; q < s.W; ++q, src += C, d += kLanes) {
+          for (int64_t b = 0; b + 1 < blocks; ++b) std::memcpy(d + b * plane, src + b * kLanes, sizeof(T) * kLanes);
+          T* e = d + (blocks - 1) * plane;
+          std::memcpy(e, src + (blocks - 1) * kLanes, sizeof(T) * size_t(last));
+          std::fill(e + last, e + kLanes, T(0));
+        }
+      }
+      for (int64_t b = 0; b < blocks; ++b) {
+        const T* wb = weights.data() + b * (KK + 1) * kLanes;
+        block_conv(xp + b * plane, Wp, K, v.sh, s.OH, s.OW, wb, bias ? wb + KK * kLanes : nullptr,
+                   op + b * OHW * kLanes, rows);
+      }
+      T* dst = out + n * OHW * C;
+      for (int64_t q = 0; q < OHW; ++q, dst += C) {
+        for (int64_t b = 0; b + 1 < blocks; ++b) std::memcpy(dst + b * kLanes, op + (b * OHW + q) * kLanes, sizeof(T) * kLanes);
+        std::memcpy(dst + (blocks - 1) * kLanes, op + ((blocks - 1) * OHW + q) * kLanes, sizeof(T) * size_t(last));
+      }
     }
   });
 }
@@ -465,7 +524,9 @@ void depthwise_forward(const DepthwiseViews& v, const View& out) {
   NIMBLEOPS_CHECK(s.channels_last ? out.is_channels_last() : out.is_contiguous(), "internal: out's memory format");
   check_dtype(out, v.x.dtype, "out");
   NIMBLEOPS_DISPATCH_FLOATING(v.x.dtype, "x", [&] {
-    if (s.channels_last)
+    if (s.channels_last && nhwc_via_blocks(v, s))
+      forward_nhwc_via_blocks<scalar_t>(v, s, out.ptr<scalar_t>());
+    else if (s.channels_last)
       forward_nhwc<scalar_t>(v, s, out.ptr<scalar_t>());
     else
       forward_nchw<scalar_t>(v, s, out.ptr<scalar_t>());

@@ -125,6 +125,21 @@ def test_blocked_rows_of_every_width_match_reference(C, hw, k, stride):
                         b=rng.standard_normal(C), stride=stride, padding=(k // 2, k // 2), fmt="nchw", rng=rng))
 
 
+@pytest.mark.parametrize("C", [16, 20, 33])
+@pytest.mark.parametrize("hw,padding", [((9, 8), (2, 2)), ((6, 13), (0, 1)), ((11, 5), (1, 0)), ((8, 24), (2, 1))])
+@pytest.mark.parametrize("k", [3, 5])
+def test_channels_last_stride2_through_blocks_matches_reference(C, hw, padding, k):
+    """channels_last at stride 2 with two images or more takes the blocked kernels (each image's
+    rows copied into the padded 16-channel blocks, the last one partial, and the results copied
+    back into the output rows), float32, against the reference."""
+    if hw[0] + 2 * padding[0] < k or hw[1] + 2 * padding[1] < k:
+        pytest.skip("kernel larger than the padded input")
+    rng = np.random.default_rng(C * 100 + hw[0] * 10 + hw[1] + k)
+    _check_blocked(dict(x=rng.standard_normal((3, C) + hw), w=rng.standard_normal((C, 1, k, k)),
+                        b=rng.standard_normal(C) if C != 20 else None, stride=2, padding=padding,
+                        fmt="channels_last", rng=rng))
+
+
 def _check_blocked(p):
     x = torch.from_numpy(p["x"].astype(np.float32))
     if p["fmt"] == "channels_last":
