@@ -285,9 +285,11 @@ void forward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, T* o
 // are written back pixel by pixel from the blocks' results. At stride 2 the in-place kernel's
 // 3-6 pixel blocks wait on their loads (the input pixels they read lie C elements apart in K
 // rows); at stride 1 it is faster than the copies. Same sums, in the same order, either way.
+// A task's buffers hold an image's padded blocks: 16 MB of them at most (in place beyond that).
 bool nhwc_via_blocks(const DepthwiseViews& v, const DepthwiseShape& s) {
-  return v.x.dtype == DType::float32 && rows_nhwc(v, s) && v.sh == 2 && s.N >= 2 &&
-         (s.H + 2 * v.ph) * (s.W + 2 * v.pw) <= (int64_t(1) << 16);
+  const int64_t pixels = (s.H + 2 * v.ph) * (s.W + 2 * v.pw), blocks = (s.C + kLanes - 1) / kLanes;
+  return v.x.dtype == DType::float32 && rows_nhwc(v, s) && v.sh == 2 && s.N >= 2 && pixels <= (int64_t(1) << 16) &&
+         blocks * pixels * kLanes * int64_t(sizeof(float)) <= (int64_t(16) << 20);
 }
 
 template <class T>
