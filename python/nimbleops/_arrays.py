@@ -37,19 +37,15 @@ _NUMPY_NAMES = {np.dtype(n): n for n in ("float32", "float64", "int32", "int64",
 _TORCH_NAMES: dict = {}  # torch.dtype -> name, filled on first sight
 
 
-def _torch_dtype_name(dtype) -> str:
-    name = _TORCH_NAMES.get(dtype)
-    if name is None:
-        name = _TORCH_NAMES[dtype] = str(dtype).replace("torch.", "")
-    return name
-
-
 def dtype_name(x: Any) -> str:
     """'float32', 'int64', ... for a numpy array or torch tensor."""
     if isinstance(x, np.ndarray):
         return _NUMPY_NAMES.get(x.dtype) or x.dtype.name
     if is_torch(x):
-        return _torch_dtype_name(x.dtype)
+        name = _TORCH_NAMES.get(x.dtype)
+        if name is None:
+            name = _TORCH_NAMES[x.dtype] = str(x.dtype).replace("torch.", "")
+        return name
     d = np.asarray(x).dtype
     return _NUMPY_NAMES.get(d) or d.name
 
@@ -200,6 +196,11 @@ def view(x: Any) -> "_C.View":
     if isinstance(x, np.ndarray):
         return _C.View.from_numpy(x)
     return _C.View.of_tensor(x)  # data_ptr(), shape, stride(), dtype and device read in C++
+
+
+def view_or_none(x: Any) -> "Optional[_C.View]":
+    """:func:`view` of x, or None for an absent optional array."""
+    return None if x is None else view(x)
 
 
 def isfinite(x: Any) -> Any:

@@ -257,7 +257,7 @@ def _compiling() -> bool:
 
 def inputs_handle(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, rhos, traces, stream=0):
     """The C++ description of one call (views of the canonical [T, B] arrays)."""
-    view = lambda x: None if x is None else ar.view(x)  # noqa: E731
+    view = ar.view_or_none
     return _C.rl.ReturnsInputs(kind, ar.view(r), view(v), ar.view(nv), ar.view(term), ar.view(trunc), view(gamma_arr),
                                float(gamma_scalar), float(lam), int(n), view(rhos), view(traces), int(stream))
 
@@ -282,7 +282,7 @@ def run_forward(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, lr
     k = ar.kind(r)
     out0 = ar.empty(r.shape, ar.dtype_name(r), k)
     out1 = ar.empty(r.shape, ar.dtype_name(r), k) if kind in TWO_OUTPUTS else None
-    getattr(_C.rl, f"returns_forward_{k.suffix}")(handle, ar.view(out0), None if out1 is None else ar.view(out1))
+    getattr(_C.rl, f"returns_forward_{k.suffix}")(handle, ar.view(out0), ar.view_or_none(out1))
     return out0, out1
 
 
@@ -297,6 +297,6 @@ def run_backward(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, l
     gv = ar.empty(r.shape, dt, k) if kind in TWO_OUTPUTS else None
     if kind == "n_step" and g0 is None:
         g0 = ar.zeros(r.shape, dt, k)
-    view = lambda x: None if x is None else ar.view(x)  # noqa: E731
+    view = ar.view_or_none
     getattr(_C.rl, f"returns_backward_{k.suffix}")(handle, view(g0), view(g1), ar.view(gr), view(gv), ar.view(gnv))
     return gr, gv, gnv

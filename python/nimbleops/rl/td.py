@@ -171,7 +171,7 @@ def _update(rule, Q, Q2, s, a, r, s_next, a_next, terminated, alpha, gamma, mode
         raise ValueError("Q2: expected a table of the same kind and device as Q1")
     td = ar.empty((N,), dtype, kind)
     table = Q.reshape(-1, 1) if rule == "td0" else Q  # a view: updates land in Q
-    view = lambda x: None if x is None else ar.view(x)  # noqa: E731
+    view = ar.view_or_none
     stream = 0
     if kind.is_cuda:  # the checks the CPU kernel makes itself, on the host arrays; then to the device
         S, A = table.shape

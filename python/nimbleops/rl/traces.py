@@ -68,7 +68,7 @@ def _tabular(rule, Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, 
     td = ar.empty((B,), dtype, kind_)
     if rule == "td_lambda":  # views: updates land in V and e
         Q, e = Q.reshape(-1, 1), e.reshape(B, -1, 1)
-    view = lambda x: None if x is None else ar.view(x)  # noqa: E731
+    view = ar.view_or_none
     stream = 0
     if kind_.is_cuda:
         if e.device != kind_.device:
@@ -136,7 +136,7 @@ def _linear(rule, w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, g
     lam = _scalar_in(lam, "lam", 1.0)
     kind_ = ar.kind(w)
     td = ar.empty((B,), dtype, kind_)
-    view = lambda x: None if x is None else ar.view(x)  # noqa: E731
+    view = ar.view_or_none
     stream = 0
     if kind_.is_cuda:
         for t, name in ((z, "z"), (v_old, "v_old")):

@@ -79,8 +79,7 @@ def handle(x, weight, bias, stride, padding, dilation, stream: int = 0):
     """The C++ description of one call (weight [C*m, 1, KH, KW], contiguous)."""
     KH, KW = weight.shape[2], weight.shape[3]
     return _C.vision.DepthwiseInputs(ar.view(x), ar.view(weight.reshape(weight.shape[0], KH * KW)),
-                                     None if bias is None else ar.view(bias), (KH, KW), stride, padding, dilation,
-                                     stream)
+                                     ar.view_or_none(bias), (KH, KW), stride, padding, dilation, stream)
 
 
 def run_forward(x, weight, bias, stride, padding, dilation, stream: Optional[int] = None):
@@ -102,10 +101,8 @@ def run_backward(grad, x, weight, bias_defined: bool, stride, padding, dilation,
     xc, grad = nchw(x), nchw(grad)  # held here: the views below point into them
     h = handle(xc, weight, None, stride, padding, dilation, stream)
     gx, gw, gb = conv_grad_buffers(x, weight, bias_defined, mask)
-    view = ar.view
     (_C.vision.depthwise_backward_cuda if kind.is_cuda else _C.vision.depthwise_backward_cpu)(
-        h, view(grad), None if gx is None else view(gx), None if gw is None else view(gw),
-        None if gb is None else view(gb))
+        h, ar.view(grad), ar.view_or_none(gx), ar.view_or_none(gw), ar.view_or_none(gb))
     if gx is not None and xc is not x:
         gx = in_format_of(gx, x)
     return gx, gw, gb

@@ -63,7 +63,7 @@ def pointwise_conv2d(x, weight, bias=None, groups: int = 1, *, activation: Optio
 
 def handle(x, weight, bias, groups, relu, shuffle, stream=0):
     w2 = weight.reshape(weight.shape[0], -1)
-    return _C.vision.PointwiseInputs(ar.view(x), ar.view(w2), None if bias is None else ar.view(bias), int(groups),
+    return _C.vision.PointwiseInputs(ar.view(x), ar.view(w2), ar.view_or_none(bias), int(groups),
                                      int(shuffle), bool(relu), int(stream))
 
 
@@ -84,7 +84,7 @@ def run_backward(grad, x, weight, out, bias_defined, groups, relu, shuffle, mask
     xc, grad = nchw(x), nchw(grad)
     out = None if out is None else nchw(out)
     gx, gw, gb = conv_grad_buffers(x, weight, bias_defined, mask)
-    view = lambda t: None if t is None else ar.view(t)  # noqa: E731
+    view = ar.view_or_none
     getattr(_C.vision, f"pointwise_backward_{kind.suffix}")(
         handle(xc, weight, None, groups, relu, shuffle, stream), ar.view(grad), view(out), view(gx),
         None if gw is None else ar.view(gw.reshape(gw.shape[0], -1)), view(gb))
