@@ -288,7 +288,7 @@ void forward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, T* o
 // A task's buffers hold an image's padded blocks: 16 MB of them at most (in place beyond that).
 bool nhwc_via_blocks(const DepthwiseViews& v, const DepthwiseShape& s) {
   const int64_t pixels = (s.H + 2 * v.ph) * (s.W + 2 * v.pw), blocks = (s.C + kLanes - 1) / kLanes;
-  return v.x.dtype == DType::float32 && rows_nhwc(v, s) && v.sh == 2 && s.N >= 2 && pixels <= (int64_t(1) << 16) &&
+  return blocked_nchw(v, s) && v.sh == 2 && s.N >= 2 &&
          blocks * pixels * kLanes * int64_t(sizeof(float)) <= (int64_t(16) << 20);
 }
 
@@ -311,12 +311,12 @@ void forward_nhwc_via_blocks(const DepthwiseViews& v, const DepthwiseShape& s, T
       for (int64_t h = 0; h < s.H; ++h) {
         const T* src = x + (n * s.H + h) * s.W * C;
         T* d = xp + ((h + v.ph) * Wp + v.pw) * kLanes;
-        for (int64_t q = 0; q < s.W; ++q, src += C, d += kLanes) {
-          for (int64_t b = 0; b + 1 < blocks; ++b) std::memcpy(d + b * plane, src + b * kLanes, sizeof(T) * kLanes);
-          T* e = d + (blocks - 1) * plane;
-          std::memcpy(e, src + (blocks - 1) * kLanes, sizeof(T) * size_t(last));
-          std::fill(e + last, e + kLanes, T(0));
-        }
+        for (int64_t q = 0; q < s.W; ++q, src += C, d += kLanes)
+          for (int64_t b = 0; b < blocks; ++b) {
+            const int64_t lanes = b + 1 < blocks ? kLanes : last;
+            std::memcpy(d + b * plane, src + b * kLanes, sizeof(T) * size_t(lanes));
+            std::fill(d + b * plane + lanes, d + b * plane + kLanes, T(0));
+          }
       }
       for (int64_t b = 0; b < blocks; ++b) {
         const T* wb = weights.data() + b * (KK + 1) * kLanes;
@@ -324,10 +324,9 @@ void forward_nhwc_via_blocks(const DepthwiseViews& v, const DepthwiseShape& s, T
                    op + b * OHW * kLanes, rows);
       }
       T* dst = out + n * OHW * C;
-      for (int64_t q = 0; q < OHW; ++q, dst += C) {
-        for (int64_t b = 0; b + 1 < blocks; ++b) std::memcpy(dst + b * kLanes, op + (b * OHW + q) * kLanes, sizeof(T) * kLanes);
-        std::memcpy(dst + (blocks - 1) * kLanes, op + ((blocks - 1) * OHW + q) * kLanes, sizeof(T) * size_t(last));
-      }
+      for (int64_t q = 0; q < OHW; ++q, dst += C)
+        for (int64_t b = 0; b < blocks; ++b)
+          std::memcpy(dst + b * kLanes, op + (b * OHW + q) * kLanes, sizeof(T) * size_t(b + 1 < blocks ? kLanes : last));
     }
   });
 }
