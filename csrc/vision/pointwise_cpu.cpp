@@ -65,7 +65,8 @@ namespace cpu {
 namespace {
 
 // C[i] = act(bias_i + A_i . B) over the pixels [p0, p0 + width) for M rows; B rows b0 + k * HW,
-// C rows crow0[i] (a pointer per row: the shuffle); a tail strip goes through zero-padded scratch.
+// C rows crow0[i] (a pointer per row: the shuffle); a tail strip goes through zero-padded scratch,
+// computing only the column passes its width reaches (one of two on AVX2 for up to 16 pixels).
 template <class T>
 struct Strips {
   std::vector<T> bpad, cpad, pack;
@@ -82,7 +83,7 @@ struct Strips {
     if (width == kStrip) {
       for (int64_t kk = 0; kk < K; ++kk) brow[size_t(kk)] = b0 + kk * HW + p0;
       for (int64_t i = 0; i < M; ++i) crow[size_t(i)] = c0[i] + p0;
-      k.gemm_strip(A, lda, M, K, brow.data(), crow.data(), bias, relu, pack.data());
+      k.gemm_strip(A, lda, M, K, brow.data(), crow.data(), bias, relu, pack.data(), kStrip);
       return;
     }
     bpad.assign(size_t(K * kStrip), T(0));
@@ -92,7 +93,7 @@ struct Strips {
       brow[size_t(kk)] = bpad.data() + kk * kStrip;
     }
     for (int64_t i = 0; i < M; ++i) crow[size_t(i)] = cpad.data() + i * kStrip;
-    k.gemm_strip(A, lda, M, K, brow.data(), crow.data(), bias, relu, pack.data());
+    k.gemm_strip(A, lda, M, K, brow.data(), crow.data(), bias, relu, pack.data(), width);  // its passes only
     for (int64_t i = 0; i < M; ++i) std::memcpy(c0[i] + p0, cpad.data() + i * kStrip, sizeof(T) * size_t(width));
   }
 };

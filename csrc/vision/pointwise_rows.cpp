@@ -82,9 +82,9 @@ void gemm_pass(const T* A, int64_t lda, int64_t M, int64_t K, const T* const* br
 
 template <class T>
 void gemm_strip(const T* A, int64_t lda, int64_t M, int64_t K, const T* const* brow, T* const* crow, const T* bias,
-                bool relu, T* pack) {
+                bool relu, T* pack, int64_t width) {
   constexpr int W = Blocking<T>::NV * Blocking<T>::RL;
-  for (int64_t c0 = 0; c0 < kStrip; c0 += W) gemm_pass(A, lda, M, K, brow, crow, c0, bias, relu, pack);
+  for (int64_t c0 = 0; c0 < width; c0 += W) gemm_pass(A, lda, M, K, brow, crow, c0, bias, relu, pack);
 }
 
 // MM x NN partials, lanes [lb, lb + RL) of each group of 16: the vector part of nt_accumulate

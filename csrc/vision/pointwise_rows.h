@@ -14,12 +14,14 @@ constexpr int kPartLanes = 16;
 
 template <class T>
 struct PointwiseKernels {
-  // C[i][c] = act(bias[i] + sum_{k < K} A[i * lda + k] * B[k][c]) for i < M, c < kStrip, where
-  // B[k] = brow[k] (kStrip readable elements each) and C[i] = crow[i] (kStrip writable elements);
-  // bias may be null; relu: max(., 0); pack: scratch of K * kStrip elements (B is copied there
-  // contiguously, a column pass at a time, before the row blocks read it)
+  // C[i][c] = act(bias[i] + sum_{k < K} A[i * lda + k] * B[k][c]) for i < M, c < width <= kStrip,
+  // where B[k] = brow[k] and C[i] = crow[i]; bias may be null; relu: max(., 0); pack: scratch of
+  // K * kStrip elements (B is copied there contiguously, a column pass at a time, before the row
+  // blocks read it). The columns go in passes of the level's register block (16 floats on AVX2,
+  // the whole strip on AVX-512): up to the pass boundary past `width` (at most kStrip) are
+  // computed, so B's and C's rows must have that many readable / writable elements.
   void (*gemm_strip)(const T* A, int64_t lda, int64_t M, int64_t K, const T* const* brow, T* const* crow,
-                     const T* bias, bool relu, T* pack);
+                     const T* bias, bool relu, T* pack, int64_t width);
   // part[(i * N + j) * 16 + p % 16] += a_i[p] * b_j[p] for p < len, i < M <= 4, j < N <= 4
   void (*nt_accumulate)(const T* const* arow, const T* const* brow, int64_t M, int64_t N, int64_t len, T* part);
 };

@@ -104,6 +104,21 @@ def test_snet_shapes_match_torch():
         torch.testing.assert_close(vision.pointwise_conv2d(x, w, b, shuffle_groups=shuffle), want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("HW", [1, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 100])
+def test_every_tail_strip_width(HW):
+    """Planes of HW pixels: the 32-pixel strips and the last, partial one (its column passes only
+    where the width reaches them), forward and grad_input (the same strips), against the loops."""
+    rng = np.random.default_rng(HW)
+    x = rng.standard_normal((2, 13, 1, HW)).astype(np.float32)
+    w = rng.standard_normal((11, 13, 1, 1)).astype(np.float32)
+    b = rng.standard_normal(11).astype(np.float32)
+    assert_close(vision.pointwise_conv2d(x, w, b), reference(x, w, b, 1, False, None), "float32")
+    xt = torch.from_numpy(x).requires_grad_()
+    g = rng.standard_normal((2, 11, 1, HW)).astype(np.float32)
+    vision.pointwise_conv2d(xt, torch.from_numpy(w), torch.from_numpy(b)).backward(torch.from_numpy(g))
+    assert_close(xt.grad.numpy(), np.einsum("nohw,oi->nihw", g.astype(np.float64), w[:, :, 0, 0]), "float32")
+
+
 def test_same_bits_at_any_thread_count():
     rng = np.random.default_rng(2)
     x = torch.from_numpy(rng.standard_normal((3, 20, 9, 11)).astype(np.float32)).requires_grad_()
