@@ -130,8 +130,9 @@ def test_blocked_rows_of_every_width_match_reference(C, hw, k, stride):
 @pytest.mark.parametrize("k", [3, 5])
 def test_channels_last_stride2_through_blocks_matches_reference(C, hw, padding, k):
     """channels_last at stride 2 with two images or more takes the blocked kernels (each image's
-    rows copied into the padded 16-channel blocks, the last one partial, and the results copied
-    back into the output rows), float32, against the reference."""
+    input rows copied into rings of K padded 16-channel rows per block, the last block partial,
+    the padding rows a row of zeros, and each output row copied back from the blocks' results),
+    float32, against the reference."""
     if hw[0] + 2 * padding[0] < k or hw[1] + 2 * padding[1] < k:
         pytest.skip("kernel larger than the padded input")
     rng = np.random.default_rng(C * 100 + hw[0] * 10 + hw[1] + k)
