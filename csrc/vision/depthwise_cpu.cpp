@@ -226,10 +226,10 @@ template <class T>
 void block_conv(const T* xp, int64_t Wp, int64_t K, int64_t S, int64_t OH, int64_t OW, const T* wb, const T* bias,
                 T* op, std::vector<const T*>& rows) {
   static const T zero[kLanes] = {};
+  const auto forward_rows = depthwise_kernels<T>().forward_rows_nhwc;  // looked up once, not per row
   for (int64_t oh = 0; oh < OH; ++oh) {
     for (int64_t kh = 0; kh < K; ++kh) rows[size_t(kh)] = xp + (oh * S + kh) * Wp * kLanes;
-    depthwise_kernels<T>().forward_rows_nhwc(rows.data(), zero, K, S, 0, Wp, OW, wb, bias, kLanes,
-                                             op + oh * OW * kLanes);
+    forward_rows(rows.data(), zero, K, S, 0, Wp, OW, wb, bias, kLanes, op + oh * OW * kLanes);
   }
 }
 
