@@ -1,8 +1,7 @@
 // CPU depthwise convolution. m = 1, 3x3 / 5x5 at stride 1 or 2 (dilation 1), channels_last, or
 // NCHW in float32: register-blocked channels_last kernels (blocks of pixels x 16 channels) - for
 // NCHW over tasks (image, block of 16 channels) transposed into padded channels_last pixels and
-// back, the backward too; for channels_last over output rows, read in place (at stride 2, with
-// two images or more: an image per task, its rows copied into rings of padded 16-channel rows).
+// back, the backward too; for channels_last over output rows, read in place.
 // Other NCHW shapes (and float64): OpenMP over (image, input channel) planes, each copied once into a zero-padded
 // buffer (split into even / odd columns at stride 2) for the per-ISA row kernels of
 // depthwise_rows.cpp. Other channels_last shapes: OpenMP over output rows, each pixel's C
@@ -175,7 +174,11 @@ struct RowLayout {
 
 // channels_last, depth multiplier 1, 3x3 or 5x5 at stride 1 or 2 (both ways), dilation 1: every
 // pixel, border ones included, takes the register-blocked kernel forward_rows_nhwc, reading the
-// input rows in place (taps in the padding read a pixel of zeros)
+// input rows in place (taps in the padding read a pixel of zeros). At stride 2 this was measured
+// against copying each input row first into rings of K padded 16-channel rows per block (every
+// load 64-byte aligned) for the blocked kernels: in place was faster at every level, warm in
+// cache and with the input cold (from DRAM), [8,132,80,80] 5x5 two threads: 0.97-0.99 vs
+// 1.34-1.38 ms warm, 1.91-1.96 vs 1.97-2.00 ms cold (AVX2: 1.00 vs 1.57 ms warm).
 bool rows_nhwc(const DepthwiseViews& v, const DepthwiseShape& s) {
   return s.m == 1 && v.KH == v.KW && (v.KH == 3 || v.KH == 5) && v.sh == v.sw && (v.sh == 1 || v.sh == 2) &&
          v.dh == 1 && v.dw == 1;
@@ -274,63 +277,6 @@ void forward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, T* o
       k.planes_to_pixels(x + (n * s.C + c0) * HW, HW, lanes, s.H, s.W, xp + (v.ph * Wp + v.pw) * kLanes, Wp);
       block_conv(xp, Wp, K, v.sh, s.OH, s.OW, wb, bias ? wb + KK * kLanes : nullptr, op, rows);
       k.pixels_to_planes(op, s.OW, lanes, s.OH, s.OW, out + (n * s.C + c0) * OHW, OHW);
-    }
-  });
-}
-
-// channels_last at stride 2 (float32, rows_nhwc shapes, planes as in blocked_nchw, two images or
-// more) through the blocked kernels, an image per task, output row by output row: each input row
-// (W x C contiguous) is copied once into a ring of K padded 16-channel rows per block (sequential
-// reads, one write stream per block; the ring row of padded row r is r % K: the S <= K rows an
-// output row adds replace rows no longer read; the rows in the top and bottom padding are a row
-// of zeros), each block's kernel computes the output row from its ring, and the row's pixels are
-// written back from the blocks' results. The rings (blocks x K padded rows) stay in L2, where
-// copying the whole image into padded blocks first went through L3 (4 MB at [8,132,80,80]). At
-// stride 2 the in-place kernel's 3-6 pixel blocks wait on their loads (the input pixels they read
-// lie C elements apart in K rows); at stride 1 it is faster than the copies. Same sums, in the
-// same order, either way. The rings take 16 MB at most (in place beyond that).
-bool nhwc_via_blocks(const DepthwiseViews& v, const DepthwiseShape& s) {
-  const int64_t blocks = (s.C + kLanes - 1) / kLanes;
-  return blocked_nchw(v, s) && v.sh == 2 && s.N >= 2 &&
-         blocks * v.KH * (s.W + 2 * v.pw) * kLanes * int64_t(sizeof(float)) <= (int64_t(16) << 20);
-}
-
-template <class T>
-void forward_nhwc_via_blocks(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
-  const auto& k = depthwise_kernels<T>();
-  const T* x = v.x.ptr<T>();
-  const T* w = v.weight.ptr<T>();
-  const T* bias = v.bias ? v.bias->ptr<T>() : nullptr;
-  const int64_t K = v.KH, S = v.sh, KK = K * K, C = s.C, Wp = s.W + 2 * v.pw, blocks = (C + kLanes - 1) / kLanes;
-  const int64_t row = Wp * kLanes, ring = K * row;
-  const std::vector<T> weights = block_weights(w, bias, C, KK, false);
-  parallel_for(s.N, 1, [&](int64_t n0, int64_t n1) {
-    AlignedBuffer<T> rbuf, obuf, zbuf;
-    T* rings = rbuf.get(blocks * ring);  // block b's ring row j at rings + b * ring + j * row
-    for (int64_t j = 0; j < blocks * K; ++j) padded_border(rings + j * row, 1, Wp, 0, v.pw, 1, s.W);
-    T* zero = zbuf.get(row);
-    std::fill(zero, zero + row, T(0));
-    T* op = obuf.get(blocks * s.OW * kLanes);  // one output row, block by block
-    std::vector<const T*> rows(static_cast<size_t>(K));
-    for (int64_t n = n0; n < n1; ++n) {
-      int64_t next = 0;  // the next padded row to copy into the rings
-      for (int64_t oh = 0; oh < s.OH; ++oh) {
-        for (; next < oh * S + K; ++next) {
-          const int64_t h = next - v.ph;
-          if (h < 0 || h >= s.H) continue;  // a row of the padding: the zero row
-          k.pixels_to_blocks(x + (n * s.H + h) * s.W * C, s.W, C, rings + (next % K) * row + v.pw * kLanes, ring);
-        }
-        for (int64_t b = 0; b < blocks; ++b) {
-          for (int64_t kh = 0; kh < K; ++kh) {
-            const int64_t r = oh * S + kh, h = r - v.ph;
-            rows[size_t(kh)] = (h >= 0 && h < s.H) ? rings + b * ring + (r % K) * row : zero;
-          }
-          const T* wb = weights.data() + b * (KK + 1) * kLanes;
-          k.forward_rows_nhwc(rows.data(), zero, K, S, 0, Wp, s.OW, wb, bias ? wb + KK * kLanes : nullptr, kLanes,
-                              op + b * s.OW * kLanes);
-        }
-        k.blocks_to_pixels(op, s.OW * kLanes, s.OW, C, out + (n * s.OH + oh) * s.OW * C);
-      }
     }
   });
 }
@@ -529,9 +475,7 @@ void depthwise_forward(const DepthwiseViews& v, const View& out) {
   NIMBLEOPS_CHECK(s.channels_last ? out.is_channels_last() : out.is_contiguous(), "internal: out's memory format");
   check_dtype(out, v.x.dtype, "out");
   NIMBLEOPS_DISPATCH_FLOATING(v.x.dtype, "x", [&] {
-    if (s.channels_last && nhwc_via_blocks(v, s))
-      forward_nhwc_via_blocks<scalar_t>(v, s, out.ptr<scalar_t>());
-    else if (s.channels_last)
+    if (s.channels_last)
       forward_nhwc<scalar_t>(v, s, out.ptr<scalar_t>());
     else
       forward_nchw<scalar_t>(v, s, out.ptr<scalar_t>());

@@ -858,29 +858,6 @@ void pixels_to_planes(const T* src, int64_t pitch, int64_t lanes, int64_t H, int
 }
 
 template <class T>
-void pixels_to_blocks(const T* src, int64_t n, int64_t C, T* dst, int64_t bstride) {
-  typedef typename Lanes<T>::V V;
-  const int64_t full = C / kLanes, rest = C % kLanes;
-  for (int64_t q = 0; q < n; ++q, src += C, dst += kLanes) {
-    for (int64_t b = 0; b < full; ++b) store(dst + b * bstride, load<V>(src + b * kLanes));
-    if (rest) {
-      T* d = dst + full * bstride;
-      for (int64_t l = 0; l < kLanes; ++l) d[l] = l < rest ? src[full * kLanes + l] : T(0);
-    }
-  }
-}
-
-template <class T>
-void blocks_to_pixels(const T* src, int64_t bstride, int64_t n, int64_t C, T* dst) {
-  typedef typename Lanes<T>::V V;
-  const int64_t full = C / kLanes, rest = C % kLanes;
-  for (int64_t q = 0; q < n; ++q, src += kLanes, dst += C) {
-    for (int64_t b = 0; b < full; ++b) store(dst + b * kLanes, load<V>(src + b * bstride));
-    for (int64_t l = 0; l < rest; ++l) dst[full * kLanes + l] = src[full * bstride + l];
-  }
-}
-
-template <class T>
 void deinterleave(const T* src, int64_t n, T* even, T* odd) {
   constexpr int RL = reg_lanes<T>();
   typedef typename Vec<T, RL>::type V;
@@ -909,14 +886,12 @@ extern const DepthwiseKernels<double> depthwise_f64;
 const DepthwiseKernels<float> depthwise_f32 = {&forward_row<float>, &weight_row<float>, &input_row<float>, &copy_rows<float>, &deinterleave<float>,
                                                &forward_row_nhwc<float>,
                                                &forward_rows_nhwc<float>, &forward_pixel_nhwc<float>,
-                                               &planes_to_pixels<float>, &pixels_to_planes<float>, &pixels_to_blocks<float>,
-                                               &blocks_to_pixels<float>, &weight_nhwc<float>,
+                                               &planes_to_pixels<float>, &pixels_to_planes<float>, &weight_nhwc<float>,
                                                &input_row_nhwc<float>};
 const DepthwiseKernels<double> depthwise_f64 = {&forward_row<double>, &weight_row<double>, &input_row<double>, &copy_rows<double>, &deinterleave<double>,
                                                 &forward_row_nhwc<double>,
                                                 &forward_rows_nhwc<double>, &forward_pixel_nhwc<double>,
-                                                &planes_to_pixels<double>, &pixels_to_planes<double>, &pixels_to_blocks<double>,
-                                                &blocks_to_pixels<double>, &weight_nhwc<double>,
+                                                &planes_to_pixels<double>, &pixels_to_planes<double>, &weight_nhwc<double>,
                                                 &input_row_nhwc<double>};
 
 }  // namespace NIMBLEOPS_ISA_NS

@@ -85,12 +85,6 @@ struct DepthwiseKernels {
   // the lanes l < lanes (zeros for the others); and its inverse, only lanes l < lanes written
   void (*planes_to_pixels)(const T* src, int64_t plane, int64_t lanes, int64_t H, int64_t W, T* dst, int64_t pitch);
   void (*pixels_to_planes)(const T* src, int64_t pitch, int64_t lanes, int64_t H, int64_t W, T* dst, int64_t plane);
-  // channels_last pixels and blocks of 16 channels: for the n pixels q of a row (pixel q's C
-  // channels at src + q * C), dst[b * bstride + q * 16 + l] = src[q * C + b * 16 + l] for block b's
-  // lanes (l < 16, or l < C - 16 b in the last block, whose other lanes get zeros); and its
-  // inverse, only the lanes of existing channels written
-  void (*pixels_to_blocks)(const T* src, int64_t n, int64_t C, T* dst, int64_t bstride);
-  void (*blocks_to_pixels)(const T* src, int64_t bstride, int64_t n, int64_t C, T* dst);
   // the weight and bias gradient of a block of 16 channels (K x K, 3 or 5, stride S, 1 or 2): x
   // zero-padded channels_last pixels (row pitch `pitch` pixels), g the OH x OW output-gradient
   // pixels (row pitch gpitch); for the pixels in order, part[(kh * K + kw) * 16 + l] += g(oh, ow)[l] *

@@ -128,11 +128,10 @@ def test_blocked_rows_of_every_width_match_reference(C, hw, k, stride):
 @pytest.mark.parametrize("C", [16, 20, 33])
 @pytest.mark.parametrize("hw,padding", [((9, 8), (2, 2)), ((6, 13), (0, 1)), ((11, 5), (1, 0)), ((8, 24), (2, 1))])
 @pytest.mark.parametrize("k", [3, 5])
-def test_channels_last_stride2_through_blocks_matches_reference(C, hw, padding, k):
-    """channels_last at stride 2 with two images or more takes the blocked kernels (each image's
-    input rows copied into rings of K padded 16-channel rows per block, the last block partial,
-    the padding rows a row of zeros, and each output row copied back from the blocks' results),
-    float32, against the reference."""
+def test_channels_last_stride2_matches_reference(C, hw, padding, k):
+    """channels_last at stride 2, three images, float32: the in-place register blocks over full
+    and partial blocks of 16 channels, rows and columns reaching into the padding (or none), and
+    the blocks' 4-, 2- and 1-pixel tails, forward and backward against the reference."""
     if hw[0] + 2 * padding[0] < k or hw[1] + 2 * padding[1] < k:
         pytest.skip("kernel larger than the padded input")
     rng = np.random.default_rng(C * 100 + hw[0] * 10 + hw[1] + k)
