@@ -1,8 +1,8 @@
 // CPU depthwise convolution. m = 1, 3x3 / 5x5 at stride 1 or 2 (dilation 1), channels_last, or
 // NCHW in float32: register-blocked channels_last kernels (blocks of pixels x 16 channels) - for
 // NCHW over tasks (image, block of 16 channels) transposed into padded channels_last pixels and
-// back, the backward too; for channels_last over output rows, read in place.
-// Other NCHW shapes (and float64): OpenMP over (image, input channel) planes, each copied once into a zero-padded
+// back, the backward too; for channels_last over output rows, read in place. Other NCHW shapes
+// (and float64): OpenMP over (image, input channel) planes, each copied once into a zero-padded
 // buffer (split into even / odd columns at stride 2) for the per-ISA row kernels of
 // depthwise_rows.cpp. Other channels_last shapes: OpenMP over output rows, each pixel's C
 // channels vectorised. Backward (NCHW) outside the blocked shapes: OpenMP over input channels;
@@ -10,7 +10,6 @@
 // (lanes ow % 16, then lanes 0..15), and grad_input of a plane is scattered into a padded buffer
 // owned by the task. Every backward is deterministic, without atomics, for any thread count.
 #include <algorithm>
-#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -176,9 +175,10 @@ struct RowLayout {
 // pixel, border ones included, takes the register-blocked kernel forward_rows_nhwc, reading the
 // input rows in place (taps in the padding read a pixel of zeros). At stride 2 this was measured
 // against copying each input row first into rings of K padded 16-channel rows per block (every
-// load 64-byte aligned) for the blocked kernels: in place was faster at every level, warm in
-// cache and with the input cold (from DRAM), [8,132,80,80] 5x5 two threads: 0.97-0.99 vs
-// 1.34-1.38 ms warm, 1.91-1.96 vs 1.97-2.00 ms cold (AVX2: 1.00 vs 1.57 ms warm).
+// load 64-byte aligned) for the blocked kernels: on an AVX-512 Xeon in place was faster at every
+// level, warm in cache and with the input cold (from DRAM), [8,132,80,80] 5x5 two threads:
+// 0.97-0.99 vs 1.34-1.38 ms warm, 1.91-1.96 vs 1.97-2.00 ms cold (AVX2: 1.00 vs 1.57 ms warm).
+// On a Zen 3 (AVX2) an earlier measurement had found copied blocks about 20% faster.
 bool rows_nhwc(const DepthwiseViews& v, const DepthwiseShape& s) {
   return s.m == 1 && v.KH == v.KW && (v.KH == 3 || v.KH == 5) && v.sh == v.sw && (v.sh == 1 || v.sh == 2) &&
          v.dh == 1 && v.dw == 1;
@@ -236,9 +236,11 @@ void block_conv(const T* xp, int64_t Wp, int64_t K, int64_t S, int64_t OH, int64
   }
 }
 
-// zeros in the border of Hp x Wp pixels of 16 lanes around the interior, H x W pixels from (top, left)
+// a task's buffer of Hp x Wp zero-padded pixels of 16 lanes (64-byte aligned) whose interior,
+// H x W pixels from (top, left), the task writes afterwards: only the border is zeroed, once
 template <class T>
-void padded_border(T* p, int64_t Hp, int64_t Wp, int64_t top, int64_t left, int64_t H, int64_t W) {
+T* padded(AlignedBuffer<T>& buf, int64_t Hp, int64_t Wp, int64_t top, int64_t left, int64_t H, int64_t W) {
+  T* p = buf.get(Hp * Wp * kLanes);
   const int64_t row = Wp * kLanes;
   std::fill(p, p + top * row, T(0));
   std::fill(p + (top + H) * row, p + Hp * row, T(0));
@@ -246,14 +248,6 @@ void padded_border(T* p, int64_t Hp, int64_t Wp, int64_t top, int64_t left, int6
     std::fill(p + r * row, p + r * row + left * kLanes, T(0));
     std::fill(p + r * row + (left + W) * kLanes, p + (r + 1) * row, T(0));
   }
-}
-
-// a task's buffer of Hp x Wp zero-padded pixels of 16 lanes (64-byte aligned) whose interior the
-// task writes afterwards: only the border is zeroed, once
-template <class T>
-T* padded(AlignedBuffer<T>& buf, int64_t Hp, int64_t Wp, int64_t top, int64_t left, int64_t H, int64_t W) {
-  T* p = buf.get(Hp * Wp * kLanes);
-  padded_border(p, Hp, Wp, top, left, H, W);
   return p;
 }
 
