@@ -140,6 +140,34 @@ def test_channels_last_stride2_matches_reference(C, hw, padding, k):
                         fmt="channels_last", rng=rng))
 
 
+@pytest.mark.parametrize("C,H", [(5, 16), (20, 17), (33, 40)])
+@pytest.mark.parametrize("k,stride", [(3, 1), (5, 1), (3, 2), (5, 2)])
+@pytest.mark.parametrize("padding", [None, (0, 1), (3, 0), (9, 2)])
+@pytest.mark.parametrize("wants", ["xwb", "x", "wb"])
+def test_blocked_row_bands_match_reference(C, H, k, stride, padding, wants):
+    """One image of few blocks of 16 channels: the blocked NCHW tasks split the output rows into
+    bands (bands reaching into the padding, or wholly in it), forward and each subset of the
+    gradients (grad_input alone gathers or scatters in bands or in one piece)."""
+    padding = padding or (k // 2, k // 2)
+    rng = np.random.default_rng(C * 100 + H + k * 7 + stride + padding[0])
+    x, w, b = rng.standard_normal((1, C, H, 9)), rng.standard_normal((C, 1, k, k)), rng.standard_normal(C)
+    xt, wt, bt = (torch.from_numpy(a.astype(np.float32)) for a in (x, w, b))
+    xt.requires_grad_("x" in wants)
+    wt.requires_grad_("w" in wants)
+    bt.requires_grad_("b" in wants)
+    out = vision.depthwise_conv2d(xt, wt, bt, stride, padding)
+    x64, w64, b64 = (a.astype(np.float32).astype(float) for a in (x, w, b))
+    assert_close(out.detach(), ref.depthwise_conv2d(x64, w64, b64, stride, padding, 1), "float32", scale=10)
+    g = rng.standard_normal(tuple(out.shape)).astype(np.float32)
+    out.backward(torch.from_numpy(g))
+    gx, gw, gb = ref.depthwise_conv2d_backward(g.astype(float), x64, w64, stride, padding, 1)
+    for t, want, wanted, scale in ((xt, gx, "x", 10), (wt, gw, "w", 100), (bt, gb, "b", 100)):
+        if wanted in wants:
+            assert_close(t.grad, want, "float32", scale=scale)
+        else:
+            assert t.grad is None
+
+
 def _check_blocked(p):
     x = torch.from_numpy(p["x"].astype(np.float32))
     if p["fmt"] == "channels_last":
