@@ -66,7 +66,7 @@ def empty_like_format(x, shape) -> Any:
     if ar.is_torch(x):
         torch = ar._torch()
         if x.is_contiguous():
-            return torch.empty(shape, dtype=x.dtype, device=x.device)
+            return x.new_empty(shape)  # x's dtype and device, cheaper than torch.empty's keywords
         fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
         return torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt)
     if channels_last(x):
@@ -92,13 +92,14 @@ def in_format_of(y, like) -> Any:
 def conv_grad_buffers(x, weight, bias_defined: bool, mask):
     """Uninitialised (grad_x NCHW, grad_weight, grad_bias) of x's kind and dtype, None where mask
     (or a missing bias) says the gradient is not wanted."""
-    if ar.is_torch(x):
-        empty, opts = ar._torch().empty, {"dtype": x.dtype, "device": x.device}
-    else:
-        empty, opts = np.empty, {"dtype": x.dtype}
-    gx = empty(tuple(x.shape), **opts) if mask[0] else None
-    gw = empty(tuple(weight.shape), **opts) if mask[1] else None
-    gb = empty((weight.shape[0],), **opts) if (mask[2] and bias_defined) else None
+    if ar.is_torch(x):  # new_empty: x's dtype and device, cheaper than torch.empty's keywords
+        gx = x.new_empty(x.shape) if mask[0] else None  # NCHW-contiguous, whatever x's format
+        gw = weight.new_empty(weight.shape) if mask[1] else None
+        gb = weight.new_empty((weight.shape[0],)) if (mask[2] and bias_defined) else None
+        return gx, gw, gb
+    gx = np.empty(x.shape, x.dtype) if mask[0] else None
+    gw = np.empty(weight.shape, x.dtype) if mask[1] else None
+    gb = np.empty((weight.shape[0],), x.dtype) if (mask[2] and bias_defined) else None
     return gx, gw, gb
 
 
