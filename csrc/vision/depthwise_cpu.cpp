@@ -224,14 +224,19 @@ std::vector<T> block_weights(const T* w, const T* bias, int64_t C, int64_t KK, b
   return wb;
 }
 
-// OH x OW output pixels from the zero-padded pixels xp (row pitch Wp; every tap inside)
+// OH x OW output pixels from the zero-padded pixels xp (row pitch Wp; every tap inside), whose
+// output row oh reads the padded rows r0 + oh * S + kh; those outside [top, bottom) are padding,
+// passed as null rows (the kernels skip them)
 template <class T>
 void block_conv(const T* xp, int64_t Wp, int64_t K, int64_t S, int64_t OH, int64_t OW, const T* wb, const T* bias,
-                T* op, std::vector<const T*>& rows) {
+                T* op, std::vector<const T*>& rows, int64_t r0, int64_t top, int64_t bottom) {
   static const T zero[kLanes] = {};
   const auto forward_rows = depthwise_kernels<T>().forward_rows_nhwc;  // looked up once, not per row
   for (int64_t oh = 0; oh < OH; ++oh) {
-    for (int64_t kh = 0; kh < K; ++kh) rows[size_t(kh)] = xp + (oh * S + kh) * Wp * kLanes;
+    for (int64_t kh = 0; kh < K; ++kh) {
+      const int64_t r = r0 + oh * S + kh;
+      rows[size_t(kh)] = (r >= top && r < bottom) ? xp + (oh * S + kh) * Wp * kLanes : nullptr;
+    }
     forward_rows(rows.data(), zero, K, S, 0, Wp, OW, wb, bias, kLanes, op + oh * OW * kLanes);
   }
 }
@@ -287,7 +292,7 @@ void forward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, T* o
         k.planes_to_pixels(x + (n * s.C + c0) * HW + i0 * s.W, HW, lanes, i1 - i0, s.W,
                            xp + ((v.ph + i0) * Wp + v.pw) * kLanes, Wp);
       block_conv(xp + o0 * v.sh * Wp * kLanes, Wp, K, v.sh, o1 - o0, s.OW, wb, bias ? wb + KK * kLanes : nullptr,
-                 op + o0 * s.OW * kLanes, rows);
+                 op + o0 * s.OW * kLanes, rows, o0 * v.sh, v.ph, v.ph + s.H);
       k.pixels_to_planes(op + o0 * s.OW * kLanes, s.OW, lanes, o1 - o0, s.OW, out + (n * s.C + c0) * OHW + o0 * s.OW,
                          OHW);
     }
@@ -342,7 +347,7 @@ void backward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, con
       const T* wb = gx ? wgx.data() + cb * (KK + 1) * kLanes : nullptr;
       if (gx && gather) {
         block_conv(gp + i0 * Gw * kLanes, Gw, K, 1, i1 - i0, s.W, wb, static_cast<const T*>(nullptr),
-                   op + i0 * s.W * kLanes, rows);
+                   op + i0 * s.W * kLanes, rows, i0, qh, qh + s.OH);
         k.pixels_to_planes(op + i0 * s.W * kLanes, s.W, lanes, i1 - i0, s.W, gx + (n * s.C + c0) * HW + i0 * s.W, HW);
       } else if (gx) {
         std::fill(op, op + Hp * Wp * kLanes, T(0));

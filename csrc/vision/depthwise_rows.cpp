@@ -382,7 +382,7 @@ __attribute__((noinline)) void rows_block_nhwc(const T* const* src, const T* con
   start_sums<P>(a, bias, c);
 #pragma GCC unroll 5
   for (int kh = 0; kh < K; ++kh) {
-    if (Table && !rows[kh]) continue;  // a tap row in the padding adds nothing (see above)
+    if (!rows[kh]) continue;  // a tap row in the padding adds nothing (see above)
     V x[U];
     if (Table) {
 #pragma GCC unroll 24
@@ -425,6 +425,7 @@ __attribute__((noinline)) void rows_block_streamed(const T* const* rows, int64_t
   start_sums<P>(a, bias, c);
 #pragma GCC unroll 5
   for (int kh = 0; kh < K; ++kh) {
+    if (!rows[kh]) continue;  // a tap row in the padding, as in rows_block_nhwc
     const T* row = rows[kh] + u0 * kLanes + c;
 #pragma GCC unroll 5
     for (int kw = 0; kw < K; ++kw) {
@@ -466,8 +467,7 @@ inline void rows_pixels_nhwc(const T* const* rows, const T* zero, int64_t q0, in
                              const T* bias, int64_t C, T* out) {
   constexpr int U = (P - 1) * S + K;
   const int64_t u0 = q0 * S - pw;
-  bool inside = u0 >= 0 && u0 + U <= W;
-  for (int kh = 0; kh < K; ++kh) inside = inside && rows[kh];
+  const bool inside = u0 >= 0 && u0 + U <= W;  // every column (null rows are skipped either way)
   const T* src[K * U];
   if (!inside)
     for (int kh = 0; kh < K; ++kh)
@@ -519,9 +519,7 @@ void rows_nhwc(const T* const* rows, const T* zero, int64_t pw, int64_t W, int64
                T* out) {
   constexpr int P = nhwc_block_pixels(K, S), Pw = nhwc_wide_block_pixels(K, S);
   if constexpr (kRegisters < 32) {
-    bool inside = C == kLanes && pw == 0 && (n - 1) * S + K <= W;
-    for (int kh = 0; kh < K; ++kh) inside = inside && rows[kh];
-    if (inside) return rows_streamed<K, S>(rows, n, w, bias, out);
+    if (C == kLanes && pw == 0 && (n - 1) * S + K <= W) return rows_streamed<K, S>(rows, n, w, bias, out);
   }
   if (n % Pw == 0 || (n % P != 0 && n % Pw < n % P)) return rows_nhwc_by<K, S, Pw>(rows, zero, pw, W, n, w, bias, C, out);
   rows_nhwc_by<K, S, P>(rows, zero, pw, W, n, w, bias, C, out);

@@ -71,9 +71,10 @@ struct DepthwiseKernels {
   // pw columns on each side: all C channels of the output pixels q < n of one row; rows[kh] is
   // the input row (W pixels) of tap row kh, or null where it lies in the padding; pixel q's tap
   // kw reads column q * S - pw + kw; zero is C zeros, read for the taps in the padding.
-  // out[q * C + c] = bias[c] + the taps in (kh, kw) order, those in the padding included (w * 0
-  // adds nothing unless w is inf or nan: then nan, as in torch, which multiplies its zero padding
-  // too; the per-pixel kernels skip such taps).
+  // out[q * C + c] = bias[c] + the taps in (kh, kw) order: the tap rows in the padding (null)
+  // are skipped, the taps in the left and right padding columns multiply zeros (which adds
+  // nothing unless w is inf or nan: then nan, where torch, the reference and the per-pixel
+  // kernels skip such taps).
   void (*forward_rows_nhwc)(const T* const* rows, const T* zero, int64_t K, int64_t S, int64_t pw, int64_t W,
                             int64_t n, const T* w, const T* bias, int64_t C, T* out);
   // channels_last, depth multiplier 1: channels [c0, c1) of one output pixel,

@@ -12,6 +12,12 @@ memory format (other strides are copied to NCHW first). Fast paths: 3x3 and 5x5 
 stride 1 and 2 (dilation 1 along the width); every other size takes the generic loops. With torch
 tensors the op is a custom op with autograd (grad_input, grad_weight, grad_bias), usable under
 ``torch.compile``. The CPU backward is deterministic and independent of the thread count.
+
+Non-finite weights: torch and the reference skip the taps that fall in the zero padding. In
+float32 the 3x3 / 5x5 fast paths skip the padding rows but multiply the zero padding columns, and
+the NCHW loops of the other sizes multiply all of the padding, so with an inf or nan weight an
+output pixel whose window reaches that padding is nan where torch gives +-inf or a number (float64
+matched torch in the same check). Finite weights give the same result either way.
 """
 from __future__ import annotations
 
