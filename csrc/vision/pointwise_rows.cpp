@@ -1,4 +1,7 @@
 // Per-ISA GEMM kernels of the pointwise convolution (vision/pointwise_rows.h); see core/isa_unit.h.
+#include <algorithm>
+#include <cstdint>
+
 #include "core/isa_unit.h"
 #include "core/isa_vec.h"
 #include "vision/pointwise_rows.h"
@@ -60,8 +63,20 @@ void gemm_pass(const T* A, int64_t lda, int64_t M, int64_t K, const T* const* br
   for (int64_t k = 0; k < K; ++k)
     for (int v = 0; v < Blocking<T>::NV; ++v)
       store(pack + k * W + v * Blocking<T>::RL, load<V>(brow[k] + c0 + v * Blocking<T>::RL));
-  int64_t i = 0;
-  for (; i + MR <= M; i += MR) micro<MR>(A + i * lda, lda, K, pack, crow + i, c0, bias ? bias + i : nullptr, relu);
+  // While the row blocks run, the next pass's columns of B (W further along each of its K rows,
+  // a row pitch apart: a gather the hardware prefetchers do not follow) are prefetched, spread
+  // evenly over the blocks. The addresses are computed as integers: past a row's end (the last
+  // pass) they point at no object, and a prefetch there reads nothing. Zen 5, two threads, both
+  // forms alternating: [8,132,40,40] 9-15% faster, [8,264,20,20] 0-5%.
+  const int64_t blocks = M / MR, per_block = blocks > 0 ? (K + blocks - 1) / blocks : 0;
+  int64_t i = 0, kp = 0;
+  for (; i + MR <= M; i += MR) {
+    for (const int64_t kend = std::min(K, kp + per_block); kp < kend; ++kp) {
+      const uintptr_t next = reinterpret_cast<uintptr_t>(brow[kp]) + uintptr_t(c0 + W) * sizeof(T);
+      for (uintptr_t e = 0; e < W * sizeof(T); e += 64) __builtin_prefetch(reinterpret_cast<const void*>(next + e), 0, 2);
+    }
+    micro<MR>(A + i * lda, lda, K, pack, crow + i, c0, bias ? bias + i : nullptr, relu);
+  }
   const T* a = A + i * lda;
   const T* b = bias ? bias + i : nullptr;
   if (M - i >= 6) {
