@@ -140,6 +140,20 @@ def test_channels_last_stride2_matches_reference(C, hw, padding, k):
                         fmt="channels_last", rng=rng))
 
 
+@pytest.mark.parametrize("C", [16, 20])
+@pytest.mark.parametrize("W", [6, 8, 10, 12, 16, 20, 24, 40, 41])
+@pytest.mark.parametrize("k,stride", [(3, 1), (5, 1), (3, 2), (5, 2)])
+def test_channels_last_edge_blocks_match_reference(C, W, k, stride):
+    """channels_last under padding K / 2, rows whose main or wide pixel blocks reach the left
+    padding, the right padding or both (one block spanning the row), which leave the padding
+    columns out, and the rows whose edges fall to the 4-, 2- and 1-pixel blocks of the table,
+    forward and backward against the reference."""
+    rng = np.random.default_rng(C * 1000 + W * 10 + k + stride)
+    _check_blocked(dict(x=rng.standard_normal((1, C, 5, W)), w=rng.standard_normal((C, 1, k, k)),
+                        b=rng.standard_normal(C), stride=stride, padding=(k // 2, k // 2), fmt="channels_last",
+                        rng=rng))
+
+
 @pytest.mark.parametrize("C,H", [(5, 16), (20, 17), (33, 40)])
 @pytest.mark.parametrize("k,stride", [(3, 1), (5, 1), (3, 2), (5, 2)])
 @pytest.mark.parametrize("padding", [None, (0, 1), (3, 0), (9, 2)])
