@@ -72,7 +72,8 @@ struct DepthwiseKernels {
   // the input row (W pixels) of tap row kh, or null where it lies in the padding; pixel q's tap
   // kw reads column q * S - pw + kw; zero is C zeros, read for the taps in the padding.
   // out[q * C + c] = bias[c] + the taps in (kh, kw) order: the tap rows in the padding (null)
-  // are skipped, the taps in the left and right padding columns multiply zeros (which adds
+  // are skipped; the taps in the left and right padding columns are skipped in the main and wide
+  // blocks at a row's edges under padding K / 2, and elsewhere multiply zeros (which adds
   // nothing unless w is inf or nan: then nan, where torch, the reference and the per-pixel
   // kernels skip such taps).
   void (*forward_rows_nhwc)(const T* const* rows, const T* zero, int64_t K, int64_t S, int64_t pw, int64_t W,

@@ -14,10 +14,12 @@ tensors the op is a custom op with autograd (grad_input, grad_weight, grad_bias)
 ``torch.compile``. The CPU backward is deterministic and independent of the thread count.
 
 Non-finite weights: torch and the reference skip the taps that fall in the zero padding. In
-float32 the 3x3 / 5x5 fast paths skip the padding rows but multiply the zero padding columns, and
-the NCHW loops of the other sizes multiply all of the padding, so with an inf or nan weight an
-output pixel whose window reaches that padding is nan where torch gives +-inf or a number (float64
-matched torch in the same check). Finite weights give the same result either way.
+float32 the 3x3 / 5x5 fast paths skip the padding rows but may multiply the zero padding columns
+(NCHW always; channels_last in the pixel blocks that do not match the row's edges under padding
+K // 2, such as a row's narrow last block), and the NCHW loops of the other sizes multiply all of
+the padding, so with an inf or nan weight an output pixel whose window reaches that padding can be
+nan where torch gives +-inf or a number (float64 matched torch in the same check). Finite weights
+give the same result either way.
 """
 from __future__ import annotations
 
