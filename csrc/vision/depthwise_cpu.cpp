@@ -11,6 +11,7 @@
 // owned by the task. Every backward is deterministic, without atomics, for any thread count.
 #include <algorithm>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "core/dispatch.h"
@@ -267,6 +268,14 @@ inline int64_t row_bands(int64_t tasks, int64_t OH) {
   return std::max<int64_t>(1, std::min((16 + tasks - 1) / tasks, OH / 8));
 }
 
+// The rows [first, last) of a source `rows` rows tall that output rows [o0, o1) read, K taps at
+// stride S with p rows of padding above: a band's input rows, or the grad_out rows of a band of
+// grad_input's gather
+inline std::pair<int64_t, int64_t> source_rows(int64_t o0, int64_t o1, int64_t S, int64_t p, int64_t K,
+                                               int64_t rows) {
+  return {std::max<int64_t>(0, o0 * S - p), std::min(rows, (o1 - 1) * S - p + K)};
+}
+
 template <class T>
 void forward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
   const auto& k = depthwise_kernels<T>();
@@ -286,7 +295,7 @@ void forward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, T* o
       const int64_t n = t / (blocks * bands), cb = (t / bands) % blocks, band = t % bands;
       const int64_t c0 = cb * kLanes, lanes = std::min<int64_t>(kLanes, s.C - c0);
       const int64_t o0 = band * s.OH / bands, o1 = (band + 1) * s.OH / bands;  // the band's output rows
-      const int64_t i0 = std::max<int64_t>(0, o0 * v.sh - v.ph), i1 = std::min(s.H, (o1 - 1) * v.sh - v.ph + K);
+      const auto [i0, i1] = source_rows(o0, o1, v.sh, v.ph, K, s.H);
       const T* wb = weights.data() + cb * (KK + 1) * kLanes;
       if (i1 > i0)
         k.planes_to_pixels(x + (n * s.C + c0) * HW + i0 * s.W, HW, lanes, i1 - i0, s.W,
@@ -335,11 +344,14 @@ void backward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, con
       const int64_t c0 = cb * kLanes, lanes = std::min<int64_t>(kLanes, s.C - c0);
       const int64_t i0 = band * s.H / bands, i1 = (band + 1) * s.H / bands;     // its grad_input rows
       const int64_t o0 = band * s.OH / bands, o1 = (band + 1) * s.OH / bands;  // its weight-gradient rows
-      // the grad_out rows these read: o0..o1, and (gather) padded rows i0..i1 + K - 1
-      int64_t g0 = 0, g1 = s.OH;  // the scatter (one band): every row
-      if (gather || !gx) {
-        g0 = weights ? o0 : s.OH, g1 = weights ? o1 : 0;
-        if (gx) g0 = std::min(g0, std::max<int64_t>(0, i0 - qh)), g1 = std::max(g1, std::min(s.OH, i1 + K - 1 - qh));
+      // the grad_out rows these read: o0..o1 for the weights, the gather's source rows, every row
+      // for the scatter (one band)
+      int64_t g0 = weights ? o0 : s.OH, g1 = weights ? o1 : 0;
+      if (gx && gather) {
+        const auto [r0, r1] = source_rows(i0, i1, 1, qh, K, s.OH);
+        g0 = std::min(g0, r0), g1 = std::max(g1, r1);
+      } else if (gx) {
+        g0 = 0, g1 = s.OH;
       }
       T* gi = gp + (qh * Gw + qw) * kLanes;  // grad_out pixel (0, 0)
       if (g1 > g0)
@@ -358,7 +370,7 @@ void backward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, con
         k.pixels_to_planes(op + (v.ph * Wp + v.pw) * kLanes, Wp, lanes, s.H, s.W, gx + (n * s.C + c0) * HW, HW);
       }
       if (weights && o1 > o0) {
-        const int64_t x0 = std::max<int64_t>(0, o0 * S - v.ph), x1 = std::min(s.H, (o1 - 1) * S - v.ph + K);
+        const auto [x0, x1] = source_rows(o0, o1, S, v.ph, K, s.H);
         if (x1 > x0)
           k.planes_to_pixels(x + (n * s.C + c0) * HW + x0 * s.W, HW, lanes, x1 - x0, s.W,
                              xp + ((v.ph + x0) * Wp + v.pw) * kLanes, Wp);
