@@ -931,6 +931,170 @@ void deinterleave(const T* src, int64_t n, T* even, T* odd) {
   }
 }
 
+
+#if defined(__AVX512F__)
+// The flat-plane kernels (FlatPlane, depthwise_rows.h), AVX-512 float32. Vector v of an inside
+// row of vectors reads tap row kh at offset (kh - 1) * W as three vectors, at 16 v - 16, 16 v and
+// 16 v + 16 (the first and the last loaded with the one lane they give), and builds the taps
+// kw = 0 and 2 from them with valignd, so that a tap row costs one unaligned load instead of
+// three (two of which straddle cache lines when W is not a multiple of 16). The lanes whose tap
+// column lies in the padding are masked out of the multiply-adds (skipped, not multiplied by
+// zeros). A tap row's three products chain from its own sum (the first from the bias) and the
+// three rows add after: three chains of three instead of one of nine, which waited on the FMA
+// latency. [1,132,40,40], two threads, Zen 5, against the blocked channels_last kernels with
+// their transposes: forward 43 -> 23 us, backward (all three gradients) 74 -> 44 us.
+namespace flat {
+
+constexpr int K = 3, KK = 9;
+
+// the columns of the current vector's lanes, and the masks of the taps kw = 0 and 2 from them
+struct Columns {
+  __m512i col, step, width;
+  Columns(const FlatPlane& f)
+      : col(_mm512_loadu_si512(f.col0)), step(_mm512_set1_epi32(int32_t(16 % f.W))),
+        width(_mm512_set1_epi32(int32_t(f.W))) {}
+  __mmask16 left() const { return _mm512_cmpneq_epi32_mask(col, _mm512_setzero_si512()); }
+  __mmask16 right() const { return _mm512_cmpneq_epi32_mask(col, _mm512_sub_epi32(width, _mm512_set1_epi32(1))); }
+  void next() {
+    col = _mm512_add_epi32(col, step);
+    col = _mm512_mask_sub_epi32(col, _mm512_cmpge_epi32_mask(col, width), col, width);
+  }
+};
+
+// the elements at offset -1 and +1 of b, from the vectors before (a) and after (c) it
+inline __m512 before(__m512 a, __m512 b) {
+  return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(b), _mm512_castps_si512(a), 15));
+}
+inline __m512 after(__m512 b, __m512 c) {
+  return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(c), _mm512_castps_si512(b), 1));
+}
+
+// a row of vectors' three vectors: the first and the next loaded with the one lane they give
+// (only that lane is read: it lies inside the plane where the others may not)
+struct Window {
+  __m512 v[K][3];
+  void start(const float* p, int64_t W) {
+    for (int kh = 0; kh < K; ++kh) {
+      v[kh][0] = _mm512_maskz_loadu_ps(__mmask16(0x8000), p + (kh - 1) * W - 16);
+      v[kh][1] = _mm512_loadu_ps(p + (kh - 1) * W);
+    }
+  }
+  void load_next(const float* p, int64_t W, bool last) {  // p: the current vector
+    for (int kh = 0; kh < K; ++kh)
+      v[kh][2] = last ? _mm512_maskz_loadu_ps(__mmask16(1), p + (kh - 1) * W + 16) : _mm512_loadu_ps(p + (kh - 1) * W + 16);
+  }
+  __m512 tap(int kh, int kw) const {
+    return kw == 0 ? before(v[kh][0], v[kh][1]) : kw == 1 ? v[kh][1] : after(v[kh][1], v[kh][2]);
+  }
+  void shift() {
+    for (int kh = 0; kh < K; ++kh) {
+      v[kh][0] = v[kh][1];
+      v[kh][1] = v[kh][2];
+    }
+  }
+};
+
+inline __mmask16 lanes_before(int64_t n) { return __mmask16(n >= 16 ? 0xFFFF : (1u << n) - 1); }
+
+// tap t's products of the lanes in mask k added to acc (acc kept in the other lanes)
+inline __m512 add_tap(__m512 acc, __m512 a, __m512 b, __mmask16 k) { return _mm512_mask3_fmadd_ps(a, b, acc, k); }
+
+inline __m512 rows_sum(const __m512* r) { return _mm512_add_ps(_mm512_add_ps(r[0], r[1]), r[2]); }
+
+void forward_plane(const float* x, const FlatPlane& f, const float* w, float bias, float* out) {
+  __m512 wv[KK];
+  for (int t = 0; t < KK; ++t) wv[t] = _mm512_set1_ps(w[t]);
+  const int64_t W = f.W;
+  auto border = [&](int64_t v, const uint16_t* m) {  // every tap masked
+    const float* p = x + 16 * v;
+    __m512 r[K];
+    for (int kh = 0; kh < K; ++kh) {
+      r[kh] = kh == 0 ? _mm512_set1_ps(bias) : _mm512_setzero_ps();
+      for (int kw = 0; kw < K; ++kw) {
+        const __mmask16 k = m[kh * K + kw];
+        r[kh] = add_tap(r[kh], _mm512_maskz_loadu_ps(k, p + (kh - 1) * W + kw - 1), wv[kh * K + kw], k);
+      }
+    }
+    _mm512_mask_storeu_ps(out + 16 * v, lanes_before(f.HW - 16 * v), rows_sum(r));
+  };
+  for (int64_t v = 0; v < f.v_lo; ++v) border(v, f.border + v * KK);
+  Columns cols(f);
+  Window win;
+  if (f.v_hi > f.v_lo) win.start(x + 16 * f.v_lo, W);
+  for (int64_t v = f.v_lo; v < f.v_hi; ++v) {
+    const __mmask16 edge[K] = {cols.left(), __mmask16(0xFFFF), cols.right()};
+    cols.next();
+    win.load_next(x + 16 * v, W, v + 1 == f.v_hi);
+    __m512 r[K];
+    for (int kh = 0; kh < K; ++kh) {
+      r[kh] = kh == 0 ? _mm512_set1_ps(bias) : _mm512_setzero_ps();
+      r[kh] = add_tap(r[kh], win.tap(kh, 0), wv[kh * K], edge[0]);
+      r[kh] = _mm512_fmadd_ps(win.tap(kh, 1), wv[kh * K + 1], r[kh]);
+      r[kh] = add_tap(r[kh], win.tap(kh, 2), wv[kh * K + 2], edge[2]);
+    }
+    win.shift();
+    _mm512_storeu_ps(out + 16 * v, rows_sum(r));
+  }
+  for (int64_t v = f.v_hi; v < f.nvec; ++v) border(v, f.border + (v - f.v_hi + f.v_lo) * KK);
+}
+
+void backward_plane(const float* x, const float* g, const FlatPlane& f, const float* wflip, float* gx, float* part) {
+  __m512 wf[KK], acc[KK + 1];
+  for (int t = 0; t < KK; ++t) wf[t] = _mm512_set1_ps(wflip[t]);
+  for (int t = 0; t <= KK; ++t) acc[t] = _mm512_loadu_ps(part + 16 * t);
+  const int64_t W = f.W;
+  auto border = [&](int64_t v, const uint16_t* m) {
+    const int64_t i = 16 * v;
+    const __mmask16 live = lanes_before(f.HW - i);
+    const __m512 gv = _mm512_maskz_loadu_ps(live, g + i);
+    acc[KK] = _mm512_add_ps(acc[KK], gv);
+    __m512 r[K];
+    for (int kh = 0; kh < K; ++kh) {
+      r[kh] = _mm512_setzero_ps();
+      for (int kw = 0; kw < K; ++kw) {
+        const int t = kh * K + kw;
+        const int64_t o = i + (kh - 1) * W + kw - 1;
+        acc[t] = add_tap(acc[t], gv, _mm512_maskz_loadu_ps(m[t], x + o), m[t]);
+        if (gx) r[kh] = add_tap(r[kh], _mm512_maskz_loadu_ps(m[t], g + o), wf[t], m[t]);
+      }
+    }
+    if (gx) _mm512_mask_storeu_ps(gx + i, live, rows_sum(r));
+  };
+  for (int64_t v = 0; v < f.v_lo; ++v) border(v, f.border + v * KK);
+  Columns cols(f);
+  Window wx, wg;
+  if (f.v_hi > f.v_lo) {
+    wx.start(x + 16 * f.v_lo, W);
+    wg.start(g + 16 * f.v_lo, W);
+  }
+  for (int64_t v = f.v_lo; v < f.v_hi; ++v) {
+    const int64_t i = 16 * v;
+    const __mmask16 edge[K] = {cols.left(), __mmask16(0xFFFF), cols.right()};
+    cols.next();
+    const bool last = v + 1 == f.v_hi;
+    wx.load_next(x + i, W, last);
+    wg.load_next(g + i, W, last);
+    const __m512 gv = wg.v[1][1];
+    acc[KK] = _mm512_add_ps(acc[KK], gv);
+    __m512 r[K];
+    for (int kh = 0; kh < K; ++kh) {
+      r[kh] = _mm512_setzero_ps();
+      for (int kw = 0; kw < K; ++kw) {
+        const int t = kh * K + kw;
+        acc[t] = add_tap(acc[t], gv, wx.tap(kh, kw), edge[kw]);
+        if (gx) r[kh] = add_tap(r[kh], wg.tap(kh, kw), wf[t], edge[kw]);
+      }
+    }
+    wx.shift();
+    wg.shift();
+    if (gx) _mm512_storeu_ps(gx + i, rows_sum(r));
+  }
+  for (int64_t v = f.v_hi; v < f.nvec; ++v) border(v, f.border + (v - f.v_hi + f.v_lo) * KK);
+  for (int t = 0; t <= KK; ++t) _mm512_storeu_ps(part + 16 * t, acc[t]);
+}
+
+}  // namespace flat
+#endif
 }  // namespace
 
 extern const DepthwiseKernels<float> depthwise_f32;
@@ -939,12 +1103,17 @@ const DepthwiseKernels<float> depthwise_f32 = {&forward_row<float>, &weight_row<
                                                &forward_row_nhwc<float>,
                                                &forward_rows_nhwc<float>, &forward_pixel_nhwc<float>,
                                                &planes_to_pixels<float>, &pixels_to_planes<float>, &weight_nhwc<float>,
-                                               &input_row_nhwc<float>};
+                                               &input_row_nhwc<float>,
+#if defined(__AVX512F__)
+                                               &flat::forward_plane, &flat::backward_plane};
+#else
+                                               nullptr, nullptr};
+#endif
 const DepthwiseKernels<double> depthwise_f64 = {&forward_row<double>, &weight_row<double>, &input_row<double>, &copy_rows<double>, &deinterleave<double>,
                                                 &forward_row_nhwc<double>,
                                                 &forward_rows_nhwc<double>, &forward_pixel_nhwc<double>,
                                                 &planes_to_pixels<double>, &pixels_to_planes<double>, &weight_nhwc<double>,
-                                                &input_row_nhwc<double>};
+                                                &input_row_nhwc<double>, nullptr, nullptr};
 
 }  // namespace NIMBLEOPS_ISA_NS
 }  // namespace vision

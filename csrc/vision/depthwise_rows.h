@@ -47,6 +47,20 @@ struct DwRowMut {  // the same for the padded grad_input plane (written)
   int64_t stride = 0, r0 = 0, sh = 1, dh = 1, OW = 0, KH = 1, KW = 1, s = 1, d = 1;
 };
 
+// The geometry of the flat-plane kernels (3x3, stride 1, padding 1, an NCHW plane of H x W read
+// in place as one vector row of H * W elements): vector v holds the outputs at flat positions
+// [16 v, 16 v + 16). The vectors [v_lo, v_hi) are inside: every tap of every lane reads inside
+// the plane (16 v >= W + 1 and 16 v + 16 + W + 1 <= H * W), only the taps in the left or right
+// padding column are masked, by the lanes' columns (col0: the columns of vector v_lo's lanes,
+// stepped by 16 mod W). The others take `masks` (border[(v < v_lo ? v : v - v_hi + v_lo) * 9 + t]:
+// the lanes whose tap t lies inside the input, lanes past H * W none). Shape-only: built once per
+// call (depthwise_cpu.cpp).
+struct FlatPlane {
+  int64_t W = 0, HW = 0, nvec = 0, v_lo = 0, v_hi = 0;
+  const uint16_t* border = nullptr;
+  int32_t col0[kLanes] = {};
+};
+
 template <class T>
 struct DepthwiseKernels {
   // out[ow] = bias + sum_{kh, kw} w[kh * KW + kw] * x(r0 + kh * dh, ow * s + kw * d), ow < OW
@@ -98,6 +112,16 @@ struct DepthwiseKernels {
   // rows[kh][(ow * S + kw) * 16 + l] += w[(kh * K + kw) * 16 + l] * g[ow * 16 + l], in a fixed order
   // (fixed per SIMD level: the pixel blocks are sized to the level's registers)
   void (*input_row_nhwc)(const T* g, int64_t OW, const T* w, int64_t K, int64_t S, T* const* rows);
+  // 3x3, stride 1, padding 1, NCHW planes read in place (FlatPlane); null where the level has no
+  // such kernel (only AVX-512 float32 has: masked loads and multiply-adds). Every tap in the
+  // padding is skipped (as torch and the reference do); the sums: per tap row kh in (kw) order,
+  // the first starting from the bias, then the three rows added in order.
+  // forward_plane: out[h, w] = bias + sum over the taps of w[kh * 3 + kw] * x[h + kh - 1, w + kw - 1]
+  void (*forward_plane)(const T* x, const FlatPlane& f, const T* w, T bias, T* out);
+  // backward_plane of one plane: part[t * 16 + l] += the products g * x of tap t over the lanes l
+  // (t < 9, in vector order), part[9 * 16 + l] += g; gx (unless null) = the correlation of g with
+  // the flipped weights wflip[t] = w[8 - t] (the input gradient)
+  void (*backward_plane)(const T* x, const T* g, const FlatPlane& f, const T* wflip, T* gx, T* part);
 };
 
 template <class T>
