@@ -942,7 +942,7 @@ void deinterleave(const T* src, int64_t n, T* even, T* odd) {
 // zeros). A tap row's three products chain from its own sum (the first from the bias) and the
 // three rows add after: three chains of three instead of one of nine, which waited on the FMA
 // latency. [1,132,40,40], two threads, Zen 5, against the blocked channels_last kernels with
-// their transposes: forward 43 -> 23 us, backward (all three gradients) 74 -> 44 us.
+// their transposes: forward 36-44 -> 23-24 us, backward (all three gradients) 59-72 -> 38-40 us.
 namespace flat {
 
 constexpr int K = 3, KK = 9;
@@ -1038,56 +1038,46 @@ void forward_plane(const float* x, const FlatPlane& f, const float* w, float bia
   for (int64_t v = f.v_hi; v < f.nvec; ++v) border(v, f.border + (v - f.v_hi + f.v_lo) * KK);
 }
 
+// The weight gradient of tap t, sum over the outputs o of g[o] * x[o + off(t)], is taken as sum
+// over the inputs j of g[j - off(t)] * x[j] = g[j + off(8 - t)] * x[j]: the shifted gradients that
+// grad_input multiplies by the flipped weights (g[j + off(t')] * w[8 - t']) serve it too, so only
+// g takes the windows and x is read once per vector (6 valignd instead of 12). Tap t' of lane j
+// is masked where j + off(t') lies outside the plane, in both sums.
 void backward_plane(const float* x, const float* g, const FlatPlane& f, const float* wflip, float* gx, float* part) {
   __m512 wf[KK], acc[KK + 1];
   for (int t = 0; t < KK; ++t) wf[t] = _mm512_set1_ps(wflip[t]);
   for (int t = 0; t <= KK; ++t) acc[t] = _mm512_loadu_ps(part + 16 * t);
   const int64_t W = f.W;
+  // lane j's products of tap t' (its shifted gradient gs, mask k): both sums
+  auto taps = [&](__m512* r, int t, __m512 gs, __m512 xv, __mmask16 k) {
+    acc[KK - 1 - t] = add_tap(acc[KK - 1 - t], gs, xv, k);
+    if (gx) r[t / K] = add_tap(r[t / K], gs, wf[t], k);
+  };
   auto border = [&](int64_t v, const uint16_t* m) {
-    const int64_t i = 16 * v;
-    const __mmask16 live = lanes_before(f.HW - i);
-    const __m512 gv = _mm512_maskz_loadu_ps(live, g + i);
-    acc[KK] = _mm512_add_ps(acc[KK], gv);
-    __m512 r[K];
-    for (int kh = 0; kh < K; ++kh) {
-      r[kh] = _mm512_setzero_ps();
-      for (int kw = 0; kw < K; ++kw) {
-        const int t = kh * K + kw;
-        const int64_t o = i + (kh - 1) * W + kw - 1;
-        acc[t] = add_tap(acc[t], gv, _mm512_maskz_loadu_ps(m[t], x + o), m[t]);
-        if (gx) r[kh] = add_tap(r[kh], _mm512_maskz_loadu_ps(m[t], g + o), wf[t], m[t]);
-      }
-    }
-    if (gx) _mm512_mask_storeu_ps(gx + i, live, rows_sum(r));
+    const int64_t j = 16 * v;
+    const __mmask16 live = lanes_before(f.HW - j);
+    const __m512 xv = _mm512_maskz_loadu_ps(live, x + j);
+    acc[KK] = _mm512_add_ps(acc[KK], _mm512_maskz_loadu_ps(live, g + j));
+    __m512 r[K] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int t = 0; t < KK; ++t)
+      taps(r, t, _mm512_maskz_loadu_ps(m[t], g + j + (t / K - 1) * W + t % K - 1), xv, m[t]);
+    if (gx) _mm512_mask_storeu_ps(gx + j, live, rows_sum(r));
   };
   for (int64_t v = 0; v < f.v_lo; ++v) border(v, f.border + v * KK);
   Columns cols(f);
-  Window wx, wg;
-  if (f.v_hi > f.v_lo) {
-    wx.start(x + 16 * f.v_lo, W);
-    wg.start(g + 16 * f.v_lo, W);
-  }
+  Window wg;
+  if (f.v_hi > f.v_lo) wg.start(g + 16 * f.v_lo, W);
   for (int64_t v = f.v_lo; v < f.v_hi; ++v) {
-    const int64_t i = 16 * v;
+    const int64_t j = 16 * v;
     const __mmask16 edge[K] = {cols.left(), __mmask16(0xFFFF), cols.right()};
     cols.next();
-    const bool last = v + 1 == f.v_hi;
-    wx.load_next(x + i, W, last);
-    wg.load_next(g + i, W, last);
-    const __m512 gv = wg.v[1][1];
-    acc[KK] = _mm512_add_ps(acc[KK], gv);
-    __m512 r[K];
-    for (int kh = 0; kh < K; ++kh) {
-      r[kh] = _mm512_setzero_ps();
-      for (int kw = 0; kw < K; ++kw) {
-        const int t = kh * K + kw;
-        acc[t] = add_tap(acc[t], gv, wx.tap(kh, kw), edge[kw]);
-        if (gx) r[kh] = add_tap(r[kh], wg.tap(kh, kw), wf[t], edge[kw]);
-      }
-    }
-    wx.shift();
+    wg.load_next(g + j, W, v + 1 == f.v_hi);
+    const __m512 xv = _mm512_loadu_ps(x + j);
+    acc[KK] = _mm512_add_ps(acc[KK], wg.v[1][1]);
+    __m512 r[K] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int t = 0; t < KK; ++t) taps(r, t, wg.tap(t / K, t % K), xv, edge[t % K]);
     wg.shift();
-    if (gx) _mm512_storeu_ps(gx + i, rows_sum(r));
+    if (gx) _mm512_storeu_ps(gx + j, rows_sum(r));
   }
   for (int64_t v = f.v_hi; v < f.nvec; ++v) border(v, f.border + (v - f.v_hi + f.v_lo) * KK);
   for (int t = 0; t <= KK; ++t) _mm512_storeu_ps(part + 16 * t, acc[t]);

@@ -203,6 +203,60 @@ def _check_blocked(p):
         assert_close(b.grad, gb, "float32", scale=100)
 
 
+@pytest.mark.parametrize("hw", [(1, 1), (1, 40), (40, 1), (2, 3), (3, 7), (5, 16), (4, 17), (7, 7), (6, 33),
+                                (20, 20), (19, 21), (13, 32), (40, 40), (3, 300)])
+@pytest.mark.parametrize("wants", ["xwb", "x", "wb"])
+def test_flat_planes_3x3_match_reference(hw, wants):
+    """3x3, stride 1, padding 1, NCHW float32 reads each plane in place as one row of H * W
+    elements (at AVX-512; the other levels take the blocked path): planes whose vectors are all
+    border vectors, whose inside vectors start and end mid-row, widths below, at and past 16, and
+    plane sizes on both sides of the 400 pixels from which the backward takes it too; the forward
+    and each subset of the gradients, with and without a bias, against the loops and torch."""
+    rng = np.random.default_rng(hw[0] * 1000 + hw[1])
+    x, w, b = rng.standard_normal((2, 5) + hw), rng.standard_normal((5, 1, 3, 3)), rng.standard_normal(5)
+    x64, w64, b64 = (a.astype(np.float32).astype(float) for a in (x, w, b))
+    g = rng.standard_normal((2, 5) + hw).astype(np.float32)
+    gx, gw, gb = ref.depthwise_conv2d_backward(g.astype(float), x64, w64, 1, 1, 1)
+    for bias in (True, False):
+        xt, wt, bt = (torch.from_numpy(a.astype(np.float32)) for a in (x, w, b))
+        xt.requires_grad_("x" in wants)
+        wt.requires_grad_("w" in wants)
+        bt.requires_grad_("b" in wants and bias)
+        out = vision.depthwise_conv2d(xt, wt, bt if bias else None, 1, 1)
+        assert_close(out.detach(), ref.depthwise_conv2d(x64, w64, b64 if bias else None, 1, 1, 1), "float32",
+                     scale=10)
+        assert_close(out.detach(), F.conv2d(xt.detach(), wt.detach(), bt.detach() if bias else None, 1, 1,
+                                            groups=5), "float32", scale=10)
+        out.backward(torch.from_numpy(g))
+        for t, want, wanted, scale in ((xt, gx, "x" in wants, 10), (wt, gw, "w" in wants, 100),
+                                       (bt, gb, "b" in wants and bias, 100)):
+            if wanted:
+                assert_close(t.grad, want, "float32", scale=scale)
+            else:
+                assert t.grad is None
+
+
+def test_flat_planes_3x3_skip_the_padding():
+    """The flat 3x3 kernels skip the taps in the padding, as torch does: an infinite weight gives
+    torch's +-inf or numbers at the border pixels, not the nan of inf * 0 (forward and grad_input).
+    Only at AVX-512, the level that has them: the blocked path multiplies the padding columns."""
+    if nimbleops.build_info()["simd_active"] != "avx512":
+        pytest.skip("the flat 3x3 kernels run at AVX-512 only")
+    rng = np.random.default_rng(5)
+    x = torch.from_numpy(rng.random((1, 2, 24, 24)).astype(np.float32) + 0.5).requires_grad_()
+    w = torch.from_numpy(rng.random((2, 1, 3, 3)).astype(np.float32))
+    w[0, 0, 0, 1] = float("inf")
+    w[1, 0, 1, 2] = float("inf")
+    out = vision.depthwise_conv2d(x, w, None, 1, 1)
+    want = F.conv2d(x.detach(), w, None, 1, 1, groups=2)
+    torch.testing.assert_close(out.detach(), want, equal_nan=True)
+    g = torch.ones(1, 2, 24, 24)
+    out.backward(g)
+    xr = x.detach().clone().requires_grad_()
+    F.conv2d(xr, w, None, 1, 1, groups=2).backward(g)
+    torch.testing.assert_close(x.grad, xr.grad, equal_nan=True)
+
+
 @pytest.mark.parametrize("k", [3, 5])
 @pytest.mark.parametrize("dilation", [1, (2, 1)])
 @pytest.mark.parametrize("hw", [(24, 37), (9, 16), (40, 40)])

@@ -13,7 +13,9 @@ stride 1 and 2 (dilation 1 along the width); every other size takes the generic 
 tensors the op is a custom op with autograd (grad_input, grad_weight, grad_bias), usable under
 ``torch.compile``. The CPU backward is deterministic and independent of the thread count.
 
-Non-finite weights: torch and the reference skip the taps that fall in the zero padding. In
+Non-finite weights: torch and the reference skip the taps that fall in the zero padding, and so
+does the float32 NCHW 3x3 kernel at stride 1 with padding 1 at AVX-512 (each plane read in place,
+the padding masked out; its backward on planes of 400 pixels or more). Otherwise, in
 float32 the 3x3 / 5x5 fast paths skip the padding rows but may multiply the zero padding columns
 (NCHW always; channels_last in the pixel blocks that do not match the row's edges under padding
 K // 2, such as a row's narrow last block), and the NCHW loops of the other sizes multiply all of
