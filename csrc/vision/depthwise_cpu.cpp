@@ -11,6 +11,7 @@
 // owned by the task. Every backward is deterministic, without atomics, for any thread count.
 #include <algorithm>
 #include <memory>
+#include <numeric>
 #include <utility>
 #include <vector>
 
@@ -412,7 +413,7 @@ bool flat_nchw(const DepthwiseViews& v, const DepthwiseShape& s) {
 // The FlatPlane of an H x W plane and the masks of its border vectors (built once per call)
 struct FlatGeometry {
   FlatPlane f;
-  std::vector<uint16_t> border;
+  std::vector<uint16_t> border, edge;
   FlatGeometry(int64_t H, int64_t W) {
     f.W = W;
     f.HW = H * W;
@@ -420,7 +421,14 @@ struct FlatGeometry {
     const int64_t first = W + 1, end = f.HW - W - 1;  // inside: 16 v >= first, 16 v + 16 <= end
     f.v_lo = std::min(f.nvec, (first + kLanes - 1) / kLanes);
     f.v_hi = std::max(f.v_lo, end >= kLanes ? (end - kLanes) / kLanes + 1 : int64_t(0));
-    for (int l = 0; l < kLanes; ++l) f.col0[l] = int32_t((f.v_lo * kLanes + l) % W);
+    f.phases = W / std::gcd(W, int64_t(kLanes));
+    edge.assign(size_t(2 * f.phases), 0);
+    for (int64_t p = 0; p < f.phases; ++p)
+      for (int l = 0; l < kLanes; ++l) {
+        const int64_t w = (p * kLanes + l) % W;
+        if (w != 0) edge[size_t(2 * p)] |= uint16_t(1u << l);
+        if (w != W - 1) edge[size_t(2 * p + 1)] |= uint16_t(1u << l);
+      }
     border.assign(size_t((f.nvec - f.v_hi + f.v_lo) * 9), 0);
     int64_t b = 0;
     for (int64_t vec = 0; vec < f.nvec; ++vec) {
@@ -436,6 +444,7 @@ struct FlatGeometry {
       ++b;
     }
     f.border = border.data();
+    f.edge = edge.data();
   }
 };
 

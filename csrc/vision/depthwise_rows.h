@@ -50,15 +50,16 @@ struct DwRowMut {  // the same for the padded grad_input plane (written)
 // The geometry of the flat-plane kernels (3x3, stride 1, padding 1, an NCHW plane of H x W read
 // in place as one vector row of H * W elements): vector v holds the outputs at flat positions
 // [16 v, 16 v + 16). The vectors [v_lo, v_hi) are inside: every tap of every lane reads inside
-// the plane (16 v >= W + 1 and 16 v + 16 + W + 1 <= H * W), only the taps in the left or right
-// padding column are masked, by the lanes' columns (col0: the columns of vector v_lo's lanes,
-// stepped by 16 mod W). The others take `masks` (border[(v < v_lo ? v : v - v_hi + v_lo) * 9 + t]:
-// the lanes whose tap t lies inside the input, lanes past H * W none). Shape-only: built once per
-// call (depthwise_cpu.cpp).
+// the plane (16 v >= W + 1 and 16 v + 16 + W + 1 <= H * W), and only the taps in the left or
+// right padding column are masked: edge[2 * (v % phases)] holds the lanes not in the first
+// column, edge[2 * (v % phases) + 1] those not in the last (phases = W / gcd(W, 16)). The other
+// vectors take `border` (border[(v < v_lo ? v : v - v_hi + v_lo) * 9 + t]: the lanes whose tap t
+// lies inside the input, lanes past H * W none). Shape-only: built once per call
+// (depthwise_cpu.cpp).
 struct FlatPlane {
-  int64_t W = 0, HW = 0, nvec = 0, v_lo = 0, v_hi = 0;
+  int64_t W = 0, HW = 0, nvec = 0, v_lo = 0, v_hi = 0, phases = 1;
   const uint16_t* border = nullptr;
-  int32_t col0[kLanes] = {};
+  const uint16_t* edge = nullptr;
 };
 
 template <class T>
