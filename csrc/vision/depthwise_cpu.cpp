@@ -418,7 +418,8 @@ struct FlatGeometry {
     f.W = W;
     f.HW = H * W;
     f.nvec = (f.HW + kLanes - 1) / kLanes;
-    const int64_t first = W + 1, end = f.HW - W - 1;  // inside: 16 v >= first, 16 v + 16 <= end
+    // inside: 16 v >= first, 16 v + 16 <= end (the next vector's taps inside the plane too)
+    const int64_t first = W + 1, end = f.HW - W - 1 - kLanes;
     f.v_lo = std::min(f.nvec, (first + kLanes - 1) / kLanes);
     f.v_hi = std::max(f.v_lo, end >= kLanes ? (end - kLanes) / kLanes + 1 : int64_t(0));
     f.phases = W / std::gcd(W, int64_t(kLanes));
