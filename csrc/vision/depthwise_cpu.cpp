@@ -674,8 +674,11 @@ void depthwise_backward(const DepthwiseViews& v, const View& grad_out, const std
     T* gw = grad_w ? grad_w->ptr<T>() : nullptr;
     T* gb = grad_b ? grad_b->ptr<T>() : nullptr;
     // the flat backward on planes of 400 pixels or more: on smaller ones most vectors are border
-    // vectors, whose per-tap masks come from memory (two threads, Zen 5, both paths in one
-    // process: [8,264,20,20] 169-209 vs 188-213 us, [8,528,10,10] 145-168 vs 114-146 us)
+    // vectors, whose taps take their masks from memory one by one. Two threads, Zen 5, flat vs
+    // blocked, two runs: [8,264,20,20] 160-165 vs 186-187 us, [8,528,10,10] 183-185 vs 113-115 us,
+    // [1,1024,7,7] 49-51 vs 24-25 us; [1,132,40,40] 27-28 vs 57-58 us, [2,64,112,112] 145-155 vs
+    // 375-380 us. (The forward takes it at every size: 10 x 10 64-70 vs 62-64 us, 7 x 7 13 vs 17 us,
+    // 40 x 40 16 vs 34-35 us.)
     if (flat_nchw(v, s) && s.H * s.W >= 400) return backward_nchw_flat(v, s, g, gx, gw, gb);
     if (blocked_nchw(v, s)) return backward_nchw_blocked(v, s, g, gx, gw, gb);
     const bool weights = gw || gb;
