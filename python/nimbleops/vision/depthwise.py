@@ -86,10 +86,9 @@ def _inputs(x, weight, bias):
 
 
 def handle(x, weight, bias, stride, padding, dilation, stream: int = 0):
-    """The C++ description of one call (weight [C*m, 1, KH, KW], contiguous)."""
-    KH, KW = weight.shape[2], weight.shape[3]
-    return _C.vision.DepthwiseInputs(ar.view(x), ar.view(weight.reshape(weight.shape[0], KH * KW)),
-                                     ar.view_or_none(bias), (KH, KW), stride, padding, dilation, stream)
+    """The C++ description of one call (weight [C*m, 1, KH, KW], contiguous: read as [C*m, KH*KW])."""
+    return _C.vision.DepthwiseInputs(ar.view(x), ar.view(weight), ar.view_or_none(bias),
+                                     (weight.shape[2], weight.shape[3]), stride, padding, dilation, stream)
 
 
 def run_forward(x, weight, bias, stride, padding, dilation, stream: Optional[int] = None):

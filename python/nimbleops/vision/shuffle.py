@@ -66,7 +66,9 @@ def empty_like_format(x, shape) -> Any:
     if ar.is_torch(x):
         torch = ar._torch()
         if x.is_contiguous():
-            return x.new_empty(shape)  # x's dtype and device, cheaper than torch.empty's keywords
+            # x's dtype and device: new_empty with the sizes as separate ints (0.7 us) is cheaper
+            # than with a tuple or torch.Size (1.0-1.5 us) or torch.empty's keywords (2.1 us)
+            return x.new_empty(*shape)
         fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
         return torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt)
     if channels_last(x):
@@ -92,10 +94,11 @@ def in_format_of(y, like) -> Any:
 def conv_grad_buffers(x, weight, bias_defined: bool, mask):
     """Uninitialised (grad_x NCHW, grad_weight, grad_bias) of x's kind and dtype, None where mask
     (or a missing bias) says the gradient is not wanted."""
-    if ar.is_torch(x):  # new_empty: x's dtype and device, cheaper than torch.empty's keywords
-        gx = x.new_empty(x.shape) if mask[0] else None  # NCHW-contiguous, whatever x's format
-        gw = weight.new_empty(weight.shape) if mask[1] else None
-        gb = weight.new_empty((weight.shape[0],)) if (mask[2] and bias_defined) else None
+    if ar.is_torch(x):  # empty_like (0.7-0.8 us) and new_empty of one int: cheaper than new_empty(x.shape)
+        torch = ar._torch()
+        gx = torch.empty_like(x, memory_format=torch.contiguous_format) if mask[0] else None  # NCHW
+        gw = torch.empty_like(weight, memory_format=torch.contiguous_format) if mask[1] else None
+        gb = weight.new_empty(weight.shape[0]) if (mask[2] and bias_defined) else None
         return gx, gw, gb
     gx = np.empty(x.shape, x.dtype) if mask[0] else None
     gw = np.empty(weight.shape, x.dtype) if mask[1] else None
