@@ -317,17 +317,20 @@ def test_gradcheck(k, stride, padding, dilation, m, fmt):
 
 def test_same_bits_at_any_thread_count():
     rng = np.random.default_rng(2)
-    x = torch.from_numpy(rng.standard_normal((3, 6, 21, 19)).astype(np.float32))
-    w = torch.from_numpy(rng.standard_normal((6, 1, 5, 5)).astype(np.float32))
+    x = torch.from_numpy(rng.standard_normal((3, 6, 21, 20)).astype(np.float32))
+    w5 = torch.from_numpy(rng.standard_normal((6, 1, 5, 5)).astype(np.float32))
+    w3 = torch.from_numpy(rng.standard_normal((6, 1, 3, 3)).astype(np.float32))
     b = torch.from_numpy(rng.standard_normal(6).astype(np.float32))
-    for stride, fmt in ((1, torch.contiguous_format), (2, torch.contiguous_format), (1, torch.channels_last)):
+    # the last: 3x3 at padding 1 on planes of 420 pixels (forward and backward on the flat kernels at AVX-512)
+    for w, stride, padding, fmt in ((w5, 1, 2, torch.contiguous_format), (w5, 2, 2, torch.contiguous_format),
+                                    (w5, 1, 2, torch.channels_last), (w3, 1, 1, torch.contiguous_format)):
         xs = x.detach().clone().contiguous(memory_format=fmt).requires_grad_()
         ws, bs = w.clone().requires_grad_(), b.clone().requires_grad_()
 
         def once():
             for t in (xs, ws, bs):
                 t.grad = None
-            out = vision.depthwise_conv2d(xs, ws, bs, stride, 2)
+            out = vision.depthwise_conv2d(xs, ws, bs, stride, padding)
             out.backward(torch.ones_like(out))
             return out.detach(), xs.grad.clone(), ws.grad.clone(), bs.grad.clone()
 
