@@ -70,6 +70,8 @@ def empty_like_format(x, shape) -> Any:
             # than with a tuple or torch.Size (1.0-1.5 us) or torch.empty's keywords (2.1 us)
             return x.new_empty(*shape)
         fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        if fmt is torch.channels_last and x.shape == tuple(shape):
+            return torch.empty_like(x)  # x's strides (0.7 us; torch.empty's keywords 1.6 us)
         return torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt)
     if channels_last(x):
         n, c, h, w = shape
