@@ -402,6 +402,18 @@ void backward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, con
   });
 }
 
+// The weight and bias gradients of output channel oc (gw[oc * KK + t], gb[oc]; either may be null)
+// from its partials: KK taps and the bias, kLanes lanes each, the lanes summed in order
+template <class T>
+void weight_grads_from_lanes(const T* part, int64_t KK, int64_t oc, T* gw, T* gb) {
+  for (int64_t t = 0; t <= KK; ++t) {
+    T sum = T(0);
+    for (int l = 0; l < kLanes; ++l) sum += part[t * kLanes + l];
+    if (t < KK && gw) gw[oc * KK + t] = sum;
+    if (t == KK && gb) gb[oc] = sum;
+  }
+}
+
 // 3x3 at stride 1 with padding 1 (dilation 1), m = 1, NCHW float32, where the SIMD level has the
 // flat-plane kernels (AVX-512): each plane is read in place as one row of H * W elements
 // (FlatPlane), without the blocked path's transposes.
@@ -459,6 +471,7 @@ void backward_nchw_flat(const DepthwiseViews& v, const DepthwiseShape& s, const 
   const T* x = v.x.ptr<T>();
   const T* w = v.weight.ptr<T>();
   const int64_t HW = s.H * s.W;
+  const bool weights = gw || gb;
   parallel_for(s.C, 1, [&](int64_t c0, int64_t c1) {
     T part[10 * kLanes], wflip[9];
     for (int64_t c = c0; c < c1; ++c) {
@@ -466,14 +479,9 @@ void backward_nchw_flat(const DepthwiseViews& v, const DepthwiseShape& s, const 
       for (int t = 0; t < 9; ++t) wflip[t] = w[c * 9 + 8 - t];
       for (int64_t n = 0; n < s.N; ++n) {
         const int64_t p = n * s.C + c;
-        backward_plane(x + p * HW, g + p * HW, geometry.f, wflip, gx ? gx + p * HW : nullptr, part);
+        backward_plane(x + p * HW, g + p * HW, geometry.f, wflip, gx ? gx + p * HW : nullptr, weights ? part : nullptr);
       }
-      for (int t = 0; t <= 9; ++t) {
-        T sum = T(0);
-        for (int l = 0; l < kLanes; ++l) sum += part[t * kLanes + l];
-        if (t < 9 && gw) gw[c * 9 + t] = sum;
-        if (t == 9 && gb) gb[c] = sum;
-      }
+      if (weights) weight_grads_from_lanes(part, 9, c, gw, gb);
     }
   });
 }
@@ -742,16 +750,8 @@ void depthwise_backward(const DepthwiseViews& v, const View& grad_out, const std
               for (int64_t ww = 0; ww < s.W; ++ww) dst[h * s.W + ww] = gpad.at(h + v.ph, ww + v.pw);
           }
         }
-        for (int64_t j = 0; j < s.m && weights; ++j) {
-          const int64_t oc = c * s.m + j;
-          const T* p = part.data() + j * (KK + 1) * kLanes;
-          for (int64_t t = 0; t <= KK; ++t) {
-            T sum = T(0);
-            for (int l = 0; l < kLanes; ++l) sum += p[t * kLanes + l];
-            if (t < KK && gw) gw[oc * KK + t] = sum;
-            if (t == KK && gb) gb[oc] = sum;
-          }
-        }
+        for (int64_t j = 0; j < s.m && weights; ++j)
+          weight_grads_from_lanes(part.data() + j * (KK + 1) * kLanes, KK, c * s.m + j, gw, gb);
       }
     });
   });

@@ -1046,37 +1046,38 @@ void forward_plane(const float* x, const FlatPlane& f, const float* w, float bia
 // is masked where j + off(t') lies outside the plane, in both sums. The partials (part: 9 taps
 // and the bias, 16 lanes each) are added vector by vector in order: the border vectors before
 // v_lo, the inside ones, the border vectors from v_hi.
-template <bool GX>
+template <bool GX, bool GW>
 inline void backward_taps(__m512* acc, __m512* r, const __m512* wf, int t, __m512 gs, __m512 xv, __mmask16 k) {
-  acc[KK - 1 - t] = add_tap(acc[KK - 1 - t], gs, xv, k);
+  if (GW) acc[KK - 1 - t] = add_tap(acc[KK - 1 - t], gs, xv, k);
   if (GX) r[t / K] = add_tap(r[t / K], gs, wf[t], k);
 }
 
 // the border vectors [v0, v1) (each tap masked by f.border)
-template <bool GX>
+template <bool GX, bool GW>
 void backward_border(const float* x, const float* g, const FlatPlane& f, const __m512* wf, float* gx, float* part,
                      int64_t v0, int64_t v1) {
   __m512 acc[KK + 1];
-  for (int t = 0; t <= KK; ++t) acc[t] = _mm512_loadu_ps(part + 16 * t);
+  for (int t = 0; t <= KK && GW; ++t) acc[t] = _mm512_loadu_ps(part + 16 * t);
   for (int64_t v = v0; v < v1; ++v) {
     const uint16_t* m = f.border + (v < f.v_lo ? v : v - f.v_hi + f.v_lo) * KK;
     const int64_t j = 16 * v;
     const __mmask16 live = lanes_before(f.HW - j);
-    const __m512 xv = _mm512_maskz_loadu_ps(live, x + j);
-    acc[KK] = _mm512_add_ps(acc[KK], _mm512_maskz_loadu_ps(live, g + j));
+    const __m512 xv = GW ? _mm512_maskz_loadu_ps(live, x + j) : _mm512_setzero_ps();
+    if (GW) acc[KK] = _mm512_add_ps(acc[KK], _mm512_maskz_loadu_ps(live, g + j));
     __m512 r[K] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     for (int t = 0; t < KK; ++t)
-      backward_taps<GX>(acc, r, wf, t, _mm512_maskz_loadu_ps(m[t], g + j + (t / K - 1) * f.W + t % K - 1), xv, m[t]);
+      backward_taps<GX, GW>(acc, r, wf, t, _mm512_maskz_loadu_ps(m[t], g + j + (t / K - 1) * f.W + t % K - 1), xv,
+                            m[t]);
     if (GX) _mm512_mask_storeu_ps(gx + j, live, rows_sum(r));
   }
-  for (int t = 0; t <= KK; ++t) _mm512_storeu_ps(part + 16 * t, acc[t]);
+  for (int t = 0; t <= KK && GW; ++t) _mm512_storeu_ps(part + 16 * t, acc[t]);
 }
 
 // the inside vectors (their sums in registers; see Window::load_next)
-template <bool GX>
+template <bool GX, bool GW>
 void backward_inside(const float* x, const float* g, const FlatPlane& f, const __m512* wf, float* gx, float* part) {
   __m512 acc[KK + 1];
-  for (int t = 0; t <= KK; ++t) acc[t] = _mm512_loadu_ps(part + 16 * t);
+  for (int t = 0; t <= KK && GW; ++t) acc[t] = _mm512_loadu_ps(part + 16 * t);
   Columns cols(f);
   Window wg;
   wg.start(g + 16 * f.v_lo, f.W);
@@ -1085,32 +1086,34 @@ void backward_inside(const float* x, const float* g, const FlatPlane& f, const _
     const __mmask16 edge[K] = {cols.left(), __mmask16(0xFFFF), cols.right()};
     cols.next();
     wg.load_next(g + j, f.W);
-    const __m512 xv = _mm512_loadu_ps(x + j);
-    acc[KK] = _mm512_add_ps(acc[KK], wg.v[1][1]);
+    const __m512 xv = GW ? _mm512_loadu_ps(x + j) : _mm512_setzero_ps();
+    if (GW) acc[KK] = _mm512_add_ps(acc[KK], wg.v[1][1]);
     __m512 r[K] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
 #pragma GCC unroll 9
-    for (int t = 0; t < KK; ++t) backward_taps<GX>(acc, r, wf, t, wg.tap(t / K, t % K), xv, edge[t % K]);
+    for (int t = 0; t < KK; ++t) backward_taps<GX, GW>(acc, r, wf, t, wg.tap(t / K, t % K), xv, edge[t % K]);
     wg.shift();
     if (GX) _mm512_storeu_ps(gx + j, rows_sum(r));
   }
-  for (int t = 0; t <= KK; ++t) _mm512_storeu_ps(part + 16 * t, acc[t]);
+  for (int t = 0; t <= KK && GW; ++t) _mm512_storeu_ps(part + 16 * t, acc[t]);
 }
 
-template <bool GX>
+template <bool GX, bool GW>
 void backward_plane_impl(const float* x, const float* g, const FlatPlane& f, const float* wflip, float* gx,
                          float* part) {
   __m512 wf[KK];
   for (int t = 0; t < KK; ++t) wf[t] = _mm512_set1_ps(wflip[t]);
-  backward_border<GX>(x, g, f, wf, gx, part, 0, f.v_lo);
-  if (f.v_hi > f.v_lo) backward_inside<GX>(x, g, f, wf, gx, part);
-  backward_border<GX>(x, g, f, wf, gx, part, f.v_hi, f.nvec);
+  backward_border<GX, GW>(x, g, f, wf, gx, part, 0, f.v_lo);
+  if (f.v_hi > f.v_lo) backward_inside<GX, GW>(x, g, f, wf, gx, part);
+  backward_border<GX, GW>(x, g, f, wf, gx, part, f.v_hi, f.nvec);
 }
 
 void backward_plane(const float* x, const float* g, const FlatPlane& f, const float* wflip, float* gx, float* part) {
-  if (gx)
-    backward_plane_impl<true>(x, g, f, wflip, gx, part);
-  else
-    backward_plane_impl<false>(x, g, f, wflip, gx, part);
+  if (gx && part)
+    backward_plane_impl<true, true>(x, g, f, wflip, gx, part);
+  else if (gx)
+    backward_plane_impl<true, false>(x, g, f, wflip, gx, part);
+  else if (part)
+    backward_plane_impl<false, true>(x, g, f, wflip, gx, part);
 }
 
 }  // namespace flat

@@ -120,9 +120,9 @@ struct DepthwiseKernels {
   // the first starting from the bias, then the three rows added in order.
   // forward_plane: out[h, w] = bias + sum over the taps of w[kh * 3 + kw] * x[h + kh - 1, w + kw - 1]
   void (*forward_plane)(const T* x, const FlatPlane& f, const T* w, T bias, T* out);
-  // backward_plane of one plane: part[t * 16 + l] += the products g * x of tap t over the lanes l
-  // (t < 9, in vector order), part[9 * 16 + l] += g; gx (unless null) = the correlation of g with
-  // the flipped weights wflip[t] = w[8 - t] (the input gradient)
+  // backward_plane of one plane: part (unless null) [t * 16 + l] += the products g * x of tap t
+  // over the lanes l (t < 9, in vector order), part[9 * 16 + l] += g; gx (unless null) = the
+  // correlation of g with the flipped weights wflip[t] = w[8 - t] (the input gradient)
   void (*backward_plane)(const T* x, const T* g, const FlatPlane& f, const T* wflip, T* gx, T* part);
 };
 
