@@ -459,6 +459,8 @@ struct FlatGeometry {
     f.border = border.data();
     f.edge = edge.data();
   }
+  FlatGeometry(const FlatGeometry&) = delete;  // f points into this object's tables
+  FlatGeometry& operator=(const FlatGeometry&) = delete;
 };
 
 // The backward for flat_nchw: a task per channel, over the images in order, each plane in one
