@@ -84,7 +84,8 @@ struct DepthwiseKernels {
   void (*forward_row_nhwc)(const T* const* rows, int64_t KH, int64_t KW, int64_t iw0, int64_t n, int64_t s,
                            int64_t d, const T* w, const T* bias, int64_t C, int64_t c0, int64_t c1, T* out);
   // channels_last, depth multiplier 1, K x K (3 or 5) at stride S (1 or 2), dilation 1, padding
-  // pw columns on each side: all C channels of the output pixels q < n of one row; rows[kh] is
+  // pw columns on each side: channels [c0, c1) (of C, the pixel pitch) of the output pixels
+  // q < n of one row; rows[kh] is
   // the input row (W pixels) of tap row kh, or null where it lies in the padding; pixel q's tap
   // kw reads column q * S - pw + kw; zero is C zeros, read for the taps in the padding.
   // out[q * C + c] = bias[c] + the taps in (kh, kw) order: the tap rows in the padding (null)
@@ -93,7 +94,7 @@ struct DepthwiseKernels {
   // nothing unless w is inf or nan: then nan, where torch, the reference and the per-pixel
   // kernels skip such taps).
   void (*forward_rows_nhwc)(const T* const* rows, const T* zero, int64_t K, int64_t S, int64_t pw, int64_t W,
-                            int64_t n, const T* w, const T* bias, int64_t C, T* out);
+                            int64_t n, const T* w, const T* bias, int64_t C, int64_t c0, int64_t c1, T* out);
   // channels_last, depth multiplier 1: channels [c0, c1) of one output pixel,
   // out[c] = bias[c] + sum over the taps t < taps of w[tap[t] * C + c] * src[t][c]
   void (*forward_pixel_nhwc)(const T* const* src, const int64_t* tap, int64_t taps, const T* w, const T* bias,

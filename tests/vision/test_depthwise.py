@@ -203,6 +203,25 @@ def _check_blocked(p):
         assert_close(b.grad, gb, "float32", scale=100)
 
 
+@pytest.mark.parametrize("C", [49, 100, 132])
+@pytest.mark.parametrize("N,hw", [(1, (9, 11)), (3, (6, 5)), (2, (17, 4))])
+@pytest.mark.parametrize("k,padding", [(3, 1), (5, 2), (5, (0, 1)), (3, (2, 0))])
+def test_channels_last_channel_chunks_match_reference(C, N, hw, k, padding):
+    """channels_last at stride 1 on small images runs chunks of about 48 channels (multiples of
+    16; the last one shorter, down to 4 channels) over bands of rows: every chunk and band boundary,
+    against the loops, and the same bits at one and two threads."""
+    rng = np.random.default_rng(C * 100 + N * 10 + k)
+    x, w, b = rng.standard_normal((N, C) + hw), rng.standard_normal((C, 1, k, k)), rng.standard_normal(C)
+    x32, w32, b32 = (a.astype(np.float32) for a in (x, w, b))
+    xt = torch.from_numpy(x32).contiguous(memory_format=torch.channels_last)
+    wt, bt = torch.from_numpy(w32), torch.from_numpy(b32)
+    out = vision.depthwise_conv2d(xt, wt, bt, 1, padding)
+    assert is_channels_last(out)
+    want = ref.depthwise_conv2d(x32.astype(float), w32.astype(float), b32.astype(float), 1, padding, 1)
+    assert_close(out, want, "float32", scale=10)
+    assert_same_bits_at_any_thread_count(lambda: (vision.depthwise_conv2d(xt, wt, bt, 1, padding),))
+
+
 @pytest.mark.parametrize("hw", [(1, 1), (1, 40), (40, 1), (2, 3), (3, 7), (5, 16), (4, 17), (7, 7), (6, 33),
                                 (20, 20), (19, 21), (13, 32), (40, 40), (3, 300)])
 @pytest.mark.parametrize("wants", ["xwb", "x", "wb"])
