@@ -997,6 +997,11 @@ struct Window {
 
 inline __mmask16 lanes_before(int64_t n) { return __mmask16(n >= 16 ? 0xFFFF : (1u << n) - 1); }
 
+// the 9 tap masks of border vector v (v < v_lo or v >= v_hi: FlatPlane::border)
+inline const uint16_t* border_masks(const FlatPlane& f, int64_t v) {
+  return f.border + (v < f.v_lo ? v : v - f.v_hi + f.v_lo) * KK;
+}
+
 // tap t's products of the lanes in mask k added to acc (acc kept in the other lanes)
 inline __m512 add_tap(__m512 acc, __m512 a, __m512 b, __mmask16 k) { return _mm512_mask3_fmadd_ps(a, b, acc, k); }
 
@@ -1006,7 +1011,8 @@ void forward_plane(const float* x, const FlatPlane& f, const float* w, float bia
   __m512 wv[KK];
   for (int t = 0; t < KK; ++t) wv[t] = _mm512_set1_ps(w[t]);
   const int64_t W = f.W;
-  auto border = [&](int64_t v, const uint16_t* m) {  // every tap masked
+  auto border = [&](int64_t v) {  // every tap masked
+    const uint16_t* m = border_masks(f, v);
     const float* p = x + 16 * v;
     __m512 r[K];
     for (int kh = 0; kh < K; ++kh) {
@@ -1018,7 +1024,7 @@ void forward_plane(const float* x, const FlatPlane& f, const float* w, float bia
     }
     _mm512_mask_storeu_ps(out + 16 * v, lanes_before(f.HW - 16 * v), rows_sum(r));
   };
-  for (int64_t v = 0; v < f.v_lo; ++v) border(v, f.border + v * KK);
+  for (int64_t v = 0; v < f.v_lo; ++v) border(v);
   Columns cols(f);
   Window win;
   if (f.v_hi > f.v_lo) win.start(x + 16 * f.v_lo, W);
@@ -1036,7 +1042,7 @@ void forward_plane(const float* x, const FlatPlane& f, const float* w, float bia
     win.shift();
     _mm512_storeu_ps(out + 16 * v, rows_sum(r));
   }
-  for (int64_t v = f.v_hi; v < f.nvec; ++v) border(v, f.border + (v - f.v_hi + f.v_lo) * KK);
+  for (int64_t v = f.v_hi; v < f.nvec; ++v) border(v);
 }
 
 // The weight gradient of tap t, sum over the outputs o of g[o] * x[o + off(t)], is taken as sum
@@ -1059,7 +1065,7 @@ void backward_border(const float* x, const float* g, const FlatPlane& f, const _
   __m512 acc[KK + 1];
   for (int t = 0; t <= KK && GW; ++t) acc[t] = _mm512_loadu_ps(part + 16 * t);
   for (int64_t v = v0; v < v1; ++v) {
-    const uint16_t* m = f.border + (v < f.v_lo ? v : v - f.v_hi + f.v_lo) * KK;
+    const uint16_t* m = border_masks(f, v);
     const int64_t j = 16 * v;
     const __mmask16 live = lanes_before(f.HW - j);
     const __m512 xv = GW ? _mm512_maskz_loadu_ps(live, x + j) : _mm512_setzero_ps();

@@ -51,9 +51,9 @@ struct DwRowMut {  // the same for the padded grad_input plane (written)
 // in place as one vector row of H * W elements): vector v holds the outputs at flat positions
 // [16 v, 16 v + 16). The vectors [v_lo, v_hi) are inside: every tap of every lane, and of the next
 // vector's lanes, reads inside the plane (16 v >= W + 1 and 16 v + 32 + W + 1 <= H * W: the
-// kernels load a vector ahead), and only the taps in the left or
-// right padding column are masked: edge[2 * (v % phases)] holds the lanes not in the first
-// column, edge[2 * (v % phases) + 1] those not in the last (phases = W / gcd(W, 16)). The other
+// kernels load a vector ahead), and only the taps in the left or right padding column are
+// masked: edge[2 * (v % phases)] holds the lanes not in the first column, edge[2 * (v % phases)
+// + 1] those not in the last (phases = W / gcd(W, 16)). The other
 // vectors take `border` (border[(v < v_lo ? v : v - v_hi + v_lo) * 9 + t]: the lanes whose tap t
 // lies inside the input, lanes past H * W none). Shape-only: built once per call
 // (depthwise_cpu.cpp).
