@@ -356,6 +356,57 @@ def test_same_bits_at_any_thread_count():
         assert_same_bits_at_any_thread_count(once)
 
 
+def test_torch_cpu_common_case(monkeypatch):
+    """CPU tensors without autograd take the short path (depthwise._torch_cpu_forward): the same
+    values and strides as the general path; what it does not take goes on to the general path."""
+    from nimbleops.vision import depthwise
+
+    rng = np.random.default_rng(4)
+    x = torch.from_numpy(rng.standard_normal((2, 6, 9, 11)))
+    w = torch.from_numpy(rng.standard_normal((12, 1, 5, 3)))
+    b = torch.from_numpy(rng.standard_normal(12))
+    cases = []
+    for dtype in (torch.float32, torch.float64):
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            xs, ws, bs = x.to(dtype).contiguous(memory_format=fmt), w.to(dtype), b.to(dtype)
+            for args in ((bs, 1, 2, 1), (None, (2, 1), (1, 0), (1, 2)), (bs, 2, (0, 3), 1)):
+                # lists: not the short path's argument types, so the general path
+                general = vision.depthwise_conv2d(xs, ws, args[0], *([a, a] if type(a) is int else list(a)
+                                                                     for a in args[1:]))
+                cases.append((xs, ws, args, general))
+    param = torch.nn.Parameter(w.float())
+
+    def no_general_path(*_):
+        raise AssertionError("the general path was taken")
+
+    monkeypatch.setattr(depthwise, "_inputs", no_general_path)
+    for xs, ws, args, general in cases:
+        out = vision.depthwise_conv2d(xs, ws, *args)
+        assert out.stride() == general.stride() and torch.equal(out, general)
+    with torch.no_grad():
+        vision.depthwise_conv2d(x.float(), param, None, 1, 2)  # a Parameter, no graph to record
+    xf, wf = x.float(), w.float()
+    for declined in (lambda: vision.depthwise_conv2d(xf, param, None, 1, 2),  # records a graph
+                     lambda: vision.depthwise_conv2d(xf[:, :, 1:], wf, None),  # strided x
+                     lambda: vision.depthwise_conv2d(xf, wf.transpose(2, 3).contiguous().transpose(2, 3)),
+                     lambda: vision.depthwise_conv2d(xf, wf, b.float().to("meta")),
+                     lambda: vision.depthwise_conv2d(xf, wf.numpy()),
+                     lambda: vision.depthwise_conv2d(xf, wf, None, True),
+                     lambda: vision.depthwise_conv2d(xf, wf, None, 1, -1)):
+        with pytest.raises(AssertionError, match="general path"):
+            declined()
+    monkeypatch.undo()
+    # what it declined, in the general path: a non-contiguous weight computed, the rest named
+    wt = wf.transpose(2, 3).contiguous().transpose(2, 3)
+    assert torch.equal(vision.depthwise_conv2d(xf, wt, None, 1, 2), vision.depthwise_conv2d(xf, wf, None, 1, 2))
+    with pytest.raises(ValueError, match="bias: expected a tensor on cpu like x, got meta"):
+        vision.depthwise_conv2d(xf, wf, b.float().to("meta"))
+    with pytest.raises(TypeError, match="bias: expected dtype float32 like x, got float64"):
+        vision.depthwise_conv2d(xf, wf, b)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        vision.depthwise_conv2d(xf[:, :, :3], wf)
+
+
 def test_numpy_forward_and_dtypes():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((1, 4, 7, 7)).astype(np.float32)

@@ -25,6 +25,7 @@ give the same result either way.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Optional, Tuple
 
 import numpy as np
@@ -37,6 +38,9 @@ from .shuffle import channels_last, conv_grad_buffers, empty_like_format, in_for
 def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1) -> Any:
     """Depthwise convolution; see the module docstring. ``stride``, ``padding``, ``dilation``: an
     int or an (h, w) pair; stride and dilation >= 1, padding >= 0."""
+    out = _torch_cpu_forward(x, weight, bias, stride, padding, dilation)
+    if out is not None:
+        return out
     kind, x, weight, bias = _inputs(x, weight, bias)
     stride, padding, dilation = _pair(stride, "stride", 1), _pair(padding, "padding", 0), _pair(dilation, "dilation", 1)
     eh, ew = dilation[0] * (weight.shape[2] - 1) + 1, dilation[1] * (weight.shape[3] - 1) + 1
@@ -53,6 +57,56 @@ def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1) -> A
 
             return torch_ops.depthwise_conv2d(x, weight, bias, stride, padding, dilation)
     return run_forward(x, weight, bias, stride, padding, dilation)
+
+
+def _torch_cpu_forward(x, weight, bias, stride, padding, dilation):
+    """The common case in few steps, or None: CPU torch tensors (weight and bias plain tensors or
+    Parameters) in a native layout, int or int-pair arguments in range, no autograd graph to
+    record and no compilation. The C++ handle checks the rest (shapes, dtypes, devices,
+    contiguity, the kernel's extent) and any ValueError of its sends the call on to the general
+    path, which names the problem in its own words. [8,528,10,10] 5x5 channels_last, Zen 5: 13.4
+    -> 8 us of Python around a 56 us kernel."""
+    torch = sys.modules.get("torch")
+    if torch is None or torch.compiler.is_compiling() or not _common_tensor(x, torch) or \
+            not _common_tensor(weight, torch) or (bias is not None and not _common_tensor(bias, torch)):
+        return None
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or
+                                    (bias is not None and bias.requires_grad)):
+        return None
+    stride, padding, dilation = _int_pair(stride, 1), _int_pair(padding, 0), _int_pair(dilation, 1)
+    if stride is None or padding is None or dilation is None or weight.dim() != 4:
+        return None
+    if x.is_contiguous():
+        cl = False
+    elif x.is_contiguous(memory_format=torch.channels_last):
+        cl = True
+    else:
+        return None
+    try:
+        h = _C.vision.DepthwiseInputs(_C.View.of_tensor(x), _C.View.of_tensor(weight),
+                                      None if bias is None else _C.View.of_tensor(bias), weight.shape[2:],
+                                      stride, padding, dilation, 0)
+    except ValueError:
+        return None
+    n, c, oh, ow = h.output_shape
+    out = x.new_empty(n, oh, ow, c).permute(0, 3, 1, 2) if cl else x.new_empty(n, c, oh, ow)
+    _C.vision.depthwise_forward_cpu(h, _C.View.of_tensor(out))
+    return out
+
+
+def _common_tensor(t, torch) -> bool:
+    """A plain CPU tensor or Parameter (no __torch_function__ of its own) of a float dtype."""
+    return (type(t) is torch.Tensor or type(t) is torch.nn.Parameter) and t.is_cpu and \
+        (t.dtype is torch.float32 or t.dtype is torch.float64)
+
+
+def _int_pair(v, lo: int) -> Optional[Tuple[int, int]]:
+    """(a, b) from an int or a pair of ints, each >= lo; None otherwise (the general path's case)."""
+    if type(v) is int:
+        return (v, v) if v >= lo else None
+    if type(v) is tuple and len(v) == 2 and type(v[0]) is int and type(v[1]) is int and v[0] >= lo and v[1] >= lo:
+        return v
+    return None
 
 
 def _pair(v, name: str, lo: int) -> Tuple[int, int]:
