@@ -50,9 +50,7 @@ def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1) -> A
                          f"{H + 2 * padding[0]} x {W + 2 * padding[1]}")
     if kind.torch:
         torch = ar._torch()
-        if (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
-                                         or (bias is not None and bias.requires_grad))) \
-                or torch.compiler.is_compiling():
+        if _records_graph(torch, x, weight, bias) or torch.compiler.is_compiling():
             from .. import torch_ops
 
             return torch_ops.depthwise_conv2d(x, weight, bias, stride, padding, dilation)
@@ -61,52 +59,40 @@ def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1) -> A
 
 def _torch_cpu_forward(x, weight, bias, stride, padding, dilation):
     """The common case in few steps, or None: CPU torch tensors (weight and bias plain tensors or
-    Parameters) in a native layout, int or int-pair arguments in range, no autograd graph to
-    record and no compilation. The C++ handle checks the rest (shapes, dtypes, devices,
-    contiguity, the kernel's extent) and any ValueError of its sends the call on to the general
-    path, which names the problem in its own words. [8,528,10,10] 5x5 channels_last, Zen 5: 13.4
+    Parameters) in a native layout, no autograd graph to record and no compilation. The
+    arguments' checks (_pair) and the C++ handle's (shapes, dtypes, devices, contiguity, the
+    kernel's extent) decide the rest: any error of theirs sends the call on to the general path,
+    which names the problem in its own words. [8,528,10,10] 5x5 channels_last, Zen 5: 13.4
     -> 8-10 us of Python around a 52-57 us kernel."""
     torch = sys.modules.get("torch")
     if torch is None or torch.compiler.is_compiling() or not _common_tensor(x, torch) or \
             not _common_tensor(weight, torch) or (bias is not None and not _common_tensor(bias, torch)):
         return None
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or
-                                    (bias is not None and bias.requires_grad)):
-        return None
-    stride, padding, dilation = _int_pair(stride, 1), _int_pair(padding, 0), _int_pair(dilation, 1)
-    if stride is None or padding is None or dilation is None or weight.dim() != 4:
-        return None
-    if x.is_contiguous():
-        cl = False
-    elif x.is_contiguous(memory_format=torch.channels_last):
-        cl = True
-    else:
+    if _records_graph(torch, x, weight, bias) or weight.dim() != 4 or \
+            not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
         return None
     try:
         h = _C.vision.DepthwiseInputs(_C.View.of_tensor(x), _C.View.of_tensor(weight),
                                       None if bias is None else _C.View.of_tensor(bias), weight.shape[2:],
-                                      stride, padding, dilation, 0)
-    except ValueError:
+                                      _pair(stride, "stride", 1), _pair(padding, "padding", 0),
+                                      _pair(dilation, "dilation", 1), 0)
+    except (TypeError, ValueError):
         return None
-    n, c, oh, ow = h.output_shape
-    out = x.new_empty(n, oh, ow, c).permute(0, 3, 1, 2) if cl else x.new_empty(n, c, oh, ow)
+    out = empty_like_format(x, h.output_shape)
     _C.vision.depthwise_forward_cpu(h, _C.View.of_tensor(out))
     return out
+
+
+def _records_graph(torch, x, weight, bias) -> bool:
+    """Whether autograd records this call: grad mode on and an input that requires grad."""
+    return torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or
+                                        (bias is not None and bias.requires_grad))
 
 
 def _common_tensor(t, torch) -> bool:
     """A plain CPU tensor or Parameter (no __torch_function__ of its own) of a float dtype."""
     return (type(t) is torch.Tensor or type(t) is torch.nn.Parameter) and t.is_cpu and \
         (t.dtype is torch.float32 or t.dtype is torch.float64)
-
-
-def _int_pair(v, lo: int) -> Optional[Tuple[int, int]]:
-    """(a, b) from an int or a pair of ints, each >= lo; None otherwise (the general path's case)."""
-    if type(v) is int:
-        return (v, v) if v >= lo else None
-    if type(v) is tuple and len(v) == 2 and type(v[0]) is int and type(v[1]) is int and v[0] >= lo and v[1] >= lo:
-        return v
-    return None
 
 
 def _pair(v, name: str, lo: int) -> Tuple[int, int]:
