@@ -557,6 +557,13 @@ void forward_nhwc_rows(const DepthwiseViews& v, const DepthwiseShape& s, const T
   const T* bias = v.bias ? v.bias->ptr<T>() : nullptr;
   const int64_t K = v.KH, S = v.sh, C = s.C, row = s.W * C;
   const std::vector<T> zero(static_cast<size_t>(C), T(0));  // the pixel the taps in the padding read
+  // rows[kh]: the input row of output row oh of image n at tap row kh, or null in the padding
+  auto input_rows = [&](int64_t n, int64_t oh, std::vector<const T*>& rows) {
+    for (int64_t kh = 0; kh < K; ++kh) {
+      const int64_t ih = oh * S - v.ph + kh;
+      rows[size_t(kh)] = (ih >= 0 && ih < s.H) ? x + (n * s.H + ih) * row : nullptr;
+    }
+  };
   if (S == 1 && C > kChannelChunk && s.H * s.W * C * int64_t(sizeof(T)) <= kChunkedImageBytes) {
     // Small images at stride 1: tasks of a chunk of about kChannelChunk channels (multiples of 16,
     // balanced) over a band of an image's rows, instead of all channels of a row: the chunk's K
@@ -576,10 +583,7 @@ void forward_nhwc_rows(const DepthwiseViews& v, const DepthwiseShape& s, const T
         const int64_t n = t / (chunks * bands), c0 = (t / bands) % chunks * width, band = t % bands;
         if (c0 >= C) continue;
         for (int64_t oh = band * s.OH / bands; oh < (band + 1) * s.OH / bands; ++oh) {
-          for (int64_t kh = 0; kh < K; ++kh) {
-            const int64_t ih = oh - v.ph + kh;
-            rows[size_t(kh)] = (ih >= 0 && ih < s.H) ? x + (n * s.H + ih) * row : nullptr;
-          }
+          input_rows(n, oh, rows);
           k.forward_rows_nhwc(rows.data(), zero.data(), K, S, v.pw, s.W, s.OW, wt, bias, C, c0,
                               std::min(C, c0 + width), out + (n * s.OH + oh) * s.OW * C);
         }
@@ -591,10 +595,7 @@ void forward_nhwc_rows(const DepthwiseViews& v, const DepthwiseShape& s, const T
     std::vector<const T*> rows(static_cast<size_t>(K));
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / s.OH, oh = r % s.OH;
-      for (int64_t kh = 0; kh < K; ++kh) {
-        const int64_t ih = oh * S - v.ph + kh;
-        rows[size_t(kh)] = (ih >= 0 && ih < s.H) ? x + (n * s.H + ih) * row : nullptr;
-      }
+      input_rows(n, oh, rows);
       const int64_t fresh = (r == r0 || oh == 0) ? K : std::min(K, S);
       for (int64_t kh = K - fresh; kh < K; ++kh)
         if (rows[size_t(kh)]) touch(rows[size_t(kh)], row);
