@@ -74,3 +74,38 @@ def test_double_backward():
         gx.sum().backward()
     x = torch.randn(2, 6, 2, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradgradcheck(lambda t: torch_ops.channel_shuffle(t, 3), (x,))
+
+
+def _no_graph_calls():
+    from nimbleops import rl, vision
+
+    g = torch.Generator().manual_seed(7)
+    rnd = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    x, w, pw = rnd(2, 8, 6, 6), rnd(8, 1, 3, 3), rnd(8, 8, 1, 1)
+    rois = torch.tensor([[0, 0.5, 0.5, 4.0, 3.0], [1, 1.0, 0.0, 5.0, 4.5]])
+    T, B = 5, 3
+    term = torch.rand(T, B, generator=g) < 0.2
+    yield "depthwise", lambda x: vision.depthwise_conv2d(x, w, None, 1, 1), x
+    yield "depthwise channels_last", lambda x: vision.depthwise_conv2d(x, w, x[0, :, 0, 0], 2, 1), \
+        x.contiguous(memory_format=torch.channels_last)
+    yield "pointwise", lambda x: vision.pointwise_conv2d(x, pw, None, activation="relu", shuffle_groups=2), x
+    yield "channel_shuffle", lambda x: vision.channel_shuffle(x, 4), x
+    yield "concat_shuffle_split", lambda x: torch.cat(vision.concat_shuffle_split(x[:, :3], x[:, 3:]), 1), x
+    yield "ps_roi_align", lambda x: vision.ps_roi_align(x, rois, 2, sampling_ratio=2), x
+    yield "gae", lambda r: rl.gae(r, r * 0.5, r + 1, term, term, gamma=0.9, lam=0.8)[0], rnd(T, B)
+
+
+NO_GRAPH = list(_no_graph_calls())
+
+
+@pytest.mark.parametrize("grad_mode", [False, True], ids=["no_grad", "grad mode"])
+@pytest.mark.parametrize("name, fn, x", NO_GRAPH, ids=[c[0] for c in NO_GRAPH])
+def test_compiles_without_a_graph_to_record(name, fn, x, grad_mode):
+    """Inputs that need no autograd graph (no_grad, or none requiring grad): outside compilation the
+    public functions call the kernels directly, and while torch.compile traces they must take the
+    custom ops instead (a kernel call on a fake tensor cannot be traced)."""
+    torch._dynamo.reset()
+    with torch.set_grad_enabled(grad_mode):
+        want = fn(x)
+        got = torch.compile(fn, fullgraph=True)(x)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

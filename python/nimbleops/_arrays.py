@@ -24,6 +24,27 @@ def _torch():
     return sys.modules.get("torch")
 
 
+def records_graph(*tensors: Any) -> bool:
+    """Whether autograd records a call on these arguments: grad mode on and a torch tensor among
+    them that requires grad (None and anything not a tensor ignored)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.is_grad_enabled():
+        return False
+    for t in tensors:
+        if isinstance(t, torch.Tensor) and t.requires_grad:
+            return True
+    return False
+
+
+def needs_torch_op(*tensors: Any) -> bool:
+    """Whether a call on these torch tensors must go through its custom op
+    (:mod:`nimbleops.torch_ops`): while torch.compile traces, or where autograd records the call
+    (:func:`records_graph`). Otherwise the ops call their kernels directly (the custom op's
+    dispatch costs about 15 us a call)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and (torch.compiler.is_compiling() or records_graph(*tensors))
+
+
 def is_torch(x: Any) -> bool:
     if type(x) is np.ndarray:
         return False

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from . import _arrays as ar
 from .rl import returns as _returns
 from .vision import ps_roi as _ps_roi
 from .vision import shuffle as _shuffle
@@ -64,21 +65,12 @@ def _run(ctx, op, *args):
     return _apply(op, *args) if getattr(ctx, "eager", False) else op(*args)
 
 
-def _needs_graph(args) -> bool:
-    if not torch.is_grad_enabled():
-        return False
-    for a in args:
-        if isinstance(a, Tensor) and a.requires_grad:
-            return True
-    return False
-
-
 def _apply(op, *args):
     """op(*args): the custom op while torch.compile traces; eagerly, its function, through
     :class:`_Eager` where autograd has to record it."""
     if torch.compiler.is_compiling():
         return op(*args)
-    if not _needs_graph(args):
+    if not ar.records_graph(*args):
         return _FUNCTIONS[op](*args)
     differentiable = _AUTOGRAD[op][2]
     return (_EagerTwice if differentiable else _Eager).apply(op, *args)

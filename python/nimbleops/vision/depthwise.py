@@ -48,12 +48,10 @@ def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1) -> A
     if H + 2 * padding[0] < eh or W + 2 * padding[1] < ew:
         raise ValueError(f"weight: the (dilated) kernel {eh} x {ew} is larger than the padded input "
                          f"{H + 2 * padding[0]} x {W + 2 * padding[1]}")
-    if kind.torch:
-        torch = ar._torch()
-        if _records_graph(torch, x, weight, bias) or torch.compiler.is_compiling():
-            from .. import torch_ops
+    if kind.torch and ar.needs_torch_op(x, weight, bias):
+        from .. import torch_ops
 
-            return torch_ops.depthwise_conv2d(x, weight, bias, stride, padding, dilation)
+        return torch_ops.depthwise_conv2d(x, weight, bias, stride, padding, dilation)
     return run_forward(x, weight, bias, stride, padding, dilation)
 
 
@@ -68,7 +66,7 @@ def _torch_cpu_forward(x, weight, bias, stride, padding, dilation):
     if torch is None or torch.compiler.is_compiling() or not _common_tensor(x, torch) or \
             not _common_tensor(weight, torch) or (bias is not None and not _common_tensor(bias, torch)):
         return None
-    if _records_graph(torch, x, weight, bias) or weight.dim() != 4 or \
+    if ar.records_graph(x, weight, bias) or weight.dim() != 4 or \
             not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
         return None
     try:
@@ -81,12 +79,6 @@ def _torch_cpu_forward(x, weight, bias, stride, padding, dilation):
     out = empty_like_format(x, h.output_shape)
     _C.vision.depthwise_forward_cpu(h, _C.View.of_tensor(out))
     return out
-
-
-def _records_graph(torch, x, weight, bias) -> bool:
-    """Whether autograd records this call: grad mode on and an input that requires grad."""
-    return torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or
-                                        (bias is not None and bias.requires_grad))
 
 
 def _common_tensor(t, torch) -> bool:

@@ -51,13 +51,10 @@ def pointwise_conv2d(x, weight, bias=None, groups: int = 1, *, activation: Optio
     if shuffle_groups is not None and Cout % shuffle_groups != 0:
         raise ValueError(f"shuffle_groups: expected a divisor of the {Cout} output channels, got {shuffle_groups}")
     relu, shuffle = activation == "relu", shuffle_groups or 0
-    if kind.torch:
-        torch = ar._torch()
-        needs_graph = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
-        if needs_graph or torch.compiler.is_compiling():
-            from .. import torch_ops
+    if kind.torch and ar.needs_torch_op(x, weight, bias):
+        from .. import torch_ops
 
-            return torch_ops.pointwise_conv2d(x, weight, bias, groups, relu, shuffle)
+        return torch_ops.pointwise_conv2d(x, weight, bias, groups, relu, shuffle)
     return run_forward(x, weight, bias, groups, relu, shuffle)
 
 

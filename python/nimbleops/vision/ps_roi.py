@@ -143,14 +143,12 @@ def _run(op: str, input, boxes, output_size, spatial_scale, sampling_ratio: int,
     rois = boxes_as_rois(boxes, kind)
     params = (op, ph, pw, scale, int(sampling_ratio), bool(aligned))
     if kind.torch:
-        torch = ar._torch()
-        if torch.is_grad_enabled() and input.requires_grad or torch.compiler.is_compiling():
+        if ar.needs_torch_op(input):  # boxes are not differentiated
             from .. import torch_ops
 
             if deterministic is None:
-                deterministic = bool(torch.are_deterministic_algorithms_enabled())
+                deterministic = bool(ar._torch().are_deterministic_algorithms_enabled())
             return torch_ops.ps_roi(input, rois, *params, bool(deterministic))
-        # no graph to record: the kernel directly (the custom op's dispatch costs ~15 us a call)
         return run_forward(input, rois, *params, ar.cuda_stream(kind) if kind.is_cuda else 0)
     return run_forward(input, rois, *params)
 

@@ -24,7 +24,7 @@ def channel_shuffle(x, groups: int) -> Any:
     x = _input(x, "x")
     if x.shape[1] % groups != 0:
         raise ValueError(f"groups: expected a divisor of the channel count {x.shape[1]}, got {groups}")
-    if ar.is_torch(x) and _needs_op(x):
+    if ar.is_torch(x) and ar.needs_torch_op(x):
         from .. import torch_ops
 
         return torch_ops.channel_shuffle(x, groups)
@@ -44,7 +44,7 @@ def concat_shuffle_split(a, b) -> Tuple[Any, Any]:
     C = a.shape[1] + b.shape[1]
     if C % 2 != 0:
         raise ValueError(f"a, b: expected an even total channel count, got {a.shape[1]} + {b.shape[1]}")
-    if ar.is_torch(a) and (_needs_op(a) or _needs_op(b)):
+    if ar.is_torch(a) and ar.needs_torch_op(a, b):
         from .. import torch_ops
 
         return torch_ops.concat_shuffle_split(a, b)
@@ -117,11 +117,6 @@ def run(op: str, groups: int, inputs, out_shapes, stream=None):
     getattr(_C.vision, f"channel_gather_{kind.suffix}")(op, int(groups), [ar.view(x) for x in inputs],
                                                          [ar.view(o) for o in outs], int(stream))
     return outs
-
-
-def _needs_op(x) -> bool:
-    torch = ar._torch()
-    return (torch.is_grad_enabled() and x.requires_grad) or torch.compiler.is_compiling()
 
 
 def _input(x, name: str, like=None):
