@@ -37,20 +37,8 @@ DType torch_dtype(const py::object& dtype) {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "nimbleops compiled kernels";
 
+  // Views are made only from a torch tensor or a numpy array (no constructor from a raw pointer)
   py::class_<View>(m, "View")
-      .def(py::init([](uintptr_t ptr, std::vector<int64_t> shape, std::vector<int64_t> strides, const std::string& dtype,
-                       int device) {
-             NIMBLEOPS_CHECK(shape.size() == strides.size(), "View: shape and strides differ in length");
-             for (int64_t s : shape) NIMBLEOPS_CHECK(s >= 0, "View: negative extent in shape");
-             View v;
-             v.data = reinterpret_cast<void*>(ptr);
-             v.shape = std::move(shape);
-             v.strides = std::move(strides);
-             v.dtype = dtype_from_name(dtype);
-             v.device = device;
-             return v;
-           }),
-           py::arg("ptr"), py::arg("shape"), py::arg("strides"), py::arg("dtype"), py::arg("device"))
       // the torch tensors' view (nimbleops/_arrays.py view), one call
       .def_static(
           "of_tensor",
