@@ -1,7 +1,8 @@
 """The two autograd paths of every forward custom op: eager (torch_ops._Eager, what the public
 functions use outside torch.compile) and the custom op's own register_autograd (what torch.compile
 and opcheck use) give bit-identical outputs and gradients; double backward raises where the
-backward ops have no autograd, and works for channel_shuffle."""
+backward ops have no autograd, and works for channel_shuffle. And the public functions, which call
+the kernels directly when there is no graph to record, still compile (fullgraph) on such inputs."""
 from __future__ import annotations
 
 import numpy as np
