@@ -25,7 +25,6 @@ give the same result either way.
 """
 from __future__ import annotations
 
-import sys
 from typing import Any, Optional, Tuple
 
 import numpy as np
@@ -62,12 +61,11 @@ def _torch_cpu_forward(x, weight, bias, stride, padding, dilation):
     kernel's extent) decide the rest: any error of theirs sends the call on to the general path,
     which names the problem in its own words. [8,528,10,10] 5x5 channels_last, Zen 5: 13.4
     -> 8-10 us of Python around a 52-57 us kernel."""
-    torch = sys.modules.get("torch")
-    if torch is None or torch.compiler.is_compiling() or not _common_tensor(x, torch) or \
+    torch = ar._torch()
+    if torch is None or ar.needs_torch_op(x, weight, bias) or not _common_tensor(x, torch) or \
             not _common_tensor(weight, torch) or (bias is not None and not _common_tensor(bias, torch)):
         return None
-    if ar.records_graph(x, weight, bias) or weight.dim() != 4 or \
-            not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
+    if weight.dim() != 4 or not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
         return None
     try:
         h = _C.vision.DepthwiseInputs(_C.View.of_tensor(x), _C.View.of_tensor(weight),
