@@ -58,6 +58,20 @@ def random_mdp(rng, S, A, batch=(), density=1.0, leak=0.1, infeasible=0.0, dtype
     return P.astype(dtype), R.astype(dtype)
 
 
+def import_peer(module: str):
+    """A peer library for a comparison test, or a skip that says why it is not usable: absent, or
+    installed but failing to import (torchvision beside a torch it was not built for raises
+    RuntimeError at import). A broken peer is never a failure of this suite."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        pytest.skip(f"{module} is not installed ({e})")
+    except Exception as e:  # noqa: BLE001 - any import failure makes the peer unusable, not us wrong
+        pytest.skip(f"{module} is installed but does not import: {type(e).__name__}: {e}")
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

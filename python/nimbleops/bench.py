@@ -7,14 +7,21 @@ installed with its time and the ratio (peer time / ours; > 1 means nimbleops is 
 The workloads are also the pytest-benchmark groups of ``bench/`` (``pytest bench
 --benchmark-only``), built by :func:`workloads`.
 
-Options: ``--quick`` (fewer repeats), ``--only SUBSTRING`` (workloads whose name contains it).
+By default it runs a quick tour, one workload per op family against its main peer; ``--full`` runs
+the whole table, ``--only FAMILY[,FAMILY]`` some families, ``--json PATH`` writes the results and
+``--plot PATH`` draws the speed-ups (matplotlib). Every figure comes with its interquartile range
+over the rounds of alternation, and the table warns where the machine was too noisy for a ratio to
+mean anything.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import platform
 import statistics
+import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
@@ -33,6 +40,17 @@ def installed(module: str) -> bool:
         return False
 
 
+def importable(module: str) -> bool:
+    """Installed and importable (PyPI's torchvision, for one, fails to import beside some torch builds)."""
+    if not installed(module):
+        return False
+    try:
+        importlib.import_module(module)
+        return True
+    except Exception:  # noqa: BLE001 - any import failure means: not a usable peer
+        return False
+
+
 @dataclass
 class Workload:
     """One comparison: `ours` and each peer compute the same thing on the same data."""
@@ -45,32 +63,76 @@ class Workload:
     note: str = ""
     versus: str = "read"  # which measured bandwidth the GB/s column compares with: "read" or "copy"
     flops: int = 0  # floating-point operations of one call (for GFLOP/s); 0 = not reported
+    family: str = ""  # the op family (a key of FAMILIES); by default the group's
+
+    def __post_init__(self):
+        self.family = self.family or _GROUP_FAMILY[self.group]
 
 
-def median_time(fn: Callable[[], object], min_time: float = 0.3, rounds: int = 3) -> float:
-    """Median seconds per call (see :func:`median_times`)."""
-    return median_times([fn], min_time, rounds)[0]
+@dataclass
+class Timing:
+    """Seconds per call of one function: the median over every call, the median of each block of
+    calls (one block per round of alternation), and the interquartile range of those blocks."""
+
+    median: float
+    blocks: List[float]
+    samples: List[float]
+
+    @property
+    def iqr(self) -> float:
+        q1, q3 = _quartiles(self.blocks)
+        return q3 - q1
+
+    @property
+    def quantised(self) -> bool:
+        """Most calls took a whole number of milliseconds (1 ms or more): the figure then measures
+        the scheduler's time slices of a loaded machine, not the function."""
+        long = [t for t in self.samples if t >= 1e-3]
+        if len(long) < max(3, len(self.samples) // 2):
+            return False
+        whole = sum(abs(t * 1e3 - round(t * 1e3)) < 0.005 * t * 1e3 for t in long)
+        return whole > len(long) / 2
 
 
-def median_times(fns: List[Callable[[], object]], min_time: float = 0.3, rounds: int = 3,
-                 settle: float = 0.25) -> List[float]:
-    """Median seconds per call of each function, measured in alternating blocks (a a a, b b b,
-    a a a, ...), so that the slow drifts of a shared machine hit all of them alike.
+def _quartiles(xs: List[float]):
+    q = statistics.quantiles(xs, n=4, method="inclusive") if len(xs) > 1 else [xs[0]] * 3
+    return q[0], q[2]
+
+
+def measure(fns: List[Callable[[], object]], min_time: float = 0.3, rounds: int = 3,
+            settle: float = 0.25) -> List[Timing]:
+    """Times of each function, measured in alternating blocks (a a a, b b b, a a a, ...), so that the
+    slow drifts of a shared machine hit all of them alike.
 
     Each block starts with a warm-up call and a pause of `settle` seconds: thread pools of the
     other libraries (OpenBLAS' idle workers spin for about 0.1 s after each call) must not steal
     this function's cores. A block lasts about min_time / rounds."""
     block = [max(3, min(200, int(min_time / rounds / max(_once(fn), 1e-7)))) for fn in fns]
-    times: List[List[float]] = [[] for _ in fns]
+    samples: List[List[float]] = [[] for _ in fns]
+    blocks: List[List[float]] = [[] for _ in fns]
     for _ in range(rounds):
-        for fn, n, ts in zip(fns, block, times):
+        for fn, n, ts, bs in zip(fns, block, samples, blocks):
             time.sleep(settle)
             fn()
+            these = []
             for _ in range(n):
                 t0 = time.perf_counter()
                 fn()
-                ts.append(time.perf_counter() - t0)
-    return [statistics.median(ts) for ts in times]
+                these.append(time.perf_counter() - t0)
+            ts += these
+            bs.append(statistics.median(these))
+    return [Timing(statistics.median(ts), bs, ts) for ts, bs in zip(samples, blocks)]
+
+
+def median_times(fns: List[Callable[[], object]], min_time: float = 0.3, rounds: int = 3,
+                 settle: float = 0.25) -> List[float]:
+    """Median seconds per call of each function (see :func:`measure`)."""
+    return [t.median for t in measure(fns, min_time, rounds, settle)]
+
+
+def median_time(fn: Callable[[], object], min_time: float = 0.3, rounds: int = 3) -> float:
+    """Median seconds per call (see :func:`measure`)."""
+    return median_times([fn], min_time, rounds)[0]
 
 
 def _once(fn: Callable[[], object]) -> float:
@@ -171,7 +233,7 @@ def dense_workloads() -> List[Workload]:
         V = np.random.default_rng(1).standard_normal(S).astype(dtype)
         sweep = _numpy_sweep(P.reshape(S * A, S), R.reshape(-1), GAMMA, S, A)
         peers = {"numpy GEMV + max/argmax": lambda sweep=sweep, V=V: sweep(V)}  # bound now, not late
-        if installed("mdptoolbox") and dtype == "float64":
+        if importable("mdptoolbox") and dtype == "float64":
             import mdptoolbox.mdp
 
             vi = mdptoolbox.mdp.ValueIteration(np.ascontiguousarray(P.transpose(1, 0, 2)), R, GAMMA)
@@ -205,7 +267,7 @@ def dense_solver_workloads(P, R) -> List[Workload]:
     sweep = _numpy_sweep(P.reshape(S * A, S), R.reshape(-1), GAMMA, S, A)
     vi_peers = {"numpy loop (GEMV form)": _numpy_vi(sweep, S, GAMMA, TOL)}
     pi_peers, mpi_peers, span_peers = {}, {}, {}
-    if installed("quantecon"):
+    if importable("quantecon"):
         import quantecon as qe
 
         ddp = qe.markov.DiscreteDP(R, P, GAMMA)
@@ -214,7 +276,7 @@ def dense_solver_workloads(P, R) -> List[Workload]:
         pi_peers["QuantEcon DiscreteDP PI (exact solve)"] = lambda: ddp.solve("policy_iteration", max_iter=100_000)
         mpi_peers["QuantEcon DiscreteDP MPI"] = lambda: ddp.solve("modified_policy_iteration", epsilon=TOL,
                                                                   max_iter=100_000)
-    if installed("mdptoolbox"):
+    if importable("mdptoolbox"):
         import mdptoolbox.mdp
 
         P_asa = np.ascontiguousarray(P.transpose(1, 0, 2))
@@ -262,7 +324,7 @@ def sparse_workloads(quick: bool) -> List[Workload]:
     sweep_bytes = P.indptr.nbytes + P.indices.nbytes + P.data.nbytes + R.nbytes
     name = f"(c) sparse gridworld S={S:,} A={A} ({P.nnz / (S * A):.1f} successors)"
     vi_peers = {"scipy.sparse loop": _numpy_vi(sweep, S, GAMMA, TOL)}
-    if installed("quantecon"):
+    if importable("quantecon"):
         import quantecon as qe
 
         ddp = qe.markov.DiscreteDP(R.reshape(-1), M, GAMMA, np.repeat(np.arange(S), A), np.tile(np.arange(A), S))
@@ -281,7 +343,8 @@ def reference_workloads() -> List[Workload]:
     V = np.zeros(30)
     return [Workload("reference", "small dense S=30 A=4: one sweep (vs the pure-Python reference)",
                      lambda: rl.bellman_optimality_backup(P, R, V, GAMMA),
-                     {"nimbleops.reference": lambda: ref.bellman_optimality_backup(P, R, V, GAMMA)})]
+                     {"nimbleops.reference": lambda: ref.bellman_optimality_backup(P, R, V, GAMMA)},
+                     family="bellman")]
 
 
 def rollout(T: int, B: int, dtype="float32", seed: int = 0):
@@ -325,7 +388,7 @@ def returns_workloads() -> List[Workload]:
     nbytes = 5 * r.nbytes + term.nbytes + trunc.nbytes  # r, v, nv in; two outputs; two masks
     gae_peers = {"numpy loop (Stable-Baselines3)": lambda: numpy_gae_loop(r, v, nv, term, trunc, gamma, lam)}
     lam_peers = {"numpy loop": lambda: numpy_lambda_loop(r, nv, term, trunc, gamma, lam)}
-    if installed("torchrl"):
+    if importable("torchrl"):
         import torch
         from torchrl.objectives.value import functional as F
 
@@ -350,7 +413,8 @@ def returns_workloads() -> List[Workload]:
                  4 * r.nbytes + term.nbytes + trunc.nbytes),
         Workload("reference", f"GAE T={T} B=16 float32 (vs the pure-Python reference)",
                  lambda: rl.gae(rs, vs, nvs, terms, truncs, gamma=gamma, lam=lam),
-                 {"nimbleops.reference": lambda: ref.gae(rs, vs, nvs, terms, truncs, gamma=gamma, lam=lam)}),
+                 {"nimbleops.reference": lambda: ref.gae(rs, vs, nvs, terms, truncs, gamma=gamma, lam=lam)},
+                 family="returns"),
     ]
 
 
@@ -383,7 +447,8 @@ def td_workloads() -> List[Workload]:
     out.append(Workload("reference", "q_learning_update_ N=512 on 50 x 4 (vs the pure-Python reference)",
                         lambda: rl.q_learning_update_(Qs, ss, aa, rr, sn, tt, alpha=alpha, gamma=gamma),
                         {"nimbleops.reference": lambda: ref.q_learning_update_(Qs.copy(), ss, aa, rr, sn, tt,
-                                                                              alpha=alpha, gamma=gamma)}))
+                                                                              alpha=alpha, gamma=gamma)},
+                        family="td"))
     return out
 
 
@@ -428,17 +493,6 @@ def trace_workloads() -> List[Workload]:
                                                    lam=lam),
                  {"numpy (BLAS GEMV)": numpy_linear}, 2 * z.nbytes + 2 * phi.nbytes),
     ]
-
-
-def importable(module: str) -> bool:
-    """Installed and importable (PyPI's torchvision, for one, fails to import beside some torch builds)."""
-    if not installed(module):
-        return False
-    try:
-        importlib.import_module(module)
-        return True
-    except Exception:  # noqa: BLE001 - any import failure means: not a usable peer
-        return False
 
 
 def proposals(rng, N: int, K: int, image: int = 320):
@@ -572,9 +626,98 @@ def conv_workloads() -> List[Workload]:
 
 
 def workloads(quick: bool = False) -> List[Workload]:
-    return (dense_workloads() + batched_workloads() + sparse_workloads(quick) + reference_workloads()
-            + returns_workloads() + td_workloads() + trace_workloads() + conv_workloads() + vision_workloads())
+    """Every workload of the full table, in its order."""
+    return [w for builder in _BUILDERS for w in builder(quick)]
 
+
+_BUILDERS = (lambda q: dense_workloads(), lambda q: batched_workloads(), sparse_workloads,
+             lambda q: reference_workloads(), lambda q: returns_workloads(), lambda q: td_workloads(),
+             lambda q: trace_workloads(), lambda q: conv_workloads(), lambda q: vision_workloads())
+
+_GROUP_FAMILY = {"a-dense-sweep": "bellman", "a-dense-solve": "bellman", "b-batched-sweep": "bellman",
+                 "c-sparse-sweep": "bellman", "c-sparse-solve": "bellman", "gae": "returns",
+                 "lambda-returns": "returns", "td-q-learning": "td", "traces": "traces", "depthwise": "depthwise",
+                 "pointwise": "pointwise", "shuffle": "shuffle", "ps-roi": "ps_roi"}
+
+#: family -> (builder of its workloads, the tour's workload (a prefix of its name), its main peer)
+FAMILIES = {
+    "bellman": (batched_workloads, "(b) 1024 MDPs", "numpy einsum"),
+    "returns": (returns_workloads, "GAE T=128 B=1024", "numpy loop (Stable-Baselines3)"),
+    "td": (td_workloads, "q_learning_update_ N=65,536", "numpy batch update (numpy.add.at)"),
+    "traces": (trace_workloads, "TD(lambda) tabular step", "numpy (vectorised over the batch)"),
+    "depthwise": (conv_workloads, "depthwise 5x5 s1 [8, 264, 20, 20] float32: forward, channels_last",
+                  "torch conv2d channels_last"),
+    "pointwise": (conv_workloads, "pointwise 1x1 [8, 132, 40, 40]", "torch conv2d"),
+    "shuffle": (conv_workloads, "concat_shuffle_split", "torch cat + view/transpose/contiguous + chunk"),
+    "ps_roi": (vision_workloads, "ps_roi_align [1, 245, 20, 20] K=200 float32: forward", "torchvision"),
+}
+
+
+def tour(families: List[str]) -> List[Workload]:
+    """One workload per family, against its main peer only (or the first peer installed)."""
+    built: Dict[Callable, List[Workload]] = {}
+    out = []
+    for family in families:
+        builder, prefix, peer = FAMILIES[family]
+        if builder not in built:
+            built[builder] = builder()
+        for w in built[builder]:
+            if w.name.startswith(prefix):
+                keep = {peer: w.peers[peer]} if peer in w.peers else dict(list(w.peers.items())[:1])
+                out.append(Workload(w.group, w.name, w.ours, keep, w.bytes_moved, w.note, w.versus, w.flops, family))
+                break
+    return out
+
+
+@dataclass
+class Row:
+    """One measured workload: ours and each peer, with the ratio per round of alternation."""
+
+    workload: Workload
+    ours: Timing
+    peers: List[tuple]  # (name, Timing, ratio median, ratio IQR)
+
+    @property
+    def warnings(self) -> List[str]:
+        out = []
+        if self.ours.quantised or any(t.quantised for _, t, _, _ in self.peers):
+            out.append("timer-quantised (calls took whole milliseconds: a loaded machine)")
+        if any(iqr > 0.25 * ratio for _, _, ratio, iqr in self.peers) or self.ours.iqr > 0.25 * self.ours.median:
+            out.append("spread over 25% between rounds")
+        return out
+
+    def as_dict(self) -> dict:
+        w = self.workload
+        return {"family": w.family, "workload": w.name, "seconds": self.ours.median, "seconds_iqr": self.ours.iqr,
+                "seconds_per_round": self.ours.blocks, "bytes": w.bytes_moved, "flops": w.flops,
+                "peers": [{"name": n, "seconds": t.median, "seconds_iqr": t.iqr, "seconds_per_round": t.blocks,
+                           "speedup": r, "speedup_iqr": i} for n, t, r, i in self.peers],
+                "warnings": self.warnings}
+
+
+def run_workload(w: Workload, min_time: float, rounds: int) -> Row:
+    """Ours and every peer timed interleaved, in one measurement; the ratio taken round by round."""
+    names = list(w.peers)
+    times = measure([w.ours] + [w.peers[n] for n in names], min_time=min_time, rounds=rounds)
+    ours = times[0]
+    peers = []
+    for name, t in zip(names, times[1:]):
+        ratios = [p / o for p, o in zip(t.blocks, ours.blocks)]
+        q1, q3 = _quartiles(ratios)
+        peers.append((name, t, statistics.median(ratios), q3 - q1))
+    return Row(w, ours, peers)
+
+
+class _Progress:
+    """One line on stderr per workload: how far the run is and how long it has taken."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.start = total, 0, time.perf_counter()
+
+    def step(self, name: str) -> None:
+        self.done += 1
+        elapsed = time.perf_counter() - self.start
+        print(f"[{self.done}/{self.total} {elapsed:5.0f} s] {name}", file=sys.stderr, flush=True)
 
 def machine() -> str:
     info = nimbleops.build_info()
@@ -593,34 +736,96 @@ def machine() -> str:
 
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller gridworld")
-    parser.add_argument("--only", default="", help="run workloads whose name contains this")
+    parser.add_argument("--full", action="store_true", help="the whole table (default: one row per family)")
+    parser.add_argument("--only", default="", metavar="FAMILY",
+                        help="these families only, comma-separated: " + ", ".join(FAMILIES))
+    parser.add_argument("--json", metavar="PATH", help="write the results to this JSON file")
+    parser.add_argument("--plot", metavar="PATH", help="draw the speed-ups to this image (needs matplotlib)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of alternation per workload (default 5)")
     args = parser.parse_args(argv)
-    min_time = 0.1 if args.quick else 0.5
+    families = [f.strip() for f in args.only.split(",") if f.strip()] or list(FAMILIES)
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        parser.error(f"--only: unknown family {', '.join(unknown)}; expected some of {', '.join(FAMILIES)}")
+    if args.rounds < 2:
+        parser.error(f"--rounds: expected at least 2 (a spread needs two rounds), got {args.rounds}")
+    if args.plot and not installed("matplotlib"):
+        parser.error("--plot needs matplotlib (pip install matplotlib)")
+
+    print("measuring memory bandwidth ...", file=sys.stderr, flush=True)
     bw = memory_bandwidth()
     print(f"machine: {machine()}")
     print(f"memory bandwidth (numpy, this run): read {bw['read']:.1f} GB/s (GEMV), copy {bw['copy']:.1f} GB/s "
           "(read + write bytes)\n")
-    print("| workload | nimbleops | GB/s (% of read or copy) or GFLOP/s | peer | peer time | peer / ours |")
+    print("building the workloads ...", file=sys.stderr, flush=True)
+    if args.full:
+        chosen = [w for w in workloads() if w.family in families]
+    else:
+        chosen = tour(families)
+    print("| workload | nimbleops (IQR) | GB/s (% of read or copy) or GFLOP/s | peer | peer time (IQR) "
+          "| peer / ours (IQR) |")
     print("|---|---|---|---|---|---|")
-    for w in workloads(args.quick):
-        if args.only not in w.name:
-            continue
-        peers = list(w.peers.items())
-        # ours and every peer timed interleaved, in one measurement
-        times = median_times([w.ours] + [fn for _, fn in peers], min_time=min_time)
-        t = times[0]
-        gbs = ""
-        if w.bytes_moved:
-            gbs = f"{w.bytes_moved / t / 1e9:.1f} ({100 * w.bytes_moved / t / 1e9 / bw[w.versus]:.0f}% of {w.versus})"
-        elif w.flops:
-            gbs = f"{w.flops / t / 1e9:.0f} GFLOP/s"
-        name = w.name + (f" ({w.note})" if w.note else "")
-        rows = [(peer, _fmt(p), f"{p / t:.2f}x") for (peer, _), p in zip(peers, times[1:])] or [("-", "", "")]
-        for i, (peer, pt, ratio) in enumerate(rows):
-            first = i == 0
-            print(f"| {name if first else ''} | {_fmt(t) if first else ''} | {gbs if first else ''} | {peer} | {pt} | {ratio} |",
-                  flush=True)
+    progress = _Progress(len(chosen))
+    rows = []
+    for w in chosen:
+        progress.step(w.name)
+        row = run_workload(w, min_time=0.5, rounds=args.rounds)
+        rows.append(row)
+        _print_row(row, bw)
+    noisy = [r for r in rows if r.warnings]
+    if noisy:
+        print("\n**Warning: the machine was too noisy for these ratios to mean much** (rerun them, e.g. "
+              "`--only FAMILY`):")
+        for r in noisy:
+            print(f"- {r.workload.name}: {'; '.join(r.warnings)}")
+    print(f"\n{len(rows)} workloads in {time.perf_counter() - progress.start:.0f} s; peer / ours above 1: "
+          "nimbleops is faster. IQR: interquartile range over the rounds of alternation.")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine(), "bandwidth_gbs": bw, "rows": [r.as_dict() for r in rows]}, f, indent=1)
+        print(f"results written to {args.json}")
+    if args.plot:
+        plot(rows, args.plot)
+        print(f"speed-ups drawn to {args.plot}")
+
+
+def _print_row(row: Row, bw: Dict[str, float]) -> None:
+    w, t = row.workload, row.ours.median
+    gbs = ""
+    if w.bytes_moved:
+        gbs = f"{w.bytes_moved / t / 1e9:.1f} ({100 * w.bytes_moved / t / 1e9 / bw[w.versus]:.0f}% of {w.versus})"
+    elif w.flops:
+        gbs = f"{w.flops / t / 1e9:.0f} GFLOP/s"
+    name = w.name + (f" ({w.note})" if w.note else "") + (" **!**" if row.warnings else "")
+    cells = [(n, f"{_fmt(pt.median)} ({_fmt(pt.iqr)})", f"{r:.2f}x ({i:.2f})") for n, pt, r, i in row.peers]
+    for i, (peer, pt, ratio) in enumerate(cells or [("-", "", "")]):
+        first = i == 0
+        ours = f"{_fmt(t)} ({_fmt(row.ours.iqr)})" if first else ""
+        print(f"| {name if first else ''} | {ours} | {gbs if first else ''} | {peer} | {pt} | {ratio} |", flush=True)
+
+
+def plot(rows: List[Row], path: str) -> None:
+    """A horizontal bar per workload: the speed-up over its first peer, with the IQR as error bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if r.peers]
+    labels = [textwrap.fill(f"{r.workload.name} vs {r.peers[0][0]}", 56) for r in rows]
+    ratios = [r.peers[0][2] for r in rows]
+    errors = [r.peers[0][3] / 2 for r in rows]
+    fig, ax = plt.subplots(figsize=(11, 0.7 * len(rows) + 1.2))
+    ax.barh(range(len(rows)), ratios, xerr=errors, color=["tab:green" if x >= 1 else "tab:red" for x in ratios])
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("peer time / nimbleops time (above 1: nimbleops is faster)")
+    ax.set_title(f"nimbleops speed-ups - {machine()}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _fmt(seconds: float) -> str:

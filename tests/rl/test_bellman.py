@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from nimbleops import rl
 from nimbleops.reference import rl as ref
 
-from ..conftest import (KINDS, assert_close, assert_same_bits_at_any_thread_count_and_simd_level, random_mdp,
+from ..conftest import (import_peer, KINDS, assert_close, assert_same_bits_at_any_thread_count_and_simd_level, random_mdp,
                         to_kind, to_numpy)
 
 DTYPES = ["float64", "float32"]
@@ -230,8 +230,8 @@ def test_puterman_example(kind):
 
 
 def test_against_pymdptoolbox_and_quantecon():
-    mdptoolbox = pytest.importorskip("mdptoolbox.mdp")
-    qe = pytest.importorskip("quantecon")
+    mdptoolbox = import_peer("mdptoolbox.mdp")
+    qe = import_peer("quantecon")
     rng = np.random.default_rng(7)
     P, R = random_mdp(rng, 40, 5, leak=0.0)  # stochastic rows for the peers
     gamma = 0.9
@@ -254,7 +254,7 @@ def test_against_pymdptoolbox_and_quantecon():
 
 @pytest.mark.parametrize("env_id", ["FrozenLake-v1", "Taxi-v4"])
 def test_gymnasium_solved_by_vi_pi_mpi_to_the_same_policy(env_id):
-    gym = pytest.importorskip("gymnasium")
+    gym = import_peer("gymnasium")
     env = gym.make(env_id, map_name="8x8") if env_id == "FrozenLake-v1" else gym.make(env_id)
     P, R = rl.from_gymnasium(env)
     S, A = R.shape

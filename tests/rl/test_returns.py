@@ -11,7 +11,7 @@ import nimbleops
 from nimbleops import rl
 from nimbleops.reference import rl as ref
 
-from ..conftest import KINDS, assert_close, assert_same_bits_at_any_thread_count_and_simd_level, to_kind, to_numpy
+from ..conftest import import_peer, KINDS, assert_close, assert_same_bits_at_any_thread_count_and_simd_level, to_kind, to_numpy
 
 # ------------------------------------------------------------------ rlax's hand-checked cases
 R_T = np.array([[1.0, 0.0, -1.0, 0.0, 1.0], [0.5, 0.8, -0.7, 0.0, 2.1]])
@@ -146,7 +146,7 @@ def test_lambda_one_is_discounted_and_lambda_zero_is_one_step(rng):
 
 def test_agrees_with_torchrl():
     torch = pytest.importorskip("torch")
-    F = pytest.importorskip("torchrl.objectives.value.functional")
+    F = import_peer("torchrl.objectives.value.functional")
     g = torch.Generator().manual_seed(0)
     B, T = 6, 11  # torchrl's layout: [*B, T, F] with time_dim=-2
     r, v, nv = (torch.randn(B, T, 1, generator=g, dtype=torch.float64) for _ in range(3))

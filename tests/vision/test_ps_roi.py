@@ -11,7 +11,7 @@ import nimbleops
 from nimbleops import vision
 from nimbleops.reference import vision as ref
 
-from ..conftest import KINDS, assert_close, assert_same_bits_at_any_thread_count_and_simd_level, to_kind
+from ..conftest import import_peer, KINDS, assert_close, assert_same_bits_at_any_thread_count_and_simd_level, to_kind
 
 torch = pytest.importorskip("torch")
 
@@ -254,7 +254,7 @@ def test_nn_modules():
 def test_agrees_with_torchvision():
     """torchvision (when installed): align equals it (away from its NaN for zero-size boxes);
     pool equals it wherever no bin reaches the last row or column."""
-    tv = pytest.importorskip("torchvision.ops")
+    tv = import_peer("torchvision.ops")
     rng = np.random.default_rng(8)
     x = torch.from_numpy(rng.standard_normal((2, 2 * 49, 20, 20)))
     boxes = torch.from_numpy(np.concatenate([rng.integers(0, 2, (30, 1)), rng.uniform(-20, 300, (30, 4))], 1))

@@ -1,0 +1,37 @@
+"""Every ```python block of README.md and docs/*.md runs on its own as written."""
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import re
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DOCUMENTS = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+
+
+def code_blocks():
+    for doc in DOCUMENTS:
+        text = doc.read_text()
+        for m in BLOCK.finditer(text):
+            line = text.count("\n", 0, m.start()) + 2
+            yield pytest.param(m.group(1), id=f"{doc.relative_to(ROOT)}:{line}")
+
+
+def imported_modules(code: str):
+    return {m.split(".")[0] for m in re.findall(r"^\s*(?:import|from)\s+([\w.]+)", code, re.M)}
+
+
+def test_the_documents_have_code():
+    assert sum(1 for _ in code_blocks()) >= 8
+
+
+@pytest.mark.parametrize("code", list(code_blocks()))
+def test_code_block_runs(code, tmp_path, monkeypatch):
+    for module in imported_modules(code):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"the block imports {module}, which is not installed")
+    monkeypatch.chdir(tmp_path)  # blocks that write files write them here
+    exec(compile(code, "<doc>", "exec"), {"__name__": "__doc_block__"})
