@@ -12,7 +12,7 @@ import pytest
 import nimbleops
 from nimbleops import rl
 
-from .conftest import random_mdp
+from .conftest import import_peer, random_mdp
 
 
 def test_build_info_has_the_documented_keys():
@@ -126,3 +126,14 @@ def test_view_of_an_unsupported_torch_dtype_names_it():
     for _ in range(2):  # unsupported dtypes are not remembered: the same error each time
         with pytest.raises(ValueError, match="unsupported dtype 'float16'"):
             ar.view(torch.zeros(3, dtype=torch.float16))
+
+
+def test_a_broken_peer_is_a_skip_with_its_reason(tmp_path, monkeypatch):
+    """A peer that is installed but fails to import (torchvision beside a torch it was not built
+    for) skips the comparison, saying why; it never fails the suite."""
+    (tmp_path / "nimbleops_broken_peer.py").write_text("raise RuntimeError('operator torchvision::nms does not exist')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(pytest.skip.Exception, match="does not import: RuntimeError: operator torchvision::nms"):
+        import_peer("nimbleops_broken_peer")
+    with pytest.raises(pytest.skip.Exception, match="not installed"):
+        import_peer("nimbleops_no_such_peer")
