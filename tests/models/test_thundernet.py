@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from nimbleops.models import SNet, ThunderNet  # noqa: E402
+from nimbleops.models import SNet, ThunderNet, optimize_for_inference  # noqa: E402
 from nimbleops.models import boxes as box_ops  # noqa: E402
 
 from ..conftest import import_peer  # noqa: E402
@@ -238,3 +238,44 @@ def test_bad_construction():
         SNet("snet50")
     with pytest.raises(ValueError, match="num_classes: expected an integer >= 1"):
         ThunderNet(num_classes=0)
+
+
+# ------------------------------------------------------------------- optimize_for_inference
+
+
+@pytest.mark.parametrize("source", ["nimbleops", "torch"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_optimized_backbone_equals_the_eval_model(source, dtype):
+    ours, theirs = pair(SNet, "snet49", dtype=dtype)
+    model = (ours if source == "nimbleops" else theirs).eval()
+    fast = optimize_for_inference(model)
+    x = torch.randn(2, 3, 64, 96, dtype=dtype)
+    with torch.no_grad():
+        for a, b in zip(fast(x), model(x)):
+            torch.testing.assert_close(a, b, **TOL[dtype])
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+
+
+@pytest.mark.parametrize("source", ["nimbleops", "torch"])
+def test_optimized_detector_equals_the_eval_model(source):
+    ours, theirs = pair(ThunderNet, "snet146", num_classes=4, box_score_thresh=0.0)
+    model = (ours if source == "nimbleops" else theirs).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fast = optimize_for_inference(model)
+    x = torch.randn(2, 3, 128, 128, dtype=torch.float64)
+    with torch.no_grad():
+        for a, b in zip(fast(x), model(x)):
+            torch.testing.assert_close(a["boxes"], b["boxes"], **TOL[torch.float64])
+            torch.testing.assert_close(a["scores"], b["scores"], **TOL[torch.float64])
+            assert torch.equal(a["labels"], b["labels"])
+        for a, b in zip(fast.backbone(x), model.backbone(x)):
+            torch.testing.assert_close(a, b, **TOL[torch.float64])
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the original is untouched
+    with pytest.raises(RuntimeError, match="eval mode only"):
+        fast.train()
+    fast.eval()  # allowed
+
+
+def test_optimize_for_inference_refuses_other_models():
+    with pytest.raises(TypeError, match="expected a nimbleops.models ThunderNet or SNet"):
+        optimize_for_inference(torch.nn.Linear(2, 2))

@@ -1,0 +1,185 @@
+"""``optimize_for_inference(model)``: an eval-only copy of a ThunderNet or SNet (either backend)
+running on nimbleops with
+
+- every batch norm folded into the convolution before it (``w' = w * s``, ``b' = (b - mean) * s +
+  beta`` with ``s = gamma / sqrt(var + eps)``, computed in float64);
+- every ReLU fused into the pointwise convolution before it (the kernel's epilogue);
+- each ShuffleNetV2 unit's concatenation, channel shuffle and the next unit's split done in one
+  pass (``concat_shuffle_split``), the halves passed from unit to unit.
+
+The copy computes the eval model's function (equal to float32 rounding); its ``backbone(x)`` still
+returns ``(c4, c5)``. It cannot be put back in training mode.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import nn as nno
+from . import _layers as L
+from .snet import SNet, ShuffleUnit, run_stage
+from .thundernet import RPN, SAM, ThunderNet
+
+
+def _folded(conv: nn.Module, bn: Optional[nn.BatchNorm2d]) -> Tuple[Tensor, Tensor]:
+    """(weight, bias) of ``bn(conv(x))`` as one convolution, in the convolution's dtype."""
+    w = conv.weight.detach().double()
+    b = conv.bias.detach().double() if conv.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+    if bn is not None:
+        if not bn.track_running_stats or bn.running_mean is None:
+            raise ValueError("model: a batch norm without running statistics cannot be folded")
+        scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps) if bn.affine else \
+            1 / torch.sqrt(bn.running_var.double() + bn.eps)
+        shift = bn.bias.detach().double() if bn.affine else torch.zeros_like(scale)
+        w = w * scale.reshape(-1, *([1] * (w.dim() - 1)))
+        b = (b - bn.running_mean.double()) * scale + shift
+    dtype = conv.weight.dtype
+    return w.to(dtype), b.to(dtype)
+
+
+def _kernel_size(conv: nn.Module) -> int:
+    k = conv.kernel_size
+    return k[0] if isinstance(k, tuple) else k
+
+
+def fused_pointwise(conv: nn.Module, bn: Optional[nn.BatchNorm2d], relu: bool) -> nno.PointwiseConv2d:
+    w, b = _folded(conv, bn)
+    m = nno.PointwiseConv2d(w.shape[1], w.shape[0], activation="relu" if relu else None, dtype=w.dtype)
+    with torch.no_grad():
+        m.weight.copy_(w.reshape(m.weight.shape))
+        m.bias.copy_(b)
+    return m
+
+
+def fused_depthwise(conv: nn.Module, bn: Optional[nn.BatchNorm2d]) -> nno.DepthwiseConv2d:
+    w, b = _folded(conv, bn)
+    k, stride = _kernel_size(conv), conv.stride[0] if isinstance(conv.stride, tuple) else conv.stride
+    C = w.shape[0]
+    m = nno.DepthwiseConv2d(C, C, k, stride, k // 2, dtype=w.dtype)
+    with torch.no_grad():
+        m.weight.copy_(w)
+        m.bias.copy_(b)
+    return m
+
+
+class FusedUnit(nn.Module):
+    """A ShuffleNetV2 unit with its batch norms folded and its ReLUs fused: ``branch1`` (stride 2:
+    depthwise, pointwise + ReLU) and ``branch2`` (pointwise + ReLU, depthwise, pointwise + ReLU)."""
+
+    def __init__(self, unit: ShuffleUnit):
+        super().__init__()
+        self.stride = unit.stride
+        if unit.branch1 is not None:
+            b1 = unit.branch1
+            self.branch1 = nn.Sequential(fused_depthwise(b1[0], b1[1]), fused_pointwise(b1[2], b1[3], True))
+        else:
+            self.branch1 = None
+        b2 = unit.branch2
+        self.branch2 = nn.Sequential(fused_pointwise(b2[0], b2[1], True), fused_depthwise(b2[3], b2[4]),
+                                     fused_pointwise(b2[5], b2[6], True))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.stride == 2:
+            return torch.cat(L.concat_shuffle_split("nimbleops", self.branch1(x), self.branch2(x)), 1)
+        x1, x2 = x.chunk(2, 1)
+        return torch.cat(L.concat_shuffle_split("nimbleops", x1, self.branch2(x2)), 1)
+
+
+class InferenceSNet(nn.Module):
+    """SNet with folded batch norms and fused ReLUs; ``forward(x)`` returns ``(c4, c5)``."""
+
+    def __init__(self, net: SNet):
+        super().__init__()
+        conv, bn = net.conv1[0], net.conv1[1]
+        w, b = _folded(conv, bn)
+        self.conv1 = nn.Conv2d(3, w.shape[0], 3, 2, 1, dtype=w.dtype)
+        with torch.no_grad():
+            self.conv1.weight.copy_(w)
+            self.conv1.bias.copy_(b)
+        self.maxpool = net.maxpool
+        for name in ("stage2", "stage3", "stage4"):
+            setattr(self, name, nn.Sequential(*[FusedUnit(u) for u in getattr(net, name)]))
+        self.conv5 = fused_pointwise(net.conv5[0], net.conv5[1], True) if net.conv5 is not None else None
+        self.variant, self.c4_channels, self.c5_channels = net.variant, net.c4_channels, net.c5_channels
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        x = self.maxpool(F.relu_(self.conv1(x)))
+        x = run_stage(self.stage2, x, "nimbleops")
+        c4 = run_stage(self.stage3, x, "nimbleops")
+        c5 = run_stage(self.stage4, c4, "nimbleops")
+        if self.conv5 is not None:
+            c5 = self.conv5(c5)
+        return c4, c5
+
+
+class _InferenceCEM(nn.Module):
+    def __init__(self, cem):
+        super().__init__()
+        self.conv4 = fused_pointwise(cem.conv4, None, False)
+        self.conv5 = fused_pointwise(cem.conv5, None, False)
+        self.conv_glb = fused_pointwise(cem.conv_glb, None, False)
+
+    def forward(self, c4: Tensor, c5: Tensor) -> Tensor:
+        a = self.conv4(c4)
+        b = F.interpolate(self.conv5(c5), size=a.shape[-2:], mode="nearest")
+        g = self.conv_glb(c5.mean((2, 3), keepdim=True))
+        return a + b + g
+
+
+class _InferenceRPN(nn.Module):
+    def __init__(self, rpn: RPN):
+        super().__init__()
+        self.dw = fused_depthwise(rpn.dw, None)
+        self.conv = fused_pointwise(rpn.conv, None, True)
+        self.cls = fused_pointwise(rpn.cls, None, False)
+        self.reg = fused_pointwise(rpn.reg, None, False)
+
+    def forward(self, x: Tensor):
+        f = self.conv(self.dw(x))
+        return f, self.cls(f), self.reg(f)
+
+
+class _InferenceSAM(nn.Module):
+    def __init__(self, sam: SAM):
+        super().__init__()
+        self.conv = fused_pointwise(sam.conv, sam.bn, False)
+
+    def forward(self, f_cem: Tensor, f_rpn: Tensor) -> Tensor:
+        return f_cem * torch.sigmoid(self.conv(f_rpn))
+
+
+def _eval_only(self, mode: bool = True):
+    if mode:
+        raise RuntimeError("this model was made by optimize_for_inference and runs in eval mode only "
+                           "(its batch norms are folded); train the original model instead")
+    return nn.Module.train(self, False)
+
+
+def optimize_for_inference(model: nn.Module) -> nn.Module:
+    """An eval-only copy of ``model`` (a :class:`ThunderNet` or :class:`SNet`, either backend) with
+    folded batch norms, fused ReLUs and single-pass shuffles; see the module docstring. The
+    original model is left unchanged."""
+    if isinstance(model, SNet):
+        out = InferenceSNet(model)
+    elif isinstance(model, ThunderNet):
+        out = copy.deepcopy(model)
+        out.backbone = InferenceSNet(model.backbone)
+        out.cem = _InferenceCEM(model.cem)
+        out.rpn = _InferenceRPN(model.rpn)
+        out.sam = _InferenceSAM(model.sam)
+        head = out.head
+        if not isinstance(head.ps_roi_align, nno.PSRoIAlign):
+            p = head.ps_roi_align
+            head.ps_roi_align = nno.PSRoIAlign(p.output_size, p.spatial_scale, p.sampling_ratio)
+        out.backend = "nimbleops"
+    else:
+        raise TypeError(f"model: expected a nimbleops.models ThunderNet or SNet, got {type(model).__name__}")
+    out.eval()
+    out.train = _eval_only.__get__(out)
+    for p in out.parameters():
+        p.requires_grad_(False)
+    return out
