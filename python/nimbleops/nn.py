@@ -7,33 +7,66 @@ and torchvision's modules.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from . import vision
 
-__all__ = ["DepthwiseConv2d", "PointwiseConv2d", "ChannelShuffle", "PSRoIAlign", "PSRoIPool"]
+__all__ = ["DepthwiseConv2d", "PointwiseConv2d", "ChannelShuffle", "PSRoIAlign", "PSRoIPool", "convert", "revert",
+           "ConversionReport"]
 
 
 def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
+def _same_padding(kernel_size, dilation, stride, padding):
+    """nn.Conv2d's padding="same" / "valid" as symmetric ints, or a ValueError where "same" would
+    need more padding on one side than the other (an even extent), which these modules do not do."""
+    if padding == "valid":
+        return (0, 0)
+    if padding != "same":
+        return _pair(padding)
+    if stride != (1, 1):
+        raise ValueError(f"padding: 'same' needs stride 1 (as in nn.Conv2d), got stride {stride}")
+    out = []
+    for k, d in zip(kernel_size, dilation):
+        total = d * (k - 1)
+        if total % 2:
+            raise ValueError(f"padding: 'same' with kernel {k} and dilation {d} pads {total} unevenly "
+                             f"(nn.Conv2d pads one more on the far side); give an int padding instead")
+        out.append(total // 2)
+    return tuple(out)
+
+
+def _zeros_padding(padding_mode):
+    if padding_mode != "zeros":
+        raise ValueError(f"padding_mode: expected 'zeros' (the only mode these kernels compute), got {padding_mode!r}")
+
+
 class DepthwiseConv2d(nn.Module):
     """``nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation,
     groups=in_channels, bias)`` computed by :func:`nimbleops.vision.depthwise_conv2d`;
-    ``out_channels`` a multiple of ``in_channels``. Same parameters, initialisation and state_dict."""
+    ``out_channels`` a multiple of ``in_channels`` (the depth multiplier). Same parameters,
+    initialisation and state_dict. nn.Conv2d's ``groups`` (must equal ``in_channels``),
+    ``padding="same"`` / ``"valid"`` (symmetric only) and ``padding_mode="zeros"`` are accepted."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 bias: bool = True, device=None, dtype=None):
+                 groups: Optional[int] = None, bias: bool = True, padding_mode: str = "zeros", device=None,
+                 dtype=None):
         super().__init__()
         if in_channels < 1 or out_channels % in_channels != 0:
             raise ValueError(f"out_channels: expected a multiple of in_channels = {in_channels}, got {out_channels}")
+        if groups is not None and groups != in_channels:
+            raise ValueError(f"groups: a depthwise convolution has groups = in_channels = {in_channels}, got {groups}")
+        _zeros_padding(padding_mode)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
-        self.padding, self.dilation = _pair(padding), _pair(dilation)
+        self.dilation = _pair(dilation)
+        self.padding = _same_padding(self.kernel_size, self.dilation, self.stride, padding)
         factory = dict(device=device, dtype=dtype)
         self.weight = nn.Parameter(torch.empty((out_channels, 1) + self.kernel_size, **factory))
         self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
@@ -59,11 +92,20 @@ class PointwiseConv2d(nn.Module):
     """``nn.Conv2d(in_channels, out_channels, 1, groups=groups, bias=bias)`` computed by
     :func:`nimbleops.vision.pointwise_conv2d`, with the optional fused ``activation="relu"`` and
     ``shuffle_groups``. Same parameters (weight ``[Cout, Cin/groups, 1, 1]``), initialisation and
-    state_dict."""
+    state_dict. nn.Conv2d's ``kernel_size``, ``stride``, ``padding``, ``dilation`` and
+    ``padding_mode`` are accepted with the values a 1x1 convolution has (1, 1, 0 or "same" or
+    "valid", 1, "zeros"); others are a ValueError."""
 
     def __init__(self, in_channels: int, out_channels: int, groups: int = 1, bias: bool = True, *,
-                 activation: Optional[str] = None, shuffle_groups: Optional[int] = None, device=None, dtype=None):
+                 activation: Optional[str] = None, shuffle_groups: Optional[int] = None, kernel_size=1, stride=1,
+                 padding=0, dilation=1, padding_mode: str = "zeros", device=None, dtype=None):
         super().__init__()
+        for name, value, allowed in (("kernel_size", kernel_size, (1, (1, 1))), ("stride", stride, (1, (1, 1))),
+                                     ("padding", padding, (0, (0, 0), "same", "valid")),
+                                     ("dilation", dilation, (1, (1, 1)))):
+            if (tuple(value) if isinstance(value, list) else value) not in allowed:
+                raise ValueError(f"{name}: a pointwise convolution takes {allowed[0]!r}, got {value!r}")
+        _zeros_padding(padding_mode)
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(f"groups: expected a divisor of in_channels = {in_channels} and out_channels = "
                              f"{out_channels}, got {groups}")
@@ -142,3 +184,171 @@ class PSRoIPool(nn.Module):
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}, spatial_scale={self.spatial_scale}"
 
+
+
+# --------------------------------------------------------------------------- convert / revert
+
+
+@dataclass
+class ConversionReport:
+    """What :func:`convert` or :func:`revert` did: ``swapped`` lists ``(name, old type, new type)``,
+    ``kept`` lists ``(name, type, reason)`` for the candidates it left as they were."""
+
+    swapped: List[Tuple[str, str, str]] = field(default_factory=list)
+    kept: List[Tuple[str, str, str]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"swapped {len(self.swapped)} module(s), kept {len(self.kept)} candidate(s)"]
+        lines += [f"  swapped {n or '(root)'}: {a} -> {b}" for n, a, b in self.swapped]
+        lines += [f"  kept {n or '(root)'} ({t}): {why}" for n, t, why in self.kept]
+        return "\n".join(lines)
+
+
+def _conv_candidate(m: nn.Conv2d) -> Tuple[Optional[type], str]:
+    """(the nimbleops module that computes m exactly, or None; the reason when None)."""
+    if m.weight.dtype not in (torch.float32, torch.float64):
+        return None, f"dtype {m.weight.dtype} (the kernels compute float32 and float64)"
+    if m.padding_mode != "zeros":
+        return None, f"padding_mode={m.padding_mode!r} (only zero padding is computed)"
+    if m.weight.device.type not in ("cpu", "cuda"):
+        return None, f"device {m.weight.device.type}"
+    k = tuple(m.kernel_size)
+    if m.groups == m.in_channels and m.in_channels > 1 and k != (1, 1):
+        try:
+            _same_padding(k, tuple(m.dilation), tuple(m.stride), m.padding)
+        except ValueError as e:
+            return None, str(e)
+        return DepthwiseConv2d, ""
+    if k == (1, 1):
+        if tuple(m.stride) != (1, 1):
+            return None, f"a 1x1 convolution with stride {tuple(m.stride)} (only stride 1 is computed)"
+        if m.padding not in ("same", "valid") and tuple(m.padding) != (0, 0):
+            return None, f"a 1x1 convolution with padding {tuple(m.padding)}"
+        return PointwiseConv2d, ""
+    if m.groups == 1:
+        return None, f"a dense {k[0]}x{k[1]} convolution (torch's own is used)"
+    return None, f"a grouped {k[0]}x{k[1]} convolution with groups={m.groups} of {m.in_channels} channels"
+
+
+def _torchvision_psroi():
+    try:
+        from torchvision.ops import PSRoIAlign as TvAlign, PSRoIPool as TvPool
+
+        return TvAlign, TvPool
+    except Exception:  # noqa: BLE001 - torchvision absent or not importable: nothing of it to swap
+        return None, None
+
+
+def _share(new: nn.Module, old: nn.Module) -> nn.Module:
+    """The new module takes the old one's Parameter objects (tied weights and optimizer state stay)
+    and its training flag."""
+    new.weight = old.weight
+    new.bias = old.bias
+    new.train(old.training)
+    return new
+
+
+def _to_nimbleops(m: nn.Module, name: str, report: ConversionReport) -> Optional[nn.Module]:
+    TvAlign, TvPool = _torchvision_psroi()
+    if isinstance(m, nn.Conv2d) and type(m) is nn.Conv2d:
+        cls, why = _conv_candidate(m)
+        if cls is None:
+            report.kept.append((name, "Conv2d", why))
+            return None
+        factory = dict(device=m.weight.device, dtype=m.weight.dtype)
+        if cls is DepthwiseConv2d:
+            new = DepthwiseConv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
+                                  bias=m.bias is not None, **factory)
+        else:
+            new = PointwiseConv2d(m.in_channels, m.out_channels, m.groups, m.bias is not None, **factory)
+        report.swapped.append((name, "Conv2d", type(new).__qualname__))
+        return _share(new, m)
+    if type(m) is nn.ChannelShuffle:
+        report.swapped.append((name, "ChannelShuffle", "nimbleops.nn.ChannelShuffle"))
+        return ChannelShuffle(m.groups)
+    if TvAlign is not None and type(m) is TvAlign:
+        report.swapped.append((name, "torchvision.ops.PSRoIAlign", "nimbleops.nn.PSRoIAlign"))
+        return PSRoIAlign(m.output_size, m.spatial_scale, m.sampling_ratio)
+    if TvPool is not None and type(m) is TvPool:
+        report.swapped.append((name, "torchvision.ops.PSRoIPool", "nimbleops.nn.PSRoIPool"))
+        return PSRoIPool(m.output_size, m.spatial_scale)
+    return None
+
+
+def _to_torch(m: nn.Module, name: str, report: ConversionReport) -> Optional[nn.Module]:
+    if isinstance(m, DepthwiseConv2d):
+        new = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
+                        groups=m.in_channels, bias=m.bias is not None, device=m.weight.device, dtype=m.weight.dtype)
+    elif isinstance(m, PointwiseConv2d):
+        if m.activation is not None or m.shuffle_groups is not None:
+            report.kept.append((name, "PointwiseConv2d", "a fused ReLU or shuffle has no single torch module"))
+            return None
+        new = nn.Conv2d(m.in_channels, m.out_channels, 1, groups=m.groups, bias=m.bias is not None,
+                        device=m.weight.device, dtype=m.weight.dtype)
+    elif isinstance(m, ChannelShuffle):
+        report.swapped.append((name, "ChannelShuffle", "torch.nn.ChannelShuffle"))
+        return nn.ChannelShuffle(m.groups)
+    elif isinstance(m, (PSRoIAlign, PSRoIPool)):
+        TvAlign, TvPool = _torchvision_psroi()
+        if TvAlign is None:
+            report.kept.append((name, type(m).__name__, "torchvision is not importable"))
+            return None
+        if isinstance(m, PSRoIAlign):
+            if not m.aligned or m.mode != "avg":
+                report.kept.append((name, "PSRoIAlign", "aligned=False or mode='max' has no torchvision module"))
+                return None
+            new = TvAlign(m.output_size, m.spatial_scale, m.sampling_ratio)
+        else:
+            new = TvPool(m.output_size, m.spatial_scale)
+        report.swapped.append((name, type(m).__name__, type(new).__module__ + "." + type(new).__name__))
+        return new
+    else:
+        return None
+    report.swapped.append((name, type(m).__name__, "torch.nn.Conv2d"))
+    return _share(new, m)
+
+
+def _replace(module: nn.Module, swap, inplace: bool, report: bool):
+    import copy
+
+    root = module if inplace else copy.deepcopy(module)
+    rep = ConversionReport()
+    top = swap(root, "", rep)
+    if top is not None:
+        root = top
+    else:
+        for name, m in list(root.named_modules()):
+            for child_name, child in list(m.named_children()):
+                full = f"{name}.{child_name}" if name else child_name
+                new = swap(child, full, rep)
+                if new is not None:
+                    setattr(m, child_name, new)
+    return (root, rep) if report else root
+
+
+def convert(module: nn.Module, inplace: bool = False, report: bool = False):
+    """Replace, in any ``torch.nn.Module``, the modules nimbleops computes exactly by nimbleops
+    modules with the same parameters (the same Parameter objects) and state_dict:
+
+    - ``nn.Conv2d`` with ``groups == in_channels > 1`` (depthwise, any depth multiplier) ->
+      :class:`DepthwiseConv2d`; a 1x1 ``nn.Conv2d`` at stride 1 (any groups) -> :class:`PointwiseConv2d`;
+    - ``nn.ChannelShuffle`` -> :class:`ChannelShuffle`;
+    - ``torchvision.ops.PSRoIAlign`` / ``PSRoIPool`` -> :class:`PSRoIAlign` / :class:`PSRoIPool`.
+
+    It leaves the rest as it is, including convolutions it does not reproduce exactly (dtypes other
+    than float32 / float64, ``padding_mode`` other than zeros, uneven ``padding="same"``, strided
+    1x1, dense or grouped k x k). ``inplace=False`` converts a deep copy. ``report=True`` returns
+    ``(module, ConversionReport)`` saying what was swapped and why the other candidates were kept.
+    :func:`revert` undoes it."""
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
+    return _replace(module, _to_nimbleops, inplace, report)
+
+
+def revert(module: nn.Module, inplace: bool = False, report: bool = False):
+    """Undo :func:`convert`: nimbleops modules back to ``nn.Conv2d``, ``nn.ChannelShuffle`` and
+    torchvision's PSRoI modules, with the same parameters. A :class:`PointwiseConv2d` with a fused
+    ReLU or shuffle (which no single torch module computes) is kept and reported."""
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
+    return _replace(module, _to_torch, inplace, report)

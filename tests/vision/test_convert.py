@@ -1,0 +1,114 @@
+"""nimbleops.nn.convert / revert on whole torchvision models, and the nn.Conv2d arguments the
+modules accept or refuse."""
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from nimbleops import nn as nno  # noqa: E402
+
+from ..conftest import import_peer  # noqa: E402
+
+
+@pytest.mark.parametrize("arch", ["shufflenet_v2_x1_0", "mobilenet_v3_small"])
+def test_converted_torchvision_models_agree(arch):
+    models = import_peer("torchvision.models")
+    torch.manual_seed(0)
+    stock = getattr(models, arch)(num_classes=10).double()
+    ours, report = nno.convert(stock, report=True)
+    assert len(report.swapped) > 20 and all("dense" in why for _, _, why in report.kept)
+    assert list(ours.state_dict()) == list(stock.state_dict())
+    kinds = {type(m) for m in ours.modules()}
+    assert nno.DepthwiseConv2d in kinds and nno.PointwiseConv2d in kinds
+    assert not any(type(m) is nno.DepthwiseConv2d for m in stock.modules())  # a copy was converted
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    for train in (True, False):
+        stock.train(train), ours.train(train)
+        xs = [x.clone().requires_grad_(), x.clone().requires_grad_()]
+        out = []
+        for m, xi in zip((stock, ours), xs):
+            torch.manual_seed(1)  # mobilenet_v3's dropout draws the same mask
+            out.append(m(xi))
+        torch.testing.assert_close(out[1], out[0], rtol=1e-9, atol=1e-9)
+        g = torch.randn_like(out[0])
+        for o in out:
+            o.backward(g)
+        torch.testing.assert_close(xs[1].grad, xs[0].grad, rtol=1e-9, atol=1e-9)
+        for (name, p), q in zip(ours.named_parameters(), stock.parameters()):
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-8, atol=1e-9, msg=lambda m, n=name: f"{n}: {m}")
+        stock.zero_grad(), ours.zero_grad()
+    back = nno.revert(ours)
+    assert not any(isinstance(m, (nno.DepthwiseConv2d, nno.PointwiseConv2d)) for m in back.modules())
+    back.eval(), stock.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), stock(x), rtol=1e-12, atol=1e-12)
+
+
+def test_convert_in_place_shares_the_parameters_and_reports_what_it_kept():
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(8, 8, 3, padding=1, groups=8),                            # depthwise
+        torch.nn.Conv2d(8, 16, 1, groups=2),                                      # grouped pointwise
+        torch.nn.Conv2d(16, 32, 5, padding=2, groups=16, bias=False),             # depth multiplier 2
+        torch.nn.Conv2d(32, 32, 3, padding=1, groups=32, padding_mode="reflect"),  # kept
+        torch.nn.Conv2d(32, 32, 1, stride=2),                                     # kept: strided 1x1
+        torch.nn.Conv2d(32, 32, 3, padding=1),                                    # kept: dense
+        torch.nn.Conv2d(32, 32, 4, padding="same", groups=32),                    # kept: uneven "same"
+        torch.nn.ChannelShuffle(4))
+    weight = net[0].weight
+    same, report = nno.convert(net, inplace=True, report=True)
+    assert same is net and net[0].weight is weight
+    assert [type(m) for m in net] == [nno.DepthwiseConv2d, nno.PointwiseConv2d, nno.DepthwiseConv2d,
+                                      torch.nn.Conv2d, torch.nn.Conv2d, torch.nn.Conv2d, torch.nn.Conv2d,
+                                      nno.ChannelShuffle]
+    reasons = dict((n, why) for n, _, why in report.kept)
+    assert "padding_mode='reflect'" in reasons["3"] and "stride (2, 2)" in reasons["4"]
+    assert "dense" in reasons["5"] and "unevenly" in reasons["6"]
+    assert "swapped 4 module(s), kept 4" in str(report)
+
+
+def test_convert_keeps_half_precision():
+    conv = torch.nn.Conv2d(4, 4, 3, groups=4).half()
+    out, report = nno.convert(conv, report=True)
+    assert type(out) is torch.nn.Conv2d and "float16" in report.kept[0][2]
+
+
+def test_psroi_modules_convert_and_revert():
+    ops = import_peer("torchvision.ops")
+    head = torch.nn.ModuleDict({"a": ops.PSRoIAlign(7, 1 / 16, 2), "p": ops.PSRoIPool(7, 1 / 16)})
+    ours = nno.convert(head)
+    assert type(ours["a"]) is nno.PSRoIAlign and type(ours["p"]) is nno.PSRoIPool
+    x = torch.randn(1, 98, 20, 20, dtype=torch.float64)
+    rois = torch.tensor([[0, 10.0, 20, 200, 150]], dtype=torch.float64)
+    torch.testing.assert_close(ours["a"](x, rois), head["a"](x, rois))
+    back = nno.revert(ours)
+    assert type(back["a"]) is ops.PSRoIAlign and type(back["p"]) is ops.PSRoIPool
+
+
+def test_revert_keeps_fused_pointwise():
+    m = nno.PointwiseConv2d(4, 4, activation="relu")
+    out, report = nno.revert(m, report=True)
+    assert out is not m and type(out) is nno.PointwiseConv2d and "fused ReLU" in report.kept[0][2]
+
+
+def test_modules_take_conv2d_arguments():
+    dw = nno.DepthwiseConv2d(8, 8, 5, padding="same", groups=8, padding_mode="zeros")
+    assert dw.padding == (2, 2)
+    assert nno.DepthwiseConv2d(8, 8, (3, 5), padding="same", dilation=2).padding == (2, 4)
+    assert nno.DepthwiseConv2d(8, 8, 3, padding="valid").padding == (0, 0)
+    pw = nno.PointwiseConv2d(8, 4, kernel_size=1, stride=(1, 1), padding="same", padding_mode="zeros")
+    assert pw.weight.shape == (4, 8, 1, 1)
+    with pytest.raises(ValueError, match="groups: a depthwise convolution has groups = in_channels = 8, got 2"):
+        nno.DepthwiseConv2d(8, 8, 3, groups=2)
+    with pytest.raises(ValueError, match="padding_mode: expected 'zeros'"):
+        nno.DepthwiseConv2d(8, 8, 3, padding_mode="reflect")
+    with pytest.raises(ValueError, match="padding: 'same' with kernel 4"):
+        nno.DepthwiseConv2d(8, 8, 4, padding="same")
+    with pytest.raises(ValueError, match="padding: 'same' needs stride 1"):
+        nno.DepthwiseConv2d(8, 8, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match="stride: a pointwise convolution takes 1, got 2"):
+        nno.PointwiseConv2d(8, 8, stride=2)
+    with pytest.raises(ValueError, match="kernel_size: a pointwise convolution takes 1"):
+        nno.PointwiseConv2d(8, 8, kernel_size=3)
+    with pytest.raises(TypeError, match="module: expected a torch.nn.Module"):
+        nno.convert("model")
