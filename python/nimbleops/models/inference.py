@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from .. import nn as nno
 from . import _layers as L
-from .snet import SNet, ShuffleUnit, run_stage
+from .snet import SNet, ShuffleUnit, run_stage, stem
 from .thundernet import RPN, SAM, ThunderNet
 
 
@@ -96,10 +96,11 @@ class InferenceSNet(nn.Module):
         super().__init__()
         conv, bn = net.conv1[0], net.conv1[1]
         w, b = _folded(conv, bn)
-        self.conv1 = nn.Conv2d(3, w.shape[0], 3, 2, 1, dtype=w.dtype)
+        self.conv1 = nn.Sequential(nn.Conv2d(3, w.shape[0], 3, 2, 1, dtype=w.dtype), nn.ReLU(inplace=True))
         with torch.no_grad():
-            self.conv1.weight.copy_(w)
-            self.conv1.bias.copy_(b)
+            self.conv1[0].weight.copy_(w)
+            self.conv1[0].bias.copy_(b)
+        self.conv1.to(memory_format=torch.channels_last)
         self.maxpool = net.maxpool
         for name in ("stage2", "stage3", "stage4"):
             setattr(self, name, nn.Sequential(*[FusedUnit(u) for u in getattr(net, name)]))
@@ -107,7 +108,7 @@ class InferenceSNet(nn.Module):
         self.variant, self.c4_channels, self.c5_channels = net.variant, net.c4_channels, net.c5_channels
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        x = self.maxpool(F.relu_(self.conv1(x)))
+        x = stem(self.conv1, self.maxpool, x)
         x = run_stage(self.stage2, x, "nimbleops")
         c4 = run_stage(self.stage3, x, "nimbleops")
         c5 = run_stage(self.stage4, c4, "nimbleops")

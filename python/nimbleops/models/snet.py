@@ -73,6 +73,15 @@ class ShuffleUnit(nn.Module):
         return torch.cat(L.concat_shuffle_split(self.backend, x1, self.branch2(x2)), 1)
 
 
+def stem(conv1: nn.Module, maxpool: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """conv1 and the max pool in channels_last, the result back in NCHW: torch's channels_last max
+    pool (and its backward) is vectorised over the channels, its NCHW one is not; the conversions
+    cost less than the difference."""
+    cl = torch.channels_last
+    y = maxpool(conv1(x.contiguous(memory_format=cl)))
+    return y.contiguous()
+
+
 def run_stage(stage: nn.Sequential, x: torch.Tensor, backend: str) -> torch.Tensor:
     """A stage's units; with nimbleops the halves pass from unit to unit without a concatenation."""
     if backend == "torch":
@@ -112,7 +121,7 @@ class SNet(nn.Module):
         self.c4_channels, self.c5_channels = spec["stages"][1], channels
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        x = self.maxpool(self.conv1(x))
+        x = self.maxpool(self.conv1(x)) if self.backend == "torch" else stem(self.conv1, self.maxpool, x)
         x = run_stage(self.stage2, x, self.backend)
         c4 = run_stage(self.stage3, x, self.backend)
         c5 = run_stage(self.stage4, c4, self.backend)
