@@ -2,10 +2,15 @@
 // strips of 32 pixels (the per-ISA micro-kernel of pointwise_rows.cpp keeps 6 x 32 outputs in
 // registers over the whole K loop), in parallel over (image, strip). Bias, ReLU and the output
 // channel shuffle are applied as the strip is stored. Backward: the masked, unshuffled gradient
-// G' once; grad_input = W_g^T . G'_g by the same strips; grad_weight = sum_n G'_g . X_g^T in 4 x 4
-// tiles in parallel, each tile summing the images in order; deterministic for any thread count.
+// G' once, stored [Cout, N, HW] so that each channel's gradient over the whole batch is one row;
+// grad_input = W_g^T . G'_g by the same strips. grad_weight, each weight one sum over the batch
+// in a fixed order on one thread (so the result never depends on the thread count): with many
+// input channels G'_g [Cout_g, N*HW] . X_g^T [N*HW, Cin_g] by the same micro-kernel, X transposed
+// once, in parallel over (group, column strip of input channels, block of rows); with few, whose
+// column strips would be mostly padding, 4 x 4 tiles of dot products (nt_accumulate) in parallel.
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "core/dispatch.h"
@@ -64,24 +69,28 @@ PointwiseShape pointwise_shape(const PointwiseViews& v) {
 namespace cpu {
 namespace {
 
-// C[i] = act(bias_i + A_i . B) over the pixels [p0, p0 + width) for M rows; B rows b0 + k * HW,
-// C rows crow0[i] (a pointer per row: the shuffle); a tail strip goes through zero-padded scratch,
-// computing only the column passes its width reaches (one of two on AVX2 for up to 16 pixels).
+// input channels per group from which grad_weight is a GEMM (below: 4 x 4 tiles of dot products)
+constexpr int64_t kGemmWeightChannels = 256;
+
+// C[i] = act(bias_i + A_i . B) over the columns [p0, p0 + width) of the HW columns, for M rows; B
+// rows b0 + k * pitch, C rows crow0[i] (a pointer per row: the shuffle); a tail strip goes through
+// zero-padded scratch, computing only the column passes its width reaches (one of two on AVX2 for
+// up to 16 pixels).
 template <class T>
 struct Strips {
   std::vector<T> bpad, cpad, pack;
   std::vector<const T*> brow;
   std::vector<T*> crow;
 
-  void run(const T* A, int64_t lda, int64_t M, int64_t K, const T* b0, int64_t HW, T* const* c0, int64_t p0,
-           const T* bias, bool relu) {
+  void run(const T* A, int64_t lda, int64_t M, int64_t K, const T* b0, int64_t HW, int64_t pitch, T* const* c0,
+           int64_t p0, const T* bias, bool relu) {
     const auto& k = pointwise_kernels<T>();
     const int64_t width = std::min<int64_t>(kStrip, HW - p0);
     brow.resize(size_t(K));
     crow.resize(size_t(M));
     pack.resize(size_t(K * kStrip));
     if (width == kStrip) {
-      for (int64_t kk = 0; kk < K; ++kk) brow[size_t(kk)] = b0 + kk * HW + p0;
+      for (int64_t kk = 0; kk < K; ++kk) brow[size_t(kk)] = b0 + kk * pitch + p0;
       for (int64_t i = 0; i < M; ++i) crow[size_t(i)] = c0[i] + p0;
       k.gemm_strip(A, lda, M, K, brow.data(), crow.data(), bias, relu, pack.data(), kStrip);
       return;
@@ -89,7 +98,7 @@ struct Strips {
     bpad.assign(size_t(K * kStrip), T(0));
     cpad.resize(size_t(M * kStrip));
     for (int64_t kk = 0; kk < K; ++kk) {
-      std::memcpy(bpad.data() + kk * kStrip, b0 + kk * HW + p0, sizeof(T) * size_t(width));
+      std::memcpy(bpad.data() + kk * kStrip, b0 + kk * pitch + p0, sizeof(T) * size_t(width));
       brow[size_t(kk)] = bpad.data() + kk * kStrip;
     }
     for (int64_t i = 0; i < M; ++i) crow[size_t(i)] = cpad.data() + i * kStrip;
@@ -100,10 +109,10 @@ struct Strips {
 
 // C_{n,g} = act(bias_g + A_g . B_{n,g}) for every image n and group g, by strips of kStrip pixels
 // in parallel over (image, strip): A_g = A + g * M * K ([M, K], row-major), B_{n,g} rows
-// b(n, g) + k * HW (K of them), output row i of (n, g) at c(n, g, i), bias_g = bias + g * M
+// b(n, g) + k * pitch (K of them), output row i of (n, g) at c(n, g, i), bias_g = bias + g * M
 template <class T, class BRows, class CRow>
-void grouped_gemm(int64_t N, int64_t HW, int64_t groups, int64_t M, int64_t K, const T* A, BRows b, CRow c,
-                  const T* bias, bool relu) {
+void grouped_gemm(int64_t N, int64_t HW, int64_t pitch, int64_t groups, int64_t M, int64_t K, const T* A, BRows b,
+                  CRow c, const T* bias, bool relu) {
   const int64_t strips = (HW + kStrip - 1) / kStrip;
   parallel_for(N * strips, 1, [&](int64_t t0, int64_t t1) {
     Strips<T> st;
@@ -112,7 +121,7 @@ void grouped_gemm(int64_t N, int64_t HW, int64_t groups, int64_t M, int64_t K, c
       const int64_t n = t / strips, p0 = (t % strips) * kStrip;
       for (int64_t g = 0; g < groups; ++g) {
         for (int64_t i = 0; i < M; ++i) rows[size_t(i)] = c(n, g, i);
-        st.run(A + g * M * K, K, M, K, b(n, g), HW, rows.data(), p0, bias ? bias + g * M : nullptr, relu);
+        st.run(A + g * M * K, K, M, K, b(n, g), HW, pitch, rows.data(), p0, bias ? bias + g * M : nullptr, relu);
       }
     }
   });
@@ -136,7 +145,7 @@ void pointwise_forward(const PointwiseViews& v, const View& out) {
     auto out_row = [&](int64_t n, int64_t g, int64_t i) {  // the output shuffle: row co at its position
       return o + (n * s.Cout + shuffled_position(g * s.Cout_g + i, s.Cout, v.shuffle_groups)) * s.HW;
     };
-    grouped_gemm(s.N, s.HW, v.groups, s.Cout_g, s.Cin_g, w, in, out_row, bias, v.relu);
+    grouped_gemm(s.N, s.HW, s.HW, v.groups, s.Cout_g, s.Cin_g, w, in, out_row, bias, v.relu);
   });
 }
 
@@ -163,13 +172,16 @@ void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std
     const T* w = v.weight.ptr<T>();
     const T* g = grad_out.ptr<T>();
     const T* o = out ? out->ptr<T>() : nullptr;
-    // G' [N, Cout, HW]: the gradient in unshuffled channel order, zero where the ReLU was off
-    std::vector<T> gp(size_t(s.N * s.Cout * s.HW));
+    // G' [Cout, N, HW]: the gradient in unshuffled channel order, zero where the ReLU was off
+    // (uninitialised: every element is written below, and zero-filling it first costs a pass)
+    std::unique_ptr<T[]> gp_buffer(new T[size_t(s.N * s.Cout * s.HW)]);
+    T* const gp = gp_buffer.get();
+    const int64_t gp_pitch = s.N * s.HW;  // from one channel's row to the next
     parallel_for(s.N * s.Cout, 8, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t n = r / s.Cout, co = r % s.Cout;
         const int64_t src = (n * s.Cout + shuffled_position(co, s.Cout, v.shuffle_groups)) * s.HW;
-        T* dst = gp.data() + r * s.HW;
+        T* dst = gp + co * gp_pitch + n * s.HW;
         if (v.relu)
           for (int64_t p = 0; p < s.HW; ++p) dst[p] = o[src + p] > T(0) ? g[src + p] : T(0);
         else
@@ -184,12 +196,45 @@ void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std
           for (int64_t j = 0; j < s.Cin_g; ++j)
             wt[size_t(gr * s.Cout_g * s.Cin_g + j * s.Cout_g + i)] = w[(gr * s.Cout_g + i) * s.Cin_g + j];
       T* gx = grad_x->ptr<T>();
-      auto grad_rows = [&](int64_t n, int64_t g) { return gp.data() + (n * s.Cout + g * s.Cout_g) * s.HW; };
+      auto grad_rows = [&](int64_t n, int64_t g) { return gp + g * s.Cout_g * gp_pitch + n * s.HW; };
       auto gx_row = [&](int64_t n, int64_t g, int64_t i) { return gx + (n * s.Cin + g * s.Cin_g + i) * s.HW; };
-      grouped_gemm(s.N, s.HW, v.groups, s.Cin_g, s.Cout_g, wt.data(), grad_rows, gx_row, static_cast<const T*>(nullptr),
-                   false);
+      grouped_gemm(s.N, s.HW, gp_pitch, v.groups, s.Cin_g, s.Cout_g, wt.data(), grad_rows, gx_row,
+                   static_cast<const T*>(nullptr), false);
     }
-    if (grad_w) {
+    if (grad_w && s.Cin_g >= kGemmWeightChannels) {
+      // X^T [N*HW, Cin]: row q = n * HW + p holds pixel p of image n, every channel
+      std::unique_ptr<T[]> xt_buffer(new T[size_t(s.N * s.HW * s.Cin)]);  // every element written below
+      T* const xt = xt_buffer.get();
+      constexpr int64_t kPixels = 64;
+      const int64_t pixel_blocks = (s.HW + kPixels - 1) / kPixels;
+      parallel_for(s.N * pixel_blocks, 1, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t n = t / pixel_blocks, p0 = (t % pixel_blocks) * kPixels, p1 = std::min(s.HW, p0 + kPixels);
+          for (int64_t c = 0; c < s.Cin; ++c) {
+            const T* src = x + (n * s.Cin + c) * s.HW;
+            T* dst = xt + n * s.HW * s.Cin + c;
+            for (int64_t p = p0; p < p1; ++p) dst[p * s.Cin] = src[p];
+          }
+        }
+      });
+      // grad_weight_g [Cout_g, Cin_g] = G'_g [Cout_g, N*HW] . X^T_g [N*HW, Cin_g]: columns in strips
+      // of kStrip input channels, rows in blocks of kRows output channels
+      constexpr int64_t kRows = 48;
+      T* gw = grad_w->ptr<T>();
+      const int64_t strips = (s.Cin_g + kStrip - 1) / kStrip, row_blocks = (s.Cout_g + kRows - 1) / kRows;
+      parallel_for(v.groups * strips * row_blocks, 1, [&](int64_t t0, int64_t t1) {
+        Strips<T> st;
+        std::vector<T*> rows(static_cast<size_t>(kRows), nullptr);
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t gr = t / (strips * row_blocks), p0 = ((t / row_blocks) % strips) * kStrip;
+          const int64_t i0 = (t % row_blocks) * kRows, M = std::min(kRows, s.Cout_g - i0);
+          for (int64_t i = 0; i < M; ++i) rows[size_t(i)] = gw + (gr * s.Cout_g + i0 + i) * s.Cin_g;
+          st.run(gp + (gr * s.Cout_g + i0) * gp_pitch, gp_pitch, M, gp_pitch, xt + gr * s.Cin_g,
+                 s.Cin_g, s.Cin, rows.data(), p0, static_cast<const T*>(nullptr), false);
+        }
+      });
+    }
+    if (grad_w && s.Cin_g < kGemmWeightChannels) {
       constexpr int64_t kTile = 4;
       const int64_t ti = (s.Cout_g + kTile - 1) / kTile, tj = (s.Cin_g + kTile - 1) / kTile;
       T* gw = grad_w->ptr<T>();
@@ -202,7 +247,7 @@ void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std
           const int64_t M = std::min(kTile, s.Cout_g - i0), Nn = std::min(kTile, s.Cin_g - j0);
           std::fill(part.begin(), part.end(), T(0));
           for (int64_t n = 0; n < s.N; ++n) {
-            for (int64_t i = 0; i < M; ++i) arow[i] = gp.data() + (n * s.Cout + gr * s.Cout_g + i0 + i) * s.HW;
+            for (int64_t i = 0; i < M; ++i) arow[i] = gp + (gr * s.Cout_g + i0 + i) * gp_pitch + n * s.HW;
             for (int64_t j = 0; j < Nn; ++j) brow[j] = x + (n * s.Cin + gr * s.Cin_g + j0 + j) * s.HW;
             k.nt_accumulate(arow, brow, M, Nn, s.HW, part.data());
           }
@@ -220,10 +265,8 @@ void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std
       parallel_for(s.Cout, 1, [&](int64_t c0, int64_t c1) {
         for (int64_t co = c0; co < c1; ++co) {
           T lanes[kPartLanes] = {};
-          for (int64_t n = 0; n < s.N; ++n) {
-            const T* row = gp.data() + (n * s.Cout + co) * s.HW;
-            for (int64_t p = 0; p < s.HW; ++p) lanes[p % kPartLanes] += row[p];
-          }
+          const T* row = gp + co * gp_pitch;  // the channel's gradient over the batch, in order
+          for (int64_t q = 0; q < gp_pitch; ++q) lanes[q % kPartLanes] += row[q];
           T sum = T(0);
           for (int l = 0; l < kPartLanes; ++l) sum += lanes[l];
           gb[co] = sum;
