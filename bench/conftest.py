@@ -17,4 +17,5 @@ def run_case(benchmark, workload, impl, fn):
     benchmark.extra_info["impl"] = impl
     if workload.bytes_moved:
         benchmark.extra_info["bytes"] = workload.bytes_moved
-    benchmark.pedantic(fn, rounds=5 if "iteration" in workload.name else 20, warmup_rounds=1)
+    slow = "iteration" in workload.name or "training step" in workload.name
+    benchmark.pedantic(fn, rounds=5 if slow else 20, warmup_rounds=1)

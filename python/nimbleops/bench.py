@@ -625,6 +625,171 @@ def conv_workloads() -> List[Workload]:
     return out
 
 
+def _threads(n: int, fn: Callable[[], object]) -> Callable[[], object]:
+    """fn run with n threads in nimbleops and in torch, the counts restored after."""
+    import torch
+
+    def run():
+        before = (nimbleops.get_num_threads(), torch.get_num_threads())
+        nimbleops.set_num_threads(n)
+        torch.set_num_threads(n)
+        try:
+            return fn()
+        finally:
+            nimbleops.set_num_threads(before[0])
+            torch.set_num_threads(before[1])
+    return run
+
+
+def _detection_targets(rng, n: int, size: int, num_classes: int):
+    import torch
+
+    out = []
+    for _ in range(n):
+        k = int(rng.integers(1, 6))
+        xy = rng.uniform(0, size * 0.7, (k, 2))
+        wh = rng.uniform(16, size * 0.3, (k, 2))
+        out.append({"boxes": torch.tensor(np.concatenate([xy, xy + wh], 1), dtype=torch.float32),
+                    "labels": torch.from_numpy(rng.integers(1, num_classes + 1, k))})
+    return out
+
+
+def model_workloads(full: bool = False) -> List[Workload]:
+    """ThunderNet at 320 x 320 (ThunderNet's input size): inference at batch 1 (the eval model made by
+    optimize_for_inference) and a training step at batch 8 (forward with the losses, backward, SGD
+    step), against the same model on torch eager (NCHW and channels_last), torch.compile of it, and
+    onnxruntime / OpenVINO running its exported backbone. The default builds the tour's row only."""
+    if not importable("torch") or not importable("torchvision"):
+        return []
+    import torch
+
+    from nimbleops.models import SNet, ThunderNet, optimize_for_inference
+
+    cl = torch.channels_last
+    out: List[Workload] = []
+    rng = np.random.default_rng(13)
+
+    def no_grad(fn):
+        def run():
+            with torch.no_grad():
+                return fn()
+        return run
+
+    variants = ("snet49", "snet146", "snet535") if full else ("snet146",)
+    for variant in variants:
+        torch.manual_seed(0)
+        ours = ThunderNet(variant, num_classes=80).eval()
+        eager = ThunderNet(variant, num_classes=80, backend="torch").eval()
+        eager.load_state_dict(ours.state_dict())
+        eager_cl = ThunderNet(variant, num_classes=80, backend="torch").eval().to(memory_format=cl)
+        eager_cl.load_state_dict(ours.state_dict())
+        fast = optimize_for_inference(ours)
+        x = torch.randn(1, 3, 320, 320)
+        xc = x.contiguous(memory_format=cl)
+        for threads in ((1, 2) if full else (2,)):
+            peers = {"torch eager channels_last": _threads(threads, no_grad(lambda m=eager_cl: m(xc))),
+                     "torch eager NCHW": _threads(threads, no_grad(lambda m=eager: m(x)))}
+            if full:
+                compiled = torch.compile(eager_cl)
+                peers["torch.compile (channels_last)"] = _threads(threads, no_grad(lambda m=compiled: m(xc)))
+            out.append(Workload("models", f"ThunderNet-{variant} 320x320 inference, batch 1, {threads} thread(s): "
+                                "optimize_for_inference", _threads(threads, no_grad(lambda m=fast: m(x))), peers))
+            if not full:
+                continue
+            backbone_peers = {"torch eager channels_last": _threads(threads, no_grad(lambda m=eager_cl: m.backbone(xc)))}
+            backbone_peers.update(_exported_backbone_peers(eager.backbone, x, threads))
+            out.append(Workload("models", f"SNet{variant[4:]} backbone 320x320, batch 1, {threads} thread(s): "
+                                "optimize_for_inference", _threads(threads, no_grad(lambda m=fast: m.backbone(x))),
+                                backbone_peers))
+        if not full:
+            continue
+        # a training step at batch 8, the same data and samples for every model
+        x8 = torch.randn(8, 3, 320, 320)
+        targets = _detection_targets(rng, 8, 320, 80)
+        train = {"nimbleops": (ThunderNet(variant, num_classes=80), x8)}
+        for name, fmt in (("torch eager NCHW", None), ("torch eager channels_last", cl)):
+            m = ThunderNet(variant, num_classes=80, backend="torch")
+            if fmt is not None:
+                m = m.to(memory_format=fmt)
+            train[name] = (m, x8.contiguous(memory_format=fmt) if fmt is not None else x8)
+        train["torch.compile (channels_last)"] = (torch.compile(train["torch eager channels_last"][0]),
+                                                  x8.contiguous(memory_format=cl))
+        steps = {}
+        for name, (m, xx) in train.items():
+            m.load_state_dict(ours.state_dict()) if not name.startswith("torch.compile") else None
+            m.train()
+            opt = torch.optim.SGD(m.parameters(), lr=1e-4, momentum=0.9)
+
+            def step(m=m, xx=xx, opt=opt):
+                torch.manual_seed(0)
+                loss = sum(m(xx, targets).values())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            steps[name] = _threads(2, step)
+        out.append(Workload("models", f"ThunderNet-{variant} 320x320 training step, batch 8, 2 threads",
+                            steps.pop("nimbleops"), steps))
+    if full:
+        out += _converted_shufflenet_workloads()
+    return out
+
+
+def _exported_backbone_peers(backbone, x, threads: int) -> Dict[str, Callable[[], object]]:
+    """onnxruntime and OpenVINO running the torch backbone exported to ONNX, where installed."""
+    import tempfile
+
+    import torch
+
+    peers: Dict[str, Callable[[], object]] = {}
+    if not importable("onnx"):
+        return peers
+    path = tempfile.mkstemp(suffix=".onnx")[1]
+    torch.onnx.export(backbone, (x,), path, dynamo=False, opset_version=17, input_names=["image"])
+    xin = x.numpy()
+    if importable("onnxruntime"):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        peers["onnxruntime (exported torch backbone)"] = lambda: sess.run(None, {"image": xin})
+    if importable("openvino"):
+        import openvino as ov
+
+        core = ov.Core()
+        core.set_property("CPU", {"INFERENCE_NUM_THREADS": threads})
+        request = core.compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}).create_infer_request()
+        peers["OpenVINO f32 (exported torch backbone)"] = lambda: request.infer({0: xin})
+    return peers
+
+
+def _converted_shufflenet_workloads() -> List[Workload]:
+    """torchvision's shufflenet_v2_x1_0 through nimbleops.nn.convert: a training step at batch 8,
+    224 x 224, against the stock model."""
+    import torch
+    import torchvision
+
+    from nimbleops import nn as nno
+
+    torch.manual_seed(0)
+    stock = torchvision.models.shufflenet_v2_x1_0().train()
+    ours = nno.convert(stock)
+    x = torch.randn(8, 3, 224, 224)
+    y = torch.randint(0, 1000, (8,))
+    steps = {}
+    for name, m in (("nimbleops", ours), ("torchvision stock", stock)):
+        opt = torch.optim.SGD(m.parameters(), lr=1e-4, momentum=0.9)
+
+        def step(m=m, opt=opt):
+            loss = torch.nn.functional.cross_entropy(m(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        steps[name] = _threads(2, step)
+    return [Workload("models", "torchvision shufflenet_v2_x1_0 via nimbleops.nn.convert, 224x224 training step, "
+                     "batch 8, 2 threads", steps.pop("nimbleops"), steps)]
+
+
 def workloads(quick: bool = False) -> List[Workload]:
     """Every workload of the full table, in its order."""
     return [w for builder in _BUILDERS for w in builder(quick)]
@@ -632,12 +797,13 @@ def workloads(quick: bool = False) -> List[Workload]:
 
 _BUILDERS = (lambda q: dense_workloads(), lambda q: batched_workloads(), sparse_workloads,
              lambda q: reference_workloads(), lambda q: returns_workloads(), lambda q: td_workloads(),
-             lambda q: trace_workloads(), lambda q: conv_workloads(), lambda q: vision_workloads())
+             lambda q: trace_workloads(), lambda q: conv_workloads(), lambda q: vision_workloads(),
+             lambda q: model_workloads(full=True))
 
 _GROUP_FAMILY = {"a-dense-sweep": "bellman", "a-dense-solve": "bellman", "b-batched-sweep": "bellman",
                  "c-sparse-sweep": "bellman", "c-sparse-solve": "bellman", "gae": "returns",
                  "lambda-returns": "returns", "td-q-learning": "td", "traces": "traces", "depthwise": "depthwise",
-                 "pointwise": "pointwise", "shuffle": "shuffle", "ps-roi": "ps_roi"}
+                 "pointwise": "pointwise", "shuffle": "shuffle", "ps-roi": "ps_roi", "models": "models"}
 
 #: family -> (builder of its workloads, the tour's workload (a prefix of its name), its main peer)
 FAMILIES = {
@@ -650,6 +816,7 @@ FAMILIES = {
     "pointwise": (conv_workloads, "pointwise 1x1 [8, 132, 40, 40]", "torch conv2d"),
     "shuffle": (conv_workloads, "concat_shuffle_split", "torch cat + view/transpose/contiguous + chunk"),
     "ps_roi": (vision_workloads, "ps_roi_align [1, 245, 20, 20] K=200 float32: forward", "torchvision"),
+    "models": (model_workloads, "ThunderNet-snet146 320x320 inference, batch 1, 2 thread(s)", "torch eager channels_last"),
 }
 
 
