@@ -24,13 +24,13 @@ from nimbleops.models import ThunderNet, optimize_for_inference
 CLASSES = ("rectangle", "ellipse", "triangle")
 
 
-def shapes_image(rng: np.random.Generator, size: int = 128, max_objects: int = 3):
+def shapes_image(rng: np.random.Generator, size: int = 160, max_objects: int = 3):
     """One image [3, size, size] in [0, 1] with 1..max_objects shapes, and its boxes and labels."""
     img = rng.uniform(0.0, 0.35, (size, size, 3)).astype(np.float32)
     yy, xx = np.mgrid[:size, :size]
     boxes, labels = [], []
     for _ in range(rng.integers(1, max_objects + 1)):
-        w, h = rng.integers(16, size // 2, 2)
+        w, h = rng.integers(size // 8, size // 2, 2)
         x0, y0 = rng.integers(0, size - w), rng.integers(0, size - h)
         label = int(rng.integers(1, 4))
         if label == 1:
@@ -49,8 +49,8 @@ def shapes_image(rng: np.random.Generator, size: int = 128, max_objects: int = 3
     return image, {"boxes": torch.tensor(boxes, dtype=torch.float32), "labels": torch.tensor(labels)}
 
 
-def batch(rng, n: int):
-    items = [shapes_image(rng) for _ in range(n)]
+def batch(rng, n: int, size: int = 160):
+    items = [shapes_image(rng, size) for _ in range(n)]
     return torch.stack([(i - 0.45) / 0.25 for i, _ in items]), [t for _, t in items], [i for i, _ in items]
 
 
@@ -125,6 +125,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--backend", default="nimbleops", choices=("nimbleops", "torch"))
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", type=int, default=160, help="image side in pixels")
+    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--eval-images", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="shapes.png")
@@ -137,11 +139,11 @@ def main(argv=None) -> dict:
 
     model = ThunderNet("snet49", num_classes=3, backend=args.backend, rpn_post_nms_top_n=(300, 100),
                        box_batch_size_per_image=128).train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.02, total_steps=args.steps, pct_start=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.15)
     train_time = 0.0
     for step in range(args.steps):
-        x, targets, _ = batch(rng, args.batch)
+        x, targets, _ = batch(rng, args.batch, args.size)
         t0 = time.perf_counter()
         losses = model(x, targets)
         loss = sum(losses.values())
@@ -161,7 +163,7 @@ def main(argv=None) -> dict:
     infer_time = 0.0
     with torch.no_grad():
         for _ in range(args.eval_images):
-            x, t, raw = batch(held_out, 1)
+            x, t, raw = batch(held_out, 1, args.size)
             t0 = time.perf_counter()
             detections += fast(x)
             infer_time += time.perf_counter() - t0
