@@ -209,3 +209,47 @@ def test_bad_input(layout):
         vision.pointwise_conv2d(as_layout(np.zeros((1, 6, 3, 3), np.int64), layout), w)
     with pytest.raises(TypeError, match="weight: expected dtype float64 like x, got float32"):
         vision.pointwise_conv2d(x, w.astype(np.float32))
+
+
+def test_torch_cpu_common_case(monkeypatch):
+    """NCHW CPU tensors without autograd take the short path (pointwise._torch_cpu_forward): the
+    same values as the general path; what it does not take goes on to the general path."""
+    from nimbleops.vision import pointwise
+
+    rng = np.random.default_rng(5)
+    x = torch.from_numpy(rng.standard_normal((2, 12, 5, 7)))
+    w = torch.from_numpy(rng.standard_normal((8, 6, 1, 1)))
+    b = torch.from_numpy(rng.standard_normal(8))
+    cases = []
+    monkeypatch.setattr(pointwise, "_torch_cpu_forward", lambda *_: None)  # the general path alone
+    for dtype in (torch.float32, torch.float64):
+        xs, ws, bs = x.to(dtype), w.to(dtype), b.to(dtype)
+        for args, kw in (((bs, 2), {}), ((None, 2), dict(activation="relu", shuffle_groups=4)),
+                         ((bs, 2), dict(shuffle_groups=2)), ((bs.reshape(8), 1), {})):
+            wk = ws if args[1] == 2 else torch.from_numpy(rng.standard_normal((8, 12))).to(dtype)
+            cases.append((xs, wk, args, kw, vision.pointwise_conv2d(xs, wk, *args, **kw)))
+    monkeypatch.undo()
+
+    def no_general_path(*_, **__):
+        raise AssertionError("the general path was taken")
+
+    monkeypatch.setattr(pointwise.ar, "image_batch", no_general_path)
+    for xs, ws, args, kw, general in cases:
+        assert torch.equal(vision.pointwise_conv2d(xs, ws, *args, **kw), general)
+    xf, wf = x.float(), w.float()
+    param = torch.nn.Parameter(wf)
+    with torch.no_grad():
+        vision.pointwise_conv2d(xf, param, None, 2)  # a Parameter, no graph to record
+    for declined in (lambda: vision.pointwise_conv2d(xf, param, None, 2),  # records a graph
+                     lambda: vision.pointwise_conv2d(xf.contiguous(memory_format=torch.channels_last), wf, None, 2),
+                     lambda: vision.pointwise_conv2d(xf[:, :, 1:], wf, None, 2),  # strided x
+                     lambda: vision.pointwise_conv2d(xf, wf.numpy(), None, 2),
+                     lambda: vision.pointwise_conv2d(xf, wf, None, np.int64(2)),
+                     lambda: vision.pointwise_conv2d(xf, wf, None, 3)):  # C++ refuses: the general path names it
+        with pytest.raises(AssertionError, match="general path"):
+            declined()
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="groups: expected a divisor of the 12 input channels, got 5"):
+        vision.pointwise_conv2d(xf, wf, None, 5)
+    with pytest.raises(ValueError, match="activation: expected None or 'relu', got 'gelu'"):
+        vision.pointwise_conv2d(xf, wf, None, 2, activation="gelu")

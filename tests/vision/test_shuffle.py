@@ -107,3 +107,37 @@ def test_bad_input(layout):
         vision.concat_shuffle_split(x, as_layout(np.zeros((1, 6, 3, 2)), layout))
     with pytest.raises(TypeError, match="b: expected dtype float64 like a, got float32"):
         vision.concat_shuffle_split(x, as_layout(np.zeros((1, 6, 2, 2), np.float32), layout))
+
+
+def test_concat_shuffle_split_torch_cpu_common_case(monkeypatch):
+    """NCHW CPU tensors without autograd take the short path: the same values as the general path;
+    what it does not take goes on to the general path."""
+    from nimbleops.vision import shuffle
+
+    g = torch.Generator().manual_seed(3)
+    cases = []
+    monkeypatch.setattr(shuffle, "_torch_cpu_concat_shuffle_split", lambda *_: None)
+    for dtype in (torch.float32, torch.float64):
+        for ca, cb in ((4, 6), (5, 5), (1, 3)):
+            a, b = torch.randn(2, ca, 3, 5, generator=g, dtype=dtype), torch.randn(2, cb, 3, 5, generator=g, dtype=dtype)
+            cases.append((a, b, vision.concat_shuffle_split(a, b)))
+    monkeypatch.undo()
+
+    def no_general_path(*_, **__):
+        raise AssertionError("the general path was taken")
+
+    monkeypatch.setattr(shuffle, "_input", no_general_path)
+    for a, b, general in cases:
+        for got, want in zip(vision.concat_shuffle_split(a, b), general):
+            assert torch.equal(got, want)
+    a = torch.randn(2, 4, 3, 5, generator=g)
+    for declined in (lambda: vision.concat_shuffle_split(a.requires_grad_(), a.detach()),  # records a graph
+                     lambda: vision.concat_shuffle_split(a.detach(), a.detach().double()),
+                     lambda: vision.concat_shuffle_split(a.detach()[:, :, 1:], a.detach()[:, :, 1:]),
+                     lambda: vision.concat_shuffle_split(a.detach(), a.detach()[:, :3]),  # odd total
+                     lambda: vision.concat_shuffle_split(a.detach(), a.detach()[:, :, :2])):  # C++ refuses
+        with pytest.raises(AssertionError, match="general path"):
+            declined()
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match=r"b: expected \[N, Cb, H, W\] with N, H, W of a"):
+        vision.concat_shuffle_split(a.detach(), a.detach()[:, :, :2])

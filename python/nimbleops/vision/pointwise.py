@@ -27,6 +27,9 @@ from .shuffle import conv_grad_buffers, in_format_of, nchw
 def pointwise_conv2d(x, weight, bias=None, groups: int = 1, *, activation: Optional[str] = None,
                      shuffle_groups: Optional[int] = None) -> Any:
     """1x1 convolution (+ ReLU) (+ channel shuffle of the output); see the module docstring."""
+    out = _torch_cpu_forward(x, weight, bias, groups, activation, shuffle_groups)
+    if out is not None:
+        return out
     groups = ar.check_int(groups, "groups", minimum=1)
     if activation not in (None, "relu"):
         raise ValueError(f"activation: expected None or 'relu', got {activation!r}")
@@ -56,6 +59,39 @@ def pointwise_conv2d(x, weight, bias=None, groups: int = 1, *, activation: Optio
 
         return torch_ops.pointwise_conv2d(x, weight, bias, groups, relu, shuffle)
     return run_forward(x, weight, bias, groups, relu, shuffle)
+
+
+def _torch_cpu_forward(x, weight, bias, groups, activation, shuffle_groups):
+    """The common case in few steps, or None: NCHW-contiguous CPU torch tensors (weight and bias
+    plain tensors or Parameters), plain int arguments, no autograd graph to record and no
+    compilation. The C++ handle checks shapes, dtypes and devices; any error of it sends the call
+    on to the general path, which names the problem in its own words."""
+    torch = ar._torch()
+    if torch is None or type(groups) is not int or activation not in (None, "relu") or \
+            not (shuffle_groups is None or type(shuffle_groups) is int):
+        return None
+    if not (_plain(x, torch) and _plain(weight, torch) and (bias is None or _plain(bias, torch))):
+        return None
+    if ar.needs_torch_op(x, weight, bias) or x.dim() != 4 or weight.dim() not in (2, 4) or \
+            not x.is_contiguous() or not weight.is_contiguous():
+        return None
+    try:
+        h = _C.vision.PointwiseInputs(_C.View.of_tensor(x), _C.View.of_tensor(weight.view(weight.shape[0], -1)),
+                                      None if bias is None else _C.View.of_tensor(bias), groups,
+                                      shuffle_groups or 0, activation == "relu", 0)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    out = x.new_empty((x.shape[0], weight.shape[0], x.shape[2], x.shape[3]))
+    try:
+        _C.vision.pointwise_forward_cpu(h, _C.View.of_tensor(out))
+    except ValueError:
+        return None
+    return out
+
+
+def _plain(t, torch) -> bool:
+    """A CPU torch tensor or Parameter (not a subclass with its own dispatch)."""
+    return (type(t) is torch.Tensor or type(t) is torch.nn.Parameter) and t.device.type == "cpu"
 
 
 def handle(x, weight, bias, groups, relu, shuffle, stream=0):

@@ -37,6 +37,9 @@ def concat_shuffle_split(a, b) -> Tuple[Any, Any]:
     with ``Ca + Cb`` even; returns two ``[N, (Ca + Cb) / 2, H, W]`` arrays (contiguous in a's
     memory format, not views of one buffer): output channel ``j`` of the shuffled concatenation
     is ``cat[(j % 2) * C/2 + j // 2]``."""
+    out = _torch_cpu_concat_shuffle_split(a, b)
+    if out is not None:
+        return out
     a = _input(a, "a")
     b = _input(b, "b", like=a)
     if tuple(a.shape[:1]) + tuple(a.shape[2:]) != tuple(b.shape[:1]) + tuple(b.shape[2:]):
@@ -50,6 +53,28 @@ def concat_shuffle_split(a, b) -> Tuple[Any, Any]:
         return torch_ops.concat_shuffle_split(a, b)
     half = (a.shape[0], C // 2) + tuple(a.shape[2:])
     out1, out2 = run("concat_shuffle_split", 1, [a, b], [half, half])
+    return out1, out2
+
+
+def _torch_cpu_concat_shuffle_split(a, b):
+    """The common case in few steps, or None: two NCHW-contiguous CPU torch tensors of one float
+    dtype, no autograd graph to record and no compilation; the C++ channel map checks the shapes,
+    and any error of it sends the call on to the general path, which names the problem."""
+    torch = ar._torch()
+    if torch is None or type(a) is not torch.Tensor or type(b) is not torch.Tensor:
+        return None
+    if a.device.type != "cpu" or b.device.type != "cpu" or a.dtype != b.dtype or a.dtype not in (
+            torch.float32, torch.float64) or a.dim() != 4 or b.dim() != 4 or ar.needs_torch_op(a, b):
+        return None
+    if not (a.is_contiguous() and b.is_contiguous()) or (a.shape[1] + b.shape[1]) % 2:
+        return None
+    half = (a.shape[0], (a.shape[1] + b.shape[1]) // 2, a.shape[2], a.shape[3])
+    out1, out2 = a.new_empty(half), a.new_empty(half)
+    view = _C.View.of_tensor
+    try:
+        _C.vision.channel_gather_cpu("concat_shuffle_split", 1, [view(a), view(b)], [view(out1), view(out2)], 0)
+    except ValueError:
+        return None
     return out1, out2
 
 
