@@ -1,5 +1,6 @@
 // pybind11 for the vision family: views in, GIL released around every kernel.
 #include "bindings/common.h"
+#include "vision/batch_norm_api.h"
 #include "vision/channel_shuffle_api.h"
 #include "vision/depthwise_api.h"
 #include "vision/pointwise_api.h"
@@ -176,6 +177,30 @@ void bind_vision(py::module_& m) {
 #ifdef NIMBLEOPS_WITH_CUDA
   NIMBLEOPS_BIND_GATHER(cuda, "cuda")
 #endif
+
+  py::class_<vision::BatchNormViews>(m, "BatchNormInputs")
+      .def(py::init([](const View& x, const View& weight, const View& bias, double eps, bool relu) {
+             vision::BatchNormViews v;
+             v.x = x;
+             v.weight = weight;
+             v.bias = bias;
+             v.eps = eps;
+             v.relu = relu;
+             vision::batch_norm_shape(v);
+             return v;
+           }),
+           py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("eps"), py::arg("relu"));
+  m.def("batch_norm_forward_cpu", [](const vision::BatchNormViews& v, const View& out, const View& mean,
+                                     const View& invstd) {
+    py::gil_scoped_release nogil;
+    vision::cpu::batch_norm_forward(v, out, mean, invstd);
+  });
+  m.def("batch_norm_backward_cpu", [](const vision::BatchNormViews& v, const View& grad_out, const View& out,
+                                      const View& mean, const View& invstd, std::optional<View> grad_x,
+                                      std::optional<View> grad_w, std::optional<View> grad_b) {
+    py::gil_scoped_release nogil;
+    vision::cpu::batch_norm_backward(v, grad_out, out, mean, invstd, grad_x, grad_w, grad_b);
+  });
 }
 
 }  // namespace nimbleops

@@ -15,8 +15,8 @@ from torch import Tensor, nn
 
 from . import vision
 
-__all__ = ["DepthwiseConv2d", "PointwiseConv2d", "ChannelShuffle", "PSRoIAlign", "PSRoIPool", "convert", "revert",
-           "ConversionReport"]
+__all__ = ["DepthwiseConv2d", "PointwiseConv2d", "ChannelShuffle", "BatchNorm2d", "PSRoIAlign", "PSRoIPool", "convert",
+           "revert", "ConversionReport"]
 
 
 def _pair(v):
@@ -144,6 +144,38 @@ class ChannelShuffle(nn.Module):
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}"
+
+
+class BatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` followed, with ``relu=True``, by a ReLU: in training mode (batch
+    statistics) computed by :func:`nimbleops.vision.batch_norm_relu` (two passes over the data
+    forward and two backward); in eval mode torch's batch norm with the running statistics, then
+    the ReLU. Same parameters, buffers, momentum rules (``momentum=None``: the cumulative average)
+    and state_dict as ``nn.BatchNorm2d``."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, device=None, dtype=None, *, relu: bool = False):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+        self.relu = bool(relu)
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch_stats = self.training or not self.track_running_stats
+        if not (batch_stats and self.affine):
+            y = super().forward(x)
+            return torch.nn.functional.relu(y) if self.relu else y
+        self._check_input_dim(x)
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:  # the cumulative moving average, as nn.BatchNorm2d
+                momentum = 1.0 / float(self.num_batches_tracked)
+        track = self.training and self.track_running_stats
+        return vision.batch_norm_relu(x, self.weight, self.bias, self.running_mean if track else None,
+                                      self.running_var if track else None, momentum=momentum, eps=self.eps,
+                                      relu=self.relu)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", relu={self.relu}"
 
 
 class PSRoIAlign(nn.Module):

@@ -33,6 +33,19 @@ def pointwise(backend: str, in_channels: int, out_channels: int, bias: bool = Fa
     return nno.PointwiseConv2d(in_channels, out_channels, bias=bias)
 
 
+def batch_norm(backend: str, channels: int, relu: bool) -> nn.Module:
+    """A batch norm, fused with the ReLU after it on nimbleops (whose own ReLU is then
+    :func:`relu_after`); torch's batch norm on torch."""
+    if backend == "torch":
+        return nn.BatchNorm2d(channels)
+    return nno.BatchNorm2d(channels, relu=relu)
+
+
+def relu_after(backend: str) -> nn.Module:
+    """The ReLU after a batch norm: itself on torch, an identity where the batch norm applied it."""
+    return nn.ReLU(inplace=True) if backend == "torch" else nn.Identity()
+
+
 def ps_roi_align(backend: str, output_size: int, spatial_scale: float, sampling_ratio: int) -> nn.Module:
     if backend == "torch":
         from torchvision.ops import PSRoIAlign

@@ -14,6 +14,9 @@ snet146   24     132 / 264 / 528   -
 snet535   48     248 / 496 / 992   -
 ========  =====  ================  =====
 
+On nimbleops, each batch norm in training mode is fused with the ReLU after it
+(:class:`nimbleops.nn.BatchNorm2d`, the ReLU's place an identity; the state_dict is the same).
+
 A unit splits its input's channels in two halves (stride 1: the first passes through, the second
 goes through 1x1-BN-ReLU, 5x5 depthwise-BN, 1x1-BN-ReLU; stride 2: the whole input goes through two
 branches), concatenates the two and shuffles the channels in two groups. The parameter names are
@@ -50,17 +53,18 @@ class ShuffleUnit(nn.Module):
             raise ValueError(f"in_channels: a stride-1 unit keeps its channels, got {in_channels} -> {out_channels}")
         self.backend, self.stride = L.check_backend(backend), stride
         half = out_channels // 2
+        bn, relu = (lambda c, r: L.batch_norm(backend, c, r)), (lambda: L.relu_after(backend))
         if stride == 2:
             self.branch1 = nn.Sequential(
-                L.depthwise(backend, in_channels, KERNEL, 2), nn.BatchNorm2d(in_channels),
-                L.pointwise(backend, in_channels, half), nn.BatchNorm2d(half), nn.ReLU(inplace=True))
+                L.depthwise(backend, in_channels, KERNEL, 2), bn(in_channels, False),
+                L.pointwise(backend, in_channels, half), bn(half, True), relu())
         else:
             self.branch1 = None
         branch_in = in_channels if stride == 2 else half
         self.branch2 = nn.Sequential(
-            L.pointwise(backend, branch_in, half), nn.BatchNorm2d(half), nn.ReLU(inplace=True),
-            L.depthwise(backend, half, KERNEL, stride), nn.BatchNorm2d(half),
-            L.pointwise(backend, half, half), nn.BatchNorm2d(half), nn.ReLU(inplace=True))
+            L.pointwise(backend, branch_in, half), bn(half, True), relu(),
+            L.depthwise(backend, half, KERNEL, stride), bn(half, False),
+            L.pointwise(backend, half, half), bn(half, True), relu())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride == 2:
@@ -114,7 +118,8 @@ class SNet(nn.Module):
             channels = out
         if spec["conv5"]:
             c5 = spec["conv5"]
-            self.conv5 = nn.Sequential(L.pointwise(backend, channels, c5), nn.BatchNorm2d(c5), nn.ReLU(inplace=True))
+            self.conv5 = nn.Sequential(L.pointwise(backend, channels, c5), L.batch_norm(backend, c5, True),
+                                       L.relu_after(backend))
             channels = c5
         else:
             self.conv5 = None

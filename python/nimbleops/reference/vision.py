@@ -256,3 +256,22 @@ def concat_shuffle_split(a, b):
     shuffled = channel_shuffle(cat, 2)
     half = cat.shape[1] // 2
     return shuffled[:, :half].copy(), shuffled[:, half:].copy()
+
+
+def batch_norm_relu(x, weight, bias, running_mean=None, running_var=None, *, momentum=0.1, eps=1e-5, relu=True):
+    """Training-mode batch norm (+ ReLU), channel by channel in float64; running statistics updated
+    in place (see :func:`nimbleops.vision.batch_norm_relu`)."""
+    x = np.asarray(x)
+    N, C, H, W = x.shape
+    M = N * H * W
+    y = np.empty_like(x)
+    for c in range(C):
+        values = x[:, c].astype(np.float64)
+        mean = values.sum() / M
+        var = ((values - mean) ** 2).sum() / M
+        out = float(weight[c]) * (values - mean) / math.sqrt(var + eps) + float(bias[c])
+        y[:, c] = np.maximum(out, 0) if relu else out
+        if running_mean is not None:
+            running_mean[c] = (1 - momentum) * running_mean[c] + momentum * mean
+            running_var[c] = (1 - momentum) * running_var[c] + momentum * var * M / (M - 1)
+    return y

@@ -1,0 +1,43 @@
+// Training-mode batch normalisation with an optional fused ReLU, over NCHW-contiguous x [N, C, H, W]:
+//   mean_c = (1/M) sum x,  var_c = (1/M) sum (x - mean_c)^2  (M = N*H*W, the biased variance),
+//   invstd_c = 1 / sqrt(var_c + eps),  y = act(gamma_c (x - mean_c) invstd_c + beta_c)
+// with act = max(., 0) when relu is set. The backward, with g' = g where y > 0 (relu) else g:
+//   dbeta_c = sum g',  dgamma_c = invstd_c sum g' (x - mean_c),
+//   dx = gamma_c invstd_c (g' - dbeta_c / M - (x - mean_c) invstd_c dgamma_c / M).
+// Sums are accumulated in float64 in a fixed order by one thread per channel: results do not
+// depend on the thread count or SIMD level.
+#pragma once
+#include <cstdint>
+#include <optional>
+
+#include "core/check.h"
+#include "core/view.h"
+
+namespace nimbleops {
+namespace vision {
+
+struct BatchNormViews {
+  View x;       // [N, C, H, W], NCHW-contiguous
+  View weight;  // gamma [C]
+  View bias;    // beta [C]
+  double eps = 1e-5;
+  bool relu = false;
+};
+
+struct BatchNormShape {
+  int64_t N, C, HW;
+};
+
+BatchNormShape batch_norm_shape(const BatchNormViews& v);  // validates
+
+namespace cpu {
+// out like x; mean and invstd [C] in x's dtype
+void batch_norm_forward(const BatchNormViews& v, const View& out, const View& mean, const View& invstd);
+// out: the forward's output (the ReLU mask); any of the gradients may be absent
+void batch_norm_backward(const BatchNormViews& v, const View& grad_out, const View& out, const View& mean,
+                         const View& invstd, const std::optional<View>& grad_x, const std::optional<View>& grad_w,
+                         const std::optional<View>& grad_b);
+}  // namespace cpu
+
+}  // namespace vision
+}  // namespace nimbleops

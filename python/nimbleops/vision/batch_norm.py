@@ -1,0 +1,172 @@
+"""Training-mode batch normalisation with a fused ReLU: the convolution blocks' BN + ReLU (and BN
+alone) in two passes over the data forward and two backward, where torch's batch norm and ReLU
+take separate passes.
+
+``batch_norm_relu(x, weight, bias, running_mean, running_var, momentum=0.1, eps=1e-5, relu=True)``
+equals ``relu(torch.nn.functional.batch_norm(x, running_mean, running_var, weight, bias,
+training=True, momentum=momentum, eps=eps))``: ``x [N, C, H, W]``, ``weight``, ``bias`` ``[C]``;
+per channel over (N, H, W) with ``M = N*H*W`` values,
+
+- ``mean = sum(x) / M``, ``var = sum((x - mean)^2) / M`` (biased), ``y = act(weight (x - mean) /
+  sqrt(var + eps) + bias)``;
+- the running statistics, when given, updated in place as torch does: ``running_mean = (1 -
+  momentum) running_mean + momentum mean``, ``running_var = (1 - momentum) running_var + momentum
+  var M / (M - 1)`` (the unbiased variance).
+
+Sums are accumulated in float64, one channel per thread in a fixed order: results do not depend on
+the thread count or SIMD level. The CPU kernel takes NCHW-contiguous float32 / float64 input
+(numpy arrays or torch tensors, differentiable with respect to x, weight and bias); channels_last
+or CUDA tensors, and calls while ``torch.compile`` traces, run torch's own batch norm and ReLU
+(the same function).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from .. import _C
+from .. import _arrays as ar
+
+
+def batch_norm_relu(x, weight, bias, running_mean=None, running_var=None, *, momentum: float = 0.1,
+                    eps: float = 1e-5, relu: bool = True) -> Any:
+    """Training-mode batch norm (+ ReLU); see the module docstring."""
+    if not isinstance(relu, (bool, np.bool_)):
+        raise TypeError(f"relu: expected a bool, got {type(relu).__name__}")
+    momentum, eps = _real(momentum, "momentum", 0.0, 1.0), _real(eps, "eps", 0.0, None)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean, running_var: expected both or neither")
+    if ar.is_torch(x):
+        return _torch(x, weight, bias, running_mean, running_var, momentum, eps, bool(relu))
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"x: expected a numpy array or torch tensor [N, C, H, W], got {type(x).__name__}")
+    x = np.ascontiguousarray(x)
+    weight, bias = (np.ascontiguousarray(_like_numpy(t, x, name)) for t, name in ((weight, "weight"), (bias, "bias")))
+    y, mean, invstd = run_forward(x, weight, bias, eps, bool(relu))
+    if running_mean is not None:
+        _update_running(running_mean, running_var, mean, invstd, eps, momentum, x)
+    return y
+
+
+def _real(v, name: str, lo: float, hi: Optional[float]) -> float:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a real number, got {type(v).__name__}")
+    v = float(v)
+    if not (v >= lo and (hi is None or v <= hi)) or not np.isfinite(v):
+        raise ValueError(f"{name}: expected a number in [{lo}, {hi if hi is not None else 'inf'}), got {v}")
+    return v
+
+
+def _like_numpy(t, x, name: str):
+    if not isinstance(t, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array [C] like x, got {type(t).__name__}")
+    if t.dtype != x.dtype:
+        raise TypeError(f"{name}: expected dtype {x.dtype} like x, got {t.dtype}")
+    return t
+
+
+def handle(x, weight, bias, eps: float, relu: bool):
+    return _C.vision.BatchNormInputs(ar.view(x), ar.view(weight), ar.view(bias), eps, relu)
+
+
+def run_forward(x, weight, bias, eps: float, relu: bool):
+    """(y, mean, invstd) of NCHW-contiguous CPU x, arrays of x's kind."""
+    h = handle(x, weight, bias, eps, relu)
+    C = x.shape[1]
+    if ar.is_torch(x):
+        y, mean, invstd = x.new_empty(x.shape), x.new_empty(C), x.new_empty(C)
+    else:
+        y, mean, invstd = np.empty_like(x), np.empty(C, x.dtype), np.empty(C, x.dtype)
+    _C.vision.batch_norm_forward_cpu(h, ar.view(y), ar.view(mean), ar.view(invstd))
+    return y, mean, invstd
+
+
+def run_backward(grad, x, weight, bias, y, mean, invstd, eps: float, relu: bool, mask):
+    """(grad_x, grad_weight, grad_bias), None where mask is False."""
+    grad = grad.contiguous()
+    gx = x.new_empty(x.shape) if mask[0] else None
+    gw = weight.new_empty(weight.shape) if mask[1] else None
+    gb = bias.new_empty(bias.shape) if mask[2] else None
+    view = ar.view_or_none
+    _C.vision.batch_norm_backward_cpu(handle(x, weight, bias, eps, relu), ar.view(grad), ar.view(y), ar.view(mean),
+                                      ar.view(invstd), view(gx), view(gw), view(gb))
+    return gx, gw, gb
+
+
+def _update_running(running_mean, running_var, mean, invstd, eps, momentum, x):
+    """torch's update: the batch variance unbiased by M / (M - 1)."""
+    M = x.shape[0] * x.shape[2] * x.shape[3]
+    var = (1.0 / (invstd * invstd) - eps) * (M / (M - 1))
+    if ar.is_torch(running_mean):
+        running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
+        running_var.mul_(1 - momentum).add_(var.to(running_var.dtype), alpha=momentum)
+    else:
+        running_mean *= 1 - momentum
+        running_mean += momentum * mean
+        running_var *= 1 - momentum
+        running_var += momentum * var
+
+
+def _torch(x, weight, bias, running_mean, running_var, momentum, eps, relu):
+    torch = ar._torch()
+    F = torch.nn.functional
+    fused = (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.dim() == 4
+             and x.is_contiguous() and not torch.compiler.is_compiling()
+             and all(isinstance(t, torch.Tensor) and t.dtype == x.dtype and t.device == x.device
+                     for t in (weight, bias)))
+    if not fused:
+        y = F.batch_norm(x, running_mean, running_var, weight, bias, training=True, momentum=momentum, eps=eps)
+        return F.relu(y) if relu else y
+    if tuple(weight.shape) != (x.shape[1],) or tuple(bias.shape) != (x.shape[1],):
+        raise ValueError(f"weight, bias: expected [C] = [{x.shape[1]}] each, got {list(weight.shape)} and "
+                         f"{list(bias.shape)}")
+    if ar.records_graph(x, weight, bias):
+        y, mean, invstd = _Function.apply(x, weight.contiguous(), bias.contiguous(), eps, relu)
+    else:
+        y, mean, invstd = run_forward(x, weight.contiguous(), bias.contiguous(), eps, relu)
+    if running_mean is not None:
+        with torch.no_grad():
+            _update_running(running_mean, running_var, mean, invstd, eps, momentum, x)
+    return y
+
+
+def _autograd_function():
+    torch = ar._torch()
+
+    class BatchNormReLU(torch.autograd.Function):
+        """The fused op's autograd: the forward saves x, y, mean and invstd; the backward is the
+        C++ kernel (no double backward)."""
+
+        @staticmethod
+        def forward(ctx, x, weight, bias, eps, relu):
+            y, mean, invstd = run_forward(x, weight, bias, eps, relu)
+            ctx.save_for_backward(x, weight, bias, y, mean, invstd)
+            ctx.eps, ctx.relu = eps, relu
+            ctx.mark_non_differentiable(mean, invstd)
+            return y, mean, invstd
+
+        @staticmethod
+        @torch.autograd.function.once_differentiable
+        def backward(ctx, grad, _grad_mean, _grad_invstd):
+            x, weight, bias, y, mean, invstd = ctx.saved_tensors
+            gx, gw, gb = run_backward(grad, x, weight, bias, y, mean, invstd, ctx.eps, ctx.relu,
+                                      ctx.needs_input_grad[:3])
+            return gx, gw, gb, None, None
+
+    return BatchNormReLU
+
+
+class _Lazy:
+    """The autograd.Function, made on first use (torch is optional)."""
+
+    fn = None
+
+    @classmethod
+    def apply(cls, *args):
+        if cls.fn is None:
+            cls.fn = _autograd_function()
+        return cls.fn.apply(*args)
+
+
+_Function = _Lazy

@@ -1,0 +1,127 @@
+"""Training-mode batch norm with a fused ReLU: against torch's batch norm + ReLU and the reference
+(outputs, running statistics, gradients), gradcheck, thread-count and SIMD-level independence, the
+nn.BatchNorm2d drop-in, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import nimbleops
+from nimbleops import nn as nno
+from nimbleops import vision
+from nimbleops.reference import vision as ref
+
+from ..conftest import assert_same_bits_at_any_thread_count_and_simd_level
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-4, atol=1e-4)}
+
+
+def torch_composition(x, w, b, rm, rv, momentum, eps, relu):
+    y = F.batch_norm(x, rm, rv, w, b, training=True, momentum=momentum, eps=eps)
+    return F.relu(y) if relu else y
+
+
+@given(n=st.integers(1, 3), c=st.integers(1, 5), h=st.integers(1, 6), w=st.integers(1, 19), relu=st.booleans(),
+       double=st.booleans())
+def test_agrees_with_torch(n, c, h, w, relu, double):
+    if n * h * w < 2:
+        return
+    dtype = torch.float64 if double else torch.float32
+    g = torch.Generator().manual_seed(n * 1000 + c * 100 + h * 10 + w)
+    x = (3 * torch.randn(n, c, h, w, generator=g, dtype=dtype) + 1).requires_grad_()
+    wt = torch.randn(c, generator=g, dtype=dtype).requires_grad_()
+    bs = torch.randn(c, generator=g, dtype=dtype).requires_grad_()
+    rm, rv = torch.randn(c, dtype=dtype), torch.rand(c, dtype=dtype) + 0.5
+    rm2, rv2 = rm.clone(), rv.clone()
+    ours = vision.batch_norm_relu(x, wt, bs, rm, rv, momentum=0.3, eps=1e-3, relu=relu)
+    theirs = torch_composition(x, wt, bs, rm2, rv2, 0.3, 1e-3, relu)
+    torch.testing.assert_close(ours, theirs, **TOL[dtype])
+    torch.testing.assert_close(rm, rm2, **TOL[dtype])
+    torch.testing.assert_close(rv, rv2, **TOL[dtype])
+    cot = torch.randn(ours.shape, generator=g, dtype=dtype)
+    for a, b in zip(torch.autograd.grad(ours, (x, wt, bs), cot), torch.autograd.grad(theirs, (x, wt, bs), cot)):
+        torch.testing.assert_close(a, b, rtol=TOL[dtype]["rtol"] * 10, atol=TOL[dtype]["atol"] * 10)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_numpy_against_the_reference(relu):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 4, 5, 6)) * 2 + 0.5
+    w, b = rng.standard_normal(4), rng.standard_normal(4)
+    rm, rv = np.zeros(4), np.ones(4)
+    rm2, rv2 = rm.copy(), rv.copy()
+    out = vision.batch_norm_relu(x, w, b, rm, rv, relu=relu)
+    expected = ref.batch_norm_relu(x, w, b, rm2, rv2, relu=relu)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(rm, rm2, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(rv, rv2, rtol=1e-12, atol=1e-14)
+    assert isinstance(out, np.ndarray) and out.dtype == np.float64
+
+
+def test_gradcheck():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
+    for relu in (False, True):
+        assert torch.autograd.gradcheck(lambda x, w, b: vision.batch_norm_relu(x, w, b, relu=relu), (x, w, b))
+
+
+def test_same_bits_at_any_thread_count_and_simd_level():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 40, 7, 9, generator=g).requires_grad_()
+    w, b = torch.randn(40, generator=g).requires_grad_(), torch.randn(40, generator=g).requires_grad_()
+    cot = torch.randn(3, 40, 7, 9, generator=g)
+
+    def run():
+        y = vision.batch_norm_relu(x, w, b)
+        return (y,) + torch.autograd.grad(y, (x, w, b), cot)
+    assert_same_bits_at_any_thread_count_and_simd_level(run)
+
+
+def test_module_is_a_drop_in_for_batch_norm_and_relu():
+    torch.manual_seed(0)
+    for momentum in (0.1, None):
+        ours = nno.BatchNorm2d(6, momentum=momentum, relu=True)
+        theirs = torch.nn.Sequential(torch.nn.BatchNorm2d(6, momentum=momentum), torch.nn.ReLU())
+        theirs[0].load_state_dict(ours.state_dict())
+        assert list(ours.state_dict()) == list(theirs[0].state_dict())
+        for step in range(3):
+            x = torch.randn(4, 6, 5, 5) * (step + 1)
+            torch.testing.assert_close(ours(x), theirs(x))
+        for k, v in ours.state_dict().items():
+            torch.testing.assert_close(v, theirs[0].state_dict()[k], msg=k)
+        ours.eval(), theirs.eval()
+        x = torch.randn(2, 6, 5, 5)
+        torch.testing.assert_close(ours(x), theirs(x))
+        cl = x.contiguous(memory_format=torch.channels_last)  # torch's own path, the same function
+        ours.train(), theirs.train()
+        torch.testing.assert_close(ours(cl), theirs(cl))
+    no_stats = nno.BatchNorm2d(3, track_running_stats=False)
+    x = torch.randn(2, 3, 4, 4)
+    torch.testing.assert_close(no_stats(x), F.batch_norm(x, None, None, no_stats.weight, no_stats.bias, True))
+    assert "relu=False" in repr(no_stats)
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda x, w: vision.batch_norm_relu(x, w[:2], w), ValueError, r"weight, bias: expected \[C\] = \[3\]"),
+    (lambda x, w: vision.batch_norm_relu(x, w, w, momentum=1.5), ValueError, r"momentum: expected a number in \[0.0, 1.0"),
+    (lambda x, w: vision.batch_norm_relu(x, w, w, eps=-1), ValueError, "eps: expected a number"),
+    (lambda x, w: vision.batch_norm_relu(x, w, w, momentum="0.1"), TypeError, "momentum: expected a real number"),
+    (lambda x, w: vision.batch_norm_relu(x, w, w, relu=1), TypeError, "relu: expected a bool"),
+    (lambda x, w: vision.batch_norm_relu(x, w, w, torch.zeros(3)), ValueError, "running_mean, running_var"),
+    (lambda x, w: vision.batch_norm_relu(x[:1, :, :1, :1], w, w), ValueError, "more than (one|1) value per channel"),
+    (lambda x, w: vision.batch_norm_relu(x.numpy(), w, w), TypeError, "weight: expected a numpy array"),
+    (lambda x, w: vision.batch_norm_relu(x.numpy(), w.double().numpy(), w.numpy()), TypeError,
+     "weight: expected dtype float32 like x"),
+    (lambda x, w: vision.batch_norm_relu([1.0], w, w), TypeError, "x: expected a numpy array or torch tensor"),
+])
+def test_bad_input(call, exc, match):
+    x, w = torch.randn(2, 3, 4, 4), torch.ones(3)
+    with pytest.raises(exc, match=match):
+        call(x, w)
