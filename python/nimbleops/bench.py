@@ -551,7 +551,8 @@ def vision_workloads() -> List[Workload]:
 
 def conv_workloads() -> List[Workload]:
     """ThunderNet's SNet146 at 320 x 320, batch 8, float32: depthwise 5x5 / 3x3, pointwise (with the
-    fused shuffle), channel shuffle and the fused concat + shuffle + split, against torch."""
+    fused shuffle), channel shuffle and the fused concat + shuffle + split, training-mode batch norm
+    + ReLU, against torch."""
     if not importable("torch"):
         return []
     import torch
@@ -612,6 +613,22 @@ def conv_workloads() -> List[Workload]:
     out.append(Workload("shuffle", "channel_shuffle [8, 264, 40, 40] groups 2 float32 (GB/s: read + write)",
                         lambda: vision.channel_shuffle(x, 2),
                         {"torch channel_shuffle": lambda: F.channel_shuffle(x, 2)}, 2 * x.nbytes, versus="copy"))
+    for shape in ((8, 66, 40, 40), (8, 264, 10, 10)):
+        xb = torch.randn(shape, generator=gen).requires_grad_()
+        gb, bw = torch.randn(shape, generator=gen), torch.ones(shape[1], requires_grad=True)
+        bbias = torch.zeros(shape[1], requires_grad=True)
+        stats = [torch.zeros(shape[1]), torch.ones(shape[1])]
+
+        def bn_step(f, xb=xb, gb=gb, bw=bw, bbias=bbias, stats=stats):
+            def run():
+                xb.grad = bw.grad = bbias.grad = None
+                f(xb, bw, bbias, *stats).backward(gb)
+            return run
+        ours_bn = bn_step(lambda x, w, b, rm, rv: vision.batch_norm_relu(x, w, b, rm, rv))
+        torch_bn = bn_step(lambda x, w, b, rm, rv: F.relu(F.batch_norm(x, rm, rv, w, b, training=True)))
+        out.append(Workload("batch-norm", f"batch norm + ReLU, training mode, {list(shape)} float32: forward + "
+                            "backward (GB/s: the 2 + 4 passes' bytes)", ours_bn,
+                            {"torch batch_norm + relu": torch_bn}, 6 * xb.numel() * 4, versus="copy"))
     a, bb = torch.randn(8, 132, 40, 40, generator=gen), torch.randn(8, 132, 40, 40, generator=gen)
 
     def torch_css():
@@ -803,7 +820,8 @@ _BUILDERS = (lambda q: dense_workloads(), lambda q: batched_workloads(), sparse_
 _GROUP_FAMILY = {"a-dense-sweep": "bellman", "a-dense-solve": "bellman", "b-batched-sweep": "bellman",
                  "c-sparse-sweep": "bellman", "c-sparse-solve": "bellman", "gae": "returns",
                  "lambda-returns": "returns", "td-q-learning": "td", "traces": "traces", "depthwise": "depthwise",
-                 "pointwise": "pointwise", "shuffle": "shuffle", "ps-roi": "ps_roi", "models": "models"}
+                 "pointwise": "pointwise", "shuffle": "shuffle", "batch-norm": "batch_norm", "ps-roi": "ps_roi",
+                 "models": "models"}
 
 #: family -> (builder of its workloads, the tour's workload (a prefix of its name), its main peer)
 FAMILIES = {
@@ -815,6 +833,7 @@ FAMILIES = {
                   "torch conv2d channels_last"),
     "pointwise": (conv_workloads, "pointwise 1x1 [8, 132, 40, 40]", "torch conv2d"),
     "shuffle": (conv_workloads, "concat_shuffle_split", "torch cat + view/transpose/contiguous + chunk"),
+    "batch_norm": (conv_workloads, "batch norm + ReLU, training mode, [8, 66, 40, 40]", "torch batch_norm + relu"),
     "ps_roi": (vision_workloads, "ps_roi_align [1, 245, 20, 20] K=200 float32: forward", "torchvision"),
     "models": (model_workloads, "ThunderNet-snet146 320x320 inference, batch 1, 2 thread(s)", "torch eager channels_last"),
 }
