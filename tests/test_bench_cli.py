@@ -55,3 +55,14 @@ def test_plot(tmp_path):
             for i in range(-1, 3)]
     bench.plot(rows, str(tmp_path / "speedups.png"))
     assert (tmp_path / "speedups.png").stat().st_size > 1000
+
+
+def test_a_failing_peer_is_reported_not_fatal():
+    def broken():
+        raise RuntimeError("peer exploded\nsecond line")
+
+    w = bench.Workload("gae", "w", lambda: None, {"fine": lambda: None, "broken": broken})
+    row = bench.run_workload(w, min_time=0.01, rounds=2)
+    assert [p[0] for p in row.peers] == ["fine"]
+    assert row.failed == [("broken", "RuntimeError: peer exploded")]
+    assert row.as_dict()["failed_peers"] == [{"name": "broken", "error": "RuntimeError: peer exploded"}]
