@@ -90,7 +90,7 @@ class Timing:
         long = [t for t in self.samples if t >= 1e-3]
         if len(long) < max(3, len(self.samples) // 2):
             return False
-        whole = sum(abs(t * 1e3 - round(t * 1e3)) < 0.005 * t * 1e3 for t in long)
+        whole = sum(abs(t * 1e3 - round(t * 1e3)) < 0.02 for t in long)  # within 20 us of a whole ms
         return whole > len(long) / 2
 
 
