@@ -153,7 +153,7 @@ def main(argv=None) -> dict:
         sched.step()
         train_time += time.perf_counter() - t0
         if step % 100 == 0 or step == args.steps - 1:
-            print(f"step {step:4d}  loss {float(loss):.3f}  " + "  ".join(f"{k} {float(v):.3f}" for k, v in losses.items()),
+            print(f"step {step:4d}  loss {loss.item():.3f}  " + "  ".join(f"{k} {v.item():.3f}" for k, v in losses.items()),
                   flush=True)
 
     model.eval()

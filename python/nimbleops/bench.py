@@ -680,7 +680,7 @@ def model_workloads(full: bool = False) -> List[Workload]:
         return []
     import torch
 
-    from nimbleops.models import SNet, ThunderNet, optimize_for_inference
+    from nimbleops.models import ThunderNet, optimize_for_inference
 
     cl = torch.channels_last
     out: List[Workload] = []

@@ -8,8 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import nimbleops
-from nimbleops import nn as nno
 from nimbleops import vision
 from nimbleops.reference import vision as ref
 
@@ -17,6 +15,8 @@ from ..conftest import assert_same_bits_at_any_thread_count_and_simd_level
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
+
+from nimbleops import nn as nno  # noqa: E402 - after the skip: it imports torch
 
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-4, atol=1e-4)}
 

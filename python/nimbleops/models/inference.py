@@ -16,13 +16,12 @@ import copy
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import nn as nno
 from . import _layers as L
 from .snet import SNet, ShuffleUnit, run_stage, stem
-from .thundernet import RPN, SAM, ThunderNet
+from .thundernet import CEM, RPN, SAM, ThunderNet
 
 
 def _folded(conv: nn.Module, bn: Optional[nn.BatchNorm2d]) -> Tuple[Tensor, Tensor]:
@@ -117,18 +116,14 @@ class InferenceSNet(nn.Module):
         return c4, c5
 
 
-class _InferenceCEM(nn.Module):
-    def __init__(self, cem):
-        super().__init__()
+class _InferenceCEM(CEM):
+    """CEM's forward over its 1x1 convolutions as nimbleops modules."""
+
+    def __init__(self, cem: CEM):
+        nn.Module.__init__(self)
         self.conv4 = fused_pointwise(cem.conv4, None, False)
         self.conv5 = fused_pointwise(cem.conv5, None, False)
         self.conv_glb = fused_pointwise(cem.conv_glb, None, False)
-
-    def forward(self, c4: Tensor, c5: Tensor) -> Tensor:
-        a = self.conv4(c4)
-        b = F.interpolate(self.conv5(c5), size=a.shape[-2:], mode="nearest")
-        g = self.conv_glb(c5.mean((2, 3), keepdim=True))
-        return a + b + g
 
 
 class _InferenceRPN(nn.Module):
