@@ -750,7 +750,7 @@ def model_workloads(full: bool = False) -> List[Workload]:
         out.append(Workload("models", f"ThunderNet-{variant} 320x320 training step, batch 8, 2 threads",
                             steps.pop("nimbleops"), steps))
     if full:
-        out += _converted_shufflenet_workloads()
+        out += _converted_workloads()
     return out
 
 
@@ -783,31 +783,45 @@ def _exported_backbone_peers(backbone, x, threads: int) -> Dict[str, Callable[[]
     return peers
 
 
-def _converted_shufflenet_workloads() -> List[Workload]:
-    """torchvision's shufflenet_v2_x1_0 through nimbleops.nn.convert: a training step at batch 8,
-    224 x 224, against the stock model."""
+def _converted_workloads() -> List[Workload]:
+    """torchvision's shufflenet_v2_x1_0 and mobilenet_v3_small through nimbleops.nn.convert, against
+    the stock models: a training step at batch 8 and an inference at batch 1, 224 x 224, 2 threads."""
     import torch
     import torchvision
 
     from nimbleops import nn as nno
 
-    torch.manual_seed(0)
-    stock = torchvision.models.shufflenet_v2_x1_0().train()
-    ours = nno.convert(stock)
-    x = torch.randn(8, 3, 224, 224)
-    y = torch.randint(0, 1000, (8,))
-    steps = {}
-    for name, m in (("nimbleops", ours), ("torchvision stock", stock)):
-        opt = torch.optim.SGD(m.parameters(), lr=1e-4, momentum=0.9)
+    out = []
+    for arch in ("shufflenet_v2_x1_0", "mobilenet_v3_small"):
+        torch.manual_seed(0)
+        stock = getattr(torchvision.models, arch)().train()
+        ours = nno.convert(stock)
+        x = torch.randn(8, 3, 224, 224)
+        y = torch.randint(0, 1000, (8,))
+        steps = {}
+        for name, m in (("nimbleops", ours), ("torchvision stock", stock)):
+            opt = torch.optim.SGD(m.parameters(), lr=1e-4, momentum=0.9)
 
-        def step(m=m, opt=opt):
-            loss = torch.nn.functional.cross_entropy(m(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        steps[name] = _threads(2, step)
-    return [Workload("models", "torchvision shufflenet_v2_x1_0 via nimbleops.nn.convert, 224x224 training step, "
-                     "batch 8, 2 threads", steps.pop("nimbleops"), steps)]
+            def step(m=m, opt=opt):
+                m.train()
+                loss = torch.nn.functional.cross_entropy(m(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            steps[name] = _threads(2, step)
+        out.append(Workload("models", f"torchvision {arch} via nimbleops.nn.convert, 224x224 training step, batch 8, "
+                            "2 threads", steps.pop("nimbleops"), steps))
+        x1 = torch.randn(1, 3, 224, 224)
+        infer = {}
+        for name, m in (("nimbleops", ours), ("torchvision stock", stock)):
+            def run(m=m):
+                m.eval()
+                with torch.no_grad():
+                    return m(x1)
+            infer[name] = _threads(2, run)
+        out.append(Workload("models", f"torchvision {arch} via nimbleops.nn.convert, 224x224 inference, batch 1, "
+                            "2 threads", infer.pop("nimbleops"), infer))
+    return out
 
 
 def workloads(quick: bool = False) -> List[Workload]:

@@ -340,7 +340,61 @@ def _to_torch(m: nn.Module, name: str, report: ConversionReport) -> Optional[nn.
     return _share(new, m)
 
 
-def _replace(module: nn.Module, swap, inplace: bool, report: bool):
+def _batch_norm_like(old: nn.BatchNorm2d, cls, **kwargs) -> nn.Module:
+    """A batch norm of class cls with old's settings, Parameters and buffers (the same objects)."""
+    new = cls(old.num_features, old.eps, old.momentum, old.affine, old.track_running_stats,
+              device=old.running_mean.device if old.running_mean is not None else None, **kwargs)
+    for name in ("weight", "bias"):
+        setattr(new, name, getattr(old, name))
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        setattr(new, name, getattr(old, name))
+    new.train(old.training)
+    return new
+
+
+def _fuse_batch_norms(root: nn.Module, rep: ConversionReport) -> None:
+    """In every nn.Sequential: an nn.BatchNorm2d followed by an nn.ReLU becomes a
+    BatchNorm2d(relu=True) followed by an nn.Identity (the same state_dict keys), and a lone
+    nn.BatchNorm2d a BatchNorm2d(relu=False)."""
+    for name, seq in list(root.named_modules()):
+        if not isinstance(seq, nn.Sequential):
+            continue
+        children = list(seq.named_children())
+        for i, (child_name, child) in enumerate(children):
+            if type(child) is not nn.BatchNorm2d:
+                continue
+            full = f"{name}.{child_name}" if name else child_name
+            relu = i + 1 < len(children) and type(children[i + 1][1]) is nn.ReLU
+            setattr(seq, child_name, _batch_norm_like(child, BatchNorm2d, relu=relu))
+            rep.swapped.append((full, "BatchNorm2d", f"nimbleops.nn.BatchNorm2d(relu={relu})"))
+            if relu:
+                relu_name = children[i + 1][0]
+                setattr(seq, relu_name, nn.Identity())
+                rep.swapped.append((f"{name}.{relu_name}" if name else relu_name, "ReLU", "Identity (fused)"))
+
+
+def _unfuse_batch_norms(root: nn.Module, rep: ConversionReport) -> None:
+    """The inverse of :func:`_fuse_batch_norms`."""
+    for name, seq in list(root.named_modules()):
+        if not isinstance(seq, nn.Sequential):
+            continue
+        children = list(seq.named_children())
+        for i, (child_name, child) in enumerate(children):
+            if not isinstance(child, BatchNorm2d):
+                continue
+            full = f"{name}.{child_name}" if name else child_name
+            if child.relu and not (i + 1 < len(children) and type(children[i + 1][1]) is nn.Identity):
+                rep.kept.append((full, "BatchNorm2d", "a fused ReLU with no Identity after it to become the ReLU"))
+                continue
+            setattr(seq, child_name, _batch_norm_like(child, nn.BatchNorm2d))
+            rep.swapped.append((full, "BatchNorm2d", "torch.nn.BatchNorm2d"))
+            if child.relu:
+                relu_name = children[i + 1][0]
+                setattr(seq, relu_name, nn.ReLU(inplace=True))
+                rep.swapped.append((f"{name}.{relu_name}" if name else relu_name, "Identity", "torch.nn.ReLU"))
+
+
+def _replace(module: nn.Module, swap, inplace: bool, report: bool, batch_norms=None):
     import copy
 
     root = module if inplace else copy.deepcopy(module)
@@ -355,6 +409,8 @@ def _replace(module: nn.Module, swap, inplace: bool, report: bool):
                 new = swap(child, full, rep)
                 if new is not None:
                     setattr(m, child_name, new)
+        if batch_norms is not None:
+            batch_norms(root, rep)
     return (root, rep) if report else root
 
 
@@ -365,7 +421,10 @@ def convert(module: nn.Module, inplace: bool = False, report: bool = False):
     - ``nn.Conv2d`` with ``groups == in_channels > 1`` (depthwise, any depth multiplier) ->
       :class:`DepthwiseConv2d`; a 1x1 ``nn.Conv2d`` at stride 1 (any groups) -> :class:`PointwiseConv2d`;
     - ``nn.ChannelShuffle`` -> :class:`ChannelShuffle`;
-    - ``torchvision.ops.PSRoIAlign`` / ``PSRoIPool`` -> :class:`PSRoIAlign` / :class:`PSRoIPool`.
+    - ``torchvision.ops.PSRoIAlign`` / ``PSRoIPool`` -> :class:`PSRoIAlign` / :class:`PSRoIPool`;
+    - in an ``nn.Sequential``, ``nn.BatchNorm2d`` followed by ``nn.ReLU`` -> :class:`BatchNorm2d`
+      with ``relu=True`` followed by ``nn.Identity`` (same state_dict keys), and a lone
+      ``nn.BatchNorm2d`` -> :class:`BatchNorm2d`.
 
     It leaves the rest as it is, including convolutions it does not reproduce exactly (dtypes other
     than float32 / float64, ``padding_mode`` other than zeros, uneven ``padding="same"``, strided
@@ -374,13 +433,14 @@ def convert(module: nn.Module, inplace: bool = False, report: bool = False):
     :func:`revert` undoes it."""
     if not isinstance(module, nn.Module):
         raise TypeError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
-    return _replace(module, _to_nimbleops, inplace, report)
+    return _replace(module, _to_nimbleops, inplace, report, _fuse_batch_norms)
 
 
 def revert(module: nn.Module, inplace: bool = False, report: bool = False):
-    """Undo :func:`convert`: nimbleops modules back to ``nn.Conv2d``, ``nn.ChannelShuffle`` and
-    torchvision's PSRoI modules, with the same parameters. A :class:`PointwiseConv2d` with a fused
+    """Undo :func:`convert`: nimbleops modules back to ``nn.Conv2d``, ``nn.ChannelShuffle``,
+    ``nn.BatchNorm2d`` (+ ``nn.ReLU`` in the Identity's place) and torchvision's PSRoI modules, with
+    the same parameters. A :class:`PointwiseConv2d` with a fused
     ReLU or shuffle (which no single torch module computes) is kept and reported."""
     if not isinstance(module, nn.Module):
         raise TypeError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
-    return _replace(module, _to_torch, inplace, report)
+    return _replace(module, _to_torch, inplace, report, _unfuse_batch_norms)

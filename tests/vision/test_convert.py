@@ -112,3 +112,24 @@ def test_modules_take_conv2d_arguments():
         nno.PointwiseConv2d(8, 8, kernel_size=3)
     with pytest.raises(TypeError, match="module: expected a torch.nn.Module"):
         nno.convert("model")
+
+
+def test_convert_fuses_batch_norm_and_relu_in_sequentials():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 8, 3, padding=1, groups=8), torch.nn.BatchNorm2d(8))
+    keys = list(net.state_dict())
+    ours, report = nno.convert(net, report=True)
+    assert [type(m) for m in ours] == [nno.PointwiseConv2d, nno.BatchNorm2d, torch.nn.Identity, nno.DepthwiseConv2d,
+                                       nno.BatchNorm2d]
+    assert ours[1].relu and not ours[4].relu and list(ours.state_dict()) == keys
+    assert ("2", "ReLU", "Identity (fused)") in report.swapped
+    x = torch.randn(3, 4, 6, 6, dtype=torch.float64)
+    net.double(), ours.double()
+    torch.testing.assert_close(ours(x), net(x))  # training mode: batch statistics, running stats updated
+    for k, v in ours.state_dict().items():
+        torch.testing.assert_close(v, net.state_dict()[k], msg=k)
+    back = nno.revert(ours)
+    assert [type(m) for m in back] == [torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.ReLU, torch.nn.Conv2d,
+                                       torch.nn.BatchNorm2d]
+    assert list(back.state_dict()) == keys

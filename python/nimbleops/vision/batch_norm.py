@@ -83,7 +83,8 @@ def run_forward(x, weight, bias, eps: float, relu: bool):
 
 
 def run_backward(grad, x, weight, bias, y, mean, invstd, eps: float, relu: bool, mask):
-    """(grad_x, grad_weight, grad_bias), None where mask is False."""
+    """(grad_x, grad_weight, grad_bias), None where mask is False; y (the forward's output) is read
+    only with relu."""
     grad = grad.contiguous()
     gx = x.new_empty(x.shape) if mask[0] else None
     gw = weight.new_empty(weight.shape) if mask[1] else None
@@ -141,7 +142,9 @@ def _autograd_function():
         @staticmethod
         def forward(ctx, x, weight, bias, eps, relu):
             y, mean, invstd = run_forward(x, weight, bias, eps, relu)
-            ctx.save_for_backward(x, weight, bias, y, mean, invstd)
+            # y is the ReLU's mask; without a ReLU it is not read, and not saved (an in-place op on
+            # the output, such as an in-place activation after it, then stays legal)
+            ctx.save_for_backward(x, weight, bias, y if relu else None, mean, invstd)
             ctx.eps, ctx.relu = eps, relu
             ctx.mark_non_differentiable(mean, invstd)
             return y, mean, invstd
@@ -150,7 +153,7 @@ def _autograd_function():
         @torch.autograd.function.once_differentiable
         def backward(ctx, grad, _grad_mean, _grad_invstd):
             x, weight, bias, y, mean, invstd = ctx.saved_tensors
-            gx, gw, gb = run_backward(grad, x, weight, bias, y, mean, invstd, ctx.eps, ctx.relu,
+            gx, gw, gb = run_backward(grad, x, weight, bias, x if y is None else y, mean, invstd, ctx.eps, ctx.relu,
                                       ctx.needs_input_grad[:3])
             return gx, gw, gb, None, None
 
