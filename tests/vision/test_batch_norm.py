@@ -110,8 +110,8 @@ def test_module_is_a_drop_in_for_batch_norm_and_relu():
 
 @pytest.mark.parametrize("call,exc,match", [
     (lambda x, w: vision.batch_norm_relu(x, w[:2], w), ValueError, r"weight, bias: expected \[C\] = \[3\]"),
-    (lambda x, w: vision.batch_norm_relu(x, w, w, momentum=1.5), ValueError, r"momentum: expected a number in \[0.0, 1.0"),
-    (lambda x, w: vision.batch_norm_relu(x, w, w, eps=-1), ValueError, "eps: expected a number"),
+    (lambda x, w: vision.batch_norm_relu(x, w, w, momentum=1.5), ValueError, r"momentum: expected a number in \[0.0, 1.0\], got 1.5"),
+    (lambda x, w: vision.batch_norm_relu(x, w, w, eps=-1), ValueError, "eps: expected a finite number >= 0.0, got -1.0"),
     (lambda x, w: vision.batch_norm_relu(x, w, w, momentum="0.1"), TypeError, "momentum: expected a real number"),
     (lambda x, w: vision.batch_norm_relu(x, w, w, relu=1), TypeError, "relu: expected a bool"),
     (lambda x, w: vision.batch_norm_relu(x, w, w, torch.zeros(3)), ValueError, "running_mean, running_var"),

@@ -54,7 +54,8 @@ def _real(v, name: str, lo: float, hi: Optional[float]) -> float:
         raise TypeError(f"{name}: expected a real number, got {type(v).__name__}")
     v = float(v)
     if not (v >= lo and (hi is None or v <= hi)) or not np.isfinite(v):
-        raise ValueError(f"{name}: expected a number in [{lo}, {hi if hi is not None else 'inf'}), got {v}")
+        raise ValueError(f"{name}: expected a number in [{lo}, {hi}], got {v}" if hi is not None else
+                         f"{name}: expected a finite number >= {lo}, got {v}")
     return v
 
 
