@@ -1,8 +1,8 @@
 // The one parallel loop helper (OpenMP). Work is split into at most 4 contiguous chunks a thread,
 // handed out dynamically (a thread that starts late or is preempted takes fewer); every kernel
 // computes each output element on exactly one thread in a fixed order, so results never depend on
-// the thread count or on which thread ran which chunk. (16 chunks a thread: no faster on the conv
-// shapes, and the 3x3 [1,132,40,40] forward 20.5 -> 24.5 us, Zen 5.)
+// the thread count or on which thread ran which chunk. More chunks a thread would balance better
+// but cost a scheduling step each, which small kernels feel (docs/performance.md).
 #pragma once
 #include <algorithm>
 #include <cstdint>

@@ -115,8 +115,8 @@ void td_update(const TdViews& v, const View& td_errors) {
       T* out = td_errors.ptr<T>();
       if (v.sequential) return td_pass<true>(td, out, 0, N);
       parallel_for(N, 4096, [&](int64_t i0, int64_t i1) { td_pass<false>(td, out, i0, i1); });
-      // One pass: a parallel version (rows split among threads by a stable counting sort of the
-      // transitions) measured slower on this 2-core machine.
+      // One pass, serial: a parallel version needs a stable counting sort of the transitions by
+      // row first, a pass as long as the additions it would split.
       apply_increments(td, out);
     };
     with_rule(v.rule, run);

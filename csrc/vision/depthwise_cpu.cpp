@@ -175,12 +175,9 @@ struct RowLayout {
 
 // channels_last, depth multiplier 1, 3x3 or 5x5 at stride 1 or 2 (both ways), dilation 1: every
 // pixel, border ones included, takes the register-blocked kernel forward_rows_nhwc, reading the
-// input rows in place (taps in the padding read a pixel of zeros). At stride 2 this was measured
-// against copying each input row first into rings of K padded 16-channel rows per block (every
-// load 64-byte aligned) for the blocked kernels: on an AVX-512 Xeon in place was faster at every
-// level, warm in cache and with the input cold (from DRAM), [8,132,80,80] 5x5 two threads:
-// 0.97-0.99 vs 1.34-1.38 ms warm, 1.91-1.96 vs 1.97-2.00 ms cold (AVX2: 1.00 vs 1.57 ms warm).
-// On a Zen 3 (AVX2) an earlier measurement had found copied blocks about 20% faster.
+// input rows in place (taps in the padding read a pixel of zeros), with no copy of the rows into
+// padded, aligned blocks first: the copy is a pass over the input that the aligned loads do not
+// pay back (docs/performance.md has the comparison).
 constexpr int64_t kChannelChunk = 48, kChunkedImageBytes = int64_t(512) << 10;  // see forward_nhwc_rows
 
 bool rows_nhwc(const DepthwiseViews& v, const DepthwiseShape& s) {
@@ -264,8 +261,8 @@ T* padded(AlignedBuffer<T>& buf, int64_t Hp, int64_t Wp, int64_t top, int64_t le
 // the tasks are few (one image: [1,132,40,40] is 9 blocks for 8 chunks of work on two threads):
 // at least 16 tasks, bands of 8 rows or more. A function of the shape only, never of the thread
 // count: the weight gradient sums its partials per task, so its order of additions follows the
-// bands. [1,132,40,40] 3x3, two threads, Zen 5, alternating: forward 42.3-42.9 -> 41.6-42.0 us,
-// backward 71.2-72.4 -> 69.6-70.0 us (a band transposes its K - 1 rows of halo again).
+// bands. Bands are not made thinner than 8 rows because each transposes its K - 1 rows of halo
+// again.
 inline int64_t row_bands(int64_t tasks, int64_t OH) {
   if (tasks >= 16) return 1;
   return std::max<int64_t>(1, std::min((16 + tasks - 1) / tasks, OH / 8));
@@ -506,7 +503,8 @@ void forward_nchw(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
     });
     return;
   }
-  // (measured 1.2-1.4x faster than the plane kernels on 10 x 10 to 80 x 80 planes, transposes included)
+  // (the blocked kernels keep 16 channels in each vector, the plane kernels one plane's pixels:
+  // the blocked ones win on these planes even with their transposes)
   if (blocked_nchw(v, s)) return forward_nchw_blocked(v, s, out);
   const RowLayout<T> layout(v, s);
   parallel_for(s.N * s.C, 1, [&](int64_t p0, int64_t p1) {
@@ -543,13 +541,9 @@ void touch(const T* p, int64_t n) {
 // for a task's first row, else the last S) are read once in address order (touch). The kernel
 // itself walks a row in blocks of pixels, each block channel block by channel block: 64-byte
 // loads C elements apart, an order that the hardware prefetchers do not follow, so that from
-// DRAM or L3 the kernel waited on each line. Zen 5, two threads, [8,132,80,80] 5x5 stride 2,
-// inputs rotated (from DRAM): 1.73-1.82 -> 0.99-1.06 ms (torch channels_last 1.36-1.44); one
-// thread 3.43 -> 1.95 ms; the same input each call 1.43-1.49 -> 0.89-0.95 ms. Stride 1, where a
-// row brings one new input row: equal or faster. Rows of 0.5-1 MB, which the touch passes
-// through L2 (inputs rotated): [1,256,64,512] 3x3 2.59 -> 2.22 ms, [1,1024,16,256] 3x3 1.32 ->
-// 1.29 ms, [2,64,128,256] 5x5 1.60 -> 1.07 ms. (Software prefetch of the same lines, in one burst
-// before the row: 1.82 -> 1.66 ms.)
+// DRAM or L3 the kernel waited on each line. The touch reads those lines in the order the
+// prefetchers follow, so the kernel then finds them in cache; it also pays on rows too large for
+// L2, and beats software prefetches of the same lines (docs/performance.md).
 template <class T>
 void forward_nhwc_rows(const DepthwiseViews& v, const DepthwiseShape& s, const T* wt, T* out) {
   const auto& k = depthwise_kernels<T>();
@@ -568,12 +562,9 @@ void forward_nhwc_rows(const DepthwiseViews& v, const DepthwiseShape& s, const T
     // Small images at stride 1: tasks of a chunk of about kChannelChunk channels (multiples of 16,
     // balanced) over a band of an image's rows, instead of all channels of a row: the chunk's K
     // input rows (K x W pixels x 48 channels) stay in L1 from one output row to the next, where a
-    // whole row's K input rows (105 KB at [8,528,10,10]) did not. Same sums. Kernel alone, two
-    // threads, four inputs in turn, Zen 5: [8,528,10,10] 5x5 62-63 -> 49-51 us, [8,264,20,20]
-    // 137-138 -> 108-110 us, [1,1024,7,7] 3x3 13.5 -> 12-13 us; images past 512 KB (an L2 holds
-    // one while its chunks pass over it) were slower this way: [8,132,40,40] 5x5 308-345 ->
-    // 640-925 us, [2,64,112,112] 3x3 148 -> 278 us, so they keep the rows (chunks of 32-64 were
-    // within 5% of 48 on the small ones).
+    // whole row's K input rows (105 KB at [8,528,10,10]) did not. Same sums. Only images of
+    // 512 KB or less: an L2 must hold the image while its chunks pass over it, and larger ones
+    // keep the rows (docs/performance.md).
     const int64_t chunks = (C + kChannelChunk - 1) / kChannelChunk;
     const int64_t width = ((C + chunks - 1) / chunks + kLanes - 1) / kLanes * kLanes;
     const int64_t bands = row_bands(s.N * chunks, s.OH);
@@ -717,11 +708,8 @@ void depthwise_backward(const DepthwiseViews& v, const View& grad_out, const std
     T* gw = grad_w ? grad_w->ptr<T>() : nullptr;
     T* gb = grad_b ? grad_b->ptr<T>() : nullptr;
     // the flat backward on planes of 400 pixels or more: on smaller ones most vectors are border
-    // vectors, whose taps take their masks from memory one by one. Two threads, Zen 5, flat vs
-    // blocked, two runs: [8,264,20,20] 160-165 vs 186-187 us, [8,528,10,10] 183-185 vs 113-115 us,
-    // [1,1024,7,7] 49-51 vs 24-25 us; [1,132,40,40] 27-28 vs 57-58 us, [2,64,112,112] 145-155 vs
-    // 375-380 us. (The forward takes it at every size: 10 x 10 64-70 vs 62-64 us, 7 x 7 13 vs 17 us,
-    // 40 x 40 16 vs 34-35 us.)
+    // vectors, whose taps take their masks from memory one by one. (The forward, with fewer
+    // masked taps per vector, takes the flat kernel at every size.)
     if (flat_nchw(v, s) && s.H * s.W >= 400) return backward_nchw_flat(v, s, g, gx, gw, gb);
     if (blocked_nchw(v, s)) return backward_nchw_blocked(v, s, g, gx, gw, gb);
     const bool weights = gw || gb;

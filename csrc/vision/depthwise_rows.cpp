@@ -72,8 +72,8 @@ inline void forward_block(const DwRow<T>& a, const T* w, T bias, int64_t ow, T* 
 // Stride 1, R consecutive output rows at once: the vectors at positions p + j * P (j < R, P the
 // row pitch). Padded row i of the block (i < R + K - 1) at column shift kw is loaded once and
 // feeds output row j = i - kh for every kh, so a block loads (R + K - 1) * K vectors for R * K * K
-// multiply-adds instead of one load per multiply-add (measured ~15% faster on 40 x 40 planes, the
-// same on smaller ones). Each output still adds bias, then its taps in (kh, kw) order (i rises):
+// multiply-adds instead of one load per multiply-add. Each output still adds bias, then its taps
+// in (kh, kw) order (i rises):
 // the bits of forward_block.
 template <int K, int R, class T>
 inline void forward_rows_block(const T* x, int64_t P, const typename Lanes<T>::V* wv, T bias, T* out) {
@@ -367,16 +367,13 @@ inline void start_sums(V* a, const T* bias, int64_t c) {
 // C, made opaque at each step: with u * C offsets GCC kept U offsets live (out of
 // general registers: moved through xmm registers) and folded the loads into the multiply-adds,
 // loading each input again for each of its taps (200 loads instead of 95 for a 5x5 stride-2
-// block of 8 pixels). [2,132,80,80] 5x5 stride 2, two threads, in cache: 0.19 -> 0.125 ms (torch
-// channels_last 0.19-0.23); [1,132,40,40] 3x3: 49 -> 24 us; measured on a Zen 5.
+// block of 8 pixels).
 // A tap row in the padding (rows[kh] null) is skipped: its products are zeros, and the other
-// taps of a pixel add in the same order (the reference and torch skip the padding too). For the
-// top and bottom output rows; the forward, Zen 5, both forms alternating: [8,264,20,20] 5x5
-// 1.12-1.16x faster, [8,528,10,10] 1.04-1.12x, [1,132,40,40] 3x3 1.07-1.2x.
+// taps of a pixel add in the same order (the reference and torch skip the padding too). This
+// spares the top and bottom output rows their padding rows' multiply-adds.
 // LZ / RZ (in place only): the block's first LZ and last RZ input columns lie in the padding;
 // they are not loaded and their products are left out (compile-time constants: the unrolled
-// loops drop them). Zen 5, the kernel alone, both forms alternating: [8,528,10,10] 6-8% faster
-// (every block there is both edges), [8,264,20,20] 3.5-4%, [8,132,40,40] 2.5-3.5%, 3x3 3-4%.
+// loops drop them); the narrower the image, the more blocks are edges and the more this saves.
 template <int K, int S, int L, int P, bool Table, int LZ = 0, int RZ = 0, class T>
 __attribute__((noinline)) void rows_block_nhwc(const T* const* src, const T* const* rows, int64_t u0, const T* w,
                                                const T* bias, int64_t C, int64_t c, T* out) {
@@ -575,9 +572,8 @@ __attribute__((noinline)) void weight_piece_nhwc(const T* x, int64_t pitch, cons
   if (Bias) acc[N - 1] = load<V>(part + K * K * kLanes + lb);
   // Many taps (5 x 5 rows at once): a pointer per tap row, stepped by S pixels, its taps
   // displacements off it; with (kh * pitch + kw) offsets GCC kept one register per tap, out of
-  // general registers (spilled in the pixel loop). The weight gradient, Zen 5, both forms in one
-  // process: [8,132,40,40] 5x5 634-687 -> 474-504 us, [8,264,20,20] 1.31x, [8,528,10,10] 1.24x,
-  // [8,132,80,80] stride 2 1.16x; at 3 x 3 the offsets fit and were 2-4% faster.
+  // general registers (spilled in the pixel loop). At 3 x 3 the offsets fit the registers and are
+  // used as they are.
   constexpr bool Stepped = GR * K > 16;
   for (int64_t oh = 0; oh < OH; ++oh) {
     const T* xr[GR];
@@ -949,8 +945,7 @@ constexpr int K = 3, KK = 9;
 // The masks of the taps kw = 0 and 2 of the current vector: the lanes not in the first, or not in
 // the last, column. They repeat every f.phases vectors and come from f.edge (kmovw from memory),
 // not from the lanes' columns stepped along in registers: that step (add, compare into a mask,
-// masked subtract) was a chain from each vector to the next, and it set the pace (in L1, a 40 x 40
-// plane, the forward: 7.6 -> 4.2 cycles a vector).
+// masked subtract) was a chain from each vector to the next, and it set the pace.
 struct Columns {
   const uint16_t* edge;
   int64_t phase, phases;
@@ -980,7 +975,7 @@ struct Window {
   }
   // the next vector (inside the plane for every inside vector: FlatPlane); no branch here for the
   // last one (a masked load there, chosen per vector, made GCC keep the backward's sums in
-  // memory, stored every vector: in L1, a 40 x 40 plane, 11.3 -> 8.8 cycles a vector)
+  // memory, stored every vector)
   void load_next(const float* p, int64_t W) {  // p: the current vector
     for (int kh = 0; kh < K; ++kh) v[kh][2] = _mm512_loadu_ps(p + (kh - 1) * W + 16);
   }

@@ -66,8 +66,7 @@ void gemm_pass(const T* A, int64_t lda, int64_t M, int64_t K, const T* const* br
   // While the row blocks run, the next pass's columns of B (W further along each of its K rows,
   // a row pitch apart: a gather the hardware prefetchers do not follow) are prefetched, spread
   // evenly over the blocks. The addresses are computed as integers: past a row's end (the last
-  // pass) they point at no object, and a prefetch there reads nothing. Zen 5, two threads, both
-  // forms alternating: [8,132,40,40] 9-15% faster, [8,264,20,20] 0-5%.
+  // pass) they point at no object, and a prefetch there reads nothing.
   const int64_t blocks = M / MR, per_block = blocks > 0 ? (K + blocks - 1) / blocks : 0;
   int64_t i = 0, kp = 0;
   for (; i + MR <= M; i += MR) {

@@ -247,8 +247,8 @@ void forward_roi(const PsRoiArgs<T>& a, int64_t k, T* out, Scratch<T>& scratch) 
     // a smaller bin's end re-reads the bin's last pixel and adds 0 (the same sum to the bit, as it
     // starts at +0). The loops then run one count for all the RoI's bins, and for extents up to
     // 3 x 3 (RoIs up to about 10 x 10 map pixels at 7 x 7 bins, as in the ThunderNet benchmark) a
-    // compile-time count, unrolled; looping over each bin's own 1-3 pixels, whose count changes
-    // from bin to bin, measured 1.6-2x slower.
+    // compile-time count, unrolled, where looping over each bin's own 1-3 pixels would change its
+    // count from bin to bin and defeat the unrolling.
     scratch.pool_bins(a, g);
     int64_t rows = 0, cols = 0;
     for (int64_t i = 0; i < a.ph; ++i) rows = std::max(rows, scratch.h1[size_t(i)] - scratch.h0[size_t(i)]);
