@@ -45,6 +45,13 @@ def needs_torch_op(*tensors: Any) -> bool:
     return torch is not None and (torch.compiler.is_compiling() or records_graph(*tensors))
 
 
+def plain_cpu_float_tensor(t: Any, torch: Any) -> bool:
+    """A plain CPU tensor or Parameter (no __torch_function__ of its own) of a float dtype: what the
+    ops' short paths hand to C++ as they are."""
+    return (type(t) is torch.Tensor or type(t) is torch.nn.Parameter) and t.is_cpu and \
+        (t.dtype is torch.float32 or t.dtype is torch.float64)
+
+
 def is_torch(x: Any) -> bool:
     if type(x) is np.ndarray:
         return False

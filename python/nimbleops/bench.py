@@ -124,15 +124,9 @@ def measure(fns: List[Callable[[], object]], min_time: float = 0.3, rounds: int 
     return [Timing(statistics.median(ts), bs, ts) for ts, bs in zip(samples, blocks)]
 
 
-def median_times(fns: List[Callable[[], object]], min_time: float = 0.3, rounds: int = 3,
-                 settle: float = 0.25) -> List[float]:
-    """Median seconds per call of each function (see :func:`measure`)."""
-    return [t.median for t in measure(fns, min_time, rounds, settle)]
-
-
 def median_time(fn: Callable[[], object], min_time: float = 0.3, rounds: int = 3) -> float:
     """Median seconds per call (see :func:`measure`)."""
-    return median_times([fn], min_time, rounds)[0]
+    return measure([fn], min_time, rounds)[0].median
 
 
 def _once(fn: Callable[[], object]) -> float:

@@ -289,3 +289,7 @@ def test_optimized_detector_equals_the_eval_model(source):
 def test_optimize_for_inference_refuses_other_models():
     with pytest.raises(TypeError, match="expected a nimbleops.models ThunderNet or SNet"):
         optimize_for_inference(torch.nn.Linear(2, 2))
+    fast = optimize_for_inference(ThunderNet("snet49", num_classes=2).eval())
+    for made in (fast, fast.backbone):
+        with pytest.raises(TypeError, match="already made by optimize_for_inference"):
+            optimize_for_inference(made)

@@ -4,7 +4,6 @@ under the same names, so a state_dict moves between backends unchanged."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import nn as nno
@@ -66,6 +65,3 @@ def concat_shuffle_split(backend: str, a: torch.Tensor, b: torch.Tensor):
         return channel_shuffle_2(torch.cat((a, b), 1)).chunk(2, 1)
     return vision.concat_shuffle_split(a, b)
 
-
-def relu(x: torch.Tensor) -> torch.Tensor:
-    return F.relu(x)

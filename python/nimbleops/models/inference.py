@@ -19,8 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import nn as nno
-from . import _layers as L
-from .snet import SNet, ShuffleUnit, run_stage, stem
+from .snet import SNet, ShuffleUnit
 from .thundernet import CEM, RPN, SAM, ThunderNet
 
 
@@ -65,13 +64,14 @@ def fused_depthwise(conv: nn.Module, bn: Optional[nn.BatchNorm2d]) -> nno.Depthw
     return m
 
 
-class FusedUnit(nn.Module):
+class FusedUnit(ShuffleUnit):
     """A ShuffleNetV2 unit with its batch norms folded and its ReLUs fused: ``branch1`` (stride 2:
-    depthwise, pointwise + ReLU) and ``branch2`` (pointwise + ReLU, depthwise, pointwise + ReLU)."""
+    depthwise, pointwise + ReLU) and ``branch2`` (pointwise + ReLU, depthwise, pointwise + ReLU);
+    the unit's forward on nimbleops."""
 
     def __init__(self, unit: ShuffleUnit):
-        super().__init__()
-        self.stride = unit.stride
+        nn.Module.__init__(self)
+        self.stride, self.backend = unit.stride, "nimbleops"
         if unit.branch1 is not None:
             b1 = unit.branch1
             self.branch1 = nn.Sequential(fused_depthwise(b1[0], b1[1]), fused_pointwise(b1[2], b1[3], True))
@@ -81,18 +81,14 @@ class FusedUnit(nn.Module):
         self.branch2 = nn.Sequential(fused_pointwise(b2[0], b2[1], True), fused_depthwise(b2[3], b2[4]),
                                      fused_pointwise(b2[5], b2[6], True))
 
-    def forward(self, x: Tensor) -> Tensor:
-        if self.stride == 2:
-            return torch.cat(L.concat_shuffle_split("nimbleops", self.branch1(x), self.branch2(x)), 1)
-        x1, x2 = x.chunk(2, 1)
-        return torch.cat(L.concat_shuffle_split("nimbleops", x1, self.branch2(x2)), 1)
 
-
-class InferenceSNet(nn.Module):
-    """SNet with folded batch norms and fused ReLUs; ``forward(x)`` returns ``(c4, c5)``."""
+class InferenceSNet(SNet):
+    """SNet with folded batch norms and fused ReLUs, SNet's forward on nimbleops: ``forward(x)``
+    returns ``(c4, c5)``."""
 
     def __init__(self, net: SNet):
-        super().__init__()
+        nn.Module.__init__(self)
+        self.backend = "nimbleops"
         conv, bn = net.conv1[0], net.conv1[1]
         w, b = _folded(conv, bn)
         self.conv1 = nn.Sequential(nn.Conv2d(3, w.shape[0], 3, 2, 1, dtype=w.dtype), nn.ReLU(inplace=True))
@@ -105,15 +101,6 @@ class InferenceSNet(nn.Module):
             setattr(self, name, nn.Sequential(*[FusedUnit(u) for u in getattr(net, name)]))
         self.conv5 = fused_pointwise(net.conv5[0], net.conv5[1], True) if net.conv5 is not None else None
         self.variant, self.c4_channels, self.c5_channels = net.variant, net.c4_channels, net.c5_channels
-
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        x = stem(self.conv1, self.maxpool, x)
-        x = run_stage(self.stage2, x, "nimbleops")
-        c4 = run_stage(self.stage3, x, "nimbleops")
-        c5 = run_stage(self.stage4, c4, "nimbleops")
-        if self.conv5 is not None:
-            c5 = self.conv5(c5)
-        return c4, c5
 
 
 class _InferenceCEM(CEM):
@@ -159,6 +146,8 @@ def optimize_for_inference(model: nn.Module) -> nn.Module:
     """An eval-only copy of ``model`` (a :class:`ThunderNet` or :class:`SNet`, either backend) with
     folded batch norms, fused ReLUs and single-pass shuffles; see the module docstring. The
     original model is left unchanged."""
+    if isinstance(model, InferenceSNet) or isinstance(getattr(model, "backbone", None), InferenceSNet):
+        raise TypeError("model: already made by optimize_for_inference (its batch norms are folded)")
     if isinstance(model, SNet):
         out = InferenceSNet(model)
     elif isinstance(model, ThunderNet):

@@ -21,6 +21,7 @@ or CUDA tensors, and calls while ``torch.compile`` traces, run torch's own batch
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional
 
 import numpy as np
@@ -50,9 +51,7 @@ def batch_norm_relu(x, weight, bias, running_mean=None, running_var=None, *, mom
 
 
 def _real(v, name: str, lo: float, hi: Optional[float]) -> float:
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a real number, got {type(v).__name__}")
-    v = float(v)
+    v = ar.check_real_scalar(v, name)
     if not (v >= lo and (hi is None or v <= hi)) or not np.isfinite(v):
         raise ValueError(f"{name}: expected a number in [{lo}, {hi}], got {v}" if hi is not None else
                          f"{name}: expected a finite number >= {lo}, got {v}")
@@ -124,7 +123,7 @@ def _torch(x, weight, bias, running_mean, running_var, momentum, eps, relu):
         raise ValueError(f"weight, bias: expected [C] = [{x.shape[1]}] each, got {list(weight.shape)} and "
                          f"{list(bias.shape)}")
     if ar.records_graph(x, weight, bias):
-        y, mean, invstd = _Function.apply(x, weight.contiguous(), bias.contiguous(), eps, relu)
+        y, mean, invstd = _autograd_function().apply(x, weight.contiguous(), bias.contiguous(), eps, relu)
     else:
         y, mean, invstd = run_forward(x, weight.contiguous(), bias.contiguous(), eps, relu)
     if running_mean is not None:
@@ -133,7 +132,9 @@ def _torch(x, weight, bias, running_mean, running_var, momentum, eps, relu):
     return y
 
 
+@functools.lru_cache(maxsize=None)
 def _autograd_function():
+    """The autograd.Function of the fused op, made on first use (torch is optional)."""
     torch = ar._torch()
 
     class BatchNormReLU(torch.autograd.Function):
@@ -159,18 +160,3 @@ def _autograd_function():
             return gx, gw, gb, None, None
 
     return BatchNormReLU
-
-
-class _Lazy:
-    """The autograd.Function, made on first use (torch is optional)."""
-
-    fn = None
-
-    @classmethod
-    def apply(cls, *args):
-        if cls.fn is None:
-            cls.fn = _autograd_function()
-        return cls.fn.apply(*args)
-
-
-_Function = _Lazy

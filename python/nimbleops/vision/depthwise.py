@@ -61,8 +61,8 @@ def _torch_cpu_forward(x, weight, bias, stride, padding, dilation):
     kernel's extent) decide the rest: any error of theirs sends the call on to the general path,
     which names the problem in its own words."""
     torch = ar._torch()
-    if torch is None or ar.needs_torch_op(x, weight, bias) or not _common_tensor(x, torch) or \
-            not _common_tensor(weight, torch) or (bias is not None and not _common_tensor(bias, torch)):
+    if torch is None or ar.needs_torch_op(x, weight, bias) or not ar.plain_cpu_float_tensor(x, torch) or \
+            not ar.plain_cpu_float_tensor(weight, torch) or (bias is not None and not ar.plain_cpu_float_tensor(bias, torch)):
         return None
     if weight.dim() != 4 or not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
         return None
@@ -76,12 +76,6 @@ def _torch_cpu_forward(x, weight, bias, stride, padding, dilation):
     out = empty_like_format(x, h.output_shape)
     _C.vision.depthwise_forward_cpu(h, _C.View.of_tensor(out))
     return out
-
-
-def _common_tensor(t, torch) -> bool:
-    """A plain CPU tensor or Parameter (no __torch_function__ of its own) of a float dtype."""
-    return (type(t) is torch.Tensor or type(t) is torch.nn.Parameter) and t.is_cpu and \
-        (t.dtype is torch.float32 or t.dtype is torch.float64)
 
 
 def _pair(v, name: str, lo: int) -> Tuple[int, int]:

@@ -70,7 +70,8 @@ def _torch_cpu_forward(x, weight, bias, groups, activation, shuffle_groups):
     if torch is None or type(groups) is not int or activation not in (None, "relu") or \
             not (shuffle_groups is None or type(shuffle_groups) is int):
         return None
-    if not (_plain(x, torch) and _plain(weight, torch) and (bias is None or _plain(bias, torch))):
+    plain = ar.plain_cpu_float_tensor
+    if not (plain(x, torch) and plain(weight, torch) and (bias is None or plain(bias, torch))):
         return None
     if ar.needs_torch_op(x, weight, bias) or x.dim() != 4 or weight.dim() not in (2, 4) or \
             not x.is_contiguous() or not weight.is_contiguous():
@@ -87,11 +88,6 @@ def _torch_cpu_forward(x, weight, bias, groups, activation, shuffle_groups):
     except ValueError:
         return None
     return out
-
-
-def _plain(t, torch) -> bool:
-    """A CPU torch tensor or Parameter (not a subclass with its own dispatch)."""
-    return (type(t) is torch.Tensor or type(t) is torch.nn.Parameter) and t.device.type == "cpu"
 
 
 def handle(x, weight, bias, groups, relu, shuffle, stream=0):
