@@ -40,11 +40,60 @@ def test_set_num_threads():
         nimbleops.set_num_threads(before)
 
 
+def test_thread_counts_beyond_the_cap_are_refused():
+    before = nimbleops.get_num_threads()
+    try:
+        for n in (1025, 100_000, 2**31 - 1, 2**70, -2**70):
+            with pytest.raises(ValueError, match=r"num_threads: expected an integer in \[1, 1024\], got"):
+                nimbleops.set_num_threads(n)
+        assert nimbleops.get_num_threads() == before
+    finally:
+        nimbleops.set_num_threads(before)
+
+
+def test_many_threads_run_and_agree():
+    out = _run("""
+import nimbleops, numpy as np
+from nimbleops import rl
+rng = np.random.default_rng(0)
+P = rng.random((300, 4, 300)); P /= P.sum(-1, keepdims=True); R = rng.random((300, 4))
+want = rl.value_iteration(P, R, 0.9, max_iter=5).V
+nimbleops.set_num_threads(1024)
+print(np.array_equal(rl.value_iteration(P, R, 0.9, max_iter=5).V, want))
+""")
+    assert out == "True"
+
+
+def test_threads_the_system_refuses_are_an_error():
+    """Under RLIMIT_NPROC the count is refused with RuntimeError (OpenMP itself would end the
+    process). The limit does not bind root, so root runs the check as the nobody user."""
+    import shutil
+    code = """
+import resource, nimbleops
+resource.setrlimit(resource.RLIMIT_NPROC, (1, 1))
+try:
+    nimbleops.set_num_threads(64)
+except RuntimeError as e:
+    print("refused" if "could start only" in str(e) else e)
+"""
+    cmd = [sys.executable, "-c", code]
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: RLIMIT_NPROC would not bind")
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + cmd
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if out.returncode != 0 and ("ModuleNotFoundError" in out.stderr or "Permission denied" in out.stderr):
+        pytest.skip(f"the nobody user cannot import this checkout: {out.stderr.strip().splitlines()[-1]}")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "refused"
+
+
 def test_simd_level_errors():
     with pytest.raises(ValueError, match="SIMD level"):
         nimbleops.set_simd_level("sse9")
     nimbleops.set_simd_level("auto")
-    assert nimbleops.build_info()["simd_active"] == nimbleops.build_info()["simd_detected"]
+    assert nimbleops.build_info()["simd_active"] == nimbleops.build_info()["simd_detected"] or \
+        os.environ.get("NIMBLEOPS_SIMD", "auto") != "auto"
 
 
 def _run(code: str, **env) -> str:
@@ -58,8 +107,14 @@ def test_omp_num_threads_is_respected():
     assert _run("import nimbleops; print(nimbleops.get_num_threads())", OMP_NUM_THREADS="1") == "1"
 
 
-def test_nimbleops_simd_env_selects_the_level():
-    assert _run("import nimbleops; print(nimbleops.build_info()['simd_active'])", NIMBLEOPS_SIMD="baseline") == "baseline"
+def test_nimbleops_simd_env_selects_the_level_for_the_whole_process():
+    code = """
+import nimbleops
+print(nimbleops.build_info()['simd_active'])
+nimbleops.set_simd_level('auto')
+print(nimbleops.build_info()['simd_active'])
+"""
+    assert _run(code, NIMBLEOPS_SIMD="baseline").split() == ["baseline", "baseline"]
 
 
 @pytest.mark.parametrize("order", ["nimbleops,torch", "torch,nimbleops"])

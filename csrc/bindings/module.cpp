@@ -107,6 +107,8 @@ PYBIND11_MODULE(_C, m) {
 
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
   m.def("get_num_threads", &get_num_threads);
+  m.def("max_num_threads", &max_num_threads);
+  m.def("serial_after_fork", &serial_after_fork);
   m.def("set_simd_level", &set_isa, py::arg("level"));
   m.def("simd_level", [] { return std::string(isa_name(active_isa())); });
 

@@ -37,15 +37,29 @@ def has_cuda() -> bool:
 def set_num_threads(n: int) -> None:
     """Threads the CPU kernels use (default: OMP_NUM_THREADS, else the core count).
 
-    Results do not depend on it. It does not change torch's own thread count.
+    Results do not depend on it. It does not change torch's own thread count. ``n`` is an integer
+    from 1 to 1024 (lower if OMP_THREAD_LIMIT says so); a count the system cannot start raises
+    RuntimeError here rather than ending the process at the next op.
+
+    In a process created by ``fork()`` from a process that had other threads (an OpenMP pool of
+    nimbleops or of torch may be among them), the kernels run on one thread: OpenMP cannot start
+    threads there. ``n > 1`` is then kept but has no effect, with a RuntimeWarning. Use the
+    ``spawn`` or ``forkserver`` start method for parallel children.
     """
     if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"n: expected an integer >= 1, got {type(n).__name__}")
+        raise TypeError(f"num_threads: expected an integer, got {type(n).__name__}")
+    if not 1 <= n <= _C.max_num_threads():
+        raise ValueError(f"num_threads: expected an integer in [1, {_C.max_num_threads()}], got {n}")
     _C.set_num_threads(n)
+    if n > 1 and _C.serial_after_fork():
+        import warnings
+        warnings.warn("nimbleops.set_num_threads: this process was forked from one with other threads, where "
+                      "OpenMP cannot start threads; the kernels run on one thread (use the spawn or forkserver "
+                      "start method for parallel children)", RuntimeWarning, stacklevel=2)
 
 
 def get_num_threads() -> int:
-    """Threads the CPU kernels use."""
+    """Threads the CPU kernels use (1 in a forked child, see :func:`set_num_threads`)."""
     return _C.get_num_threads()
 
 
@@ -53,7 +67,8 @@ def set_simd_level(level: str) -> None:
     """Force the SIMD level of the CPU kernels: 'baseline', 'avx2', 'avx512' or 'auto'.
 
     For benchmarks and tests; results are bit-identical at every level. The environment variable
-    NIMBLEOPS_SIMD sets the initial level.
+    NIMBLEOPS_SIMD (a level name) caps the level for the whole process: the initial level and what
+    'auto' returns to.
     """
     _C.set_simd_level(level)
 
