@@ -26,6 +26,20 @@ std::string concat(const Args&... args) {
     if (!(cond)) throw std::out_of_range(::nimbleops::concat(__VA_ARGS__)); \
   } while (0)
 
+// Size arithmetic that cannot wrap: a result outside int64 is an error naming what it sizes
+// (a padding of 2**62 must not turn into a small output shape).
+inline int64_t checked_add(int64_t a, int64_t b, const char* what) {
+  int64_t r;
+  NIMBLEOPS_CHECK(!__builtin_add_overflow(a, b, &r), what, ": ", a, " + ", b, " overflows a 64-bit size");
+  return r;
+}
+
+inline int64_t checked_mul(int64_t a, int64_t b, const char* what) {
+  int64_t r;
+  NIMBLEOPS_CHECK(!__builtin_mul_overflow(a, b, &r), what, ": ", a, " x ", b, " overflows a 64-bit size");
+  return r;
+}
+
 inline std::string shape_str(const View& v) {
   std::ostringstream os;
   os << "[";

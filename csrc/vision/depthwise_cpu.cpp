@@ -65,11 +65,18 @@ DepthwiseShape depthwise_shape(const DepthwiseViews& v) {
     check_numel(*v.bias, s.Cout, "bias");
     check_same_device(*v.bias, v.x, "bias", "x");
   }
-  const int64_t eh = v.dh * (v.KH - 1) + 1, ew = v.dw * (v.KW - 1) + 1;  // dilated kernel extent
-  NIMBLEOPS_CHECK(s.H + 2 * v.ph >= eh && s.W + 2 * v.pw >= ew, "weight: the dilated kernel (", eh, " x ", ew,
-                  ") is larger than the padded input (", s.H + 2 * v.ph, " x ", s.W + 2 * v.pw, ")");
-  s.OH = (s.H + 2 * v.ph - eh) / v.sh + 1;
-  s.OW = (s.W + 2 * v.pw - ew) / v.sw + 1;
+  // dilated kernel extent and padded input, in arithmetic that cannot wrap
+  const int64_t eh = checked_add(checked_mul(v.dh, v.KH - 1, "dilation"), 1, "dilation");
+  const int64_t ew = checked_add(checked_mul(v.dw, v.KW - 1, "dilation"), 1, "dilation");
+  const int64_t Hp = checked_add(s.H, checked_mul(2, v.ph, "padding"), "padding");
+  const int64_t Wp = checked_add(s.W, checked_mul(2, v.pw, "padding"), "padding");
+  NIMBLEOPS_CHECK(Hp >= eh && Wp >= ew, "weight: the dilated kernel (", eh, " x ", ew,
+                  ") is larger than the padded input (", Hp, " x ", Wp, ")");
+  s.OH = (Hp - eh) / v.sh + 1;
+  s.OW = (Wp - ew) / v.sw + 1;
+  // the output and the padded planes the kernels allocate must be addressable too
+  checked_mul(checked_mul(checked_mul(s.N, s.Cout, "output"), s.OH, "padding"), s.OW, "padding");
+  checked_mul(Hp, Wp, "padding");
   return s;
 }
 

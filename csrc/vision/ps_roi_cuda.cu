@@ -40,16 +40,19 @@ __device__ T output_value(const PsRoiArgs<T>& a, int64_t k, int64_t c, int64_t i
   if (a.op == PsRoiOp::pool) {
     const PoolBin b = pool_bin(g, i, j, a.ph, a.pw, a.H, a.W);
     if (b.empty()) return T(0);
-    T sum = T(0);
-    for (int64_t h = b.h0; h < b.h1; ++h)
-      for (int64_t w = b.w0; w < b.w1; ++w) sum += plane[h * a.sH + w * a.sW];
-    return sum / T((b.h1 - b.h0) * (b.w1 - b.w0));
+    double sum = 0.0;  // double at both precisions, as on the CPU: a float sum drifts on large bins
+    for (int64_t h = b.h0; h < b.h1; ++h) {
+      double row = 0.0;  // a row's sum, then the sum of rows (as on the CPU)
+      for (int64_t w = b.w0; w < b.w1; ++w) row += double(plane[h * a.sH + w * a.sW]);
+      sum += row;
+    }
+    return T(sum / double((b.h1 - b.h0) * (b.w1 - b.w0)));
   }
   const int64_t count = g.grid_h * g.grid_w;
   if (a.op == PsRoiOp::align_avg) {
-    T sum = T(0);
-    for (int64_t s = 0; s < count; ++s) sum += tap_value(plane, sample_taps(a, g, i, j, s, a.sH, a.sW));
-    return sum / T(count);
+    double sum = 0.0;
+    for (int64_t s = 0; s < count; ++s) sum += double(tap_value(plane, sample_taps(a, g, i, j, s, a.sH, a.sW)));
+    return T(sum / double(count));
   }
   int64_t best = 0;
   T best_val = tap_value(plane, sample_taps(a, g, i, j, 0, a.sH, a.sW));

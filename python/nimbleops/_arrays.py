@@ -264,23 +264,30 @@ def check_real_scalar(value: Any, name: str) -> float:
     return value
 
 
-def check_int(value: Any, name: str, minimum: Optional[int] = None) -> int:
+INT_LIMIT = 2**62  # counts and sizes above it would overflow the kernels' int64 arithmetic
+
+
+def check_int(value: Any, name: str, minimum: Optional[int] = None, maximum: int = INT_LIMIT) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
+    if not -maximum <= value <= maximum:
+        high = "2**62" if maximum == INT_LIMIT else str(maximum)
+        raise ValueError(f"{name}: expected an integer of magnitude at most {high}, got {value}")
     return value
 
 
 def int_pair(value: Any, name: str) -> tuple:
     """(a, b) from an int (both equal) or a pair of ints; bounds are the caller's."""
-    if type(value) is int:  # the common case, without the ABC checks
+    if type(value) is int and -INT_LIMIT <= value <= INT_LIMIT:  # the common case, without the ABC checks
         return value, value
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected an int or a pair of ints, got bool")
     if isinstance(value, (int, np.integer)):
-        return int(value), int(value)
+        value = check_int(value, name)
+        return value, value
     try:
         items = tuple(value)
     except TypeError:

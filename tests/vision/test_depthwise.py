@@ -474,3 +474,16 @@ def test_bad_input(layout):
     if layout == "numpy":
         with pytest.raises(TypeError, match="weight: a torch tensor given with a numpy x"):
             vision.depthwise_conv2d(x, torch.zeros(4, 1, 3, 3, dtype=torch.float64), None)
+
+
+@pytest.mark.parametrize("args", [dict(dilation=2**62, padding=2**62), dict(padding=2**31), dict(padding=2**63),
+                                  dict(dilation=(1, 2**61), padding=(0, 2**61)), dict(stride=2**64)])
+@pytest.mark.parametrize("use_torch", [False, True])
+def test_huge_sizes_are_errors_naming_the_argument(args, use_torch):
+    x = np.zeros((1, 2, 5, 5), np.float32)
+    w = np.zeros((2, 1, 3, 3), np.float32)
+    if use_torch:
+        torch = pytest.importorskip("torch")
+        x, w = torch.from_numpy(x), torch.from_numpy(w)
+    with pytest.raises(ValueError, match="^(padding|dilation|stride): "):
+        vision.depthwise_conv2d(x, w, **args)

@@ -329,3 +329,18 @@ def test_bad_input(kind):
     if kind == "numpy":
         with pytest.raises(TypeError, match="boxes: a torch tensor given with a numpy input"):
             vision.ps_roi_pool(x, torch.zeros(1, 5), 2)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_large_bins_average_exactly(dtype):
+    """One bin over an 8192 x 8192 constant map (a zero-stride view: nothing is copied) averages to
+    the constant: the sums do not drift with the bin's size."""
+    n = 8192
+    x = np.broadcast_to(np.array(1.3, dtype=dtype), (1, 4, n, n))
+    boxes = np.array([[0, 0, 0, n, n]], dtype=np.float64)
+    want = np.array(1.3, dtype=dtype)
+    tol = 0 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(vision.ps_roi_pool(x, boxes, 2), np.full((1, 1, 2, 2), want), rtol=tol, atol=0)
+    # align: a million samples a bin, summed in one double accumulator
+    np.testing.assert_allclose(vision.ps_roi_align(x, boxes, 2, sampling_ratio=1024, aligned=False),
+                               np.full((1, 1, 2, 2), want), rtol=max(tol, 1e-10), atol=0)

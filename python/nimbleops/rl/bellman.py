@@ -343,6 +343,9 @@ def finite_horizon(
     """
     m = prepare(P, R, check=check, extra={"terminal_values": terminal_values})
     horizon = ar.check_int(horizon, "horizon", 0)
+    cells = (horizon + 1) * int(np.prod(m.batch_shape, dtype=object)) * m.S
+    if cells * 8 > ar.INT_LIMIT:
+        raise ValueError(f"horizon: V [horizon + 1, ..., S] would hold {cells} values, more than memory can address")
     V = ar.empty((horizon + 1,) + m.batch_shape + (m.S,), m.dtype, m.kind)
     V[horizon] = 0 if terminal_values is None else m.values(terminal_values, "terminal_values")
     pol = ar.empty((horizon,) + m.batch_shape + (m.S,), "int64", m.kind)
