@@ -11,6 +11,13 @@ namespace py = pybind11;
 using namespace nimbleops;
 
 namespace {
+// A torch tensor whose negative or conjugate bit is set: its memory holds the values before the
+// lazy negation or conjugation, so reading it raw would give the wrong sign. Raised, not resolved,
+// here (a resolved copy would not outlive the View); the ops resolve and call again.
+struct UnresolvedView : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
 DType dtype_from_name(const std::string& s) {
   if (s == "float32") return DType::float32;
   if (s == "float64") return DType::float64;
@@ -37,6 +44,8 @@ DType torch_dtype(const py::object& dtype) {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "nimbleops compiled kernels";
 
+  py::register_exception<UnresolvedView>(m, "UnresolvedViewError", PyExc_ValueError);
+
   // Views are made only from a torch tensor or a numpy array (no constructor from a raw pointer)
   py::class_<View>(m, "View")
       // the torch tensors' view (nimbleops/_arrays.py view), one call
@@ -48,11 +57,18 @@ PYBIND11_MODULE(_C, m) {
             static PyObject* const names[] = {PyUnicode_InternFromString("data_ptr"), PyUnicode_InternFromString("shape"),
                                               PyUnicode_InternFromString("stride"), PyUnicode_InternFromString("dtype"),
                                               PyUnicode_InternFromString("is_cuda"),
-                                              PyUnicode_InternFromString("get_device")};
+                                              PyUnicode_InternFromString("get_device"),
+                                              PyUnicode_InternFromString("is_neg"),
+                                              PyUnicode_InternFromString("is_conj")};
             auto steal = [](PyObject* o) {
               if (!o) throw py::error_already_set();
               return py::reinterpret_steal<py::object>(o);
             };
+            if (steal(PyObject_CallMethodNoArgs(t.ptr(), names[6])).ptr() == Py_True ||
+                steal(PyObject_CallMethodNoArgs(t.ptr(), names[7])).ptr() == Py_True)
+              throw UnresolvedView(
+                  "a torch tensor with its negative or conjugate bit set (a lazy view such as x.conj().imag or "
+                  "torch._neg_view(x)); pass x.resolve_neg().resolve_conj()");
             View v;
             const py::object ptr = steal(PyObject_CallMethodNoArgs(t.ptr(), names[0]));
             v.data = PyLong_AsVoidPtr(ptr.ptr());

@@ -8,6 +8,7 @@ already did (a torch tensor cannot exist otherwise).
 """
 from __future__ import annotations
 
+import functools
 import numbers
 import sys
 from dataclasses import dataclass
@@ -118,11 +119,32 @@ def kind(x: Any) -> Kind:
     return _torch_kind(x.device) if is_torch(x) else _NUMPY
 
 
+def refuse_foreign(x: Any, name: str) -> None:
+    """A TypeError for arrays of other libraries (cupy, JAX, numba...): they would otherwise be
+    read by numpy as one opaque object. The error names the protocol and the zero-copy way in."""
+    for protocol in ("__cuda_array_interface__", "__dlpack__"):
+        if hasattr(x, protocol):
+            raise TypeError(f"{name}: expected a numpy array or torch tensor, got {type(x).__name__} (it exposes "
+                            f"{protocol}); wrap it without a copy with torch.from_dlpack(x), or numpy.from_dlpack(x) "
+                            "for host memory")
+
+
+def refuse_grad(**arrays: Any) -> None:
+    """A ValueError for torch tensors that require grad where an op does not differentiate with
+    respect to them (the gradient would otherwise be None without a word)."""
+    for name, x in arrays.items():
+        if x is not None and records_graph(x):
+            raise ValueError(f"{name}: this op is not differentiable with respect to {name}, which requires grad; "
+                             f"pass {name}.detach() or call under torch.no_grad()")
+
+
 def kind_of(**arrays: Any) -> Kind:
     """The kind of a call from its array arguments: torch if any is a tensor (all tensors on one device)."""
     kind = None
     for name, x in arrays.items():
         if x is None or not is_torch(x):
+            if x is not None and type(x) is not np.ndarray:
+                refuse_foreign(x, name)
             continue
         if x.device.type not in ("cpu", "cuda"):
             raise ValueError(f"{name}: expected a CPU or CUDA tensor, got device {x.device}")
@@ -145,6 +167,7 @@ def image_batch(x: Any, name: str, cuda_entry: str) -> Kind:
             and (x.dtype is torch.float32 or x.dtype is torch.float64):
         return _torch_kind(x.device)  # the common case, in one test
     if not (isinstance(x, np.ndarray) or is_torch(x)):
+        refuse_foreign(x, name)
         raise TypeError(f"{name}: expected a numpy array or torch tensor [N, C, H, W], got {type(x).__name__}")
     d = dtype_name(x)
     if d not in FLOAT_DTYPES:
@@ -194,19 +217,30 @@ def to_array(x: Any, name: str, kind: Kind, dtype: str) -> Any:
     d = dtype_name(x) if (isinstance(x, np.ndarray) or is_torch(x)) else None
     if d is not None and d.startswith("complex"):
         raise TypeError(f"{name}: expected a real-valued array, got dtype {d}")
+    if not isinstance(x, np.ndarray) and not is_torch(x):
+        refuse_foreign(x, name)
     if kind.torch:
         torch = _torch()
         if not is_torch(x):
             arr = np.asarray(x)
             if arr.dtype.kind not in "biuf":
                 raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
-            arr = np.ascontiguousarray(arr)
-            x = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+            x = tensor_from_numpy(arr)
         return x.to(device=kind.device, dtype=getattr(torch, dtype)).contiguous()
     arr = np.asarray(x)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def tensor_from_numpy(arr: np.ndarray) -> Any:
+    """A CPU tensor of a numpy array's values, sharing its memory where torch can: a C-contiguous,
+    writeable array whose strides are all non-negative (numpy calls an array with a negative stride
+    on a size-1 axis contiguous, torch.from_numpy refuses it)."""
+    arr = np.ascontiguousarray(arr)
+    if not arr.flags.writeable or any(st < 0 for st in arr.strides):
+        arr = arr.copy()
+    return _torch().from_numpy(arr)
 
 
 def empty(shape, dtype: str, kind: Kind) -> Any:
@@ -247,8 +281,116 @@ def cuda_stream(kind: Kind) -> int:
 
 def to_numpy(x: Any) -> np.ndarray:
     if is_torch(x):
-        return x.detach().cpu().numpy()
+        return x.detach().resolve_conj().resolve_neg().cpu().numpy()
     return np.asarray(x)
+
+
+def resolving(fn):
+    """fn, called once more with the lazily negated or conjugated torch tensors among its arguments
+    (``x.conj().imag``, ``torch._neg_view(x)``: their memory holds the values before the lazy
+    sign) replaced by resolved copies, when a kernel meets one (``_C.UnresolvedViewError``, raised
+    before anything runs). Arrays updated in place are refused earlier (:func:`check_writable`):
+    a copy would take the update. The common call pays one try block."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except _C.UnresolvedViewError:
+            return fn(*(_resolved(a) for a in args), **{k: _resolved(v) for k, v in kwargs.items()})
+    return call
+
+
+def _resolved(x: Any) -> Any:
+    torch = _torch()
+    if torch is None:
+        return x
+    if isinstance(x, torch.Tensor):
+        return x.resolve_conj().resolve_neg() if (x.is_neg() or x.is_conj()) else x
+    if type(x) in (list, tuple):
+        return type(x)(_resolved(v) for v in x)
+    return x
+
+
+def check_writable(x: Any, name: str) -> None:
+    """A torch tensor an op updates in place: as torch's own in-place ops would take it. No lazy
+    sign bit (the update would land in a copy); not a tensor autograd is recording (a leaf that
+    requires grad is refused with torch's message, outside ``torch.no_grad()``; a non-leaf
+    would silently miss the update in its graph)."""
+    if x.is_neg() or x.is_conj():
+        raise ValueError(f"{name}: a tensor with its negative or conjugate bit set (a lazy view) cannot be updated "
+                         f"in place; pass a tensor without it ({name}.resolve_neg() is a copy)")
+    if x.requires_grad and _torch().is_grad_enabled():
+        if x.is_leaf:
+            raise RuntimeError(f"{name}: a leaf Variable that requires grad is being used in an in-place operation.")
+        raise RuntimeError(f"{name}: in-place updates are not recorded by autograd; call under torch.no_grad() or "
+                           f"pass {name}.detach()")
+
+
+def bump_versions(*written: Any) -> None:
+    """Tell autograd that these tensors changed (as torch's in-place ops do), so a graph that
+    saved one of them raises at backward instead of using the new values; numpy arrays and None
+    are skipped."""
+    torch = _torch()
+    if torch is None:
+        return
+    for x in written:
+        if isinstance(x, torch.Tensor):
+            torch.autograd.graph.increment_version(x)
+
+
+def _host_view(x: Any) -> Optional[np.ndarray]:
+    """x's memory as a numpy array (host arrays), else None (a CUDA tensor)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if x.is_cuda:
+        return None
+    try:
+        return x.detach().numpy()
+    except (RuntimeError, TypeError):  # a lazily negated tensor: reads go through a copy
+        return None
+
+
+def _device_extent(x: Any) -> tuple:
+    """(device, first byte, end byte) of a CUDA tensor's memory."""
+    item = x.element_size()
+    lo = hi = x.data_ptr()
+    for size, stride in zip(x.shape, x.stride()):
+        if size > 1:
+            if stride < 0:
+                lo += (size - 1) * stride * item
+            else:
+                hi += (size - 1) * stride * item
+    return x.device, lo, hi + item
+
+
+def _is_empty(x: Any) -> bool:
+    return x.size == 0 if isinstance(x, np.ndarray) else x.numel() == 0
+
+
+def _may_overlap(a: Any, b: Any) -> bool:
+    if _is_empty(a) or _is_empty(b):
+        return False
+    ha, hb = _host_view(a), _host_view(b)
+    if ha is not None and hb is not None:
+        return bool(np.may_share_memory(ha, hb))
+    if ha is None and hb is None and is_torch(a) and is_torch(b):
+        (da, la, ea), (db, lb, eb) = _device_extent(a), _device_extent(b)
+        return da == db and la < eb and lb < ea
+    return False  # host and device memory
+
+
+def check_no_overlap(written, read=()) -> None:
+    """written, read: (name, array or None) pairs, the arrays a kernel gets. An array updated in
+    place must not share memory with another written or read one (numpy's may_share_memory: the
+    bounds, so interleaved views count as overlapping): the kernel would read values it has
+    already changed."""
+    items = [(n, x) for n, x in written if x is not None]
+    others = [(n, x) for n, x in read if x is not None]
+    for i, (wn, w) in enumerate(items):
+        for on, o in items[i + 1:] + others:
+            if _may_overlap(w, o):
+                raise ValueError(f"{wn}, {on}: expected separate memory, got arrays that overlap ({wn} is updated in "
+                                 "place)")
 
 
 def check_real_scalar(value: Any, name: str) -> float:

@@ -128,6 +128,7 @@ def _policy(policy, m: PreparedMdp, name: str = "policy"):
 # ---------------------------------------------------------------------------------- operators
 
 
+@ar.resolving
 def q_values(P: Model, R, V, gamma: float, *, check: bool = True):
     """Action values ``Q [..., S, A]``: ``Q[s, a] = R[s, a] + gamma * sum_s' P[s, a, s'] V[s']``.
 
@@ -143,6 +144,7 @@ def q_values(P: Model, R, V, gamma: float, *, check: bool = True):
     return Q
 
 
+@ar.resolving
 def bellman_optimality_backup(P: Model, R, V, gamma: float, *, check: bool = True):
     """One sweep of the optimality operator: ``(V_new [..., S], greedy_policy [..., S] int64)``.
 
@@ -157,11 +159,13 @@ def bellman_optimality_backup(P: Model, R, V, gamma: float, *, check: bool = Tru
     return V_new, pol
 
 
+@ar.resolving
 def greedy_policy(P: Model, R, V, gamma: float, *, check: bool = True):
     """``[..., S]`` int64: the greedy action of :func:`bellman_optimality_backup` (lowest index on ties)."""
     return bellman_optimality_backup(P, R, V, gamma, check=check)[1]
 
 
+@ar.resolving
 def bellman_expectation_backup(P: Model, R, V, gamma: float, policy, *, check: bool = True):
     """One sweep of the policy's operator: ``V_new [..., S]``.
 
@@ -197,6 +201,7 @@ def _common(tol, max_iter):
     return tol, ar.check_int(max_iter, "max_iter", 1)
 
 
+@ar.resolving
 def value_iteration(
     P: Model,
     R,
@@ -242,6 +247,7 @@ def value_iteration(
     return MDPSolution(V, pol, *_stats(m, stats))
 
 
+@ar.resolving
 def policy_evaluation(
     P: Model, R, gamma: float, policy, *, tol: float = 1e-6, max_iter: int = 10_000, V0=None, check: bool = True
 ) -> MDPSolution:
@@ -260,6 +266,7 @@ def policy_evaluation(
     return MDPSolution(V, pol, *_stats(m, stats))
 
 
+@ar.resolving
 def policy_iteration(
     P: Model,
     R,
@@ -296,6 +303,7 @@ def policy_iteration(
     return MDPSolution(V, pol, *_stats(m, stats))
 
 
+@ar.resolving
 def modified_policy_iteration(
     P: Model,
     R,
@@ -332,6 +340,7 @@ def modified_policy_iteration(
     return MDPSolution(V, pol, *_stats(m, stats))
 
 
+@ar.resolving
 def finite_horizon(
     P: Model, R, gamma: float, horizon: int, *, terminal_values=None, check: bool = True
 ) -> FiniteHorizonSolution:

@@ -174,6 +174,7 @@ def prepare(P, R, *, check: bool = True, extra=None) -> PreparedMdp:
     """Check and convert (P, R) once. `extra` names other array arguments that decide the kind."""
     extra = extra or {}
     sparse = isinstance(P, SparseTransitions)
+    ar.refuse_grad(P=None if sparse else P, R=R, **extra)
     kind = ar.kind_of(R=R, **extra) if sparse else ar.kind_of(P=P, R=R, **extra)
     if sparse:
         S, A = P.num_states, P.num_actions

@@ -33,6 +33,7 @@ ESTIMATORS = ("discounted", "lambda", "gae", "n_step", "vtrace")
 TWO_OUTPUTS = ("gae", "vtrace")
 
 
+@ar.resolving
 def discounted_returns(rewards, next_values, terminated, truncated, *, gamma, time_dim: int = 0):
     """Discounted returns ``G_t = r_t + gamma_t (1 - terminated_t) * (G_{t+1} if the episode goes
     on, else next_values[t])``: Monte-Carlo returns within the rollout, bootstrapped from
@@ -41,6 +42,7 @@ def discounted_returns(rewards, next_values, terminated, truncated, *, gamma, ti
     return _estimate("discounted", rewards, None, next_values, terminated, truncated, gamma=gamma, time_dim=time_dim)[0]
 
 
+@ar.resolving
 def n_step_returns(rewards, next_values, terminated, truncated, *, gamma, n: int, time_dim: int = 0):
     """n-step returns ``G_t = sum_{k<m} D_k r_{t+k} + D_m (1 - terminated) next_values[t+m-1]``
     with ``D_k = prod_{j<k} gamma_{t+j}`` and ``m = min(n, steps left in the rollout, steps to the
@@ -51,6 +53,7 @@ def n_step_returns(rewards, next_values, terminated, truncated, *, gamma, n: int
                      time_dim=time_dim)[0]
 
 
+@ar.resolving
 def lambda_returns(rewards, next_values, terminated, truncated, *, gamma, lam: float, time_dim: int = 0):
     """TD(lambda) returns ``G_t = r_t + gamma_t (1 - terminated_t) ((1 - lam) next_values[t] +
     lam * (G_{t+1} if the episode goes on, else next_values[t]))`` (torchrl's
@@ -60,6 +63,7 @@ def lambda_returns(rewards, next_values, terminated, truncated, *, gamma, lam: f
                      time_dim=time_dim)[0]
 
 
+@ar.resolving
 def gae(rewards, values, next_values, terminated, truncated, *, gamma, lam: float, time_dim: int = 0):
     """Generalized advantage estimation (Schulman et al. 2016), torchrl's semantics:
     ``delta_t = r_t + gamma_t (1 - terminated_t) next_values[t] - values[t]``,
@@ -71,6 +75,7 @@ def gae(rewards, values, next_values, terminated, truncated, *, gamma, lam: floa
                      time_dim=time_dim)
 
 
+@ar.resolving
 def vtrace(rewards, values, next_values, log_rhos, terminated, truncated, *, gamma, lam: float = 1.0,
            rho_clip: float = 1.0, c_clip: float = 1.0, time_dim: int = 0):
     """V-trace targets (Espeholt et al. 2018, IMPALA) with truncated importance weights
@@ -140,6 +145,8 @@ def _estimate(kind, rewards, values, next_values, terminated, truncated, *, gamm
     if type(gamma) is not float and (not isinstance(gamma, (int, float, np.floating, np.integer))
                                      or isinstance(gamma, bool)):
         arrays["gamma"] = gamma
+        ar.refuse_grad(gamma=gamma)
+    ar.refuse_grad(log_rhos=log_rhos)
     kind_ = ar.kind_of(**{k: v for k, v in arrays.items() if v is not None})
     if rewards is None:
         raise TypeError("rewards: expected an array [T, *batch], got None")

@@ -32,22 +32,26 @@ from .. import _arrays as ar
 MODES = ("sequential", "accumulate")
 
 
+@ar.resolving
 def td0_update_(V, s, r, s_next, terminated, *, alpha, gamma, mode: str = "sequential"):
     """TD(0) on state values ``V [S]``: ``delta = r + gamma (1 - terminated) V[s_next] - V[s]``,
     ``V[s] += alpha delta``. Returns ``delta [N]``."""
     return _update("td0", V, None, s, None, r, s_next, None, terminated, alpha, gamma, mode)
 
 
+@ar.resolving
 def sarsa_update_(Q, s, a, r, s_next, a_next, terminated, *, alpha, gamma, mode: str = "sequential"):
     """SARSA on ``Q [S, A]``: ``delta = r + gamma (1 - terminated) Q[s_next, a_next] - Q[s, a]``."""
     return _update("sarsa", Q, None, s, a, r, s_next, a_next, terminated, alpha, gamma, mode)
 
 
+@ar.resolving
 def q_learning_update_(Q, s, a, r, s_next, terminated, *, alpha, gamma, mode: str = "sequential"):
     """Q-learning on ``Q [S, A]``: ``delta = r + gamma (1 - terminated) max_a' Q[s_next, a'] - Q[s, a]``."""
     return _update("q_learning", Q, None, s, a, r, s_next, None, terminated, alpha, gamma, mode)
 
 
+@ar.resolving
 def expected_sarsa_update_(Q, s, a, r, s_next, terminated, *, alpha, gamma, mode: str = "sequential", probs=None,
                            epsilon: Optional[float] = None):
     """Expected SARSA on ``Q [S, A]``: ``delta = r + gamma (1 - terminated) sum_a' pi(a' | s_next)
@@ -60,6 +64,7 @@ def expected_sarsa_update_(Q, s, a, r, s_next, terminated, *, alpha, gamma, mode
                    epsilon=epsilon)
 
 
+@ar.resolving
 def double_q_learning_update_(Q1, Q2, s, a, r, s_next, terminated, *, alpha, gamma, mode: str = "sequential",
                               update_first):
     """Double Q-learning (van Hasselt 2010): transition i updates ``X = Q1`` where
@@ -71,6 +76,7 @@ def double_q_learning_update_(Q1, Q2, s, a, r, s_next, terminated, *, alpha, gam
 
 def _table(x, name: str, ndim: int):
     if not (isinstance(x, np.ndarray) or ar.is_torch(x)):
+        ar.refuse_foreign(x, name)
         raise TypeError(f"{name}: expected a numpy array or torch tensor to update in place, got {type(x).__name__}")
     d = ar.dtype_name(x)
     if d not in ar.FLOAT_DTYPES:
@@ -80,6 +86,7 @@ def _table(x, name: str, ndim: int):
             raise ValueError(f"{name}: expected a CPU tensor (or CUDA, with a CUDA build), got a tensor on {x.device}")
         if not x.is_contiguous():
             raise ValueError(f"{name}: expected a contiguous table (it is updated in place)")
+        ar.check_writable(x, name)
     else:
         if not x.flags.c_contiguous:
             raise ValueError(f"{name}: expected a contiguous table (it is updated in place)")
@@ -95,7 +102,14 @@ def _numpy(x, name: str, N: Optional[int], kind: str, dtype: Optional[str] = Non
     """x as a contiguous numpy [N] array: kind 'index' (int64), 'mask' (bool) or 'real' (dtype)."""
     if x is None:
         raise TypeError(f"{name}: expected an array of length N, got None")
-    arr = ar.to_numpy(x) if ar.is_torch(x) else np.asarray(x)
+    if ar.is_torch(x):
+        if x.device.type not in ("cpu", "cuda"):
+            raise ValueError(f"{name}: expected a CPU or CUDA tensor, got a tensor on {x.device}")
+        arr = ar.to_numpy(x)
+    else:
+        if type(x) is not np.ndarray:
+            ar.refuse_foreign(x, name)
+        arr = np.asarray(x)
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected a 1-d array [N], got shape {list(arr.shape)}")
     if N is not None and arr.shape[0] != N:
@@ -113,12 +127,26 @@ def _numpy(x, name: str, N: Optional[int], kind: str, dtype: Optional[str] = Non
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
+def _numpy_2d(x, name: str) -> np.ndarray:
+    """A real-valued array argument as numpy (torch tensors copied to the host)."""
+    if ar.is_torch(x):
+        if x.device.type not in ("cpu", "cuda"):
+            raise ValueError(f"{name}: expected a CPU or CUDA tensor, got a tensor on {x.device}")
+        x = ar.to_numpy(x)
+    elif type(x) is not np.ndarray:
+        ar.refuse_foreign(x, name)
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected real numbers, got dtype {x.dtype}")
+    return x
+
+
 def _rate(x, name: str, N: int, dtype: str, upper: Optional[float]):
     """(scalar, None) or (0.0, [N] array) for alpha / gamma."""
     if isinstance(x, bool):
         raise TypeError(f"{name}: expected a number or an [N] array, got bool")
     if np.isscalar(x) or (isinstance(x, np.ndarray) and x.ndim == 0):
-        val = ar.check_real_scalar(float(x), name)
+        val = ar.check_real_scalar(x.item() if isinstance(x, np.ndarray) else x, name)
         if not (val >= 0 and (upper is None or val <= upper)) or not np.isfinite(val):
             raise ValueError(f"{name}: expected a number in [0, {upper if upper is not None else 'inf'}), got {val}")
         return val, None
@@ -151,7 +179,7 @@ def _update(rule, Q, Q2, s, a, r, s_next, a_next, terminated, alpha, gamma, mode
     gamma_s, gamma_a = _rate(gamma, "gamma", N, dtype, 1.0)
     A = 1 if rule == "td0" else Q.shape[1]
     if probs is not None:
-        probs = ar.to_numpy(probs) if ar.is_torch(probs) else np.asarray(probs)
+        probs = _numpy_2d(probs, "probs")
         if probs.shape != (N, A):
             raise ValueError(f"probs: expected shape [N, A] = [{N}, {A}], got {list(probs.shape)}")
         probs = np.ascontiguousarray(probs, dtype=dtype)
@@ -169,6 +197,9 @@ def _update(rule, Q, Q2, s, a, r, s_next, a_next, terminated, alpha, gamma, mode
     if Q2 is not None and ar.is_torch(Q2) != ar.is_torch(Q) or (ar.is_torch(Q) and Q2 is not None and
                                                                Q2.device != Q.device):
         raise ValueError("Q2: expected a table of the same kind and device as Q1")
+    ar.check_no_overlap([(name, Q), ("Q2", Q2)], [
+        ("s", s), ("s_next", s_next), ("a", a), ("a_next", a_next), ("r", r), ("terminated", terminated),
+        ("alpha", alpha_a), ("gamma", gamma_a), ("probs", probs), ("update_first", update_first)])
     td = ar.empty((N,), dtype, kind)
     table = Q.reshape(-1, 1) if rule == "td0" else Q  # a view: updates land in Q
     view = ar.view_or_none
@@ -183,6 +214,7 @@ def _update(rule, Q, Q2, s, a, r, s_next, a_next, terminated, alpha, gamma, mode
         rule, mode == "sequential", ar.view(table), view(Q2), ar.view(s), ar.view(s_next), view(a), view(a_next),
         ar.view(r), ar.view(terminated), view(alpha_a), alpha_s, view(gamma_a), gamma_s, view(probs), eps,
         view(update_first), ar.view(td), stream)
+    ar.bump_versions(Q, Q2)
     return td
 
 
@@ -199,4 +231,4 @@ def check_on_host(*indices, rewards=None) -> None:
 def to_device(kind: ar.Kind, *arrays):
     """Host numpy arrays as contiguous tensors on kind's device (None passes through)."""
     torch = ar._torch()
-    return tuple(None if x is None else torch.from_numpy(x).to(kind.device) for x in arrays)
+    return tuple(None if x is None else ar.tensor_from_numpy(x).to(kind.device) for x in arrays)

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import _C
 from .. import _arrays as ar
-from .td import _numpy, _table, check_on_host, to_device
+from .td import _numpy, _numpy_2d, _table, check_on_host, to_device
 
 KINDS = ("accumulating", "replacing", "dutch")
 
@@ -64,8 +64,11 @@ def _tabular(rule, Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, 
     alpha = _scalar_in(alpha, "alpha", 1.0)
     gamma = _scalar_in(gamma, "gamma", 1.0)
     lam = _scalar_in(lam, "lam", 1.0)
+    ar.check_no_overlap([(name, Q), ("e", e)], [("s", s), ("s_next", s_next), ("a", a), ("a_next", a_next), ("r", r),
+                                                ("terminated", terminated), ("truncated", truncated)])
     kind_ = ar.kind(Q)
     td = ar.empty((B,), dtype, kind_)
+    written = Q, e
     if rule == "td_lambda":  # views: updates land in V and e
         Q, e = Q.reshape(-1, 1), e.reshape(B, -1, 1)
     view = ar.view_or_none
@@ -81,15 +84,18 @@ def _tabular(rule, Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, 
     getattr(_C.rl, f"tabular_trace_step_{kind_.suffix}")(
         rule, kind, ar.view(Q), ar.view(e), ar.view(s), ar.view(s_next), view(a), view(a_next), ar.view(r),
         ar.view(terminated), ar.view(truncated), alpha, gamma, lam, ar.view(td), stream)
+    ar.bump_versions(*written)
     return td
 
 
+@ar.resolving
 def td_lambda_step_(V, e, s, r, s_next, terminated, truncated, *, alpha, gamma, lam, kind="accumulating"):
     """Tabular TD(lambda) on ``V [S]`` with traces ``e [B, S]``:
     ``delta = r + gamma (1 - terminated) V[s_next] - V[s]``."""
     return _tabular("td_lambda", V, e, s, None, r, s_next, None, terminated, truncated, alpha, gamma, lam, kind)
 
 
+@ar.resolving
 def sarsa_lambda_step_(Q, e, s, a, r, s_next, a_next, terminated, truncated, *, alpha, gamma, lam,
                        kind="accumulating"):
     """SARSA(lambda) on ``Q [S, A]`` with traces ``e [B, S, A]``:
@@ -97,6 +103,7 @@ def sarsa_lambda_step_(Q, e, s, a, r, s_next, a_next, terminated, truncated, *, 
     return _tabular("sarsa_lambda", Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam, kind)
 
 
+@ar.resolving
 def watkins_q_lambda_step_(Q, e, s, a, r, s_next, a_next, terminated, truncated, *, alpha, gamma, lam,
                            kind="accumulating"):
     """Watkins' Q(lambda) on ``Q [S, A]``: ``delta = r + gamma (1 - terminated) max Q[s_next] - Q[s, a]``;
@@ -112,7 +119,7 @@ def _linear(rule, w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, g
     d = w.shape[0]
 
     def features(x, name):
-        x = ar.to_numpy(x) if ar.is_torch(x) else np.asarray(x)
+        x = _numpy_2d(x, name)
         if x.ndim != 2 or x.shape[1] != d:
             raise ValueError(f"{name}: expected features [B, d] with d = {d}, got shape {list(x.shape)}")
         if x.dtype.kind not in "biuf":
@@ -134,6 +141,8 @@ def _linear(rule, w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, g
     alpha = _scalar_in(alpha, "alpha", np.inf)
     gamma = _scalar_in(gamma, "gamma", 1.0)
     lam = _scalar_in(lam, "lam", 1.0)
+    ar.check_no_overlap([("w", w), ("z", z), ("v_old", v_old)], [
+        ("phi", phi), ("r", r), ("phi_next", phi_next), ("terminated", terminated), ("truncated", truncated)])
     kind_ = ar.kind(w)
     td = ar.empty((B,), dtype, kind_)
     view = ar.view_or_none
@@ -148,21 +157,25 @@ def _linear(rule, w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, g
     getattr(_C.rl, f"linear_td_step_{kind_.suffix}")(
         rule, ar.view(w), view(z), view(v_old), ar.view(phi), ar.view(r), ar.view(phi_next), ar.view(terminated),
         view(truncated), alpha, gamma, lam, ar.view(td), stream)
+    ar.bump_versions(w, z, v_old)
     return td
 
 
+@ar.resolving
 def linear_td0_update_(w, phi, r, phi_next, terminated, *, alpha, gamma):
     """Semi-gradient TD(0): ``delta = r + gamma (1 - terminated) w.phi_next - w.phi``,
     ``w += alpha sum_b delta_b phi_b``."""
     return _linear("td0", w, None, None, phi, r, phi_next, terminated, None, alpha, gamma, 0.0)
 
 
+@ar.resolving
 def linear_td_lambda_step_(w, z, phi, r, phi_next, terminated, truncated, *, alpha, gamma, lam):
     """Semi-gradient TD(lambda) with accumulating traces ``z [B, d]``: ``z = gamma lam z + phi``,
     ``w += alpha sum_b delta_b z_b``; ``z_b = 0`` after the update where done."""
     return _linear("td_lambda", w, z, None, phi, r, phi_next, terminated, truncated, alpha, gamma, lam)
 
 
+@ar.resolving
 def true_online_td_lambda_step_(w, z, v_old, phi, r, phi_next, terminated, truncated, *, alpha, gamma, lam):
     """True online TD(lambda) (van Seijen & Sutton 2014) with dutch traces ``z [B, d]`` and
     ``v_old [B]`` (zeros at the start of an episode), both updated in place:

@@ -30,6 +30,7 @@ from .. import _C
 from .. import _arrays as ar
 
 
+@ar.resolving
 def batch_norm_relu(x, weight, bias, running_mean=None, running_var=None, *, momentum: float = 0.1,
                     eps: float = 1e-5, relu: bool = True) -> Any:
     """Training-mode batch norm (+ ReLU); see the module docstring."""
@@ -41,6 +42,7 @@ def batch_norm_relu(x, weight, bias, running_mean=None, running_var=None, *, mom
     if ar.is_torch(x):
         return _torch(x, weight, bias, running_mean, running_var, momentum, eps, bool(relu))
     if not isinstance(x, np.ndarray):
+        ar.refuse_foreign(x, "x")
         raise TypeError(f"x: expected a numpy array or torch tensor [N, C, H, W], got {type(x).__name__}")
     x = np.ascontiguousarray(x)
     weight, bias = (np.ascontiguousarray(_like_numpy(t, x, name)) for t, name in ((weight, "weight"), (bias, "bias")))

@@ -34,6 +34,7 @@ from .. import _arrays as ar
 from .shuffle import channels_last, conv_grad_buffers, empty_like_format, in_format_of, nchw
 
 
+@ar.resolving
 def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1) -> Any:
     """Depthwise convolution; see the module docstring. ``stride``, ``padding``, ``dilation``: an
     int or an (h, w) pair; stride and dilation >= 1, padding >= 0."""

@@ -24,6 +24,7 @@ from .. import _arrays as ar
 from .shuffle import conv_grad_buffers, in_format_of, nchw
 
 
+@ar.resolving
 def pointwise_conv2d(x, weight, bias=None, groups: int = 1, *, activation: Optional[str] = None,
                      shuffle_groups: Optional[int] = None) -> Any:
     """1x1 convolution (+ ReLU) (+ channel shuffle of the output); see the module docstring."""

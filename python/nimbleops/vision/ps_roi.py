@@ -29,6 +29,7 @@ from .. import _arrays as ar
 Size = Union[int, Tuple[int, int], Sequence[int]]
 
 
+@ar.resolving
 def ps_roi_align(input, boxes, output_size: Size, spatial_scale: float = 1.0, sampling_ratio: int = -1, *,
                  aligned: bool = True, mode: str = "avg", deterministic: Optional[bool] = None) -> Any:
     """Position-sensitive RoI align: ``[K, C_out, ph, pw]``.
@@ -68,6 +69,7 @@ def ps_roi_align(input, boxes, output_size: Size, spatial_scale: float = 1.0, sa
                 deterministic)
 
 
+@ar.resolving
 def ps_roi_pool(input, boxes, output_size: Size, spatial_scale: float = 1.0, *,
                 deterministic: Optional[bool] = None) -> Any:
     """Position-sensitive RoI pool (R-FCN's definition): ``[K, C_out, ph, pw]``.

@@ -16,6 +16,7 @@ from .. import _C
 from .. import _arrays as ar
 
 
+@ar.resolving
 def channel_shuffle(x, groups: int) -> Any:
     """``out[:, k*g + i] = x[:, i*(C/g) + k]`` for ``i < g = groups``, ``k < C/g``: PyTorch's
     ``channel_shuffle`` / ``nn.ChannelShuffle``. ``x [N, C, H, W]``, ``C`` divisible by ``groups``.
@@ -31,6 +32,7 @@ def channel_shuffle(x, groups: int) -> Any:
     return run("shuffle", groups, [x], [tuple(x.shape)])[0]
 
 
+@ar.resolving
 def concat_shuffle_split(a, b) -> Tuple[Any, Any]:
     """The ShuffleNetV2 unit's tail in one pass: equals
     ``channel_shuffle(cat([a, b], 1), 2).chunk(2, 1)``. ``a [N, Ca, H, W]``, ``b [N, Cb, H, W]``
@@ -149,6 +151,7 @@ def _input(x, name: str, like=None):
     to NCHW); with `like`, of like's kind, dtype, device and memory format."""
     if not (isinstance(x, np.ndarray) or ar.is_torch(x)):
         if like is None:
+            ar.refuse_foreign(x, name)
             raise TypeError(f"{name}: expected a numpy array or torch tensor [N, C, H, W], got {type(x).__name__}")
         x = np.asarray(x)
     dtype = ar.dtype_name(x)
