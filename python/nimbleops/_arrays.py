@@ -398,6 +398,8 @@ def check_real_scalar(value: Any, name: str) -> float:
         if value != value:
             raise ValueError(f"{name}: expected a number, got nan")
         return float(value)
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()  # a 0-d array: its number, checked below
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
     value = float(value)
