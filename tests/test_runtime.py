@@ -192,3 +192,120 @@ def test_a_broken_peer_is_a_skip_with_its_reason(tmp_path, monkeypatch):
         import_peer("nimbleops_broken_peer")
     with pytest.raises(pytest.skip.Exception, match="not installed"):
         import_peer("nimbleops_no_such_peer")
+
+
+def _in_threads(work, n=4):
+    errors = []
+
+    def run(i):
+        try:
+            work(i)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
+def test_concurrent_calls_of_every_family_agree_with_serial_ones(rng):
+    from nimbleops import vision
+
+    P, R = random_mdp(rng, 120, 4)
+    T, B = 64, 32
+    rew, val, nxt = (rng.normal(size=(T, B)) for _ in range(3))
+    term = rng.random((T, B)) < 0.05
+    x = rng.normal(size=(2, 16, 20, 20)).astype(np.float32)
+    w = rng.normal(size=(16, 1, 3, 3)).astype(np.float32)
+    pw = rng.normal(size=(24, 16, 1, 1)).astype(np.float32)
+    boxes = np.array([[0, 1, 1, 15, 12], [1, 0, 3, 19, 19]], np.float64)
+    calls = [
+        lambda: (rl.value_iteration(P, R, 0.9).V,),
+        lambda: rl.gae(rew, val, nxt, term, None, gamma=0.99, lam=0.95),
+        lambda: (vision.depthwise_conv2d(x, w, padding=1),),
+        lambda: (vision.pointwise_conv2d(x, pw),),
+        lambda: (vision.ps_roi_align(x, boxes, 2, sampling_ratio=2),),
+        lambda: (vision.channel_shuffle(x, 4),),
+    ]
+    want = [f() for f in calls]
+
+    def work(i):
+        for rep in range(6):
+            k = (i + rep) % len(calls)
+            for got, exp in zip(calls[k](), want[k]):
+                np.testing.assert_array_equal(got, exp)
+
+    _in_threads(work)
+
+
+def test_in_place_updates_of_distinct_tables_from_threads(rng):
+    N, S, A = 400, 50, 4
+    batches = [dict(s=rng.integers(0, S, N), a=rng.integers(0, A, N), r=rng.normal(size=N),
+                    s_next=rng.integers(0, S, N), terminated=rng.random(N) < 0.1) for _ in range(4)]
+
+    def train(Q, b, mode):
+        for _ in range(20):
+            rl.q_learning_update_(Q, **b, alpha=0.1, gamma=0.9, mode=mode)
+
+    for mode in ("sequential", "accumulate"):
+        serial = [np.zeros((S, A)) for _ in batches]
+        for Q, b in zip(serial, batches):
+            train(Q, b, mode)
+        tables = [np.zeros((S, A)) for _ in batches]
+        _in_threads(lambda i: train(tables[i], batches[i], mode))
+        for got, want in zip(tables, serial):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_set_num_threads_while_another_thread_runs_ops(rng):
+    P, R = random_mdp(rng, 300, 4)
+    want = rl.value_iteration(P, R, 0.9).V
+    before = nimbleops.get_num_threads()
+    stop = threading.Event()
+
+    def flip():
+        n = 0
+        while not stop.is_set():
+            nimbleops.set_num_threads(1 + n % 3)
+            n += 1
+
+    flipper = threading.Thread(target=flip)
+    flipper.start()
+    try:
+        for _ in range(15):
+            np.testing.assert_array_equal(rl.value_iteration(P, R, 0.9).V, want)
+    finally:
+        stop.set()
+        flipper.join()
+        nimbleops.set_num_threads(before)
+
+
+@pytest.mark.parametrize("mode", ["sequential", "accumulate"])
+def test_in_place_updates_of_one_table_from_two_threads_serialise(rng, mode):
+    """Two calls on the same table from two threads give the result of the two calls in one order
+    or the other (each call runs whole: the documented behaviour)."""
+    N, S, A = 200_000, 64, 4
+    b1, b2 = (dict(s=rng.integers(0, S, N), a=rng.integers(0, A, N), r=rng.normal(size=N),
+                   s_next=rng.integers(0, S, N), terminated=rng.random(N) < 0.1) for _ in range(2))
+    start = rng.normal(size=(S, A))
+
+    def apply(Q, *batches):
+        for b in batches:
+            rl.q_learning_update_(Q, **b, alpha=0.1, gamma=0.9, mode=mode)
+        return Q
+
+    orders = [apply(start.copy(), b1, b2), apply(start.copy(), b2, b1)]
+    assert not np.array_equal(orders[0], orders[1])
+    for _ in range(10):
+        Q = start.copy()
+        barrier = threading.Barrier(2)
+
+        def run(i):
+            barrier.wait()
+            apply(Q, (b1, b2)[i])
+
+        _in_threads(run, n=2)
+        assert any(np.array_equal(Q, o) for o in orders)

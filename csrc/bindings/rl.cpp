@@ -216,6 +216,7 @@ void bind_rl(py::module_& m) {
         v.update_first = update_first;                                                                           \
         v.stream = stream;                                                                                       \
         py::gil_scoped_release nogil;                                                                            \
+        TableLocks locks{Q.data, Q2 ? Q2->data : nullptr};                                                       \
         rl::ns::td_update(v, td_errors);                                                                         \
       });
 
@@ -250,6 +251,7 @@ void bind_rl(py::module_& m) {
           v.lam = lam;                                                                                                 \
           v.stream = stream;                                                                                           \
           py::gil_scoped_release nogil;                                                                                \
+          TableLocks locks{Q.data, e.data};                                                                            \
           rl::ns::tabular_trace_step(v, td_errors);                                                                    \
         });                                                                                                            \
   m.def("linear_td_step_" suffix,                                                                                      \
@@ -275,6 +277,7 @@ void bind_rl(py::module_& m) {
           v.lam = lam;                                                                                                 \
           v.stream = stream;                                                                                           \
           py::gil_scoped_release nogil;                                                                                \
+          TableLocks locks{w.data, z ? z->data : nullptr, v_old ? v_old->data : nullptr};                              \
           rl::ns::linear_td_step(v, td_errors);                                                                        \
         });                                                                                                            \
 
