@@ -37,13 +37,23 @@ def records_graph(*tensors: Any) -> bool:
     return False
 
 
+def capturing() -> bool:
+    """Whether torch captures or transforms the call instead of running it on plain tensors:
+    torch.compile / torch.export, torch.jit.trace, or a torch.func transform (vmap, grad, jacrev).
+    Such calls go through the custom ops, which the dispatcher records and transforms (the tensors
+    of a transform have no storage to hand to a kernel), and the ops skip their Python checks that
+    read values (the kernels check what they read)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and (torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None
+                                  or torch._C._functorch.maybe_current_level() is not None)
+
+
 def needs_torch_op(*tensors: Any) -> bool:
     """Whether a call on these torch tensors must go through its custom op
-    (:mod:`nimbleops.torch_ops`): while torch.compile traces, or where autograd records the call
-    (:func:`records_graph`). Otherwise the ops call their kernels directly, without the custom
-    op's dispatch."""
-    torch = sys.modules.get("torch")
-    return torch is not None and (torch.compiler.is_compiling() or records_graph(*tensors))
+    (:mod:`nimbleops.torch_ops`): while torch captures or transforms it (:func:`capturing`), or
+    where autograd records the call (:func:`records_graph`). Otherwise the ops call their kernels
+    directly, without the custom op's dispatch."""
+    return records_graph(*tensors) or capturing()
 
 
 def plain_cpu_float_tensor(t: Any, torch: Any) -> bool:

@@ -61,13 +61,17 @@ def _autograd(op, backward: Callable, setup_context: Callable, differentiable: b
 def _run(ctx, op, *args):
     """A backward formula's call of op: :func:`_apply` under :class:`_Eager`, else the op itself
     (what torch.compile and opcheck trace)."""
-    return _apply(op, *args) if getattr(ctx, "eager", False) else op(*args)
+    if getattr(ctx, "eager", False) or torch._C._functorch.maybe_current_level() is not None:
+        return _apply(op, *args)
+    return op(*args)
 
 
 def _apply(op, *args):
     """op(*args): the custom op while torch.compile traces; eagerly, its function, through
     :class:`_Eager` where autograd has to record it."""
-    if torch.compiler.is_compiling():
+    if torch._C._functorch.maybe_current_level() is not None:
+        return (_Transformable if op in _AUTOGRAD else _NotDifferentiable).apply(op, *args)
+    if ar.capturing():
         return op(*args)
     if not ar.records_graph(*args):
         return _FUNCTIONS[op](*args)
@@ -104,6 +108,47 @@ class _Eager(torch.autograd.Function):
     @_once
     def backward(ctx, *grads):
         return (None,) + tuple(_AUTOGRAD[ctx.op][1](ctx, *grads))
+
+
+class _Transformable(torch.autograd.Function):
+    """The autograd of a forward op under torch.func transforms (grad, vjp, jacrev, vmap): the
+    autograd that ``register_autograd`` generates has no ``setup_context`` of its own, which
+    functorch requires. The forward calls the custom op (vmap batches it by calling it per
+    sample); the formula is the registered one."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(op, *args):
+        return op(*args)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.op = inputs[0]
+        _AUTOGRAD[ctx.op][0](ctx, inputs[1:], output)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return (None,) + tuple(_AUTOGRAD[ctx.op][1](ctx, *grads))
+
+
+class _NotDifferentiable(torch.autograd.Function):
+    """A backward op under torch.func transforms: called (and batched) like :class:`_Transformable`,
+    with no derivative of its own: differentiating through it raises."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(op, *args):
+        return op(*args)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.op = inputs[0]
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError(f"{ctx.op}: this backward op has no derivative of its own (no double backward)")
 
 
 class _EagerTwice(_Eager):
@@ -429,3 +474,23 @@ _autograd(pointwise_conv2d_op, _pw_backward, _pw_setup_context)
 
 def pointwise_conv2d(x, weight, bias, groups, relu, shuffle_groups):
     return _apply(pointwise_conv2d_op, x, weight, bias, int(groups), bool(relu), int(shuffle_groups))
+
+
+def _vmap_by_loop(op):
+    """A vmap rule for op: the op per sample, the results stacked along dim 0. The kernels have no
+    batch dimension of their own to fold a vmap into; the rule is what torch would fall back to,
+    registered so that it does so without a performance warning at every call."""
+    def rule(info, in_dims, *args):
+        outs = []
+        for i in range(info.batch_size):
+            outs.append(op(*(a.select(d, i) if isinstance(a, torch.Tensor) and d is not None else a
+                             for a, d in zip(args, in_dims))))
+        if isinstance(outs[0], tuple):
+            return tuple(torch.stack(parts) for parts in zip(*outs)), (0,) * len(outs[0])
+        return torch.stack(outs), 0
+    op.register_vmap(rule)
+
+
+for _op in _FUNCTIONS:
+    _vmap_by_loop(_op)
+

@@ -250,16 +250,10 @@ def _gamma(gamma, shape, time_dim, T, B, dtype, kind):
     except (ValueError, RuntimeError):
         raise ValueError(f"gamma: expected a number or an array broadcastable to {list(shape)}, got shape "
                          f"{list(ar.shape_of(gamma))}") from None
-    if not _compiling() and not bool(((g >= 0) & (g <= 1)).all()):
+    if not ar.capturing() and not bool(((g >= 0) & (g <= 1)).all()):
         raise ValueError("gamma: expected discounts in [0, 1]")
     g = _moveaxis(g, time_dim, 0)
     return 0.0, (g.reshape(T, B) if ar.is_torch(g) else np.ascontiguousarray(g).reshape(T, B))
-
-
-def _compiling() -> bool:
-    """True while torch.compile traces (data-dependent checks then run inside the ops)."""
-    torch = ar._torch()
-    return torch is not None and hasattr(torch, "compiler") and torch.compiler.is_compiling()
 
 
 def inputs_handle(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, rhos, traces, stream=0):

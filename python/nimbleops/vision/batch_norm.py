@@ -115,7 +115,7 @@ def _torch(x, weight, bias, running_mean, running_var, momentum, eps, relu):
     torch = ar._torch()
     F = torch.nn.functional
     fused = (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.dim() == 4
-             and x.is_contiguous() and not torch.compiler.is_compiling()
+             and x.is_contiguous() and not ar.capturing()
              and all(isinstance(t, torch.Tensor) and t.dtype == x.dtype and t.device == x.device
                      for t in (weight, bias)))
     if not fused:
