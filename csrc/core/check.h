@@ -1,6 +1,8 @@
 // Argument checks shared by the kernels. They throw std::invalid_argument (ValueError in
 // Python) or std::out_of_range (IndexError) with the argument's name, expected and actual.
 #pragma once
+#include <cstdint>
+#include <initializer_list>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -79,6 +81,33 @@ inline void check_device_array(const View& x, DType d, int64_t n, const char* na
 inline void check_same_device(const View& a, const View& b, const char* name_a, const char* name_b) {
   NIMBLEOPS_CHECK(a.device == b.device, name_a, " and ", name_b, " must be on the same device, got ",
                   a.device, " and ", b.device, " (-1 = CPU)");
+}
+
+// Arrays an op updates in place against every other array of the call (absent ones skipped): a
+// written array must not share memory with another (numpy's may_share_memory: bounds, so an
+// interleaved pair counts as overlapping), or the kernel would read values it has already changed.
+struct NamedView {
+  const char* name;
+  const View* view;  // nullptr: absent
+};
+
+inline void check_disjoint(std::initializer_list<NamedView> written, std::initializer_list<NamedView> read) {
+  auto overlap = [](const View& a, const View& b) {
+    if (a.device != b.device || a.numel() == 0 || b.numel() == 0) return false;
+    uintptr_t a0, a1, b0, b1;
+    a.byte_bounds(a0, a1);
+    b.byte_bounds(b0, b1);
+    return a0 < b1 && b0 < a1;
+  };
+  for (auto w = written.begin(); w != written.end(); ++w) {
+    if (!w->view) continue;
+    auto test = [&](const NamedView& o) {
+      NIMBLEOPS_CHECK(!o.view || !overlap(*w->view, *o.view), w->name, ", ", o.name,
+                      ": expected separate memory, got arrays that overlap (", w->name, " is updated in place)");
+    };
+    for (auto o = w + 1; o != written.end(); ++o) test(*o);
+    for (const NamedView& o : read) test(o);
+  }
 }
 
 }  // namespace nimbleops

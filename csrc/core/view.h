@@ -22,6 +22,15 @@ inline const char* dtype_name(DType d) {
   return "?";
 }
 
+inline int64_t dtype_size(DType d) {
+  switch (d) {
+    case DType::float32: case DType::int32: return 4;
+    case DType::float64: case DType::int64: return 8;
+    case DType::boolean: return 1;
+  }
+  return 1;
+}
+
 template <class T> struct dtype_of;
 template <> struct dtype_of<float> { static constexpr DType value = DType::float32; };
 template <> struct dtype_of<double> { static constexpr DType value = DType::float64; };
@@ -59,6 +68,19 @@ struct View {
     p.shape = {shape[0], shape[2], shape[3], shape[1]};
     p.strides = {strides[0], strides[2], strides[3], strides[1]};
     return p.is_contiguous();
+  }
+
+  // [first, end) bytes the view can touch (its bounds: interleaved views count as overlapping)
+  void byte_bounds(uintptr_t& first, uintptr_t& end) const {
+    const int64_t item = dtype_size(dtype);
+    int64_t lo = 0, hi = 0;
+    for (int i = 0; i < ndim(); ++i) {
+      if (shape[i] <= 1) continue;
+      const int64_t span = (shape[i] - 1) * strides[i] * item;
+      (span < 0 ? lo : hi) += span;
+    }
+    first = reinterpret_cast<uintptr_t>(data) + lo;
+    end = reinterpret_cast<uintptr_t>(data) + hi + item;
   }
 
   template <class T> T* ptr() const {

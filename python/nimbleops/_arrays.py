@@ -348,61 +348,6 @@ def bump_versions(*written: Any) -> None:
             torch.autograd.graph.increment_version(x)
 
 
-def _host_view(x: Any) -> Optional[np.ndarray]:
-    """x's memory as a numpy array (host arrays), else None (a CUDA tensor)."""
-    if isinstance(x, np.ndarray):
-        return x
-    if x.is_cuda:
-        return None
-    try:
-        return x.detach().numpy()
-    except (RuntimeError, TypeError):  # a lazily negated tensor: reads go through a copy
-        return None
-
-
-def _device_extent(x: Any) -> tuple:
-    """(device, first byte, end byte) of a CUDA tensor's memory."""
-    item = x.element_size()
-    lo = hi = x.data_ptr()
-    for size, stride in zip(x.shape, x.stride()):
-        if size > 1:
-            if stride < 0:
-                lo += (size - 1) * stride * item
-            else:
-                hi += (size - 1) * stride * item
-    return x.device, lo, hi + item
-
-
-def _is_empty(x: Any) -> bool:
-    return x.size == 0 if isinstance(x, np.ndarray) else x.numel() == 0
-
-
-def _may_overlap(a: Any, b: Any) -> bool:
-    if _is_empty(a) or _is_empty(b):
-        return False
-    ha, hb = _host_view(a), _host_view(b)
-    if ha is not None and hb is not None:
-        return bool(np.may_share_memory(ha, hb))
-    if ha is None and hb is None and is_torch(a) and is_torch(b):
-        (da, la, ea), (db, lb, eb) = _device_extent(a), _device_extent(b)
-        return da == db and la < eb and lb < ea
-    return False  # host and device memory
-
-
-def check_no_overlap(written, read=()) -> None:
-    """written, read: (name, array or None) pairs, the arrays a kernel gets. An array updated in
-    place must not share memory with another written or read one (numpy's may_share_memory: the
-    bounds, so interleaved views count as overlapping): the kernel would read values it has
-    already changed."""
-    items = [(n, x) for n, x in written if x is not None]
-    others = [(n, x) for n, x in read if x is not None]
-    for i, (wn, w) in enumerate(items):
-        for on, o in items[i + 1:] + others:
-            if _may_overlap(w, o):
-                raise ValueError(f"{wn}, {on}: expected separate memory, got arrays that overlap ({wn} is updated in "
-                                 "place)")
-
-
 def check_real_scalar(value: Any, name: str) -> float:
     if type(value) is float or type(value) is int:  # the common case, without the ABC check
         if value != value:

@@ -197,9 +197,6 @@ def _update(rule, Q, Q2, s, a, r, s_next, a_next, terminated, alpha, gamma, mode
     if Q2 is not None and ar.is_torch(Q2) != ar.is_torch(Q) or (ar.is_torch(Q) and Q2 is not None and
                                                                Q2.device != Q.device):
         raise ValueError("Q2: expected a table of the same kind and device as Q1")
-    ar.check_no_overlap([(name, Q), ("Q2", Q2)], [
-        ("s", s), ("s_next", s_next), ("a", a), ("a_next", a_next), ("r", r), ("terminated", terminated),
-        ("alpha", alpha_a), ("gamma", gamma_a), ("probs", probs), ("update_first", update_first)])
     td = ar.empty((N,), dtype, kind)
     table = Q.reshape(-1, 1) if rule == "td0" else Q  # a view: updates land in Q
     view = ar.view_or_none

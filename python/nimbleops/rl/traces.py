@@ -64,8 +64,6 @@ def _tabular(rule, Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, 
     alpha = _scalar_in(alpha, "alpha", 1.0)
     gamma = _scalar_in(gamma, "gamma", 1.0)
     lam = _scalar_in(lam, "lam", 1.0)
-    ar.check_no_overlap([(name, Q), ("e", e)], [("s", s), ("s_next", s_next), ("a", a), ("a_next", a_next), ("r", r),
-                                                ("terminated", terminated), ("truncated", truncated)])
     kind_ = ar.kind(Q)
     td = ar.empty((B,), dtype, kind_)
     written = Q, e
@@ -141,8 +139,6 @@ def _linear(rule, w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, g
     alpha = _scalar_in(alpha, "alpha", np.inf)
     gamma = _scalar_in(gamma, "gamma", 1.0)
     lam = _scalar_in(lam, "lam", 1.0)
-    ar.check_no_overlap([("w", w), ("z", z), ("v_old", v_old)], [
-        ("phi", phi), ("r", r), ("phi_next", phi_next), ("terminated", terminated), ("truncated", truncated)])
     kind_ = ar.kind(w)
     td = ar.empty((B,), dtype, kind_)
     view = ar.view_or_none
