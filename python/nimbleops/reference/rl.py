@@ -474,7 +474,7 @@ def double_q_learning_update_(Q1, Q2, s, a, r, s_next, terminated, *, alpha, gam
 def _trace_step(rule, Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam, kind):
     vector = Q.ndim == 1
     Qw = (Q.reshape(-1, 1) if vector else Q).astype(np.float64)
-    ew = (e.reshape(e.shape[0], -1, 1) if vector else e).astype(np.float64)
+    ew = (e.reshape(e.shape[0], Q.shape[0], 1) if vector else e).astype(np.float64)
     B, S, A = ew.shape
     deltas = np.zeros(B)
     decay = np.zeros(B)

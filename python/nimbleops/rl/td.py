@@ -74,7 +74,7 @@ def double_q_learning_update_(Q1, Q2, s, a, r, s_next, terminated, *, alpha, gam
     return _update("double_q", Q1, Q2, s, a, r, s_next, None, terminated, alpha, gamma, mode, update_first=update_first)
 
 
-def _table(x, name: str, ndim: int):
+def _table(x, name: str, ndim: int, allow_empty: bool = False):
     if not (isinstance(x, np.ndarray) or ar.is_torch(x)):
         ar.refuse_foreign(x, name)
         raise TypeError(f"{name}: expected a numpy array or torch tensor to update in place, got {type(x).__name__}")
@@ -92,9 +92,10 @@ def _table(x, name: str, ndim: int):
             raise ValueError(f"{name}: expected a contiguous table (it is updated in place)")
         if not x.flags.writeable:
             raise ValueError(f"{name}: expected a writeable table, got a read-only array")
-    if x.ndim != ndim or 0 in x.shape:
-        want = "[S]" if ndim == 1 else "[S, A]"
-        raise ValueError(f"{name}: expected a non-empty table of shape {want}, got {list(x.shape)}")
+    if x.ndim != ndim or (0 in x.shape and not allow_empty):
+        want = {1: "[S]", 2: "[S, A]"}.get(ndim, f"{ndim} dimensions") if not allow_empty else f"{ndim} dimensions"
+        raise ValueError(f"{name}: expected a non-empty table of shape {want}, got {list(x.shape)}" if not allow_empty
+                         else f"{name}: expected an array of {want}, got shape {list(x.shape)}")
     return x
 
 

@@ -38,7 +38,7 @@ def _scalar_in(x, name: str, hi: float) -> float:
 
 
 def _traces(e, name: str, shape, dtype: str):
-    e = _table(e, name, len(shape))
+    e = _table(e, name, len(shape), allow_empty=True)  # B = 0 transitions: an empty batch of traces
     if tuple(e.shape) != tuple(shape) or ar.dtype_name(e) != dtype:
         raise ValueError(f"{name}: expected traces of shape {list(shape)} and dtype {dtype}, got "
                          f"{list(e.shape)} {ar.dtype_name(e)}")
@@ -68,7 +68,7 @@ def _tabular(rule, Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, 
     td = ar.empty((B,), dtype, kind_)
     written = Q, e
     if rule == "td_lambda":  # views: updates land in V and e
-        Q, e = Q.reshape(-1, 1), e.reshape(B, -1, 1)
+        Q, e = Q.reshape(-1, 1), e.reshape(B, Q.shape[0], 1)
     view = ar.view_or_none
     stream = 0
     if kind_.is_cuda:
