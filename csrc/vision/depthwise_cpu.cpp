@@ -271,7 +271,7 @@ T* padded(AlignedBuffer<T>& buf, int64_t Hp, int64_t Wp, int64_t top, int64_t le
 // bands. Bands are not made thinner than 8 rows because each transposes its K - 1 rows of halo
 // again.
 inline int64_t row_bands(int64_t tasks, int64_t OH) {
-  if (tasks >= 16) return 1;
+  if (tasks >= 16 || tasks <= 0) return 1;
   return std::max<int64_t>(1, std::min((16 + tasks - 1) / tasks, OH / 8));
 }
 
@@ -674,6 +674,7 @@ void depthwise_forward(const DepthwiseViews& v, const View& out) {
                   "internal: out must be [N, C*m, OH, OW]");
   NIMBLEOPS_CHECK(s.channels_last ? out.is_channels_last() : out.is_contiguous(), "internal: out's memory format");
   check_dtype(out, v.x.dtype, "out");
+  if (out.numel() == 0) return;  // an empty batch: nothing to compute (the kernels assume work)
   NIMBLEOPS_DISPATCH_FLOATING(v.x.dtype, "x", [&] {
     if (s.channels_last)
       forward_nhwc<scalar_t>(v, s, out.ptr<scalar_t>());
@@ -714,6 +715,12 @@ void depthwise_backward(const DepthwiseViews& v, const View& grad_out, const std
     T* gx = grad_x ? grad_x->ptr<T>() : nullptr;
     T* gw = grad_w ? grad_w->ptr<T>() : nullptr;
     T* gb = grad_b ? grad_b->ptr<T>() : nullptr;
+    if (s.N * s.OH * s.OW == 0) {  // an empty batch: zero gradients, and nothing else to compute
+      if (gx) std::fill(gx, gx + s.N * s.C * s.H * s.W, T(0));
+      if (gw) std::fill(gw, gw + s.Cout * v.KH * v.KW, T(0));
+      if (gb) std::fill(gb, gb + s.Cout, T(0));
+      return;
+    }
     // the flat backward on planes of 400 pixels or more: on smaller ones most vectors are border
     // vectors, whose taps take their masks from memory one by one. (The forward, with fewer
     // masked taps per vector, takes the flat kernel at every size.)

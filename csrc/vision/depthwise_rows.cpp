@@ -1,6 +1,8 @@
 // Per-ISA loops of the depthwise convolution (vision/depthwise_rows.h); see core/isa_unit.h.
 // Fast paths: 3x3 and 5x5 at stride 1 (dilation 1) and stride 2 (split layout); every other
 // shape takes the generic loops, with the same summation order.
+#include <algorithm>
+
 #include "core/isa_unit.h"
 #include "core/isa_vec.h"
 #include "vision/depthwise_rows.h"
@@ -963,14 +965,30 @@ inline __m512 after(__m512 b, __m512 c) {
   return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(c), _mm512_castps_si512(b), 1));
 }
 
-// a row of vectors' three vectors: the first loaded with the one lane it gives (only that lane
-// is read: it lies inside the plane where the others may not)
+inline __mmask16 lanes_before(int64_t n) { return __mmask16(n >= 16 ? 0xFFFF : (1u << n) - 1); }
+
+// The 16 floats plane[off + i] of a plane of n floats, 0 in the lanes outside [0, n), without
+// forming a pointer outside [plane, plane + n]: a masked load from such a pointer does not fault,
+// but the pointer itself is undefined behaviour and hides the access from AddressSanitizer. Lanes
+// before the plane are filled by an expand-load from its start (the lanes it fills are contiguous).
+inline __m512 load_window(const float* plane, int64_t n, int64_t off) {
+  if (off >= 0) {
+    if (off + 16 <= n) return _mm512_loadu_ps(plane + off);
+    return off >= n ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(lanes_before(n - off), plane + off);
+  }
+  if (off <= -16) return _mm512_setzero_ps();
+  const int64_t first = -off, count = std::min<int64_t>(16 - first, n);
+  return _mm512_maskz_expandloadu_ps(__mmask16(((1u << count) - 1) << first), plane);
+}
+
+// a row of vectors' three vectors: the first for its last lane only (the element before the
+// vector's first, inside the plane where the others may not be)
 struct Window {
   __m512 v[K][3];
-  void start(const float* p, int64_t W) {
+  void start(const float* plane, int64_t n, int64_t j, int64_t W) {  // j: the first inside vector's element
     for (int kh = 0; kh < K; ++kh) {
-      v[kh][0] = _mm512_maskz_loadu_ps(__mmask16(0x8000), p + (kh - 1) * W - 16);
-      v[kh][1] = _mm512_loadu_ps(p + (kh - 1) * W);
+      v[kh][0] = load_window(plane, n, j + (kh - 1) * W - 16);
+      v[kh][1] = _mm512_loadu_ps(plane + j + (kh - 1) * W);
     }
   }
   // the next vector (inside the plane for every inside vector: FlatPlane); no branch here for the
@@ -990,8 +1008,6 @@ struct Window {
   }
 };
 
-inline __mmask16 lanes_before(int64_t n) { return __mmask16(n >= 16 ? 0xFFFF : (1u << n) - 1); }
-
 // the 9 tap masks of border vector v (v < v_lo or v >= v_hi: FlatPlane::border)
 inline const uint16_t* border_masks(const FlatPlane& f, int64_t v) {
   return f.border + (v < f.v_lo ? v : v - f.v_hi + f.v_lo) * KK;
@@ -1008,13 +1024,12 @@ void forward_plane(const float* x, const FlatPlane& f, const float* w, float bia
   const int64_t W = f.W;
   auto border = [&](int64_t v) {  // every tap masked
     const uint16_t* m = border_masks(f, v);
-    const float* p = x + 16 * v;
     __m512 r[K];
     for (int kh = 0; kh < K; ++kh) {
       r[kh] = kh == 0 ? _mm512_set1_ps(bias) : _mm512_setzero_ps();
       for (int kw = 0; kw < K; ++kw) {
         const __mmask16 k = m[kh * K + kw];
-        r[kh] = add_tap(r[kh], _mm512_maskz_loadu_ps(k, p + (kh - 1) * W + kw - 1), wv[kh * K + kw], k);
+        r[kh] = add_tap(r[kh], load_window(x, f.HW, 16 * v + (kh - 1) * W + kw - 1), wv[kh * K + kw], k);
       }
     }
     _mm512_mask_storeu_ps(out + 16 * v, lanes_before(f.HW - 16 * v), rows_sum(r));
@@ -1022,7 +1037,7 @@ void forward_plane(const float* x, const FlatPlane& f, const float* w, float bia
   for (int64_t v = 0; v < f.v_lo; ++v) border(v);
   Columns cols(f);
   Window win;
-  if (f.v_hi > f.v_lo) win.start(x + 16 * f.v_lo, W);
+  if (f.v_hi > f.v_lo) win.start(x, f.HW, 16 * f.v_lo, W);
   for (int64_t v = f.v_lo; v < f.v_hi; ++v) {
     const __mmask16 edge[K] = {cols.left(), __mmask16(0xFFFF), cols.right()};
     cols.next();
@@ -1067,8 +1082,7 @@ void backward_border(const float* x, const float* g, const FlatPlane& f, const _
     if (GW) acc[KK] = _mm512_add_ps(acc[KK], _mm512_maskz_loadu_ps(live, g + j));
     __m512 r[K] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     for (int t = 0; t < KK; ++t)
-      backward_taps<GX, GW>(acc, r, wf, t, _mm512_maskz_loadu_ps(m[t], g + j + (t / K - 1) * f.W + t % K - 1), xv,
-                            m[t]);
+      backward_taps<GX, GW>(acc, r, wf, t, load_window(g, f.HW, j + (t / K - 1) * f.W + t % K - 1), xv, m[t]);
     if (GX) _mm512_mask_storeu_ps(gx + j, live, rows_sum(r));
   }
   for (int t = 0; t <= KK && GW; ++t) _mm512_storeu_ps(part + 16 * t, acc[t]);
@@ -1081,7 +1095,7 @@ void backward_inside(const float* x, const float* g, const FlatPlane& f, const _
   for (int t = 0; t <= KK && GW; ++t) acc[t] = _mm512_loadu_ps(part + 16 * t);
   Columns cols(f);
   Window wg;
-  wg.start(g + 16 * f.v_lo, f.W);
+  wg.start(g, f.HW, 16 * f.v_lo, f.W);
   for (int64_t v = f.v_lo; v < f.v_hi; ++v) {
     const int64_t j = 16 * v;
     const __mmask16 edge[K] = {cols.left(), __mmask16(0xFFFF), cols.right()};
