@@ -487,3 +487,21 @@ def test_huge_sizes_are_errors_naming_the_argument(args, use_torch):
         x, w = torch.from_numpy(x), torch.from_numpy(w)
     with pytest.raises(ValueError, match="^(padding|dilation|stride): "):
         vision.depthwise_conv2d(x, w, **args)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("C", [1, 3])
+def test_empty_batch_forward_and_backward(C, channels_last):
+    torch = pytest.importorskip("torch")
+    x = torch.randn(0, C, 6, 6, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    w = torch.randn(2 * C, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2 * C, dtype=torch.float64, requires_grad=True)
+    for stride in (1, 2):
+        y = vision.depthwise_conv2d(x, w, b, stride, 1)
+        assert tuple(y.shape) == (0, 2 * C, 6 // stride, 6 // stride)
+        gx, gw, gb = torch.autograd.grad(y.sum(), (x, w, b))
+        assert gx.shape == x.shape and not gw.any() and not gb.any()
+    assert vision.depthwise_conv2d(np.zeros((0, C, 6, 6)), np.ones((C, 1, 3, 3))).shape == (0, C, 4, 4)
