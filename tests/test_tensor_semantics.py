@@ -304,3 +304,35 @@ def test_foreign_arrays_are_refused_naming_the_protocol(make):
         rl.q_learning_update_(make(np.zeros((5, 3))), [0], [0], [1.0], [1], [False], alpha=0.5, gamma=0.9)
     with pytest.raises(TypeError, match=f"^P: .*exposes {proto}"):
         rl.value_iteration(make(np.ones((2, 1, 2)) / 2), np.zeros((2, 1)), 0.9)
+
+
+def test_huge_broadcast_views_are_refused_before_copying():
+    big = np.broadcast_to(np.float64(1.0), (2**16, 2**16 + 1))  # 32 GiB if copied
+    with pytest.raises(ValueError, match=r"^rewards: a broadcast view of 4295032832 elements .* 32 GiB"):
+        rl.gae(big, big, big, None, None, gamma=0.9, lam=0.9)
+    tb = torch.ones(1, dtype=F64).expand(2**16, 2**16 + 1)
+    with pytest.raises(ValueError, match="^rewards: a broadcast view"):
+        rl.gae(tb, tb, tb, None, None, gamma=0.9, lam=0.9)
+    x = np.broadcast_to(np.float32(1.0), (2**12, 16, 256, 256))
+    with pytest.raises(ValueError, match="^x: a broadcast view"):
+        vision.depthwise_conv2d(x, np.ones((16, 1, 3, 3), np.float32))
+    with pytest.raises(ValueError, match="^x: a broadcast view"):
+        vision.channel_shuffle(x, 2)
+    P = np.broadcast_to(np.float64(2.0**-15), (2**15, 4, 2**15))
+    with pytest.raises(ValueError, match="^P: a broadcast view"):
+        rl.value_iteration(P, np.zeros((2**15, 4)), 0.9)
+    small = np.broadcast_to(np.float64(1.0), (6, 3))  # small broadcasts are read as values
+    np.testing.assert_allclose(rl.discounted_returns(small, small, None, None, gamma=0.5)[-1], 1.5)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda P, R: rl.value_iteration(P, R, 0.9, max_iter=2**63), "max_iter"),
+    (lambda P, R: rl.modified_policy_iteration(P, R, 0.9, k=2**63), "k"),
+    (lambda P, R: rl.finite_horizon(P, R, 0.9, 2**63), "horizon"),
+    (lambda P, R: rl.finite_horizon(P, R, 0.9, 2**60), "horizon"),
+    (lambda P, R: rl.policy_iteration(P, R, 0.9, eval_max_iter=-2**70), "eval_max_iter"),
+])
+def test_integers_beyond_int64_arithmetic_are_errors_naming_them(call, name):
+    P, R = random_mdp(np.random.default_rng(0), 3, 2)
+    with pytest.raises(ValueError, match=f"^{name}: "):
+        call(P, R)

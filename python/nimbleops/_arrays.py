@@ -220,6 +220,26 @@ def compute_dtype(x: Any, name: str) -> str:
     raise TypeError(f"{name}: expected a real-valued array (float32 or float64), got dtype {d}")
 
 
+COPY_LIMIT = 2**31  # elements: the largest broadcast (zero-stride) view copied to contiguous memory
+
+
+def check_copy(x: Any, name: str) -> None:
+    """Before an op copies x to contiguous memory: a broadcast view (a zero stride) of more than
+    COPY_LIMIT elements is refused, naming the argument, instead of allocating many gigabytes for
+    values that a few bytes hold (pass a smaller array, or materialise it deliberately)."""
+    if is_torch(x):
+        size, strides = x.numel(), x.stride()
+    elif isinstance(x, np.ndarray):
+        size, strides = x.size, x.strides
+    else:
+        return
+    if size > COPY_LIMIT and 0 in strides:
+        gib = size * (x.element_size() if is_torch(x) else x.itemsize) / 2**30
+        raise ValueError(f"{name}: a broadcast view of {size} elements (shape {list(x.shape)}, a zero stride) would "
+                         f"be copied to {gib:.0f} GiB of contiguous memory; pass the values at their own size (a "
+                         f"broadcast view of at most {COPY_LIMIT} elements is copied)")
+
+
 def to_array(x: Any, name: str, kind: Kind, dtype: str) -> Any:
     """x as a contiguous array of `dtype` of this kind (no copy when it already fits)."""
     if x is None:
@@ -229,6 +249,7 @@ def to_array(x: Any, name: str, kind: Kind, dtype: str) -> Any:
         raise TypeError(f"{name}: expected a real-valued array, got dtype {d}")
     if not isinstance(x, np.ndarray) and not is_torch(x):
         refuse_foreign(x, name)
+    check_copy(x, name)
     if kind.torch:
         torch = _torch()
         if not is_torch(x):

@@ -170,6 +170,7 @@ def _estimate(kind, rewards, values, next_values, terminated, truncated, *, gamm
             if required:
                 raise TypeError(f"{name}: expected an array of shape {list(shape)}, got None")
             return None
+        ar.check_copy(x, name)
         if not kind_.torch and isinstance(x, np.ndarray) and x.shape == shape and time_dim == 0:
             # fast path: numpy, time-major (no copy when dtype and layout fit)
             if want_dtype == "bool":

@@ -113,6 +113,7 @@ def _numpy(x, name: str, N: Optional[int], kind: str, dtype: Optional[str] = Non
         arr = np.asarray(x)
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected a 1-d array [N], got shape {list(arr.shape)}")
+    ar.check_copy(arr, name)
     if N is not None and arr.shape[0] != N:
         raise ValueError(f"{name}: expected length N = {N} like s, got {arr.shape[0]}")
     if kind == "index":

@@ -100,6 +100,7 @@ def _inputs(x, weight, bias):
         bias = ar.like(bias, "bias", x, kind)
         if bias.ndim != 1 or bias.shape[0] != weight.shape[0]:
             raise ValueError(f"bias: expected [C*m] = [{weight.shape[0]}], got shape {list(bias.shape)}")
+    ar.check_copy(x, "x")
     if kind.torch:
         if not x.is_contiguous():
             x = x.contiguous(memory_format=ar._torch().channels_last if channels_last(x) else

@@ -175,7 +175,9 @@ def _input(x, name: str, like=None):
             raise ValueError(f"{name}: expected a CPU or CUDA tensor, got device {x.device}")
         if x.is_cuda and not hasattr(_C.vision, "channel_gather_cuda"):
             raise ValueError(f"{name}: a CUDA tensor, but this nimbleops build has no CUDA kernels")
+        ar.check_copy(x, name)
         return x.contiguous(memory_format=torch.channels_last if want_cl else torch.contiguous_format)
+    ar.check_copy(x, name)
     if want_cl:
         return x if channels_last(x) else np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 1, 3)), 3, 1)
     return np.ascontiguousarray(x)
