@@ -13,7 +13,11 @@ Two batch semantics, both deterministic (``mode``):
   semantics (and the bits) of ``numpy.add.at``. Computed in parallel without data races.
 
 Tables are numpy arrays or torch tensors (CPU, or CUDA when built with CUDA), float32 or float64,
-contiguous and writeable. Indices are int64 (int32 accepted). Every index, mask and reward is
+contiguous and writeable, and share no memory with the other arguments. Calls that update one
+table from several Python threads run one after another (each sees the table as the previous left
+it); calls on different tables run side by side. Torch tables are updated as torch's in-place ops
+update tensors: refused for a leaf that requires grad (outside ``torch.no_grad()``), their version
+counter bumped. Indices are int64 (int32 accepted). Every index, mask and reward is
 checked before anything is written: a failing call leaves the table untouched. On CUDA the
 transition arrays are checked on the host (one copy each way) and the kernels run on the caller's
 stream: accumulate mode by a stable sort of the cells (the bits of the CPU and of numpy.add.at),

@@ -17,7 +17,11 @@ Linear function approximation (weights ``w [d]``, features ``phi``, ``phi_next [
 2014, with ``v_old [B]`` kept between steps).
 
 CPU tables and weights (numpy or CPU torch tensors), float32 or float64; every index and value is
-checked before anything is written.
+checked before anything is written. The written arrays (table, traces, weights, ``v_old``) share no
+memory with each other or with the other arguments; as for the TD updates, calls on the same
+arrays from several Python threads run one after another, and torch tensors are updated as by
+torch's in-place ops (leaves that require grad refused, version counters bumped). ``B = 0``
+environments is a step that changes nothing.
 """
 from __future__ import annotations
 
