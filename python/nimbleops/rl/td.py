@@ -233,5 +233,4 @@ def check_on_host(*indices, rewards=None) -> None:
 
 def to_device(kind: ar.Kind, *arrays):
     """Host numpy arrays as contiguous tensors on kind's device (None passes through)."""
-    torch = ar._torch()
     return tuple(None if x is None else ar.tensor_from_numpy(x).to(kind.device) for x in arrays)
