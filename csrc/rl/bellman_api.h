@@ -17,6 +17,10 @@ struct MdpViews {
   View R;                        // [B, S, A]
   int64_t B = 1, S = 0, A = 0;
   uintptr_t stream = 0;          // CUDA: the caller's stream (0 = default)
+  // per MDP: 1 where a row sums to less than 1 (a probability of ending). The span stopping rule
+  // and its midrange extrapolation assume rows summing to 1; such MDPs use the sup rule instead.
+  // Empty: every row sums to 1.
+  std::vector<uint8_t> leaky;
 };
 
 // Shapes, dtypes, contiguity and device agreement of a model (not its values).

@@ -84,7 +84,8 @@ SolveStats value_iteration_entry(const MdpViews& m, double gamma, const View& V,
   validate_actions(m, policy, "policy");
   return Backend::with_ops(m, gamma, [&](auto& ops) {
     using T = typename std::decay_t<decltype(ops)>::T;
-    return rl::value_iteration(ops, T(gamma), tol, max_iter, rule, gauss_seidel, V.ptr<T>(), policy.ptr<int64_t>());
+    return rl::value_iteration(ops, T(gamma), tol, max_iter, rule, gauss_seidel, V.ptr<T>(), policy.ptr<int64_t>(),
+                               m.leaky);
   });
 }
 
@@ -120,7 +121,7 @@ SolveStats modified_policy_iteration_entry(const MdpViews& m, double gamma, cons
   validate_actions(m, policy, "policy");
   return Backend::with_ops(m, gamma, [&](auto& ops) {
     using T = typename std::decay_t<decltype(ops)>::T;
-    return rl::modified_policy_iteration(ops, T(gamma), tol, k, max_iter, V.ptr<T>(), policy.ptr<int64_t>());
+    return rl::modified_policy_iteration(ops, T(gamma), tol, k, max_iter, V.ptr<T>(), policy.ptr<int64_t>(), m.leaky);
   });
 }
 

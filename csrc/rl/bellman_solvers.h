@@ -96,13 +96,19 @@ void evaluate_policy(SolverWork<Ops>& w, PolicyRef<typename Ops::T> policy, type
   }
 }
 
+// The rule of MDP b: the span rule only where its rows sum to 1 (its constant shifts are then
+// preserved by the backup, which the midrange extrapolation relies on); otherwise the sup rule.
+inline StopRule rule_of(StopRule rule, const std::vector<uint8_t>& leaky, int64_t b) {
+  return rule == StopRule::span && !leaky.empty() && leaky[size_t(b)] ? StopRule::sup : rule;
+}
+
 template <class Ops>
 SolveStats value_iteration(Ops& ops, typename Ops::T gamma, double tol, int64_t max_iter, StopRule rule,
-                           bool gauss_seidel, typename Ops::T* V, int64_t* policy) {
+                           bool gauss_seidel, typename Ops::T* V, int64_t* policy,
+                           const std::vector<uint8_t>& leaky = {}) {
   using T = typename Ops::T;
   SolverWork<Ops> w(ops);
   SolveStats out(ops.B);
-  const double thresh = stop_threshold(tol, gamma, rule);
   std::vector<T> shift_h(ops.B, T(0));  // span rule: midrange(V' - V) * gamma / (1 - gamma)
   for (int64_t it = 1; it <= max_iter && w.any_active(); ++it) {
     w.push_active();
@@ -115,14 +121,15 @@ SolveStats value_iteration(Ops& ops, typename Ops::T gamma, double tol, int64_t 
     w.pull_stats();
     for (int64_t b = 0; b < ops.B; ++b) {
       if (!w.active_h[b]) continue;
-      const double res = rule == StopRule::sup ? double(sup_norm(w.dmax_h[b], w.dmin_h[b]))
-                                               : double(w.dmax_h[b]) - double(w.dmin_h[b]);
+      const StopRule rule_b = rule_of(rule, leaky, b);
+      const double res = rule_b == StopRule::sup ? double(sup_norm(w.dmax_h[b], w.dmin_h[b]))
+                                                 : double(w.dmax_h[b]) - double(w.dmin_h[b]);
       out.iterations[b] = it;
       out.residual[b] = res;
-      if (res < thresh) {
+      if (res < stop_threshold(tol, gamma, rule_b)) {
         out.converged[b] = 1;
         w.active_h[b] = 0;
-        if (rule == StopRule::span && gamma > T(0))
+        if (rule_b == StopRule::span && gamma > T(0))
           shift_h[b] = T((double(w.dmax_h[b]) + double(w.dmin_h[b])) / 2.0 * gamma / (1.0 - gamma));
       }
     }
@@ -190,10 +197,11 @@ SolveStats policy_iteration(Ops& ops, typename Ops::T gamma, double eval_tol, in
 
 // Modified policy iteration (Puterman 6.5; QuantEcon's DiscreteDP rule): u = T v with greedy
 // sigma; stop when span(u - v) < tol*(1-gamma)/gamma and return v = u + midrange(u - v) *
-// gamma/(1-gamma); otherwise v = T_sigma^k u.
+// gamma/(1-gamma); otherwise v = T_sigma^k u. An MDP with rows summing to less than 1 (leaky)
+// stops on the sup rule, ||u - v|| < tol*(1-gamma)/(2 gamma), and returns v = u.
 template <class Ops>
 SolveStats modified_policy_iteration(Ops& ops, typename Ops::T gamma, double tol, int64_t k, int64_t max_iter,
-                                     typename Ops::T* V, int64_t* policy) {
+                                     typename Ops::T* V, int64_t* policy, const std::vector<uint8_t>& leaky = {}) {
   using T = typename Ops::T;
   SolverWork<Ops> w(ops);
   SolveStats out(ops.B);
@@ -202,7 +210,6 @@ SolveStats modified_policy_iteration(Ops& ops, typename Ops::T gamma, double tol
   auto finishing = ops.template alloc<uint8_t>(ops.B);
   std::vector<T> shift_h(ops.B, T(0));
   std::vector<uint8_t> finishing_h(ops.B);
-  const double thresh = stop_threshold(tol, gamma, StopRule::span);
   PolicyRef<T> pol;
   pol.actions = policy;
   for (int64_t it = 1; it <= max_iter && w.any_active(); ++it) {
@@ -213,15 +220,19 @@ SolveStats modified_policy_iteration(Ops& ops, typename Ops::T gamma, double tol
     for (int64_t b = 0; b < ops.B; ++b) {
       finishing_h[b] = 0;
       if (!w.active_h[b]) continue;
-      const double span = double(w.dmax_h[b]) - double(w.dmin_h[b]);
+      const StopRule rule_b = rule_of(StopRule::span, leaky, b);
+      const double res = rule_b == StopRule::sup ? double(sup_norm(w.dmax_h[b], w.dmin_h[b]))
+                                                 : double(w.dmax_h[b]) - double(w.dmin_h[b]);
       out.iterations[b] = it;
-      out.residual[b] = span;
-      if (span < thresh) {
+      out.residual[b] = res;
+      if (res < stop_threshold(tol, gamma, rule_b)) {
         out.converged[b] = 1;
         w.active_h[b] = 0;
         finishing_h[b] = 1;
         any_finishing = true;
-        shift_h[b] = gamma > T(0) ? T((double(w.dmax_h[b]) + double(w.dmin_h[b])) / 2.0 * gamma / (1.0 - gamma)) : T(0);
+        shift_h[b] = gamma > T(0) && rule_b == StopRule::span
+                         ? T((double(w.dmax_h[b]) + double(w.dmin_h[b])) / 2.0 * gamma / (1.0 - gamma))
+                         : T(0);
       }
     }
     if (any_finishing) {

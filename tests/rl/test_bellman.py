@@ -475,3 +475,31 @@ def test_sparse_duplicates_add_up():
     P = rl.SparseTransitions(np.array([0, 2, 3]), np.array([1, 1, 0]), np.array([0.25, 0.5, 1.0]), 2, 1)
     np.testing.assert_allclose(P.to_dense()[0, 0], [0.0, 0.75])
     np.testing.assert_allclose(rl.q_values(P, np.zeros((2, 1)), np.array([0.0, 4.0]), 1.0)[:, 0], [3.0, 0.0])
+
+
+def _exact_values(P, R, policy, gamma):
+    S = P.shape[0]
+    Pp, Rp = P[np.arange(S), policy], R[np.arange(S), policy]
+    return np.linalg.solve(np.eye(S) - gamma * Pp, Rp)
+
+
+@pytest.mark.parametrize("solver", ["mpi", "vi_span"])
+def test_leaky_rows_use_the_sup_rule(solver):
+    """Rows that sum to less than 1 (a probability of ending) break the span rule: with identical
+    rows the span of u - v is 0 at once, and the midrange step then jumps away from V* (the fuzz
+    suite found MPI 6% off, 'converged'). Such MDPs stop on the sup rule."""
+    P = np.array([[[0.33, 0.61]], [[0.33, 0.61]]])  # rows sum to 0.94, identical
+    R = np.array([[0.03], [0.55]])
+    stochastic = np.array([[[0.3, 0.7]], [[0.3, 0.7]]])
+    gamma = 0.9375
+    run = (lambda P_, R_: rl.modified_policy_iteration(P_, R_, gamma, tol=1e-9)) if solver == "mpi" else \
+        (lambda P_, R_: rl.value_iteration(P_, R_, gamma, tol=1e-9, stop="span"))
+    want = _exact_values(P, R, np.zeros(2, int), gamma)
+    np.testing.assert_allclose(run(P, R).V, want, rtol=1e-7)
+    np.testing.assert_allclose(ref.modified_policy_iteration(P, R, gamma, tol=1e-9).V if solver == "mpi" else
+                               ref.value_iteration(P, R, gamma, tol=1e-9, stop="span").V, want, rtol=1e-7)
+    batch = run(np.stack([P, stochastic]), np.stack([R, R]))  # one leaky, one not: each its own rule
+    np.testing.assert_allclose(batch.V[0], want, rtol=1e-7)
+    np.testing.assert_allclose(batch.V[1], _exact_values(stochastic, R, np.zeros(2, int), gamma), rtol=1e-6)
+    sparse = rl.SparseTransitions(np.array([0, 2, 4]), np.array([0, 1, 0, 1]), P.reshape(-1), 2, 1)
+    np.testing.assert_allclose(run(sparse, R).V, want, rtol=1e-7)

@@ -58,6 +58,12 @@ def _setup(P, R):
     return batch, models, _rewards(P, R, batch, S, A), S, A
 
 
+def _leaky(succ):
+    """Whether some row of this MDP sums to less than 1 (beyond 1e-5): the span stopping rule and
+    its midrange step then do not hold, and the solvers use the sup rule."""
+    return any(sum(p for _, p in row) < 1 - 1e-5 for rows in succ for row in rows)
+
+
 def _q(succ, R, V, gamma, s, a):
     if R[s, a] == NEG_INF:
         return NEG_INF
@@ -146,6 +152,8 @@ def value_iteration(P, R, gamma, *, tol=1e-6, max_iter=10_000, V0=None, stop="su
     for b, succ in enumerate(models):
         V = V_all[b].copy()
         it, res, done = 0, math.nan, False
+        rule = "sup" if stop == "span" and _leaky(succ) else stop
+        threshold_b = threshold if rule == stop else (tol * (1 - gamma) / (2 * gamma) if gamma > 0 else math.inf)
         while it < max_iter and not done:
             it += 1
             new = V if gauss_seidel else V.copy()
@@ -155,9 +163,9 @@ def value_iteration(P, R, gamma, *, tol=1e-6, max_iter=10_000, V0=None, stop="su
                 diffs.append(value - V[s])
                 new[s] = value
             V = new
-            res = max(abs(d) for d in diffs) if stop == "sup" else max(diffs) - min(diffs)
-            done = res < threshold
-            if done and stop == "span" and gamma > 0:  # midrange correction
+            res = max(abs(d) for d in diffs) if rule == "sup" else max(diffs) - min(diffs)
+            done = res < threshold_b
+            if done and rule == "span" and gamma > 0:  # midrange correction
                 V = V + (max(diffs) + min(diffs)) / 2 * gamma / (1 - gamma)
         for s in range(S):
             policy[b, s] = _greedy(succ, Rb[b], V, gamma, s)[1]
@@ -238,12 +246,22 @@ def modified_policy_iteration(P, R, gamma, *, k=20, tol=1e-6, max_iter=10_000, V
     for b, succ in enumerate(models):
         v = V_all[b].copy()
         it, res, done = 0, math.nan, False
+        leaky = _leaky(succ)
         while it < max_iter and not done:
             it += 1
             u = np.zeros(S)
             for s in range(S):
                 u[s], policy[b, s] = _greedy(succ, Rb[b], v, gamma, s)
             diff = u - v
+            if leaky:  # the sup rule, and u as it is
+                res = float(np.abs(diff).max())
+                if res < (threshold / 2):
+                    v, done = u, True
+                    break
+                for _ in range(k):
+                    u = np.array([_q(succ, Rb[b], u, gamma, s, policy[b, s]) for s in range(S)])
+                v = u
+                continue
             res = float(diff.max() - diff.min())
             if res < threshold:
                 v = u + (diff.max() + diff.min()) / 2 * gamma / (1 - gamma)

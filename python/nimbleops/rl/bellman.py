@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import _C
 from .. import _arrays as ar
-from .mdp import PreparedMdp, SparseTransitions, prepare
+from .mdp import PreparedMdp, SparseTransitions, mark_leaky, prepare
 
 Model = Union[Any, SparseTransitions]
 
@@ -224,7 +224,9 @@ def value_iteration(
         (pymdptoolbox's rule, Puterman 6.6.3). The returned V is the last iterate shifted by
         ``midrange(V' - V) * gamma / (1 - gamma)`` (Puterman 6.6.12, as QuantEcon's MPI does),
         which brings it close to V*; pymdptoolbox returns the unshifted iterate, which can be far
-        from V* (its policy is still tol-optimal). Not with ``gauss_seidel``.
+        from V* (its policy is still tol-optimal). Not with ``gauss_seidel``. The rule and the
+        shift assume rows of P summing to 1: an MDP with a row summing to less (a probability of
+        ending, beyond 1e-5) uses the sup rule instead.
         ``gamma = 0`` stops after one sweep. ``max_iter`` sweeps at most; ``converged`` says
         whether the rule was met.
     gauss_seidel: update V in place, states in index order (each backup sees the states before
@@ -243,6 +245,8 @@ def value_iteration(
         raise ValueError("gauss_seidel=True is sequential over states and runs on the CPU only; got CUDA tensors")
     V = _initial_values(m, V0)
     pol = ar.empty(m.batch_shape + (m.S,), "int64", m.kind)
+    if stop == "span":
+        mark_leaky(m)
     stats = _fn(m, "value_iteration")(m.handle, _gamma(gamma, True), ar.view(V), ar.view(pol), tol, max_iter, stop, bool(gauss_seidel))
     return MDPSolution(V, pol, *_stats(m, stats))
 
@@ -319,7 +323,10 @@ def modified_policy_iteration(
 
     Each iteration: ``u = T v`` with greedy sigma; if ``span(u - v) < tol * (1 - gamma) / gamma``
     return ``v = u + midrange(u - v) * gamma / (1 - gamma)`` and sigma; else ``v = T_sigma^k u``.
-    ``residual`` = the last ``span(u - v)``. V0 defaults to ``min finite R / (1 - gamma)`` per MDP
+    ``residual`` = the last ``span(u - v)``. The span rule and the midrange step assume rows of P
+    summing to 1; an MDP with a row summing to less (a probability of ending, beyond 1e-5) stops
+    when ``||u - v||_sup < tol * (1 - gamma) / (2 gamma)`` and returns ``u`` (its residual is that
+    norm). V0 defaults to ``min finite R / (1 - gamma)`` per MDP
     (a lower bound on V*, as QuantEcon does). k: partial evaluation sweeps (>= 0).
     """
     m = prepare(P, R, check=check, extra={"V0": V0})
@@ -336,6 +343,7 @@ def modified_policy_iteration(
     else:
         V = _initial_values(m, V0)
     pol = ar.empty(m.batch_shape + (m.S,), "int64", m.kind)
+    mark_leaky(m)
     stats = _fn(m, "modified_policy_iteration")(m.handle, g, ar.view(V), ar.view(pol), k, tol, max_iter)
     return MDPSolution(V, pol, *_stats(m, stats))
 

@@ -238,6 +238,26 @@ def prepare(P, R, *, check: bool = True, extra=None) -> PreparedMdp:
     return PreparedMdp(kind, dtype, batch, S, A, R, handle, keep)
 
 
+LEAK_TOL = 1e-5  # a row of P summing to less than 1 - LEAK_TOL has a probability of ending
+
+
+def mark_leaky(m: PreparedMdp) -> None:
+    """Tells the solvers which MDPs of the call have a row of P summing to less than 1 (their span
+    stopping rule does not hold there; csrc/rl/bellman_solvers.h). One pass over P, in float64."""
+    P = m.keep[0] if len(m.keep) == 2 else None
+    if P is not None:  # dense [..., S, A, S]
+        sums = P.sum(-1, dtype=ar._torch().float64) if ar.is_torch(P) else P.sum(-1, dtype=np.float64)
+        short = (sums < 1 - LEAK_TOL).reshape(m.B, -1).any(-1)
+        flags = short.cpu().numpy() if ar.is_torch(short) else short
+    else:  # CSR rows of one MDP
+        indptr, _, data = (ar.to_numpy(x) for x in m.keep[:3])
+        sums = np.zeros(len(indptr) - 1)
+        lengths = np.diff(indptr)
+        np.add.at(sums, np.repeat(np.arange(len(lengths)), lengths), data.astype(np.float64))
+        flags = np.array([bool((sums < 1 - LEAK_TOL).any())])
+    m.handle.leaky = [int(f) for f in flags]
+
+
 def _check_rewards(R) -> None:
     """No nan, no +inf, a feasible action (> -inf) in every state (one pass on the CPU)."""
     A = R.shape[-1]
