@@ -89,6 +89,7 @@ void bind_rl(py::module_& m) {
   py::class_<rl::MdpViews>(m, "Mdp")
       .def_readwrite("stream", &rl::MdpViews::stream)
       .def_readwrite("leaky", &rl::MdpViews::leaky)
+      .def_readwrite("fused_check", &rl::MdpViews::fused_check)
       .def_static("dense",
                   [](const View& P, const View& R, int64_t B, int64_t S, int64_t A) {
                     rl::MdpViews v;

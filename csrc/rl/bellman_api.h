@@ -21,6 +21,10 @@ struct MdpViews {
   // and its midrange extrapolation assume rows summing to 1; such MDPs use the sup rule instead.
   // Empty: every row sums to 1.
   std::vector<uint8_t> leaky;
+  // >= 0: the CPU sweeps of a dense model check P's rows (values in [0, 1], sums at most
+  // 1 + fused_check) in their own pass over them, each block of rows just before reading it for
+  // the backup, and raise after the pass; < 0: no check (done beforehand, or not wanted).
+  double fused_check = -1.0;
 };
 
 // Shapes, dtypes, contiguity and device agreement of a model (not its values).

@@ -105,8 +105,52 @@ struct CpuOps {
   Rows rows;
   T gamma;
   int64_t B, S, A;
+  double check_tol = -1.0;  // MdpViews::fused_check
 
   CpuOps(Rows r, T g) : rows(r), gamma(g), B(r.m.B), S(r.m.S), A(r.m.A) {}
+
+  // The fused probability check (MdpViews::fused_check): f(s0, s1) runs on blocks of states
+  // whose rows fit in L2, each block's rows checked just before f reads them, so the check reads
+  // P from cache instead of making a pass over memory of its own. Failures are kept as the lowest
+  // flat row index (the same whichever thread met them) and raised by finish_check.
+  std::mutex check_mutex;
+  int64_t bad_value = std::numeric_limits<int64_t>::max(), bad_sum = std::numeric_limits<int64_t>::max();
+  double worst_sum = 0.0;
+
+  template <class F>
+  void checked_blocks(int64_t b, int64_t s0, int64_t s1, F&& f) {
+    if constexpr (std::is_same_v<Rows, DenseRows<T>>) {
+      if (check_tol >= 0.0) {
+        const int64_t block = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, A * S));
+        for (int64_t s = s0; s < s1; s += block) {
+          const int64_t e = std::min(s1, s + block), r0 = (b * S + s) * A, r1 = (b * S + e) * A;
+          int64_t value_row, sum_row;
+          double sum;
+          rows.k.probability_rows(rows.m.P, S, r0, r1, 1.0 + check_tol, &value_row, &sum_row, &sum);
+          if (value_row < r1 || sum_row < r1) {
+            std::lock_guard<std::mutex> lock(check_mutex);
+            if (value_row < r1) bad_value = std::min(bad_value, value_row);
+            if (sum_row < r1 && sum_row < bad_sum) {
+              bad_sum = sum_row;
+              worst_sum = sum;
+            }
+          }
+          f(s, e);
+        }
+        return;
+      }
+    }
+    f(s0, s1);
+  }
+
+  void finish_check() const {
+    if (check_tol < 0.0) return;
+    NIMBLEOPS_CHECK(bad_value == std::numeric_limits<int64_t>::max(),
+                    "P: expected finite probabilities in [0, 1]; row ", bad_value,
+                    " (flat state-action index) has a value outside");
+    NIMBLEOPS_CHECK(bad_sum == std::numeric_limits<int64_t>::max(), "P: expected each row (s, a) to sum to at most 1 (+",
+                    check_tol, "), row ", bad_sum, " sums to ", worst_sum);
+  }
 
   template <class U>
   Buffer<U> alloc(int64_t n) { return Buffer<U>{std::vector<U>(static_cast<size_t>(n))}; }
@@ -123,12 +167,14 @@ struct CpuOps {
   void sweep(const uint8_t* active, T* dmax, T* dmin, int64_t* count, F&& f) {
     sweep_ranges(active, dmax, dmin, count,
                  [&](int64_t b, int64_t s0, int64_t s1, T* q, T& lmax, T& lmin, int64_t& cnt) {
-                   for (int64_t s = s0; s < s1; ++s) {
-                     const StateResult<T> r = f(b, s, q);
-                     lmax = std::max(lmax, r.d);
-                     lmin = std::min(lmin, r.d);
-                     cnt += r.flag;
-                   }
+                   checked_blocks(b, s0, s1, [&](int64_t c0, int64_t c1) {
+                     for (int64_t s = c0; s < c1; ++s) {
+                       const StateResult<T> r = f(b, s, q);
+                       lmax = std::max(lmax, r.d);
+                       lmin = std::min(lmin, r.d);
+                       cnt += r.flag;
+                     }
+                   });
                  });
   }
 
@@ -181,15 +227,19 @@ struct CpuOps {
       rows.q_state(b, s, V + b * S, gamma, Q + (b * S + s) * A);
       return StateResult<T>{T(0), 0};
     });
+    finish_check();
   }
 
   void optimality(const T* V, T* V_out, int64_t* policy, const uint8_t* active, T* dmax, T* dmin) {
     if constexpr (std::is_same_v<Rows, DenseRows<T>>) {  // the hot loop, inlined per ISA
       const auto& m = rows.m;
       sweep_ranges(active, dmax, dmin, nullptr, [&](int64_t b, int64_t s0, int64_t s1, T*, T& lmax, T& lmin, int64_t&) {
-        rows.k.optimality_range(m.P + b * S * A * S, m.R + b * S * A, V + b * S, gamma, S, A, s0, s1, V_out + b * S,
-                                policy ? policy + b * S : nullptr, &lmax, &lmin);
+        checked_blocks(b, s0, s1, [&](int64_t c0, int64_t c1) {
+          rows.k.optimality_range(m.P + b * S * A * S, m.R + b * S * A, V + b * S, gamma, S, A, c0, c1, V_out + b * S,
+                                  policy ? policy + b * S : nullptr, &lmax, &lmin);
+        });
       });
+      finish_check();
       return;
     }
     sweep(active, dmax, dmin, nullptr, [&](int64_t b, int64_t s, T* q) {
@@ -201,6 +251,7 @@ struct CpuOps {
       if (policy) policy[b * S + s] = arg;
       return StateResult<T>{best - V[b * S + s], 0};
     });
+    finish_check();
   }
 
   void optimality_gauss_seidel(T* V, int64_t* policy, const uint8_t* active, T* dmax, T* dmin) {
@@ -242,9 +293,12 @@ struct CpuOps {
         const auto& m = rows.m;
         sweep_ranges(active, dmax, dmin, nullptr,
                      [&](int64_t b, int64_t s0, int64_t s1, T*, T& lmax, T& lmin, int64_t&) {
-                       rows.k.expectation_range(m.P + b * S * A * S, m.R + b * S * A, V + b * S, gamma, S, A, s0, s1,
-                                                pol.actions + b * S, V_out + b * S, &lmax, &lmin);
+                       checked_blocks(b, s0, s1, [&](int64_t c0, int64_t c1) {
+                         rows.k.expectation_range(m.P + b * S * A * S, m.R + b * S * A, V + b * S, gamma, S, A, c0,
+                                                  c1, pol.actions + b * S, V_out + b * S, &lmax, &lmin);
+                       });
                      });
+        finish_check();
         return;
       }
     }
@@ -253,6 +307,7 @@ struct CpuOps {
       V_out[b * S + s] = v;
       return StateResult<T>{v - V[b * S + s], 0};
     });
+    finish_check();
   }
 
   void improve(const T* V, int64_t* policy, const uint8_t* active, int64_t* changed, T* bellman_residual) {
@@ -293,6 +348,7 @@ auto with_ops(const MdpViews& m, double gamma, F&& f) {
     return with_model<scalar_t>(m, [&](auto model) {
       auto rows = rows_for(model);
       CpuOps<scalar_t, decltype(rows)> ops(rows, static_cast<scalar_t>(gamma));
+      ops.check_tol = m.fused_check;
       return f(ops);
     });
   });

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import nimbleops
 from nimbleops import rl
 from nimbleops.reference import rl as ref
 
@@ -503,3 +504,54 @@ def test_leaky_rows_use_the_sup_rule(solver):
     np.testing.assert_allclose(batch.V[1], _exact_values(stochastic, R, np.zeros(2, int), gamma), rtol=1e-6)
     sparse = rl.SparseTransitions(np.array([0, 2, 4]), np.array([0, 1, 0, 1]), P.reshape(-1), 2, 1)
     np.testing.assert_allclose(run(sparse, R).V, want, rtol=1e-7)
+
+
+@pytest.mark.parametrize("shape", [(600, 4), (1, 40, 6), (64, 8, 3)])  # (S, A) or (B, S, A)
+@pytest.mark.parametrize("defect", ["negative", "nan", "above_one", "row_sum"])
+@pytest.mark.parametrize("op", ["q_values", "optimality", "expectation"])
+def test_the_check_inside_the_sweep_reports_the_first_bad_row(shape, defect, op):
+    """The default check of the operators runs inside their sweep (dense CPU): the same errors,
+    naming the lowest bad row whatever the thread count, and nothing returned."""
+    rng = np.random.default_rng(7)
+    batch, (S, A) = shape[:-2], shape[-2:]
+    P, R = random_mdp(rng, S, A, batch)
+    V = rng.standard_normal(batch + (S,))
+    rows = P.reshape(-1, S)
+    first, later = rows.shape[0] // 3, 2 * rows.shape[0] // 3
+    for row in (later, first):  # two defects: the lowest one is named
+        if defect == "negative":
+            rows[row, 0] = -0.25
+        elif defect == "nan":
+            rows[row, 1 % S] = np.nan
+        elif defect == "above_one":
+            rows[row, 0] = 1.5
+        else:
+            rows[row] *= 1.2 / rows[row].sum()
+    call = {"q_values": lambda: rl.q_values(P, R, V, 0.9),
+            "optimality": lambda: rl.bellman_optimality_backup(P, R, V, 0.9),
+            "expectation": lambda: rl.bellman_expectation_backup(P, R, V, 0.9, np.zeros(batch + (S,), int))}[op]
+    match = f"row {first} sums to" if defect == "row_sum" else f"row {first} \\(flat state-action index\\) has a value"
+    threads = nimbleops.get_num_threads()
+    try:
+        for n in (1, 2, 3):
+            nimbleops.set_num_threads(n)
+            with pytest.raises(ValueError, match=f"^P: expected .*{match}"):
+                call()
+    finally:
+        nimbleops.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("shape", [(600, 4), (64, 8, 3)])
+def test_the_check_inside_the_sweep_changes_no_result(shape):
+    rng = np.random.default_rng(8)
+    batch, (S, A) = shape[:-2], shape[-2:]
+    P, R = random_mdp(rng, S, A, batch)
+    V = rng.standard_normal(batch + (S,))
+    for f in (lambda c: rl.q_values(P, R, V, 0.9, check=c),
+              lambda c: rl.bellman_optimality_backup(P, R, V, 0.9, check=c),
+              lambda c: rl.bellman_expectation_backup(P, R, V, 0.9, np.ones(batch + (S,), int), check=c)):
+        checked, unchecked = f(True), f(False)
+        checked = checked if isinstance(checked, tuple) else (checked,)
+        unchecked = unchecked if isinstance(unchecked, tuple) else (unchecked,)
+        for a, b in zip(checked, unchecked):
+            np.testing.assert_array_equal(a, b)

@@ -8,8 +8,12 @@ model conventions (row sums <= 1, -inf rewards for infeasible actions).
 Computation happens in P's dtype (float32 or float64; other real dtypes compute in float64).
 Outputs follow the inputs: numpy in, numpy out; torch in, torch out on the same device. Each
 operator is one fused pass over ``P`` (no temporaries of size S*A*S'); each solver runs its
-whole loop and convergence test in C++. ``check=False`` skips the O(S*A*S') probability check
-on hot paths (shapes, rewards and index ranges are always checked).
+whole loop and convergence test in C++. ``check=True`` (the default) checks that every row of P
+holds finite probabilities in [0, 1] summing to at most 1 (+ a rounding tolerance): for the
+operators on a dense CPU model inside their own sweep (each block of rows checked as the sweep
+reads it, the error raised after the pass, nothing returned), elsewhere in a pass of its own; the
+solvers check once per call. ``check=False`` skips it (shapes, rewards and index ranges are
+always checked).
 
 q(s, a) = R[s, a] + gamma * sum_s' P[s, a, s'] V[s'].
 """
@@ -137,7 +141,7 @@ def q_values(P: Model, R, V, gamma: float, *, check: bool = True):
         V: ``[..., S]``. gamma: discount in [0, 1].
     Infeasible actions (R = -inf) get Q = -inf.
     """
-    m = prepare(P, R, check=check, extra={"V": V})
+    m = prepare(P, R, check=check, extra={"V": V}, single_sweep=True)
     V = m.values(V, "V")
     Q = ar.empty(m.batch_shape + (m.S, m.A), m.dtype, m.kind)
     _fn(m, "q_values")(m.handle, ar.view(V), _gamma(gamma), ar.view(Q))
@@ -151,7 +155,7 @@ def bellman_optimality_backup(P: Model, R, V, gamma: float, *, check: bool = Tru
     ``V_new[s] = max_a Q[s, a]`` and ``greedy_policy[s]`` the maximising action, ties going to
     the lowest action index (numpy's argmax rule). Q as in :func:`q_values`.
     """
-    m = prepare(P, R, check=check, extra={"V": V})
+    m = prepare(P, R, check=check, extra={"V": V}, single_sweep=True)
     V = m.values(V, "V")
     V_new = ar.empty(m.batch_shape + (m.S,), m.dtype, m.kind)
     pol = ar.empty(m.batch_shape + (m.S,), "int64", m.kind)
@@ -173,7 +177,7 @@ def bellman_expectation_backup(P: Model, R, V, gamma: float, policy, *, check: b
     ``[..., S, A]`` summing to 1 per state (``V_new[s] = sum_a policy[s, a] Q[s, a]``). A policy may
     not use an infeasible action.
     """
-    m = prepare(P, R, check=check, extra={"V": V, "policy": policy})
+    m = prepare(P, R, check=check, extra={"V": V, "policy": policy}, single_sweep=True)
     V = m.values(V, "V")
     pol = _policy(policy, m)
     V_new = ar.empty(m.batch_shape + (m.S,), m.dtype, m.kind)

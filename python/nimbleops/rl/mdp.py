@@ -170,8 +170,11 @@ class PreparedMdp:
         return ar.to_array(V, name, self.kind, self.dtype)
 
 
-def prepare(P, R, *, check: bool = True, extra=None) -> PreparedMdp:
-    """Check and convert (P, R) once. `extra` names other array arguments that decide the kind."""
+def prepare(P, R, *, check: bool = True, extra=None, single_sweep: bool = False) -> PreparedMdp:
+    """Check and convert (P, R) once. `extra` names other array arguments that decide the kind.
+    single_sweep: the call is one sweep over P (q_values, the backups); a dense CPU model then has
+    its probability check fused into that sweep (MdpViews::fused_check) instead of a pass of its
+    own."""
     extra = extra or {}
     sparse = isinstance(P, SparseTransitions)
     ar.refuse_grad(P=None if sparse else P, R=R, **extra)
@@ -191,7 +194,8 @@ def prepare(P, R, *, check: bool = True, extra=None) -> PreparedMdp:
         if S < 1 or A < 1:
             raise ValueError(f"P: expected at least one state and one action, got shape {list(shp)}")
         P = ar.to_array(P, "P", kind, dtype)
-        if check:
+        fused = check and single_sweep and not kind.is_cuda
+        if check and not fused:
             _check_probabilities(P, S, dtype, "P")
     if R is None:
         raise TypeError("R: expected an array of rewards [..., S, A], got None")
@@ -232,6 +236,8 @@ def prepare(P, R, *, check: bool = True, extra=None) -> PreparedMdp:
         keep = (indptr, indices, data, R)
     else:
         handle = _C.rl.Mdp.dense(ar.view(P), ar.view(R), B, S, A)
+        if fused:
+            handle.fused_check = ROW_SUM_TOL[dtype]
         keep = (P, R)
     if kind.is_cuda:
         handle.stream = ar.cuda_stream(kind)
