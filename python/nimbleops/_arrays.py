@@ -233,7 +233,7 @@ def check_copy(x: Any, name: str) -> None:
         size, strides = x.size, x.strides
     else:
         return
-    if size > COPY_LIMIT and 0 in strides:
+    if size > COPY_LIMIT and any(st == 0 and n > 1 for n, st in zip(x.shape, strides)):
         gib = size * (x.element_size() if is_torch(x) else x.itemsize) / 2**30
         raise ValueError(f"{name}: a broadcast view of {size} elements (shape {list(x.shape)}, a zero stride) would "
                          f"be copied to {gib:.0f} GiB of contiguous memory; pass the values at their own size (a "
