@@ -94,12 +94,12 @@ def assert_same_bits_at_any_thread_count(run):
 
 def assert_same_bits_at_any_thread_count_and_simd_level(run):
     """run() -> a tuple of arrays: the same bits at 1, 2 and 3 threads and every SIMD level this
-    CPU supports up to the session's level (NIMBLEOPS_SIMD; baseline at 1 thread is the yardstick)."""
+    CPU supports up to the process's level (NIMBLEOPS_SIMD; baseline at 1 thread is the yardstick)."""
     threads = nimbleops.get_num_threads()
     levels = ("baseline", "avx2", "avx512")
     nimbleops.set_simd_level("auto")
-    session = nimbleops.build_info()["simd_active"]
-    levels = levels[:levels.index(session) + 1] if session in levels else levels
+    top = nimbleops.build_info()["simd_active"]
+    levels = levels[:levels.index(top) + 1] if top in levels else levels
     try:
         nimbleops.set_num_threads(1)
         nimbleops.set_simd_level("baseline")

@@ -172,8 +172,8 @@ print("done", flush=True)
 def _levels():
     levels = ["baseline", "avx2", "avx512"]
     detected = nimbleops.build_info()["simd_detected"]
-    session = nimbleops.build_info()["simd_active"]
-    top = min(levels.index(detected), levels.index(session)) if session in levels else levels.index(detected)
+    active = nimbleops.build_info()["simd_active"]
+    top = min(levels.index(detected), levels.index(active)) if active in levels else levels.index(detected)
     return [lv for lv in levels[:top + 1] if lv in nimbleops.build_info()["simd_compiled"]]
 
 

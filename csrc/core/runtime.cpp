@@ -118,7 +118,7 @@ Isa detected_isa() {
 }
 
 // The level a process starts with, and what "auto" goes back to: the detected level, lowered by
-// NIMBLEOPS_SIMD when set (so one variable fixes the level for a whole session, tests included)
+// NIMBLEOPS_SIMD when set (so one variable fixes the level for a whole process, tests included)
 Isa default_isa() {
   Isa isa = detected_isa();
   const char* env = std::getenv("NIMBLEOPS_SIMD");

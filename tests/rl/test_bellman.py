@@ -487,8 +487,8 @@ def _exact_values(P, R, policy, gamma):
 @pytest.mark.parametrize("solver", ["mpi", "vi_span"])
 def test_leaky_rows_use_the_sup_rule(solver):
     """Rows that sum to less than 1 (a probability of ending) break the span rule: with identical
-    rows the span of u - v is 0 at once, and the midrange step then jumps away from V* (the fuzz
-    suite found MPI 6% off, 'converged'). Such MDPs stop on the sup rule."""
+    rows the span of u - v is 0 at once, and the midrange step then lands away from V* (6% here,
+    'converged'). Such MDPs stop on the sup rule."""
     P = np.array([[[0.33, 0.61]], [[0.33, 0.61]]])  # rows sum to 0.94, identical
     R = np.array([[0.03], [0.55]])
     stochastic = np.array([[[0.3, 0.7]], [[0.3, 0.7]]])
