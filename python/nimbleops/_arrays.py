@@ -37,6 +37,12 @@ def records_graph(*tensors: Any) -> bool:
     return False
 
 
+def transforming() -> bool:
+    """Whether a torch.func transform (vmap, grad, jacrev...) is active around the call."""
+    torch = sys.modules.get("torch")
+    return torch is not None and torch._C._functorch.maybe_current_level() is not None
+
+
 def capturing() -> bool:
     """Whether torch captures or transforms the call instead of running it on plain tensors:
     torch.compile / torch.export, torch.jit.trace, or a torch.func transform (vmap, grad, jacrev).
@@ -45,7 +51,7 @@ def capturing() -> bool:
     read values (the kernels check what they read)."""
     torch = sys.modules.get("torch")
     return torch is not None and (torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None
-                                  or torch._C._functorch.maybe_current_level() is not None)
+                                  or transforming())
 
 
 def needs_torch_op(*tensors: Any) -> bool:

@@ -61,7 +61,7 @@ def _autograd(op, backward: Callable, setup_context: Callable, differentiable: b
 def _run(ctx, op, *args):
     """A backward formula's call of op: :func:`_apply` under :class:`_Eager`, else the op itself
     (what torch.compile and opcheck trace)."""
-    if getattr(ctx, "eager", False) or torch._C._functorch.maybe_current_level() is not None:
+    if getattr(ctx, "eager", False) or ar.transforming():
         return _apply(op, *args)
     return op(*args)
 
@@ -69,7 +69,7 @@ def _run(ctx, op, *args):
 def _apply(op, *args):
     """op(*args): the custom op while torch.compile traces; eagerly, its function, through
     :class:`_Eager` where autograd has to record it."""
-    if torch._C._functorch.maybe_current_level() is not None:
+    if ar.transforming():
         return (_Transformable if op in _AUTOGRAD else _NotDifferentiable).apply(op, *args)
     if ar.capturing():
         return op(*args)
@@ -132,15 +132,9 @@ class _Transformable(torch.autograd.Function):
         return (None,) + tuple(_AUTOGRAD[ctx.op][1](ctx, *grads))
 
 
-class _NotDifferentiable(torch.autograd.Function):
+class _NotDifferentiable(_Transformable):
     """A backward op under torch.func transforms: called (and batched) like :class:`_Transformable`,
     with no derivative of its own: differentiating through it raises."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(op, *args):
-        return op(*args)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
