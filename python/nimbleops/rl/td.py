@@ -96,10 +96,11 @@ def _table(x, name: str, ndim: int, allow_empty: bool = False):
             raise ValueError(f"{name}: expected a contiguous table (it is updated in place)")
         if not x.flags.writeable:
             raise ValueError(f"{name}: expected a writeable table, got a read-only array")
-    if x.ndim != ndim or (0 in x.shape and not allow_empty):
-        want = {1: "[S]", 2: "[S, A]"}.get(ndim, f"{ndim} dimensions") if not allow_empty else f"{ndim} dimensions"
-        raise ValueError(f"{name}: expected a non-empty table of shape {want}, got {list(x.shape)}" if not allow_empty
-                         else f"{name}: expected an array of {want}, got shape {list(x.shape)}")
+    if allow_empty and x.ndim != ndim:
+        raise ValueError(f"{name}: expected an array of {ndim} dimensions, got shape {list(x.shape)}")
+    if not allow_empty and (x.ndim != ndim or 0 in x.shape):
+        want = "[S]" if ndim == 1 else "[S, A]"
+        raise ValueError(f"{name}: expected a non-empty table of shape {want}, got {list(x.shape)}")
     return x
 
 
@@ -107,14 +108,7 @@ def _numpy(x, name: str, N: Optional[int], kind: str, dtype: Optional[str] = Non
     """x as a contiguous numpy [N] array: kind 'index' (int64), 'mask' (bool) or 'real' (dtype)."""
     if x is None:
         raise TypeError(f"{name}: expected an array of length N, got None")
-    if ar.is_torch(x):
-        if x.device.type not in ("cpu", "cuda"):
-            raise ValueError(f"{name}: expected a CPU or CUDA tensor, got a tensor on {x.device}")
-        arr = ar.to_numpy(x)
-    else:
-        if type(x) is not np.ndarray:
-            ar.refuse_foreign(x, name)
-        arr = np.asarray(x)
+    arr = _host_array(x, name)
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected a 1-d array [N], got shape {list(arr.shape)}")
     ar.check_copy(arr, name)
@@ -133,15 +127,21 @@ def _numpy(x, name: str, N: Optional[int], kind: str, dtype: Optional[str] = Non
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
-def _numpy_2d(x, name: str) -> np.ndarray:
-    """A real-valued array argument as numpy (torch tensors copied to the host)."""
+def _host_array(x, name: str) -> np.ndarray:
+    """An array argument as numpy: torch tensors as host arrays (CUDA ones copied), arrays of other
+    libraries refused by name."""
     if ar.is_torch(x):
         if x.device.type not in ("cpu", "cuda"):
             raise ValueError(f"{name}: expected a CPU or CUDA tensor, got a tensor on {x.device}")
-        x = ar.to_numpy(x)
-    elif type(x) is not np.ndarray:
+        return ar.to_numpy(x)
+    if type(x) is not np.ndarray:
         ar.refuse_foreign(x, name)
-    x = np.asarray(x)
+    return np.asarray(x)
+
+
+def _numpy_2d(x, name: str) -> np.ndarray:
+    """A real-valued array argument as numpy (see _host_array)."""
+    x = _host_array(x, name)
     if x.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected real numbers, got dtype {x.dtype}")
     return x
