@@ -102,6 +102,18 @@ inline StopRule rule_of(StopRule rule, const std::vector<uint8_t>& leaky, int64_
   return rule == StopRule::span && !leaky.empty() && leaky[size_t(b)] ? StopRule::sup : rule;
 }
 
+// The quantity a rule tests, from max and min of V' - V
+template <class T>
+double stop_residual(StopRule rule, T dmax, T dmin) {
+  return rule == StopRule::sup ? double(sup_norm(dmax, dmin)) : double(dmax) - double(dmin);
+}
+
+// The span rule's midrange extrapolation, midrange(V' - V) * gamma / (1 - gamma) (Puterman 6.6.12)
+template <class T>
+T midrange_shift(T dmax, T dmin, T gamma) {
+  return T((double(dmax) + double(dmin)) / 2.0 * gamma / (1.0 - gamma));
+}
+
 template <class Ops>
 SolveStats value_iteration(Ops& ops, typename Ops::T gamma, double tol, int64_t max_iter, StopRule rule,
                            bool gauss_seidel, typename Ops::T* V, int64_t* policy,
@@ -122,15 +134,13 @@ SolveStats value_iteration(Ops& ops, typename Ops::T gamma, double tol, int64_t 
     for (int64_t b = 0; b < ops.B; ++b) {
       if (!w.active_h[b]) continue;
       const StopRule rule_b = rule_of(rule, leaky, b);
-      const double res = rule_b == StopRule::sup ? double(sup_norm(w.dmax_h[b], w.dmin_h[b]))
-                                                 : double(w.dmax_h[b]) - double(w.dmin_h[b]);
+      const double res = stop_residual(rule_b, w.dmax_h[b], w.dmin_h[b]);
       out.iterations[b] = it;
       out.residual[b] = res;
       if (res < stop_threshold(tol, gamma, rule_b)) {
         out.converged[b] = 1;
         w.active_h[b] = 0;
-        if (rule_b == StopRule::span && gamma > T(0))
-          shift_h[b] = T((double(w.dmax_h[b]) + double(w.dmin_h[b])) / 2.0 * gamma / (1.0 - gamma));
+        if (rule_b == StopRule::span && gamma > T(0)) shift_h[b] = midrange_shift(w.dmax_h[b], w.dmin_h[b], gamma);
       }
     }
   }
@@ -221,8 +231,7 @@ SolveStats modified_policy_iteration(Ops& ops, typename Ops::T gamma, double tol
       finishing_h[b] = 0;
       if (!w.active_h[b]) continue;
       const StopRule rule_b = rule_of(StopRule::span, leaky, b);
-      const double res = rule_b == StopRule::sup ? double(sup_norm(w.dmax_h[b], w.dmin_h[b]))
-                                                 : double(w.dmax_h[b]) - double(w.dmin_h[b]);
+      const double res = stop_residual(rule_b, w.dmax_h[b], w.dmin_h[b]);
       out.iterations[b] = it;
       out.residual[b] = res;
       if (res < stop_threshold(tol, gamma, rule_b)) {
@@ -230,9 +239,7 @@ SolveStats modified_policy_iteration(Ops& ops, typename Ops::T gamma, double tol
         w.active_h[b] = 0;
         finishing_h[b] = 1;
         any_finishing = true;
-        shift_h[b] = gamma > T(0) && rule_b == StopRule::span
-                         ? T((double(w.dmax_h[b]) + double(w.dmin_h[b])) / 2.0 * gamma / (1.0 - gamma))
-                         : T(0);
+        shift_h[b] = gamma > T(0) && rule_b == StopRule::span ? midrange_shift(w.dmax_h[b], w.dmin_h[b], gamma) : T(0);
       }
     }
     if (any_finishing) {
