@@ -70,6 +70,11 @@ def present(draw, arr, container, layout=None):
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
+def owned(arr, container):
+    """A fresh copy of arr in the container: an array an op may update in place."""
+    return torch.from_numpy(arr.copy()) if container == "torch" else arr.copy()
+
+
 def values(x):
     return None if x is None else np.array(to_numpy(x))
 
@@ -207,9 +212,9 @@ def test_td(op, c, data):
     alpha = rng.random(N).astype(d) if isinstance(alpha, str) else alpha
     gamma = rng.random(N).astype(d) if isinstance(gamma, str) else gamma
     cont = c["container"]
-    table = torch.from_numpy(Q.copy()) if cont == "torch" else Q.copy()
+    table = owned(Q, cont)
     Q2 = rng.standard_normal(shape).astype(d)
-    table2 = torch.from_numpy(Q2.copy()) if cont == "torch" else Q2.copy()
+    table2 = owned(Q2, cont)
     keys = {"td0_update_": ["s", "r", "s_next", "terminated"], "sarsa_update_": ["s", "a", "r", "s_next", "a_next", "terminated"]}
     keys = keys.get(op, ["s", "a", "r", "s_next", "terminated"])
     args = {k: present(draw, t[k], cont) for k in keys}
@@ -249,14 +254,13 @@ def test_tabular_traces(op, c, data):
     t["truncated"] = rng.random(B) < 0.2
     shape = (S,) if op == "td_lambda_step_" else (S, A)
     cont = c["container"]
-    mk = (lambda x: torch.from_numpy(x.copy())) if cont == "torch" else (lambda x: x.copy())  # noqa: E731
     Q, e = rng.standard_normal(shape).astype(d), (rng.random((B,) + shape) * 0.5).astype(d)
     keys = ["s", "r", "s_next", "terminated", "truncated"] if op == "td_lambda_step_" else \
         ["s", "a", "r", "s_next", "a_next", "terminated", "truncated"]
     args = [present(draw, t[k], cont) for k in keys]
     kw = dict(alpha=draw(st.floats(0, 1)), gamma=draw(st.floats(0, 1)), lam=draw(st.floats(0, 1)),
               kind=draw(st.sampled_from(["accumulating", "replacing", "dutch"])))
-    Qg, eg = mk(Q), mk(e)
+    Qg, eg = owned(Q, cont), owned(e, cont)
     Qr, er = Q.astype(np.float64), e.astype(np.float64)
     got = getattr(rl, op)(Qg, eg, *args, **kw)
     want = getattr(rref, op)(Qr, er, *[values(a) for a in args], **kw)
@@ -275,7 +279,6 @@ def test_linear_traces(op, c, data):
     draw = data.draw
     rng = np.random.default_rng(c["seed"])
     B, k, d, cont = draw(st.integers(0, 4)), draw(st.integers(1, 6)), c["dtype"], c["container"]
-    mk = (lambda x: torch.from_numpy(x.copy())) if cont == "torch" else (lambda x: x.copy())  # noqa: E731
     w, z, v_old = (rng.standard_normal(k) * 0.3).astype(d), (rng.random((B, k)) * 0.3).astype(d), \
         (rng.standard_normal(B) * 0.3).astype(d)
     phi, phi_next = (rng.random((B, k)) * 0.5).astype(d), (rng.random((B, k)) * 0.5).astype(d)
@@ -284,13 +287,13 @@ def test_linear_traces(op, c, data):
     io = [present(draw, x, cont) for x in (phi, r, phi_next, term)]
     io_ref = [values(x) for x in io]
     if op == "linear_td0_update_":
-        written, written_ref = [mk(w)], [w.astype(np.float64)]
+        written, written_ref = [owned(w, cont)], [w.astype(np.float64)]
         got = rl.linear_td0_update_(*written, *io, **kw)
         want = rref.linear_td0_update_(*written_ref, *io_ref, **kw)
     else:
         kw["lam"] = draw(st.floats(0, 1))
         tr = present(draw, trunc, cont)
-        written = [mk(w), mk(z)] + ([mk(v_old)] if op == "true_online_td_lambda_step_" else [])
+        written = [owned(x, cont) for x in ([w, z] + ([v_old] if op == "true_online_td_lambda_step_" else []))]
         written_ref = [x.astype(np.float64) for x in ([w, z] + ([v_old] if len(written) == 3 else []))]
         got = getattr(rl, op)(*written, *io, tr, **kw)
         want = getattr(rref, op)(*written_ref, *io_ref, values(tr), **kw)
@@ -417,10 +420,9 @@ def test_batch_norm_relu(c, data):
     x = present(draw, (rng.standard_normal((N, C, H, W)) * 2 + 1).astype(d), cont)
     w, b = rng.random(C).astype(d) + 0.5, rng.standard_normal(C).astype(d)
     relu = draw(st.booleans())
-    mk = (lambda a: torch.from_numpy(a.copy())) if cont == "torch" else (lambda a: a.copy())  # noqa: E731
-    rm, rv = mk(np.zeros(C, d)), mk(np.ones(C, d))
+    rm, rv = owned(np.zeros(C, d), cont), owned(np.ones(C, d), cont)
     rm_ref, rv_ref = np.zeros(C), np.ones(C)
-    got = vision.batch_norm_relu(x, mk(w), mk(b), rm, rv, relu=relu)
+    got = vision.batch_norm_relu(x, owned(w, cont), owned(b, cont), rm, rv, relu=relu)
     want = vref.batch_norm_relu(values(x).astype(np.float64), w, b, rm_ref, rv_ref, relu=relu)
     if np.ptp(values(x).reshape(N, C, -1).transpose(1, 0, 2).reshape(C, -1), axis=1).min() == 0:
         return  # a constant channel: normalised noise of the rounding, compared by the unit tests
@@ -437,7 +439,7 @@ def _bad_td_call(draw, rng, cont):
     S, A, N = 4, 3, 5
     t = _transitions(rng, N, S, A, "float64")
     Q = rng.standard_normal((S, A))
-    table = torch.from_numpy(Q.copy()) if cont == "torch" else Q.copy()
+    table = owned(Q, cont)
     args = dict(s=t["s"], a=t["a"], r=t["r"], s_next=t["s_next"], terminated=t["terminated"], alpha=0.5, gamma=0.9)
     bad = draw(st.sampled_from(["s", "a", "s_next", "r", "terminated", "alpha", "gamma", "mode"]))
     mode = "sequential"
@@ -476,8 +478,8 @@ def test_invalid_trace_arguments_raise_and_write_nothing(c, data):
     rng = np.random.default_rng(c["seed"])
     S, B = 4, 3
     V, e = rng.standard_normal(S), rng.random((B, S))
-    mk = (lambda a: torch.from_numpy(a.copy())) if c["container"] == "torch" else (lambda a: a.copy())  # noqa: E731
-    Vg, eg = mk(V), mk(e)
+    cont = c["container"]
+    Vg, eg = owned(V, cont), owned(e, cont)
     args = dict(s=rng.integers(0, S, B), r=rng.standard_normal(B), s_next=rng.integers(0, S, B),
                 terminated=np.zeros(B, bool), truncated=np.zeros(B, bool))
     kw = dict(alpha=0.5, gamma=0.9, lam=0.8, kind="accumulating")
@@ -487,7 +489,7 @@ def test_invalid_trace_arguments_raise_and_write_nothing(c, data):
     elif bad == "r":
         args["r"] = np.array([0.0, np.inf, 1.0])
     elif bad == "e":
-        eg = mk(rng.random((B + 1, S)))
+        eg = owned(rng.random((B + 1, S)), cont)
         e = values(eg)
     elif bad == "lam":
         kw["lam"] = draw(st.sampled_from([1.5, -1.0, "x"]))
