@@ -100,14 +100,14 @@ def vision_ops(dt):
     for ph in (1, 2, 3):
         x = like(rng.standard_normal((2, 2 * ph * ph, 9, 13)).astype(dt))
         boxes = like(np.array([[0, -2, -2, 20, 20], [1, 0, 0, 13, 9], [1, 12, 8, 13, 9], [0, 3, 3, 3, 3]], float))
-        for op in ("align_avg", "align_max", "pool"):
-            step(f"ps_roi {op} {dt} {ph}")
-            if op == "pool":
+        for mode in ("avg", "max", "pool"):
+            step(f"ps_roi {mode} {dt} {ph}")
+            if mode == "pool":
                 vision.ps_roi_pool(x, boxes, ph)
             else:
-                vision.ps_roi_align(x, boxes, ph, sampling_ratio=-1, mode=op[6:])
+                vision.ps_roi_align(x, boxes, ph, sampling_ratio=-1, mode=mode)
             xt = torch.from_numpy(x).requires_grad_()
-            f = vision.ps_roi_pool if op == "pool" else vision.ps_roi_align
+            f = vision.ps_roi_pool if mode == "pool" else vision.ps_roi_align
             torch.autograd.grad(f(xt, torch.from_numpy(boxes), ph).sum(), xt)
 
 

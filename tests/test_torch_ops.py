@@ -24,7 +24,7 @@ def _cases():
     yield "channel_shuffle", torch_ops.channel_shuffle_op, (x, 3), (0,)
     yield "concat_shuffle_split", torch_ops.concat_shuffle_split_op, (x, rnd(2, 4, 5, 5)), (0, 1)
     rois = torch.tensor([[0, 0.5, 0.5, 4.0, 3.0], [1, 1.0, 0.0, 3.0, 4.5]], dtype=torch.float64)
-    yield "ps_roi", torch_ops.ps_roi_forward, (rnd(2, 8, 5, 5), rois, "align_avg", 2, 2, 1.0, 2, True, False), (0,)
+    yield "ps_roi", torch_ops.ps_roi_forward, (rnd(2, 8, 5, 5), rois, "align_avg", [2, 2], 1.0, 2, True, False), (0,)
     T, B = 6, 3
     term, trunc = torch.rand(T, B, generator=g) < 0.2, torch.rand(T, B, generator=g) < 0.2
     yield "gae", torch_ops.returns_forward, ("gae", rnd(T, B), rnd(T, B), rnd(T, B), term, trunc, None, 0.9, 0.8, 1,

@@ -144,18 +144,18 @@ void bind_rl(py::module_& m) {
 #endif
 
   py::class_<rl::ReturnsViews>(m, "ReturnsInputs")
-      .def(py::init([](const std::string& kind, const View& rewards, std::optional<View> values,
+      .def(py::init([](const std::string& estimator, const View& rewards, std::optional<View> values,
                        const View& next_values, const View& terminated, const View& truncated,
                        std::optional<View> gamma, double gamma_scalar, double lam, int64_t n,
                        std::optional<View> rhos, std::optional<View> traces, uintptr_t stream) {
              rl::ReturnsViews v;
-             v.kind = parse_enum<rl::Estimator>(kind,
-                                                {{"discounted", rl::Estimator::discounted},
-                                                 {"lambda", rl::Estimator::lambda},
-                                                 {"gae", rl::Estimator::gae},
-                                                 {"n_step", rl::Estimator::n_step},
-                                                 {"vtrace", rl::Estimator::vtrace}},
-                                                "estimator");
+             v.estimator = parse_enum<rl::Estimator>(estimator,
+                                                     {{"discounted", rl::Estimator::discounted},
+                                                      {"lambda", rl::Estimator::lambda},
+                                                      {"gae", rl::Estimator::gae},
+                                                      {"n_step", rl::Estimator::n_step},
+                                                      {"vtrace", rl::Estimator::vtrace}},
+                                                     "estimator");
              v.rewards = rewards;
              v.values = values;
              v.next_values = next_values;
@@ -171,7 +171,7 @@ void bind_rl(py::module_& m) {
              rl::validate_returns(v);
              return v;
            }),
-           py::arg("kind"), py::arg("rewards"), py::arg("values"), py::arg("next_values"), py::arg("terminated"),
+           py::arg("estimator"), py::arg("rewards"), py::arg("values"), py::arg("next_values"), py::arg("terminated"),
            py::arg("truncated"), py::arg("gamma"), py::arg("gamma_scalar"), py::arg("lam"), py::arg("n"),
            py::arg("rhos"), py::arg("traces"), py::arg("stream"));
 

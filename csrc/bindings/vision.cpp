@@ -10,55 +10,40 @@ namespace py = pybind11;
 
 namespace nimbleops {
 
-namespace {
-
-vision::PsRoiViews ps_roi_views(const std::string& op, const View& input, const View& boxes, int64_t ph, int64_t pw,
-                                double scale, int64_t sampling_ratio, bool aligned, bool deterministic,
-                                uintptr_t stream) {
-  vision::PsRoiViews v;
-  v.op = parse_enum<vision::PsRoiOp>(
-      op, {{"align_avg", vision::PsRoiOp::align_avg}, {"align_max", vision::PsRoiOp::align_max},
-           {"pool", vision::PsRoiOp::pool}},
-      "op");
-  v.input = input;
-  v.boxes = boxes;
-  v.ph = ph;
-  v.pw = pw;
-  v.scale = scale;
-  v.sampling_ratio = sampling_ratio;
-  v.aligned = aligned;
-  v.deterministic = deterministic;
-  v.stream = stream;
-  vision::validate_ps_roi(v);
-  return v;
-}
-
-}  // namespace
-
 void bind_vision(py::module_& m) {
-  // Host check of the boxes (batch indices, adaptive grid size): the CPU kernels run it
-  // themselves; for CUDA boxes the Python wrapper runs it on a host copy before launch.
-  m.def("ps_roi_check_boxes", [](const std::string& op, const View& input, const View& boxes, int64_t ph, int64_t pw,
-                                 double scale, int64_t sampling_ratio, bool aligned) {
-    NIMBLEOPS_CHECK(boxes.device < 0, "internal: check_boxes needs host boxes");
-    vision::PsRoiViews v = ps_roi_views(op, input, boxes, ph, pw, scale, sampling_ratio, aligned, true, 0);
-    vision::check_boxes(boxes.ptr<double>(), boxes.shape[0], input.shape[0], v);
-  });
+  py::class_<vision::PsRoiViews>(m, "PsRoiInputs")
+      .def(py::init([](const std::string& op, const View& input, const View& boxes, std::vector<int64_t> output_size,
+                       double spatial_scale, int64_t sampling_ratio, bool aligned, bool deterministic,
+                       uintptr_t stream) {
+             NIMBLEOPS_CHECK(output_size.size() == 2, "internal: output_size pair expected");
+             const auto kind = parse_enum<vision::PsRoiOp>(op,
+                                                          {{"align_avg", vision::PsRoiOp::align_avg},
+                                                           {"align_max", vision::PsRoiOp::align_max},
+                                                           {"pool", vision::PsRoiOp::pool}},
+                                                          "op");
+             return vision::ps_roi_inputs(kind, input, boxes, output_size[0], output_size[1], spatial_scale,
+                                          sampling_ratio, aligned, deterministic, stream);
+           }),
+           py::arg("op"), py::arg("input"), py::arg("boxes"), py::arg("output_size"), py::arg("spatial_scale"),
+           py::arg("sampling_ratio"), py::arg("aligned"), py::arg("deterministic"), py::arg("stream"))
+      .def_property_readonly("output_shape", [](const vision::PsRoiViews& v) {
+        return std::vector<int64_t>{v.boxes.shape[0], v.C_out, v.pooled_h, v.pooled_w};
+      })
+      // The boxes' values checked on the host (batch indices, adaptive grid size): the CPU kernels
+      // run this themselves; for CUDA boxes the Python wrapper passes a host copy before launch.
+      .def("check_boxes", [](const vision::PsRoiViews& v, const View& host_boxes) {
+        NIMBLEOPS_CHECK(host_boxes.device < 0 && host_boxes.is_contiguous() && host_boxes.dtype == DType::float64 &&
+                            host_boxes.numel() == v.boxes.numel(),
+                        "internal: check_boxes needs a contiguous float64 host copy of the boxes");
+        vision::check_boxes(v, host_boxes.ptr<double>());
+      });
 
 #define NIMBLEOPS_BIND_PS_ROI(ns, suffix)                                                                        \
-  m.def("ps_roi_forward_" suffix, [](const std::string& op, const View& input, const View& boxes, int64_t ph,    \
-                                     int64_t pw, double scale, int64_t sampling_ratio, bool aligned,             \
-                                     uintptr_t stream, const View& out) {                                        \
-    vision::PsRoiViews v = ps_roi_views(op, input, boxes, ph, pw, scale, sampling_ratio, aligned, true, stream);  \
+  m.def("ps_roi_forward_" suffix, [](const vision::PsRoiViews& v, const View& out) {                              \
     py::gil_scoped_release nogil;                                                                                \
     vision::ns::ps_roi_forward(v, out);                                                                          \
   });                                                                                                            \
-  m.def("ps_roi_backward_" suffix, [](const std::string& op, const View& input, const View& boxes, int64_t ph,   \
-                                      int64_t pw, double scale, int64_t sampling_ratio, bool aligned,            \
-                                      bool deterministic, uintptr_t stream, const View& grad_out,                \
-                                      const View& grad_in) {                                                     \
-    vision::PsRoiViews v =                                                                                       \
-        ps_roi_views(op, input, boxes, ph, pw, scale, sampling_ratio, aligned, deterministic, stream);           \
+  m.def("ps_roi_backward_" suffix, [](const vision::PsRoiViews& v, const View& grad_out, const View& grad_in) {   \
     py::gil_scoped_release nogil;                                                                                \
     vision::ns::ps_roi_backward(v, grad_out, grad_in);                                                           \
   });
@@ -119,8 +104,8 @@ void bind_vision(py::module_& m) {
              v.KW = kernel[1];
              v.sh = stride[0];
              v.sw = stride[1];
-             v.ph = padding[0];
-             v.pw = padding[1];
+             v.pad_h = padding[0];
+             v.pad_w = padding[1];
              v.dh = dilation[0];
              v.dw = dilation[1];
              v.stream = stream;

@@ -83,6 +83,21 @@ inline void check_same_device(const View& a, const View& b, const char* name_a, 
                   a.device, " and ", b.device, " (-1 = CPU)");
 }
 
+// x: a contiguous array of `numel` elements of `dtype` on ref's device, as the arrays a kernel
+// reads or writes beside its reference input are.
+inline void check_like(const View& x, const View& ref, const char* name, const char* ref_name, int64_t numel,
+                       DType dtype) {
+  check_contiguous(x, name);
+  check_dtype(x, dtype, name);
+  check_numel(x, numel, name);
+  check_same_device(x, ref, name, ref_name);
+}
+
+// x: contiguous, with ref's element count, dtype and device.
+inline void check_like(const View& x, const View& ref, const char* name, const char* ref_name) {
+  check_like(x, ref, name, ref_name, ref.numel(), ref.dtype);
+}
+
 // Arrays an op updates in place against every other array of the call (absent ones skipped): a
 // written array must not share memory with another (numpy's may_share_memory: bounds, so an
 // interleaved pair counts as overlapping), or the kernel would read values it has already changed.

@@ -35,10 +35,7 @@ inline void validate_mdp(const MdpViews& m) {
   NIMBLEOPS_CHECK(m.R.dtype == DType::float32 || m.R.dtype == DType::float64, "R: expected float32 or float64, got ",
                   dtype_name(m.R.dtype));
   if (!m.sparse) {
-    check_contiguous(m.P, "P");
-    check_dtype(m.P, m.R.dtype, "P");
-    check_numel(m.P, m.B * m.S * m.A * m.S, "P");
-    check_same_device(m.P, m.R, "P", "R");
+    check_like(m.P, m.R, "P", "R", m.B * m.S * m.A * m.S, m.R.dtype);
   } else {
     NIMBLEOPS_CHECK(m.B == 1, "sparse transitions hold one MDP, got a batch of ", m.B);
     check_contiguous(m.indptr, "indptr");
@@ -57,17 +54,11 @@ inline void validate_mdp(const MdpViews& m) {
 }
 
 inline void validate_values(const MdpViews& m, const View& V, const char* name, int64_t copies = 1) {
-  check_contiguous(V, name);
-  check_dtype(V, m.R.dtype, name);
-  check_numel(V, copies * m.B * m.S, name);
-  check_same_device(V, m.R, name, "R");
+  check_like(V, m.R, name, "R", copies * m.B * m.S, m.R.dtype);
 }
 
 inline void validate_actions(const MdpViews& m, const View& pol, const char* name, int64_t copies = 1) {
-  check_contiguous(pol, name);
-  check_dtype(pol, DType::int64, name);
-  check_numel(pol, copies * m.B * m.S, name);
-  check_same_device(pol, m.R, name, "R");
+  check_like(pol, m.R, name, "R", copies * m.B * m.S, DType::int64);
 }
 
 inline void check_gamma(double gamma, bool infinite_horizon) {

@@ -41,10 +41,7 @@ template <class Backend>
 void q_values_entry(const MdpViews& m, const View& V, double gamma, const View& Q) {
   check_gamma(gamma, false);
   validate_values(m, V, "V");
-  check_contiguous(Q, "Q");
-  check_dtype(Q, m.R.dtype, "Q");
-  check_numel(Q, m.B * m.S * m.A, "Q");
-  check_same_device(Q, m.R, "Q", "R");
+  check_like(Q, m.R, "Q", "R", m.B * m.S * m.A, m.R.dtype);
   Backend::with_ops(m, gamma, [&](auto& ops) {
     using T = typename std::decay_t<decltype(ops)>::T;
     ops.q_values(V.ptr<T>(), Q.ptr<T>());

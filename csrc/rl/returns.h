@@ -33,7 +33,7 @@ enum class Estimator : int { discounted = 0, lambda = 1, gae = 2, n_step = 3, vt
 
 // compile-time tags (no <type_traits>: this header is also compiled into the per-ISA units)
 template <Estimator K>
-struct EstimatorKind {
+struct EstimatorTag {
   static constexpr Estimator value = K;
 };
 template <bool B>
@@ -68,17 +68,17 @@ struct ReturnsArgs {
 
 // Calls f(std::integral_constant<Estimator, K>, std::bool_constant<gamma is an array>).
 template <class T, class F>
-static inline void with_estimator(Estimator kind, const ReturnsArgs<T>& a, F&& f) {
+static inline void with_estimator(Estimator estimator, const ReturnsArgs<T>& a, F&& f) {
   auto with_gamma = [&](auto k) {
     if (a.gamma_array) f(k, EstimatorFlag<true>{});
     else f(k, EstimatorFlag<false>{});
   };
-  switch (kind) {
-    case Estimator::discounted: with_gamma(EstimatorKind<Estimator::discounted>{}); break;
-    case Estimator::lambda: with_gamma(EstimatorKind<Estimator::lambda>{}); break;
-    case Estimator::gae: with_gamma(EstimatorKind<Estimator::gae>{}); break;
-    case Estimator::n_step: with_gamma(EstimatorKind<Estimator::n_step>{}); break;
-    case Estimator::vtrace: with_gamma(EstimatorKind<Estimator::vtrace>{}); break;
+  switch (estimator) {
+    case Estimator::discounted: with_gamma(EstimatorTag<Estimator::discounted>{}); break;
+    case Estimator::lambda: with_gamma(EstimatorTag<Estimator::lambda>{}); break;
+    case Estimator::gae: with_gamma(EstimatorTag<Estimator::gae>{}); break;
+    case Estimator::n_step: with_gamma(EstimatorTag<Estimator::n_step>{}); break;
+    case Estimator::vtrace: with_gamma(EstimatorTag<Estimator::vtrace>{}); break;
   }
 }
 
@@ -102,13 +102,13 @@ NIMBLEOPS_RETURNS_FN T cont_at(const ReturnsArgs<T>& a, int64_t i, bool last) {
 }
 // Forward step of the backwards-in-time scan: out0[i] from `after` = out0 of step t + 1 (any
 // value at the last step). For vtrace out0 holds vs - v here (see vtrace_finish_step).
-template <Estimator kind, bool kGammaArray, class T>
+template <Estimator estimator, bool kGammaArray, class T>
 NIMBLEOPS_RETURNS_FN void forward_step(const ReturnsArgs<T>& a, int64_t i, bool last, T after) {
   const T g = gamma_at<kGammaArray>(a, i), nt = not_terminated_at(a, i), cont = cont_at(a, i, last);
   const T* r = a.rewards;
   const T* nv = a.next_values;
   if (last) after = T(0);
-  switch (kind) {  // a template parameter: resolved at compile time
+  switch (estimator) {  // a template parameter: resolved at compile time
     case Estimator::discounted:
       a.out0[i] = r[i] + g * nt * (cont * after + (T(1) - cont) * nv[i]);
       break;
@@ -141,12 +141,12 @@ NIMBLEOPS_RETURNS_FN void vtrace_pg_step(const ReturnsArgs<T>& a, int64_t i, boo
 
 // Backward step of the forwards-in-time adjoint scan; carry / pg_carry hold what step t - 1
 // passes on (0 at t = 0) and are updated for step t + 1.
-template <Estimator kind, bool kGammaArray, class T>
+template <Estimator estimator, bool kGammaArray, class T>
 NIMBLEOPS_RETURNS_FN void backward_step(const ReturnsArgs<T>& a, int64_t i, bool last, T& carry, T& pg_carry) {
   const T g = gamma_at<kGammaArray>(a, i), nt = not_terminated_at(a, i), cont = cont_at(a, i, last);
   const T g0 = a.grad_out0 ? a.grad_out0[i] : T(0);
   const T g1 = a.grad_out1 ? a.grad_out1[i] : T(0);
-  switch (kind) {  // a template parameter: resolved at compile time
+  switch (estimator) {  // a template parameter: resolved at compile time
     case Estimator::discounted: {
       const T gx = g0 + carry;
       a.grad_rewards[i] = gx;

@@ -11,7 +11,7 @@ namespace nimbleops {
 namespace rl {
 
 struct ReturnsViews {
-  Estimator kind = Estimator::gae;
+  Estimator estimator = Estimator::gae;
   View rewards, next_values, terminated, truncated;
   std::optional<View> values, gamma, rhos, traces;
   double gamma_scalar = 0.0, lam = 1.0;
@@ -19,30 +19,27 @@ struct ReturnsViews {
   uintptr_t stream = 0;  // CUDA: the caller's stream
 };
 
-// Shapes, dtypes, contiguity and devices of the inputs (values and log_rhos where the estimator needs them).
+// Shapes, dtypes, contiguity and devices of the inputs (values and log_rhos where the estimator
+// needs them): the one check of a call's inputs, run where its ReturnsViews is built (the
+// binding's ReturnsInputs); the kernels take the views as checked.
 inline void validate_returns(const ReturnsViews& v) {
   NIMBLEOPS_CHECK(v.rewards.ndim() == 2, "rewards: expected the canonical [T, B] layout, got shape ", shape_str(v.rewards));
   const int64_t n = v.rewards.numel();
   const DType dt = v.rewards.dtype;
   NIMBLEOPS_CHECK(dt == DType::float32 || dt == DType::float64, "rewards: expected float32 or float64, got ",
                   dtype_name(dt));
-  auto same = [&](const View& x, const char* name, DType want) {
-    check_contiguous(x, name);
-    check_numel(x, n, name);
-    check_dtype(x, want, name);
-    check_same_device(x, v.rewards, name, "rewards");
-  };
-  same(v.rewards, "rewards", dt);
-  same(v.next_values, "next_values", dt);
-  same(v.terminated, "terminated", DType::boolean);
-  same(v.truncated, "truncated", DType::boolean);
-  const bool needs_values = v.kind == Estimator::gae || v.kind == Estimator::vtrace;
+  check_contiguous(v.rewards, "rewards");
+  auto like_rewards = [&](const View& x, const char* name) { check_like(x, v.rewards, name, "rewards"); };
+  like_rewards(v.next_values, "next_values");
+  check_like(v.terminated, v.rewards, "terminated", "rewards", n, DType::boolean);
+  check_like(v.truncated, v.rewards, "truncated", "rewards", n, DType::boolean);
+  const bool needs_values = v.estimator == Estimator::gae || v.estimator == Estimator::vtrace;
   NIMBLEOPS_CHECK(!needs_values || v.values, "values: required by this estimator");
-  if (v.values) same(*v.values, "values", dt);
-  NIMBLEOPS_CHECK(v.kind != Estimator::vtrace || (v.rhos && v.traces), "rhos, traces: required by vtrace");
-  if (v.rhos) same(*v.rhos, "rhos", dt);
-  if (v.traces) same(*v.traces, "traces", dt);
-  if (v.gamma) same(*v.gamma, "gamma", dt);
+  if (v.values) like_rewards(*v.values, "values");
+  NIMBLEOPS_CHECK(v.estimator != Estimator::vtrace || (v.rhos && v.traces), "rhos, traces: required by vtrace");
+  if (v.rhos) like_rewards(*v.rhos, "rhos");
+  if (v.traces) like_rewards(*v.traces, "traces");
+  if (v.gamma) like_rewards(*v.gamma, "gamma");
   NIMBLEOPS_CHECK(v.n >= 1, "n: expected an integer >= 1, got ", v.n);
 }
 
@@ -86,14 +83,11 @@ NIMBLEOPS_RETURNS_DEVICE_API(cuda)
 template <class T>
 void bind_outputs(const ReturnsViews& v, ReturnsArgs<T>& a, const View& out0, const std::optional<View>& out1) {
   auto out = [&](const View& x, const char* name) {
-    check_contiguous(x, name);
-    check_numel(x, v.rewards.numel(), name);
-    check_dtype(x, v.rewards.dtype, name);
-    check_same_device(x, v.rewards, name, "rewards");
+    check_like(x, v.rewards, name, "rewards");
     return x.ptr<T>();
   };
   a.out0 = out(out0, "out");
-  const bool two = v.kind == Estimator::gae || v.kind == Estimator::vtrace;
+  const bool two = v.estimator == Estimator::gae || v.estimator == Estimator::vtrace;
   NIMBLEOPS_CHECK(!two || out1, "internal: this estimator has two outputs");
   a.out1 = out1 ? out(*out1, "out1") : nullptr;
 }
@@ -103,10 +97,7 @@ void bind_gradients(const ReturnsViews& v, ReturnsArgs<T>& a, const std::optiona
                     const std::optional<View>& grad_out1, const View& grad_rewards,
                     const std::optional<View>& grad_values, const View& grad_next_values) {
   auto arr = [&](const View& x, const char* name) {
-    check_contiguous(x, name);
-    check_numel(x, v.rewards.numel(), name);
-    check_dtype(x, v.rewards.dtype, name);
-    check_same_device(x, v.rewards, name, "rewards");
+    check_like(x, v.rewards, name, "rewards");
     return x.ptr<T>();
   };
   a.grad_out0 = grad_out0 ? arr(*grad_out0, "grad_out0") : nullptr;

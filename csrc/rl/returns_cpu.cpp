@@ -39,15 +39,14 @@ void over_columns(int64_t steps, int64_t cols, int64_t n, F&& f) {
 }  // namespace
 
 void returns_forward(const ReturnsViews& v, const View& out0, const std::optional<View>& out1) {
-  validate_returns(v);
   NIMBLEOPS_CHECK(v.rewards.device < 0, "rewards: expected CPU arrays for the CPU kernels");
   NIMBLEOPS_DISPATCH_FLOATING(v.rewards.dtype, "rewards", [&] {
     ReturnsArgs<scalar_t> a = returns_args<scalar_t>(v);
     bind_outputs(v, a, out0, out1);
     const auto& k = returns_kernels<scalar_t>();
     std::atomic<bool> finite{true};
-    over_columns(a.steps, a.cols, v.kind == Estimator::n_step ? v.n : 1, [&](int64_t b0, int64_t b1) {
-      if (!k.forward(v.kind, a, b0, b1)) finite.store(false, std::memory_order_relaxed);
+    over_columns(a.steps, a.cols, v.estimator == Estimator::n_step ? v.n : 1, [&](int64_t b0, int64_t b1) {
+      if (!k.forward(v.estimator, a, b0, b1)) finite.store(false, std::memory_order_relaxed);
     });
     NIMBLEOPS_CHECK(finite.load(), "rewards: expected finite rewards, found nan or inf");
   });
@@ -55,15 +54,14 @@ void returns_forward(const ReturnsViews& v, const View& out0, const std::optiona
 
 void returns_backward(const ReturnsViews& v, const std::optional<View>& grad_out0, const std::optional<View>& grad_out1,
                       const View& grad_rewards, const std::optional<View>& grad_values, const View& grad_next_values) {
-  validate_returns(v);
   NIMBLEOPS_CHECK(v.rewards.device < 0, "rewards: expected CPU arrays for the CPU kernels");
-  NIMBLEOPS_CHECK(v.kind != Estimator::n_step || grad_out0, "internal: n-step backward needs grad_out0");
+  NIMBLEOPS_CHECK(v.estimator != Estimator::n_step || grad_out0, "internal: n-step backward needs grad_out0");
   NIMBLEOPS_DISPATCH_FLOATING(v.rewards.dtype, "rewards", [&] {
     ReturnsArgs<scalar_t> a = returns_args<scalar_t>(v);
     bind_gradients(v, a, grad_out0, grad_out1, grad_rewards, grad_values, grad_next_values);
     const auto& k = returns_kernels<scalar_t>();
-    over_columns(a.steps, a.cols, v.kind == Estimator::n_step ? v.n : 1,
-                 [&](int64_t b0, int64_t b1) { k.backward(v.kind, a, b0, b1); });
+    over_columns(a.steps, a.cols, v.estimator == Estimator::n_step ? v.n : 1,
+                 [&](int64_t b0, int64_t b1) { k.backward(v.estimator, a, b0, b1); });
   });
 }
 

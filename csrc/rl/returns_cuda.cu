@@ -14,20 +14,20 @@ namespace rl {
 namespace cuda {
 namespace {
 
-template <Estimator kind, bool kGA, class T>
+template <Estimator estimator, bool kGA, class T>
 __global__ void forward_kernel(ReturnsArgs<T> a) {
   const int64_t b = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (b >= a.cols) return;
   const int64_t B = a.cols;
-  if constexpr (kind == Estimator::n_step) {
+  if constexpr (estimator == Estimator::n_step) {
     for (int64_t t = 0; t < a.steps; ++t) n_step_at<kGA>(a, t, b, false);
   } else {
     T after = T(0);
     for (int64_t t = a.steps - 1; t >= 0; --t) {
-      forward_step<kind, kGA>(a, t * B + b, t == a.steps - 1, after);
+      forward_step<estimator, kGA>(a, t * B + b, t == a.steps - 1, after);
       after = a.out0[t * B + b];
     }
-    if constexpr (kind == Estimator::vtrace) {
+    if constexpr (estimator == Estimator::vtrace) {
       for (int64_t t = 0; t < a.steps; ++t) {
         const bool last = t == a.steps - 1;
         const int64_t tn = last ? t : t + 1;
@@ -38,12 +38,12 @@ __global__ void forward_kernel(ReturnsArgs<T> a) {
   }
 }
 
-template <Estimator kind, bool kGA, class T>
+template <Estimator estimator, bool kGA, class T>
 __global__ void backward_kernel(ReturnsArgs<T> a) {
   const int64_t b = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (b >= a.cols) return;
   const int64_t B = a.cols;
-  if constexpr (kind == Estimator::n_step) {
+  if constexpr (estimator == Estimator::n_step) {
     for (int64_t t = 0; t < a.steps; ++t) {
       a.grad_rewards[t * B + b] = T(0);
       a.grad_next_values[t * B + b] = T(0);
@@ -51,7 +51,7 @@ __global__ void backward_kernel(ReturnsArgs<T> a) {
     for (int64_t t = 0; t < a.steps; ++t) n_step_at<kGA>(a, t, b, true);
   } else {
     T carry = T(0), pg_carry = T(0);
-    for (int64_t t = 0; t < a.steps; ++t) backward_step<kind, kGA>(a, t * B + b, t == a.steps - 1, carry, pg_carry);
+    for (int64_t t = 0; t < a.steps; ++t) backward_step<estimator, kGA>(a, t * B + b, t == a.steps - 1, carry, pg_carry);
   }
 }
 
@@ -60,7 +60,6 @@ constexpr int kThreads = 128;
 }  // namespace
 
 void returns_forward(const ReturnsViews& v, const View& out0, const std::optional<View>& out1) {
-  validate_returns(v);
   NIMBLEOPS_CHECK(v.rewards.device >= 0, "rewards: expected CUDA tensors for the CUDA kernels");
   CudaDeviceGuard guard(v.rewards.device);
   NIMBLEOPS_DISPATCH_FLOATING(v.rewards.dtype, "rewards", [&] {
@@ -68,7 +67,7 @@ void returns_forward(const ReturnsViews& v, const View& out0, const std::optiona
     bind_outputs(v, a, out0, out1);
     if (a.cols == 0 || a.steps == 0) return;
     const unsigned blocks = static_cast<unsigned>((a.cols + kThreads - 1) / kThreads);
-    with_estimator(v.kind, a, [&](auto k, auto ga) {
+    with_estimator(v.estimator, a, [&](auto k, auto ga) {
       forward_kernel<decltype(k)::value, decltype(ga)::value, scalar_t>
           <<<blocks, kThreads, 0, reinterpret_cast<cudaStream_t>(v.stream)>>>(a);
     });
@@ -78,16 +77,15 @@ void returns_forward(const ReturnsViews& v, const View& out0, const std::optiona
 
 void returns_backward(const ReturnsViews& v, const std::optional<View>& grad_out0, const std::optional<View>& grad_out1,
                       const View& grad_rewards, const std::optional<View>& grad_values, const View& grad_next_values) {
-  validate_returns(v);
   NIMBLEOPS_CHECK(v.rewards.device >= 0, "rewards: expected CUDA tensors for the CUDA kernels");
-  NIMBLEOPS_CHECK(v.kind != Estimator::n_step || grad_out0, "internal: n-step backward needs grad_out0");
+  NIMBLEOPS_CHECK(v.estimator != Estimator::n_step || grad_out0, "internal: n-step backward needs grad_out0");
   CudaDeviceGuard guard(v.rewards.device);
   NIMBLEOPS_DISPATCH_FLOATING(v.rewards.dtype, "rewards", [&] {
     ReturnsArgs<scalar_t> a = returns_args<scalar_t>(v);
     bind_gradients(v, a, grad_out0, grad_out1, grad_rewards, grad_values, grad_next_values);
     if (a.cols == 0 || a.steps == 0) return;
     const unsigned blocks = static_cast<unsigned>((a.cols + kThreads - 1) / kThreads);
-    with_estimator(v.kind, a, [&](auto k, auto ga) {
+    with_estimator(v.estimator, a, [&](auto k, auto ga) {
       backward_kernel<decltype(k)::value, decltype(ga)::value, scalar_t>
           <<<blocks, kThreads, 0, reinterpret_cast<cudaStream_t>(v.stream)>>>(a);
     });

@@ -30,11 +30,11 @@ inline int nonfinite_rewards(const ReturnsArgs<T>& a, int64_t t, int64_t b0, int
   return bad;
 }
 
-template <Estimator kind, bool kGA, class T>
+template <Estimator estimator, bool kGA, class T>
 bool forward_columns(const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
   const int64_t B = a.cols;
   int bad = 0;
-  if constexpr (kind == Estimator::n_step) {
+  if constexpr (estimator == Estimator::n_step) {
     for (int64_t t = 0; t < a.steps; ++t) {
       #pragma GCC ivdep
       for (int64_t b = b0; b < b1; ++b) n_step_at<kGA>(a, t, b, false);
@@ -45,15 +45,15 @@ bool forward_columns(const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
   if (a.steps == 0) return true;
   const int64_t last = a.steps - 1;
   #pragma GCC ivdep
-  for (int64_t b = b0; b < b1; ++b) forward_step<kind, kGA>(a, last * B + b, true, T(0));
+  for (int64_t b = b0; b < b1; ++b) forward_step<estimator, kGA>(a, last * B + b, true, T(0));
   bad |= nonfinite_rewards(a, last, b0, b1);
   for (int64_t t = last - 1; t >= 0; --t) {
     const T* next = a.out0 + (t + 1) * B;
     #pragma GCC ivdep
-    for (int64_t b = b0; b < b1; ++b) forward_step<kind, kGA>(a, t * B + b, false, next[b]);
+    for (int64_t b = b0; b < b1; ++b) forward_step<estimator, kGA>(a, t * B + b, false, next[b]);
     bad |= nonfinite_rewards(a, t, b0, b1);
   }
-  if constexpr (kind != Estimator::vtrace) return bad == 0;
+  if constexpr (estimator != Estimator::vtrace) return bad == 0;
   for (int64_t t = 0; t < last; ++t)
     #pragma GCC ivdep
     for (int64_t b = b0; b < b1; ++b)
@@ -66,10 +66,10 @@ bool forward_columns(const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
   return bad == 0;
 }
 
-template <Estimator kind, bool kGA, class T>
+template <Estimator estimator, bool kGA, class T>
 void backward_columns(const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
   const int64_t B = a.cols;
-  if constexpr (kind == Estimator::n_step) {
+  if constexpr (estimator == Estimator::n_step) {
     for (int64_t t = 0; t < a.steps; ++t)
       #pragma GCC ivdep
       for (int64_t b = b0; b < b1; ++b) {
@@ -88,23 +88,23 @@ void backward_columns(const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
     for (int64_t t = 0; t < a.steps; ++t) {
       const bool last = t == a.steps - 1;
       #pragma GCC ivdep
-      for (int64_t b = c0; b < c1; ++b) backward_step<kind, kGA>(a, t * B + b, last, carry[b - c0], pg_carry[b - c0]);
+      for (int64_t b = c0; b < c1; ++b) backward_step<estimator, kGA>(a, t * B + b, last, carry[b - c0], pg_carry[b - c0]);
     }
   }
 }
 
 template <class T>
-bool forward(Estimator kind, const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
+bool forward(Estimator estimator, const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
   bool finite = true;
-  with_estimator(kind, a, [&](auto k, auto ga) {
+  with_estimator(estimator, a, [&](auto k, auto ga) {
     finite = forward_columns<decltype(k)::value, decltype(ga)::value>(a, b0, b1);
   });
   return finite;
 }
 
 template <class T>
-void backward(Estimator kind, const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
-  with_estimator(kind, a, [&](auto k, auto ga) { backward_columns<decltype(k)::value, decltype(ga)::value>(a, b0, b1); });
+void backward(Estimator estimator, const ReturnsArgs<T>& a, int64_t b0, int64_t b1) {
+  with_estimator(estimator, a, [&](auto k, auto ga) { backward_columns<decltype(k)::value, decltype(ga)::value>(a, b0, b1); });
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // Depthwise 2-d convolution (PyTorch's conv2d with groups = C and weight [C*m, 1, KH, KW]):
 // out[n, c*m + j, oh, ow] = bias[c*m + j]
-//     + sum_{kh, kw} w[c*m + j, kh, kw] * x[n, c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw]
+//     + sum_{kh, kw} w[c*m + j, kh, kw] * x[n, c, oh*sh - pad_h + kh*dh, ow*sw - pad_w + kw*dw]
 // (zero outside the input). The Python wrapper hands over x NCHW- or channels_last-contiguous,
 // the weight as a contiguous [C*m, KH*KW] and the bias as [C*m]. CPU results are deterministic
 // and do not depend on the thread count or SIMD level.
@@ -18,7 +18,7 @@ struct DepthwiseViews {
   View x;                   // [N, C, H, W]
   View weight;              // [C*m, KH*KW]
   std::optional<View> bias;  // [C*m]
-  int64_t KH = 1, KW = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
+  int64_t KH = 1, KW = 1, sh = 1, sw = 1, pad_h = 0, pad_w = 0, dh = 1, dw = 1;
   uintptr_t stream = 0;
 };
 

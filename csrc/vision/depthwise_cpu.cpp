@@ -48,8 +48,8 @@ DepthwiseShape depthwise_shape(const DepthwiseViews& v) {
   s.W = v.x.shape[3];
   s.channels_last = !v.x.is_contiguous();
   NIMBLEOPS_CHECK(!s.channels_last || v.x.is_channels_last(), "x: expected an NCHW- or channels_last-contiguous array");
-  NIMBLEOPS_CHECK(v.KH >= 1 && v.KW >= 1 && v.sh >= 1 && v.sw >= 1 && v.dh >= 1 && v.dw >= 1 && v.ph >= 0 &&
-                      v.pw >= 0,
+  NIMBLEOPS_CHECK(v.KH >= 1 && v.KW >= 1 && v.sh >= 1 && v.sw >= 1 && v.dh >= 1 && v.dw >= 1 && v.pad_h >= 0 &&
+                      v.pad_w >= 0,
                   "internal: kernel, stride, dilation and padding must be checked by the caller");
   NIMBLEOPS_CHECK(v.weight.ndim() == 2 && v.weight.shape[1] == v.KH * v.KW && s.C >= 1 &&
                       v.weight.shape[0] % s.C == 0 && v.weight.shape[0] >= 1,
@@ -68,8 +68,8 @@ DepthwiseShape depthwise_shape(const DepthwiseViews& v) {
   // dilated kernel extent and padded input, in arithmetic that cannot wrap
   const int64_t eh = checked_add(checked_mul(v.dh, v.KH - 1, "dilation"), 1, "dilation");
   const int64_t ew = checked_add(checked_mul(v.dw, v.KW - 1, "dilation"), 1, "dilation");
-  const int64_t Hp = checked_add(s.H, checked_mul(2, v.ph, "padding"), "padding");
-  const int64_t Wp = checked_add(s.W, checked_mul(2, v.pw, "padding"), "padding");
+  const int64_t Hp = checked_add(s.H, checked_mul(2, v.pad_h, "padding"), "padding");
+  const int64_t Wp = checked_add(s.W, checked_mul(2, v.pad_w, "padding"), "padding");
   NIMBLEOPS_CHECK(Hp >= eh && Wp >= ew, "weight: the dilated kernel (", eh, " x ", ew,
                   ") is larger than the padded input (", Hp, " x ", Wp, ")");
   s.OH = (Hp - eh) / v.sh + 1;
@@ -103,8 +103,8 @@ struct PaddedPlane {
   T* quad[4] = {nullptr, nullptr, nullptr, nullptr};
 
   void shape(const DepthwiseViews& v, const DepthwiseShape& s) {
-    Hp = s.H + 2 * v.ph;
-    Wp = s.W + 2 * v.pw;
+    Hp = s.H + 2 * v.pad_h;
+    Wp = s.W + 2 * v.pad_w;
     split = split_layout(v);
     stride = split ? (Wp + 1) / 2 : Wp;
     quad_size = ((Hp + 1) / 2) * stride;
@@ -118,13 +118,13 @@ struct PaddedPlane {
     return split ? quad[(r & 1) * 2 + (q & 1)][(r >> 1) * stride + (q >> 1)] : plane[r * Wp + q];
   }
   // the interior from src (rows of W elements, row pitch `pitch`)
-  void fill(const T* src, int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t pitch) {
+  void fill(const T* src, int64_t H, int64_t W, int64_t pad_h, int64_t pad_w, int64_t pitch) {
     const DepthwiseKernels<T>& k = depthwise_kernels<T>();
-    if (!split) return k.copy_rows(src, pitch, plane + ph * Wp + pw, Wp, H, W);
+    if (!split) return k.copy_rows(src, pitch, plane + pad_h * Wp + pad_w, Wp, H, W);
     for (int64_t h = 0; h < H; ++h) {
-      const int64_t r = h + ph;
-      T* even = quad[(r & 1) * 2 + (pw & 1)] + (r >> 1) * stride + (pw >> 1);  // columns w = 0, 2, 4, ...
-      T* odd = quad[(r & 1) * 2 + ((pw + 1) & 1)] + (r >> 1) * stride + ((pw + 1) >> 1);  // w = 1, 3, ...
+      const int64_t r = h + pad_h;
+      T* even = quad[(r & 1) * 2 + (pad_w & 1)] + (r >> 1) * stride + (pad_w >> 1);  // columns w = 0, 2, 4, ...
+      T* odd = quad[(r & 1) * 2 + ((pad_w + 1) & 1)] + (r >> 1) * stride + ((pad_w + 1) >> 1);  // w = 1, 3, ...
       k.deinterleave(src + h * pitch, W, even, odd);
     }
   }
@@ -161,7 +161,7 @@ struct RowLayout {
 
   RowLayout(const DepthwiseViews& v, const DepthwiseShape& s) {
     is_virtual = virtual_rows(v);
-    const int64_t Wp = s.W + 2 * v.pw;
+    const int64_t Wp = s.W + 2 * v.pad_w;
     pitch = is_virtual ? (split_layout(v) ? (Wp + 1) / 2 : Wp) : s.OW;
     rows = is_virtual ? 1 : s.OH;
     length = is_virtual ? (s.OH - 1) * Wp + s.OW : s.OW;
@@ -215,7 +215,7 @@ struct AlignedBuffer {
 // pixels (256 x 256): a task's buffers (4 MB each at most) stay near the caches; larger planes take
 // the plane kernels.
 bool blocked_nchw(const DepthwiseViews& v, const DepthwiseShape& s) {
-  return v.x.dtype == DType::float32 && rows_nhwc(v, s) && (s.H + 2 * v.ph) * (s.W + 2 * v.pw) <= (int64_t(1) << 16);
+  return v.x.dtype == DType::float32 && rows_nhwc(v, s) && (s.H + 2 * v.pad_h) * (s.W + 2 * v.pad_w) <= (int64_t(1) << 16);
 }
 
 // every block's weights as [KK][16] (lanes past C zero), flipped (tap KK - 1 - t) for the input
@@ -290,25 +290,25 @@ void forward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, T* o
   const T* w = v.weight.ptr<T>();
   const T* bias = v.bias ? v.bias->ptr<T>() : nullptr;
   const int64_t K = v.KH, KK = K * K, HW = s.H * s.W, OHW = s.OH * s.OW;
-  const int64_t Hp = s.H + 2 * v.ph, Wp = s.W + 2 * v.pw, blocks = (s.C + kLanes - 1) / kLanes;
+  const int64_t Hp = s.H + 2 * v.pad_h, Wp = s.W + 2 * v.pad_w, blocks = (s.C + kLanes - 1) / kLanes;
   const std::vector<T> weights = block_weights(w, bias, s.C, KK, false);
   const int64_t bands = row_bands(s.N * blocks, s.OH);
   parallel_for(s.N * blocks * bands, 1, [&](int64_t t0, int64_t t1) {
     AlignedBuffer<T> xbuf, obuf;
-    T* xp = padded(xbuf, Hp, Wp, v.ph, v.pw, s.H, s.W);
+    T* xp = padded(xbuf, Hp, Wp, v.pad_h, v.pad_w, s.H, s.W);
     T* op = obuf.get(OHW * kLanes);
     std::vector<const T*> rows(static_cast<size_t>(K));
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / (blocks * bands), cb = (t / bands) % blocks, band = t % bands;
       const int64_t c0 = cb * kLanes, lanes = std::min<int64_t>(kLanes, s.C - c0);
       const int64_t o0 = band * s.OH / bands, o1 = (band + 1) * s.OH / bands;  // the band's output rows
-      const auto [i0, i1] = source_rows(o0, o1, v.sh, v.ph, K, s.H);
+      const auto [i0, i1] = source_rows(o0, o1, v.sh, v.pad_h, K, s.H);
       const T* wb = weights.data() + cb * (KK + 1) * kLanes;
       if (i1 > i0)
         k.planes_to_pixels(x + (n * s.C + c0) * HW + i0 * s.W, HW, lanes, i1 - i0, s.W,
-                           xp + ((v.ph + i0) * Wp + v.pw) * kLanes, Wp);
+                           xp + ((v.pad_h + i0) * Wp + v.pad_w) * kLanes, Wp);
       block_conv(xp + o0 * v.sh * Wp * kLanes, Wp, K, v.sh, o1 - o0, s.OW, wb, bias ? wb + KK * kLanes : nullptr,
-                 op + o0 * s.OW * kLanes, rows, o0 * v.sh, v.ph, v.ph + s.H);
+                 op + o0 * s.OW * kLanes, rows, o0 * v.sh, v.pad_h, v.pad_h + s.H);
       k.pixels_to_planes(op + o0 * s.OW * kLanes, s.OW, lanes, o1 - o0, s.OW, out + (n * s.C + c0) * OHW + o0 * s.OW,
                          OHW);
     }
@@ -326,9 +326,9 @@ void backward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, con
   const T* x = v.x.ptr<T>();
   const T* w = v.weight.ptr<T>();
   const int64_t K = v.KH, S = v.sh, KK = K * K, HW = s.H * s.W, OHW = s.OH * s.OW;
-  const int64_t blocks = (s.C + kLanes - 1) / kLanes, Hp = s.H + 2 * v.ph, Wp = s.W + 2 * v.pw;  // padded input
-  const bool gather = S == 1 && v.ph <= K - 1 && v.pw <= K - 1;
-  const int64_t qh = gather ? K - 1 - v.ph : 0, qw = gather ? K - 1 - v.pw : 0;  // grad_out's padding
+  const int64_t blocks = (s.C + kLanes - 1) / kLanes, Hp = s.H + 2 * v.pad_h, Wp = s.W + 2 * v.pad_w;  // padded input
+  const bool gather = S == 1 && v.pad_h <= K - 1 && v.pad_w <= K - 1;
+  const int64_t qh = gather ? K - 1 - v.pad_h : 0, qw = gather ? K - 1 - v.pad_w : 0;  // grad_out's padding
   const int64_t Gh = s.OH + 2 * qh, Gw = s.OW + 2 * qw;
   const bool weights = gw || gb;
   // bands of rows (row_bands) where the tasks are few; not with the scatter, whose bands would
@@ -341,7 +341,7 @@ void backward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, con
   const std::vector<T> wgx = gx ? block_weights(w, static_cast<const T*>(nullptr), s.C, KK, gather) : std::vector<T>();
   parallel_for(s.N * blocks * bands, 1, [&](int64_t t0, int64_t t1) {
     AlignedBuffer<T> xbuf, gbuf, obuf;
-    T* xp = weights ? padded(xbuf, Hp, Wp, v.ph, v.pw, s.H, s.W) : nullptr;
+    T* xp = weights ? padded(xbuf, Hp, Wp, v.pad_h, v.pad_w, s.H, s.W) : nullptr;
     T* gp = padded(gbuf, Gh, Gw, qh, qw, s.OH, s.OW);
     T* op = gx ? obuf.get((gather ? HW : Hp * Wp) * kLanes) : nullptr;  // grad_input pixels (scatter: padded)
     std::vector<const T*> rows(static_cast<size_t>(K));
@@ -374,13 +374,13 @@ void backward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, con
           for (int64_t kh = 0; kh < K; ++kh) out_rows[size_t(kh)] = op + (oh * S + kh) * Wp * kLanes;
           k.input_row_nhwc(gi + oh * Gw * kLanes, s.OW, wb, K, S, out_rows.data());
         }
-        k.pixels_to_planes(op + (v.ph * Wp + v.pw) * kLanes, Wp, lanes, s.H, s.W, gx + (n * s.C + c0) * HW, HW);
+        k.pixels_to_planes(op + (v.pad_h * Wp + v.pad_w) * kLanes, Wp, lanes, s.H, s.W, gx + (n * s.C + c0) * HW, HW);
       }
       if (weights && o1 > o0) {
-        const auto [x0, x1] = source_rows(o0, o1, S, v.ph, K, s.H);
+        const auto [x0, x1] = source_rows(o0, o1, S, v.pad_h, K, s.H);
         if (x1 > x0)
           k.planes_to_pixels(x + (n * s.C + c0) * HW + x0 * s.W, HW, lanes, x1 - x0, s.W,
-                             xp + ((v.ph + x0) * Wp + v.pw) * kLanes, Wp);
+                             xp + ((v.pad_h + x0) * Wp + v.pad_w) * kLanes, Wp);
         k.weight_nhwc(xp + o0 * S * Wp * kLanes, Wp, gi + o0 * Gw * kLanes, Gw, o1 - o0, s.OW, K, S,
                       part.data() + t * part_size);
       }
@@ -425,7 +425,7 @@ void weight_grads_from_lanes(const T* part, int64_t KK, int64_t oc, T* gw, T* gb
 // (FlatPlane), without the blocked path's transposes.
 bool flat_nchw(const DepthwiseViews& v, const DepthwiseShape& s) {
   return v.x.dtype == DType::float32 && s.m == 1 && v.KH == 3 && v.KW == 3 && v.sh == 1 && v.sw == 1 &&
-         v.dh == 1 && v.dw == 1 && v.ph == 1 && v.pw == 1 && depthwise_kernels<float>().forward_plane != nullptr;
+         v.dh == 1 && v.dw == 1 && v.pad_h == 1 && v.pad_w == 1 && depthwise_kernels<float>().forward_plane != nullptr;
 }
 
 // The FlatPlane of an H x W plane and the masks of its border vectors (built once per call)
@@ -520,7 +520,7 @@ void forward_nchw(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
     std::vector<T> tmp(size_t(layout.buffer_size(s)));
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t n = p / s.C, c = p % s.C;
-      pad.fill(x + p * HW, s.H, s.W, v.ph, v.pw, s.W);
+      pad.fill(x + p * HW, s.H, s.W, v.pad_h, v.pad_w, s.W);
       if (p + 1 < p1)  // the next plane streams in while this one is computed
         for (int64_t e = 0; e < HW; e += 64 / int64_t(sizeof(T))) __builtin_prefetch(x + (p + 1) * HW + e);
       for (int64_t j = 0; j < s.m; ++j) {
@@ -561,7 +561,7 @@ void forward_nhwc_rows(const DepthwiseViews& v, const DepthwiseShape& s, const T
   // rows[kh]: the input row of output row oh of image n at tap row kh, or null in the padding
   auto input_rows = [&](int64_t n, int64_t oh, std::vector<const T*>& rows) {
     for (int64_t kh = 0; kh < K; ++kh) {
-      const int64_t ih = oh * S - v.ph + kh;
+      const int64_t ih = oh * S - v.pad_h + kh;
       rows[size_t(kh)] = (ih >= 0 && ih < s.H) ? x + (n * s.H + ih) * row : nullptr;
     }
   };
@@ -582,7 +582,7 @@ void forward_nhwc_rows(const DepthwiseViews& v, const DepthwiseShape& s, const T
         if (c0 >= C) continue;
         for (int64_t oh = band * s.OH / bands; oh < (band + 1) * s.OH / bands; ++oh) {
           input_rows(n, oh, rows);
-          k.forward_rows_nhwc(rows.data(), zero.data(), K, S, v.pw, s.W, s.OW, wt, bias, C, c0,
+          k.forward_rows_nhwc(rows.data(), zero.data(), K, S, v.pad_w, s.W, s.OW, wt, bias, C, c0,
                               std::min(C, c0 + width), out + (n * s.OH + oh) * s.OW * C);
         }
       }
@@ -597,7 +597,7 @@ void forward_nhwc_rows(const DepthwiseViews& v, const DepthwiseShape& s, const T
       const int64_t fresh = (r == r0 || oh == 0) ? K : std::min(K, S);
       for (int64_t kh = K - fresh; kh < K; ++kh)
         if (rows[size_t(kh)]) touch(rows[size_t(kh)], row);
-      k.forward_rows_nhwc(rows.data(), zero.data(), K, S, v.pw, s.W, s.OW, wt, bias, C, 0, C, out + r * s.OW * C);
+      k.forward_rows_nhwc(rows.data(), zero.data(), K, S, v.pad_w, s.W, s.OW, wt, bias, C, 0, C, out + r * s.OW * C);
     }
   });
 }
@@ -620,8 +620,8 @@ void forward_nhwc(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
   // input) four at a time, block of 16 channels by block (the block's input rows stay in L1);
   // the border pixels one at a time with their list of taps inside the input
   constexpr int64_t kChannelBlock = kLanes;
-  const int64_t lo = std::min(s.OW, (v.pw + v.sw - 1) / v.sw);  // first interior column
-  const int64_t last = s.W - 1 + v.pw - (v.KW - 1) * v.dw;      // interior: ow * sw <= last
+  const int64_t lo = std::min(s.OW, (v.pad_w + v.sw - 1) / v.sw);  // first interior column
+  const int64_t last = s.W - 1 + v.pad_w - (v.KW - 1) * v.dw;      // interior: ow * sw <= last
   const int64_t hi = last < 0 ? lo : std::max(lo, std::min(s.OW, last / v.sw + 1));  // one past
   parallel_for(s.N * s.OH, 1, [&](int64_t r0, int64_t r1) {
     std::vector<const T*> rows(static_cast<size_t>(v.KH)), src(static_cast<size_t>(KK));
@@ -629,13 +629,13 @@ void forward_nhwc(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / s.OH, oh = r % s.OH;
       for (int64_t kh = 0; kh < v.KH; ++kh) {
-        const int64_t ih = oh * v.sh - v.ph + kh * v.dh;
+        const int64_t ih = oh * v.sh - v.pad_h + kh * v.dh;
         rows[size_t(kh)] = (ih >= 0 && ih < s.H) ? x + (n * s.H + ih) * s.W * s.C : nullptr;
       }
       T* orow = out + (n * s.OH + oh) * s.OW * s.Cout;
       if (s.m == 1 && hi > lo)
         for (int64_t c0 = 0; c0 < s.C; c0 += kChannelBlock)
-          k.forward_row_nhwc(rows.data(), v.KH, v.KW, lo * v.sw - v.pw, hi - lo, v.sw, v.dw, wt, bias, s.C, c0,
+          k.forward_row_nhwc(rows.data(), v.KH, v.KW, lo * v.sw - v.pad_w, hi - lo, v.sw, v.dw, wt, bias, s.C, c0,
                              std::min(s.C, c0 + kChannelBlock), orow + lo * s.C);
       for (int64_t ow = 0; ow < s.OW; ++ow) {
         if (s.m == 1 && ow >= lo && ow < hi) continue;
@@ -643,7 +643,7 @@ void forward_nhwc(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
         for (int64_t kh = 0; kh < v.KH; ++kh) {
           if (!rows[size_t(kh)]) continue;
           for (int64_t kw = 0; kw < v.KW; ++kw) {
-            const int64_t iw = ow * v.sw - v.pw + kw * v.dw;
+            const int64_t iw = ow * v.sw - v.pad_w + kw * v.dw;
             if (iw < 0 || iw >= s.W) continue;
             src[size_t(count)] = rows[size_t(kh)] + iw * s.C;
             taps[size_t(count++)] = kh * v.KW + kw;
@@ -733,13 +733,13 @@ void depthwise_backward(const DepthwiseViews& v, const View& grad_out, const std
     // correlation of grad_out, padded by K - 1 - p, with the flipped kernel, run by the forward's
     // row kernels (each element sums its taps in registers instead of K*K scatter passes)
     const bool gather = gx && s.m == 1 && v.sh == 1 && v.sw == 1 && v.dh == 1 && v.dw == 1 && v.KH == v.KW &&
-                        (v.KH == 3 || v.KH == 5) && v.ph <= v.KH - 1 && v.pw <= v.KW - 1;
+                        (v.KH == 3 || v.KH == 5) && v.pad_h <= v.KH - 1 && v.pad_w <= v.KW - 1;
     DepthwiseViews vt = v;
     DepthwiseShape st = s;
     std::vector<T> flipped;
     if (gather) {
-      vt.ph = v.KH - 1 - v.ph;
-      vt.pw = v.KW - 1 - v.pw;
+      vt.pad_h = v.KH - 1 - v.pad_h;
+      vt.pad_w = v.KW - 1 - v.pad_w;
       st.H = s.OH;
       st.W = s.OW;
       st.OH = s.H;
@@ -759,9 +759,9 @@ void depthwise_backward(const DepthwiseViews& v, const View& grad_out, const std
       for (int64_t c = c0; c < c1; ++c) {
         std::fill(part.begin(), part.end(), T(0));
         for (int64_t n = 0; n < s.N; ++n) {
-          if (weights) xpad.fill(x + (n * s.C + c) * HW, s.H, s.W, v.ph, v.pw, s.W);
+          if (weights) xpad.fill(x + (n * s.C + c) * HW, s.H, s.W, v.pad_h, v.pad_w, s.W);
           if (gather) {
-            gpad.fill(g + (n * s.Cout + c) * OHW, s.OH, s.OW, vt.ph, vt.pw, s.OW);
+            gpad.fill(g + (n * s.Cout + c) * OHW, s.OH, s.OW, vt.pad_h, vt.pad_w, s.OW);
             k.forward_row(gpad.template row<DwRow<T>>(vt, st, 0), flipped.data() + c * KK, T(0), tmp.data());
             transposed.from_buffer(tmp.data(), st, gx + (n * s.C + c) * HW);
           } else if (gx) {
@@ -784,7 +784,7 @@ void depthwise_backward(const DepthwiseViews& v, const View& grad_out, const std
           if (gx && !gather) {
             T* dst = gx + (n * s.C + c) * HW;
             for (int64_t h = 0; h < s.H; ++h)
-              for (int64_t ww = 0; ww < s.W; ++ww) dst[h * s.W + ww] = gpad.at(h + v.ph, ww + v.pw);
+              for (int64_t ww = 0; ww < s.W; ++ww) dst[h * s.W + ww] = gpad.at(h + v.pad_h, ww + v.pad_w);
           }
         }
         for (int64_t j = 0; j < s.m && weights; ++j)

@@ -19,7 +19,7 @@ struct DwArgs {
   const T* x;
   const T* w;
   const T* bias;
-  int64_t N, C, H, W, m, Cout, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw;
+  int64_t N, C, H, W, m, Cout, OH, OW, KH, KW, sh, sw, pad_h, pad_w, dh, dw;
   int64_t xs[4], os[4];  // element strides of x and out (n, c, h, w)
 };
 
@@ -31,10 +31,10 @@ __global__ void forward_kernel(DwArgs<T> a, T* out) {
                   n = e / (a.OW * a.OH * a.Cout), c = oc / a.m;
     T acc = a.bias ? a.bias[oc] : T(0);
     for (int64_t kh = 0; kh < a.KH; ++kh) {
-      const int64_t ih = oh * a.sh - a.ph + kh * a.dh;
+      const int64_t ih = oh * a.sh - a.pad_h + kh * a.dh;
       if (ih < 0 || ih >= a.H) continue;
       for (int64_t kw = 0; kw < a.KW; ++kw) {
-        const int64_t iw = ow * a.sw - a.pw + kw * a.dw;
+        const int64_t iw = ow * a.sw - a.pad_w + kw * a.dw;
         if (iw < 0 || iw >= a.W) continue;
         acc += a.w[(oc * a.KH + kh) * a.KW + kw] * a.x[n * a.xs[0] + c * a.xs[1] + ih * a.xs[2] + iw * a.xs[3]];
       }
@@ -43,7 +43,7 @@ __global__ void forward_kernel(DwArgs<T> a, T* out) {
   }
 }
 
-// grad_x[n, c, ih, iw] = sum over j, kh, kw with ih = oh*sh - ph + kh*dh (likewise iw) of
+// grad_x[n, c, ih, iw] = sum over j, kh, kw with ih = oh*sh - pad_h + kh*dh (likewise iw) of
 // w[c*m + j, kh, kw] * g[n, c*m + j, oh, ow]
 template <class T>
 __global__ void input_kernel(DwArgs<T> a, const T* g, T* gx) {
@@ -54,10 +54,10 @@ __global__ void input_kernel(DwArgs<T> a, const T* g, T* gx) {
     for (int64_t j = 0; j < a.m; ++j) {
       const int64_t oc = c * a.m + j;
       for (int64_t kh = 0; kh < a.KH; ++kh) {
-        const int64_t th = ih + a.ph - kh * a.dh;
+        const int64_t th = ih + a.pad_h - kh * a.dh;
         if (th < 0 || th % a.sh != 0 || th / a.sh >= a.OH) continue;
         for (int64_t kw = 0; kw < a.KW; ++kw) {
-          const int64_t tw = iw + a.pw - kw * a.dw;
+          const int64_t tw = iw + a.pad_w - kw * a.dw;
           if (tw < 0 || tw % a.sw != 0 || tw / a.sw >= a.OW) continue;
           acc += a.w[(oc * a.KH + kh) * a.KW + kw] * g[((n * a.Cout + oc) * a.OH + th / a.sh) * a.OW + tw / a.sw];
         }
@@ -83,7 +83,7 @@ __global__ void weight_kernel(DwArgs<T> a, const T* g, T* gw, T* gb) {
       acc += gv;
       continue;
     }
-    const int64_t ih = oh * a.sh - a.ph + kh * a.dh, iw = ow * a.sw - a.pw + kw * a.dw;
+    const int64_t ih = oh * a.sh - a.pad_h + kh * a.dh, iw = ow * a.sw - a.pad_w + kw * a.dw;
     if (ih >= 0 && ih < a.H && iw >= 0 && iw < a.W) acc += gv * a.x[((n * a.C + c) * a.H + ih) * a.W + iw];
   }
   const T sum = block_sum(acc, partial);
@@ -113,8 +113,8 @@ DwArgs<T> make_args(const DepthwiseViews& v, const DepthwiseShape& s) {
   a.KW = v.KW;
   a.sh = v.sh;
   a.sw = v.sw;
-  a.ph = v.ph;
-  a.pw = v.pw;
+  a.pad_h = v.pad_h;
+  a.pad_w = v.pad_w;
   a.dh = v.dh;
   a.dw = v.dw;
   for (int i = 0; i < 4; ++i) a.xs[i] = v.x.strides[size_t(i)];

@@ -482,10 +482,10 @@ constexpr int nhwc_wide_block_pixels(int K, int S) {
 // padding; zero: C zeros, read for the taps in the padding). A block reaching into the padding
 // lists its input pixels once for all its channels.
 template <int K, int S, int P, class T>
-inline void rows_pixels_nhwc(const T* const* rows, const T* zero, int64_t q0, int64_t pw, int64_t W, const T* w,
+inline void rows_pixels_nhwc(const T* const* rows, const T* zero, int64_t q0, int64_t pad_w, int64_t W, const T* w,
                              const T* bias, int64_t C, int64_t c0, int64_t c1, T* out) {
   constexpr int U = (P - 1) * S + K;
-  const int64_t u0 = q0 * S - pw;
+  const int64_t u0 = q0 * S - pad_w;
   const bool inside = u0 >= 0 && u0 + U <= W;  // every column (null rows are skipped either way)
   // the edge blocks of a row under padding K / 2, main and wide blocks: LZ leading and RZ
   // trailing columns in the padding, known at compile time, read in place with their products
@@ -521,40 +521,40 @@ inline void rows_pixels_nhwc(const T* const* rows, const T* zero, int64_t q0, in
 // blocks of P pixels (all channels of a block before the next: its input pixels stay in L1), then
 // the last n % P pixels in blocks of 4, 2 and 1
 template <int K, int S, int P, class T>
-void rows_nhwc_by(const T* const* rows, const T* zero, int64_t pw, int64_t W, int64_t n, const T* w, const T* bias, int64_t C,
+void rows_nhwc_by(const T* const* rows, const T* zero, int64_t pad_w, int64_t W, int64_t n, const T* w, const T* bias, int64_t C,
                   int64_t c0, int64_t c1, T* out) {
   int64_t q = 0;
-  for (; q + P <= n; q += P) rows_pixels_nhwc<K, S, P>(rows, zero, q, pw, W, w, bias, C, c0, c1, out);
+  for (; q + P <= n; q += P) rows_pixels_nhwc<K, S, P>(rows, zero, q, pad_w, W, w, bias, C, c0, c1, out);
   if (q + 4 <= n) {
-    rows_pixels_nhwc<K, S, 4>(rows, zero, q, pw, W, w, bias, C, c0, c1, out);
+    rows_pixels_nhwc<K, S, 4>(rows, zero, q, pad_w, W, w, bias, C, c0, c1, out);
     q += 4;
   }
   if (q + 2 <= n) {
-    rows_pixels_nhwc<K, S, 2>(rows, zero, q, pw, W, w, bias, C, c0, c1, out);
+    rows_pixels_nhwc<K, S, 2>(rows, zero, q, pad_w, W, w, bias, C, c0, c1, out);
     q += 2;
   }
-  if (q < n) rows_pixels_nhwc<K, S, 1>(rows, zero, q, pw, W, w, bias, C, c0, c1, out);
+  if (q < n) rows_pixels_nhwc<K, S, 1>(rows, zero, q, pad_w, W, w, bias, C, c0, c1, out);
 }
 
 // blocks of the wide width Pw pixels where they tile the row, else of P
 template <int K, int S, class T>
-void rows_nhwc(const T* const* rows, const T* zero, int64_t pw, int64_t W, int64_t n, const T* w, const T* bias, int64_t C,
+void rows_nhwc(const T* const* rows, const T* zero, int64_t pad_w, int64_t W, int64_t n, const T* w, const T* bias, int64_t C,
                int64_t c0, int64_t c1, T* out) {
   constexpr int P = nhwc_block_pixels(K, S), Pw = nhwc_wide_block_pixels(K, S);
   if constexpr (kRegisters < 32) {
-    if (c0 == 0 && c1 == kLanes && C == kLanes && pw == 0 && (n - 1) * S + K <= W) return rows_streamed<K, S>(rows, n, w, bias, out);
+    if (c0 == 0 && c1 == kLanes && C == kLanes && pad_w == 0 && (n - 1) * S + K <= W) return rows_streamed<K, S>(rows, n, w, bias, out);
   }
-  if (n % Pw == 0 || (n % P != 0 && n % Pw < n % P)) return rows_nhwc_by<K, S, Pw>(rows, zero, pw, W, n, w, bias, C, c0, c1, out);
-  rows_nhwc_by<K, S, P>(rows, zero, pw, W, n, w, bias, C, c0, c1, out);
+  if (n % Pw == 0 || (n % P != 0 && n % Pw < n % P)) return rows_nhwc_by<K, S, Pw>(rows, zero, pad_w, W, n, w, bias, C, c0, c1, out);
+  rows_nhwc_by<K, S, P>(rows, zero, pad_w, W, n, w, bias, C, c0, c1, out);
 }
 
 template <class T>
-void forward_rows_nhwc(const T* const* rows, const T* zero, int64_t K, int64_t S, int64_t pw, int64_t W, int64_t n, const T* w,
+void forward_rows_nhwc(const T* const* rows, const T* zero, int64_t K, int64_t S, int64_t pad_w, int64_t W, int64_t n, const T* w,
                        const T* bias, int64_t C, int64_t c0, int64_t c1, T* out) {
-  if (K == 3 && S == 1) return rows_nhwc<3, 1>(rows, zero, pw, W, n, w, bias, C, c0, c1, out);
-  if (K == 3 && S == 2) return rows_nhwc<3, 2>(rows, zero, pw, W, n, w, bias, C, c0, c1, out);
-  if (K == 5 && S == 1) return rows_nhwc<5, 1>(rows, zero, pw, W, n, w, bias, C, c0, c1, out);
-  rows_nhwc<5, 2>(rows, zero, pw, W, n, w, bias, C, c0, c1, out);
+  if (K == 3 && S == 1) return rows_nhwc<3, 1>(rows, zero, pad_w, W, n, w, bias, C, c0, c1, out);
+  if (K == 3 && S == 2) return rows_nhwc<3, 2>(rows, zero, pad_w, W, n, w, bias, C, c0, c1, out);
+  if (K == 5 && S == 1) return rows_nhwc<5, 1>(rows, zero, pad_w, W, n, w, bias, C, c0, c1, out);
+  rows_nhwc<5, 2>(rows, zero, pad_w, W, n, w, bias, C, c0, c1, out);
 }
 
 // the weight gradient of a block of 16 channels from zero-padded channels_last pixels: for the

@@ -77,23 +77,23 @@ struct DepthwiseKernels {
   // even[i] = src[2 i], odd[i] = src[2 i + 1] for the n elements of src (the split layout's fill)
   void (*deinterleave)(const T* src, int64_t n, T* even, T* odd);
   // channels_last, depth multiplier 1: channels [c0, c1) of the output pixels ow0 + q, q < n, of
-  // one row, all of whose taps lie inside the row range (rows[kh] is input row oh*sh - ph + kh*dh,
+  // one row, all of whose taps lie inside the row range (rows[kh] is input row oh*sh - pad_h + kh*dh,
   // or null when outside: skipped); pixel q's tap kw reads column iw0 + q*s + kw*d.
   // out[q * C + c] = bias[c] + sum over the taps of w[(kh * KW + kw) * C + c] * x, taps in (kh, kw)
   // order: the same sums as forward_pixel_nhwc, four pixels at a time
   void (*forward_row_nhwc)(const T* const* rows, int64_t KH, int64_t KW, int64_t iw0, int64_t n, int64_t s,
                            int64_t d, const T* w, const T* bias, int64_t C, int64_t c0, int64_t c1, T* out);
   // channels_last, depth multiplier 1, K x K (3 or 5) at stride S (1 or 2), dilation 1, padding
-  // pw columns on each side: channels [c0, c1) (of C, the pixel pitch) of the output pixels
+  // pad_w columns on each side: channels [c0, c1) (of C, the pixel pitch) of the output pixels
   // q < n of one row; rows[kh] is
   // the input row (W pixels) of tap row kh, or null where it lies in the padding; pixel q's tap
-  // kw reads column q * S - pw + kw; zero is C zeros, read for the taps in the padding.
+  // kw reads column q * S - pad_w + kw; zero is C zeros, read for the taps in the padding.
   // out[q * C + c] = bias[c] + the taps in (kh, kw) order: the tap rows in the padding (null)
   // are skipped; the taps in the left and right padding columns are skipped in the main and wide
   // blocks at a row's edges under padding K / 2, and elsewhere multiply zeros (which adds
   // nothing unless w is inf or nan: then nan, where torch, the reference and the per-pixel
   // kernels skip such taps).
-  void (*forward_rows_nhwc)(const T* const* rows, const T* zero, int64_t K, int64_t S, int64_t pw, int64_t W,
+  void (*forward_rows_nhwc)(const T* const* rows, const T* zero, int64_t K, int64_t S, int64_t pad_w, int64_t W,
                             int64_t n, const T* w, const T* bias, int64_t C, int64_t c0, int64_t c1, T* out);
   // channels_last, depth multiplier 1: channels [c0, c1) of one output pixel,
   // out[c] = bias[c] + sum over the taps t < taps of w[tap[t] * C + c] * src[t][c]

@@ -26,7 +26,7 @@ struct PsRoiArgs {
   int64_t sN = 0, sC = 0, sH = 0, sW = 0;
   const double* boxes = nullptr;  // [K, 5]
   int64_t K = 0;
-  int64_t ph = 1, pw = 1, C_out = 0;
+  int64_t pooled_h = 1, pooled_w = 1, C_out = 0;
   double scale = 1.0;
   int64_t sampling_ratio = -1;
   bool aligned = true;
@@ -57,8 +57,8 @@ NIMBLEOPS_HD int64_t ceil_positive(double v) {  // max(ceil(v), 1) for a finite 
 }
 
 // The geometry of RoI `box` (5 doubles). The batch index is validated before the kernels run.
-NIMBLEOPS_HD RoiGeometry roi_geometry(const double* box, int64_t ph, int64_t pw, double scale, int64_t sampling_ratio,
-                                      bool aligned, bool pool) {
+NIMBLEOPS_HD RoiGeometry roi_geometry(const double* box, int64_t pooled_h, int64_t pooled_w, double scale,
+                                      int64_t sampling_ratio, bool aligned, bool pool) {
   RoiGeometry g;
   g.n = int64_t(box[0]);
   const double x1 = box[1] * scale, y1 = box[2] * scale, x2 = box[3] * scale, y2 = box[4] * scale;
@@ -76,10 +76,10 @@ NIMBLEOPS_HD RoiGeometry roi_geometry(const double* box, int64_t ph, int64_t pw,
   g.x1 = x1 - offset;
   g.y1 = y1 - offset;
   const double roi_w = (x2 - offset) - g.x1, roi_h = (y2 - offset) - g.y1;
-  g.bin_h = roi_h / double(ph);
-  g.bin_w = roi_w / double(pw);
-  g.grid_h = sampling_ratio > 0 ? sampling_ratio : ceil_positive(roi_h / double(ph));
-  g.grid_w = sampling_ratio > 0 ? sampling_ratio : ceil_positive(roi_w / double(pw));
+  g.bin_h = roi_h / double(pooled_h);
+  g.bin_w = roi_w / double(pooled_w);
+  g.grid_h = sampling_ratio > 0 ? sampling_ratio : ceil_positive(roi_h / double(pooled_h));
+  g.grid_w = sampling_ratio > 0 ? sampling_ratio : ceil_positive(roi_w / double(pooled_w));
   return g;
 }
 
@@ -167,11 +167,11 @@ NIMBLEOPS_HD void pool_edges(int64_t i, int64_t bins, int64_t size, int64_t orig
   end = clip(((i + 1) * size + bins - 1) / bins + origin, limit);
 }
 
-NIMBLEOPS_HD PoolBin pool_bin(const RoiGeometry& g, int64_t i, int64_t j, int64_t ph, int64_t pw, int64_t H,
+NIMBLEOPS_HD PoolBin pool_bin(const RoiGeometry& g, int64_t i, int64_t j, int64_t pooled_h, int64_t pooled_w, int64_t H,
                               int64_t W) {
   PoolBin b;
-  pool_edges(i, ph, g.roi_h, g.ry1, H, b.h0, b.h1);
-  pool_edges(j, pw, g.roi_w, g.rx1, W, b.w0, b.w1);
+  pool_edges(i, pooled_h, g.roi_h, g.ry1, H, b.h0, b.h1);
+  pool_edges(j, pooled_w, g.roi_w, g.rx1, W, b.w0, b.w1);
   return b;
 }
 

@@ -1,7 +1,7 @@
 // CPU position-sensitive RoI align / pool. Forward: OpenMP over RoIs; each RoI's sample rows and
 // columns are computed once and each bin's bilinear taps once, then reused for the C_out
 // channels that read that bin. Backward: deterministic without atomics: the work is split by
-// (image, bin), and bin (i, j) of output channel c reads input channel (c*ph + i)*pw + j only,
+// (image, bin), and bin (i, j) of output channel c reads input channel (c*pooled_h + i)*pooled_w + j only,
 // so each task owns its input channels and adds the RoIs of its image in RoI order.
 #include <algorithm>
 #include <cmath>
@@ -16,13 +16,51 @@
 namespace nimbleops {
 namespace vision {
 
-void check_boxes(const double* boxes, int64_t K, int64_t N, const PsRoiViews& v) {
+PsRoiViews ps_roi_inputs(PsRoiOp op, const View& input, const View& boxes, int64_t pooled_h, int64_t pooled_w,
+                         double spatial_scale, int64_t sampling_ratio, bool aligned, bool deterministic,
+                         uintptr_t stream) {
+  NIMBLEOPS_CHECK(input.ndim() == 4, "input: expected [N, C, H, W], got shape ", shape_str(input));
+  NIMBLEOPS_CHECK(input.dtype == DType::float32 || input.dtype == DType::float64,
+                  "input: expected float32 or float64, got ", dtype_name(input.dtype));
+  NIMBLEOPS_CHECK(pooled_h >= 1 && pooled_w >= 1 && pooled_h <= 4096 && pooled_w <= 4096,
+                  "output_size: expected positive sizes up to 4096, got (", pooled_h, ", ", pooled_w, ")");
+  const int64_t C = input.shape[1];
+  NIMBLEOPS_CHECK(C % (pooled_h * pooled_w) == 0, "input: expected channels divisible by pooled_h * pooled_w = ",
+                  pooled_h * pooled_w, " (C = C_out * pooled_h * pooled_w), got ", C);
+  NIMBLEOPS_CHECK(input.shape[2] >= 1 && input.shape[3] >= 1, "input: expected a non-empty map, got shape ",
+                  shape_str(input));
+  NIMBLEOPS_CHECK(boxes.ndim() == 2 && boxes.shape[1] == 5, "boxes: expected [K, 5], got shape ", shape_str(boxes));
+  check_contiguous(boxes, "boxes");
+  check_dtype(boxes, DType::float64, "boxes");
+  check_same_device(boxes, input, "boxes", "input");
+  NIMBLEOPS_CHECK(spatial_scale > 0 && std::isfinite(spatial_scale),
+                  "spatial_scale: expected a positive finite number, got ", spatial_scale);
+  NIMBLEOPS_CHECK(sampling_ratio <= 1024, "sampling_ratio: expected at most 1024 samples per side, got ",
+                  sampling_ratio);
+  PsRoiViews v;
+  v.op = op;
+  v.input = input;
+  v.boxes = boxes;
+  v.pooled_h = pooled_h;
+  v.pooled_w = pooled_w;
+  v.C_out = C / (pooled_h * pooled_w);
+  v.scale = spatial_scale;
+  v.sampling_ratio = sampling_ratio;
+  v.aligned = aligned;
+  v.deterministic = deterministic;
+  v.stream = stream;
+  return v;
+}
+
+void check_boxes(const PsRoiViews& v, const double* boxes) {
+  const int64_t K = v.boxes.shape[0], N = v.input.shape[0];
   for (int64_t k = 0; k < K; ++k) {
     const double b = boxes[k * 5];
     NIMBLEOPS_CHECK(b >= 0 && b < double(N) && b == std::floor(b), "boxes: the batch index of RoI ", k,
                     " must be an integer in [0, ", N, "), got ", b);
     if (v.op == PsRoiOp::pool || v.sampling_ratio > 0) continue;
-    const RoiGeometry g = roi_geometry(boxes + k * 5, v.ph, v.pw, v.scale, v.sampling_ratio, v.aligned, false);
+    const RoiGeometry g =
+        roi_geometry(boxes + k * 5, v.pooled_h, v.pooled_w, v.scale, v.sampling_ratio, v.aligned, false);
     NIMBLEOPS_CHECK(!g.valid || (g.grid_h <= kMaxSamplesPerBin && g.grid_w <= kMaxSamplesPerBin &&
                                  g.grid_h * g.grid_w <= kMaxSamplesPerBin),
                     "boxes: RoI ", k, " needs an adaptive sampling grid of ", g.grid_h, " x ", g.grid_w,
@@ -37,7 +75,7 @@ template <class T>
 PsRoiArgs<T> make_args(const PsRoiViews& v) {
   NIMBLEOPS_CHECK(v.input.device < 0 && v.boxes.device < 0, "input: expected CPU arrays for the CPU kernels");
   const PsRoiArgs<T> a = ps_roi_args<T>(v);
-  check_boxes(a.boxes, a.K, a.N, v);
+  check_boxes(v, a.boxes);
   return a;
 }
 
@@ -45,7 +83,7 @@ PsRoiArgs<T> make_args(const PsRoiViews& v) {
 // one bin (cached up to kCache samples, else built on the fly).
 struct Samples {
   static constexpr int64_t kCache = 1024;
-  std::vector<Axis> rows, cols;  // [ph * grid_h], [pw * grid_w]
+  std::vector<Axis> rows, cols;  // [pooled_h * grid_h], [pooled_w * grid_w]
   std::vector<Taps> taps;
   int64_t grid_h = 1, grid_w = 1;
   bool cached = false;
@@ -55,12 +93,12 @@ struct Samples {
   void roi(const PsRoiArgs<T>& a, const RoiGeometry& g, int64_t only_i = -1, int64_t only_j = -1) {
     grid_h = g.grid_h;
     grid_w = g.grid_w;
-    rows.resize(size_t(a.ph * grid_h));
-    cols.resize(size_t(a.pw * grid_w));
-    for (int64_t i = 0; i < a.ph; ++i)
+    rows.resize(size_t(a.pooled_h * grid_h));
+    cols.resize(size_t(a.pooled_w * grid_w));
+    for (int64_t i = 0; i < a.pooled_h; ++i)
       if (only_i < 0 || i == only_i)
         for (int64_t iy = 0; iy < grid_h; ++iy) rows[size_t(i * grid_h + iy)] = axis_taps(sample_y(g, i, iy), a.H);
-    for (int64_t j = 0; j < a.pw; ++j)
+    for (int64_t j = 0; j < a.pooled_w; ++j)
       if (only_j < 0 || j == only_j)
         for (int64_t ix = 0; ix < grid_w; ++ix) cols[size_t(j * grid_w + ix)] = axis_taps(sample_x(g, j, ix), a.W);
   }
@@ -155,14 +193,14 @@ template <class T>
 struct RoiTaps {
   std::vector<int64_t> start, off;
   std::vector<T> w;
-  void build(const MergedAxis& rows, const MergedAxis& cols, int64_t ph, int64_t pw, int64_t sH, int64_t sW) {
-    MergedAxis::grow(start, ph * pw + 1);
+  void build(const MergedAxis& rows, const MergedAxis& cols, int64_t pooled_h, int64_t pooled_w, int64_t sH, int64_t sW) {
+    MergedAxis::grow(start, pooled_h * pooled_w + 1);
     MergedAxis::grow(off, rows.used * cols.used);  // every bin row's pixels times every bin column's
     MergedAxis::grow(w, rows.used * cols.used);
     int64_t t = 0;
     start[0] = 0;
-    for (int64_t i = 0; i < ph; ++i)
-      for (int64_t j = 0; j < pw; ++j) {
+    for (int64_t i = 0; i < pooled_h; ++i)
+      for (int64_t j = 0; j < pooled_w; ++j) {
         for (int64_t r = rows.start[size_t(i)]; r < rows.start[size_t(i + 1)]; ++r) {
           const int64_t row_off = rows.index[size_t(r)] * sH;
           const double wr = rows.weight[size_t(r)];
@@ -171,7 +209,7 @@ struct RoiTaps {
             w[size_t(t)] = T(wr * cols.weight[size_t(q)]);
           }
         }
-        start[size_t(i * pw + j + 1)] = t;
+        start[size_t(i * pooled_w + j + 1)] = t;
       }
   }
 };
@@ -220,24 +258,24 @@ struct Scratch {
   std::vector<int64_t> h0, h1, w0, w1;  // pool bin edges
 
   void merged(const PsRoiArgs<T>& a, const RoiGeometry& g, int64_t only_i = -1, int64_t only_j = -1) {
-    rows.build(a.ph, g.grid_h, a.H, [&](int64_t i, int64_t iy) { return sample_y(g, i, iy); }, only_i);
-    cols.build(a.pw, g.grid_w, a.W, [&](int64_t j, int64_t ix) { return sample_x(g, j, ix); }, only_j);
+    rows.build(a.pooled_h, g.grid_h, a.H, [&](int64_t i, int64_t iy) { return sample_y(g, i, iy); }, only_i);
+    cols.build(a.pooled_w, g.grid_w, a.W, [&](int64_t j, int64_t ix) { return sample_x(g, j, ix); }, only_j);
   }
   void pool_bins(const PsRoiArgs<T>& a, const RoiGeometry& g) {
-    h0.resize(size_t(a.ph));
-    h1.resize(size_t(a.ph));
-    w0.resize(size_t(a.pw));
-    w1.resize(size_t(a.pw));
-    for (int64_t i = 0; i < a.ph; ++i) vision::pool_edges(i, a.ph, g.roi_h, g.ry1, a.H, h0[size_t(i)], h1[size_t(i)]);
-    for (int64_t j = 0; j < a.pw; ++j) vision::pool_edges(j, a.pw, g.roi_w, g.rx1, a.W, w0[size_t(j)], w1[size_t(j)]);
+    h0.resize(size_t(a.pooled_h));
+    h1.resize(size_t(a.pooled_h));
+    w0.resize(size_t(a.pooled_w));
+    w1.resize(size_t(a.pooled_w));
+    for (int64_t i = 0; i < a.pooled_h; ++i) vision::pool_edges(i, a.pooled_h, g.roi_h, g.ry1, a.H, h0[size_t(i)], h1[size_t(i)]);
+    for (int64_t j = 0; j < a.pooled_w; ++j) vision::pool_edges(j, a.pooled_w, g.roi_w, g.rx1, a.W, w0[size_t(j)], w1[size_t(j)]);
   }
 };
 
 template <class T>
 void forward_roi(const PsRoiArgs<T>& a, int64_t k, T* out, Scratch<T>& scratch) {
-  const int64_t bins = a.ph * a.pw;
+  const int64_t bins = a.pooled_h * a.pooled_w;
   const bool pool = a.op == PsRoiOp::pool;
-  const RoiGeometry g = roi_geometry(a.boxes + k * 5, a.ph, a.pw, a.scale, a.sampling_ratio, a.aligned, pool);
+  const RoiGeometry g = roi_geometry(a.boxes + k * 5, a.pooled_h, a.pooled_w, a.scale, a.sampling_ratio, a.aligned, pool);
   if (!g.valid) {
     std::memset(out, 0, sizeof(T) * size_t(a.C_out * bins));
     return;
@@ -253,18 +291,18 @@ void forward_roi(const PsRoiArgs<T>& a, int64_t k, T* out, Scratch<T>& scratch) 
     // count from bin to bin and defeat the unrolling.
     scratch.pool_bins(a, g);
     int64_t rows = 0, cols = 0;
-    for (int64_t i = 0; i < a.ph; ++i) rows = std::max(rows, scratch.h1[size_t(i)] - scratch.h0[size_t(i)]);
-    for (int64_t j = 0; j < a.pw; ++j) cols = std::max(cols, scratch.w1[size_t(j)] - scratch.w0[size_t(j)]);
+    for (int64_t i = 0; i < a.pooled_h; ++i) rows = std::max(rows, scratch.h1[size_t(i)] - scratch.h0[size_t(i)]);
+    for (int64_t j = 0; j < a.pooled_w; ++j) cols = std::max(cols, scratch.w1[size_t(j)] - scratch.w0[size_t(j)]);
     auto sum_bins = [&](auto R, auto Q) {
       constexpr int64_t kR = decltype(R)::value, kQ = decltype(Q)::value;
       const int64_t nr = kR > 0 ? kR : rows, nq = kQ > 0 ? kQ : cols;
-      for (int64_t i = 0; i < a.ph; ++i)
-        for (int64_t j = 0; j < a.pw; ++j) {
+      for (int64_t i = 0; i < a.pooled_h; ++i)
+        for (int64_t j = 0; j < a.pooled_w; ++j) {
           const int64_t h0 = scratch.h0[size_t(i)], nh = scratch.h1[size_t(i)] - h0;
           const int64_t w0 = scratch.w0[size_t(j)], nw = scratch.w1[size_t(j)] - w0;
           const bool empty = nh <= 0 || nw <= 0;
           const double area = double(nh * nw);
-          over_channel_blocks(base + (i * a.pw + j) * a.sC, step, a.C_out, out + i * a.pw + j, bins,
+          over_channel_blocks(base + (i * a.pooled_w + j) * a.sC, step, a.C_out, out + i * a.pooled_w + j, bins,
                               [&](auto lanes, const T* const* planes, double* acc) {
                                 constexpr int B = decltype(lanes)::value;
                                 for (int q = 0; q < B; ++q) acc[q] = 0.0;
@@ -300,7 +338,7 @@ void forward_roi(const PsRoiArgs<T>& a, int64_t k, T* out, Scratch<T>& scratch) 
   if (a.op == PsRoiOp::align_avg) {
     scratch.merged(a, g);
     RoiTaps<T>& taps = scratch.roi_taps;
-    taps.build(scratch.rows, scratch.cols, a.ph, a.pw, a.sH, a.sW);
+    taps.build(scratch.rows, scratch.cols, a.pooled_h, a.pooled_w, a.sH, a.sW);
     constexpr int64_t ahead = 2;  // bins
     for (int64_t b = 0; b < bins; ++b) {
       if (b + ahead < bins) {
@@ -325,10 +363,10 @@ void forward_roi(const PsRoiArgs<T>& a, int64_t k, T* out, Scratch<T>& scratch) 
   Samples& smp = scratch.samples;
   smp.roi(a, g);
   const int64_t count = smp.count();
-  for (int64_t i = 0; i < a.ph; ++i)
-    for (int64_t j = 0; j < a.pw; ++j) {
+  for (int64_t i = 0; i < a.pooled_h; ++i)
+    for (int64_t j = 0; j < a.pooled_w; ++j) {
       smp.bin(i, j, a.sH, a.sW);
-      over_channel_blocks(base + (i * a.pw + j) * a.sC, step, a.C_out, out + i * a.pw + j, bins,
+      over_channel_blocks(base + (i * a.pooled_w + j) * a.sC, step, a.C_out, out + i * a.pooled_w + j, bins,
                           [&](auto lanes, const T* const* planes, double* acc) {
                             constexpr int B = decltype(lanes)::value;
                             const Taps first = smp.get(i, j, 0, a.sH, a.sW);
@@ -350,10 +388,8 @@ void ps_roi_forward(const PsRoiViews& v, const View& out) {
   NIMBLEOPS_DISPATCH_FLOATING(v.input.dtype, "input", [&] {
     using T = scalar_t;
     const PsRoiArgs<T> a = make_args<T>(v);
-    const int64_t per_roi = a.C_out * a.ph * a.pw;
-    check_contiguous(out, "out");
-    check_dtype(out, v.input.dtype, "out");
-    check_numel(out, a.K * per_roi, "out");
+    const int64_t per_roi = a.C_out * a.pooled_h * a.pooled_w;
+    check_like(out, v.input, "out", "input", a.K * per_roi, v.input.dtype);
     T* o = out.ptr<T>();
     parallel_for(a.K, 4, [&](int64_t k0, int64_t k1) {
       Scratch<T> scratch;
@@ -366,13 +402,9 @@ void ps_roi_backward(const PsRoiViews& v, const View& grad_out, const View& grad
   NIMBLEOPS_DISPATCH_FLOATING(v.input.dtype, "input", [&] {
     using T = scalar_t;
     const PsRoiArgs<T> a = make_args<T>(v);
-    const int64_t bins = a.ph * a.pw, per_roi = a.C_out * bins, plane_size = a.H * a.W;
-    check_contiguous(grad_out, "grad_output");
-    check_dtype(grad_out, v.input.dtype, "grad_output");
-    check_numel(grad_out, a.K * per_roi, "grad_output");
-    check_contiguous(grad_in, "grad_input");
-    check_dtype(grad_in, v.input.dtype, "grad_input");
-    check_numel(grad_in, a.N * a.C * plane_size, "grad_input");
+    const int64_t bins = a.pooled_h * a.pooled_w, per_roi = a.C_out * bins, plane_size = a.H * a.W;
+    check_like(grad_out, v.input, "grad_output", "input", a.K * per_roi, v.input.dtype);
+    check_like(grad_in, v.input, "grad_input", "input", a.N * a.C * plane_size, v.input.dtype);
     const T* go = grad_out.ptr<T>();
     T* gi = grad_in.ptr<T>();
     parallel_for(a.N * a.C, 64, [&](int64_t p0, int64_t p1) {
@@ -391,20 +423,20 @@ void ps_roi_backward(const PsRoiViews& v, const View& grad_out, const View& grad
       Scratch<T> scratch;
       Samples& smp = scratch.samples;
       for (int64_t t = t0; t < t1; ++t) {
-        const int64_t n = t / bins, i = (t % bins) / a.pw, j = t % a.pw;
+        const int64_t n = t / bins, i = (t % bins) / a.pooled_w, j = t % a.pooled_w;
         T* gbase = gi + n * a.C * plane_size;
         const T* base = a.input + n * a.sN;
         for (int64_t r = start[size_t(n)]; r < start[size_t(n + 1)]; ++r) {
           const int64_t k = order[size_t(r)];
-          const RoiGeometry g = roi_geometry(a.boxes + k * 5, a.ph, a.pw, a.scale, a.sampling_ratio, a.aligned, pool);
+          const RoiGeometry g = roi_geometry(a.boxes + k * 5, a.pooled_h, a.pooled_w, a.scale, a.sampling_ratio, a.aligned, pool);
           if (!g.valid) continue;
-          const T* gk = go + k * per_roi + i * a.pw + j;  // + c * bins
+          const T* gk = go + k * per_roi + i * a.pooled_w + j;  // + c * bins
           if (pool) {
-            const PoolBin b = pool_bin(g, i, j, a.ph, a.pw, a.H, a.W);
+            const PoolBin b = pool_bin(g, i, j, a.pooled_h, a.pooled_w, a.H, a.W);
             if (b.empty()) continue;
             const T area = T((b.h1 - b.h0) * (b.w1 - b.w0));
             for (int64_t c = 0; c < a.C_out; ++c) {
-              T* gplane = gbase + ((c * a.ph + i) * a.pw + j) * plane_size;
+              T* gplane = gbase + ((c * a.pooled_h + i) * a.pooled_w + j) * plane_size;
               const T share = gk[c * bins] / area;
               for (int64_t h = b.h0; h < b.h1; ++h)
                 for (int64_t w = b.w0; w < b.w1; ++w) gplane[h * a.W + w] += share;
@@ -416,7 +448,7 @@ void ps_roi_backward(const PsRoiViews& v, const View& grad_out, const View& grad
             scratch.taps.build(scratch.rows, scratch.cols, i, j, a.W, 1);  // grad_input's contiguous layout
             const BinTaps<T>& taps = scratch.taps;
             for (int64_t c = 0; c < a.C_out; ++c) {
-              T* gplane = gbase + ((c * a.ph + i) * a.pw + j) * plane_size;
+              T* gplane = gbase + ((c * a.pooled_h + i) * a.pooled_w + j) * plane_size;
               const T gv = gk[c * bins];
               for (size_t q = 0; q < taps.size; ++q) gplane[taps.off[q]] += gv * taps.w[q];
             }
@@ -425,7 +457,7 @@ void ps_roi_backward(const PsRoiViews& v, const View& grad_out, const View& grad
           smp.roi(a, g, i, j);
           const int64_t count = smp.count();
           for (int64_t c = 0; c < a.C_out; ++c) {
-            const int64_t c_in = (c * a.ph + i) * a.pw + j;
+            const int64_t c_in = (c * a.pooled_h + i) * a.pooled_w + j;
             const T* plane = base + c_in * a.sC;
             int64_t best = 0;
             T best_val = tap_value(plane, smp.at(i, j, 0, a.sH, a.sW));

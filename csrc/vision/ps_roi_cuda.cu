@@ -20,7 +20,7 @@ template <class T>
 __device__ bool roi_of(const PsRoiArgs<T>& a, int64_t k, RoiGeometry& g) {
   const double b = a.boxes[k * 5];
   if (!(b >= 0 && b < double(a.N))) return false;
-  g = roi_geometry(a.boxes + k * 5, a.ph, a.pw, a.scale, a.sampling_ratio, a.aligned, a.op == PsRoiOp::pool);
+  g = roi_geometry(a.boxes + k * 5, a.pooled_h, a.pooled_w, a.scale, a.sampling_ratio, a.aligned, a.op == PsRoiOp::pool);
   return g.valid;
 }
 
@@ -36,9 +36,9 @@ __device__ T output_value(const PsRoiArgs<T>& a, int64_t k, int64_t c, int64_t i
   RoiGeometry g;
   if (winner) *winner = -1;
   if (!roi_of(a, k, g)) return T(0);
-  const T* plane = a.input + g.n * a.sN + ((c * a.ph + i) * a.pw + j) * a.sC;
+  const T* plane = a.input + g.n * a.sN + ((c * a.pooled_h + i) * a.pooled_w + j) * a.sC;
   if (a.op == PsRoiOp::pool) {
-    const PoolBin b = pool_bin(g, i, j, a.ph, a.pw, a.H, a.W);
+    const PoolBin b = pool_bin(g, i, j, a.pooled_h, a.pooled_w, a.H, a.W);
     if (b.empty()) return T(0);
     double sum = 0.0;  // double at both precisions, as on the CPU: a float sum drifts on large bins
     for (int64_t h = b.h0; h < b.h1; ++h) {
@@ -69,9 +69,9 @@ __device__ T output_value(const PsRoiArgs<T>& a, int64_t k, int64_t c, int64_t i
 
 template <class T>
 __global__ void forward_kernel(PsRoiArgs<T> a, T* out) {
-  const int64_t bins = a.ph * a.pw, total = a.K * a.C_out * bins;
+  const int64_t bins = a.pooled_h * a.pooled_w, total = a.K * a.C_out * bins;
   NIMBLEOPS_GRID_LOOP(idx, total) {
-    const int64_t k = idx / (a.C_out * bins), c = (idx / bins) % a.C_out, i = (idx % bins) / a.pw, j = idx % a.pw;
+    const int64_t k = idx / (a.C_out * bins), c = (idx / bins) % a.C_out, i = (idx % bins) / a.pooled_w, j = idx % a.pooled_w;
     out[idx] = output_value(a, k, c, i, j, static_cast<int64_t*>(nullptr));
   }
 }
@@ -79,15 +79,15 @@ __global__ void forward_kernel(PsRoiArgs<T> a, T* out) {
 // atomics: one thread per output element
 template <class T>
 __global__ void backward_atomic_kernel(PsRoiArgs<T> a, const T* grad_out, T* grad_in) {
-  const int64_t bins = a.ph * a.pw, total = a.K * a.C_out * bins, plane_size = a.H * a.W;
+  const int64_t bins = a.pooled_h * a.pooled_w, total = a.K * a.C_out * bins, plane_size = a.H * a.W;
   NIMBLEOPS_GRID_LOOP(idx, total) {
-    const int64_t k = idx / (a.C_out * bins), c = (idx / bins) % a.C_out, i = (idx % bins) / a.pw, j = idx % a.pw;
+    const int64_t k = idx / (a.C_out * bins), c = (idx / bins) % a.C_out, i = (idx % bins) / a.pooled_w, j = idx % a.pooled_w;
     RoiGeometry g;
     if (!roi_of(a, k, g)) continue;
-    T* gplane = grad_in + (g.n * a.C + (c * a.ph + i) * a.pw + j) * plane_size;
+    T* gplane = grad_in + (g.n * a.C + (c * a.pooled_h + i) * a.pooled_w + j) * plane_size;
     const T go = grad_out[idx];
     if (a.op == PsRoiOp::pool) {
-      const PoolBin b = pool_bin(g, i, j, a.ph, a.pw, a.H, a.W);
+      const PoolBin b = pool_bin(g, i, j, a.pooled_h, a.pooled_w, a.H, a.W);
       if (b.empty()) continue;
       const T share = go / T((b.h1 - b.h0) * (b.w1 - b.w0));
       for (int64_t h = b.h0; h < b.h1; ++h)
@@ -112,9 +112,9 @@ __global__ void backward_atomic_kernel(PsRoiArgs<T> a, const T* grad_out, T* gra
 // deterministic, max mode: the winning sample of every output first
 template <class T>
 __global__ void winner_kernel(PsRoiArgs<T> a, int64_t* winners) {
-  const int64_t bins = a.ph * a.pw, total = a.K * a.C_out * bins;
+  const int64_t bins = a.pooled_h * a.pooled_w, total = a.K * a.C_out * bins;
   NIMBLEOPS_GRID_LOOP(idx, total) {
-    const int64_t k = idx / (a.C_out * bins), c = (idx / bins) % a.C_out, i = (idx % bins) / a.pw, j = idx % a.pw;
+    const int64_t k = idx / (a.C_out * bins), c = (idx / bins) % a.C_out, i = (idx % bins) / a.pooled_w, j = idx % a.pooled_w;
     output_value(a, k, c, i, j, winners + idx);
   }
 }
@@ -127,19 +127,19 @@ __device__ __forceinline__ bool axis_hits(const Axis& ax, int64_t p) {
 // deterministic: one thread per grad_input element (n, c_in, y, x), RoIs in order
 template <class T>
 __global__ void backward_pixel_kernel(PsRoiArgs<T> a, const T* grad_out, const int64_t* winners, T* grad_in) {
-  const int64_t bins = a.ph * a.pw, plane_size = a.H * a.W, total = a.N * a.C * plane_size;
+  const int64_t bins = a.pooled_h * a.pooled_w, plane_size = a.H * a.W, total = a.N * a.C * plane_size;
   NIMBLEOPS_GRID_LOOP(idx, total) {
     const int64_t x = idx % a.W, y = (idx / a.W) % a.H, c_in = (idx / plane_size) % a.C, n = idx / (plane_size * a.C);
-    const int64_t c = c_in / bins, i = (c_in % bins) / a.pw, j = c_in % a.pw;
+    const int64_t c = c_in / bins, i = (c_in % bins) / a.pooled_w, j = c_in % a.pooled_w;
     T acc = T(0);
     for (int64_t k = 0; k < a.K; ++k) {
       if (a.boxes[k * 5] != double(n)) continue;
       RoiGeometry g;
       if (!roi_of(a, k, g)) continue;
-      const int64_t out_idx = ((k * a.C_out + c) * a.ph + i) * a.pw + j;
+      const int64_t out_idx = ((k * a.C_out + c) * a.pooled_h + i) * a.pooled_w + j;
       const T go = grad_out[out_idx];
       if (a.op == PsRoiOp::pool) {
-        const PoolBin b = pool_bin(g, i, j, a.ph, a.pw, a.H, a.W);
+        const PoolBin b = pool_bin(g, i, j, a.pooled_h, a.pooled_w, a.H, a.W);
         if (!b.empty() && y >= b.h0 && y < b.h1 && x >= b.w0 && x < b.w1)
           acc += go / T((b.h1 - b.h0) * (b.w1 - b.w0));
         continue;
@@ -182,9 +182,7 @@ void ps_roi_forward(const PsRoiViews& v, const View& out) {
   NIMBLEOPS_DISPATCH_FLOATING(v.input.dtype, "input", [&] {
     using T = scalar_t;
     const PsRoiArgs<T> a = make_args<T>(v);
-    check_contiguous(out, "out");
-    check_numel(out, a.K * a.C_out * a.ph * a.pw, "out");
-    check_same_device(out, v.input, "out", "input");
+    check_like(out, v.input, "out", "input", a.K * a.C_out * a.pooled_h * a.pooled_w, v.input.dtype);
     const int64_t total = out.numel();
     if (total == 0) return;
     forward_kernel<T><<<grid_blocks(total), kGridThreads, 0, reinterpret_cast<cudaStream_t>(v.stream)>>>(a, out.ptr<T>());
@@ -197,15 +195,9 @@ void ps_roi_backward(const PsRoiViews& v, const View& grad_out, const View& grad
   NIMBLEOPS_DISPATCH_FLOATING(v.input.dtype, "input", [&] {
     using T = scalar_t;
     const PsRoiArgs<T> a = make_args<T>(v);
-    const int64_t outputs = a.K * a.C_out * a.ph * a.pw, inputs = a.N * a.C * a.H * a.W;
-    check_contiguous(grad_out, "grad_output");
-    check_numel(grad_out, outputs, "grad_output");
-    check_dtype(grad_out, v.input.dtype, "grad_output");
-    check_contiguous(grad_in, "grad_input");
-    check_numel(grad_in, inputs, "grad_input");
-    check_dtype(grad_in, v.input.dtype, "grad_input");
-    check_same_device(grad_out, v.input, "grad_output", "input");
-    check_same_device(grad_in, v.input, "grad_input", "input");
+    const int64_t outputs = a.K * a.C_out * a.pooled_h * a.pooled_w, inputs = a.N * a.C * a.H * a.W;
+    check_like(grad_out, v.input, "grad_output", "input", outputs, v.input.dtype);
+    check_like(grad_in, v.input, "grad_input", "input", inputs, v.input.dtype);
     const auto stream = reinterpret_cast<cudaStream_t>(v.stream);
     if (inputs == 0) return;
     if (!v.deterministic) {

@@ -316,6 +316,11 @@ def cuda_stream(kind: Kind) -> int:
     return int(_torch().cuda.current_stream(kind.device).cuda_stream)
 
 
+def stream_of(x: Any) -> int:
+    """The stream a kernel on x launches on: the current CUDA stream of a CUDA tensor's device, else 0."""
+    return int(_torch().cuda.current_stream(x.device).cuda_stream) if is_torch(x) and x.is_cuda else 0
+
+
 def to_numpy(x: Any) -> np.ndarray:
     if is_torch(x):
         return x.detach().resolve_conj().resolve_neg().cpu().numpy()

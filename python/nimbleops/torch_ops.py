@@ -22,19 +22,16 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from . import _arrays as ar
-from .rl import returns as _returns
-from .vision import ps_roi as _ps_roi
-from .vision import shuffle as _shuffle
-from .vision import depthwise as _depthwise
-from .vision import pointwise as _pointwise
+from .rl import _returns_kernel as _returns
+from .vision import _depthwise_kernel as _depthwise
+from .vision import _pointwise_kernel as _pointwise
+from .vision import _ps_roi_kernel as _ps_roi
+from .vision import _shuffle_kernel as _shuffle
+from .vision._layout import channels_last, empty_like_format
 
 
-def _stream(t: Tensor) -> int:
-    return int(torch.cuda.current_stream(t.device).cuda_stream) if t.is_cuda else 0
-
-
-def _two(kind: str) -> bool:
-    return kind in _returns.TWO_OUTPUTS
+def _two(estimator: str) -> bool:
+    return estimator in _returns.TWO_OUTPUTS
 
 
 _FUNCTIONS: Dict[Any, Callable] = {}  # custom op -> the Python function it runs
@@ -154,93 +151,93 @@ class _EagerTwice(_Eager):
 
 
 @_custom_op("nimbleops::returns_forward")
-def returns_forward(kind: str, rewards: Tensor, values: Optional[Tensor], next_values: Tensor, terminated: Tensor,
+def returns_forward(estimator: str, rewards: Tensor, values: Optional[Tensor], next_values: Tensor, terminated: Tensor,
                     truncated: Tensor, gamma: Optional[Tensor], gamma_scalar: float, lam: float, n: int,
                     log_rhos: Optional[Tensor], rho_clip: float, c_clip: float) -> Tuple[Tensor, Tensor]:
     """(out0, out1) of a return estimator on [T, B] tensors; out1 is empty for one-output estimators."""
-    out0, out1 = _returns.run_forward(kind, rewards, values, next_values, terminated, truncated, gamma, gamma_scalar,
-                                      lam, n, log_rhos, rho_clip, c_clip, _stream(rewards))
+    out0, out1 = _returns.run_forward(estimator, rewards, values, next_values, terminated, truncated, gamma,
+                                      gamma_scalar, lam, n, log_rhos, rho_clip, c_clip)
     return out0, (out1 if out1 is not None else rewards.new_empty(0))
 
 
 @returns_forward.register_fake
-def _(kind, rewards, values, next_values, terminated, truncated, gamma, gamma_scalar, lam, n, log_rhos, rho_clip,
+def _(estimator, rewards, values, next_values, terminated, truncated, gamma, gamma_scalar, lam, n, log_rhos, rho_clip,
       c_clip):
-    return torch.empty_like(rewards), (torch.empty_like(rewards) if _two(kind) else rewards.new_empty(0))
+    return torch.empty_like(rewards), (torch.empty_like(rewards) if _two(estimator) else rewards.new_empty(0))
 
 
 @_custom_op("nimbleops::returns_backward")
-def returns_backward(kind: str, rewards: Tensor, values: Optional[Tensor], next_values: Tensor, terminated: Tensor,
+def returns_backward(estimator: str, rewards: Tensor, values: Optional[Tensor], next_values: Tensor, terminated: Tensor,
                      truncated: Tensor, gamma: Optional[Tensor], gamma_scalar: float, lam: float, n: int,
                      log_rhos: Optional[Tensor], rho_clip: float, c_clip: float, grad0: Optional[Tensor],
                      grad1: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
     """(grad_rewards, grad_values (empty without values), grad_next_values): the adjoint scan."""
-    gr, gv, gnv = _returns.run_backward(kind, rewards, values, next_values, terminated, truncated, gamma, gamma_scalar,
-                                        lam, n, log_rhos, rho_clip, c_clip,
+    gr, gv, gnv = _returns.run_backward(estimator, rewards, values, next_values, terminated, truncated, gamma,
+                                        gamma_scalar, lam, n, log_rhos, rho_clip, c_clip,
                                         None if grad0 is None else grad0.contiguous(),
-                                        None if grad1 is None else grad1.contiguous(), _stream(rewards))
+                                        None if grad1 is None else grad1.contiguous())
     return gr, (gv if gv is not None else rewards.new_empty(0)), gnv
 
 
 @returns_backward.register_fake
-def _(kind, rewards, values, next_values, terminated, truncated, gamma, gamma_scalar, lam, n, log_rhos, rho_clip,
+def _(estimator, rewards, values, next_values, terminated, truncated, gamma, gamma_scalar, lam, n, log_rhos, rho_clip,
       c_clip, grad0, grad1):
-    gv = torch.empty_like(rewards) if _two(kind) else rewards.new_empty(0)
+    gv = torch.empty_like(rewards) if _two(estimator) else rewards.new_empty(0)
     return torch.empty_like(rewards), gv, torch.empty_like(rewards)
 
 
 def _setup_context(ctx, inputs, output):
-    (kind, rewards, values, next_values, terminated, truncated, gamma, gamma_scalar, lam, n, log_rhos, rho_clip,
+    (estimator, rewards, values, next_values, terminated, truncated, gamma, gamma_scalar, lam, n, log_rhos, rho_clip,
      c_clip) = inputs
-    ctx.params = (kind, gamma_scalar, lam, n, rho_clip, c_clip)
+    ctx.params = (estimator, gamma_scalar, lam, n, rho_clip, c_clip)
     ctx.has_values = values is not None
     ctx.save_for_backward(rewards, values, next_values, terminated, truncated, gamma, log_rhos)
 
 
 def _backward(ctx, grad0, grad1):
-    kind, gamma_scalar, lam, n, rho_clip, c_clip = ctx.params
+    estimator, gamma_scalar, lam, n, rho_clip, c_clip = ctx.params
     rewards, values, next_values, terminated, truncated, gamma, log_rhos = ctx.saved_tensors
-    gr, gv, gnv = _run(ctx, returns_backward, kind, rewards, values, next_values, terminated, truncated, gamma,
-                       gamma_scalar, lam, n, log_rhos, rho_clip, c_clip, grad0, grad1 if _two(kind) else None)
+    gr, gv, gnv = _run(ctx, returns_backward, estimator, rewards, values, next_values, terminated, truncated, gamma,
+                       gamma_scalar, lam, n, log_rhos, rho_clip, c_clip, grad0, grad1 if _two(estimator) else None)
     return (None, gr, gv if ctx.has_values else None, gnv, None, None, None, None, None, None, None, None, None)
 
 
 _autograd(returns_forward, _backward, _setup_context)
 
 
-def returns(kind, rewards, values, next_values, terminated, truncated, gamma, gamma_scalar, lam, n, log_rhos,
+def returns(estimator, rewards, values, next_values, terminated, truncated, gamma, gamma_scalar, lam, n, log_rhos,
             rho_clip, c_clip):
     """The estimator through the custom op (:func:`_apply`): (out0, out1 or None)."""
-    out0, out1 = _apply(returns_forward, kind, rewards, values, next_values, terminated, truncated, gamma,
+    out0, out1 = _apply(returns_forward, estimator, rewards, values, next_values, terminated, truncated, gamma,
                         float(gamma_scalar), float(lam), int(n), log_rhos, float(rho_clip), float(c_clip))
-    return out0, (out1 if _two(kind) else None)
+    return out0, (out1 if _two(estimator) else None)
 
 
 # ---- position-sensitive RoI align / pool ------------------------------------------------------
 
 @_custom_op("nimbleops::ps_roi_forward")
-def ps_roi_forward(input: Tensor, rois: Tensor, op: str, ph: int, pw: int, scale: float, sampling_ratio: int,
+def ps_roi_forward(input: Tensor, rois: Tensor, op: str, output_size: List[int], scale: float, sampling_ratio: int,
                    aligned: bool, deterministic: bool) -> Tensor:
-    """[K, C_out, ph, pw] for op 'align_avg', 'align_max' or 'pool'; rois [K, 5] float64.
+    """[K, C_out, pooled_h, pooled_w] for op 'align_avg', 'align_max' or 'pool'; rois [K, 5] float64.
     ``deterministic`` only concerns the backward (kept here so autograd can pass it on)."""
-    return _ps_roi.run_forward(input, rois, op, ph, pw, scale, sampling_ratio, aligned, _stream(input))
+    return _ps_roi.run_forward(input, rois, op, output_size, scale, sampling_ratio, aligned, deterministic)
 
 
 @ps_roi_forward.register_fake
-def _(input, rois, op, ph, pw, scale, sampling_ratio, aligned, deterministic):
-    return input.new_empty((rois.shape[0], input.shape[1] // (ph * pw), ph, pw))
+def _(input, rois, op, output_size, scale, sampling_ratio, aligned, deterministic):
+    pooled_h, pooled_w = output_size
+    return input.new_empty((rois.shape[0], input.shape[1] // (pooled_h * pooled_w), pooled_h, pooled_w))
 
 
 @_custom_op("nimbleops::ps_roi_backward")
-def ps_roi_backward(grad: Tensor, input: Tensor, rois: Tensor, op: str, ph: int, pw: int, scale: float,
+def ps_roi_backward(grad: Tensor, input: Tensor, rois: Tensor, op: str, output_size: List[int], scale: float,
                     sampling_ratio: int, aligned: bool, deterministic: bool) -> Tensor:
     """grad_input [N, C, H, W] (contiguous)."""
-    return _ps_roi.run_backward(grad, input, rois, op, ph, pw, scale, sampling_ratio, aligned, deterministic,
-                                _stream(input))
+    return _ps_roi.run_backward(grad, input, rois, op, output_size, scale, sampling_ratio, aligned, deterministic)
 
 
 @ps_roi_backward.register_fake
-def _(grad, input, rois, op, ph, pw, scale, sampling_ratio, aligned, deterministic):
+def _(grad, input, rois, op, output_size, scale, sampling_ratio, aligned, deterministic):
     return input.new_empty(input.shape)
 
 
@@ -253,15 +250,15 @@ def _ps_roi_setup_context(ctx, inputs, output):
 def _ps_roi_backward(ctx, grad):
     input, rois = ctx.saved_tensors
     grad_input = _run(ctx, ps_roi_backward, grad.contiguous(), input, rois, *ctx.params)
-    return (grad_input,) + (None,) * 8
+    return (grad_input,) + (None,) * 7
 
 
 _autograd(ps_roi_forward, _ps_roi_backward, _ps_roi_setup_context)
 
 
-def ps_roi(input, rois, op, ph, pw, scale, sampling_ratio, aligned, deterministic):
+def ps_roi(input, rois, op, output_size, scale, sampling_ratio, aligned, deterministic):
     """The op through the custom op (:func:`_apply`), with autograd with respect to ``input``."""
-    return _apply(ps_roi_forward, input, rois, op, int(ph), int(pw), float(scale), int(sampling_ratio),
+    return _apply(ps_roi_forward, input, rois, op, [int(v) for v in output_size], float(scale), int(sampling_ratio),
                   bool(aligned), bool(deterministic))
 
 
@@ -270,12 +267,12 @@ def ps_roi(input, rois, op, ph, pw, scale, sampling_ratio, aligned, deterministi
 @_custom_op("nimbleops::channel_shuffle")
 def channel_shuffle_op(x: Tensor, groups: int) -> Tensor:
     """out[:, k*g + i] = x[:, i*(C/g) + k]; x NCHW- or channels_last-contiguous."""
-    return _shuffle.run("shuffle", groups, [x], [tuple(x.shape)], _stream(x))[0]
+    return _shuffle.run("shuffle", groups, [x], [tuple(x.shape)])[0]
 
 
 @channel_shuffle_op.register_fake
 def _(x, groups):
-    return _shuffle.empty_like_format(x, tuple(x.shape))
+    return empty_like_format(x, tuple(x.shape))
 
 
 def _shuffle_setup_context(ctx, inputs, output):
@@ -291,7 +288,7 @@ _autograd(channel_shuffle_op, _shuffle_backward, _shuffle_setup_context, differe
 
 
 def _layout(x: Tensor, like: Tensor) -> Tensor:
-    fmt = torch.channels_last if _shuffle.channels_last(like) else torch.contiguous_format
+    fmt = torch.channels_last if channels_last(like) else torch.contiguous_format
     return x.contiguous(memory_format=fmt)
 
 
@@ -303,29 +300,28 @@ def channel_shuffle(x: Tensor, groups: int) -> Tensor:
 def concat_shuffle_split_op(a: Tensor, b: Tensor) -> Tuple[Tensor, Tensor]:
     """channel_shuffle(cat([a, b], 1), 2).chunk(2, 1) in one pass (two contiguous outputs)."""
     half = (a.shape[0], (a.shape[1] + b.shape[1]) // 2) + tuple(a.shape[2:])
-    out1, out2 = _shuffle.run("concat_shuffle_split", 1, [a, b], [half, half], _stream(a))
+    out1, out2 = _shuffle.run("concat_shuffle_split", 1, [a, b], [half, half])
     return out1, out2
 
 
 @concat_shuffle_split_op.register_fake
 def _(a, b):
     half = (a.shape[0], (a.shape[1] + b.shape[1]) // 2) + tuple(a.shape[2:])
-    return _shuffle.empty_like_format(a, half), _shuffle.empty_like_format(a, half)
+    return empty_like_format(a, half), empty_like_format(a, half)
 
 
 @_custom_op("nimbleops::concat_shuffle_split_backward")
 def concat_shuffle_split_backward(grad1: Tensor, grad2: Tensor, channels_a: int, channels_b: int) -> Tuple[Tensor, Tensor]:
     """(grad_a, grad_b) from the gradients of the two outputs: the inverse gather."""
     shape = lambda c: (grad1.shape[0], c) + tuple(grad1.shape[2:])  # noqa: E731
-    ga, gb = _shuffle.run("concat_shuffle_split_backward", 1, [grad1, grad2], [shape(channels_a), shape(channels_b)],
-                          _stream(grad1))
+    ga, gb = _shuffle.run("concat_shuffle_split_backward", 1, [grad1, grad2], [shape(channels_a), shape(channels_b)])
     return ga, gb
 
 
 @concat_shuffle_split_backward.register_fake
 def _(grad1, grad2, channels_a, channels_b):
     shape = lambda c: (grad1.shape[0], c) + tuple(grad1.shape[2:])  # noqa: E731
-    return _shuffle.empty_like_format(grad1, shape(channels_a)), _shuffle.empty_like_format(grad1, shape(channels_b))
+    return empty_like_format(grad1, shape(channels_a)), empty_like_format(grad1, shape(channels_b))
 
 
 def _css_setup_context(ctx, inputs, output):
@@ -363,7 +359,7 @@ def _wanted(grads, mask):
 
 
 def _conv_grads_fake(x: Tensor, weight: Tensor, bias_defined: bool, mask):
-    gx = _shuffle.empty_like_format(x, tuple(x.shape)) if mask[0] else x.new_empty(0)
+    gx = empty_like_format(x, tuple(x.shape)) if mask[0] else x.new_empty(0)
     gw = weight.new_empty(weight.shape) if mask[1] else x.new_empty(0)
     gb = weight.new_empty((weight.shape[0],)) if (mask[2] and bias_defined) else x.new_empty(0)
     return gx, gw, gb
@@ -374,7 +370,7 @@ def _conv_grads_fake(x: Tensor, weight: Tensor, bias_defined: bool, mask):
 def depthwise_conv2d_op(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride: List[int], padding: List[int],
                         dilation: List[int]) -> Tensor:
     """conv2d(x, weight, bias, stride, padding, dilation, groups=C); output in x's memory format."""
-    return _depthwise.run_forward(x, weight, bias, stride, padding, dilation, _stream(x))
+    return _depthwise.run_forward(x, weight, bias, stride, padding, dilation)
 
 
 def _conv_out(size: int, k: int, s: int, p: int, d: int) -> int:
@@ -385,15 +381,14 @@ def _conv_out(size: int, k: int, s: int, p: int, d: int) -> int:
 def _(x, weight, bias, stride, padding, dilation):
     shape = (x.shape[0], weight.shape[0], _conv_out(x.shape[2], weight.shape[2], stride[0], padding[0], dilation[0]),
              _conv_out(x.shape[3], weight.shape[3], stride[1], padding[1], dilation[1]))
-    return _shuffle.empty_like_format(x, shape)
+    return empty_like_format(x, shape)
 
 
 @_custom_op("nimbleops::depthwise_conv2d_backward")
 def depthwise_conv2d_backward(grad: Tensor, x: Tensor, weight: Tensor, bias_defined: bool, stride: List[int],
                               padding: List[int], dilation: List[int], mask: List[bool]) -> Tuple[Tensor, Tensor, Tensor]:
     """(grad_x in x's memory format, grad_weight, grad_bias); an empty tensor where mask is False."""
-    return _or_empty(_depthwise.run_backward(grad, x, weight, bias_defined, stride, padding, dilation, mask,
-                                             _stream(x)), x)
+    return _or_empty(_depthwise.run_backward(grad, x, weight, bias_defined, stride, padding, dilation, mask), x)
 
 
 @depthwise_conv2d_backward.register_fake
@@ -426,12 +421,12 @@ def depthwise_conv2d(x, weight, bias, stride, padding, dilation):
 def pointwise_conv2d_op(x: Tensor, weight: Tensor, bias: Optional[Tensor], groups: int, relu: bool,
                         shuffle_groups: int) -> Tensor:
     """1x1 conv (+ relu) (+ output channel shuffle); output in x's memory format."""
-    return _pointwise.run_forward(x, weight, bias, groups, relu, shuffle_groups, _stream(x))
+    return _pointwise.run_forward(x, weight, bias, groups, relu, shuffle_groups)
 
 
 @pointwise_conv2d_op.register_fake
 def _(x, weight, bias, groups, relu, shuffle_groups):
-    return _shuffle.empty_like_format(x, (x.shape[0], weight.shape[0]) + tuple(x.shape[2:]))
+    return empty_like_format(x, (x.shape[0], weight.shape[0]) + tuple(x.shape[2:]))
 
 
 @_custom_op("nimbleops::pointwise_conv2d_backward")
@@ -440,7 +435,7 @@ def pointwise_conv2d_backward(grad: Tensor, x: Tensor, weight: Tensor, out: Tens
     """(grad_x, grad_weight, grad_bias); an empty tensor where mask is False. ``out`` (the forward
     output) is read only with relu."""
     return _or_empty(_pointwise.run_backward(grad, x, weight, out if relu else None, bias_defined, groups, relu,
-                                             shuffle_groups, mask, _stream(x)), x)
+                                             shuffle_groups, mask), x)
 
 
 @pointwise_conv2d_backward.register_fake

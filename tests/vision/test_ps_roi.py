@@ -16,24 +16,25 @@ from ..conftest import import_peer, KINDS, assert_close, assert_same_bits_at_any
 torch = pytest.importorskip("torch")
 
 OPS = ["align_avg", "align_max", "pool"]
+ALIGN_MODE = {"align_avg": "avg", "align_max": "max"}  # op -> ps_roi_align's mode
 
 
 def run(op, x, boxes, size, scale, sampling_ratio=-1, aligned=True, **kw):
     if op == "pool":
         return vision.ps_roi_pool(x, boxes, size, scale, **kw)
-    return vision.ps_roi_align(x, boxes, size, scale, sampling_ratio, aligned=aligned, mode=op[6:], **kw)
+    return vision.ps_roi_align(x, boxes, size, scale, sampling_ratio, aligned=aligned, mode=ALIGN_MODE[op], **kw)
 
 
 def run_ref(op, x, boxes, size, scale, sampling_ratio=-1, aligned=True):
     if op == "pool":
         return ref.ps_roi_pool(x, boxes, size, scale)
-    return ref.ps_roi_align(x, boxes, size, scale, sampling_ratio, aligned=aligned, mode=op[6:])
+    return ref.ps_roi_align(x, boxes, size, scale, sampling_ratio, aligned=aligned, mode=ALIGN_MODE[op])
 
 
 def run_ref_backward(op, g, x, boxes, size, scale, sampling_ratio=-1, aligned=True):
     if op == "pool":
         return ref.ps_roi_pool_backward(g, x, boxes, size, scale)
-    return ref.ps_roi_align_backward(g, x, boxes, size, scale, sampling_ratio, aligned=aligned, mode=op[6:])
+    return ref.ps_roi_align_backward(g, x, boxes, size, scale, sampling_ratio, aligned=aligned, mode=ALIGN_MODE[op])
 
 
 def layout(x, how):
@@ -223,9 +224,9 @@ def test_opcheck_and_compile(op):
     rng = np.random.default_rng(6)
     x = torch.from_numpy(rng.standard_normal((2, 8, 5, 5))).requires_grad_()
     rois = torch.tensor([[0, 0.5, 0.5, 4.0, 3.0], [1, 1.0, 0.0, 3.0, 4.5]], dtype=torch.float64)
-    torch.library.opcheck(torch_ops.ps_roi_forward, (x, rois, op, 2, 2, 1.0, 2, True, False))
+    torch.library.opcheck(torch_ops.ps_roi_forward, (x, rois, op, [2, 2], 1.0, 2, True, False))
     g = torch.randn(2, 2, 2, 2, dtype=torch.float64)
-    torch.library.opcheck(torch_ops.ps_roi_backward, (g, x.detach(), rois, op, 2, 2, 1.0, 2, True, False))
+    torch.library.opcheck(torch_ops.ps_roi_backward, (g, x.detach(), rois, op, [2, 2], 1.0, 2, True, False))
 
     def f(t, r):
         return run(op, t, r, 2, 1.0, 2).square().sum()
@@ -289,46 +290,69 @@ def test_cuda_backward_matches_cpu(op, deterministic):
         assert torch.equal(xd.grad.cpu(), outs[1][1])
 
 
+def _boxes(rows, kind):
+    return to_kind(np.array(rows, dtype=float), kind)
+
+
+# (case, call(x [2, 8, 4, 4], good boxes, kind), exception, message): x and the boxes of the array kind
+BAD_INPUT = [
+    ("boxes [K, 4]", lambda x, good, k: vision.ps_roi_align(x, to_kind(np.zeros((3, 4)), k), 2),
+     ValueError, r"boxes: expected \[K, 5\]"),
+    ("per-image boxes [K, 5]", lambda x, good, k: vision.ps_roi_pool(x, [to_kind(np.zeros((3, 5)), k)], 2),
+     ValueError, r"boxes\[0\]: expected \[K_0, 4\]"),
+    ("channels not divisible", lambda x, good, k: vision.ps_roi_align(x, good, 3),
+     ValueError, r"divisible by pooled_h \* pooled_w = 9"),
+    ("int input", lambda x, good, k: vision.ps_roi_align(to_kind(np.zeros((2, 8, 4, 4), np.int64), k), good, 2),
+     TypeError, "input: expected float32 or float64, got dtype int64"),
+    ("3-d input", lambda x, good, k: vision.ps_roi_pool(to_kind(np.zeros((8, 4, 4)), k), good, 2),
+     ValueError, r"input: expected \[N, C, H, W\]"),
+    ("empty map", lambda x, good, k: vision.ps_roi_pool(to_kind(np.zeros((2, 8, 0, 4)), k), good, 2),
+     ValueError, "input: expected a non-empty map"),
+    ("batch index past N", lambda x, good, k: vision.ps_roi_align(x, _boxes([[0, 0, 0, 1, 1], [2, 0, 0, 1, 1]], k), 2),
+     ValueError, r"batch index of RoI 1 must be an integer in \[0, 2\), got 2"),
+    ("fractional batch index", lambda x, good, k: vision.ps_roi_pool(x, _boxes([[0.5, 0, 0, 1, 1]], k), 2),
+     ValueError, r"batch index of RoI 0 must be an integer in \[0, 2\), got 0.5"),
+    ("nan batch index", lambda x, good, k: vision.ps_roi_pool(x, _boxes([[np.nan, 0, 0, 1, 1]], k), 2),
+     ValueError, "batch index of RoI 0 must be an integer"),
+    ("output_size 0", lambda x, good, k: vision.ps_roi_align(x, good, 0),
+     ValueError, "output_size: expected positive sizes"),
+    ("output_size past 4096", lambda x, good, k: vision.ps_roi_pool(x, good, (1, 4097)),
+     ValueError, "output_size: expected positive sizes up to 4096"),
+    ("output_size triple", lambda x, good, k: vision.ps_roi_align(x, good, (2, 2, 2)),
+     ValueError, "output_size: expected an int or a pair"),
+    ("negative spatial_scale", lambda x, good, k: vision.ps_roi_align(x, good, 2, -1.0),
+     ValueError, "spatial_scale: expected a positive finite number"),
+    ("infinite spatial_scale", lambda x, good, k: vision.ps_roi_pool(x, good, 2, float("inf")),
+     ValueError, "spatial_scale: expected a positive finite number"),
+    ("mode", lambda x, good, k: vision.ps_roi_align(x, good, 2, mode="sum"),
+     ValueError, "mode: expected 'avg' or 'max'"),
+    ("fractional sampling_ratio", lambda x, good, k: vision.ps_roi_align(x, good, 2, 1.0, 2.5),
+     TypeError, "sampling_ratio: expected an integer"),
+    ("sampling_ratio past 1024", lambda x, good, k: vision.ps_roi_align(x, good, 2, 1.0, 1025),
+     ValueError, "sampling_ratio: expected at most 1024 samples per side"),
+    ("adaptive grid too large", lambda x, good, k: vision.ps_roi_align(x, _boxes([[0, 0, 0, 1e7, 1e7]], k), 2),
+     ValueError, "adaptive sampling grid"),
+    ("complex boxes", lambda x, good, k: vision.ps_roi_align(
+        x, to_kind(np.zeros((1, 5), np.complex128), k) if k == "numpy" else np.zeros((1, 5), np.complex128), 2),
+     TypeError, "boxes: expected a real-valued array"),
+    ("nested-list input", lambda x, good, k: vision.ps_roi_pool([[[[1.0]]]], good, 1),
+     TypeError, "input: expected a numpy array or torch tensor"),
+    ("deterministic not a bool", lambda x, good, k: vision.ps_roi_pool(x, good, 2, deterministic="yes"),
+     TypeError, "deterministic: expected a bool or None"),
+]
+
+
 @pytest.mark.parametrize("kind", KINDS)
-def test_bad_input(kind):
+@pytest.mark.parametrize("call, exc, match", [case[1:] for case in BAD_INPUT], ids=[case[0] for case in BAD_INPUT])
+def test_bad_input(kind, call, exc, match):
     x = to_kind(np.zeros((2, 8, 4, 4)), kind)
-    good = to_kind(np.array([[0, 0, 0, 2, 2.0]]), kind)
-    with pytest.raises(ValueError, match="boxes: expected \\[K, 5\\]"):
-        vision.ps_roi_align(x, to_kind(np.zeros((3, 4)), kind), 2)
-    with pytest.raises(ValueError, match=r"boxes\[0\]: expected \[K_0, 4\]"):
-        vision.ps_roi_pool(x, [to_kind(np.zeros((3, 5)), kind)], 2)
-    with pytest.raises(ValueError, match="divisible by ph \\* pw = 9"):
-        vision.ps_roi_align(x, good, 3)
-    with pytest.raises(TypeError, match="input: expected float32 or float64, got dtype int64"):
-        vision.ps_roi_align(to_kind(np.zeros((2, 8, 4, 4), np.int64), kind), good, 2)
-    with pytest.raises(ValueError, match="input: expected \\[N, C, H, W\\]"):
-        vision.ps_roi_pool(to_kind(np.zeros((8, 4, 4)), kind), good, 2)
-    with pytest.raises(ValueError, match="batch index of RoI 1 must be an integer in \\[0, 2\\), got 2"):
-        vision.ps_roi_align(x, to_kind(np.array([[0, 0, 0, 1, 1], [2, 0, 0, 1, 1.0]]), kind), 2)
-    with pytest.raises(ValueError, match="batch index of RoI 0 must be an integer in \\[0, 2\\), got 0.5"):
-        vision.ps_roi_pool(x, to_kind(np.array([[0.5, 0, 0, 1, 1.0]]), kind), 2)
-    with pytest.raises(ValueError, match="batch index of RoI 0 must be an integer"):
-        vision.ps_roi_pool(x, to_kind(np.array([[np.nan, 0, 0, 1, 1.0]]), kind), 2)
-    with pytest.raises(ValueError, match="output_size: expected positive sizes"):
-        vision.ps_roi_align(x, good, 0)
-    with pytest.raises(ValueError, match="output_size: expected an int or a pair"):
-        vision.ps_roi_align(x, good, (2, 2, 2))
-    with pytest.raises(ValueError, match="spatial_scale: expected a positive finite number"):
-        vision.ps_roi_align(x, good, 2, -1.0)
-    with pytest.raises(ValueError, match="mode: expected 'avg' or 'max'"):
-        vision.ps_roi_align(x, good, 2, mode="sum")
-    with pytest.raises(TypeError, match="sampling_ratio: expected an integer"):
-        vision.ps_roi_align(x, good, 2, 1.0, 2.5)
-    with pytest.raises(ValueError, match="adaptive sampling grid"):
-        vision.ps_roi_align(x, to_kind(np.array([[0, 0, 0, 1e7, 1e7]]), kind), 2)
-    with pytest.raises(TypeError, match="boxes: expected a real-valued array"):
-        vision.ps_roi_align(x, to_kind(np.zeros((1, 5), np.complex128), kind) if kind == "numpy" else
-                            np.zeros((1, 5), np.complex128), 2)
-    with pytest.raises(TypeError, match="input: expected a numpy array or torch tensor"):
-        vision.ps_roi_pool([[[[1.0]]]], good, 1)
-    if kind == "numpy":
-        with pytest.raises(TypeError, match="boxes: a torch tensor given with a numpy input"):
-            vision.ps_roi_pool(x, torch.zeros(1, 5), 2)
+    with pytest.raises(exc, match=match):
+        call(x, _boxes([[0, 0, 0, 2, 2]], kind), kind)
+
+
+def test_torch_boxes_with_numpy_input():
+    with pytest.raises(TypeError, match="boxes: a torch tensor given with a numpy input"):
+        vision.ps_roi_pool(np.zeros((2, 8, 4, 4)), torch.zeros(1, 5), 2)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -59,16 +59,16 @@ def bilinear_taps(y, x, H, W):
     return [(y_low, x_low, hy * hx), (y_low, x_high, hy * lx), (y_high, x_low, ly * hx), (y_high, x_high, ly * lx)]
 
 
-def _align_samples(box, i, j, ph, pw, H, W, scale, sampling_ratio, aligned):
+def _align_samples(box, i, j, pooled_h, pooled_w, H, W, scale, sampling_ratio, aligned):
     """The samples of bin (i, j): a list (one per sample, row-major over the grid) of tap lists."""
     c = _scaled(box, scale, 0.5 if aligned else 0.0)
     if c is None:
         return None
     x1, y1, x2, y2 = c
     roi_w, roi_h = x2 - x1, y2 - y1
-    bin_h, bin_w = roi_h / ph, roi_w / pw
-    grid_h = sampling_ratio if sampling_ratio > 0 else max(math.ceil(roi_h / ph), 1)
-    grid_w = sampling_ratio if sampling_ratio > 0 else max(math.ceil(roi_w / pw), 1)
+    bin_h, bin_w = roi_h / pooled_h, roi_w / pooled_w
+    grid_h = sampling_ratio if sampling_ratio > 0 else max(math.ceil(roi_h / pooled_h), 1)
+    grid_w = sampling_ratio if sampling_ratio > 0 else max(math.ceil(roi_w / pooled_w), 1)
     samples = []
     for iy in range(grid_h):
         y = (i * bin_h + y1) + (iy + 0.5) * bin_h / grid_h
@@ -89,7 +89,7 @@ def _first_max(values):
     return best, values[best]
 
 
-def _pool_bin(box, i, j, ph, pw, H, W, scale):
+def _pool_bin(box, i, j, pooled_h, pooled_w, H, W, scale):
     """(h0, h1, w0, w1) of bin (i, j), clipped to [0, H] x [0, W]; None for a non-finite box."""
     c = _scaled(box, scale, 0.0)
     if c is None:
@@ -97,30 +97,30 @@ def _pool_bin(box, i, j, ph, pw, H, W, scale):
     # C's round: half away from zero
     x1, y1, x2, y2 = (int(math.copysign(math.floor(abs(v) + 0.5), v)) for v in c)
     roi_w, roi_h = max(x2 - x1, 1), max(y2 - y1, 1)
-    h0 = min(max((i * roi_h) // ph + y1, 0), H)           # floor(i * roi_h / ph), exactly
-    h1 = min(max(-((-(i + 1) * roi_h) // ph) + y1, 0), H)  # ceil((i + 1) * roi_h / ph), exactly
-    w0 = min(max((j * roi_w) // pw + x1, 0), W)
-    w1 = min(max(-((-(j + 1) * roi_w) // pw) + x1, 0), W)
+    h0 = min(max((i * roi_h) // pooled_h + y1, 0), H)           # floor(i * roi_h / pooled_h), exactly
+    h1 = min(max(-((-(i + 1) * roi_h) // pooled_h) + y1, 0), H)  # ceil((i + 1) * roi_h / pooled_h), exactly
+    w0 = min(max((j * roi_w) // pooled_w + x1, 0), W)
+    w1 = min(max(-((-(j + 1) * roi_w) // pooled_w) + x1, 0), W)
     return h0, h1, w0, w1
 
 
 def _outputs(input, boxes, output_size):
-    """(x as float64, the output shape [K, C_out, ph, pw], and [(k, n, box, i, j, c, c_in)] for every
+    """(x as float64, the output shape [K, C_out, pooled_h, pooled_w], and [(k, n, box, i, j, c, c_in)] for every
     output (k, c, i, j): RoI k on image n, bin (i, j), output channel c reading input channel c_in)."""
     x = np.asarray(input, float)
-    ph, pw = _pair(output_size)
-    C_out = x.shape[1] // (ph * pw)
+    pooled_h, pooled_w = _pair(output_size)
+    C_out = x.shape[1] // (pooled_h * pooled_w)
     b = _boxes5(boxes)
-    outputs = [(k, int(box[0]), box, i, j, c, (c * ph + i) * pw + j)
-               for k, box in enumerate(b) for i in range(ph) for j in range(pw) for c in range(C_out)]
-    return x, (len(b), C_out, ph, pw), outputs
+    outputs = [(k, int(box[0]), box, i, j, c, (c * pooled_h + i) * pooled_w + j)
+               for k, box in enumerate(b) for i in range(pooled_h) for j in range(pooled_w) for c in range(C_out)]
+    return x, (len(b), C_out, pooled_h, pooled_w), outputs
 
 
-def _align_weights(plane, box, i, j, ph, pw, spatial_scale, sampling_ratio, aligned, mode):
+def _align_weights(plane, box, i, j, pooled_h, pooled_w, spatial_scale, sampling_ratio, aligned, mode):
     """[(row, col, weight)]: the output of bin (i, j) is sum(weight * plane[row, col]). avg: every
     sample's taps, each weight / the sample count; max: the taps of the first maximal sample."""
     H, W = plane.shape
-    samples = _align_samples(box, i, j, ph, pw, H, W, spatial_scale, sampling_ratio, aligned)
+    samples = _align_samples(box, i, j, pooled_h, pooled_w, H, W, spatial_scale, sampling_ratio, aligned)
     if samples is None:
         return []
     if mode == "avg":
@@ -129,10 +129,10 @@ def _align_weights(plane, box, i, j, ph, pw, spatial_scale, sampling_ratio, alig
     return samples[_first_max(values)[0]]
 
 
-def _pool_weights(plane, box, i, j, ph, pw, spatial_scale):
+def _pool_weights(plane, box, i, j, pooled_h, pooled_w, spatial_scale):
     """[(row, col, 1 / area)] over the pixels of bin (i, j); empty for an empty bin."""
     H, W = plane.shape
-    edges = _pool_bin(box, i, j, ph, pw, H, W, spatial_scale)
+    edges = _pool_bin(box, i, j, pooled_h, pooled_w, H, W, spatial_scale)
     if edges is None or edges[1] <= edges[0] or edges[3] <= edges[2]:
         return []
     h0, h1, w0, w1 = edges
@@ -159,31 +159,31 @@ def _backward(weights, grad_output, input, boxes, output_size):
 
 
 def ps_roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, *, aligned=True, mode="avg"):
-    """Reference of :func:`nimbleops.vision.ps_roi_align`: output ``[K, C_out, ph, pw]``."""
-    ph, pw = _pair(output_size)
-    return _forward(lambda plane, box, i, j: _align_weights(plane, box, i, j, ph, pw, spatial_scale, sampling_ratio,
+    """Reference of :func:`nimbleops.vision.ps_roi_align`: output ``[K, C_out, pooled_h, pooled_w]``."""
+    pooled_h, pooled_w = _pair(output_size)
+    return _forward(lambda plane, box, i, j: _align_weights(plane, box, i, j, pooled_h, pooled_w, spatial_scale, sampling_ratio,
                                                             aligned, mode), input, boxes, output_size)
 
 
 def ps_roi_align_backward(grad_output, input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, *,
                           aligned=True, mode="avg"):
     """d(sum(grad_output * ps_roi_align(input, ...))) / d input: ``[N, C, H, W]``."""
-    ph, pw = _pair(output_size)
-    return _backward(lambda plane, box, i, j: _align_weights(plane, box, i, j, ph, pw, spatial_scale, sampling_ratio,
+    pooled_h, pooled_w = _pair(output_size)
+    return _backward(lambda plane, box, i, j: _align_weights(plane, box, i, j, pooled_h, pooled_w, spatial_scale, sampling_ratio,
                                                              aligned, mode), grad_output, input, boxes, output_size)
 
 
 def ps_roi_pool(input, boxes, output_size, spatial_scale=1.0):
-    """Reference of :func:`nimbleops.vision.ps_roi_pool`: output ``[K, C_out, ph, pw]``."""
-    ph, pw = _pair(output_size)
-    return _forward(lambda plane, box, i, j: _pool_weights(plane, box, i, j, ph, pw, spatial_scale), input, boxes,
+    """Reference of :func:`nimbleops.vision.ps_roi_pool`: output ``[K, C_out, pooled_h, pooled_w]``."""
+    pooled_h, pooled_w = _pair(output_size)
+    return _forward(lambda plane, box, i, j: _pool_weights(plane, box, i, j, pooled_h, pooled_w, spatial_scale), input, boxes,
                     output_size)
 
 
 def ps_roi_pool_backward(grad_output, input, boxes, output_size, spatial_scale=1.0):
     """d(sum(grad_output * ps_roi_pool(input, ...))) / d input: ``[N, C, H, W]``."""
-    ph, pw = _pair(output_size)
-    return _backward(lambda plane, box, i, j: _pool_weights(plane, box, i, j, ph, pw, spatial_scale), grad_output,
+    pooled_h, pooled_w = _pair(output_size)
+    return _backward(lambda plane, box, i, j: _pool_weights(plane, box, i, j, pooled_h, pooled_w, spatial_scale), grad_output,
                      input, boxes, output_size)
 
 
@@ -196,9 +196,9 @@ def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
     N, C, H, W = x.shape
     Cout, _, KH, KW = w.shape
     m = Cout // C
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
-    OH = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1
-    OW = (W + 2 * pw - dw * (KW - 1) - 1) // sw + 1
+    (sh, sw), (pad_h, pad_w), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    OH = (H + 2 * pad_h - dh * (KH - 1) - 1) // sh + 1
+    OW = (W + 2 * pad_w - dw * (KW - 1) - 1) // sw + 1
     out = np.zeros((N, Cout, OH, OW))
     for n in range(N):
         for oc in range(Cout):
@@ -208,7 +208,7 @@ def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
                     total = 0.0 if bias is None else float(np.asarray(bias)[oc])
                     for kh in range(KH):
                         for kw in range(KW):
-                            ih, iw = oh * sh - ph + kh * dh, ow * sw - pw + kw * dw
+                            ih, iw = oh * sh - pad_h + kh * dh, ow * sw - pad_w + kw * dw
                             if 0 <= ih < H and 0 <= iw < W:
                                 total += w[oc, 0, kh, kw] * float(x[n, c, ih, iw])
                     out[n, oc, oh, ow] = total
@@ -223,7 +223,7 @@ def depthwise_conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilat
     N, C, H, W = x.shape
     Cout, _, KH, KW = w.shape
     m = Cout // C
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    (sh, sw), (pad_h, pad_w), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
     gx, gw, gb = np.zeros_like(x), np.zeros_like(w), g.sum((0, 2, 3))
     for n in range(N):
         for oc in range(Cout):
@@ -232,7 +232,7 @@ def depthwise_conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilat
                 for ow in range(g.shape[3]):
                     for kh in range(KH):
                         for kw in range(KW):
-                            ih, iw = oh * sh - ph + kh * dh, ow * sw - pw + kw * dw
+                            ih, iw = oh * sh - pad_h + kh * dh, ow * sw - pad_w + kw * dw
                             if 0 <= ih < H and 0 <= iw < W:
                                 gx[n, c, ih, iw] += w[oc, 0, kh, kw] * g[n, oc, oh, ow]
                                 gw[oc, 0, kh, kw] += x[n, c, ih, iw] * g[n, oc, oh, ow]

@@ -26,11 +26,10 @@ from typing import Any, Tuple
 
 import numpy as np
 
-from .. import _C
 from .. import _arrays as ar
+from ._returns_kernel import TWO_OUTPUTS, run_forward
 
 ESTIMATORS = ("discounted", "lambda", "gae", "n_step", "vtrace")
-TWO_OUTPUTS = ("gae", "vtrace")
 
 
 @ar.resolving
@@ -104,7 +103,7 @@ def _unit_interval(x, name: str) -> float:
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _plain_numpy_call(kind, rewards, values, next_values, terminated, truncated, gamma, lam, n):
+def _plain_numpy_call(estimator, rewards, values, next_values, terminated, truncated, gamma, lam, n):
     """The common call straight to the kernel: numpy arrays of one float dtype and one shape
     (masks bool), C-contiguous, time-major, gamma and lam numbers in [0, 1], no log_rhos. None for
     any other call, which then takes the general path (conversions, every check and its error):
@@ -119,26 +118,26 @@ def _plain_numpy_call(kind, rewards, values, next_values, terminated, truncated,
         and x.flags.c_contiguous  # noqa: E731
     if not (plain(next_values, dtype) and plain(terminated, np.bool_) and plain(truncated, np.bool_)):
         return None
-    if not (plain(values, dtype) if kind in TWO_OUTPUTS else values is None):
+    if not (plain(values, dtype) if estimator in TWO_OUTPUTS else values is None):
         return None
     T = shape[0]
     B = rewards.size // T
     flat = lambda x: None if x is None else x.reshape(T, B)  # noqa: E731 - views: all are contiguous
-    out0, out1 = run_forward(kind, flat(rewards), flat(values), flat(next_values), flat(terminated), flat(truncated),
-                             None, float(gamma), float(lam), n, None, 1.0, 1.0)
+    out0, out1 = run_forward(estimator, flat(rewards), flat(values), flat(next_values), flat(terminated),
+                             flat(truncated), None, float(gamma), float(lam), n, None, 1.0, 1.0)
     return out0.reshape(shape), None if out1 is None else out1.reshape(shape)
 
 
-def _estimate(kind, rewards, values, next_values, terminated, truncated, *, gamma, lam=1.0, n=1, log_rhos=None,
+def _estimate(estimator, rewards, values, next_values, terminated, truncated, *, gamma, lam=1.0, n=1, log_rhos=None,
               rho_clip=1.0, c_clip=1.0, time_dim=0) -> Tuple[Any, Any]:
-    if kind != "vtrace" and type(time_dim) is int and time_dim == 0:
-        plain = _plain_numpy_call(kind, rewards, values, next_values, terminated, truncated, gamma, lam, n)
+    if estimator != "vtrace" and type(time_dim) is int and time_dim == 0:
+        plain = _plain_numpy_call(estimator, rewards, values, next_values, terminated, truncated, gamma, lam, n)
         if plain is not None:
             return plain
     lam = _unit_interval(lam, "lam")
     rho_clip = ar.check_real_scalar(rho_clip, "rho_clip")
     c_clip = ar.check_real_scalar(c_clip, "c_clip")
-    if kind == "vtrace" and not (rho_clip > 0 and c_clip > 0):
+    if estimator == "vtrace" and not (rho_clip > 0 and c_clip > 0):
         raise ValueError(f"rho_clip, c_clip: expected numbers > 0, got {rho_clip}, {c_clip}")
     arrays = dict(rewards=rewards, values=values, next_values=next_values, terminated=terminated,
                   truncated=truncated, log_rhos=log_rhos)
@@ -147,7 +146,7 @@ def _estimate(kind, rewards, values, next_values, terminated, truncated, *, gamm
         arrays["gamma"] = gamma
         ar.refuse_grad(gamma=gamma)
     ar.refuse_grad(log_rhos=log_rhos)
-    kind_ = ar.kind_of(**{k: v for k, v in arrays.items() if v is not None})
+    kind = ar.kind_of(**{k: v for k, v in arrays.items() if v is not None})
     if rewards is None:
         raise TypeError("rewards: expected an array [T, *batch], got None")
     shape = tuple(ar.shape_of(rewards))
@@ -171,7 +170,7 @@ def _estimate(kind, rewards, values, next_values, terminated, truncated, *, gamm
                 raise TypeError(f"{name}: expected an array of shape {list(shape)}, got None")
             return None
         ar.check_copy(x, name)
-        if not kind_.torch and isinstance(x, np.ndarray) and x.shape == shape and time_dim == 0:
+        if not kind.torch and isinstance(x, np.ndarray) and x.shape == shape and time_dim == 0:
             # fast path: numpy, time-major (no copy when dtype and layout fit)
             if want_dtype == "bool":
                 if x.dtype != np.bool_:
@@ -190,32 +189,33 @@ def _estimate(kind, rewards, values, next_values, terminated, truncated, *, gamm
                 raise TypeError(f"{name}: expected a bool mask, got dtype {d}")
         else:
             ar.compute_dtype(x, name)
-        x = ar.to_array(x, name, kind_, want_dtype) if want_dtype != "bool" else _to_kind(x, kind_)
+        x = ar.to_array(x, name, kind, want_dtype) if want_dtype != "bool" else _to_kind(x, kind)
         x = _moveaxis(x, time_dim, 0)
         return x.reshape(T, B) if ar.is_torch(x) else np.ascontiguousarray(x).reshape(T, B)
 
     r = canon(rewards, "rewards", dtype)
-    v = canon(values, "values", dtype, required=kind in TWO_OUTPUTS)
+    v = canon(values, "values", dtype, required=estimator in TWO_OUTPUTS)
     nv = canon(next_values, "next_values", dtype)
-    lr = canon(log_rhos, "log_rhos", dtype, required=kind == "vtrace")
+    lr = canon(log_rhos, "log_rhos", dtype, required=estimator == "vtrace")
     masks = []
     for name, m in (("terminated", terminated), ("truncated", truncated)):
         if m is None:
-            m = ar.zeros(shape, "bool", kind_)
+            m = ar.zeros(shape, "bool", kind)
         masks.append(canon(m, name, "bool"))
     term, trunc = masks
-    gamma_scalar, gamma_arr = _gamma(gamma, shape, time_dim, T, B, dtype, kind_)
+    gamma_scalar, gamma_arr = _gamma(gamma, shape, time_dim, T, B, dtype, kind)
     if ar.is_torch(r):
-        from .. import torch_ops
+        from .. import torch_ops  # here, not at the top: torch is optional
 
-        out0, out1 = torch_ops.returns(kind, r.contiguous(), None if v is None else v.contiguous(), nv.contiguous(),
-                                       term.contiguous(), trunc.contiguous(),
+        out0, out1 = torch_ops.returns(estimator, r.contiguous(), None if v is None else v.contiguous(),
+                                       nv.contiguous(), term.contiguous(), trunc.contiguous(),
                                        None if gamma_arr is None else gamma_arr.contiguous(), gamma_scalar, lam, n,
                                        None if lr is None else lr.contiguous(), rho_clip, c_clip)
     else:
-        out0, out1 = run_forward(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, lr, rho_clip, c_clip)
+        out0, out1 = run_forward(estimator, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, lr, rho_clip,
+                                 c_clip)
     restore = lambda x: None if x is None else _moveaxis(x.reshape(canon_shape), 0, time_dim)  # noqa: E731
-    return restore(out0), restore(out1) if kind in TWO_OUTPUTS else None
+    return restore(out0), restore(out1) if estimator in TWO_OUTPUTS else None
 
 
 def _to_kind(x, kind: ar.Kind):
@@ -255,50 +255,3 @@ def _gamma(gamma, shape, time_dim, T, B, dtype, kind):
         raise ValueError("gamma: expected discounts in [0, 1]")
     g = _moveaxis(g, time_dim, 0)
     return 0.0, (g.reshape(T, B) if ar.is_torch(g) else np.ascontiguousarray(g).reshape(T, B))
-
-
-def inputs_handle(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, rhos, traces, stream=0):
-    """The C++ description of one call (views of the canonical [T, B] arrays)."""
-    view = ar.view_or_none
-    return _C.rl.ReturnsInputs(kind, ar.view(r), view(v), ar.view(nv), ar.view(term), ar.view(trunc), view(gamma_arr),
-                               float(gamma_scalar), float(lam), int(n), view(rhos), view(traces), int(stream))
-
-
-def importance_weights(lr, lam, rho_clip, c_clip):
-    """(rho, c) = (min(rho_clip, exp(lr)), lam * min(c_clip, exp(lr))), vectorised by numpy / torch."""
-    if lr is None:
-        return None, None
-    e = lr.exp() if ar.is_torch(lr) else np.exp(lr)
-    if ar.is_torch(e):
-        return e.clamp(max=rho_clip).contiguous(), (lam * e.clamp(max=c_clip)).contiguous()
-    return np.minimum(e, np.asarray(rho_clip, e.dtype)), (np.asarray(lam, e.dtype) * np.minimum(e, np.asarray(c_clip, e.dtype)))
-
-
-def run_forward(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, lr, rho_clip, c_clip, stream=0):
-    """Forward kernel on canonical numpy arrays or torch tensors: (out0, out1 or None). Rewards
-    with nan or inf raise ValueError (the CPU kernel checks them in its own pass)."""
-    if ar.is_torch(r) and r.is_cuda and not bool(ar.isfinite(r).all()):
-        raise ValueError("rewards: expected finite rewards, found nan or inf")
-    rhos, traces = importance_weights(lr, lam, rho_clip, c_clip)
-    handle = inputs_handle(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, rhos, traces, stream)
-    k = ar.kind(r)
-    out0 = ar.empty(r.shape, ar.dtype_name(r), k)
-    out1 = ar.empty(r.shape, ar.dtype_name(r), k) if kind in TWO_OUTPUTS else None
-    getattr(_C.rl, f"returns_forward_{k.suffix}")(handle, ar.view(out0), ar.view_or_none(out1))
-    return out0, out1
-
-
-def run_backward(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, lr, rho_clip, c_clip, g0, g1,
-                 stream=0):
-    """Adjoint kernel: (grad_rewards, grad_values or None, grad_next_values)."""
-    rhos, traces = importance_weights(lr, lam, rho_clip, c_clip)
-    handle = inputs_handle(kind, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, rhos, traces, stream)
-    k = ar.kind(r)
-    dt = ar.dtype_name(r)
-    gr, gnv = ar.empty(r.shape, dt, k), ar.empty(r.shape, dt, k)
-    gv = ar.empty(r.shape, dt, k) if kind in TWO_OUTPUTS else None
-    if kind == "n_step" and g0 is None:
-        g0 = ar.zeros(r.shape, dt, k)
-    view = ar.view_or_none
-    getattr(_C.rl, f"returns_backward_{k.suffix}")(handle, view(g0), view(g1), ar.view(gr), view(gv), ar.view(gnv))
-    return gr, gv, gnv

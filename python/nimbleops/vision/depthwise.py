@@ -3,7 +3,7 @@
 ``depthwise_conv2d(x, weight, bias, stride, padding, dilation)`` equals
 ``torch.nn.functional.conv2d(x, weight, bias, stride, padding, dilation, groups=C)``:
 ``x [N, C, H, W]``, ``weight [C*m, 1, KH, KW]`` (PyTorch's layout; depth multiplier m >= 1),
-``bias [C*m]`` or None; output ``[N, C*m, OH, OW]`` with ``OH = (H + 2*ph - dh*(KH-1) - 1) // sh + 1``
+``bias [C*m]`` or None; output ``[N, C*m, OH, OW]`` with ``OH = (H + 2*pad_h - dh*(KH-1) - 1) // sh + 1``
 (likewise OW), channel ``c*m + j`` convolving input channel c with filter ``c*m + j``.
 
 numpy arrays or torch tensors (CPU, or CUDA when built with CUDA), float32 or float64.
@@ -25,13 +25,14 @@ give the same result either way.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Tuple
 
 import numpy as np
 
 from .. import _C
 from .. import _arrays as ar
-from .shuffle import channels_last, conv_grad_buffers, empty_like_format, in_format_of, nchw
+from ._depthwise_kernel import run_forward
+from ._layout import channels_last, empty_like_format
 
 
 @ar.resolving
@@ -49,7 +50,7 @@ def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1) -> A
         raise ValueError(f"weight: the (dilated) kernel {eh} x {ew} is larger than the padded input "
                          f"{H + 2 * padding[0]} x {W + 2 * padding[1]}")
     if kind.torch and ar.needs_torch_op(x, weight, bias):
-        from .. import torch_ops
+        from .. import torch_ops  # here, not at the top: torch is optional
 
         return torch_ops.depthwise_conv2d(x, weight, bias, stride, padding, dilation)
     return run_forward(x, weight, bias, stride, padding, dilation)
@@ -108,35 +109,3 @@ def _inputs(x, weight, bias):
     elif not channels_last(x):
         x = np.ascontiguousarray(x)
     return kind, x, weight, bias
-
-
-def handle(x, weight, bias, stride, padding, dilation, stream: int = 0):
-    """The C++ description of one call (weight [C*m, 1, KH, KW], contiguous: read as [C*m, KH*KW])."""
-    return _C.vision.DepthwiseInputs(ar.view(x), ar.view(weight), ar.view_or_none(bias),
-                                     (weight.shape[2], weight.shape[3]), stride, padding, dilation, stream)
-
-
-def run_forward(x, weight, bias, stride, padding, dilation, stream: Optional[int] = None):
-    kind = ar.kind(x)
-    if stream is None:
-        stream = ar.cuda_stream(kind) if kind.is_cuda else 0
-    h = handle(x, weight, bias, stride, padding, dilation, stream)
-    out = empty_like_format(x, h.output_shape)
-    (_C.vision.depthwise_forward_cuda if kind.is_cuda else _C.vision.depthwise_forward_cpu)(h, ar.view(out))
-    return out
-
-
-def run_backward(grad, x, weight, bias_defined: bool, stride, padding, dilation, mask, stream: Optional[int] = None):
-    """(grad_x, grad_weight, grad_bias), each None where mask says it is not needed. NCHW math;
-    grad_x comes back in x's memory format."""
-    kind = ar.kind(x)
-    if stream is None:
-        stream = ar.cuda_stream(kind) if kind.is_cuda else 0
-    xc, grad = nchw(x), nchw(grad)  # held here: the views below point into them
-    h = handle(xc, weight, None, stride, padding, dilation, stream)
-    gx, gw, gb = conv_grad_buffers(x, weight, bias_defined, mask)
-    (_C.vision.depthwise_backward_cuda if kind.is_cuda else _C.vision.depthwise_backward_cpu)(
-        h, ar.view(grad), ar.view_or_none(gx), ar.view_or_none(gw), ar.view_or_none(gb))
-    if gx is not None and xc is not x:
-        gx = in_format_of(gx, x)
-    return gx, gw, gb

@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 from .. import _C
 from .. import _arrays as ar
-from .shuffle import conv_grad_buffers, in_format_of, nchw
+from ._pointwise_kernel import run_forward
 
 
 @ar.resolving
@@ -56,7 +56,7 @@ def pointwise_conv2d(x, weight, bias=None, groups: int = 1, *, activation: Optio
         raise ValueError(f"shuffle_groups: expected a divisor of the {Cout} output channels, got {shuffle_groups}")
     relu, shuffle = activation == "relu", shuffle_groups or 0
     if kind.torch and ar.needs_torch_op(x, weight, bias):
-        from .. import torch_ops
+        from .. import torch_ops  # here, not at the top: torch is optional
 
         return torch_ops.pointwise_conv2d(x, weight, bias, groups, relu, shuffle)
     return run_forward(x, weight, bias, groups, relu, shuffle)
@@ -89,33 +89,3 @@ def _torch_cpu_forward(x, weight, bias, groups, activation, shuffle_groups):
     except ValueError:
         return None
     return out
-
-
-def handle(x, weight, bias, groups, relu, shuffle, stream=0):
-    w2 = weight.reshape(weight.shape[0], -1)
-    return _C.vision.PointwiseInputs(ar.view(x), ar.view(w2), ar.view_or_none(bias), int(groups),
-                                     int(shuffle), bool(relu), int(stream))
-
-
-def run_forward(x, weight, bias, groups, relu, shuffle, stream=None):
-    kind = ar.kind(x)
-    stream = (ar.cuda_stream(kind) if kind.is_cuda else 0) if stream is None else stream
-    xc = nchw(x)
-    out = ar.empty((x.shape[0], weight.shape[0]) + tuple(x.shape[2:]), ar.dtype_name(x), kind)
-    getattr(_C.vision, f"pointwise_forward_{kind.suffix}")(handle(xc, weight, bias, groups, relu, shuffle, stream),
-                                                         ar.view(out))
-    return in_format_of(out, x)
-
-
-def run_backward(grad, x, weight, out, bias_defined, groups, relu, shuffle, mask, stream=None):
-    """(grad_x in x's memory format, grad_weight in weight's shape, grad_bias), None where mask is False."""
-    kind = ar.kind(x)
-    stream = (ar.cuda_stream(kind) if kind.is_cuda else 0) if stream is None else stream
-    xc, grad = nchw(x), nchw(grad)
-    out = None if out is None else nchw(out)
-    gx, gw, gb = conv_grad_buffers(x, weight, bias_defined, mask)
-    view = ar.view_or_none
-    getattr(_C.vision, f"pointwise_backward_{kind.suffix}")(
-        handle(xc, weight, None, groups, relu, shuffle, stream), ar.view(grad), view(out), view(gx),
-        None if gw is None else ar.view(gw.reshape(gw.shape[0], -1)), view(gb))
-    return (None if gx is None else in_format_of(gx, x)), gw, gb

@@ -1,9 +1,9 @@
 """Position-sensitive RoI align and pool (R-FCN, Light-Head R-CNN, ThunderNet's R-CNN subnet).
 
-``input [N, C, H, W]`` with ``C = C_out * ph * pw``; ``boxes`` either ``[K, 5]`` rows
+``input [N, C, H, W]`` with ``C = C_out * pooled_h * pooled_w``; ``boxes`` either ``[K, 5]`` rows
 ``(batch index, x1, y1, x2, y2)`` in input-image coordinates, or a list of N arrays ``[K_i, 4]``
-(image i's boxes), as torchvision takes them; output ``[K, C_out, ph, pw]`` (contiguous, the
-input's dtype). Output channel c of bin (i, j) reads input channel ``(c*ph + i)*pw + j``.
+(image i's boxes), as torchvision takes them; output ``[K, C_out, pooled_h, pooled_w]`` (contiguous, the
+input's dtype). Output channel c of bin (i, j) reads input channel ``(c*pooled_h + i)*pooled_w + j``.
 
 numpy arrays or torch tensors (CPU, or CUDA when built with CUDA), float32 or float64; any
 strides (NCHW, channels_last, slices) are read in place. With torch inputs the ops are custom
@@ -18,29 +18,29 @@ integer in [0, N) is a ValueError; K = 0 gives an empty output.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .. import _C
 from .. import _arrays as ar
+from ._ps_roi_kernel import run_forward
 
 Size = Union[int, Tuple[int, int], Sequence[int]]
+_ALIGN_OPS = {"avg": "align_avg", "max": "align_max"}  # mode -> the kernel's op
 
 
 @ar.resolving
 def ps_roi_align(input, boxes, output_size: Size, spatial_scale: float = 1.0, sampling_ratio: int = -1, *,
                  aligned: bool = True, mode: str = "avg", deterministic: Optional[bool] = None) -> Any:
-    """Position-sensitive RoI align: ``[K, C_out, ph, pw]``.
+    """Position-sensitive RoI align: ``[K, C_out, pooled_h, pooled_w]``.
 
     For RoI k on image n = ``boxes[k, 0]``, with ``o = 0.5`` if ``aligned`` else 0 (torchvision
     always applies the half-pixel offset, so the default equals ``torchvision.ops.ps_roi_align``):
 
     - ``x1' = x1 * spatial_scale - o`` (likewise y1, x2, y2); ``roi_w = x2' - x1'``,
-      ``roi_h = y2' - y1'`` (not clamped); bin size ``bin_h = roi_h / ph``, ``bin_w = roi_w / pw``.
+      ``roi_h = y2' - y1'`` (not clamped); bin size ``bin_h = roi_h / pooled_h``, ``bin_w = roi_w / pooled_w``.
     - sampling grid ``grid_h x grid_w`` per bin: ``sampling_ratio`` each if > 0, else adaptive
-      ``ceil(roi_h / ph)`` x ``ceil(roi_w / pw)``, at least 1 (torchvision divides 0 by 0 for a
+      ``ceil(roi_h / pooled_h)`` x ``ceil(roi_w / pooled_w)``, at least 1 (torchvision divides 0 by 0 for a
       zero-size box and returns NaN; here such a box samples one point per bin). The adaptive grid
       is capped at 2^20 samples per bin (a larger box is a ValueError: pass ``sampling_ratio``).
     - sample (iy, ix) of bin (i, j) at ``y = y1' + i*bin_h + (iy + 0.5)*bin_h/grid_h``,
@@ -54,29 +54,27 @@ def ps_roi_align(input, boxes, output_size: Size, spatial_scale: float = 1.0, sa
     Coordinates, sample positions and bilinear weights are computed in float64 for both dtypes;
     values are accumulated in the input's dtype.
 
-    ``output_size``: int or (ph, pw); ``spatial_scale``: feature-map pixels per image pixel
+    ``output_size``: int or (pooled_h, pooled_w); ``spatial_scale``: feature-map pixels per image pixel
     (1/16 for a stride-16 map); ``deterministic``: CUDA backward without atomics (default: torch's
     ``are_deterministic_algorithms_enabled()``; the CPU is always deterministic).
     """
-    if mode not in ("avg", "max"):
+    if mode not in _ALIGN_OPS:
         raise ValueError(f"mode: expected 'avg' or 'max', got {mode!r}")
     if not isinstance(aligned, (bool, np.bool_)):
         raise TypeError(f"aligned: expected a bool, got {type(aligned).__name__}")
     sampling_ratio = ar.check_int(sampling_ratio, "sampling_ratio")
-    if sampling_ratio > 1024:
-        raise ValueError(f"sampling_ratio: expected at most 1024 samples per side, got {sampling_ratio}")
-    return _run("align_" + mode, input, boxes, output_size, spatial_scale, sampling_ratio, bool(aligned),
+    return _run(_ALIGN_OPS[mode], input, boxes, output_size, spatial_scale, sampling_ratio, bool(aligned),
                 deterministic)
 
 
 @ar.resolving
 def ps_roi_pool(input, boxes, output_size: Size, spatial_scale: float = 1.0, *,
                 deterministic: Optional[bool] = None) -> Any:
-    """Position-sensitive RoI pool (R-FCN's definition): ``[K, C_out, ph, pw]``.
+    """Position-sensitive RoI pool (R-FCN's definition): ``[K, C_out, pooled_h, pooled_w]``.
 
     For RoI k: the corners ``x1 * spatial_scale`` etc. are rounded half away from zero (C's
     ``round``); ``roi_w = max(x2 - x1, 1)``, ``roi_h = max(y2 - y1, 1)``; bin (i, j) covers rows
-    ``[y1 + floor(i*roi_h/ph), y1 + ceil((i+1)*roi_h/ph))`` and columns likewise (exact integer
+    ``[y1 + floor(i*roi_h/pooled_h), y1 + ceil((i+1)*roi_h/pooled_h))`` and columns likewise (exact integer
     arithmetic), clipped to ``[0, H]`` and ``[0, W]``; the output is the mean over the bin, 0 for an
     empty bin. The backward spreads each gradient evenly over the same bin, so forward and backward
     agree.
@@ -86,13 +84,6 @@ def ps_roi_pool(input, boxes, output_size: Size, spatial_scale: float = 1.0, *,
     clips to H and W); this op equals torchvision's wherever no bin reaches the last row or column.
     """
     return _run("pool", input, boxes, output_size, spatial_scale, 0, True, deterministic)
-
-
-def _pair(output_size) -> Tuple[int, int]:
-    size = ar.int_pair(output_size, "output_size")
-    if min(size) < 1 or max(size) > 4096:
-        raise ValueError(f"output_size: expected positive sizes up to 4096, got {size}")
-    return size
 
 
 def boxes_as_rois(boxes, kind: ar.Kind):
@@ -126,16 +117,11 @@ def boxes_as_rois(boxes, kind: ar.Kind):
 
 def _run(op: str, input, boxes, output_size, spatial_scale, sampling_ratio: int, aligned: bool,
          deterministic: Optional[bool]):
+    """The checks that convert arguments (the boxes' forms, Python types); the C++ handle checks
+    the shapes and ranges (:mod:`._ps_roi_kernel`), once per call."""
     kind = ar.image_batch(input, "input", "ps_roi_forward_cuda")
-    ph, pw = _pair(output_size)
-    N, C, H, W = (int(d) for d in input.shape)
-    if C % (ph * pw) != 0:
-        raise ValueError(f"input: expected channels divisible by ph * pw = {ph * pw} (C = C_out * ph * pw), got {C}")
-    if H < 1 or W < 1:
-        raise ValueError(f"input: expected a non-empty map, got shape {list(input.shape)}")
+    output_size = ar.int_pair(output_size, "output_size")
     scale = ar.check_real_scalar(spatial_scale, "spatial_scale")
-    if not (scale > 0 and math.isfinite(scale)):
-        raise ValueError(f"spatial_scale: expected a positive finite number, got {scale}")
     if deterministic is not None and not isinstance(deterministic, (bool, np.bool_)):
         raise TypeError(f"deterministic: expected a bool or None, got {type(deterministic).__name__}")
     if ar.is_torch(boxes) and kind.torch and boxes.device != input.device:
@@ -143,43 +129,11 @@ def _run(op: str, input, boxes, output_size, spatial_scale, sampling_ratio: int,
     if ar.is_torch(boxes) and not kind.torch:
         raise TypeError("boxes: a torch tensor given with a numpy input; pass both as numpy or both as torch")
     rois = boxes_as_rois(boxes, kind)
-    params = (op, ph, pw, scale, int(sampling_ratio), bool(aligned))
-    if kind.torch:
-        if ar.needs_torch_op(input):  # boxes are not differentiated
-            from .. import torch_ops
+    if kind.torch and deterministic is None:
+        deterministic = bool(ar._torch().are_deterministic_algorithms_enabled())
+    params = (op, output_size, scale, int(sampling_ratio), bool(aligned), bool(deterministic))
+    if kind.torch and ar.needs_torch_op(input):  # boxes are not differentiated
+        from .. import torch_ops  # here, not at the top: torch is optional
 
-            if deterministic is None:
-                deterministic = bool(ar._torch().are_deterministic_algorithms_enabled())
-            return torch_ops.ps_roi(input, rois, *params, bool(deterministic))
-        return run_forward(input, rois, *params, ar.cuda_stream(kind) if kind.is_cuda else 0)
+        return torch_ops.ps_roi(input, rois, *params)
     return run_forward(input, rois, *params)
-
-
-def _check_cuda_boxes(input, rois, op, ph, pw, scale, sampling_ratio, aligned) -> None:
-    """CUDA: the batch-index and grid checks on a host copy of the boxes (the CPU kernels check themselves)."""
-    if ar.is_torch(input) and input.is_cuda:
-        host = rois.detach().cpu()
-        _C.vision.ps_roi_check_boxes(op, ar.view(input), ar.view(host), ph, pw, scale, sampling_ratio, aligned)
-
-
-def run_forward(input, rois, op, ph, pw, scale, sampling_ratio, aligned, stream: int = 0):
-    """The forward kernel on a numpy array or torch tensor and [K, 5] float64 rois of the same kind."""
-    kind = ar.kind(input)
-    _check_cuda_boxes(input, rois, op, ph, pw, scale, sampling_ratio, aligned)
-    out = ar.empty((rois.shape[0], input.shape[1] // (ph * pw), ph, pw), ar.dtype_name(input), kind)
-    getattr(_C.vision, f"ps_roi_forward_{kind.suffix}")(op, ar.view(input), ar.view(rois), ph, pw, scale,
-                                                        sampling_ratio, aligned, stream, ar.view(out))
-    return out
-
-
-def run_backward(grad_out, input, rois, op, ph, pw, scale, sampling_ratio, aligned, deterministic: bool,
-                 stream: int = 0):
-    """d input ``[N, C, H, W]`` (contiguous) of sum(grad_out * forward)."""
-    kind = ar.kind(input)
-    _check_cuda_boxes(input, rois, op, ph, pw, scale, sampling_ratio, aligned)
-    grad_in = ar.empty(tuple(input.shape), ar.dtype_name(input), kind)
-    grad_out = grad_out.contiguous() if ar.is_torch(grad_out) else np.ascontiguousarray(grad_out)
-    getattr(_C.vision, f"ps_roi_backward_{kind.suffix}")(op, ar.view(input), ar.view(rois), ph, pw, scale,
-                                                         sampling_ratio, aligned, deterministic, stream,
-                                                         ar.view(grad_out), ar.view(grad_in))
-    return grad_in
