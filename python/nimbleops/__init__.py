@@ -5,6 +5,8 @@ CUDA compiler is found. Every op has a pure-Python reference in :mod:`nimbleops.
 """
 from __future__ import annotations
 
+import warnings
+
 from . import _C
 
 __version__ = "0.1.0"
@@ -52,7 +54,6 @@ def set_num_threads(n: int) -> None:
         raise ValueError(f"num_threads: expected an integer in [1, {_C.max_num_threads()}], got {n}")
     _C.set_num_threads(n)
     if n > 1 and _C.serial_after_fork():
-        import warnings
         warnings.warn("nimbleops.set_num_threads: this process was forked from one with other threads, where "
                       "OpenMP cannot start threads; the kernels run on one thread (use the spawn or forkserver "
                       "start method for parallel children)", RuntimeWarning, stacklevel=2)

@@ -12,6 +12,8 @@ the whole table, ``--only FAMILY[,FAMILY]`` some families, ``--json PATH`` write
 ``--plot PATH`` draws the speed-ups (matplotlib). Every figure comes with its interquartile range
 over the rounds of alternation, and the table warns where the machine was too noisy for a ratio to
 mean anything.
+
+torch and every peer are imported inside the workloads that use them: each is optional.
 """
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ and torchvision's modules.
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
@@ -264,7 +265,7 @@ def _conv_candidate(m: nn.Conv2d) -> Tuple[Optional[type], str]:
 
 def _torchvision_psroi():
     try:
-        from torchvision.ops import PSRoIAlign as TvAlign, PSRoIPool as TvPool
+        from torchvision.ops import PSRoIAlign as TvAlign, PSRoIPool as TvPool  # here: torchvision is optional
 
         return TvAlign, TvPool
     except Exception:  # noqa: BLE001 - torchvision absent or not importable: nothing of it to swap
@@ -395,8 +396,6 @@ def _unfuse_batch_norms(root: nn.Module, rep: ConversionReport) -> None:
 
 
 def _replace(module: nn.Module, swap, inplace: bool, report: bool, batch_norms=None):
-    import copy
-
     root = module if inplace else copy.deepcopy(module)
     rep = ConversionReport()
     top = swap(root, "", rep)

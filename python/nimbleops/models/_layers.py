@@ -47,7 +47,7 @@ def relu_after(backend: str) -> nn.Module:
 
 def ps_roi_align(backend: str, output_size: int, spatial_scale: float, sampling_ratio: int) -> nn.Module:
     if backend == "torch":
-        from torchvision.ops import PSRoIAlign
+        from torchvision.ops import PSRoIAlign  # here: torchvision is needed by the torch backend only
 
         return PSRoIAlign(output_size, spatial_scale, sampling_ratio)
     return nno.PSRoIAlign(output_size, spatial_scale, sampling_ratio)

@@ -78,7 +78,7 @@ def clip(boxes: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:
 
 def _torchvision_ops():
     try:
-        import torchvision.ops as ops
+        import torchvision.ops as ops  # here: torchvision is optional
 
         return ops
     except Exception:  # noqa: BLE001 - absent or not importable beside this torch: use our own

@@ -98,7 +98,7 @@ class SparseTransitions:
     @classmethod
     def from_scipy(cls, matrix, num_actions: int, *, check: bool = True) -> "SparseTransitions":
         """From a scipy.sparse matrix of shape ``[S*A, S]`` (row ``s*A + a``)."""
-        import scipy.sparse as sp
+        import scipy.sparse as sp  # here: scipy is optional
 
         if not sp.issparse(matrix):
             raise TypeError(f"matrix: expected a scipy.sparse matrix, got {type(matrix).__name__}")
