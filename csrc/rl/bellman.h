@@ -1,4 +1,4 @@
-// Bellman backups: the per-element math shared by the CPU (bellman_cpu.cpp, bellman_rows.cpp)
+// Bellman backups: the per-element math shared by the CPU (bellman_cpu.cpp, bellman_per_isa.cpp)
 // and CUDA (bellman_cuda.cu) kernels.
 //
 // Models (all contiguous, row-major):

@@ -1,5 +1,5 @@
 // CPU Bellman kernels: OpenMP over states (or over MDPs for Gauss-Seidel), SIMD dense rows from
-// bellman_rows.cpp. Each state's value is computed by one thread in a fixed order, and the
+// bellman_per_isa.cpp. Each state's value is computed by one thread in a fixed order, and the
 // per-MDP reductions are max/min/count, so results are identical for any thread count.
 #include <algorithm>
 #include <atomic>
@@ -13,7 +13,7 @@
 #include "core/parallel.h"
 #include "core/simd.h"
 #include "rl/bellman_entry.h"
-#include "rl/bellman_rows.h"
+#include "rl/bellman_per_isa.h"
 
 namespace nimbleops {
 namespace rl {

@@ -1,5 +1,5 @@
 // Return and advantage estimators over rollouts [T, B] (time-major, columns contiguous): the
-// argument block shared by the CPU (returns_rows.cpp, per ISA) and CUDA (returns_cuda.cu) kernels.
+// argument block shared by the CPU (returns_per_isa.cpp, per ISA) and CUDA (returns_cuda.cu) kernels.
 //
 // Conventions (torchrl's / Gymnasium's): rewards[t], values[t] = V(s_t), next_values[t] =
 // V(s_{t+1}) (for a truncated step, the value of the final observation), terminated[t] (no

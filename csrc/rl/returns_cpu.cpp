@@ -1,4 +1,4 @@
-// CPU return estimators: OpenMP over column blocks, the per-ISA kernels of returns_rows.cpp
+// CPU return estimators: OpenMP over column blocks, the per-ISA kernels of returns_per_isa.cpp
 // inside. Each column is scanned by one thread in a fixed order: results never depend on the
 // thread count (nor on the SIMD level: element-wise arithmetic, no FMA contraction).
 #include <atomic>
@@ -7,7 +7,7 @@
 #include "core/parallel.h"
 #include "core/simd.h"
 #include "rl/returns_api.h"
-#include "rl/returns_rows.h"
+#include "rl/returns_per_isa.h"
 
 namespace nimbleops {
 namespace rl {

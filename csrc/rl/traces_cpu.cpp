@@ -7,10 +7,10 @@
 #include "core/dispatch.h"
 #include "core/parallel.h"
 #include "rl/bellman_api.h"  // all_finite, check_index_range
-#include "rl/bellman_rows.h"  // the vectorised dot product
+#include "rl/bellman_per_isa.h"  // the vectorised dot product
 #include "core/simd.h"
 #include "rl/traces_api.h"
-#include "rl/traces_rows.h"
+#include "rl/traces_per_isa.h"
 
 namespace nimbleops {
 namespace rl {

@@ -7,7 +7,7 @@
 #include "core/parallel.h"
 #include "core/simd.h"
 #include "vision/batch_norm_api.h"
-#include "vision/batch_norm_rows.h"
+#include "vision/batch_norm_per_isa.h"
 
 namespace nimbleops {
 namespace vision {

@@ -4,7 +4,7 @@
 // back, the backward too; for channels_last over output rows, read in place. Other NCHW shapes
 // (and float64): OpenMP over (image, input channel) planes, each copied once into a zero-padded
 // buffer (split into even / odd columns at stride 2) for the per-ISA row kernels of
-// depthwise_rows.cpp. Other channels_last shapes: OpenMP over output rows, each pixel's C
+// depthwise_per_isa.cpp. Other channels_last shapes: OpenMP over output rows, each pixel's C
 // channels vectorised. Backward (NCHW) outside the blocked shapes: OpenMP over input channels;
 // each task loops over the images in order, so the weight and bias gradients sum in a fixed order
 // (lanes ow % 16, then lanes 0..15), and grad_input of a plane is scattered into a padded buffer
@@ -19,7 +19,7 @@
 #include "core/parallel.h"
 #include "core/simd.h"
 #include "vision/depthwise_api.h"
-#include "vision/depthwise_rows.h"
+#include "vision/depthwise_per_isa.h"
 
 namespace nimbleops {
 namespace vision {

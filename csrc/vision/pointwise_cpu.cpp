@@ -1,5 +1,5 @@
 // CPU pointwise convolution: a GEMM per image and group, Out[Cout_g x HW] = W_g . X_g, computed in
-// strips of 32 pixels (the per-ISA micro-kernel of pointwise_rows.cpp keeps 6 x 32 outputs in
+// strips of 32 pixels (the per-ISA micro-kernel of pointwise_per_isa.cpp keeps 6 x 32 outputs in
 // registers over the whole K loop), in parallel over (image, strip). Bias, ReLU and the output
 // channel shuffle are applied as the strip is stored. Backward: the masked, unshuffled gradient
 // G' once, stored [Cout, N, HW] so that each channel's gradient over the whole batch is one row;
@@ -17,7 +17,7 @@
 #include "core/parallel.h"
 #include "core/simd.h"
 #include "vision/pointwise_api.h"
-#include "vision/pointwise_rows.h"
+#include "vision/pointwise_per_isa.h"
 
 namespace nimbleops {
 namespace vision {

@@ -1,4 +1,4 @@
-// Pointwise (1x1) convolution GEMM kernels, compiled once per SIMD level (pointwise_rows.cpp) and
+// Pointwise (1x1) convolution GEMM kernels, compiled once per SIMD level (pointwise_per_isa.cpp) and
 // picked at run time. Every output sums its K products in k order (forward, grad_input), and every
 // weight-gradient partial in lane p % 16 in call order, whatever the thread count; like the
 // depthwise kernels these contract to FMA where the level has it (the last bits may differ

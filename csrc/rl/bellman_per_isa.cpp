@@ -6,7 +6,7 @@
 #include "core/simd.h"
 #include "core/isa_unit.h"
 #include "core/isa_vec.h"
-#include "rl/bellman_rows.h"
+#include "rl/bellman_per_isa.h"
 
 namespace nimbleops {
 namespace rl {

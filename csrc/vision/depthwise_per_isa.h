@@ -1,5 +1,5 @@
 // Depthwise-convolution inner loops over one output row, compiled once per SIMD level
-// (depthwise_rows.cpp) and picked at run time. The input plane arrives zero-padded, so the loops
+// (depthwise_per_isa.cpp) and picked at run time. The input plane arrives zero-padded, so the loops
 // have no borders. Summation orders are fixed in the source (every output: bias, then the taps in
 // (kh, kw) order; every weight-gradient partial: lane ow % 16, rows in call order), not by the
 // vector width or the thread count. Unlike the other per-ISA units this one contracts

@@ -1,6 +1,6 @@
-// Per-ISA loops of the trace steps (rl/traces_rows.h); see core/isa_unit.h.
+// Per-ISA loops of the trace steps (rl/traces_per_isa.h); see core/isa_unit.h.
 #include "core/isa_unit.h"
-#include "rl/traces_rows.h"
+#include "rl/traces_per_isa.h"
 
 namespace nimbleops {
 namespace rl {

@@ -1,6 +1,6 @@
 // Per-channel kernels of the fused batch norm (batch_norm_api.h), compiled once per SIMD level
-// (batch_norm_rows.cpp) and picked at run time. A channel is N rows of HW contiguous values, row n
-// at x + n * stride. Sums go to float64 lanes in a fixed assignment (see batch_norm_rows.cpp), rows
+// (batch_norm_per_isa.cpp) and picked at run time. A channel is N rows of HW contiguous values, row n
+// at x + n * stride. Sums go to float64 lanes in a fixed assignment (see batch_norm_per_isa.cpp), rows
 // in order, the lanes added in order at the end: the same bits at every SIMD level.
 #pragma once
 #include <cstdint>

@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "core/isa_unit.h"
-#include "rl/returns_rows.h"
+#include "rl/returns_per_isa.h"
 
 
 namespace nimbleops {

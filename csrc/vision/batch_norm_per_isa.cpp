@@ -1,4 +1,4 @@
-// Per-ISA kernels of the fused batch norm (vision/batch_norm_rows.h); see core/isa_unit.h.
+// Per-ISA kernels of the fused batch norm (vision/batch_norm_per_isa.h); see core/isa_unit.h.
 // Sums run in 16 float64 lanes held as two vectors of 8 (GCC vector types: the same lane
 // arithmetic at every level), element p of a row in lane p % 16; a row's last HW % 16 elements go
 // to 16 scalar lanes of their own, from lane 0. The total adds the vector lanes in order, then the
@@ -7,7 +7,7 @@
 
 #include "core/isa_unit.h"
 #include "core/isa_vec.h"
-#include "vision/batch_norm_rows.h"
+#include "vision/batch_norm_per_isa.h"
 
 namespace nimbleops {
 namespace vision {

@@ -1,4 +1,4 @@
-// Return-estimator kernels, compiled once per SIMD level (returns_rows.cpp) and picked at run
+// Return-estimator kernels, compiled once per SIMD level (returns_per_isa.cpp) and picked at run
 // time like the Bellman row kernels. Each call handles the columns [b0, b1) of a [T, B] rollout;
 // the inner loops run across the contiguous columns, so they vectorise.
 #pragma once

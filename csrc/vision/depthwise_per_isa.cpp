@@ -1,11 +1,11 @@
-// Per-ISA loops of the depthwise convolution (vision/depthwise_rows.h); see core/isa_unit.h.
+// Per-ISA loops of the depthwise convolution (vision/depthwise_per_isa.h); see core/isa_unit.h.
 // Fast paths: 3x3 and 5x5 at stride 1 (dilation 1) and stride 2 (split layout); every other
 // shape takes the generic loops, with the same summation order.
 #include <algorithm>
 
 #include "core/isa_unit.h"
 #include "core/isa_vec.h"
-#include "vision/depthwise_rows.h"
+#include "vision/depthwise_per_isa.h"
 
 #if defined(__AVX__)
 #include <immintrin.h>
@@ -931,7 +931,7 @@ void deinterleave(const T* src, int64_t n, T* even, T* odd) {
 
 
 #if defined(__AVX512F__)
-// The flat-plane kernels (FlatPlane, depthwise_rows.h), AVX-512 float32. Vector v of an inside
+// The flat-plane kernels (FlatPlane, depthwise_per_isa.h), AVX-512 float32. Vector v of an inside
 // row of vectors reads tap row kh at offset (kh - 1) * W as three vectors, at 16 v - 16, 16 v and
 // 16 v + 16 (the first loaded with the one lane it gives), and builds the taps
 // kw = 0 and 2 from them with valignd, so that a tap row costs one unaligned load instead of

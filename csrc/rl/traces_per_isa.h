@@ -1,4 +1,4 @@
-// Trace-step inner loops, compiled once per SIMD level (traces_rows.cpp) and picked at run time.
+// Trace-step inner loops, compiled once per SIMD level (traces_per_isa.cpp) and picked at run time.
 // Element-wise arithmetic only: every level gives the same bits.
 #pragma once
 #include <cstdint>

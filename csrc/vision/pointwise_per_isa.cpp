@@ -1,10 +1,10 @@
-// Per-ISA GEMM kernels of the pointwise convolution (vision/pointwise_rows.h); see core/isa_unit.h.
+// Per-ISA GEMM kernels of the pointwise convolution (vision/pointwise_per_isa.h); see core/isa_unit.h.
 #include <algorithm>
 #include <cstdint>
 
 #include "core/isa_unit.h"
 #include "core/isa_vec.h"
-#include "vision/pointwise_rows.h"
+#include "vision/pointwise_per_isa.h"
 
 namespace nimbleops {
 namespace vision {

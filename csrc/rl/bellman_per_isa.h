@@ -1,4 +1,4 @@
-// Dense row kernels, compiled once per SIMD level (bellman_rows.cpp) and picked at run time.
+// Dense row kernels, compiled once per SIMD level (bellman_per_isa.cpp) and picked at run time.
 // dense_q_state computes q(s, a) for all A actions of one state from P_s [A, S'] and R_s [A].
 // The dot product uses a fixed lane layout (32 float / 16 double partial sums, combined by a
 // fixed tree), so every SIMD level returns the same bits.
