@@ -26,7 +26,7 @@ from nimbleops import rl, vision
 
 from .conftest import TOL, random_mdp, to_numpy
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch")  # every test draws torch tensors among its inputs
 
 LONG = os.environ.get("NIMBLEOPS_FUZZ") == "long"
 EXAMPLES = int(os.environ.get("NIMBLEOPS_FUZZ_EXAMPLES", 40_000 if LONG else 25))

@@ -11,14 +11,12 @@ from hypothesis import strategies as st
 from nimbleops import vision
 from nimbleops.reference import vision as ref
 
-from ..conftest import assert_same_bits_at_any_thread_count_and_simd_level
+from ..conftest import assert_same_bits_at_any_thread_count_and_simd_level, needs_torch, torch
 
-torch = pytest.importorskip("torch")
-F = torch.nn.functional
+F = torch.nn.functional if torch is not None else None
 
-from nimbleops import nn as nno  # noqa: E402 - after the skip: it imports torch
 
-TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-4, atol=1e-4)}
+TOL = {"float64": dict(rtol=1e-10, atol=1e-10), "float32": dict(rtol=1e-4, atol=1e-4)}
 
 
 def torch_composition(x, w, b, rm, rv, momentum, eps, relu):
@@ -26,11 +24,13 @@ def torch_composition(x, w, b, rm, rv, momentum, eps, relu):
     return F.relu(y) if relu else y
 
 
+@needs_torch
 @given(n=st.integers(1, 3), c=st.integers(1, 5), h=st.integers(1, 6), w=st.integers(1, 19), relu=st.booleans(),
        double=st.booleans())
 def test_agrees_with_torch(n, c, h, w, relu, double):
     if n * h * w < 2:
         return
+    tol = TOL["float64" if double else "float32"]
     dtype = torch.float64 if double else torch.float32
     g = torch.Generator().manual_seed(n * 1000 + c * 100 + h * 10 + w)
     x = (3 * torch.randn(n, c, h, w, generator=g, dtype=dtype) + 1).requires_grad_()
@@ -40,12 +40,12 @@ def test_agrees_with_torch(n, c, h, w, relu, double):
     rm2, rv2 = rm.clone(), rv.clone()
     ours = vision.batch_norm_relu(x, wt, bs, rm, rv, momentum=0.3, eps=1e-3, relu=relu)
     theirs = torch_composition(x, wt, bs, rm2, rv2, 0.3, 1e-3, relu)
-    torch.testing.assert_close(ours, theirs, **TOL[dtype])
-    torch.testing.assert_close(rm, rm2, **TOL[dtype])
-    torch.testing.assert_close(rv, rv2, **TOL[dtype])
+    torch.testing.assert_close(ours, theirs, **tol)
+    torch.testing.assert_close(rm, rm2, **tol)
+    torch.testing.assert_close(rv, rv2, **tol)
     cot = torch.randn(ours.shape, generator=g, dtype=dtype)
     for a, b in zip(torch.autograd.grad(ours, (x, wt, bs), cot), torch.autograd.grad(theirs, (x, wt, bs), cot)):
-        torch.testing.assert_close(a, b, rtol=TOL[dtype]["rtol"] * 10, atol=TOL[dtype]["atol"] * 10)
+        torch.testing.assert_close(a, b, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
 
 
 @pytest.mark.parametrize("relu", [False, True])
@@ -63,6 +63,7 @@ def test_numpy_against_the_reference(relu):
     assert isinstance(out, np.ndarray) and out.dtype == np.float64
 
 
+@needs_torch
 def test_gradcheck():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
@@ -72,6 +73,7 @@ def test_gradcheck():
         assert torch.autograd.gradcheck(lambda x, w, b: vision.batch_norm_relu(x, w, b, relu=relu), (x, w, b))
 
 
+@needs_torch
 def test_same_bits_at_any_thread_count_and_simd_level():
     g = torch.Generator().manual_seed(1)
     x = torch.randn(3, 40, 7, 9, generator=g).requires_grad_()
@@ -84,7 +86,10 @@ def test_same_bits_at_any_thread_count_and_simd_level():
     assert_same_bits_at_any_thread_count_and_simd_level(run)
 
 
+@needs_torch
 def test_module_is_a_drop_in_for_batch_norm_and_relu():
+    from nimbleops import nn as nno  # here: it needs torch
+
     torch.manual_seed(0)
     for momentum in (0.1, None):
         ours = nno.BatchNorm2d(6, momentum=momentum, relu=True)
@@ -108,6 +113,7 @@ def test_module_is_a_drop_in_for_batch_norm_and_relu():
     assert "relu=False" in repr(no_stats)
 
 
+@needs_torch
 @pytest.mark.parametrize("call,exc,match", [
     (lambda x, w: vision.batch_norm_relu(x, w[:2], w), ValueError, r"weight, bias: expected \[C\] = \[3\]"),
     (lambda x, w: vision.batch_norm_relu(x, w, w, momentum=1.5), ValueError, r"momentum: expected a number in \[0.0, 1.0\], got 1.5"),

@@ -12,12 +12,11 @@ import nimbleops
 from nimbleops import vision
 from nimbleops.reference import vision as ref
 
-from ..conftest import assert_close, assert_same_bits_at_any_thread_count
+from ..conftest import assert_close, assert_same_bits_at_any_thread_count, needs_torch, torch
 
-torch = pytest.importorskip("torch")
-F = torch.nn.functional
+F = torch.nn.functional if torch is not None else None
 
-LAYOUTS = ["numpy", "numpy-channels_last", "torch", "torch-channels_last"] + (
+LAYOUTS = ["numpy", "numpy-channels_last"] + (["torch", "torch-channels_last"] if torch is not None else []) + (
     ["torch-cuda"] if nimbleops.has_cuda() else [])
 
 
@@ -78,6 +77,7 @@ def test_forward_matches_reference(p):
         assert is_channels_last(out)
 
 
+@needs_torch
 @given(convs())
 def test_backward_matches_reference(p):
     layout = "torch-channels_last" if p["layout"].endswith("channels_last") else "torch"
@@ -108,11 +108,13 @@ def blocked_convs(draw):
                 fmt=draw(st.sampled_from(["nchw", "channels_last"])), rng=rng)
 
 
+@needs_torch
 @given(blocked_convs())
 def test_blocked_float32_forward_and_backward_match_reference(p):
     _check_blocked(p)
 
 
+@needs_torch
 @pytest.mark.parametrize("C", [16, 20, 33])
 @pytest.mark.parametrize("hw", [(1, 8), (3, 9), (2, 13), (5, 16), (4, 17), (3, 5), (6, 24)])
 @pytest.mark.parametrize("k,stride", [(3, 1), (5, 1), (3, 2), (5, 2)])
@@ -125,6 +127,7 @@ def test_blocked_rows_of_every_width_match_reference(C, hw, k, stride):
                         b=rng.standard_normal(C), stride=stride, padding=(k // 2, k // 2), fmt="nchw", rng=rng))
 
 
+@needs_torch
 @pytest.mark.parametrize("C", [16, 20, 33])
 @pytest.mark.parametrize("hw,padding", [((9, 8), (2, 2)), ((6, 13), (0, 1)), ((11, 5), (1, 0)), ((8, 24), (2, 1))])
 @pytest.mark.parametrize("k", [3, 5])
@@ -140,6 +143,7 @@ def test_channels_last_stride2_matches_reference(C, hw, padding, k):
                         fmt="channels_last", rng=rng))
 
 
+@needs_torch
 @pytest.mark.parametrize("C", [16, 20])
 @pytest.mark.parametrize("W", [6, 8, 10, 12, 16, 20, 24, 40, 41])
 @pytest.mark.parametrize("k,stride", [(3, 1), (5, 1), (3, 2), (5, 2)])
@@ -154,6 +158,7 @@ def test_channels_last_edge_blocks_match_reference(C, W, k, stride):
                         rng=rng))
 
 
+@needs_torch
 @pytest.mark.parametrize("C,H", [(5, 16), (20, 17), (33, 40)])
 @pytest.mark.parametrize("k,stride", [(3, 1), (5, 1), (3, 2), (5, 2)])
 @pytest.mark.parametrize("padding", [None, (0, 1), (3, 0), (9, 2)])
@@ -203,6 +208,7 @@ def _check_blocked(p):
         assert_close(b.grad, gb, "float32", scale=100)
 
 
+@needs_torch
 @pytest.mark.parametrize("C", [49, 100, 132])
 @pytest.mark.parametrize("N,hw", [(1, (9, 11)), (3, (6, 5)), (2, (17, 4))])
 @pytest.mark.parametrize("k,padding", [(3, 1), (5, 2), (5, (0, 1)), (3, (2, 0))])
@@ -222,6 +228,7 @@ def test_channels_last_channel_chunks_match_reference(C, N, hw, k, padding):
     assert_same_bits_at_any_thread_count(lambda: (vision.depthwise_conv2d(xt, wt, bt, 1, padding),))
 
 
+@needs_torch
 @pytest.mark.parametrize("hw", [(1, 1), (1, 40), (40, 1), (2, 3), (3, 7), (5, 16), (4, 17), (7, 7), (6, 33),
                                 (20, 20), (19, 21), (13, 32), (40, 40), (3, 300)])
 @pytest.mark.parametrize("wants", ["xwb", "x", "wb"])
@@ -255,6 +262,7 @@ def test_flat_planes_3x3_match_reference(hw, wants):
                 assert t.grad is None
 
 
+@needs_torch
 def test_flat_planes_3x3_skip_the_padding():
     """The flat 3x3 kernels skip the taps in the padding, as torch does: an infinite weight gives
     torch's +-inf or numbers at the border pixels, not the nan of inf * 0 (forward and grad_input).
@@ -295,6 +303,7 @@ SNET = [((8, 132, 40, 40), 5, 1), ((8, 264, 20, 20), 5, 1), ((8, 528, 10, 10), 5
         ((1, 132, 40, 40), 3, 1)]
 
 
+@needs_torch
 @pytest.mark.parametrize("shape,k,stride", SNET)
 @pytest.mark.parametrize("fmt", ["nchw", "channels_last"])
 def test_snet_shapes_match_torch(shape, k, stride, fmt):
@@ -318,6 +327,7 @@ def test_snet_shapes_match_torch(shape, k, stride, fmt):
         torch.testing.assert_close(a.grad, t.grad, rtol=1e-4, atol=1e-3)
 
 
+@needs_torch
 @pytest.mark.parametrize("k,stride,padding,dilation,m", [(3, 1, 1, 1, 1), (5, 2, 2, 1, 1), (5, 1, 2, 1, 2),
                                                          ((2, 3), (2, 1), (1, 0), (1, 2), 1), (3, 3, 0, 2, 1)])
 @pytest.mark.parametrize("fmt", ["nchw", "channels_last"])
@@ -334,6 +344,7 @@ def test_gradcheck(k, stride, padding, dilation, m, fmt):
                                     (x, w, b))
 
 
+@needs_torch
 def test_same_bits_at_any_thread_count():
     rng = np.random.default_rng(2)
     x = torch.from_numpy(rng.standard_normal((3, 6, 21, 20)).astype(np.float32))
@@ -356,6 +367,7 @@ def test_same_bits_at_any_thread_count():
         assert_same_bits_at_any_thread_count(once)
 
 
+@needs_torch
 def test_torch_cpu_common_case(monkeypatch):
     """CPU tensors without autograd take the short path (depthwise._torch_cpu_forward): the same
     values and strides as the general path; what it does not take goes on to the general path."""
@@ -406,6 +418,7 @@ def test_torch_cpu_common_case(monkeypatch):
         vision.depthwise_conv2d(xf[:, :, :3], wf)
 
 
+@needs_torch
 def test_numpy_forward_and_dtypes():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((1, 4, 7, 7)).astype(np.float32)
@@ -416,6 +429,7 @@ def test_numpy_forward_and_dtypes():
                                rtol=1e-5, atol=1e-5)
 
 
+@needs_torch
 def test_opcheck_and_compile():
     from nimbleops import torch_ops
 
@@ -437,6 +451,7 @@ def test_opcheck_and_compile():
         torch.testing.assert_close(a, e)
 
 
+@needs_torch
 def test_nn_module_loads_conv2d_state_dict():
     from nimbleops import nn
 
@@ -448,32 +463,43 @@ def test_nn_module_loads_conv2d_state_dict():
     assert "stride=(2, 2)" in repr(ours)
 
 
-@pytest.mark.parametrize("layout", ["numpy", "torch"])
-def test_bad_input(layout):
+# (case, call(x [1, 4, 6, 6] float64, w [4, 1, 3, 3], layout), exception, message)
+BAD_INPUT = [
+    ("weight channels", lambda x, w, layout: vision.depthwise_conv2d(x, w[:3], None),
+     ValueError, r"weight: expected \[C\*m, 1, KH, KW\] with C = 4"),
+    ("weight [C, 2, KH, KW]", lambda x, w, layout: vision.depthwise_conv2d(x, np.zeros((4, 2, 3, 3)), None),
+     ValueError, r"weight: expected \[C\*m, 1, KH, KW\]"),
+    ("negative padding", lambda x, w, layout: vision.depthwise_conv2d(x, w, None, 1, -1),
+     ValueError, "padding: expected values >= 0"),
+    ("stride 0", lambda x, w, layout: vision.depthwise_conv2d(x, w, None, 0),
+     ValueError, "stride: expected values >= 1"),
+    ("kernel larger than the input", lambda x, w, layout: vision.depthwise_conv2d(x, np.zeros((4, 1, 9, 9)), None),
+     ValueError, "larger than the padded input"),
+    ("int x", lambda x, w, layout: vision.depthwise_conv2d(as_layout(np.zeros((1, 4, 6, 6), np.int64), layout), w,
+                                                           None),
+     TypeError, "x: expected float32 or float64, got dtype int64"),
+    ("float32 weight", lambda x, w, layout: vision.depthwise_conv2d(x, np.zeros((4, 1, 3, 3), np.float32), None),
+     TypeError, "weight: expected dtype float64 like x, got float32"),
+    ("bias length", lambda x, w, layout: vision.depthwise_conv2d(x, w, np.zeros(3)),
+     ValueError, r"bias: expected \[C\*m\] = \[4\]"),
+    ("3-d x", lambda x, w, layout: vision.depthwise_conv2d(x[0], w, None),
+     ValueError, r"x: expected \[N, C, H, W\]"),
+]
+
+
+@pytest.mark.parametrize("layout", [layout for layout in LAYOUTS if layout in ("numpy", "torch")])
+@pytest.mark.parametrize("call, exc, match", [case[1:] for case in BAD_INPUT], ids=[case[0] for case in BAD_INPUT])
+def test_bad_input(layout, call, exc, match):
     x = as_layout(np.zeros((1, 4, 6, 6)), layout)
     w = as_layout(np.zeros((4, 1, 3, 3)), layout) if layout == "torch" else np.zeros((4, 1, 3, 3))
-    with pytest.raises(ValueError, match=r"weight: expected \[C\*m, 1, KH, KW\] with C = 4"):
-        vision.depthwise_conv2d(x, w[:3] if layout == "numpy" else w[:3], None)
-    with pytest.raises(ValueError, match=r"weight: expected \[C\*m, 1, KH, KW\]"):
-        vision.depthwise_conv2d(x, np.zeros((4, 2, 3, 3)), None)
-    with pytest.raises(ValueError, match="padding: expected values >= 0"):
-        vision.depthwise_conv2d(x, w, None, 1, -1)
-    with pytest.raises(ValueError, match="stride: expected values >= 1"):
-        vision.depthwise_conv2d(x, w, None, 0)
-    with pytest.raises(ValueError, match="larger than the padded input"):
-        vision.depthwise_conv2d(x, np.zeros((4, 1, 9, 9)), None)
-    with pytest.raises(TypeError, match="x: expected float32 or float64, got dtype int64"):
-        vision.depthwise_conv2d(as_layout(np.zeros((1, 4, 6, 6), np.int64), layout), w, None)
-    with pytest.raises(TypeError, match="weight: expected dtype float64 like x, got float32"):
-        vision.depthwise_conv2d(x, np.zeros((4, 1, 3, 3), np.float32), None)
-    with pytest.raises(ValueError, match=r"bias: expected \[C\*m\] = \[4\]"):
-        vision.depthwise_conv2d(x, w, np.zeros(3))
-    with pytest.raises(ValueError, match=r"x: expected \[N, C, H, W\]"):
-        vision.depthwise_conv2d(as_layout(np.zeros((4, 6, 6)), layout) if layout == "numpy" else torch.zeros(4, 6, 6,
-                                dtype=torch.float64), w, None)
-    if layout == "numpy":
-        with pytest.raises(TypeError, match="weight: a torch tensor given with a numpy x"):
-            vision.depthwise_conv2d(x, torch.zeros(4, 1, 3, 3, dtype=torch.float64), None)
+    with pytest.raises(exc, match=match):
+        call(x, w, layout)
+
+
+@needs_torch
+def test_torch_weight_with_numpy_x():
+    with pytest.raises(TypeError, match="weight: a torch tensor given with a numpy x"):
+        vision.depthwise_conv2d(np.zeros((1, 4, 6, 6)), torch.zeros(4, 1, 3, 3, dtype=torch.float64), None)
 
 
 @pytest.mark.parametrize("args", [dict(dilation=2**62, padding=2**62), dict(padding=2**31), dict(padding=2**63),

@@ -11,11 +11,10 @@ from hypothesis import strategies as st
 from nimbleops import vision
 from nimbleops.reference import vision as ref
 
-from ..conftest import assert_close, assert_same_bits_at_any_thread_count, to_numpy
-from .test_depthwise import as_layout
+from ..conftest import assert_close, assert_same_bits_at_any_thread_count, needs_torch, to_numpy, torch
+from .test_depthwise import LAYOUTS, as_layout
 
-torch = pytest.importorskip("torch")
-F = torch.nn.functional
+F = torch.nn.functional if torch is not None else None
 
 
 def reference(x, w, b, groups, relu, shuffle):
@@ -48,6 +47,7 @@ def problems(draw):
                 rng=rng)
 
 
+@needs_torch
 @given(problems())
 def test_forward_matches_reference(p):
     x, w = p["x"].astype(p["dtype"]), p["w"].astype(p["dtype"])
@@ -62,6 +62,7 @@ def test_forward_matches_reference(p):
     assert_close(out, want, p["dtype"], scale=10)
 
 
+@needs_torch
 @given(problems())
 def test_backward_matches_torch(p):
     layout = "torch-channels_last" if p["layout"].endswith("channels_last") else "torch"
@@ -82,6 +83,7 @@ def test_backward_matches_torch(p):
             torch.testing.assert_close(a.grad, t.grad)
 
 
+@needs_torch
 @pytest.mark.parametrize("relu,shuffle,groups", [(False, None, 1), (True, 2, 1), (True, None, 3), (False, 3, 3)])
 def test_gradcheck(relu, shuffle, groups):
     g = torch.Generator().manual_seed(0)
@@ -93,6 +95,7 @@ def test_gradcheck(relu, shuffle, groups):
                                                 shuffle_groups=shuffle), (x, w, b))
 
 
+@needs_torch
 def test_snet_shapes_match_torch():
     g = torch.Generator().manual_seed(1)
     for shape, shuffle in (((8, 132, 40, 40), None), ((8, 264, 20, 20), 2)):
@@ -104,6 +107,7 @@ def test_snet_shapes_match_torch():
         torch.testing.assert_close(vision.pointwise_conv2d(x, w, b, shuffle_groups=shuffle), want, rtol=1e-4, atol=1e-4)
 
 
+@needs_torch
 @pytest.mark.parametrize("HW", [1, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 100])
 def test_every_tail_strip_width(HW):
     """Planes of HW pixels: the 32-pixel strips and the last, partial one (its column passes only
@@ -119,6 +123,7 @@ def test_every_tail_strip_width(HW):
     assert_close(xt.grad.numpy(), np.einsum("nohw,oi->nihw", g.astype(np.float64), w[:, :, 0, 0]), "float32")
 
 
+@needs_torch
 def test_same_bits_at_any_thread_count():
     rng = np.random.default_rng(2)
     x = torch.from_numpy(rng.standard_normal((3, 20, 9, 11)).astype(np.float32)).requires_grad_()
@@ -135,6 +140,7 @@ def test_same_bits_at_any_thread_count():
     assert_same_bits_at_any_thread_count(once)
 
 
+@needs_torch
 def test_nn_module_loads_conv2d_state_dict():
     from nimbleops import nn
 
@@ -145,7 +151,7 @@ def test_nn_module_loads_conv2d_state_dict():
     torch.testing.assert_close(ours(x), conv(x))
 
 
-class ShuffleV2Unit(torch.nn.Module):
+class ShuffleV2Unit(torch.nn.Module if torch is not None else object):
     """A ShuffleNetV2 unit (stride 1) from nimbleops ops: split, branch (1x1 + ReLU, 5x5
     depthwise, 1x1 + ReLU), then the fused concat + shuffle + split of the next unit's input."""
 
@@ -162,6 +168,7 @@ class ShuffleV2Unit(torch.nn.Module):
         return vision.concat_shuffle_split(a, self.pw2(self.dw(self.pw1(b))))
 
 
+@needs_torch
 def test_shufflenet_v2_unit_compiles():
     torch.manual_seed(3)
     unit = ShuffleV2Unit(16).double()
@@ -187,30 +194,38 @@ def test_shufflenet_v2_unit_compiles():
     torch.library.opcheck(torch_ops.pointwise_conv2d_op, (x, w, None, 2, True, 3))
 
 
-@pytest.mark.parametrize("layout", ["numpy", "torch"])
-def test_bad_input(layout):
-    x = as_layout(np.zeros((1, 6, 3, 3)), layout)
-    w = np.zeros((4, 6, 1, 1))
-    with pytest.raises(ValueError, match=r"weight: expected \[Cout, Cin/groups, 1, 1\]"):
-        vision.pointwise_conv2d(x, np.zeros((4, 5, 1, 1)))
-    with pytest.raises(ValueError, match=r"weight: expected \[Cout, Cin/groups, 1, 1\]"):
-        vision.pointwise_conv2d(x, np.zeros((4, 6, 3, 3)))
-    with pytest.raises(ValueError, match="groups: expected a divisor of the 6 input channels, got 4"):
-        vision.pointwise_conv2d(x, w, groups=4)
-    with pytest.raises(ValueError, match="weight: expected .* Cout divisible by groups = 3"):
-        vision.pointwise_conv2d(x, np.zeros((4, 2, 1, 1)), groups=3)
-    with pytest.raises(ValueError, match="shuffle_groups: expected a divisor of the 4 output channels, got 3"):
-        vision.pointwise_conv2d(x, w, shuffle_groups=3)
-    with pytest.raises(ValueError, match="activation: expected None or 'relu'"):
-        vision.pointwise_conv2d(x, w, activation="gelu")
-    with pytest.raises(ValueError, match=r"bias: expected \[Cout\] = \[4\]"):
-        vision.pointwise_conv2d(x, w, np.zeros(5))
-    with pytest.raises(TypeError, match="x: expected float32 or float64, got dtype int64"):
-        vision.pointwise_conv2d(as_layout(np.zeros((1, 6, 3, 3), np.int64), layout), w)
-    with pytest.raises(TypeError, match="weight: expected dtype float64 like x, got float32"):
-        vision.pointwise_conv2d(x, w.astype(np.float32))
+# (case, call(x [1, 6, 3, 3] float64, w [4, 6, 1, 1] numpy), exception, message)
+BAD_INPUT = [
+    ("weight Cin", lambda x, w: vision.pointwise_conv2d(x, np.zeros((4, 5, 1, 1))),
+     ValueError, r"weight: expected \[Cout, Cin/groups, 1, 1\]"),
+    ("weight 3x3", lambda x, w: vision.pointwise_conv2d(x, np.zeros((4, 6, 3, 3))),
+     ValueError, r"weight: expected \[Cout, Cin/groups, 1, 1\]"),
+    ("groups not dividing Cin", lambda x, w: vision.pointwise_conv2d(x, w, groups=4),
+     ValueError, "groups: expected a divisor of the 6 input channels, got 4"),
+    ("groups not dividing Cout", lambda x, w: vision.pointwise_conv2d(x, np.zeros((4, 2, 1, 1)), groups=3),
+     ValueError, "weight: expected .* Cout divisible by groups = 3"),
+    ("shuffle_groups", lambda x, w: vision.pointwise_conv2d(x, w, shuffle_groups=3),
+     ValueError, "shuffle_groups: expected a divisor of the 4 output channels, got 3"),
+    ("activation", lambda x, w: vision.pointwise_conv2d(x, w, activation="gelu"),
+     ValueError, "activation: expected None or 'relu'"),
+    ("bias length", lambda x, w: vision.pointwise_conv2d(x, w, np.zeros(5)),
+     ValueError, r"bias: expected \[Cout\] = \[4\]"),
+    ("int x", lambda x, w: vision.pointwise_conv2d(x.astype(np.int64) if isinstance(x, np.ndarray) else
+                                                   x.to(torch.int64), w),
+     TypeError, "x: expected float32 or float64, got dtype int64"),
+    ("float32 weight", lambda x, w: vision.pointwise_conv2d(x, w.astype(np.float32)),
+     TypeError, "weight: expected dtype float64 like x, got float32"),
+]
 
 
+@pytest.mark.parametrize("layout", [layout for layout in LAYOUTS if layout in ("numpy", "torch")])
+@pytest.mark.parametrize("call, exc, match", [case[1:] for case in BAD_INPUT], ids=[case[0] for case in BAD_INPUT])
+def test_bad_input(layout, call, exc, match):
+    with pytest.raises(exc, match=match):
+        call(as_layout(np.zeros((1, 6, 3, 3)), layout), np.zeros((4, 6, 1, 1)))
+
+
+@needs_torch
 def test_torch_cpu_common_case(monkeypatch):
     """NCHW CPU tensors without autograd take the short path (pointwise._torch_cpu_forward): the
     same values as the general path; what it does not take goes on to the general path."""

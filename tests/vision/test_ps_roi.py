@@ -11,9 +11,9 @@ import nimbleops
 from nimbleops import vision
 from nimbleops.reference import vision as ref
 
-from ..conftest import import_peer, KINDS, assert_close, assert_same_bits_at_any_thread_count_and_simd_level, to_kind
+from ..conftest import (assert_close, assert_same_bits_at_any_thread_count_and_simd_level, import_peer, KINDS,
+                       needs_torch, to_kind, torch)
 
-torch = pytest.importorskip("torch")
 
 OPS = ["align_avg", "align_max", "pool"]
 ALIGN_MODE = {"align_avg": "avg", "align_max": "max"}  # op -> ps_roi_align's mode
@@ -91,6 +91,7 @@ def call_args(p):
     return dict(sampling_ratio=p["sampling_ratio"], aligned=p["aligned"]) if p["op"] != "pool" else {}
 
 
+@needs_torch
 @given(problems())
 def test_forward_matches_reference(p):
     x = p["x"].astype(p["dtype"])
@@ -101,6 +102,7 @@ def test_forward_matches_reference(p):
     assert_close(got, want, p["dtype"])
 
 
+@needs_torch
 @given(problems())
 def test_backward_matches_reference(p):
     x = torch.tensor(p["x"], requires_grad=True)
@@ -142,6 +144,7 @@ def test_hand_computed_values():
     assert out[0, 0, 0, 0] == 3.0  # samples at 0.5 and 1.5 (snapped to 1): the max is pixel (1, 1)
 
 
+@needs_torch
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("how", ["contiguous", "channels_last"])
 def test_gradcheck(op, how):
@@ -153,6 +156,7 @@ def test_gradcheck(op, how):
     assert torch.autograd.gradcheck(f, (x,), eps=1e-6, atol=1e-6)
 
 
+@needs_torch
 @pytest.mark.parametrize("op", OPS)
 def test_boxes_as_list_equal_boxes_as_rows(op):
     rng = np.random.default_rng(4)
@@ -165,6 +169,7 @@ def test_boxes_as_list_equal_boxes_as_rows(op):
                                   run(op, x, rows, 3, 1.0))
 
 
+@needs_torch
 @pytest.mark.parametrize("op", OPS)
 def test_degenerate_and_non_finite_boxes(op):
     x = torch.randn(1, 4, 5, 5, dtype=torch.float64, requires_grad=True)
@@ -201,6 +206,7 @@ def test_nan_in_input_propagates_through_max():
     assert np.isnan(out[0, 0, 0, 0])
 
 
+@needs_torch
 @pytest.mark.parametrize("op", OPS)
 def test_same_bits_at_any_thread_count(op):
     rng = np.random.default_rng(5)
@@ -217,6 +223,7 @@ def test_same_bits_at_any_thread_count(op):
     assert_same_bits_at_any_thread_count_and_simd_level(once)
 
 
+@needs_torch
 @pytest.mark.parametrize("op", OPS)
 def test_opcheck_and_compile(op):
     from nimbleops import torch_ops
@@ -240,6 +247,7 @@ def test_opcheck_and_compile(op):
     torch.testing.assert_close(grad, eager_grad)
 
 
+@needs_torch
 def test_nn_modules():
     from nimbleops import nn
 
@@ -350,6 +358,7 @@ def test_bad_input(kind, call, exc, match):
         call(x, _boxes([[0, 0, 0, 2, 2]], kind), kind)
 
 
+@needs_torch
 def test_torch_boxes_with_numpy_input():
     with pytest.raises(TypeError, match="boxes: a torch tensor given with a numpy input"):
         vision.ps_roi_pool(np.zeros((2, 8, 4, 4)), torch.zeros(1, 5), 2)

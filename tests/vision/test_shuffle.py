@@ -9,10 +9,9 @@ from hypothesis import strategies as st
 from nimbleops import vision
 from nimbleops.reference import vision as ref
 
-from ..conftest import assert_same_bits_at_any_thread_count_and_simd_level, to_numpy
+from ..conftest import assert_same_bits_at_any_thread_count_and_simd_level, needs_torch, to_numpy, torch
 from .test_depthwise import LAYOUTS, as_layout
 
-torch = pytest.importorskip("torch")
 
 
 @given(st.integers(0, 2**31 - 1), st.integers(1, 3), st.integers(1, 4), st.integers(1, 5), st.integers(1, 5),
@@ -46,6 +45,7 @@ def test_concat_shuffle_split_matches_reference(seed, N, Ca, extra, H, W, layout
         np.testing.assert_array_equal(to_numpy(out2), t2.numpy())
 
 
+@needs_torch
 @pytest.mark.parametrize("fmt", ["nchw", "channels_last"])
 def test_gradients(fmt):
     mf = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
@@ -64,6 +64,7 @@ def test_gradients(fmt):
     torch.testing.assert_close(b.grad, gb)
 
 
+@needs_torch
 def test_same_bits_and_compile():
     from nimbleops import torch_ops
 
@@ -82,6 +83,7 @@ def test_same_bits_and_compile():
     torch.testing.assert_close(torch.autograd.grad(compiled(a, b), (a, b)), torch.autograd.grad(f(a, b), (a, b)))
 
 
+@needs_torch
 def test_nn_channel_shuffle():
     from nimbleops import nn
 
@@ -89,26 +91,34 @@ def test_nn_channel_shuffle():
     torch.testing.assert_close(nn.ChannelShuffle(3)(x), torch.nn.ChannelShuffle(3)(x))
 
 
-@pytest.mark.parametrize("layout", ["numpy", "torch"])
-def test_bad_input(layout):
-    x = as_layout(np.zeros((1, 6, 2, 2)), layout)
-    with pytest.raises(ValueError, match="groups: expected a divisor of the channel count 6, got 4"):
-        vision.channel_shuffle(x, 4)
-    with pytest.raises(ValueError, match="groups: expected an integer >= 1"):
-        vision.channel_shuffle(x, 0)
-    with pytest.raises(TypeError, match="x: expected float32 or float64, got dtype int64"):
-        vision.channel_shuffle(as_layout(np.zeros((1, 6, 2, 2), np.int64), layout), 2)
-    with pytest.raises(ValueError, match=r"x: expected \[N, C, H, W\]"):
-        vision.channel_shuffle(as_layout(np.zeros((6, 2, 2)), layout) if layout == "numpy" else torch.zeros(6, 2, 2),
-                               2)
-    with pytest.raises(ValueError, match="a, b: expected an even total channel count, got 6 \\+ 3"):
-        vision.concat_shuffle_split(x, as_layout(np.zeros((1, 3, 2, 2)), layout))
-    with pytest.raises(ValueError, match=r"b: expected \[N, Cb, H, W\] with N, H, W of a"):
-        vision.concat_shuffle_split(x, as_layout(np.zeros((1, 6, 3, 2)), layout))
-    with pytest.raises(TypeError, match="b: expected dtype float64 like a, got float32"):
-        vision.concat_shuffle_split(x, as_layout(np.zeros((1, 6, 2, 2), np.float32), layout))
+# (case, call(x [1, 6, 2, 2] float64, layout), exception, message)
+BAD_INPUT = [
+    ("groups not dividing C", lambda x, layout: vision.channel_shuffle(x, 4),
+     ValueError, "groups: expected a divisor of the channel count 6, got 4"),
+    ("groups 0", lambda x, layout: vision.channel_shuffle(x, 0),
+     ValueError, "groups: expected an integer >= 1"),
+    ("int x", lambda x, layout: vision.channel_shuffle(as_layout(np.zeros((1, 6, 2, 2), np.int64), layout), 2),
+     TypeError, "x: expected float32 or float64, got dtype int64"),
+    ("3-d x", lambda x, layout: vision.channel_shuffle(x[0], 2),
+     ValueError, r"x: expected \[N, C, H, W\]"),
+    ("odd total channels", lambda x, layout: vision.concat_shuffle_split(x, as_layout(np.zeros((1, 3, 2, 2)), layout)),
+     ValueError, "a, b: expected an even total channel count, got 6 \\+ 3"),
+    ("b of another size", lambda x, layout: vision.concat_shuffle_split(x, as_layout(np.zeros((1, 6, 3, 2)), layout)),
+     ValueError, r"b: expected \[N, Cb, H, W\] with N, H, W of a"),
+    ("b of another dtype", lambda x, layout: vision.concat_shuffle_split(
+        x, as_layout(np.zeros((1, 6, 2, 2), np.float32), layout)),
+     TypeError, "b: expected dtype float64 like a, got float32"),
+]
 
 
+@pytest.mark.parametrize("layout", [layout for layout in LAYOUTS if layout in ("numpy", "torch")])
+@pytest.mark.parametrize("call, exc, match", [case[1:] for case in BAD_INPUT], ids=[case[0] for case in BAD_INPUT])
+def test_bad_input(layout, call, exc, match):
+    with pytest.raises(exc, match=match):
+        call(as_layout(np.zeros((1, 6, 2, 2)), layout), layout)
+
+
+@needs_torch
 def test_concat_shuffle_split_torch_cpu_common_case(monkeypatch):
     """NCHW CPU tensors without autograd take the short path: the same values as the general path;
     what it does not take goes on to the general path."""
