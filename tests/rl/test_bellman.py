@@ -369,77 +369,72 @@ def test_mdp_with_no_termination_and_gamma_one_raises_not_hangs(rng):
 # ------------------------------------------------------------------------------- bad input
 
 
-def test_bad_input_errors(rng):
+def changed(x, index, value):
+    """A copy of x with x[index] = value."""
+    y = x.copy()
+    y[index] = value
+    return y
+
+
+# (case, call(P [4, 3, 4], R [4, 3], V [4]), exception, message)
+BAD_INPUT = [
+    ("P shape", lambda P, R, V: rl.q_values(P[..., :3], R, V, 0.9), ValueError, r"P: expected shape \[..., S, A, S\]"),
+    ("R shape", lambda P, R, V: rl.q_values(P, R[:, :2], V, 0.9), ValueError, "R: expected shape"),
+    ("V shape", lambda P, R, V: rl.q_values(P, R, np.zeros(5), 0.9), ValueError, "V: expected shape"),
+    ("complex P", lambda P, R, V: rl.q_values(P.astype(complex), R, V, 0.9), TypeError, "P: expected a real-valued"),
+    ("string R", lambda P, R, V: rl.q_values(P, R.astype(str), V, 0.9), TypeError, "R: expected a real-valued array"),
+    ("negative probability", lambda P, R, V: rl.q_values(changed(P, (0, 0, 0), -0.1), R, V, 0.9),
+     ValueError, r"P: expected finite probabilities in \[0, 1\]"),
+    ("probability above 1", lambda P, R, V: rl.q_values(changed(P, (0, 0, 0), 1.5), R, V, 0.9),
+     ValueError, r"P: expected finite probabilities in \[0, 1\]"),
+    ("nan probability", lambda P, R, V: rl.q_values(changed(P, (0, 0, 0), np.nan), R, V, 0.9),
+     ValueError, r"P: expected finite probabilities in \[0, 1\]"),
+    ("row sum above 1", lambda P, R, V: rl.value_iteration(changed(P, (1, 2), 0.5), R, 0.9),
+     ValueError, "sum to at most 1"),
+    ("nan reward", lambda P, R, V: rl.value_iteration(P, changed(R, (0, 0), np.nan), 0.9),
+     ValueError, "R: expected rewards without nan"),
+    ("+inf reward, unchecked", lambda P, R, V: rl.value_iteration(P, changed(R, (0, 0), np.inf), 0.9, check=False),
+     ValueError, r"\+inf"),
+    ("state without a feasible action", lambda P, R, V: rl.value_iteration(P, changed(R, 0, -np.inf), 0.9),
+     ValueError, "at least one feasible action"),
+    ("gamma -0.1", lambda P, R, V: rl.value_iteration(P, R, -0.1), ValueError, "gamma"),
+    ("gamma 1 in a solver", lambda P, R, V: rl.value_iteration(P, R, 1.0), ValueError, "gamma"),
+    ("gamma 2", lambda P, R, V: rl.value_iteration(P, R, 2.0), ValueError, "gamma"),
+    ("gamma 1.5 in a backup", lambda P, R, V: rl.q_values(P, R, V, 1.5), ValueError, "gamma"),
+    ("gamma a string", lambda P, R, V: rl.q_values(P, R, V, "0.9"), TypeError, "gamma"),
+    ("stop", lambda P, R, V: rl.value_iteration(P, R, 0.9, stop="l2"), ValueError, "stop"),
+    ("tol 0", lambda P, R, V: rl.value_iteration(P, R, 0.9, tol=0), ValueError, "tol"),
+    ("max_iter 0", lambda P, R, V: rl.value_iteration(P, R, 0.9, max_iter=0), ValueError, "max_iter"),
+    ("max_iter 1.5", lambda P, R, V: rl.value_iteration(P, R, 0.9, max_iter=1.5), TypeError, "max_iter"),
+    ("policy action out of range", lambda P, R, V: rl.bellman_expectation_backup(P, R, V, 0.9, np.array([0, 1, 3, 0])),
+     IndexError, r"policy: actions must lie in \[0, 3\)"),
+    ("policy0 action out of range", lambda P, R, V: rl.policy_iteration(P, R, 0.9, policy0=np.array([0, -1, 0, 0])),
+     IndexError, "policy0"),
+    ("float policy [S]", lambda P, R, V: rl.bellman_expectation_backup(P, R, V, 0.9, np.zeros(4)),
+     ValueError, r"policy: expected int actions \[4\] or probabilities \[4, 3\]"),
+    ("float policy0", lambda P, R, V: rl.policy_iteration(P, R, 0.9, policy0=np.zeros(4)),
+     TypeError, "policy0: expected integer actions"),
+    ("policy rows not summing to 1", lambda P, R, V: rl.bellman_expectation_backup(P, R, V, 0.9, np.full((4, 3), 0.5)),
+     ValueError, "sum to 1"),
+    ("policy taking an infeasible action", lambda P, R, V: rl.bellman_expectation_backup(
+        P, changed(R, (2, 1), -np.inf), V, 0.9, np.array([0, 0, 1, 0])), ValueError, "infeasible"),
+    ("stochastic policy on an infeasible action", lambda P, R, V: rl.bellman_expectation_backup(
+        P, changed(R, (2, 1), -np.inf), V, 0.9, np.full((4, 3), 1 / 3)), ValueError, "infeasible"),
+    ("batch shapes", lambda P, R, V: rl.q_values(np.stack([P, P]), np.stack([R, R, R]), np.zeros((2, 4)), 0.9),
+     ValueError, "batch shape"),
+]
+
+
+@pytest.mark.parametrize("call, exc, match", [case[1:] for case in BAD_INPUT], ids=[case[0] for case in BAD_INPUT])
+def test_bad_input_errors(call, exc, match):
+    P, R = random_mdp(np.random.default_rng(1234), 4, 3)
+    with pytest.raises(exc, match=match):
+        call(P, R, np.zeros(4))
+
+
+def test_unchecked_call_trusts_the_caller(rng):
     P, R = random_mdp(rng, 4, 3)
-    V = np.zeros(4)
-    with pytest.raises(ValueError, match=r"P: expected shape \[..., S, A, S\]"):
-        rl.q_values(P[..., :3], R, V, 0.9)
-    with pytest.raises(ValueError, match="R: expected shape"):
-        rl.q_values(P, R[:, :2], V, 0.9)
-    with pytest.raises(ValueError, match="V: expected shape"):
-        rl.q_values(P, R, np.zeros(5), 0.9)
-    with pytest.raises(TypeError, match="P: expected a real-valued"):
-        rl.q_values(P.astype(complex), R, V, 0.9)
-    with pytest.raises(TypeError, match="R: expected a real-valued array"):
-        rl.q_values(P, R.astype(str), V, 0.9)
-    bad = P.copy()
-    bad[0, 0, 0] = -0.1
-    with pytest.raises(ValueError, match=r"P: expected finite probabilities in \[0, 1\]"):
-        rl.q_values(bad, R, V, 0.9)
-    bad[0, 0, 0] = 1.5
-    with pytest.raises(ValueError, match=r"P: expected finite probabilities in \[0, 1\]"):
-        rl.q_values(bad, R, V, 0.9)
-    bad[0, 0, 0] = np.nan
-    with pytest.raises(ValueError, match=r"P: expected finite probabilities in \[0, 1\]"):
-        rl.q_values(bad, R, V, 0.9)
-    bad = P.copy()
-    bad[1, 2] = 0.5
-    with pytest.raises(ValueError, match="sum to at most 1"):
-        rl.value_iteration(bad, R, 0.9)
-    rl.q_values(bad, R, V, 0.9, check=False)  # the caller vouches for P
-    Rn = R.copy()
-    Rn[0, 0] = np.nan
-    with pytest.raises(ValueError, match="R: expected rewards without nan"):
-        rl.value_iteration(P, Rn, 0.9)
-    Rn[0, 0] = np.inf
-    with pytest.raises(ValueError, match=r"\+inf"):
-        rl.value_iteration(P, Rn, 0.9, check=False)
-    Rn[0] = -np.inf
-    with pytest.raises(ValueError, match="at least one feasible action"):
-        rl.value_iteration(P, Rn, 0.9)
-    for gamma in (-0.1, 1.0, 2.0):
-        with pytest.raises(ValueError, match="gamma"):
-            rl.value_iteration(P, R, gamma)
-    with pytest.raises(ValueError, match="gamma"):
-        rl.q_values(P, R, V, 1.5)
-    with pytest.raises(TypeError, match="gamma"):
-        rl.q_values(P, R, V, "0.9")
-    with pytest.raises(ValueError, match="stop"):
-        rl.value_iteration(P, R, 0.9, stop="l2")
-    with pytest.raises(ValueError, match="tol"):
-        rl.value_iteration(P, R, 0.9, tol=0)
-    with pytest.raises(ValueError, match="max_iter"):
-        rl.value_iteration(P, R, 0.9, max_iter=0)
-    with pytest.raises(TypeError, match="max_iter"):
-        rl.value_iteration(P, R, 0.9, max_iter=1.5)
-    with pytest.raises(IndexError, match=r"policy: actions must lie in \[0, 3\)"):
-        rl.bellman_expectation_backup(P, R, V, 0.9, np.array([0, 1, 3, 0]))
-    with pytest.raises(IndexError, match="policy0"):
-        rl.policy_iteration(P, R, 0.9, policy0=np.array([0, -1, 0, 0]))
-    with pytest.raises(ValueError, match=r"policy: expected int actions \[4\] or probabilities \[4, 3\]"):
-        rl.bellman_expectation_backup(P, R, V, 0.9, np.zeros(4))
-    with pytest.raises(TypeError, match="policy0: expected integer actions"):
-        rl.policy_iteration(P, R, 0.9, policy0=np.zeros(4))
-    with pytest.raises(ValueError, match="sum to 1"):
-        rl.bellman_expectation_backup(P, R, V, 0.9, np.full((4, 3), 0.5))
-    Ri = R.copy()
-    Ri[2, 1] = -np.inf
-    with pytest.raises(ValueError, match="infeasible"):
-        rl.bellman_expectation_backup(P, Ri, V, 0.9, np.array([0, 0, 1, 0]))
-    with pytest.raises(ValueError, match="infeasible"):
-        rl.bellman_expectation_backup(P, Ri, V, 0.9, np.full((4, 3), 1 / 3))
-    with pytest.raises(ValueError, match="batch shape"):
-        rl.q_values(np.stack([P, P]), np.stack([R, R, R]), np.zeros((2, 4)), 0.9)
+    rl.q_values(changed(P, (1, 2), 0.5), R, np.zeros(4), 0.9, check=False)  # rows summing above 1: not checked
 
 
 def test_bad_sparse_input_errors():

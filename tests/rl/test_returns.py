@@ -317,38 +317,46 @@ def test_nonfinite_rewards_raise_for_every_estimator(rng, kind, value, where):
     calls[kind]()  # and the same call with finite rewards runs
 
 
-def test_bad_input_errors(rng):
-    T, B = 4, 3
-    r, v, nv = (rng.standard_normal((T, B)) for _ in range(3))
-    no = np.zeros((T, B), bool)
-    with pytest.raises(ValueError, match=r"next_values: expected shape \[4, 3\] like rewards"):
-        rl.gae(r, v, nv[:3], no, no, gamma=0.9, lam=0.9)
-    with pytest.raises(TypeError, match="terminated: expected a bool mask, got dtype float64"):
-        rl.gae(r, v, nv, no.astype(float), no, gamma=0.9, lam=0.9)
-    bad = r.copy()
-    bad[1, 1] = np.nan
-    with pytest.raises(ValueError, match="rewards: expected finite rewards"):
-        rl.gae(bad, v, nv, no, no, gamma=0.9, lam=0.9)
-    with pytest.raises(TypeError, match="rewards: expected a real-valued array"):
-        rl.discounted_returns(r.astype(complex), nv, no, no, gamma=0.9)
-    with pytest.raises(ValueError, match="gamma"):
-        rl.gae(r, v, nv, no, no, gamma=1.5, lam=0.9)
-    with pytest.raises(ValueError, match="gamma: expected discounts in"):
-        rl.gae(r, v, nv, no, no, gamma=np.full((T, B), -0.1), lam=0.9)
-    with pytest.raises(ValueError, match="gamma: expected a number or an array broadcastable"):
-        rl.gae(r, v, nv, no, no, gamma=np.ones(5), lam=0.9)
-    with pytest.raises(ValueError, match="lam"):
-        rl.gae(r, v, nv, no, no, gamma=0.9, lam=-1)
-    with pytest.raises(ValueError, match="n: expected an integer >= 1"):
-        rl.n_step_returns(r, nv, no, no, gamma=0.9, n=0)
-    with pytest.raises(ValueError, match="time_dim"):
-        rl.gae(r, v, nv, no, no, gamma=0.9, lam=0.9, time_dim=2)
-    with pytest.raises(TypeError, match="values: expected an array"):
-        rl.gae(r, None, nv, no, no, gamma=0.9, lam=0.9)
-    with pytest.raises(TypeError, match="log_rhos: expected an array"):
-        rl.vtrace(r, v, nv, None, no, no, gamma=0.9)
-    with pytest.raises(ValueError, match="rho_clip"):
-        rl.vtrace(r, v, nv, r, no, no, gamma=0.9, rho_clip=0)
+def _with_nan(x):
+    y = x.copy()
+    y[1, 1] = np.nan
+    return y
+
+
+NO = np.zeros((4, 3), bool)  # no episode end in a [4, 3] rollout
+
+# (case, call(r, v, nv [4, 3]), exception, message)
+BAD_INPUT = [
+    ("next_values shape", lambda r, v, nv: rl.gae(r, v, nv[:3], NO, NO, gamma=0.9, lam=0.9),
+     ValueError, r"next_values: expected shape \[4, 3\] like rewards"),
+    ("float mask", lambda r, v, nv: rl.gae(r, v, nv, NO.astype(float), NO, gamma=0.9, lam=0.9),
+     TypeError, "terminated: expected a bool mask, got dtype float64"),
+    ("nan reward", lambda r, v, nv: rl.gae(_with_nan(r), v, nv, NO, NO, gamma=0.9, lam=0.9),
+     ValueError, "rewards: expected finite rewards"),
+    ("complex rewards", lambda r, v, nv: rl.discounted_returns(r.astype(complex), nv, NO, NO, gamma=0.9),
+     TypeError, "rewards: expected a real-valued array"),
+    ("gamma above 1", lambda r, v, nv: rl.gae(r, v, nv, NO, NO, gamma=1.5, lam=0.9), ValueError, "gamma"),
+    ("negative gamma array", lambda r, v, nv: rl.gae(r, v, nv, NO, NO, gamma=np.full((4, 3), -0.1), lam=0.9),
+     ValueError, "gamma: expected discounts in"),
+    ("gamma not broadcastable", lambda r, v, nv: rl.gae(r, v, nv, NO, NO, gamma=np.ones(5), lam=0.9),
+     ValueError, "gamma: expected a number or an array broadcastable"),
+    ("negative lam", lambda r, v, nv: rl.gae(r, v, nv, NO, NO, gamma=0.9, lam=-1), ValueError, "lam"),
+    ("n 0", lambda r, v, nv: rl.n_step_returns(r, nv, NO, NO, gamma=0.9, n=0),
+     ValueError, "n: expected an integer >= 1"),
+    ("time_dim", lambda r, v, nv: rl.gae(r, v, nv, NO, NO, gamma=0.9, lam=0.9, time_dim=2), ValueError, "time_dim"),
+    ("no values", lambda r, v, nv: rl.gae(r, None, nv, NO, NO, gamma=0.9, lam=0.9),
+     TypeError, "values: expected an array"),
+    ("no log_rhos", lambda r, v, nv: rl.vtrace(r, v, nv, None, NO, NO, gamma=0.9),
+     TypeError, "log_rhos: expected an array"),
+    ("rho_clip 0", lambda r, v, nv: rl.vtrace(r, v, nv, r, NO, NO, gamma=0.9, rho_clip=0), ValueError, "rho_clip"),
+]
+
+
+@pytest.mark.parametrize("call, exc, match", [case[1:] for case in BAD_INPUT], ids=[case[0] for case in BAD_INPUT])
+def test_bad_input_errors(call, exc, match):
+    rng = np.random.default_rng(1234)
+    with pytest.raises(exc, match=match):
+        call(*(rng.standard_normal((4, 3)) for _ in range(3)))
 
 
 def test_masks_default_to_no_episode_end_and_empty_rollouts_work(rng):

@@ -138,65 +138,72 @@ def test_thread_count_does_not_change_results(rng):
     assert_same_bits_at_any_thread_count_and_simd_level(run)
 
 
-def test_bad_input_errors_and_nothing_is_written(rng):
-    S, A, N = 5, 3, 6
-    b = batch(rng, S, A, N, "float64")
-    Q = rng.standard_normal((S, A))
+def changed(x, index, value):
+    """A copy of x with x[index] = value."""
+    y = x.copy()
+    y[index] = value
+    return y
+
+
+def read_only(x):
+    y = x.copy()
+    y.setflags(write=False)
+    return y
+
+
+def q_learning(Q, b, **over):
+    """q_learning_update_ on the batch b, with some arguments replaced."""
+    args = dict(Q=Q, s=b["s"], a=b["a"], r=b["r"], s_next=b["s_next"], terminated=b["terminated"], alpha=0.1,
+                gamma=0.9, mode="sequential")
+    args.update(over)
+    return rl.q_learning_update_(args.pop("Q"), args.pop("s"), args.pop("a"), args.pop("r"), args.pop("s_next"),
+                                 args.pop("terminated"), **args)
+
+
+# (case, call(Q [5, 3] float64, batch b of 6 transitions), exception, message); S = 5, A = 3
+BAD_INPUT = [
+    ("s out of range", lambda Q, b: q_learning(Q, b, s=changed(b["s"], -1, 5)),
+     IndexError, r"s: 5 at position 5 is out of range \[0, 5\)"),
+    ("negative a", lambda Q, b: q_learning(Q, b, a=changed(b["a"], 2, -1), mode="accumulate"),
+     IndexError, "a: -1 at position 2"),
+    ("s_next out of range", lambda Q, b: q_learning(Q, b, s_next=changed(b["s"], -1, 5)), IndexError, "s_next"),
+    ("r length", lambda Q, b: q_learning(Q, b, r=b["r"][:-1]), ValueError, "r: expected length N = 6"),
+    ("int mask", lambda Q, b: q_learning(Q, b, terminated=b["terminated"].astype(int)),
+     TypeError, "terminated: expected a bool mask"),
+    ("nan reward", lambda Q, b: q_learning(Q, b, r=changed(b["r"], 3, np.nan), mode="accumulate"),
+     ValueError, "r: expected finite rewards"),
+    ("float indices", lambda Q, b: q_learning(Q, b, s=b["s"].astype(float)), TypeError, "s: expected integer indices"),
+    ("int table", lambda Q, b: q_learning(Q.astype(np.int64), b), TypeError, "Q: expected a float32 or float64 table"),
+    ("strided table", lambda Q, b: q_learning(np.asfortranarray(np.zeros((5, 3)))[:, :2], b),
+     ValueError, "Q: expected a contiguous table"),
+    ("read-only table", lambda Q, b: q_learning(read_only(Q), b), ValueError, "Q: expected a writeable table"),
+    ("mode", lambda Q, b: q_learning(Q, b, mode="parallel"), ValueError, "mode"),
+    ("gamma", lambda Q, b: q_learning(Q, b, gamma=1.5), ValueError, "gamma"),
+    ("alpha", lambda Q, b: q_learning(Q, b, alpha=-0.1), ValueError, "alpha"),
+    ("neither probs nor epsilon", lambda Q, b: rl.expected_sarsa_update_(
+        Q, b["s"], b["a"], b["r"], b["s_next"], b["terminated"], alpha=0.1, gamma=0.9),
+     TypeError, "exactly one of probs and epsilon"),
+    ("probs not summing to 1", lambda Q, b: rl.expected_sarsa_update_(
+        Q, b["s"], b["a"], b["r"], b["s_next"], b["terminated"], alpha=0.1, gamma=0.9, probs=np.full((6, 3), 0.5)),
+     ValueError, "probs: expected rows of probabilities"),
+    ("Q2 shape", lambda Q, b: rl.double_q_learning_update_(
+        Q, np.zeros((5, 4)), b["s"], b["a"], b["r"], b["s_next"], b["terminated"], alpha=0.1, gamma=0.9,
+        update_first=b["update_first"]), ValueError, "Q2: expected a table like Q1"),
+    ("a Q table as V", lambda Q, b: rl.td0_update_(Q, b["s"], b["r"], b["s_next"], b["terminated"], alpha=0.1,
+                                                   gamma=0.9),
+     ValueError, r"V: expected a non-empty table of shape \[S\]"),
+]
+
+
+@pytest.mark.parametrize("call, exc, match", [case[1:] for case in BAD_INPUT], ids=[case[0] for case in BAD_INPUT])
+def test_bad_input_errors_and_nothing_is_written(call, exc, match):
+    rng = np.random.default_rng(1234)
+    b = batch(rng, 5, 3, 6, "float64")
+    Q = rng.standard_normal((5, 3))
     before = Q.copy()
-
-    def q(**over):
-        args = dict(Q=Q, s=b["s"], a=b["a"], r=b["r"], s_next=b["s_next"], terminated=b["terminated"])
-        args.update(over)
-        return rl.q_learning_update_(args["Q"], args["s"], args["a"], args["r"], args["s_next"], args["terminated"],
-                                     alpha=over.get("alpha", 0.1), gamma=over.get("gamma", 0.9),
-                                     mode=over.get("mode", "sequential"))
-
-    bad_s = b["s"].copy()
-    bad_s[-1] = S
-    with pytest.raises(IndexError, match=r"s: 5 at position 5 is out of range \[0, 5\)"):
-        q(s=bad_s)
-    bad_a = b["a"].copy()
-    bad_a[2] = -1
-    with pytest.raises(IndexError, match="a: -1 at position 2"):
-        q(a=bad_a, mode="accumulate")
-    with pytest.raises(IndexError, match="s_next"):
-        q(s_next=bad_s)
-    with pytest.raises(ValueError, match="r: expected length N = 6"):
-        q(r=b["r"][:-1])
-    with pytest.raises(TypeError, match="terminated: expected a bool mask"):
-        q(terminated=b["terminated"].astype(int))
-    bad_r = b["r"].copy()
-    bad_r[3] = np.nan
-    with pytest.raises(ValueError, match="r: expected finite rewards"):
-        q(r=bad_r, mode="accumulate")
-    with pytest.raises(TypeError, match="s: expected integer indices"):
-        q(s=b["s"].astype(float))
-    with pytest.raises(TypeError, match="Q: expected a float32 or float64 table"):
-        q(Q=Q.astype(np.int64))
-    with pytest.raises(ValueError, match="Q: expected a contiguous table"):
-        q(Q=np.asfortranarray(rng.standard_normal((S, A)))[:, :2])
-    ro = Q.copy()
-    ro.setflags(write=False)
-    with pytest.raises(ValueError, match="Q: expected a writeable table"):
-        q(Q=ro)
-    with pytest.raises(ValueError, match="mode"):
-        q(mode="parallel")
-    with pytest.raises(ValueError, match="gamma"):
-        q(gamma=1.5)
-    with pytest.raises(ValueError, match="alpha"):
-        q(alpha=-0.1)
-    np.testing.assert_array_equal(Q, before)  # no failed call wrote anything
-    with pytest.raises(TypeError, match="exactly one of probs and epsilon"):
-        rl.expected_sarsa_update_(Q, b["s"], b["a"], b["r"], b["s_next"], b["terminated"], alpha=0.1, gamma=0.9)
-    with pytest.raises(ValueError, match="probs: expected rows of probabilities"):
-        rl.expected_sarsa_update_(Q, b["s"], b["a"], b["r"], b["s_next"], b["terminated"], alpha=0.1, gamma=0.9,
-                                  probs=np.full((N, A), 0.5))
-    with pytest.raises(ValueError, match="Q2: expected a table like Q1"):
-        rl.double_q_learning_update_(Q, np.zeros((S, A + 1)), b["s"], b["a"], b["r"], b["s_next"], b["terminated"],
-                                     alpha=0.1, gamma=0.9, update_first=b["update_first"])
-    with pytest.raises(ValueError, match="V: expected a non-empty table of shape \\[S\\]"):
-        rl.td0_update_(Q, b["s"], b["r"], b["s_next"], b["terminated"], alpha=0.1, gamma=0.9)
-    np.testing.assert_array_equal(Q, before)
+    with pytest.raises(exc, match=match):
+        call(Q, b)
+    np.testing.assert_array_equal(Q, before)  # a failed call writes nothing
 
 
 @pytest.mark.skipif(not nimbleops.has_cuda(), reason="no usable CUDA GPU")

@@ -116,33 +116,50 @@ def test_thread_count_does_not_change_results(rng):
     assert_same_bits_at_any_thread_count_and_simd_level(run)
 
 
-def test_bad_input_errors(rng):
-    S, A, B = 5, 3, 4
-    Q, e = rng.standard_normal((S, A)), np.zeros((B, S, A))
+def _nan_first(x):
+    y = x.copy()
+    y[0] = np.nan
+    return y
+
+
+def sarsa_lambda(Q, traces, d, **over):
+    """sarsa_lambda_step_ on the transitions d with the traces, some arguments replaced."""
+    args = dict(e=traces, s=d["s"], a=d["a"], r=d["r"], s_next=d["s"], a_next=d["a"], terminated=d["no"],
+                truncated=d["no"], alpha=0.1, gamma=0.9, lam=0.9)
+    args.update(over)
+    return rl.sarsa_lambda_step_(Q, args.pop("e"), args.pop("s"), args.pop("a"), args.pop("r"), args.pop("s_next"),
+                                 args.pop("a_next"), args.pop("terminated"), args.pop("truncated"), **args)
+
+
+# (case, call(Q [5, 3], e [4, 5, 3], transitions d of 4 environments), exception, message)
+BAD_INPUT = [
+    ("traces shape", lambda Q, e, d: sarsa_lambda(Q, e, d, e=np.zeros((4, 5, 4))),
+     ValueError, r"e: expected traces of shape \[4, 5, 3\]"),
+    ("a_next out of range", lambda Q, e, d: sarsa_lambda(Q, e, d, a_next=d["a"] + 3), IndexError, "a_next"),
+    ("kind", lambda Q, e, d: sarsa_lambda(Q, e, d, kind="fancy"), ValueError, "kind"),
+    ("lam", lambda Q, e, d: sarsa_lambda(Q, e, d, lam=1.5), ValueError, "lam"),
+    ("int mask", lambda Q, e, d: sarsa_lambda(Q, e, d, truncated=d["no"].astype(int)),
+     TypeError, "truncated: expected a bool mask"),
+    ("nan reward", lambda Q, e, d: sarsa_lambda(Q, e, d, r=_nan_first(d["r"])),
+     ValueError, "r: expected finite rewards"),
+    ("features of another width", lambda Q, e, d: rl.linear_td0_update_(
+        np.zeros(3), np.zeros((4, 4)), d["r"], np.zeros((4, 4)), d["no"], alpha=0.1, gamma=0.9),
+     ValueError, r"phi: expected features \[B, d\] with d = 3"),
+    ("no v_old", lambda Q, e, d: rl.true_online_td_lambda_step_(
+        np.zeros(3), np.zeros((4, 3)), None, np.zeros((4, 3)), d["r"], np.zeros((4, 3)), d["no"], d["no"], alpha=0.1,
+        gamma=0.9, lam=0.9), TypeError, "v_old"),
+]
+
+
+@pytest.mark.parametrize("call, exc, match", [case[1:] for case in BAD_INPUT], ids=[case[0] for case in BAD_INPUT])
+def test_bad_input_errors(call, exc, match):
+    rng = np.random.default_rng(1234)
+    Q, e = rng.standard_normal((5, 3)), np.zeros((4, 5, 3))
     before = Q.copy()
-    s, a = rng.integers(0, S, B), rng.integers(0, A, B)
-    r, no = rng.standard_normal(B), np.zeros(B, bool)
-    with pytest.raises(ValueError, match=r"e: expected traces of shape \[4, 5, 3\]"):
-        rl.sarsa_lambda_step_(Q, np.zeros((B, S, A + 1)), s, a, r, s, a, no, no, alpha=0.1, gamma=0.9, lam=0.9)
-    with pytest.raises(IndexError, match="a_next"):
-        rl.sarsa_lambda_step_(Q, e, s, a, r, s, a + A, no, no, alpha=0.1, gamma=0.9, lam=0.9)
-    with pytest.raises(ValueError, match="kind"):
-        rl.sarsa_lambda_step_(Q, e, s, a, r, s, a, no, no, alpha=0.1, gamma=0.9, lam=0.9, kind="fancy")
-    with pytest.raises(ValueError, match="lam"):
-        rl.sarsa_lambda_step_(Q, e, s, a, r, s, a, no, no, alpha=0.1, gamma=0.9, lam=1.5)
-    with pytest.raises(TypeError, match="truncated: expected a bool mask"):
-        rl.sarsa_lambda_step_(Q, e, s, a, r, s, a, no, no.astype(int), alpha=0.1, gamma=0.9, lam=0.9)
-    bad = r.copy()
-    bad[0] = np.nan
-    with pytest.raises(ValueError, match="r: expected finite rewards"):
-        rl.sarsa_lambda_step_(Q, e, s, a, bad, s, a, no, no, alpha=0.1, gamma=0.9, lam=0.9)
-    np.testing.assert_array_equal(Q, before)
-    w = np.zeros(3)
-    with pytest.raises(ValueError, match=r"phi: expected features \[B, d\] with d = 3"):
-        rl.linear_td0_update_(w, np.zeros((B, 4)), r, np.zeros((B, 4)), no, alpha=0.1, gamma=0.9)
-    with pytest.raises(TypeError, match="v_old"):
-        rl.true_online_td_lambda_step_(w, np.zeros((B, 3)), None, np.zeros((B, 3)), r, np.zeros((B, 3)), no, no,
-                                       alpha=0.1, gamma=0.9, lam=0.9)
+    d = dict(s=rng.integers(0, 5, 4), a=rng.integers(0, 3, 4), r=rng.standard_normal(4), no=np.zeros(4, bool))
+    with pytest.raises(exc, match=match):
+        call(Q, e, d)
+    np.testing.assert_array_equal(Q, before)  # a failed call writes nothing
 
 
 @pytest.mark.skipif(not nimbleops.has_cuda(), reason="no usable CUDA GPU")
