@@ -134,12 +134,20 @@ def _policy(policy, m: PreparedMdp, name: str = "policy"):
 
 @ar.resolving
 def q_values(P: Model, R, V, gamma: float, *, check: bool = True):
-    """Action values ``Q [..., S, A]``: ``Q[s, a] = R[s, a] + gamma * sum_s' P[s, a, s'] V[s']``.
+    """Action values: ``Q[s, a] = R[s, a] + gamma * sum_s' P[s, a, s'] V[s']``.
 
     Args:
-        P: ``[..., S, A, S']`` or SparseTransitions. R: ``[..., S, A]`` (or ``[..., S, A, S']``).
-        V: ``[..., S]``. gamma: discount in [0, 1].
-    Infeasible actions (R = -inf) get Q = -inf.
+        P: transitions ``[..., S, A, S']`` (a leading batch of MDPs allowed) or a
+            :class:`~nimbleops.rl.SparseTransitions`.
+        R: rewards ``[..., S, A]`` (or ``[..., S, A, S']``, reduced once to expected rewards);
+            ``-inf`` marks an infeasible action.
+        V: values ``[..., S]``.
+        gamma: discount in [0, 1].
+        check: check that P's rows hold finite probabilities in [0, 1] summing to at most 1
+            (see the module docstring); False skips it.
+
+    Returns:
+        ``Q [..., S, A]``, -inf for the infeasible actions.
     """
     m = prepare(P, R, check=check, extra={"V": V}, single_sweep=True)
     V = m.values(V, "V")
@@ -150,10 +158,22 @@ def q_values(P: Model, R, V, gamma: float, *, check: bool = True):
 
 @ar.resolving
 def bellman_optimality_backup(P: Model, R, V, gamma: float, *, check: bool = True):
-    """One sweep of the optimality operator: ``(V_new [..., S], greedy_policy [..., S] int64)``.
+    """One sweep of the optimality operator: ``V_new[s] = max_a Q[s, a]``, Q as in
+    :func:`q_values`.
 
-    ``V_new[s] = max_a Q[s, a]`` and ``greedy_policy[s]`` the maximising action, ties going to
-    the lowest action index (numpy's argmax rule). Q as in :func:`q_values`.
+    Args:
+        P: transitions ``[..., S, A, S']`` (a leading batch of MDPs allowed) or a
+            :class:`~nimbleops.rl.SparseTransitions`.
+        R: rewards ``[..., S, A]`` (or ``[..., S, A, S']``, reduced once to expected rewards);
+            ``-inf`` marks an infeasible action.
+        V: values ``[..., S]``.
+        gamma: discount in [0, 1].
+        check: check that P's rows hold finite probabilities in [0, 1] summing to at most 1
+            (see the module docstring); False skips it.
+
+    Returns:
+        ``(V_new [..., S], greedy_policy [..., S] int64)``: the greedy policy is the maximising
+        action, ties going to the lowest action index (numpy's argmax rule).
     """
     m = prepare(P, R, check=check, extra={"V": V}, single_sweep=True)
     V = m.values(V, "V")
@@ -165,17 +185,43 @@ def bellman_optimality_backup(P: Model, R, V, gamma: float, *, check: bool = Tru
 
 @ar.resolving
 def greedy_policy(P: Model, R, V, gamma: float, *, check: bool = True):
-    """``[..., S]`` int64: the greedy action of :func:`bellman_optimality_backup` (lowest index on ties)."""
+    """The greedy action ``argmax_a Q[s, a]`` of :func:`bellman_optimality_backup`.
+
+    Args:
+        P: transitions ``[..., S, A, S']`` (a leading batch of MDPs allowed) or a
+            :class:`~nimbleops.rl.SparseTransitions`.
+        R: rewards ``[..., S, A]`` (or ``[..., S, A, S']``, reduced once to expected rewards);
+            ``-inf`` marks an infeasible action.
+        V: values ``[..., S]``.
+        gamma: discount in [0, 1].
+        check: check that P's rows hold finite probabilities in [0, 1] summing to at most 1
+            (see the module docstring); False skips it.
+
+    Returns:
+        ``[..., S]`` int64 actions, the lowest index on ties.
+    """
     return bellman_optimality_backup(P, R, V, gamma, check=check)[1]
 
 
 @ar.resolving
 def bellman_expectation_backup(P: Model, R, V, gamma: float, policy, *, check: bool = True):
-    """One sweep of the policy's operator: ``V_new [..., S]``.
+    """One sweep of a policy's operator: ``V_new[s] = Q[s, policy[s]]`` for
+    deterministic actions, ``V_new[s] = sum_a policy[s, a] Q[s, a]`` for probabilities.
 
-    policy: int actions ``[..., S]`` (``V_new[s] = Q[s, policy[s]]``) or probabilities
-    ``[..., S, A]`` summing to 1 per state (``V_new[s] = sum_a policy[s, a] Q[s, a]``). A policy may
-    not use an infeasible action.
+    Args:
+        P: transitions ``[..., S, A, S']`` (a leading batch of MDPs allowed) or a
+            :class:`~nimbleops.rl.SparseTransitions`.
+        R: rewards ``[..., S, A]`` (or ``[..., S, A, S']``, reduced once to expected rewards);
+            ``-inf`` marks an infeasible action.
+        V: values ``[..., S]``.
+        gamma: discount in [0, 1].
+        policy: int actions ``[..., S]`` or probabilities ``[..., S, A]`` summing to 1 per state;
+            it may not use an infeasible action.
+        check: check that P's rows hold finite probabilities in [0, 1] summing to at most 1
+            (see the module docstring); False skips it.
+
+    Returns:
+        ``V_new [..., S]``.
     """
     m = prepare(P, R, check=check, extra={"V": V, "policy": policy}, single_sweep=True)
     V = m.values(V, "V")
@@ -221,23 +267,39 @@ def value_iteration(
     """Value iteration ``V <- max_a Q(V)`` until a tol-optimal policy is certain, per MDP.
 
     Stopping rules (``residual`` holds the tested quantity):
-        ``stop="sup"``: ``||V' - V||_sup < tol * (1 - gamma) / (2 * gamma)`` (QuantEcon's rule;
-        Puterman Thm 6.3.1): the greedy policy of the returned V is tol-optimal and
-        ``||V' - V*||_sup < tol / 2``.
-        ``stop="span"``: ``span(V' - V) = max(V' - V) - min(V' - V) < tol * (1 - gamma) / gamma``
-        (pymdptoolbox's rule, Puterman 6.6.3). The returned V is the last iterate shifted by
-        ``midrange(V' - V) * gamma / (1 - gamma)`` (Puterman 6.6.12, as QuantEcon's MPI does),
-        which brings it close to V*; pymdptoolbox returns the unshifted iterate, which can be far
-        from V* (its policy is still tol-optimal). Not with ``gauss_seidel``. The rule and the
-        shift assume rows of P summing to 1: an MDP with a row summing to less (a probability of
-        ending, beyond 1e-5) uses the sup rule instead.
-        ``gamma = 0`` stops after one sweep. ``max_iter`` sweeps at most; ``converged`` says
-        whether the rule was met.
-    gauss_seidel: update V in place, states in index order (each backup sees the states before
-        it already updated). Sequential within an MDP (parallel over a batch); CPU only.
-    V0: initial values ``[..., S]`` (default zeros). gamma must be in [0, 1).
-    Returns an :class:`MDPSolution` whose policy is greedy with respect to the returned V (one
-    extra sweep, not counted in ``iterations``).
+
+    - ``stop="sup"``: ``||V' - V||_sup < tol * (1 - gamma) / (2 * gamma)`` (QuantEcon's rule;
+      Puterman Thm 6.3.1): the greedy policy of the returned V is tol-optimal and
+      ``||V' - V*||_sup < tol / 2``.
+    - ``stop="span"``: ``span(V' - V) = max(V' - V) - min(V' - V) < tol * (1 - gamma) / gamma``
+      (pymdptoolbox's rule, Puterman 6.6.3). The returned V is the last iterate shifted by
+      ``midrange(V' - V) * gamma / (1 - gamma)`` (Puterman 6.6.12, as QuantEcon's MPI does),
+      which brings it close to V*. The rule and the shift assume rows of P summing to 1: an MDP
+      with a row summing to less (a probability of ending, beyond 1e-5) uses the sup rule.
+    - ``gamma = 0`` stops after one sweep; ``max_iter`` sweeps at most.
+
+    Args:
+        P: transitions ``[..., S, A, S']`` (a leading batch of MDPs allowed) or a
+            :class:`~nimbleops.rl.SparseTransitions`.
+        R: rewards ``[..., S, A]`` (or ``[..., S, A, S']``, reduced once to expected rewards);
+            ``-inf`` marks an infeasible action.
+        gamma: discount in [0, 1).
+        tol: the optimality tolerance (> 0).
+        max_iter: sweeps at most (>= 1).
+        V0: initial values ``[..., S]`` (default zeros).
+        stop: ``"sup"`` or ``"span"`` (above).
+        gauss_seidel: update V in place, states in index order (each backup sees the states
+            before it already updated); sequential within an MDP, parallel over a batch; CPU
+            only, with ``stop="sup"``.
+        check: check that P's rows hold finite probabilities in [0, 1] summing to at most 1
+            (see the module docstring); False skips it.
+
+    Returns:
+        An :class:`MDPSolution` whose policy is greedy with respect to the returned V (one extra
+        sweep, not counted in ``iterations``); ``converged`` says whether the rule was met.
+
+    Differences from pymdptoolbox: with ``stop="span"`` it returns the unshifted iterate, which
+    can be far from V* (its policy is still tol-optimal); here V is shifted.
     """
     m = prepare(P, R, check=check, extra={"V0": V0})
     tol, max_iter = _common(tol, max_iter)
@@ -262,9 +324,23 @@ def policy_evaluation(
     """Iterative policy evaluation ``V <- T_pi V``.
 
     Stops when ``||V' - V||_sup < tol * (1 - gamma) / gamma``, which guarantees
-    ``||V' - V_pi||_sup < tol`` (``residual`` = the last ``||V' - V||_sup``). policy: int actions
-    ``[..., S]`` or probabilities ``[..., S, A]``. gamma in [0, 1). The solution's policy is the
-    one given (converted to this call's kind).
+    ``||V' - V_pi||_sup < tol`` (``residual`` = the last ``||V' - V||_sup``).
+
+    Args:
+        P: transitions ``[..., S, A, S']`` (a leading batch of MDPs allowed) or a
+            :class:`~nimbleops.rl.SparseTransitions`.
+        R: rewards ``[..., S, A]`` (or ``[..., S, A, S']``, reduced once to expected rewards);
+            ``-inf`` marks an infeasible action.
+        gamma: discount in [0, 1).
+        policy: int actions ``[..., S]`` or probabilities ``[..., S, A]``.
+        tol: the tolerance (> 0).
+        max_iter: sweeps at most (>= 1).
+        V0: initial values ``[..., S]`` (default zeros).
+        check: check that P's rows hold finite probabilities in [0, 1] summing to at most 1
+            (see the module docstring); False skips it.
+
+    Returns:
+        An :class:`MDPSolution`; its policy is the one given (converted to this call's kind).
     """
     m = prepare(P, R, check=check, extra={"policy": policy, "V0": V0})
     tol, max_iter = _common(tol, max_iter)
@@ -292,8 +368,23 @@ def policy_iteration(
     (warm-started from the previous values, at most ``eval_max_iter`` sweeps), then improves it:
     a state switches to the lowest-index greedy action only when that action is strictly better
     than its current one. Stops when no state switches (``converged``) or after ``max_iter``
-    improvements. ``residual`` = ``||T V - V||_sup`` at the last improvement. policy0: initial
-    int actions ``[..., S]`` (default: greedy for V = 0). V is the value of the returned policy.
+    improvements; ``residual`` = ``||T V - V||_sup`` at the last improvement.
+
+    Args:
+        P: transitions ``[..., S, A, S']`` (a leading batch of MDPs allowed) or a
+            :class:`~nimbleops.rl.SparseTransitions`.
+        R: rewards ``[..., S, A]`` (or ``[..., S, A, S']``, reduced once to expected rewards);
+            ``-inf`` marks an infeasible action.
+        gamma: discount in [0, 1).
+        policy0: initial int actions ``[..., S]`` (default: greedy for V = 0).
+        eval_tol: the evaluation tolerance (> 0).
+        eval_max_iter: evaluation sweeps at most per iteration (>= 1).
+        max_iter: improvements at most (>= 1).
+        check: check that P's rows hold finite probabilities in [0, 1] summing to at most 1
+            (see the module docstring); False skips it.
+
+    Returns:
+        An :class:`MDPSolution`; V is the value of the returned policy.
     """
     m = prepare(P, R, check=check, extra={"policy0": policy0})
     eval_tol, max_iter = _common(eval_tol, max_iter)
@@ -330,8 +421,24 @@ def modified_policy_iteration(
     ``residual`` = the last ``span(u - v)``. The span rule and the midrange step assume rows of P
     summing to 1; an MDP with a row summing to less (a probability of ending, beyond 1e-5) stops
     when ``||u - v||_sup < tol * (1 - gamma) / (2 gamma)`` and returns ``u`` (its residual is that
-    norm). V0 defaults to ``min finite R / (1 - gamma)`` per MDP
-    (a lower bound on V*, as QuantEcon does). k: partial evaluation sweeps (>= 0).
+    norm).
+
+    Args:
+        P: transitions ``[..., S, A, S']`` (a leading batch of MDPs allowed) or a
+            :class:`~nimbleops.rl.SparseTransitions`.
+        R: rewards ``[..., S, A]`` (or ``[..., S, A, S']``, reduced once to expected rewards);
+            ``-inf`` marks an infeasible action.
+        gamma: discount in [0, 1).
+        k: partial evaluation sweeps per iteration (>= 0).
+        tol: the optimality tolerance (> 0).
+        max_iter: iterations at most (>= 1).
+        V0: initial values ``[..., S]``; default ``min finite R / (1 - gamma)`` per MDP (a lower
+            bound on V*, as QuantEcon does).
+        check: check that P's rows hold finite probabilities in [0, 1] summing to at most 1
+            (see the module docstring); False skips it.
+
+    Returns:
+        An :class:`MDPSolution`.
     """
     m = prepare(P, R, check=check, extra={"V0": V0})
     tol, max_iter = _common(tol, max_iter)
@@ -356,11 +463,22 @@ def modified_policy_iteration(
 def finite_horizon(
     P: Model, R, gamma: float, horizon: int, *, terminal_values=None, check: bool = True
 ) -> FiniteHorizonSolution:
-    """Backward induction over ``horizon`` steps: ``V[t] = max_a Q(V[t+1])`` from
-    ``V[horizon] = terminal_values`` (default zeros). gamma in [0, 1] (1 allowed here).
+    """Backward induction: ``V[t] = max_a Q(V[t+1])`` from ``V[horizon] = terminal_values``.
 
-    Returns V ``[horizon+1, ..., S]`` and policy ``[horizon, ..., S]`` (time-major; lowest action
-    index on ties).
+    Args:
+        P: transitions ``[..., S, A, S']`` (a leading batch of MDPs allowed) or a
+            :class:`~nimbleops.rl.SparseTransitions`.
+        R: rewards ``[..., S, A]`` (or ``[..., S, A, S']``, reduced once to expected rewards);
+            ``-inf`` marks an infeasible action.
+        gamma: discount in [0, 1] (1 allowed here).
+        horizon: the number of steps (>= 0).
+        terminal_values: ``[..., S]`` (default zeros).
+        check: check that P's rows hold finite probabilities in [0, 1] summing to at most 1
+            (see the module docstring); False skips it.
+
+    Returns:
+        A :class:`FiniteHorizonSolution`: V ``[horizon+1, ..., S]`` and policy ``[horizon, ..., S]``
+        (time-major; the lowest action index on ties).
     """
     m = prepare(P, R, check=check, extra={"terminal_values": terminal_values})
     horizon = ar.check_int(horizon, "horizon", 0)
