@@ -38,30 +38,94 @@ MODES = ("sequential", "accumulate")
 
 @ar.resolving
 def td0_update_(V, s, r, s_next, terminated, *, alpha, gamma, mode: str = "sequential"):
-    """TD(0) on state values ``V [S]``: ``delta = r + gamma (1 - terminated) V[s_next] - V[s]``,
-    ``V[s] += alpha delta``. Returns ``delta [N]``."""
+    """TD(0) on state values: ``delta = r + gamma (1 - terminated) V[s_next] - V[s]``,
+    ``V[s] += alpha delta``.
+
+    Args:
+        V: the table ``[S]``, updated in place.
+        s: states ``[N]`` (int64, or int32).
+        r: rewards ``[N]``, finite.
+        s_next: next states ``[N]``.
+        terminated: ``[N]`` bool: no bootstrap from ``s_next``.
+        alpha: step size >= 0, a number or ``[N]`` array.
+        gamma: discount in [0, 1], a number or ``[N]`` array.
+        mode: ``"sequential"`` or ``"accumulate"`` (see the module docstring).
+
+    Returns:
+        The TD errors ``delta [N]`` (the table's dtype and kind); the table is updated in place.
+    """
     return _update("td0", V, None, s, None, r, s_next, None, terminated, alpha, gamma, mode)
 
 
 @ar.resolving
 def sarsa_update_(Q, s, a, r, s_next, a_next, terminated, *, alpha, gamma, mode: str = "sequential"):
-    """SARSA on ``Q [S, A]``: ``delta = r + gamma (1 - terminated) Q[s_next, a_next] - Q[s, a]``."""
+    """SARSA: ``delta = r + gamma (1 - terminated) Q[s_next, a_next] - Q[s, a]``,
+    ``Q[s, a] += alpha delta``.
+
+    Args:
+        Q: the table ``[S, A]``, updated in place.
+        s: states ``[N]`` (int64, or int32).
+        a: actions ``[N]``.
+        r: rewards ``[N]``, finite.
+        s_next: next states ``[N]``.
+        a_next: the next actions ``[N]``.
+        terminated: ``[N]`` bool: no bootstrap from ``s_next``.
+        alpha: step size >= 0, a number or ``[N]`` array.
+        gamma: discount in [0, 1], a number or ``[N]`` array.
+        mode: ``"sequential"`` or ``"accumulate"`` (see the module docstring).
+
+    Returns:
+        The TD errors ``delta [N]`` (the table's dtype and kind); the table is updated in place.
+    """
     return _update("sarsa", Q, None, s, a, r, s_next, a_next, terminated, alpha, gamma, mode)
 
 
 @ar.resolving
 def q_learning_update_(Q, s, a, r, s_next, terminated, *, alpha, gamma, mode: str = "sequential"):
-    """Q-learning on ``Q [S, A]``: ``delta = r + gamma (1 - terminated) max_a' Q[s_next, a'] - Q[s, a]``."""
+    """Q-learning: ``delta = r + gamma (1 - terminated) max_a' Q[s_next, a'] - Q[s, a]``,
+    ``Q[s, a] += alpha delta``.
+
+    Args:
+        Q: the table ``[S, A]``, updated in place.
+        s: states ``[N]`` (int64, or int32).
+        a: actions ``[N]``.
+        r: rewards ``[N]``, finite.
+        s_next: next states ``[N]``.
+        terminated: ``[N]`` bool: no bootstrap from ``s_next``.
+        alpha: step size >= 0, a number or ``[N]`` array.
+        gamma: discount in [0, 1], a number or ``[N]`` array.
+        mode: ``"sequential"`` or ``"accumulate"`` (see the module docstring).
+
+    Returns:
+        The TD errors ``delta [N]`` (the table's dtype and kind); the table is updated in place.
+    """
     return _update("q_learning", Q, None, s, a, r, s_next, None, terminated, alpha, gamma, mode)
 
 
 @ar.resolving
 def expected_sarsa_update_(Q, s, a, r, s_next, terminated, *, alpha, gamma, mode: str = "sequential", probs=None,
                            epsilon: Optional[float] = None):
-    """Expected SARSA on ``Q [S, A]``: ``delta = r + gamma (1 - terminated) sum_a' pi(a' | s_next)
-    Q[s_next, a'] - Q[s, a]`` with ``pi`` the given next-state probabilities ``probs [N, A]`` (rows
-    summing to 1), or else the epsilon-greedy policy of Q: ``1 - epsilon`` spread evenly over the
-    maximising actions and ``epsilon / A`` on every action. Exactly one of ``probs`` / ``epsilon``."""
+    """Expected SARSA: ``delta = r + gamma (1 - terminated) sum_a' pi(a' | s_next)
+    Q[s_next, a'] - Q[s, a]``, ``Q[s, a] += alpha delta``.
+
+    Args:
+        Q: the table ``[S, A]``, updated in place.
+        s: states ``[N]`` (int64, or int32).
+        a: actions ``[N]``.
+        r: rewards ``[N]``, finite.
+        s_next: next states ``[N]``.
+        terminated: ``[N]`` bool: no bootstrap from ``s_next``.
+        alpha: step size >= 0, a number or ``[N]`` array.
+        gamma: discount in [0, 1], a number or ``[N]`` array.
+        mode: ``"sequential"`` or ``"accumulate"`` (see the module docstring).
+        probs: ``pi(. | s_next)`` as ``[N, A]`` rows of probabilities summing to 1; or
+        epsilon: the epsilon-greedy policy of Q: ``1 - epsilon`` spread evenly over the
+            maximising actions and ``epsilon / A`` on every action. Exactly one of ``probs`` and
+            ``epsilon``.
+
+    Returns:
+        The TD errors ``delta [N]`` (the table's dtype and kind); the table is updated in place.
+    """
     if (probs is None) == (epsilon is None):
         raise TypeError("expected_sarsa_update_: give exactly one of probs and epsilon")
     return _update("expected_sarsa", Q, None, s, a, r, s_next, None, terminated, alpha, gamma, mode, probs=probs,
@@ -74,7 +138,23 @@ def double_q_learning_update_(Q1, Q2, s, a, r, s_next, terminated, *, alpha, gam
     """Double Q-learning (van Hasselt 2010): transition i updates ``X = Q1`` where
     ``update_first[i]`` (else ``Q2``), with ``Y`` the other table:
     ``delta = r + gamma (1 - terminated) Y[s_next, argmax_a' X[s_next, a']] - X[s, a]`` (lowest
-    index on ties). ``update_first [N]`` bool."""
+    index on ties), ``X[s, a] += alpha delta``.
+
+    Args:
+        Q1, Q2: the tables ``[S, A]``, updated in place.
+        s: states ``[N]`` (int64, or int32).
+        a: actions ``[N]``.
+        r: rewards ``[N]``, finite.
+        s_next: next states ``[N]``.
+        terminated: ``[N]`` bool: no bootstrap from ``s_next``.
+        alpha: step size >= 0, a number or ``[N]`` array.
+        gamma: discount in [0, 1], a number or ``[N]`` array.
+        mode: ``"sequential"`` or ``"accumulate"`` (see the module docstring).
+        update_first: ``[N]`` bool, which table transition i updates.
+
+    Returns:
+        The TD errors ``delta [N]`` (the table's dtype and kind); the table is updated in place.
+    """
     return _update("double_q", Q1, Q2, s, a, r, s_next, None, terminated, alpha, gamma, mode, update_first=update_first)
 
 

@@ -92,25 +92,81 @@ def _tabular(rule, Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, 
 
 @ar.resolving
 def td_lambda_step_(V, e, s, r, s_next, terminated, truncated, *, alpha, gamma, lam, kind="accumulating"):
-    """Tabular TD(lambda) on ``V [S]`` with traces ``e [B, S]``:
-    ``delta = r + gamma (1 - terminated) V[s_next] - V[s]``."""
+    """Tabular TD(lambda): ``delta = r + gamma (1 - terminated) V[s_next] - V[s]``,
+    ``V += alpha sum_b delta_b e_b``.
+
+    Args:
+        V: the table ``[S]``, updated in place.
+        e: traces ``[B, S]``, updated in place.
+        s: states ``[B]``.
+        r: rewards ``[B]``, finite.
+        s_next: next states ``[B]``.
+        terminated: ``[B]`` bool: no bootstrap from ``s_next``.
+        truncated: ``[B]`` bool: the episode was cut; bootstrap, but reset the traces.
+        alpha: step size, a number in [0, 1].
+        gamma: discount in [0, 1].
+        lam: the trace decay lambda in [0, 1].
+        kind: ``"accumulating"``, ``"replacing"`` or ``"dutch"`` (see the module docstring).
+
+    Returns:
+        The TD errors ``delta [B]``; the table (or weights) and traces are updated in place.
+    """
     return _tabular("td_lambda", V, e, s, None, r, s_next, None, terminated, truncated, alpha, gamma, lam, kind)
 
 
 @ar.resolving
 def sarsa_lambda_step_(Q, e, s, a, r, s_next, a_next, terminated, truncated, *, alpha, gamma, lam,
                        kind="accumulating"):
-    """SARSA(lambda) on ``Q [S, A]`` with traces ``e [B, S, A]``:
-    ``delta = r + gamma (1 - terminated) Q[s_next, a_next] - Q[s, a]``."""
+    """SARSA(lambda): ``delta = r + gamma (1 - terminated) Q[s_next, a_next] - Q[s, a]``,
+    ``Q += alpha sum_b delta_b e_b``.
+
+    Args:
+        Q: the table ``[S, A]``, updated in place.
+        e: traces ``[B, S, A]``, updated in place.
+        s: states ``[B]``.
+        a: actions ``[B]``.
+        r: rewards ``[B]``, finite.
+        s_next: next states ``[B]``.
+        a_next: the next actions ``[B]``.
+        terminated: ``[B]`` bool: no bootstrap from ``s_next``.
+        truncated: ``[B]`` bool: the episode was cut; bootstrap, but reset the traces.
+        alpha: step size, a number in [0, 1].
+        gamma: discount in [0, 1].
+        lam: the trace decay lambda in [0, 1].
+        kind: ``"accumulating"``, ``"replacing"`` or ``"dutch"`` (see the module docstring).
+
+    Returns:
+        The TD errors ``delta [B]``; the table (or weights) and traces are updated in place.
+    """
     return _tabular("sarsa_lambda", Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam, kind)
 
 
 @ar.resolving
 def watkins_q_lambda_step_(Q, e, s, a, r, s_next, a_next, terminated, truncated, *, alpha, gamma, lam,
                            kind="accumulating"):
-    """Watkins' Q(lambda) on ``Q [S, A]``: ``delta = r + gamma (1 - terminated) max Q[s_next] - Q[s, a]``;
-    the traces reset after the update where ``a_next`` (the action taken next) is not greedy,
-    ``Q[s_next, a_next] < max Q[s_next]`` (greedy ties keep the traces)."""
+    """Watkins' Q(lambda): ``delta = r + gamma (1 - terminated) max Q[s_next] - Q[s, a]``,
+    ``Q += alpha sum_b delta_b e_b``; the traces reset after the update where ``a_next`` (the
+    action taken next) is not greedy, ``Q[s_next, a_next] < max Q[s_next]`` (greedy ties keep
+    the traces).
+
+    Args:
+        Q: the table ``[S, A]``, updated in place.
+        e: traces ``[B, S, A]``, updated in place.
+        s: states ``[B]``.
+        a: actions ``[B]``.
+        r: rewards ``[B]``, finite.
+        s_next: next states ``[B]``.
+        a_next: the next actions ``[B]``.
+        terminated: ``[B]`` bool: no bootstrap from ``s_next``.
+        truncated: ``[B]`` bool: the episode was cut; bootstrap, but reset the traces.
+        alpha: step size, a number in [0, 1].
+        gamma: discount in [0, 1].
+        lam: the trace decay lambda in [0, 1].
+        kind: ``"accumulating"``, ``"replacing"`` or ``"dutch"`` (see the module docstring).
+
+    Returns:
+        The TD errors ``delta [B]``; the table (or weights) and traces are updated in place.
+    """
     return _tabular("watkins_q_lambda", Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam,
                     kind)
 
@@ -164,24 +220,69 @@ def _linear(rule, w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, g
 @ar.resolving
 def linear_td0_update_(w, phi, r, phi_next, terminated, *, alpha, gamma):
     """Semi-gradient TD(0): ``delta = r + gamma (1 - terminated) w.phi_next - w.phi``,
-    ``w += alpha sum_b delta_b phi_b``."""
+    ``w += alpha sum_b delta_b phi_b``.
+
+    Args:
+        w: weights ``[d]``, updated in place.
+        phi: features ``[B, d]`` of the current states.
+        r: rewards ``[B]``, finite.
+        phi_next: features ``[B, d]`` of the next states.
+        terminated: ``[B]`` bool: no bootstrap from ``phi_next``.
+        alpha: step size, a number in [0, 1].
+        gamma: discount in [0, 1].
+
+    Returns:
+        The TD errors ``delta [B]``; ``w`` is updated in place.
+    """
     return _linear("td0", w, None, None, phi, r, phi_next, terminated, None, alpha, gamma, 0.0)
 
 
 @ar.resolving
 def linear_td_lambda_step_(w, z, phi, r, phi_next, terminated, truncated, *, alpha, gamma, lam):
-    """Semi-gradient TD(lambda) with accumulating traces ``z [B, d]``: ``z = gamma lam z + phi``,
-    ``w += alpha sum_b delta_b z_b``; ``z_b = 0`` after the update where done."""
+    """Semi-gradient TD(lambda) with accumulating traces: ``z = gamma lam z + phi``,
+    ``w += alpha sum_b delta_b z_b``; ``z_b = 0`` after the update where done.
+
+    Args:
+        w: weights ``[d]``, updated in place.
+        z: traces ``[B, d]``, updated in place.
+        phi: features ``[B, d]`` of the current states.
+        r: rewards ``[B]``, finite.
+        phi_next: features ``[B, d]`` of the next states.
+        terminated: ``[B]`` bool: no bootstrap from ``phi_next``.
+        truncated: ``[B]`` bool: the episode was cut; bootstrap, but reset the traces.
+        alpha: step size, a number in [0, 1].
+        gamma: discount in [0, 1].
+        lam: the trace decay lambda in [0, 1].
+
+    Returns:
+        The TD errors ``delta [B]``; the table (or weights) and traces are updated in place.
+    """
     return _linear("td_lambda", w, z, None, phi, r, phi_next, terminated, truncated, alpha, gamma, lam)
 
 
 @ar.resolving
 def true_online_td_lambda_step_(w, z, v_old, phi, r, phi_next, terminated, truncated, *, alpha, gamma, lam):
-    """True online TD(lambda) (van Seijen & Sutton 2014) with dutch traces ``z [B, d]`` and
-    ``v_old [B]`` (zeros at the start of an episode), both updated in place:
+    """True online TD(lambda) (van Seijen & Sutton 2014) with dutch traces:
     ``z = gamma lam z + (1 - alpha gamma lam z.phi) phi``,
     ``w += alpha sum_b ((delta + v - v_old) z - (v - v_old) phi)`` with ``v = w.phi``; then
-    ``v_old = w.phi_next`` (before the update), and ``z, v_old = 0`` where done."""
+    ``v_old = w.phi_next`` (before the update), and ``z, v_old = 0`` where done.
+
+    Args:
+        w: weights ``[d]``, updated in place.
+        z: traces ``[B, d]``, updated in place.
+        v_old: ``[B]`` (zeros at the start of an episode), updated in place.
+        phi: features ``[B, d]`` of the current states.
+        r: rewards ``[B]``, finite.
+        phi_next: features ``[B, d]`` of the next states.
+        terminated: ``[B]`` bool: no bootstrap from ``phi_next``.
+        truncated: ``[B]`` bool: the episode was cut; bootstrap, but reset the traces.
+        alpha: step size, a number in [0, 1].
+        gamma: discount in [0, 1].
+        lam: the trace decay lambda in [0, 1].
+
+    Returns:
+        The TD errors ``delta [B]``; the table (or weights) and traces are updated in place.
+    """
     if v_old is None:
         raise TypeError("v_old: expected an array [B] (zeros at the start of each episode), got None")
     return _linear("true_online", w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, gamma, lam)
