@@ -34,19 +34,46 @@ ESTIMATORS = ("discounted", "lambda", "gae", "n_step", "vtrace")
 
 @ar.resolving
 def discounted_returns(rewards, next_values, terminated, truncated, *, gamma, time_dim: int = 0):
-    """Discounted returns ``G_t = r_t + gamma_t (1 - terminated_t) * (G_{t+1} if the episode goes
-    on, else next_values[t])``: Monte-Carlo returns within the rollout, bootstrapped from
-    ``next_values`` at truncations and at the last step. Shapes: all ``[T, *batch]``; returns
-    ``[T, *batch]``."""
+    """Discounted returns: ``G_t = r_t + gamma_t (1 - terminated_t) * (G_{t+1} if the episode
+    goes on, else next_values[t])``: Monte-Carlo returns within the rollout, bootstrapped from
+    ``next_values`` at truncations and at the last step.
+
+    Args:
+        rewards: ``[T, *batch]``, finite.
+        next_values: ``V(s_{t+1})`` ``[T, *batch]``.
+        terminated: bool ``[T, *batch]``: a terminal state at step t, no bootstrap (None: all False).
+        truncated: bool ``[T, *batch]``: cut by a time limit at step t; bootstrap from
+            ``next_values[t]``, but the recursion stops (None: all False).
+        gamma: discount in [0, 1], a number or an array broadcastable to the rollout (a 0 acts
+            like a termination).
+        time_dim: the time axis of the arrays (default 0: time-major).
+
+    Returns:
+        ``G [T, *batch]``.
+    """
     return _estimate("discounted", rewards, None, next_values, terminated, truncated, gamma=gamma, time_dim=time_dim)[0]
 
 
 @ar.resolving
 def n_step_returns(rewards, next_values, terminated, truncated, *, gamma, n: int, time_dim: int = 0):
-    """n-step returns ``G_t = sum_{k<m} D_k r_{t+k} + D_m (1 - terminated) next_values[t+m-1]``
-    with ``D_k = prod_{j<k} gamma_{t+j}`` and ``m = min(n, steps left in the rollout, steps to the
-    end of the episode (done) inclusive)``. ``n >= 1``; ``n = 1`` gives the one-step TD target.
-    Shapes: ``[T, *batch]``."""
+    """n-step returns: ``G_t = sum_{k<m} D_k r_{t+k} + D_m (1 - terminated) next_values[t+m-1]``
+    with ``D_k = prod_{j<k} gamma_{t+j}`` and ``m = min(n, steps left in the rollout, steps to
+    the end of the episode (done) inclusive)``; ``n = 1`` gives the one-step TD target.
+
+    Args:
+        rewards: ``[T, *batch]``, finite.
+        next_values: ``V(s_{t+1})`` ``[T, *batch]``.
+        terminated: bool ``[T, *batch]``: a terminal state at step t, no bootstrap (None: all False).
+        truncated: bool ``[T, *batch]``: cut by a time limit at step t; bootstrap from
+            ``next_values[t]``, but the recursion stops (None: all False).
+        gamma: discount in [0, 1], a number or an array broadcastable to the rollout (a 0 acts
+            like a termination).
+        time_dim: the time axis of the arrays (default 0: time-major).
+        n: the number of steps (>= 1).
+
+    Returns:
+        ``G [T, *batch]``.
+    """
     n = ar.check_int(n, "n", 1)
     return _estimate("n_step", rewards, None, next_values, terminated, truncated, gamma=gamma, n=n,
                      time_dim=time_dim)[0]
@@ -54,10 +81,23 @@ def n_step_returns(rewards, next_values, terminated, truncated, *, gamma, n: int
 
 @ar.resolving
 def lambda_returns(rewards, next_values, terminated, truncated, *, gamma, lam: float, time_dim: int = 0):
-    """TD(lambda) returns ``G_t = r_t + gamma_t (1 - terminated_t) ((1 - lam) next_values[t] +
-    lam * (G_{t+1} if the episode goes on, else next_values[t]))`` (torchrl's
-    ``td_lambda_return_estimate``; rlax's ``lambda_returns``). ``lam`` in [0, 1]. Shapes:
-    ``[T, *batch]``."""
+    """TD(lambda) returns: ``G_t = r_t + gamma_t (1 - terminated_t) ((1 - lam) next_values[t] +
+    lam * (G_{t+1} if the episode goes on, else next_values[t]))``.
+
+    Args:
+        rewards: ``[T, *batch]``, finite.
+        next_values: ``V(s_{t+1})`` ``[T, *batch]``.
+        terminated: bool ``[T, *batch]``: a terminal state at step t, no bootstrap (None: all False).
+        truncated: bool ``[T, *batch]``: cut by a time limit at step t; bootstrap from
+            ``next_values[t]``, but the recursion stops (None: all False).
+        gamma: discount in [0, 1], a number or an array broadcastable to the rollout (a 0 acts
+            like a termination).
+        time_dim: the time axis of the arrays (default 0: time-major).
+        lam: lambda in [0, 1].
+
+    Returns:
+        ``G [T, *batch]``: torchrl's ``td_lambda_return_estimate``, rlax's ``lambda_returns``.
+    """
     return _estimate("lambda", rewards, None, next_values, terminated, truncated, gamma=gamma, lam=lam,
                      time_dim=time_dim)[0]
 
@@ -68,8 +108,22 @@ def gae(rewards, values, next_values, terminated, truncated, *, gamma, lam: floa
     ``delta_t = r_t + gamma_t (1 - terminated_t) next_values[t] - values[t]``,
     ``A_t = delta_t + gamma_t lam (1 - done_t) A_{t+1}`` (``A_T = 0``).
 
-    Returns ``(advantages, value_targets)``, both ``[T, *batch]``, ``value_targets = advantages +
-    values``."""
+    Args:
+        rewards: ``[T, *batch]``, finite.
+        values: ``V(s_t)`` ``[T, *batch]``.
+        next_values: ``V(s_{t+1})`` ``[T, *batch]``.
+        terminated: bool ``[T, *batch]``: a terminal state at step t, no bootstrap (None: all False).
+        truncated: bool ``[T, *batch]``: cut by a time limit at step t; bootstrap from
+            ``next_values[t]``, but the recursion stops (None: all False).
+        gamma: discount in [0, 1], a number or an array broadcastable to the rollout (a 0 acts
+            like a termination).
+        time_dim: the time axis of the arrays (default 0: time-major).
+        lam: lambda in [0, 1].
+
+    Returns:
+        ``(advantages, value_targets)``, both ``[T, *batch]``, ``value_targets = advantages +
+        values``.
+    """
     return _estimate("gae", rewards, values, next_values, terminated, truncated, gamma=gamma, lam=lam,
                      time_dim=time_dim)
 
@@ -77,15 +131,35 @@ def gae(rewards, values, next_values, terminated, truncated, *, gamma, lam: floa
 @ar.resolving
 def vtrace(rewards, values, next_values, log_rhos, terminated, truncated, *, gamma, lam: float = 1.0,
            rho_clip: float = 1.0, c_clip: float = 1.0, time_dim: int = 0):
-    """V-trace targets (Espeholt et al. 2018, IMPALA) with truncated importance weights
-    ``rho_t = min(rho_clip, exp(log_rhos[t]))`` and traces ``c_t = lam * min(c_clip, exp(log_rhos[t]))``:
-    ``vs_t = values[t] + a_t`` with ``a_t = rho_t (r_t + gamma_t (1 - terminated_t) next_values[t] - values[t])
-    + gamma_t c_t (1 - done_t) a_{t+1}``; policy-gradient advantages
-    ``rho_t (r_t + gamma_t (1 - terminated_t) (vs_{t+1} if the episode goes on, else next_values[t]) - values[t])``
-    (the same ``rho_clip`` truncation as the targets).
+    """V-trace targets (Espeholt et al. 2018, IMPALA).
 
-    Returns ``(vs, pg_advantages)``, both ``[T, *batch]``. Differentiable with respect to rewards,
-    values and next_values, not log_rhos (treat them as constants, as IMPALA does)."""
+    With truncated importance weights ``rho_t = min(rho_clip, exp(log_rhos[t]))`` and traces
+    ``c_t = lam * min(c_clip, exp(log_rhos[t]))``: ``vs_t = values[t] + a_t`` with
+    ``a_t = rho_t (r_t + gamma_t (1 - terminated_t) next_values[t] - values[t])
+    + gamma_t c_t (1 - done_t) a_{t+1}``; policy-gradient advantages
+    ``rho_t (r_t + gamma_t (1 - terminated_t) (vs_{t+1} if the episode goes on, else
+    next_values[t]) - values[t])`` (the same ``rho_clip`` truncation as the targets).
+
+    Args:
+        rewards: ``[T, *batch]``, finite.
+        values: ``V(s_t)`` ``[T, *batch]``.
+        next_values: ``V(s_{t+1})`` ``[T, *batch]``.
+        log_rhos: ``log(pi(a_t | s_t) / mu(a_t | s_t))`` ``[T, *batch]``; treated as constants (no
+            gradient), as IMPALA does.
+        terminated: bool ``[T, *batch]``: a terminal state at step t, no bootstrap (None: all False).
+        truncated: bool ``[T, *batch]``: cut by a time limit at step t; bootstrap from
+            ``next_values[t]``, but the recursion stops (None: all False).
+        gamma: discount in [0, 1], a number or an array broadcastable to the rollout (a 0 acts
+            like a termination).
+        time_dim: the time axis of the arrays (default 0: time-major).
+        lam: lambda in [0, 1] (1: the paper's V-trace).
+        rho_clip: the truncation of rho (> 0).
+        c_clip: the truncation of c (> 0).
+
+    Returns:
+        ``(vs, pg_advantages)``, both ``[T, *batch]``, differentiable with respect to rewards,
+        values and next_values.
+    """
     return _estimate("vtrace", rewards, values, next_values, terminated, truncated, gamma=gamma, lam=lam,
                      log_rhos=log_rhos, rho_clip=rho_clip, c_clip=c_clip, time_dim=time_dim)
 
