@@ -9,6 +9,16 @@
 // each task loops over the images in order, so the weight and bias gradients sum in a fixed order
 // (lanes ow % 16, then lanes 0..15), and grad_input of a plane is scattered into a padded buffer
 // owned by the task. Every backward is deterministic, without atomics, for any thread count.
+//
+// Non-finite weights: torch and the reference skip the taps that fall in the zero padding, and
+// so does the float32 NCHW 3x3 stride-1 padding-1 kernel at AVX-512 (each plane read in place, the
+// padding masked out; its backward on planes of 400 pixels or more). Elsewhere the float32 3x3 /
+// 5x5 fast paths skip the padding rows but may multiply the zero padding columns (NCHW always;
+// channels_last in the pixel blocks that do not match the row's edges under padding K // 2, such
+// as a row's narrow last block), and the NCHW loops of the other sizes multiply all of the
+// padding: 0 * inf = nan, so an output pixel whose window reaches that padding can be nan where
+// torch gives +-inf or a number. The float64 paths match torch. Finite weights give the same
+// result either way (the padding's products are zeros).
 #include <algorithm>
 #include <memory>
 #include <numeric>

@@ -2,17 +2,6 @@
 alone) in two passes over the data forward and two backward, where torch's batch norm and ReLU
 take separate passes.
 
-``batch_norm_relu(x, weight, bias, running_mean, running_var, momentum=0.1, eps=1e-5, relu=True)``
-equals ``relu(torch.nn.functional.batch_norm(x, running_mean, running_var, weight, bias,
-training=True, momentum=momentum, eps=eps))``: ``x [N, C, H, W]``, ``weight``, ``bias`` ``[C]``;
-per channel over (N, H, W) with ``M = N*H*W`` values,
-
-- ``mean = sum(x) / M``, ``var = sum((x - mean)^2) / M`` (biased), ``y = act(weight (x - mean) /
-  sqrt(var + eps) + bias)``;
-- the running statistics, when given, updated in place as torch does: ``running_mean = (1 -
-  momentum) running_mean + momentum mean``, ``running_var = (1 - momentum) running_var + momentum
-  var M / (M - 1)`` (the unbiased variance).
-
 Sums are accumulated in float64, one channel per thread in a fixed order: results do not depend on
 the thread count or SIMD level. The CPU kernel takes NCHW-contiguous float32 / float64 input
 (numpy arrays or torch tensors, differentiable with respect to x, weight and bias); channels_last
@@ -33,7 +22,25 @@ from .. import _arrays as ar
 @ar.resolving
 def batch_norm_relu(x, weight, bias, running_mean=None, running_var=None, *, momentum: float = 0.1,
                     eps: float = 1e-5, relu: bool = True) -> Any:
-    """Training-mode batch norm (+ ReLU); see the module docstring."""
+    """Training-mode batch norm (+ ReLU), per channel over (N, H, W) with ``M = N*H*W`` values:
+    ``mean = sum(x) / M``, ``var = sum((x - mean)^2) / M`` (biased),
+    ``y = act(weight (x - mean) / sqrt(var + eps) + bias)``; the running statistics, when given,
+    updated in place as torch does: ``running_mean = (1 - momentum) running_mean + momentum mean``,
+    ``running_var = (1 - momentum) running_var + momentum var M / (M - 1)`` (the unbiased
+    variance). Equals ``relu(torch.nn.functional.batch_norm(x, running_mean, running_var, weight,
+    bias, training=True, momentum=momentum, eps=eps))``.
+
+    Args:
+        x: ``[N, C, H, W]``.
+        weight, bias: ``[C]``.
+        running_mean, running_var: ``[C]``, both or neither, updated in place.
+        momentum: in [0, 1].
+        eps: >= 0.
+        relu: apply the ReLU (``act``); False gives batch norm alone.
+
+    Returns:
+        ``y [N, C, H, W]``.
+    """
     if not isinstance(relu, (bool, np.bool_)):
         raise TypeError(f"relu: expected a bool, got {type(relu).__name__}")
     momentum, eps = _real(momentum, "momentum", 0.0, 1.0), _real(eps, "eps", 0.0, None)

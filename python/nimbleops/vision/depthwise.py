@@ -1,27 +1,11 @@
 """Depthwise 2-d convolution (the spatial convolution of MobileNet / ShuffleNet blocks).
 
-``depthwise_conv2d(x, weight, bias, stride, padding, dilation)`` equals
-``torch.nn.functional.conv2d(x, weight, bias, stride, padding, dilation, groups=C)``:
-``x [N, C, H, W]``, ``weight [C*m, 1, KH, KW]`` (PyTorch's layout; depth multiplier m >= 1),
-``bias [C*m]`` or None; output ``[N, C*m, OH, OW]`` with ``OH = (H + 2*pad_h - dh*(KH-1) - 1) // sh + 1``
-(likewise OW), channel ``c*m + j`` convolving input channel c with filter ``c*m + j``.
-
 numpy arrays or torch tensors (CPU, or CUDA when built with CUDA), float32 or float64.
 NCHW-contiguous and channels_last inputs are computed natively and the output keeps the input's
 memory format (other strides are copied to NCHW first). Fast paths: 3x3 and 5x5 kernels at
 stride 1 and 2 (dilation 1 along the width); every other size takes the generic loops. With torch
 tensors the op is a custom op with autograd (grad_input, grad_weight, grad_bias), usable under
 ``torch.compile``. The CPU backward is deterministic and independent of the thread count.
-
-Non-finite weights: torch and the reference skip the taps that fall in the zero padding, and so
-does the float32 NCHW 3x3 kernel at stride 1 with padding 1 at AVX-512 (each plane read in place,
-the padding masked out; its backward on planes of 400 pixels or more). Otherwise, in
-float32 the 3x3 / 5x5 fast paths skip the padding rows but may multiply the zero padding columns
-(NCHW always; channels_last in the pixel blocks that do not match the row's edges under padding
-K // 2, such as a row's narrow last block), and the NCHW loops of the other sizes multiply all of
-the padding, so with an inf or nan weight an output pixel whose window reaches that padding can be
-nan where torch gives +-inf or a number (float64 matched torch in the same check). Finite weights
-give the same result either way.
 """
 from __future__ import annotations
 
@@ -37,8 +21,28 @@ from ._layout import channels_last, empty_like_format
 
 @ar.resolving
 def depthwise_conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1) -> Any:
-    """Depthwise convolution; see the module docstring. ``stride``, ``padding``, ``dilation``: an
-    int or an (h, w) pair; stride and dilation >= 1, padding >= 0."""
+    """Depthwise convolution:
+    ``out[n, c*m + j, oh, ow] = bias[c*m + j] + sum_{kh, kw} weight[c*m + j, 0, kh, kw] *
+    x[n, c, oh*sh - pad_h + kh*dh, ow*sw - pad_w + kw*dw]`` (zero outside the input), i.e.
+    ``torch.nn.functional.conv2d(x, weight, bias, stride, padding, dilation, groups=C)``.
+
+    Args:
+        x: ``[N, C, H, W]``.
+        weight: ``[C*m, 1, KH, KW]`` (PyTorch's layout; depth multiplier m >= 1), x's dtype.
+        bias: ``[C*m]`` or None.
+        stride: ``(sh, sw)`` or an int, >= 1.
+        padding: ``(pad_h, pad_w)`` or an int, >= 0.
+        dilation: ``(dh, dw)`` or an int, >= 1.
+
+    Returns:
+        ``[N, C*m, OH, OW]`` in x's memory format, ``OH = (H + 2*pad_h - dh*(KH-1) - 1) // sh + 1``
+        (likewise OW).
+
+    Differences from torch: torch skips the taps in the zero padding; float32 kernels here may
+    multiply them, so with an inf or nan weight an output whose window reaches the padding can be
+    nan where torch gives +-inf or a number (float64 matches torch; finite weights give the same
+    result either way).
+    """
     out = _torch_cpu_forward(x, weight, bias, stride, padding, dilation)
     if out is not None:
         return out

@@ -1,19 +1,11 @@
 """Pointwise (1x1) convolution: the channel-mixing GEMM of MobileNet / ShuffleNet blocks, grouped,
 with a fused ReLU and an optionally channel-shuffled output.
 
-``pointwise_conv2d(x, weight, bias, groups, activation=None, shuffle_groups=None)`` equals
-``conv2d(x, weight, bias, groups=groups)`` followed by ``relu`` (``activation="relu"``) and
-``channel_shuffle(., shuffle_groups)``: ``x [N, Cin, H, W]``, ``weight [Cout, Cin/groups, 1, 1]`` or
-``[Cout, Cin/groups]``, ``bias [Cout]`` or None; output ``[N, Cout, H, W]``. Output channel ``co``
-of group ``co // (Cout/groups)`` mixes that group's input channels; with ``shuffle_groups = s`` it is
-written at position ``(co % (Cout/s)) * s + co // (Cout/s)`` (saving the shuffle's memory pass).
-
 numpy arrays or torch tensors, float32 or float64, on the CPU (a CUDA kernel is compiled but
 unrun; see the README). channels_last inputs are converted to NCHW and the output is returned
-channels_last. The core is our own register-blocked GEMM micro-kernel (6 x 32 outputs held in
-AVX-512 registers over the whole reduction; FMA on AVX2/AVX-512): no BLAS dependency. With torch
-tensors the op is a custom op with autograd (input, weight, bias), usable under ``torch.compile``;
-the CPU backward is deterministic and independent of the thread count.
+channels_last. The core is a register-blocked GEMM micro-kernel of our own: no BLAS dependency.
+With torch tensors the op is a custom op with autograd (input, weight, bias), usable under
+``torch.compile``; the CPU backward is deterministic and independent of the thread count.
 """
 from __future__ import annotations
 
@@ -27,7 +19,23 @@ from ._pointwise_kernel import run_forward
 @ar.resolving
 def pointwise_conv2d(x, weight, bias=None, groups: int = 1, *, activation: Optional[str] = None,
                      shuffle_groups: Optional[int] = None) -> Any:
-    """1x1 convolution (+ ReLU) (+ channel shuffle of the output); see the module docstring."""
+    """1x1 convolution (+ ReLU) (+ channel shuffle of the output): ``y[n, co] = bias[co] +
+    sum_ci weight[co, ci] x[n, g*Cin/groups + ci]`` over the input channels of co's group
+    ``g = co // (Cout/groups)``, then ``relu`` (``activation="relu"``), then output channel co
+    written at ``(co % (Cout/s)) * s + co // (Cout/s)`` with ``s = shuffle_groups`` (torch's
+    ``channel_shuffle(y, s)``, without its memory pass).
+
+    Args:
+        x: ``[N, Cin, H, W]``.
+        weight: ``[Cout, Cin/groups, 1, 1]`` or ``[Cout, Cin/groups]``, x's dtype.
+        bias: ``[Cout]`` or None.
+        groups: divides Cin and Cout.
+        activation: None or ``"relu"``.
+        shuffle_groups: None, or a divisor of Cout.
+
+    Returns:
+        ``[N, Cout, H, W]``, in x's memory format.
+    """
     out = _torch_cpu_forward(x, weight, bias, groups, activation, shuffle_groups)
     if out is not None:
         return out

@@ -1,10 +1,5 @@
 """Position-sensitive RoI align and pool (R-FCN, Light-Head R-CNN, ThunderNet's R-CNN subnet).
 
-``input [N, C, H, W]`` with ``C = C_out * pooled_h * pooled_w``; ``boxes`` either ``[K, 5]`` rows
-``(batch index, x1, y1, x2, y2)`` in input-image coordinates, or a list of N arrays ``[K_i, 4]``
-(image i's boxes), as torchvision takes them; output ``[K, C_out, pooled_h, pooled_w]`` (contiguous, the
-input's dtype). Output channel c of bin (i, j) reads input channel ``(c*pooled_h + i)*pooled_w + j``.
-
 numpy arrays or torch tensors (CPU, or CUDA when built with CUDA), float32 or float64; any
 strides (NCHW, channels_last, slices) are read in place. With torch inputs the ops are custom
 ops (:mod:`nimbleops.torch_ops`) differentiable with respect to ``input`` (not ``boxes``), and
@@ -32,31 +27,45 @@ _ALIGN_OPS = {"avg": "align_avg", "max": "align_max"}  # mode -> the kernel's op
 @ar.resolving
 def ps_roi_align(input, boxes, output_size: Size, spatial_scale: float = 1.0, sampling_ratio: int = -1, *,
                  aligned: bool = True, mode: str = "avg", deterministic: Optional[bool] = None) -> Any:
-    """Position-sensitive RoI align: ``[K, C_out, pooled_h, pooled_w]``.
+    """Position-sensitive RoI align.
 
-    For RoI k on image n = ``boxes[k, 0]``, with ``o = 0.5`` if ``aligned`` else 0 (torchvision
-    always applies the half-pixel offset, so the default equals ``torchvision.ops.ps_roi_align``):
+    For RoI k on image n = ``boxes[k, 0]``, with ``o = 0.5`` if ``aligned`` else 0:
 
     - ``x1' = x1 * spatial_scale - o`` (likewise y1, x2, y2); ``roi_w = x2' - x1'``,
-      ``roi_h = y2' - y1'`` (not clamped); bin size ``bin_h = roi_h / pooled_h``, ``bin_w = roi_w / pooled_w``.
+      ``roi_h = y2' - y1'`` (not clamped); bin size ``bin_h = roi_h / pooled_h``,
+      ``bin_w = roi_w / pooled_w``.
     - sampling grid ``grid_h x grid_w`` per bin: ``sampling_ratio`` each if > 0, else adaptive
-      ``ceil(roi_h / pooled_h)`` x ``ceil(roi_w / pooled_w)``, at least 1 (torchvision divides 0 by 0 for a
-      zero-size box and returns NaN; here such a box samples one point per bin). The adaptive grid
-      is capped at 2^20 samples per bin (a larger box is a ValueError: pass ``sampling_ratio``).
+      ``ceil(roi_h / pooled_h)`` x ``ceil(roi_w / pooled_w)``, at least 1. The adaptive grid is
+      capped at 2^20 samples per bin (a larger box is a ValueError: pass ``sampling_ratio``).
     - sample (iy, ix) of bin (i, j) at ``y = y1' + i*bin_h + (iy + 0.5)*bin_h/grid_h``,
       ``x = x1' + j*bin_w + (ix + 0.5)*bin_w/grid_w``, read bilinearly with torchvision's border
       rules: a sample with ``y < -1`` or ``y > H`` (or ``x < -1`` or ``x > W``) is 0; a coordinate
       in ``(-1, 0]`` snaps to 0; at or past the last row/column it snaps to it.
-    - ``mode="avg"``: the mean over the grid (torchvision's op); ``mode="max"``: the maximum over
-      the grid (first maximum in row-major grid order; NaN propagates), its gradient routed to the
-      winning sample's four taps.
+    - ``out[k, c, i, j]`` reads input channel ``(c*pooled_h + i)*pooled_w + j``: the mean over the
+      grid (``mode="avg"``) or its maximum (``mode="max"``: the first maximum in row-major grid
+      order, NaN propagating, its gradient routed to the winning sample's four taps).
 
     Coordinates, sample positions and bilinear weights are computed in float64 for both dtypes;
     values are accumulated in the input's dtype.
 
-    ``output_size``: int or (pooled_h, pooled_w); ``spatial_scale``: feature-map pixels per image pixel
-    (1/16 for a stride-16 map); ``deterministic``: CUDA backward without atomics (default: torch's
-    ``are_deterministic_algorithms_enabled()``; the CPU is always deterministic).
+    Args:
+        input: ``[N, C, H, W]`` with ``C = C_out * pooled_h * pooled_w``, any strides.
+        boxes: ``[K, 5]`` rows ``(batch index, x1, y1, x2, y2)`` in input-image coordinates, or a
+            list of N arrays ``[K_i, 4]`` (image i's boxes), as torchvision takes them.
+        output_size: ``(pooled_h, pooled_w)`` or an int, each in [1, 4096].
+        spatial_scale: feature-map pixels per image pixel (1/16 for a stride-16 map).
+        sampling_ratio: samples per bin side (at most 1024); <= 0: adaptive.
+        aligned: the half-pixel offset ``o`` (torchvision always applies it).
+        mode: ``"avg"`` or ``"max"``.
+        deterministic: CUDA backward without atomics (default: torch's
+            ``are_deterministic_algorithms_enabled()``; the CPU is always deterministic).
+
+    Returns:
+        ``[K, C_out, pooled_h, pooled_w]`` (contiguous, the input's dtype).
+
+    Differences from torchvision: ``mode="max"`` and ``aligned=False`` are additions (the
+    defaults equal ``torchvision.ops.ps_roi_align``); a zero-size box samples one point per bin
+    where torchvision divides 0 by 0 and returns NaN.
     """
     if mode not in _ALIGN_OPS:
         raise ValueError(f"mode: expected 'avg' or 'max', got {mode!r}")
@@ -70,18 +79,29 @@ def ps_roi_align(input, boxes, output_size: Size, spatial_scale: float = 1.0, sa
 @ar.resolving
 def ps_roi_pool(input, boxes, output_size: Size, spatial_scale: float = 1.0, *,
                 deterministic: Optional[bool] = None) -> Any:
-    """Position-sensitive RoI pool (R-FCN's definition): ``[K, C_out, pooled_h, pooled_w]``.
+    """Position-sensitive RoI pool (R-FCN's definition).
 
     For RoI k: the corners ``x1 * spatial_scale`` etc. are rounded half away from zero (C's
     ``round``); ``roi_w = max(x2 - x1, 1)``, ``roi_h = max(y2 - y1, 1)``; bin (i, j) covers rows
-    ``[y1 + floor(i*roi_h/pooled_h), y1 + ceil((i+1)*roi_h/pooled_h))`` and columns likewise (exact integer
-    arithmetic), clipped to ``[0, H]`` and ``[0, W]``; the output is the mean over the bin, 0 for an
-    empty bin. The backward spreads each gradient evenly over the same bin, so forward and backward
-    agree.
+    ``[y1 + floor(i*roi_h/pooled_h), y1 + ceil((i+1)*roi_h/pooled_h))`` and columns likewise (exact
+    integer arithmetic), clipped to ``[0, H]`` and ``[0, W]``; ``out[k, c, i, j]`` is the mean of
+    input channel ``(c*pooled_h + i)*pooled_w + j`` over the bin, 0 for an empty bin. The
+    backward spreads each gradient evenly over the same bin, so forward and backward agree.
 
-    Difference from torchvision: ``torchvision.ops.ps_roi_pool``'s forward clips the bin edges to
-    ``H - 1`` and ``W - 1``, so it never reads the map's last row and column (while its backward
-    clips to H and W); this op equals torchvision's wherever no bin reaches the last row or column.
+    Args:
+        input: ``[N, C, H, W]`` with ``C = C_out * pooled_h * pooled_w``, any strides.
+        boxes: ``[K, 5]`` rows ``(batch index, x1, y1, x2, y2)``, or a list of N arrays ``[K_i, 4]``.
+        output_size: ``(pooled_h, pooled_w)`` or an int, each in [1, 4096].
+        spatial_scale: feature-map pixels per image pixel.
+        deterministic: CUDA backward without atomics (see :func:`ps_roi_align`).
+
+    Returns:
+        ``[K, C_out, pooled_h, pooled_w]`` (contiguous, the input's dtype).
+
+    Differences from torchvision: ``torchvision.ops.ps_roi_pool``'s forward clips the bin edges
+    to ``H - 1`` and ``W - 1``, so it never reads the map's last row and column (while its
+    backward clips to H and W); this op equals torchvision's wherever no bin reaches the last row
+    or column.
     """
     return _run("pool", input, boxes, output_size, spatial_scale, 0, True, deterministic)
 

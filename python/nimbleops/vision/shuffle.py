@@ -20,9 +20,16 @@ from ._shuffle_kernel import run
 
 @ar.resolving
 def channel_shuffle(x, groups: int) -> Any:
-    """``out[:, k*g + i] = x[:, i*(C/g) + k]`` for ``i < g = groups``, ``k < C/g``: PyTorch's
-    ``channel_shuffle`` / ``nn.ChannelShuffle``. ``x [N, C, H, W]``, ``C`` divisible by ``groups``.
-    The backward is the shuffle with ``C/g`` groups."""
+    """Channel shuffle: ``out[:, k*g + i] = x[:, i*(C/g) + k]`` for ``i < g = groups``,
+    ``k < C/g``: PyTorch's ``channel_shuffle`` / ``nn.ChannelShuffle``.
+
+    Args:
+        x: ``[N, C, H, W]``.
+        groups: a divisor of C.
+
+    Returns:
+        ``[N, C, H, W]`` in x's memory format. The backward is the shuffle with ``C/g`` groups.
+    """
     groups = ar.check_int(groups, "groups", minimum=1)
     x = _input(x, "x")
     if x.shape[1] % groups != 0:
@@ -36,11 +43,18 @@ def channel_shuffle(x, groups: int) -> Any:
 
 @ar.resolving
 def concat_shuffle_split(a, b) -> Tuple[Any, Any]:
-    """The ShuffleNetV2 unit's tail in one pass: equals
-    ``channel_shuffle(cat([a, b], 1), 2).chunk(2, 1)``. ``a [N, Ca, H, W]``, ``b [N, Cb, H, W]``
-    with ``Ca + Cb`` even; returns two ``[N, (Ca + Cb) / 2, H, W]`` arrays (contiguous in a's
-    memory format, not views of one buffer): output channel ``j`` of the shuffled concatenation
-    is ``cat[(j % 2) * C/2 + j // 2]``."""
+    """The ShuffleNetV2 unit's tail in one pass:
+    ``channel_shuffle(cat([a, b], 1), 2).chunk(2, 1)``; output channel ``j`` of the shuffled
+    concatenation is ``cat[(j % 2) * C/2 + j // 2]``.
+
+    Args:
+        a: ``[N, Ca, H, W]``.
+        b: ``[N, Cb, H, W]`` with ``Ca + Cb`` even, of a's kind, dtype and device.
+
+    Returns:
+        Two ``[N, (Ca + Cb) / 2, H, W]`` arrays, contiguous in a's memory format (not views of
+        one buffer, unlike ``chunk``'s).
+    """
     out = _torch_cpu_concat_shuffle_split(a, b)
     if out is not None:
         return out
