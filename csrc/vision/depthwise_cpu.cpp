@@ -1,7 +1,8 @@
 // CPU depthwise convolution. m = 1, 3x3 / 5x5 at stride 1 or 2 (dilation 1), channels_last, or
 // NCHW in float32: register-blocked channels_last kernels (blocks of pixels x 16 channels) - for
 // NCHW over tasks (image, block of 16 channels) transposed into padded channels_last pixels and
-// back, the backward too; for channels_last over output rows, read in place. Other NCHW shapes
+// back, the backward too (depthwise_cpu_nchw.cpp, with the flat 3x3 planes); for channels_last
+// over output rows, read in place. Other NCHW shapes
 // (and float64): OpenMP over (image, input channel) planes, each copied once into a zero-padded
 // buffer (split into even / odd columns at stride 2) for the per-ISA row kernels of
 // depthwise_per_isa.cpp. Other channels_last shapes: OpenMP over output rows, each pixel's C
@@ -20,15 +21,13 @@
 // torch gives +-inf or a number. The float64 paths match torch. Finite weights give the same
 // result either way (the padding's products are zeros).
 #include <algorithm>
-#include <memory>
-#include <numeric>
-#include <utility>
 #include <vector>
 
 #include "core/dispatch.h"
 #include "core/parallel.h"
 #include "core/simd.h"
 #include "vision/depthwise_api.h"
+#include "vision/depthwise_cpu_paths.h"
 #include "vision/depthwise_per_isa.h"
 
 namespace nimbleops {
@@ -190,319 +189,12 @@ struct RowLayout {
   }
 };
 
-// channels_last, depth multiplier 1, 3x3 or 5x5 at stride 1 or 2 (both ways), dilation 1: every
-// pixel, border ones included, takes the register-blocked kernel forward_rows_nhwc, reading the
-// input rows in place (taps in the padding read a pixel of zeros), with no copy of the rows into
-// padded, aligned blocks first: the copy is a pass over the input that the aligned loads do not
-// pay back (docs/performance.md has the comparison).
+// channels_last in the shapes of rows_nhwc: every pixel, border ones included, takes the
+// register-blocked kernel forward_rows_nhwc, reading the input rows in place (taps in the padding
+// read a pixel of zeros), with no copy of the rows into padded, aligned blocks first: the copy is
+// a pass over the input that the aligned loads do not pay back (docs/performance.md has the
+// comparison).
 constexpr int64_t kChannelChunk = 48, kChunkedImageBytes = int64_t(512) << 10;  // see forward_nhwc_rows
-
-bool rows_nhwc(const DepthwiseViews& v, const DepthwiseShape& s) {
-  return s.m == 1 && v.KH == v.KW && (v.KH == 3 || v.KH == 5) && v.sh == v.sw && (v.sh == 1 || v.sh == 2) &&
-         v.dh == 1 && v.dw == 1;
-}
-
-// A 64-byte aligned buffer of n elements of T, uninitialised (grows, never shrinks)
-template <class T>
-struct AlignedBuffer {
-  std::unique_ptr<T[]> store;
-  int64_t size = 0;
-  T* get(int64_t n) {
-    constexpr int64_t extra = 64 / int64_t(sizeof(T));
-    if (size < n + extra) {
-      store.reset(new T[size_t(n + extra)]);  // default-initialised: no pass over the memory
-      size = n + extra;
-    }
-    const uintptr_t p = reinterpret_cast<uintptr_t>(store.get());
-    return reinterpret_cast<T*>((p + 63) & ~uintptr_t(63));
-  }
-};
-
-// NCHW through the channels_last kernels, for their shapes (rows_nhwc) in float32: a task takes
-// one image's block of 16 channels (kLanes), transposed in registers into zero-padded
-// channels_last pixels, runs the register-blocked kernels and transposes the result back.
-// Channels past C in the last block are zeros and are not written back. Planes up to 64K padded
-// pixels (256 x 256): a task's buffers (4 MB each at most) stay near the caches; larger planes take
-// the plane kernels.
-bool blocked_nchw(const DepthwiseViews& v, const DepthwiseShape& s) {
-  return v.x.dtype == DType::float32 && rows_nhwc(v, s) && (s.H + 2 * v.pad_h) * (s.W + 2 * v.pad_w) <= (int64_t(1) << 16);
-}
-
-// every block's weights as [KK][16] (lanes past C zero), flipped (tap KK - 1 - t) for the input
-// gradient, then its bias (zeros without one): block cb at cb * (KK + 1) * 16, built once per call
-template <class T>
-std::vector<T> block_weights(const T* w, const T* bias, int64_t C, int64_t KK, bool flip) {
-  const int64_t blocks = (C + kLanes - 1) / kLanes;
-  std::vector<T> wb(size_t(blocks * (KK + 1) * kLanes), T(0));
-  for (int64_t c = 0; c < C; ++c) {
-    T* b = wb.data() + (c / kLanes) * (KK + 1) * kLanes + c % kLanes;
-    for (int64_t t = 0; t < KK; ++t) b[t * kLanes] = w[c * KK + (flip ? KK - 1 - t : t)];
-    if (bias) b[KK * kLanes] = bias[c];
-  }
-  return wb;
-}
-
-// OH x OW output pixels from the zero-padded pixels xp (row pitch Wp; every tap inside), whose
-// output row oh reads the padded rows r0 + oh * S + kh; those outside [top, bottom) are padding,
-// passed as null rows (the kernels skip them)
-template <class T>
-void block_conv(const T* xp, int64_t Wp, int64_t K, int64_t S, int64_t OH, int64_t OW, const T* wb, const T* bias,
-                T* op, std::vector<const T*>& rows, int64_t r0, int64_t top, int64_t bottom) {
-  static const T zero[kLanes] = {};
-  const auto forward_rows = depthwise_kernels<T>().forward_rows_nhwc;  // looked up once, not per row
-  for (int64_t oh = 0; oh < OH; ++oh) {
-    for (int64_t kh = 0; kh < K; ++kh) {
-      const int64_t r = r0 + oh * S + kh;
-      rows[size_t(kh)] = (r >= top && r < bottom) ? xp + (oh * S + kh) * Wp * kLanes : nullptr;
-    }
-    forward_rows(rows.data(), zero, K, S, 0, Wp, OW, wb, bias, kLanes, 0, kLanes, op + oh * OW * kLanes);
-  }
-}
-
-// a task's buffer of Hp x Wp zero-padded pixels of 16 lanes (64-byte aligned) whose interior,
-// H x W pixels from (top, left), the task writes afterwards: only the border is zeroed, once
-template <class T>
-T* padded(AlignedBuffer<T>& buf, int64_t Hp, int64_t Wp, int64_t top, int64_t left, int64_t H, int64_t W) {
-  T* p = buf.get(Hp * Wp * kLanes);
-  const int64_t row = Wp * kLanes;
-  std::fill(p, p + top * row, T(0));
-  std::fill(p + (top + H) * row, p + Hp * row, T(0));
-  for (int64_t r = top; r < top + H; ++r) {
-    std::fill(p + r * row, p + r * row + left * kLanes, T(0));
-    std::fill(p + r * row + (left + W) * kLanes, p + (r + 1) * row, T(0));
-  }
-  return p;
-}
-
-// Bands of output rows per (image, block of 16 channels) task of the blocked NCHW path, where
-// the tasks are few (one image: [1,132,40,40] is 9 blocks for 8 chunks of work on two threads):
-// at least 16 tasks, bands of 8 rows or more. A function of the shape only, never of the thread
-// count: the weight gradient sums its partials per task, so its order of additions follows the
-// bands. Bands are not made thinner than 8 rows because each transposes its K - 1 rows of halo
-// again.
-inline int64_t row_bands(int64_t tasks, int64_t OH) {
-  if (tasks >= 16 || tasks <= 0) return 1;
-  return std::max<int64_t>(1, std::min((16 + tasks - 1) / tasks, OH / 8));
-}
-
-// The rows [first, last) of a source `rows` rows tall that output rows [o0, o1) read, K taps at
-// stride S with p rows of padding above: a band's input rows, or the grad_out rows of a band of
-// grad_input's gather
-inline std::pair<int64_t, int64_t> source_rows(int64_t o0, int64_t o1, int64_t S, int64_t p, int64_t K,
-                                               int64_t rows) {
-  return {std::max<int64_t>(0, o0 * S - p), std::min(rows, (o1 - 1) * S - p + K)};
-}
-
-template <class T>
-void forward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
-  const auto& k = depthwise_kernels<T>();
-  const T* x = v.x.ptr<T>();
-  const T* w = v.weight.ptr<T>();
-  const T* bias = v.bias ? v.bias->ptr<T>() : nullptr;
-  const int64_t K = v.KH, KK = K * K, HW = s.H * s.W, OHW = s.OH * s.OW;
-  const int64_t Hp = s.H + 2 * v.pad_h, Wp = s.W + 2 * v.pad_w, blocks = (s.C + kLanes - 1) / kLanes;
-  const std::vector<T> weights = block_weights(w, bias, s.C, KK, false);
-  const int64_t bands = row_bands(s.N * blocks, s.OH);
-  parallel_for(s.N * blocks * bands, 1, [&](int64_t t0, int64_t t1) {
-    AlignedBuffer<T> xbuf, obuf;
-    T* xp = padded(xbuf, Hp, Wp, v.pad_h, v.pad_w, s.H, s.W);
-    T* op = obuf.get(OHW * kLanes);
-    std::vector<const T*> rows(static_cast<size_t>(K));
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t n = t / (blocks * bands), cb = (t / bands) % blocks, band = t % bands;
-      const int64_t c0 = cb * kLanes, lanes = std::min<int64_t>(kLanes, s.C - c0);
-      const int64_t o0 = band * s.OH / bands, o1 = (band + 1) * s.OH / bands;  // the band's output rows
-      const auto [i0, i1] = source_rows(o0, o1, v.sh, v.pad_h, K, s.H);
-      const T* wb = weights.data() + cb * (KK + 1) * kLanes;
-      if (i1 > i0)
-        k.planes_to_pixels(x + (n * s.C + c0) * HW + i0 * s.W, HW, lanes, i1 - i0, s.W,
-                           xp + ((v.pad_h + i0) * Wp + v.pad_w) * kLanes, Wp);
-      block_conv(xp + o0 * v.sh * Wp * kLanes, Wp, K, v.sh, o1 - o0, s.OW, wb, bias ? wb + KK * kLanes : nullptr,
-                 op + o0 * s.OW * kLanes, rows, o0 * v.sh, v.pad_h, v.pad_h + s.H);
-      k.pixels_to_planes(op + o0 * s.OW * kLanes, s.OW, lanes, o1 - o0, s.OW, out + (n * s.C + c0) * OHW + o0 * s.OW,
-                         OHW);
-    }
-  });
-}
-
-// The backward for blocked_nchw, per task (image, block of 16 channels). grad_input: at stride 1
-// (padding <= K - 1) the correlation of grad_out, zero-padded by K - 1 - p, with the flipped kernel
-// (block_conv); else grad_out scattered into zero-padded rows (input_row_nhwc). The weight and
-// bias gradients sum over the task's pixels in registers (weight_nhwc) into a partial per task,
-// added over the images in order afterwards: deterministic, whatever the thread count.
-template <class T>
-void backward_nchw_blocked(const DepthwiseViews& v, const DepthwiseShape& s, const T* g, T* gx, T* gw, T* gb) {
-  const auto& k = depthwise_kernels<T>();
-  const T* x = v.x.ptr<T>();
-  const T* w = v.weight.ptr<T>();
-  const int64_t K = v.KH, S = v.sh, KK = K * K, HW = s.H * s.W, OHW = s.OH * s.OW;
-  const int64_t blocks = (s.C + kLanes - 1) / kLanes, Hp = s.H + 2 * v.pad_h, Wp = s.W + 2 * v.pad_w;  // padded input
-  const bool gather = S == 1 && v.pad_h <= K - 1 && v.pad_w <= K - 1;
-  const int64_t qh = gather ? K - 1 - v.pad_h : 0, qw = gather ? K - 1 - v.pad_w : 0;  // grad_out's padding
-  const int64_t Gh = s.OH + 2 * qh, Gw = s.OW + 2 * qw;
-  const bool weights = gw || gb;
-  // bands of rows (row_bands) where the tasks are few; not with the scatter, whose bands would
-  // add into each other's rows. A band takes rows [b * H / bands, ...) of grad_input and rows
-  // [b * OH / bands, ...) of grad_out for the weight gradient.
-  const int64_t bands = (gx && !gather) ? 1 : row_bands(s.N * blocks, std::min(s.H, s.OH));
-  const int64_t part_size = (KK + 1) * kLanes;
-  std::vector<T> part(size_t(weights ? s.N * blocks * bands * part_size : 0), T(0));
-  // grad_input's weights: flipped for the gather, as they are for the scatter
-  const std::vector<T> wgx = gx ? block_weights(w, static_cast<const T*>(nullptr), s.C, KK, gather) : std::vector<T>();
-  parallel_for(s.N * blocks * bands, 1, [&](int64_t t0, int64_t t1) {
-    AlignedBuffer<T> xbuf, gbuf, obuf;
-    T* xp = weights ? padded(xbuf, Hp, Wp, v.pad_h, v.pad_w, s.H, s.W) : nullptr;
-    T* gp = padded(gbuf, Gh, Gw, qh, qw, s.OH, s.OW);
-    T* op = gx ? obuf.get((gather ? HW : Hp * Wp) * kLanes) : nullptr;  // grad_input pixels (scatter: padded)
-    std::vector<const T*> rows(static_cast<size_t>(K));
-    std::vector<T*> out_rows(static_cast<size_t>(K));
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t n = t / (blocks * bands), cb = (t / bands) % blocks, band = t % bands;
-      const int64_t c0 = cb * kLanes, lanes = std::min<int64_t>(kLanes, s.C - c0);
-      const int64_t i0 = band * s.H / bands, i1 = (band + 1) * s.H / bands;     // its grad_input rows
-      const int64_t o0 = band * s.OH / bands, o1 = (band + 1) * s.OH / bands;  // its weight-gradient rows
-      // the grad_out rows these read: o0..o1 for the weights, the gather's source rows, every row
-      // for the scatter (one band)
-      int64_t g0 = weights ? o0 : s.OH, g1 = weights ? o1 : 0;
-      if (gx && gather) {
-        const auto [r0, r1] = source_rows(i0, i1, 1, qh, K, s.OH);
-        g0 = std::min(g0, r0), g1 = std::max(g1, r1);
-      } else if (gx) {
-        g0 = 0, g1 = s.OH;
-      }
-      T* gi = gp + (qh * Gw + qw) * kLanes;  // grad_out pixel (0, 0)
-      if (g1 > g0)
-        k.planes_to_pixels(g + (n * s.C + c0) * OHW + g0 * s.OW, OHW, lanes, g1 - g0, s.OW, gi + g0 * Gw * kLanes, Gw);
-      const T* wb = gx ? wgx.data() + cb * (KK + 1) * kLanes : nullptr;
-      if (gx && gather) {
-        block_conv(gp + i0 * Gw * kLanes, Gw, K, 1, i1 - i0, s.W, wb, static_cast<const T*>(nullptr),
-                   op + i0 * s.W * kLanes, rows, i0, qh, qh + s.OH);
-        k.pixels_to_planes(op + i0 * s.W * kLanes, s.W, lanes, i1 - i0, s.W, gx + (n * s.C + c0) * HW + i0 * s.W, HW);
-      } else if (gx) {
-        std::fill(op, op + Hp * Wp * kLanes, T(0));
-        for (int64_t oh = 0; oh < s.OH; ++oh) {
-          for (int64_t kh = 0; kh < K; ++kh) out_rows[size_t(kh)] = op + (oh * S + kh) * Wp * kLanes;
-          k.input_row_nhwc(gi + oh * Gw * kLanes, s.OW, wb, K, S, out_rows.data());
-        }
-        k.pixels_to_planes(op + (v.pad_h * Wp + v.pad_w) * kLanes, Wp, lanes, s.H, s.W, gx + (n * s.C + c0) * HW, HW);
-      }
-      if (weights && o1 > o0) {
-        const auto [x0, x1] = source_rows(o0, o1, S, v.pad_h, K, s.H);
-        if (x1 > x0)
-          k.planes_to_pixels(x + (n * s.C + c0) * HW + x0 * s.W, HW, lanes, x1 - x0, s.W,
-                             xp + ((v.pad_h + x0) * Wp + v.pad_w) * kLanes, Wp);
-        k.weight_nhwc(xp + o0 * S * Wp * kLanes, Wp, gi + o0 * Gw * kLanes, Gw, o1 - o0, s.OW, K, S,
-                      part.data() + t * part_size);
-      }
-    }
-  });
-  if (!weights) return;
-  // each block's partials summed over the images and bands in order (contiguous rows of
-  // part_size), in parallel over the blocks
-  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
-    std::vector<T> sum(static_cast<size_t>(part_size));
-    for (int64_t cb = b0; cb < b1; ++cb) {
-      std::fill(sum.begin(), sum.end(), T(0));
-      for (int64_t n = 0; n < s.N; ++n)
-        for (int64_t band = 0; band < bands; ++band) {
-          const T* p = part.data() + ((n * blocks + cb) * bands + band) * part_size;
-          for (int64_t i = 0; i < part_size; ++i) sum[size_t(i)] += p[i];
-        }
-      for (int64_t c = cb * kLanes; c < std::min<int64_t>(s.C, (cb + 1) * kLanes); ++c) {
-        const int64_t l = c % kLanes;
-        if (gw)
-          for (int64_t t = 0; t < KK; ++t) gw[c * KK + t] = sum[size_t(t * kLanes + l)];
-        if (gb) gb[c] = sum[size_t(KK * kLanes + l)];
-      }
-    }
-  });
-}
-
-// The weight and bias gradients of output channel oc (gw[oc * KK + t], gb[oc]; either may be null)
-// from its partials: KK taps and the bias, kLanes lanes each, the lanes summed in order
-template <class T>
-void weight_grads_from_lanes(const T* part, int64_t KK, int64_t oc, T* gw, T* gb) {
-  for (int64_t t = 0; t <= KK; ++t) {
-    T sum = T(0);
-    for (int l = 0; l < kLanes; ++l) sum += part[t * kLanes + l];
-    if (t < KK && gw) gw[oc * KK + t] = sum;
-    if (t == KK && gb) gb[oc] = sum;
-  }
-}
-
-// 3x3 at stride 1 with padding 1 (dilation 1), m = 1, NCHW float32, where the SIMD level has the
-// flat-plane kernels (AVX-512): each plane is read in place as one row of H * W elements
-// (FlatPlane), without the blocked path's transposes.
-bool flat_nchw(const DepthwiseViews& v, const DepthwiseShape& s) {
-  return v.x.dtype == DType::float32 && s.m == 1 && v.KH == 3 && v.KW == 3 && v.sh == 1 && v.sw == 1 &&
-         v.dh == 1 && v.dw == 1 && v.pad_h == 1 && v.pad_w == 1 && depthwise_kernels<float>().forward_plane != nullptr;
-}
-
-// The FlatPlane of an H x W plane and the masks of its border vectors (built once per call)
-struct FlatGeometry {
-  FlatPlane f;
-  std::vector<uint16_t> border, edge;
-  FlatGeometry(int64_t H, int64_t W) {
-    f.W = W;
-    f.HW = H * W;
-    f.nvec = (f.HW + kLanes - 1) / kLanes;
-    // inside: 16 v >= first, 16 v + 16 <= end (the next vector's taps inside the plane too)
-    const int64_t first = W + 1, end = f.HW - W - 1 - kLanes;
-    f.v_lo = std::min(f.nvec, (first + kLanes - 1) / kLanes);
-    f.v_hi = std::max(f.v_lo, end >= kLanes ? (end - kLanes) / kLanes + 1 : int64_t(0));
-    f.phases = W / std::gcd(W, int64_t(kLanes));
-    edge.assign(size_t(2 * f.phases), 0);
-    for (int64_t p = 0; p < f.phases; ++p)
-      for (int l = 0; l < kLanes; ++l) {
-        const int64_t w = (p * kLanes + l) % W;
-        if (w != 0) edge[size_t(2 * p)] |= uint16_t(1u << l);
-        if (w != W - 1) edge[size_t(2 * p + 1)] |= uint16_t(1u << l);
-      }
-    border.assign(size_t((f.nvec - f.v_hi + f.v_lo) * 9), 0);
-    int64_t b = 0;
-    for (int64_t vec = 0; vec < f.nvec; ++vec) {
-      if (vec == f.v_lo) vec = f.v_hi;
-      if (vec >= f.nvec) break;
-      for (int l = 0; l < kLanes && vec * kLanes + l < f.HW; ++l) {
-        const int64_t h = (vec * kLanes + l) / W, w = (vec * kLanes + l) % W;
-        for (int64_t t = 0; t < 9; ++t) {
-          const int64_t ih = h + t / 3 - 1, iw = w + t % 3 - 1;
-          if (ih >= 0 && ih < H && iw >= 0 && iw < W) border[size_t(b * 9 + t)] |= uint16_t(1u << l);
-        }
-      }
-      ++b;
-    }
-    f.border = border.data();
-    f.edge = edge.data();
-  }
-  FlatGeometry(const FlatGeometry&) = delete;  // f points into this object's tables
-  FlatGeometry& operator=(const FlatGeometry&) = delete;
-};
-
-// The backward for flat_nchw: a task per channel, over the images in order, each plane in one
-// pass (backward_plane: grad_input and the weight and bias partials per lane); the partials sum
-// over the images in order and then over the 16 lanes in order, whatever the thread count.
-template <class T>
-void backward_nchw_flat(const DepthwiseViews& v, const DepthwiseShape& s, const T* g, T* gx, T* gw, T* gb) {
-  const FlatGeometry geometry(s.H, s.W);
-  const auto backward_plane = depthwise_kernels<T>().backward_plane;
-  const T* x = v.x.ptr<T>();
-  const T* w = v.weight.ptr<T>();
-  const int64_t HW = s.H * s.W;
-  const bool weights = gw || gb;
-  parallel_for(s.C, 1, [&](int64_t c0, int64_t c1) {
-    T part[10 * kLanes], wflip[9];
-    for (int64_t c = c0; c < c1; ++c) {
-      std::fill(part, part + 10 * kLanes, T(0));
-      for (int t = 0; t < 9; ++t) wflip[t] = w[c * 9 + 8 - t];
-      for (int64_t n = 0; n < s.N; ++n) {
-        const int64_t p = n * s.C + c;
-        backward_plane(x + p * HW, g + p * HW, geometry.f, wflip, gx ? gx + p * HW : nullptr, weights ? part : nullptr);
-      }
-      if (weights) weight_grads_from_lanes(part, 9, c, gw, gb);
-    }
-  });
-}
 
 template <class T>
 void forward_nchw(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
@@ -511,15 +203,7 @@ void forward_nchw(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
   const T* w = v.weight.ptr<T>();
   const T* bias = v.bias ? v.bias->ptr<T>() : nullptr;
   const int64_t KK = v.KH * v.KW, HW = s.H * s.W, OHW = s.OH * s.OW;
-  if (flat_nchw(v, s)) {
-    const FlatGeometry geometry(s.H, s.W);
-    const auto forward_plane = depthwise_kernels<T>().forward_plane;
-    parallel_for(s.N * s.C, 1, [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p)
-        forward_plane(x + p * HW, geometry.f, w + (p % s.C) * KK, bias ? bias[p % s.C] : T(0), out + p * HW);
-    });
-    return;
-  }
+  if (flat_nchw(v, s)) return forward_nchw_flat(v, s, out);
   // (the blocked kernels keep 16 channels in each vector, the plane kernels one plane's pixels:
   // the blocked ones win on these planes even with their transposes)
   if (blocked_nchw(v, s)) return forward_nchw_blocked(v, s, out);
