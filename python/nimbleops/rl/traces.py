@@ -31,7 +31,7 @@ from .. import _C
 from .. import _arrays as ar
 from .td import _numpy, _numpy_2d, _table, check_on_host, to_device
 
-KINDS = ("accumulating", "replacing", "dutch")
+TRACE_KINDS = ("accumulating", "replacing", "dutch")
 
 
 def _scalar_in(x, name: str, hi: float) -> float:
@@ -49,9 +49,9 @@ def _traces(e, name: str, shape, dtype: str):
     return e
 
 
-def _tabular(rule, Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam, kind):
-    if kind not in KINDS:
-        raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
+def _tabular(rule, Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam, trace_kind):
+    if trace_kind not in TRACE_KINDS:
+        raise ValueError(f"kind: expected one of {TRACE_KINDS}, got {trace_kind!r}")
     name = "V" if rule == "td_lambda" else "Q"
     Q = _table(Q, name, 1 if rule == "td_lambda" else 2)
     dtype = ar.dtype_name(Q)
@@ -68,23 +68,23 @@ def _tabular(rule, Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, 
     alpha = _scalar_in(alpha, "alpha", 1.0)
     gamma = _scalar_in(gamma, "gamma", 1.0)
     lam = _scalar_in(lam, "lam", 1.0)
-    kind_ = ar.kind(Q)
-    td = ar.empty((B,), dtype, kind_)
+    kind = ar.kind(Q)
+    td = ar.empty((B,), dtype, kind)
     written = Q, e
     if rule == "td_lambda":  # views: updates land in V and e
         Q, e = Q.reshape(-1, 1), e.reshape(B, Q.shape[0], 1)
     view = ar.view_or_none
     stream = 0
-    if kind_.is_cuda:
-        if e.device != kind_.device:
-            raise ValueError(f"e: expected traces on {kind_.device} like the table, got {e.device}")
+    if kind.is_cuda:
+        if e.device != kind.device:
+            raise ValueError(f"e: expected traces on {kind.device} like the table, got {e.device}")
         S, A = Q.shape
         check_on_host((s, S, "s"), (s_next, S, "s_next"), (a, A, "a"), (a_next, A, "a_next"), rewards=r)
-        s, s_next, a, a_next, r, terminated, truncated = to_device(kind_, s, s_next, a, a_next, r, terminated,
+        s, s_next, a, a_next, r, terminated, truncated = to_device(kind, s, s_next, a, a_next, r, terminated,
                                                                    truncated)
-        stream = ar.cuda_stream(kind_)
-    getattr(_C.rl, f"tabular_trace_step_{kind_.suffix}")(
-        rule, kind, ar.view(Q), ar.view(e), ar.view(s), ar.view(s_next), view(a), view(a_next), ar.view(r),
+        stream = ar.cuda_stream(kind)
+    getattr(_C.rl, f"tabular_trace_step_{kind.suffix}")(
+        rule, trace_kind, ar.view(Q), ar.view(e), ar.view(s), ar.view(s_next), view(a), view(a_next), ar.view(r),
         ar.view(terminated), ar.view(truncated), alpha, gamma, lam, ar.view(td), stream)
     ar.bump_versions(*written)
     return td
@@ -199,18 +199,18 @@ def _linear(rule, w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, g
     alpha = _scalar_in(alpha, "alpha", np.inf)
     gamma = _scalar_in(gamma, "gamma", 1.0)
     lam = _scalar_in(lam, "lam", 1.0)
-    kind_ = ar.kind(w)
-    td = ar.empty((B,), dtype, kind_)
+    kind = ar.kind(w)
+    td = ar.empty((B,), dtype, kind)
     view = ar.view_or_none
     stream = 0
-    if kind_.is_cuda:
+    if kind.is_cuda:
         for t, name in ((z, "z"), (v_old, "v_old")):
-            if t is not None and t.device != kind_.device:
-                raise ValueError(f"{name}: expected a tensor on {kind_.device} like w, got {t.device}")
+            if t is not None and t.device != kind.device:
+                raise ValueError(f"{name}: expected a tensor on {kind.device} like w, got {t.device}")
         check_on_host(rewards=r)
-        phi, r, phi_next, terminated, truncated = to_device(kind_, phi, r, phi_next, terminated, truncated)
-        stream = ar.cuda_stream(kind_)
-    getattr(_C.rl, f"linear_td_step_{kind_.suffix}")(
+        phi, r, phi_next, terminated, truncated = to_device(kind, phi, r, phi_next, terminated, truncated)
+        stream = ar.cuda_stream(kind)
+    getattr(_C.rl, f"linear_td_step_{kind.suffix}")(
         rule, ar.view(w), view(z), view(v_old), ar.view(phi), ar.view(r), ar.view(phi_next), ar.view(terminated),
         view(truncated), alpha, gamma, lam, ar.view(td), stream)
     ar.bump_versions(w, z, v_old)
