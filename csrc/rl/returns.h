@@ -66,7 +66,8 @@ struct ReturnsArgs {
   T* grad_next_values = nullptr;
 };
 
-// Calls f(std::integral_constant<Estimator, K>, std::bool_constant<gamma is an array>).
+// Calls f(EstimatorTag<estimator>{}, EstimatorFlag<gamma is an array>{}): both as compile-time
+// constants, so each estimator gets its own loop.
 template <class T, class F>
 static inline void with_estimator(Estimator estimator, const ReturnsArgs<T>& a, F&& f) {
   auto with_gamma = [&](auto k) {
