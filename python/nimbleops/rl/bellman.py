@@ -137,14 +137,11 @@ def q_values(P: Model, R, V, gamma: float, *, check: bool = True):
     """Action values: ``Q[s, a] = R[s, a] + gamma * sum_s' P[s, a, s'] V[s']``.
 
     Args:
-        P: transitions ``[..., S, A, S']`` (a leading batch of MDPs allowed) or a
-            :class:`~nimbleops.rl.SparseTransitions`.
-        R: rewards ``[..., S, A]`` (or ``[..., S, A, S']``, reduced once to expected rewards);
-            ``-inf`` marks an infeasible action.
+        P, R: the MDP: transitions ``[..., S, A, S']`` or a SparseTransitions, rewards
+            ``[..., S, A]``.
         V: values ``[..., S]``.
         gamma: discount in [0, 1].
-        check: check that P's rows hold finite probabilities in [0, 1] summing to at most 1
-            (see the module docstring); False skips it.
+        check: check P's rows (the module docstring says how); False skips it.
 
     Returns:
         ``Q [..., S, A]``, -inf for the infeasible actions.
@@ -162,14 +159,7 @@ def bellman_optimality_backup(P: Model, R, V, gamma: float, *, check: bool = Tru
     :func:`q_values`.
 
     Args:
-        P: transitions ``[..., S, A, S']`` (a leading batch of MDPs allowed) or a
-            :class:`~nimbleops.rl.SparseTransitions`.
-        R: rewards ``[..., S, A]`` (or ``[..., S, A, S']``, reduced once to expected rewards);
-            ``-inf`` marks an infeasible action.
-        V: values ``[..., S]``.
-        gamma: discount in [0, 1].
-        check: check that P's rows hold finite probabilities in [0, 1] summing to at most 1
-            (see the module docstring); False skips it.
+        P, R, V, gamma, check: as for :func:`q_values`.
 
     Returns:
         ``(V_new [..., S], greedy_policy [..., S] int64)``: the greedy policy is the maximising
@@ -188,14 +178,7 @@ def greedy_policy(P: Model, R, V, gamma: float, *, check: bool = True):
     """The greedy action ``argmax_a Q[s, a]`` of :func:`bellman_optimality_backup`.
 
     Args:
-        P: transitions ``[..., S, A, S']`` (a leading batch of MDPs allowed) or a
-            :class:`~nimbleops.rl.SparseTransitions`.
-        R: rewards ``[..., S, A]`` (or ``[..., S, A, S']``, reduced once to expected rewards);
-            ``-inf`` marks an infeasible action.
-        V: values ``[..., S]``.
-        gamma: discount in [0, 1].
-        check: check that P's rows hold finite probabilities in [0, 1] summing to at most 1
-            (see the module docstring); False skips it.
+        P, R, V, gamma, check: as for :func:`q_values`.
 
     Returns:
         ``[..., S]`` int64 actions, the lowest index on ties.
@@ -209,16 +192,9 @@ def bellman_expectation_backup(P: Model, R, V, gamma: float, policy, *, check: b
     deterministic actions, ``V_new[s] = sum_a policy[s, a] Q[s, a]`` for probabilities.
 
     Args:
-        P: transitions ``[..., S, A, S']`` (a leading batch of MDPs allowed) or a
-            :class:`~nimbleops.rl.SparseTransitions`.
-        R: rewards ``[..., S, A]`` (or ``[..., S, A, S']``, reduced once to expected rewards);
-            ``-inf`` marks an infeasible action.
-        V: values ``[..., S]``.
-        gamma: discount in [0, 1].
+        P, R, V, gamma, check: as for :func:`q_values`.
         policy: int actions ``[..., S]`` or probabilities ``[..., S, A]`` summing to 1 per state;
             it may not use an infeasible action.
-        check: check that P's rows hold finite probabilities in [0, 1] summing to at most 1
-            (see the module docstring); False skips it.
 
     Returns:
         ``V_new [..., S]``.
@@ -279,10 +255,8 @@ def value_iteration(
     - ``gamma = 0`` stops after one sweep; ``max_iter`` sweeps at most.
 
     Args:
-        P: transitions ``[..., S, A, S']`` (a leading batch of MDPs allowed) or a
-            :class:`~nimbleops.rl.SparseTransitions`.
-        R: rewards ``[..., S, A]`` (or ``[..., S, A, S']``, reduced once to expected rewards);
-            ``-inf`` marks an infeasible action.
+        P, R: the MDP: transitions ``[..., S, A, S']`` or a SparseTransitions, rewards
+            ``[..., S, A]``.
         gamma: discount in [0, 1).
         tol: the optimality tolerance (> 0).
         max_iter: sweeps at most (>= 1).
@@ -291,8 +265,7 @@ def value_iteration(
         gauss_seidel: update V in place, states in index order (each backup sees the states
             before it already updated); sequential within an MDP, parallel over a batch; CPU
             only, with ``stop="sup"``.
-        check: check that P's rows hold finite probabilities in [0, 1] summing to at most 1
-            (see the module docstring); False skips it.
+        check: check P's rows (the module docstring says how); False skips it.
 
     Returns:
         An :class:`MDPSolution` whose policy is greedy with respect to the returned V (one extra
@@ -327,17 +300,14 @@ def policy_evaluation(
     ``||V' - V_pi||_sup < tol`` (``residual`` = the last ``||V' - V||_sup``).
 
     Args:
-        P: transitions ``[..., S, A, S']`` (a leading batch of MDPs allowed) or a
-            :class:`~nimbleops.rl.SparseTransitions`.
-        R: rewards ``[..., S, A]`` (or ``[..., S, A, S']``, reduced once to expected rewards);
-            ``-inf`` marks an infeasible action.
+        P, R: the MDP: transitions ``[..., S, A, S']`` or a SparseTransitions, rewards
+            ``[..., S, A]``.
         gamma: discount in [0, 1).
         policy: int actions ``[..., S]`` or probabilities ``[..., S, A]``.
         tol: the tolerance (> 0).
         max_iter: sweeps at most (>= 1).
         V0: initial values ``[..., S]`` (default zeros).
-        check: check that P's rows hold finite probabilities in [0, 1] summing to at most 1
-            (see the module docstring); False skips it.
+        check: check P's rows (the module docstring says how); False skips it.
 
     Returns:
         An :class:`MDPSolution`; its policy is the one given (converted to this call's kind).
@@ -371,17 +341,14 @@ def policy_iteration(
     improvements; ``residual`` = ``||T V - V||_sup`` at the last improvement.
 
     Args:
-        P: transitions ``[..., S, A, S']`` (a leading batch of MDPs allowed) or a
-            :class:`~nimbleops.rl.SparseTransitions`.
-        R: rewards ``[..., S, A]`` (or ``[..., S, A, S']``, reduced once to expected rewards);
-            ``-inf`` marks an infeasible action.
+        P, R: the MDP: transitions ``[..., S, A, S']`` or a SparseTransitions, rewards
+            ``[..., S, A]``.
         gamma: discount in [0, 1).
         policy0: initial int actions ``[..., S]`` (default: greedy for V = 0).
         eval_tol: the evaluation tolerance (> 0).
         eval_max_iter: evaluation sweeps at most per iteration (>= 1).
         max_iter: improvements at most (>= 1).
-        check: check that P's rows hold finite probabilities in [0, 1] summing to at most 1
-            (see the module docstring); False skips it.
+        check: check P's rows (the module docstring says how); False skips it.
 
     Returns:
         An :class:`MDPSolution`; V is the value of the returned policy.
@@ -424,18 +391,15 @@ def modified_policy_iteration(
     norm).
 
     Args:
-        P: transitions ``[..., S, A, S']`` (a leading batch of MDPs allowed) or a
-            :class:`~nimbleops.rl.SparseTransitions`.
-        R: rewards ``[..., S, A]`` (or ``[..., S, A, S']``, reduced once to expected rewards);
-            ``-inf`` marks an infeasible action.
+        P, R: the MDP: transitions ``[..., S, A, S']`` or a SparseTransitions, rewards
+            ``[..., S, A]``.
         gamma: discount in [0, 1).
         k: partial evaluation sweeps per iteration (>= 0).
         tol: the optimality tolerance (> 0).
         max_iter: iterations at most (>= 1).
         V0: initial values ``[..., S]``; default ``min finite R / (1 - gamma)`` per MDP (a lower
             bound on V*, as QuantEcon does).
-        check: check that P's rows hold finite probabilities in [0, 1] summing to at most 1
-            (see the module docstring); False skips it.
+        check: check P's rows (the module docstring says how); False skips it.
 
     Returns:
         An :class:`MDPSolution`.
@@ -466,15 +430,12 @@ def finite_horizon(
     """Backward induction: ``V[t] = max_a Q(V[t+1])`` from ``V[horizon] = terminal_values``.
 
     Args:
-        P: transitions ``[..., S, A, S']`` (a leading batch of MDPs allowed) or a
-            :class:`~nimbleops.rl.SparseTransitions`.
-        R: rewards ``[..., S, A]`` (or ``[..., S, A, S']``, reduced once to expected rewards);
-            ``-inf`` marks an infeasible action.
+        P, R: the MDP: transitions ``[..., S, A, S']`` or a SparseTransitions, rewards
+            ``[..., S, A]``.
         gamma: discount in [0, 1] (1 allowed here).
         horizon: the number of steps (>= 0).
         terminal_values: ``[..., S]`` (default zeros).
-        check: check that P's rows hold finite probabilities in [0, 1] summing to at most 1
-            (see the module docstring); False skips it.
+        check: check P's rows (the module docstring says how); False skips it.
 
     Returns:
         A :class:`FiniteHorizonSolution`: V ``[horizon+1, ..., S]`` and policy ``[horizon, ..., S]``

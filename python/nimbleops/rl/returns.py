@@ -41,12 +41,8 @@ def discounted_returns(rewards, next_values, terminated, truncated, *, gamma, ti
     Args:
         rewards: ``[T, *batch]``, finite.
         next_values: ``V(s_{t+1})`` ``[T, *batch]``.
-        terminated: bool ``[T, *batch]``: a terminal state at step t, no bootstrap (None: all False).
-        truncated: bool ``[T, *batch]``: cut by a time limit at step t; bootstrap from
-            ``next_values[t]``, but the recursion stops (None: all False).
-        gamma: discount in [0, 1], a number or an array broadcastable to the rollout (a 0 acts
-            like a termination).
-        time_dim: the time axis of the arrays (default 0: time-major).
+        terminated, truncated, gamma, time_dim: the episode ends, the discount and the time axis
+            (the module docstring states the conventions).
 
     Returns:
         ``G [T, *batch]``.
@@ -63,12 +59,8 @@ def n_step_returns(rewards, next_values, terminated, truncated, *, gamma, n: int
     Args:
         rewards: ``[T, *batch]``, finite.
         next_values: ``V(s_{t+1})`` ``[T, *batch]``.
-        terminated: bool ``[T, *batch]``: a terminal state at step t, no bootstrap (None: all False).
-        truncated: bool ``[T, *batch]``: cut by a time limit at step t; bootstrap from
-            ``next_values[t]``, but the recursion stops (None: all False).
-        gamma: discount in [0, 1], a number or an array broadcastable to the rollout (a 0 acts
-            like a termination).
-        time_dim: the time axis of the arrays (default 0: time-major).
+        terminated, truncated, gamma, time_dim: the episode ends, the discount and the time axis
+            (the module docstring states the conventions).
         n: the number of steps (>= 1).
 
     Returns:
@@ -87,12 +79,8 @@ def lambda_returns(rewards, next_values, terminated, truncated, *, gamma, lam: f
     Args:
         rewards: ``[T, *batch]``, finite.
         next_values: ``V(s_{t+1})`` ``[T, *batch]``.
-        terminated: bool ``[T, *batch]``: a terminal state at step t, no bootstrap (None: all False).
-        truncated: bool ``[T, *batch]``: cut by a time limit at step t; bootstrap from
-            ``next_values[t]``, but the recursion stops (None: all False).
-        gamma: discount in [0, 1], a number or an array broadcastable to the rollout (a 0 acts
-            like a termination).
-        time_dim: the time axis of the arrays (default 0: time-major).
+        terminated, truncated, gamma, time_dim: the episode ends, the discount and the time axis
+            (the module docstring states the conventions).
         lam: lambda in [0, 1].
 
     Returns:
@@ -112,12 +100,8 @@ def gae(rewards, values, next_values, terminated, truncated, *, gamma, lam: floa
         rewards: ``[T, *batch]``, finite.
         values: ``V(s_t)`` ``[T, *batch]``.
         next_values: ``V(s_{t+1})`` ``[T, *batch]``.
-        terminated: bool ``[T, *batch]``: a terminal state at step t, no bootstrap (None: all False).
-        truncated: bool ``[T, *batch]``: cut by a time limit at step t; bootstrap from
-            ``next_values[t]``, but the recursion stops (None: all False).
-        gamma: discount in [0, 1], a number or an array broadcastable to the rollout (a 0 acts
-            like a termination).
-        time_dim: the time axis of the arrays (default 0: time-major).
+        terminated, truncated, gamma, time_dim: the episode ends, the discount and the time axis
+            (the module docstring states the conventions).
         lam: lambda in [0, 1].
 
     Returns:
@@ -146,12 +130,8 @@ def vtrace(rewards, values, next_values, log_rhos, terminated, truncated, *, gam
         next_values: ``V(s_{t+1})`` ``[T, *batch]``.
         log_rhos: ``log(pi(a_t | s_t) / mu(a_t | s_t))`` ``[T, *batch]``; treated as constants (no
             gradient), as IMPALA does.
-        terminated: bool ``[T, *batch]``: a terminal state at step t, no bootstrap (None: all False).
-        truncated: bool ``[T, *batch]``: cut by a time limit at step t; bootstrap from
-            ``next_values[t]``, but the recursion stops (None: all False).
-        gamma: discount in [0, 1], a number or an array broadcastable to the rollout (a 0 acts
-            like a termination).
-        time_dim: the time axis of the arrays (default 0: time-major).
+        terminated, truncated, gamma, time_dim: the episode ends, the discount and the time axis
+            (the module docstring states the conventions).
         lam: lambda in [0, 1] (1: the paper's V-trace).
         rho_clip: the truncation of rho (> 0).
         c_clip: the truncation of c (> 0).

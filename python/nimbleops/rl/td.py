@@ -43,13 +43,8 @@ def td0_update_(V, s, r, s_next, terminated, *, alpha, gamma, mode: str = "seque
 
     Args:
         V: the table ``[S]``, updated in place.
-        s: states ``[N]`` (int64, or int32).
-        r: rewards ``[N]``, finite.
-        s_next: next states ``[N]``.
-        terminated: ``[N]`` bool: no bootstrap from ``s_next``.
-        alpha: step size >= 0, a number or ``[N]`` array.
-        gamma: discount in [0, 1], a number or ``[N]`` array.
-        mode: ``"sequential"`` or ``"accumulate"`` (see the module docstring).
+        s, r, s_next, terminated: the transitions, ``[N]`` each.
+        alpha, gamma, mode: the step size, the discount and the batch semantics (module docstring).
 
     Returns:
         The TD errors ``delta [N]`` (the table's dtype and kind); the table is updated in place.
@@ -64,15 +59,8 @@ def sarsa_update_(Q, s, a, r, s_next, a_next, terminated, *, alpha, gamma, mode:
 
     Args:
         Q: the table ``[S, A]``, updated in place.
-        s: states ``[N]`` (int64, or int32).
-        a: actions ``[N]``.
-        r: rewards ``[N]``, finite.
-        s_next: next states ``[N]``.
-        a_next: the next actions ``[N]``.
-        terminated: ``[N]`` bool: no bootstrap from ``s_next``.
-        alpha: step size >= 0, a number or ``[N]`` array.
-        gamma: discount in [0, 1], a number or ``[N]`` array.
-        mode: ``"sequential"`` or ``"accumulate"`` (see the module docstring).
+        s, a, r, s_next, a_next, terminated: the transitions, ``[N]`` each.
+        alpha, gamma, mode: the step size, the discount and the batch semantics (module docstring).
 
     Returns:
         The TD errors ``delta [N]`` (the table's dtype and kind); the table is updated in place.
@@ -87,14 +75,8 @@ def q_learning_update_(Q, s, a, r, s_next, terminated, *, alpha, gamma, mode: st
 
     Args:
         Q: the table ``[S, A]``, updated in place.
-        s: states ``[N]`` (int64, or int32).
-        a: actions ``[N]``.
-        r: rewards ``[N]``, finite.
-        s_next: next states ``[N]``.
-        terminated: ``[N]`` bool: no bootstrap from ``s_next``.
-        alpha: step size >= 0, a number or ``[N]`` array.
-        gamma: discount in [0, 1], a number or ``[N]`` array.
-        mode: ``"sequential"`` or ``"accumulate"`` (see the module docstring).
+        s, a, r, s_next, terminated: the transitions, ``[N]`` each.
+        alpha, gamma, mode: the step size, the discount and the batch semantics (module docstring).
 
     Returns:
         The TD errors ``delta [N]`` (the table's dtype and kind); the table is updated in place.
@@ -110,14 +92,8 @@ def expected_sarsa_update_(Q, s, a, r, s_next, terminated, *, alpha, gamma, mode
 
     Args:
         Q: the table ``[S, A]``, updated in place.
-        s: states ``[N]`` (int64, or int32).
-        a: actions ``[N]``.
-        r: rewards ``[N]``, finite.
-        s_next: next states ``[N]``.
-        terminated: ``[N]`` bool: no bootstrap from ``s_next``.
-        alpha: step size >= 0, a number or ``[N]`` array.
-        gamma: discount in [0, 1], a number or ``[N]`` array.
-        mode: ``"sequential"`` or ``"accumulate"`` (see the module docstring).
+        s, a, r, s_next, terminated: the transitions, ``[N]`` each.
+        alpha, gamma, mode: the step size, the discount and the batch semantics (module docstring).
         probs: ``pi(. | s_next)`` as ``[N, A]`` rows of probabilities summing to 1; or
         epsilon: the epsilon-greedy policy of Q: ``1 - epsilon`` spread evenly over the
             maximising actions and ``epsilon / A`` on every action. Exactly one of ``probs`` and
@@ -142,14 +118,8 @@ def double_q_learning_update_(Q1, Q2, s, a, r, s_next, terminated, *, alpha, gam
 
     Args:
         Q1, Q2: the tables ``[S, A]``, updated in place.
-        s: states ``[N]`` (int64, or int32).
-        a: actions ``[N]``.
-        r: rewards ``[N]``, finite.
-        s_next: next states ``[N]``.
-        terminated: ``[N]`` bool: no bootstrap from ``s_next``.
-        alpha: step size >= 0, a number or ``[N]`` array.
-        gamma: discount in [0, 1], a number or ``[N]`` array.
-        mode: ``"sequential"`` or ``"accumulate"`` (see the module docstring).
+        s, a, r, s_next, terminated: the transitions, ``[N]`` each.
+        alpha, gamma, mode: the step size, the discount and the batch semantics (module docstring).
         update_first: ``[N]`` bool, which table transition i updates.
 
     Returns:

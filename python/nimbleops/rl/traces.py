@@ -4,7 +4,8 @@ place (names end with ``_``); each returns the TD errors ``delta [B]``.
 Synchronous semantics: every environment's TD error comes from the table / weights as they are
 before the step; the updates of all environments are summed (in environment order, so results
 never depend on the thread count). ``done = terminated | truncated`` resets an environment's
-traces after its update; ``terminated`` also means no bootstrap.
+traces after its update; ``terminated`` also means no bootstrap. ``alpha`` (the step size),
+``gamma`` (the discount) and ``lam`` (the trace decay) are numbers in [0, 1].
 
 Tabular (``Q [S, A]`` or ``V [S]``, traces ``e [B, S, A]`` / ``[B, S]``), per environment:
 the trace of the visited ``(s, a)`` is bumped (``kind="accumulating"``: ``e += 1``;
@@ -98,15 +99,10 @@ def td_lambda_step_(V, e, s, r, s_next, terminated, truncated, *, alpha, gamma, 
     Args:
         V: the table ``[S]``, updated in place.
         e: traces ``[B, S]``, updated in place.
-        s: states ``[B]``.
-        r: rewards ``[B]``, finite.
-        s_next: next states ``[B]``.
-        terminated: ``[B]`` bool: no bootstrap from ``s_next``.
-        truncated: ``[B]`` bool: the episode was cut; bootstrap, but reset the traces.
-        alpha: step size, a number in [0, 1].
-        gamma: discount in [0, 1].
-        lam: the trace decay lambda in [0, 1].
-        kind: ``"accumulating"``, ``"replacing"`` or ``"dutch"`` (see the module docstring).
+        s, r, s_next, terminated, truncated: the transitions of the B environments, ``[B]``
+            each.
+        alpha, gamma, lam, kind: the step size, the discount, the trace decay and the trace kind
+            (module docstring).
 
     Returns:
         The TD errors ``delta [B]``; the table (or weights) and traces are updated in place.
@@ -123,17 +119,10 @@ def sarsa_lambda_step_(Q, e, s, a, r, s_next, a_next, terminated, truncated, *, 
     Args:
         Q: the table ``[S, A]``, updated in place.
         e: traces ``[B, S, A]``, updated in place.
-        s: states ``[B]``.
-        a: actions ``[B]``.
-        r: rewards ``[B]``, finite.
-        s_next: next states ``[B]``.
-        a_next: the next actions ``[B]``.
-        terminated: ``[B]`` bool: no bootstrap from ``s_next``.
-        truncated: ``[B]`` bool: the episode was cut; bootstrap, but reset the traces.
-        alpha: step size, a number in [0, 1].
-        gamma: discount in [0, 1].
-        lam: the trace decay lambda in [0, 1].
-        kind: ``"accumulating"``, ``"replacing"`` or ``"dutch"`` (see the module docstring).
+        s, a, r, s_next, a_next, terminated, truncated: the transitions of the B environments, ``[B]``
+            each.
+        alpha, gamma, lam, kind: the step size, the discount, the trace decay and the trace kind
+            (module docstring).
 
     Returns:
         The TD errors ``delta [B]``; the table (or weights) and traces are updated in place.
@@ -149,23 +138,7 @@ def watkins_q_lambda_step_(Q, e, s, a, r, s_next, a_next, terminated, truncated,
     action taken next) is not greedy, ``Q[s_next, a_next] < max Q[s_next]`` (greedy ties keep
     the traces).
 
-    Args:
-        Q: the table ``[S, A]``, updated in place.
-        e: traces ``[B, S, A]``, updated in place.
-        s: states ``[B]``.
-        a: actions ``[B]``.
-        r: rewards ``[B]``, finite.
-        s_next: next states ``[B]``.
-        a_next: the next actions ``[B]``.
-        terminated: ``[B]`` bool: no bootstrap from ``s_next``.
-        truncated: ``[B]`` bool: the episode was cut; bootstrap, but reset the traces.
-        alpha: step size, a number in [0, 1].
-        gamma: discount in [0, 1].
-        lam: the trace decay lambda in [0, 1].
-        kind: ``"accumulating"``, ``"replacing"`` or ``"dutch"`` (see the module docstring).
-
-    Returns:
-        The TD errors ``delta [B]``; the table (or weights) and traces are updated in place.
+    Args and Returns: as for :func:`sarsa_lambda_step_`.
     """
     return _tabular("watkins_q_lambda", Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam,
                     kind)
@@ -224,12 +197,9 @@ def linear_td0_update_(w, phi, r, phi_next, terminated, *, alpha, gamma):
 
     Args:
         w: weights ``[d]``, updated in place.
-        phi: features ``[B, d]`` of the current states.
-        r: rewards ``[B]``, finite.
-        phi_next: features ``[B, d]`` of the next states.
-        terminated: ``[B]`` bool: no bootstrap from ``phi_next``.
-        alpha: step size, a number in [0, 1].
-        gamma: discount in [0, 1].
+        phi, r, phi_next, terminated: the features ``[B, d]`` of the states and of the next states,
+            the rewards and the terminations, ``[B]`` each.
+        alpha, gamma: the step size and the discount (module docstring).
 
     Returns:
         The TD errors ``delta [B]``; ``w`` is updated in place.
@@ -245,14 +215,10 @@ def linear_td_lambda_step_(w, z, phi, r, phi_next, terminated, truncated, *, alp
     Args:
         w: weights ``[d]``, updated in place.
         z: traces ``[B, d]``, updated in place.
-        phi: features ``[B, d]`` of the current states.
-        r: rewards ``[B]``, finite.
-        phi_next: features ``[B, d]`` of the next states.
-        terminated: ``[B]`` bool: no bootstrap from ``phi_next``.
-        truncated: ``[B]`` bool: the episode was cut; bootstrap, but reset the traces.
-        alpha: step size, a number in [0, 1].
-        gamma: discount in [0, 1].
-        lam: the trace decay lambda in [0, 1].
+        phi, r, phi_next, terminated: the features ``[B, d]`` of the states and of the next states,
+            the rewards and the terminations, ``[B]`` each.
+        truncated: ``[B]`` bool.
+        alpha, gamma, lam: the step size, the discount and the trace decay (module docstring).
 
     Returns:
         The TD errors ``delta [B]``; the table (or weights) and traces are updated in place.
@@ -268,17 +234,9 @@ def true_online_td_lambda_step_(w, z, v_old, phi, r, phi_next, terminated, trunc
     ``v_old = w.phi_next`` (before the update), and ``z, v_old = 0`` where done.
 
     Args:
-        w: weights ``[d]``, updated in place.
-        z: traces ``[B, d]``, updated in place.
+        w, z, phi, r, phi_next, terminated, truncated, alpha, gamma, lam: as for
+            :func:`linear_td_lambda_step_`; ``z`` holds dutch traces here.
         v_old: ``[B]`` (zeros at the start of an episode), updated in place.
-        phi: features ``[B, d]`` of the current states.
-        r: rewards ``[B]``, finite.
-        phi_next: features ``[B, d]`` of the next states.
-        terminated: ``[B]`` bool: no bootstrap from ``phi_next``.
-        truncated: ``[B]`` bool: the episode was cut; bootstrap, but reset the traces.
-        alpha: step size, a number in [0, 1].
-        gamma: discount in [0, 1].
-        lam: the trace decay lambda in [0, 1].
 
     Returns:
         The TD errors ``delta [B]``; the table (or weights) and traces are updated in place.
