@@ -109,13 +109,13 @@ void bind_vision(py::module_& m) {
              v.dh = dilation[0];
              v.dw = dilation[1];
              v.stream = stream;
-             vision::depthwise_shape(v);
+             vision::check_depthwise(v);
              return v;
            }),
            py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("kernel"), py::arg("stride"), py::arg("padding"),
            py::arg("dilation"), py::arg("stream"))
       .def_property_readonly("output_shape", [](const vision::DepthwiseViews& v) {
-        const vision::DepthwiseShape s = vision::depthwise_shape(v);
+        const vision::DepthwiseShape& s = v.shape;
         return std::vector<int64_t>{s.N, s.Cout, s.OH, s.OW};
       });
 
@@ -135,7 +135,7 @@ void bind_vision(py::module_& m) {
              v.shuffle_groups = shuffle_groups;
              v.relu = relu;
              v.stream = stream;
-             vision::pointwise_shape(v);
+             vision::check_pointwise(v);
              return v;
            }),
            py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("groups"), py::arg("shuffle_groups"),
@@ -171,7 +171,7 @@ void bind_vision(py::module_& m) {
              v.bias = bias;
              v.eps = eps;
              v.relu = relu;
-             vision::batch_norm_shape(v);
+             vision::check_batch_norm(v);
              return v;
            }),
            py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("eps"), py::arg("relu"));

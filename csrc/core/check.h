@@ -98,6 +98,14 @@ inline void check_like(const View& x, const View& ref, const char* name, const c
   check_like(x, ref, name, ref_name, ref.numel(), ref.dtype);
 }
 
+// The shape of views that their op's check has passed (views.checked, views.shape): a kernel's
+// guard that it is given checked views.
+template <class Views>
+const auto& checked_shape(const Views& v) {
+  NIMBLEOPS_CHECK(v.checked, "internal: the kernels take views checked by their op's check");
+  return v.shape;
+}
+
 // Arrays an op updates in place against every other array of the call (absent ones skipped): a
 // written array must not share memory with another (numpy's may_share_memory: bounds, so an
 // interleaved pair counts as overlapping), or the kernel would read values it has already changed.

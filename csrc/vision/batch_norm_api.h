@@ -16,19 +16,22 @@
 namespace nimbleops {
 namespace vision {
 
+struct BatchNormShape {
+  int64_t N, C, HW;
+};
+
 struct BatchNormViews {
   View x;       // [N, C, H, W], NCHW-contiguous
   View weight;  // gamma [C]
   View bias;    // beta [C]
   double eps = 1e-5;
   bool relu = false;
+  BatchNormShape shape{};  // set by check_batch_norm
+  bool checked = false;  // the kernels take only checked views
 };
 
-struct BatchNormShape {
-  int64_t N, C, HW;
-};
-
-BatchNormShape batch_norm_shape(const BatchNormViews& v);  // validates
+// The one check of a call: shapes, dtypes, devices and sizes; stores the shape in v.
+void check_batch_norm(BatchNormViews& v);
 
 namespace cpu {
 // out like x; mean and invstd [C] in x's dtype

@@ -25,7 +25,7 @@ const BatchNormKernels<double>& batch_norm_kernels<double>() {
   return NIMBLEOPS_ACTIVE_ISA_TABLE(batch_norm_f64);
 }
 
-BatchNormShape batch_norm_shape(const BatchNormViews& v) {
+void check_batch_norm(BatchNormViews& v) {
   NIMBLEOPS_CHECK(v.x.ndim() == 4, "x: expected [N, C, H, W], got shape ", shape_str(v.x));
   NIMBLEOPS_CHECK(v.x.dtype == DType::float32 || v.x.dtype == DType::float64, "x: expected float32 or float64, got ",
                   dtype_name(v.x.dtype));
@@ -41,13 +41,14 @@ BatchNormShape batch_norm_shape(const BatchNormViews& v) {
     check_same_device(view, v.x, name, "x");
   }
   NIMBLEOPS_CHECK(std::isfinite(v.eps) && v.eps >= 0, "eps: expected a finite number >= 0, got ", v.eps);
-  return s;
+  v.shape = s;
+  v.checked = true;
 }
 
 namespace cpu {
 
 void batch_norm_forward(const BatchNormViews& v, const View& out, const View& mean, const View& invstd) {
-  const BatchNormShape s = batch_norm_shape(v);
+  const BatchNormShape& s = checked_shape(v);
   check_contiguous(out, "out");
   check_dtype(out, v.x.dtype, "out");
   check_numel(out, s.N * s.C * s.HW, "out");
@@ -88,7 +89,7 @@ void batch_norm_forward(const BatchNormViews& v, const View& out, const View& me
 void batch_norm_backward(const BatchNormViews& v, const View& grad_out, const View& out, const View& mean,
                          const View& invstd, const std::optional<View>& grad_x, const std::optional<View>& grad_w,
                          const std::optional<View>& grad_b) {
-  const BatchNormShape s = batch_norm_shape(v);
+  const BatchNormShape& s = checked_shape(v);
   auto check_like_x = [&](const View& t, const char* name) {
     check_contiguous(t, name);
     check_dtype(t, v.x.dtype, name);

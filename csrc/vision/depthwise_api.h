@@ -14,20 +14,23 @@
 namespace nimbleops {
 namespace vision {
 
+struct DepthwiseShape {
+  int64_t N, C, H, W, m, Cout, OH, OW;
+  bool channels_last;
+};
+
 struct DepthwiseViews {
   View x;                   // [N, C, H, W]
   View weight;              // [C*m, KH*KW]
   std::optional<View> bias;  // [C*m]
   int64_t KH = 1, KW = 1, sh = 1, sw = 1, pad_h = 0, pad_w = 0, dh = 1, dw = 1;
   uintptr_t stream = 0;
+  DepthwiseShape shape{};  // set by check_depthwise
+  bool checked = false;  // the kernels take only checked views
 };
 
-struct DepthwiseShape {
-  int64_t N, C, H, W, m, Cout, OH, OW;
-  bool channels_last;
-};
-
-DepthwiseShape depthwise_shape(const DepthwiseViews& v);  // validates
+// The one check of a call: shapes, dtypes, devices and sizes; stores the shape in v.
+void check_depthwise(DepthwiseViews& v);
 
 namespace cpu {
 void depthwise_forward(const DepthwiseViews& v, const View& out);

@@ -46,7 +46,7 @@ const DepthwiseKernels<double>& depthwise_kernels<double>() {
   return NIMBLEOPS_ACTIVE_ISA_TABLE(depthwise_f64);
 }
 
-DepthwiseShape depthwise_shape(const DepthwiseViews& v) {
+void check_depthwise(DepthwiseViews& v) {
   NIMBLEOPS_CHECK(v.x.ndim() == 4, "x: expected [N, C, H, W], got shape ", shape_str(v.x));
   NIMBLEOPS_CHECK(v.x.dtype == DType::float32 || v.x.dtype == DType::float64, "x: expected float32 or float64, got ",
                   dtype_name(v.x.dtype));
@@ -86,7 +86,8 @@ DepthwiseShape depthwise_shape(const DepthwiseViews& v) {
   // the output and the padded planes the kernels allocate must be addressable too
   checked_mul(checked_mul(checked_mul(s.N, s.Cout, "output"), s.OH, "padding"), s.OW, "padding");
   checked_mul(Hp, Wp, "padding");
-  return s;
+  v.shape = s;
+  v.checked = true;
 }
 
 namespace cpu {
@@ -361,7 +362,7 @@ void forward_nhwc(const DepthwiseViews& v, const DepthwiseShape& s, T* out) {
 }  // namespace
 
 void depthwise_forward(const DepthwiseViews& v, const View& out) {
-  const DepthwiseShape s = depthwise_shape(v);
+  const DepthwiseShape& s = checked_shape(v);
   NIMBLEOPS_CHECK(v.x.device < 0, "x: expected a CPU array for the CPU kernels");
   NIMBLEOPS_CHECK(out.ndim() == 4 && out.shape[0] == s.N && out.shape[1] == s.Cout && out.shape[2] == s.OH &&
                       out.shape[3] == s.OW,
@@ -379,7 +380,7 @@ void depthwise_forward(const DepthwiseViews& v, const View& out) {
 
 void depthwise_backward(const DepthwiseViews& v, const View& grad_out, const std::optional<View>& grad_x,
                         const std::optional<View>& grad_w, const std::optional<View>& grad_b) {
-  const DepthwiseShape s = depthwise_shape(v);
+  const DepthwiseShape& s = checked_shape(v);
   NIMBLEOPS_CHECK(v.x.device < 0, "x: expected a CPU array for the CPU kernels");
   NIMBLEOPS_CHECK(!s.channels_last, "internal: the CPU backward takes NCHW-contiguous x");
   check_contiguous(grad_out, "grad_output");

@@ -124,7 +124,7 @@ DwArgs<T> make_args(const DepthwiseViews& v, const DepthwiseShape& s) {
 }  // namespace
 
 void depthwise_forward(const DepthwiseViews& v, const View& out) {
-  const DepthwiseShape s = depthwise_shape(v);
+  const DepthwiseShape& s = checked_shape(v);
   NIMBLEOPS_CHECK(v.x.device >= 0, "x: expected CUDA tensors for the CUDA kernels");
   NIMBLEOPS_CHECK(out.ndim() == 4 && out.numel() == s.N * s.Cout * s.OH * s.OW, "internal: out shape");
   check_same_device(out, v.x, "out", "x");
@@ -142,7 +142,7 @@ void depthwise_forward(const DepthwiseViews& v, const View& out) {
 
 void depthwise_backward(const DepthwiseViews& v, const View& grad_out, const std::optional<View>& grad_x,
                         const std::optional<View>& grad_w, const std::optional<View>& grad_b) {
-  const DepthwiseShape s = depthwise_shape(v);
+  const DepthwiseShape& s = checked_shape(v);
   NIMBLEOPS_CHECK(v.x.device >= 0, "x: expected CUDA tensors for the CUDA kernels");
   NIMBLEOPS_CHECK(!s.channels_last, "internal: the backward takes NCHW-contiguous x");
   check_contiguous(grad_out, "grad_output");

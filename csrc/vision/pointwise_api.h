@@ -13,6 +13,10 @@
 namespace nimbleops {
 namespace vision {
 
+struct PointwiseShape {
+  int64_t N, Cin, HW, Cout, Cin_g, Cout_g;
+};
+
 struct PointwiseViews {
   View x;                    // [N, Cin, H, W]
   View weight;               // [Cout, Cin/G]
@@ -20,13 +24,12 @@ struct PointwiseViews {
   int64_t groups = 1, shuffle_groups = 0;
   bool relu = false;
   uintptr_t stream = 0;
+  PointwiseShape shape{};  // set by check_pointwise
+  bool checked = false;  // the kernels take only checked views
 };
 
-struct PointwiseShape {
-  int64_t N, Cin, HW, Cout, Cin_g, Cout_g;
-};
-
-PointwiseShape pointwise_shape(const PointwiseViews& v);  // validates
+// The one check of a call: shapes, dtypes, devices and sizes; stores the shape in v.
+void check_pointwise(PointwiseViews& v);
 
 // the output channel position of channel co
 inline int64_t shuffled_position(int64_t co, int64_t Cout, int64_t s) {

@@ -35,7 +35,7 @@ const PointwiseKernels<double>& pointwise_kernels<double>() {
   return NIMBLEOPS_ACTIVE_ISA_TABLE(pointwise_f64);
 }
 
-PointwiseShape pointwise_shape(const PointwiseViews& v) {
+void check_pointwise(PointwiseViews& v) {
   NIMBLEOPS_CHECK(v.x.ndim() == 4, "x: expected [N, C, H, W], got shape ", shape_str(v.x));
   NIMBLEOPS_CHECK(v.x.dtype == DType::float32 || v.x.dtype == DType::float64, "x: expected float32 or float64, got ",
                   dtype_name(v.x.dtype));
@@ -63,7 +63,8 @@ PointwiseShape pointwise_shape(const PointwiseViews& v) {
     check_numel(*v.bias, s.Cout, "bias");
     check_same_device(*v.bias, v.x, "bias", "x");
   }
-  return s;
+  v.shape = s;
+  v.checked = true;
 }
 
 namespace cpu {
@@ -130,7 +131,7 @@ void grouped_gemm(int64_t N, int64_t HW, int64_t pitch, int64_t groups, int64_t 
 }  // namespace
 
 void pointwise_forward(const PointwiseViews& v, const View& out) {
-  const PointwiseShape s = pointwise_shape(v);
+  const PointwiseShape& s = checked_shape(v);
   NIMBLEOPS_CHECK(v.x.device < 0, "x: expected a CPU array for the CPU kernels");
   check_contiguous(out, "out");
   check_dtype(out, v.x.dtype, "out");
@@ -152,7 +153,7 @@ void pointwise_forward(const PointwiseViews& v, const View& out) {
 void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std::optional<View>& out,
                         const std::optional<View>& grad_x, const std::optional<View>& grad_w,
                         const std::optional<View>& grad_b) {
-  const PointwiseShape s = pointwise_shape(v);
+  const PointwiseShape& s = checked_shape(v);
   NIMBLEOPS_CHECK(v.x.device < 0, "x: expected a CPU array for the CPU kernels");
   auto check_out = [&](const View& t, int64_t n, const char* name) {
     check_contiguous(t, name);

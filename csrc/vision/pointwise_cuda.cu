@@ -82,7 +82,7 @@ __global__ void weight_kernel(const T* gp, const T* x, T* gw, T* gb, PointwiseSh
 }  // namespace
 
 void pointwise_forward(const PointwiseViews& v, const View& out) {
-  const PointwiseShape s = pointwise_shape(v);
+  const PointwiseShape& s = checked_shape(v);
   NIMBLEOPS_CHECK(v.x.device >= 0, "x: expected CUDA tensors for the CUDA kernels");
   check_contiguous(out, "out");
   check_numel(out, s.N * s.Cout * s.HW, "out");
@@ -101,7 +101,7 @@ void pointwise_forward(const PointwiseViews& v, const View& out) {
 void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std::optional<View>& out,
                         const std::optional<View>& grad_x, const std::optional<View>& grad_w,
                         const std::optional<View>& grad_b) {
-  const PointwiseShape s = pointwise_shape(v);
+  const PointwiseShape& s = checked_shape(v);
   NIMBLEOPS_CHECK(v.x.device >= 0, "x: expected CUDA tensors for the CUDA kernels");
   NIMBLEOPS_CHECK(!v.relu || out, "internal: the relu backward needs the forward output");
   check_contiguous(grad_out, "grad_output");
