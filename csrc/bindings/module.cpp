@@ -151,8 +151,11 @@ PYBIND11_MODULE(_C, m) {
     return d;
   });
 
-  auto rl = m.def_submodule("rl", "Bellman backups and tabular MDP solvers");
+  auto rl = m.def_submodule("rl",
+                            "RL kernels: Bellman sweeps and solvers, return estimators, TD updates, eligibility traces");
   bind_rl(rl);
-  auto vision = m.def_submodule("vision", "Position-sensitive RoI align and pool");
+  auto vision = m.def_submodule("vision",
+                                "Vision kernels: depthwise and pointwise convolutions, channel gathers, batch norm + "
+                                "ReLU, position-sensitive RoI align and pool");
   bind_vision(vision);
 }

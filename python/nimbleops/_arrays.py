@@ -12,7 +12,7 @@ import functools
 import numbers
 import sys
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional, TypeVar, cast
 
 import numpy as np
 
@@ -327,7 +327,13 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def resolving(fn):
+#: a numpy array or a torch tensor (the ops take and return either kind)
+Array = Any
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def resolving(fn: _F) -> _F:
     """fn, called once more with the lazily negated or conjugated torch tensors among its arguments
     (``x.conj().imag``, ``torch._neg_view(x)``: their memory holds the values before the lazy
     sign) replaced by resolved copies, when a kernel meets one (``_C.UnresolvedViewError``, raised
@@ -339,7 +345,7 @@ def resolving(fn):
             return fn(*args, **kwargs)
         except _C.UnresolvedViewError:
             return fn(*(_resolved(a) for a in args), **{k: _resolved(v) for k, v in kwargs.items()})
-    return call
+    return cast(_F, call)
 
 
 def _resolved(x: Any) -> Any:

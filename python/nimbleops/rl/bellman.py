@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import _C
 from .. import _arrays as ar
+from .._arrays import Array
 from .mdp import PreparedMdp, SparseTransitions, mark_leaky, prepare
 
 Model = Union[Any, SparseTransitions]
@@ -133,7 +134,7 @@ def _policy(policy, m: PreparedMdp, name: str = "policy"):
 
 
 @ar.resolving
-def q_values(P: Model, R, V, gamma: float, *, check: bool = True):
+def q_values(P: Model, R: Array, V: Array, gamma: float, *, check: bool = True) -> Array:
     """Action values: ``Q[s, a] = R[s, a] + gamma * sum_s' P[s, a, s'] V[s']``.
 
     Args:
@@ -154,7 +155,7 @@ def q_values(P: Model, R, V, gamma: float, *, check: bool = True):
 
 
 @ar.resolving
-def bellman_optimality_backup(P: Model, R, V, gamma: float, *, check: bool = True):
+def bellman_optimality_backup(P: Model, R: Array, V: Array, gamma: float, *, check: bool = True) -> Tuple[Array, Array]:
     """One sweep of the optimality operator: ``V_new[s] = max_a Q[s, a]``, Q as in
     :func:`q_values`.
 
@@ -174,7 +175,7 @@ def bellman_optimality_backup(P: Model, R, V, gamma: float, *, check: bool = Tru
 
 
 @ar.resolving
-def greedy_policy(P: Model, R, V, gamma: float, *, check: bool = True):
+def greedy_policy(P: Model, R: Array, V: Array, gamma: float, *, check: bool = True) -> Array:
     """The greedy action ``argmax_a Q[s, a]`` of :func:`bellman_optimality_backup`.
 
     Args:
@@ -187,7 +188,8 @@ def greedy_policy(P: Model, R, V, gamma: float, *, check: bool = True):
 
 
 @ar.resolving
-def bellman_expectation_backup(P: Model, R, V, gamma: float, policy, *, check: bool = True):
+def bellman_expectation_backup(P: Model, R: Array, V: Array, gamma: float, policy: Array, *,
+                               check: bool = True) -> Array:
     """One sweep of a policy's operator: ``V_new[s] = Q[s, policy[s]]`` for
     deterministic actions, ``V_new[s] = sum_a policy[s, a] Q[s, a]`` for probabilities.
 
@@ -230,12 +232,12 @@ def _common(tol, max_iter):
 @ar.resolving
 def value_iteration(
     P: Model,
-    R,
+    R: Array,
     gamma: float,
     *,
     tol: float = 1e-6,
     max_iter: int = 10_000,
-    V0=None,
+    V0: Array = None,
     stop: str = "sup",
     gauss_seidel: bool = False,
     check: bool = True,
@@ -291,9 +293,8 @@ def value_iteration(
 
 
 @ar.resolving
-def policy_evaluation(
-    P: Model, R, gamma: float, policy, *, tol: float = 1e-6, max_iter: int = 10_000, V0=None, check: bool = True
-) -> MDPSolution:
+def policy_evaluation(P: Model, R: Array, gamma: float, policy: Array, *, tol: float = 1e-6, max_iter: int = 10_000,
+                      V0: Array = None, check: bool = True) -> MDPSolution:
     """Iterative policy evaluation ``V <- T_pi V``.
 
     Stops when ``||V' - V||_sup < tol * (1 - gamma) / gamma``, which guarantees
@@ -323,10 +324,10 @@ def policy_evaluation(
 @ar.resolving
 def policy_iteration(
     P: Model,
-    R,
+    R: Array,
     gamma: float,
     *,
-    policy0=None,
+    policy0: Array = None,
     eval_tol: float = 1e-8,
     eval_max_iter: int = 100_000,
     max_iter: int = 1_000,
@@ -372,13 +373,13 @@ def policy_iteration(
 @ar.resolving
 def modified_policy_iteration(
     P: Model,
-    R,
+    R: Array,
     gamma: float,
     *,
     k: int = 20,
     tol: float = 1e-6,
     max_iter: int = 10_000,
-    V0=None,
+    V0: Array = None,
     check: bool = True,
 ) -> MDPSolution:
     """Modified policy iteration (Puterman 6.5), with QuantEcon DiscreteDP's rules.
@@ -425,7 +426,7 @@ def modified_policy_iteration(
 
 @ar.resolving
 def finite_horizon(
-    P: Model, R, gamma: float, horizon: int, *, terminal_values=None, check: bool = True
+    P: Model, R: Array, gamma: float, horizon: int, *, terminal_values: Array = None, check: bool = True
 ) -> FiniteHorizonSolution:
     """Backward induction: ``V[t] = max_a Q(V[t+1])`` from ``V[horizon] = terminal_values``.
 

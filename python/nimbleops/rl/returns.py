@@ -27,13 +27,15 @@ from typing import Any, Tuple
 import numpy as np
 
 from .. import _arrays as ar
+from .._arrays import Array
 from ._returns_kernel import TWO_OUTPUTS, run_forward
 
 ESTIMATORS = ("discounted", "lambda", "gae", "n_step", "vtrace")
 
 
 @ar.resolving
-def discounted_returns(rewards, next_values, terminated, truncated, *, gamma, time_dim: int = 0):
+def discounted_returns(rewards: Array, next_values: Array, terminated: Array, truncated: Array, *, gamma: Array,
+                       time_dim: int = 0) -> Array:
     """Discounted returns: ``G_t = r_t + gamma_t (1 - terminated_t) * (G_{t+1} if the episode
     goes on, else next_values[t])``: Monte-Carlo returns within the rollout, bootstrapped from
     ``next_values`` at truncations and at the last step.
@@ -51,7 +53,8 @@ def discounted_returns(rewards, next_values, terminated, truncated, *, gamma, ti
 
 
 @ar.resolving
-def n_step_returns(rewards, next_values, terminated, truncated, *, gamma, n: int, time_dim: int = 0):
+def n_step_returns(rewards: Array, next_values: Array, terminated: Array, truncated: Array, *, gamma: Array, n: int,
+                   time_dim: int = 0) -> Array:
     """n-step returns: ``G_t = sum_{k<m} D_k r_{t+k} + D_m (1 - terminated) next_values[t+m-1]``
     with ``D_k = prod_{j<k} gamma_{t+j}`` and ``m = min(n, steps left in the rollout, steps to
     the end of the episode (done) inclusive)``; ``n = 1`` gives the one-step TD target.
@@ -72,7 +75,8 @@ def n_step_returns(rewards, next_values, terminated, truncated, *, gamma, n: int
 
 
 @ar.resolving
-def lambda_returns(rewards, next_values, terminated, truncated, *, gamma, lam: float, time_dim: int = 0):
+def lambda_returns(rewards: Array, next_values: Array, terminated: Array, truncated: Array, *, gamma: Array, lam: float,
+                   time_dim: int = 0) -> Array:
     """TD(lambda) returns: ``G_t = r_t + gamma_t (1 - terminated_t) ((1 - lam) next_values[t] +
     lam * (G_{t+1} if the episode goes on, else next_values[t]))``.
 
@@ -91,7 +95,8 @@ def lambda_returns(rewards, next_values, terminated, truncated, *, gamma, lam: f
 
 
 @ar.resolving
-def gae(rewards, values, next_values, terminated, truncated, *, gamma, lam: float, time_dim: int = 0):
+def gae(rewards: Array, values: Array, next_values: Array, terminated: Array, truncated: Array, *, gamma: Array,
+        lam: float, time_dim: int = 0) -> Tuple[Array, Array]:
     """Generalized advantage estimation (Schulman et al. 2016), torchrl's semantics:
     ``delta_t = r_t + gamma_t (1 - terminated_t) next_values[t] - values[t]``,
     ``A_t = delta_t + gamma_t lam (1 - done_t) A_{t+1}`` (``A_T = 0``).
@@ -113,8 +118,9 @@ def gae(rewards, values, next_values, terminated, truncated, *, gamma, lam: floa
 
 
 @ar.resolving
-def vtrace(rewards, values, next_values, log_rhos, terminated, truncated, *, gamma, lam: float = 1.0,
-           rho_clip: float = 1.0, c_clip: float = 1.0, time_dim: int = 0):
+def vtrace(rewards: Array, values: Array, next_values: Array, log_rhos: Array, terminated: Array, truncated: Array, *,
+           gamma: Array, lam: float = 1.0, rho_clip: float = 1.0, c_clip: float = 1.0,
+           time_dim: int = 0) -> Tuple[Array, Array]:
     """V-trace targets (Espeholt et al. 2018, IMPALA).
 
     With truncated importance weights ``rho_t = min(rho_clip, exp(log_rhos[t]))`` and traces

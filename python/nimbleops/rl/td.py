@@ -32,12 +32,14 @@ import numpy as np
 
 from .. import _C
 from .. import _arrays as ar
+from .._arrays import Array
 
 MODES = ("sequential", "accumulate")
 
 
 @ar.resolving
-def td0_update_(V, s, r, s_next, terminated, *, alpha, gamma, mode: str = "sequential"):
+def td0_update_(V: Array, s: Array, r: Array, s_next: Array, terminated: Array, *, alpha: Array, gamma: Array,
+                mode: str = "sequential") -> Array:
     """TD(0) on state values: ``delta = r + gamma (1 - terminated) V[s_next] - V[s]``,
     ``V[s] += alpha delta``.
 
@@ -53,7 +55,8 @@ def td0_update_(V, s, r, s_next, terminated, *, alpha, gamma, mode: str = "seque
 
 
 @ar.resolving
-def sarsa_update_(Q, s, a, r, s_next, a_next, terminated, *, alpha, gamma, mode: str = "sequential"):
+def sarsa_update_(Q: Array, s: Array, a: Array, r: Array, s_next: Array, a_next: Array, terminated: Array, *,
+                  alpha: Array, gamma: Array, mode: str = "sequential") -> Array:
     """SARSA: ``delta = r + gamma (1 - terminated) Q[s_next, a_next] - Q[s, a]``,
     ``Q[s, a] += alpha delta``.
 
@@ -69,7 +72,8 @@ def sarsa_update_(Q, s, a, r, s_next, a_next, terminated, *, alpha, gamma, mode:
 
 
 @ar.resolving
-def q_learning_update_(Q, s, a, r, s_next, terminated, *, alpha, gamma, mode: str = "sequential"):
+def q_learning_update_(Q: Array, s: Array, a: Array, r: Array, s_next: Array, terminated: Array, *, alpha: Array,
+                       gamma: Array, mode: str = "sequential") -> Array:
     """Q-learning: ``delta = r + gamma (1 - terminated) max_a' Q[s_next, a'] - Q[s, a]``,
     ``Q[s, a] += alpha delta``.
 
@@ -85,8 +89,9 @@ def q_learning_update_(Q, s, a, r, s_next, terminated, *, alpha, gamma, mode: st
 
 
 @ar.resolving
-def expected_sarsa_update_(Q, s, a, r, s_next, terminated, *, alpha, gamma, mode: str = "sequential", probs=None,
-                           epsilon: Optional[float] = None):
+def expected_sarsa_update_(Q: Array, s: Array, a: Array, r: Array, s_next: Array, terminated: Array, *, alpha: Array,
+                           gamma: Array, mode: str = "sequential", probs: Array = None,
+                           epsilon: Optional[float] = None) -> Array:
     """Expected SARSA: ``delta = r + gamma (1 - terminated) sum_a' pi(a' | s_next)
     Q[s_next, a'] - Q[s, a]``, ``Q[s, a] += alpha delta``.
 
@@ -109,8 +114,8 @@ def expected_sarsa_update_(Q, s, a, r, s_next, terminated, *, alpha, gamma, mode
 
 
 @ar.resolving
-def double_q_learning_update_(Q1, Q2, s, a, r, s_next, terminated, *, alpha, gamma, mode: str = "sequential",
-                              update_first):
+def double_q_learning_update_(Q1: Array, Q2: Array, s: Array, a: Array, r: Array, s_next: Array, terminated: Array, *,
+                              alpha: Array, gamma: Array, mode: str = "sequential", update_first: Array) -> Array:
     """Double Q-learning (van Hasselt 2010): transition i updates ``X = Q1`` where
     ``update_first[i]`` (else ``Q2``), with ``Y`` the other table:
     ``delta = r + gamma (1 - terminated) Y[s_next, argmax_a' X[s_next, a']] - X[s, a]`` (lowest

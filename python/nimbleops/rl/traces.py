@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import _C
 from .. import _arrays as ar
+from .._arrays import Array
 from .td import _numpy, _numpy_2d, _table, check_on_host, to_device
 
 TRACE_KINDS = ("accumulating", "replacing", "dutch")
@@ -92,7 +93,8 @@ def _tabular(rule, Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, 
 
 
 @ar.resolving
-def td_lambda_step_(V, e, s, r, s_next, terminated, truncated, *, alpha, gamma, lam, kind="accumulating"):
+def td_lambda_step_(V: Array, e: Array, s: Array, r: Array, s_next: Array, terminated: Array, truncated: Array, *,
+                    alpha: float, gamma: float, lam: float, kind: str = "accumulating") -> Array:
     """Tabular TD(lambda): ``delta = r + gamma (1 - terminated) V[s_next] - V[s]``,
     ``V += alpha sum_b delta_b e_b``.
 
@@ -111,8 +113,9 @@ def td_lambda_step_(V, e, s, r, s_next, terminated, truncated, *, alpha, gamma, 
 
 
 @ar.resolving
-def sarsa_lambda_step_(Q, e, s, a, r, s_next, a_next, terminated, truncated, *, alpha, gamma, lam,
-                       kind="accumulating"):
+def sarsa_lambda_step_(Q: Array, e: Array, s: Array, a: Array, r: Array, s_next: Array, a_next: Array,
+                       terminated: Array, truncated: Array, *, alpha: float, gamma: float, lam: float,
+                       kind: str = "accumulating") -> Array:
     """SARSA(lambda): ``delta = r + gamma (1 - terminated) Q[s_next, a_next] - Q[s, a]``,
     ``Q += alpha sum_b delta_b e_b``.
 
@@ -131,8 +134,9 @@ def sarsa_lambda_step_(Q, e, s, a, r, s_next, a_next, terminated, truncated, *, 
 
 
 @ar.resolving
-def watkins_q_lambda_step_(Q, e, s, a, r, s_next, a_next, terminated, truncated, *, alpha, gamma, lam,
-                           kind="accumulating"):
+def watkins_q_lambda_step_(Q: Array, e: Array, s: Array, a: Array, r: Array, s_next: Array, a_next: Array,
+                           terminated: Array, truncated: Array, *, alpha: float, gamma: float, lam: float,
+                           kind: str = "accumulating") -> Array:
     """Watkins' Q(lambda): ``delta = r + gamma (1 - terminated) max Q[s_next] - Q[s, a]``,
     ``Q += alpha sum_b delta_b e_b``; the traces reset after the update where ``a_next`` (the
     action taken next) is not greedy, ``Q[s_next, a_next] < max Q[s_next]`` (greedy ties keep
@@ -191,7 +195,8 @@ def _linear(rule, w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, g
 
 
 @ar.resolving
-def linear_td0_update_(w, phi, r, phi_next, terminated, *, alpha, gamma):
+def linear_td0_update_(w: Array, phi: Array, r: Array, phi_next: Array, terminated: Array, *, alpha: Array,
+                       gamma: Array) -> Array:
     """Semi-gradient TD(0): ``delta = r + gamma (1 - terminated) w.phi_next - w.phi``,
     ``w += alpha sum_b delta_b phi_b``.
 
@@ -208,7 +213,8 @@ def linear_td0_update_(w, phi, r, phi_next, terminated, *, alpha, gamma):
 
 
 @ar.resolving
-def linear_td_lambda_step_(w, z, phi, r, phi_next, terminated, truncated, *, alpha, gamma, lam):
+def linear_td_lambda_step_(w: Array, z: Array, phi: Array, r: Array, phi_next: Array, terminated: Array,
+                           truncated: Array, *, alpha: float, gamma: float, lam: float) -> Array:
     """Semi-gradient TD(lambda) with accumulating traces: ``z = gamma lam z + phi``,
     ``w += alpha sum_b delta_b z_b``; ``z_b = 0`` after the update where done.
 
@@ -227,7 +233,9 @@ def linear_td_lambda_step_(w, z, phi, r, phi_next, terminated, truncated, *, alp
 
 
 @ar.resolving
-def true_online_td_lambda_step_(w, z, v_old, phi, r, phi_next, terminated, truncated, *, alpha, gamma, lam):
+def true_online_td_lambda_step_(w: Array, z: Array, v_old: Array, phi: Array, r: Array, phi_next: Array,
+                                terminated: Array, truncated: Array, *, alpha: float, gamma: float,
+                                lam: float) -> Array:
     """True online TD(lambda) (van Seijen & Sutton 2014) with dutch traces:
     ``z = gamma lam z + (1 - alpha gamma lam z.phi) phi``,
     ``w += alpha sum_b ((delta + v - v_old) z - (v - v_old) phi)`` with ``v = w.phi``; then

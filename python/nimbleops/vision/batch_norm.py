@@ -17,11 +17,12 @@ import numpy as np
 
 from .. import _C
 from .. import _arrays as ar
+from .._arrays import Array
 
 
 @ar.resolving
-def batch_norm_relu(x, weight, bias, running_mean=None, running_var=None, *, momentum: float = 0.1,
-                    eps: float = 1e-5, relu: bool = True) -> Any:
+def batch_norm_relu(x: Array, weight: Array, bias: Array, running_mean: Array = None, running_var: Array = None, *,
+                    momentum: float = 0.1, eps: float = 1e-5, relu: bool = True) -> Any:
     """Training-mode batch norm (+ ReLU), per channel over (N, H, W) with ``M = N*H*W`` values:
     ``mean = sum(x) / M``, ``var = sum((x - mean)^2) / M`` (biased),
     ``y = act(weight (x - mean) / sqrt(var + eps) + bias)``; the running statistics, when given,

@@ -13,11 +13,12 @@ from typing import Any, Optional
 
 from .. import _C
 from .. import _arrays as ar
+from .._arrays import Array
 from ._pointwise_kernel import run_forward
 
 
 @ar.resolving
-def pointwise_conv2d(x, weight, bias=None, groups: int = 1, *, activation: Optional[str] = None,
+def pointwise_conv2d(x: Array, weight: Array, bias: Array = None, groups: int = 1, *, activation: Optional[str] = None,
                      shuffle_groups: Optional[int] = None) -> Any:
     """1x1 convolution (+ ReLU) (+ channel shuffle of the output): ``y[n, co] = bias[co] +
     sum_ci weight[co, ci] x[n, g*Cin/groups + ci]`` over the input channels of co's group

@@ -18,6 +18,7 @@ from typing import Any, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .. import _arrays as ar
+from .._arrays import Array
 from ._ps_roi_kernel import run_forward
 
 Size = Union[int, Tuple[int, int], Sequence[int]]
@@ -25,7 +26,7 @@ _ALIGN_OPS = {"avg": "align_avg", "max": "align_max"}  # mode -> the kernel's op
 
 
 @ar.resolving
-def ps_roi_align(input, boxes, output_size: Size, spatial_scale: float = 1.0, sampling_ratio: int = -1, *,
+def ps_roi_align(input: Array, boxes: Array, output_size: Size, spatial_scale: float = 1.0, sampling_ratio: int = -1, *,
                  aligned: bool = True, mode: str = "avg", deterministic: Optional[bool] = None) -> Any:
     """Position-sensitive RoI align.
 
@@ -77,7 +78,7 @@ def ps_roi_align(input, boxes, output_size: Size, spatial_scale: float = 1.0, sa
 
 
 @ar.resolving
-def ps_roi_pool(input, boxes, output_size: Size, spatial_scale: float = 1.0, *,
+def ps_roi_pool(input: Array, boxes: Array, output_size: Size, spatial_scale: float = 1.0, *,
                 deterministic: Optional[bool] = None) -> Any:
     """Position-sensitive RoI pool (R-FCN's definition).
 

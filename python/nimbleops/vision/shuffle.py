@@ -14,12 +14,13 @@ import numpy as np
 
 from .. import _C
 from .. import _arrays as ar
+from .._arrays import Array
 from ._layout import channels_last
 from ._shuffle_kernel import run
 
 
 @ar.resolving
-def channel_shuffle(x, groups: int) -> Any:
+def channel_shuffle(x: Array, groups: int) -> Any:
     """Channel shuffle: ``out[:, k*g + i] = x[:, i*(C/g) + k]`` for ``i < g = groups``,
     ``k < C/g``: PyTorch's ``channel_shuffle`` / ``nn.ChannelShuffle``.
 
@@ -42,7 +43,7 @@ def channel_shuffle(x, groups: int) -> Any:
 
 
 @ar.resolving
-def concat_shuffle_split(a, b) -> Tuple[Any, Any]:
+def concat_shuffle_split(a: Array, b: Array) -> Tuple[Any, Any]:
     """The ShuffleNetV2 unit's tail in one pass:
     ``channel_shuffle(cat([a, b], 1), 2).chunk(2, 1)``; output channel ``j`` of the shuffled
     concatenation is ``cat[(j % 2) * C/2 + j // 2]``.
