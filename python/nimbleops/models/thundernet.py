@@ -127,9 +127,9 @@ class ThunderNet(nn.Module):
         backend: ``"nimbleops"`` or ``"torch"`` (the baseline, same state_dict).
         rpn_pre_nms_top_n, rpn_post_nms_top_n: proposals kept per image before and after the RPN's
             NMS, as ``(training, testing)``; the paper's 200 RoIs at test time is the default.
-        rpn_nms_thresh, rpn_batch_size_per_image, rpn_positive_fraction, rpn_fg_iou_thresh,
-        rpn_bg_iou_thresh: the RPN's NMS and anchor assignment (IoU >= 0.7 positive, < 0.3
-            negative, each ground truth's best anchors positive; 256 sampled, half positive).
+        rpn_nms_thresh, rpn_batch_size_per_image, rpn_positive_fraction, rpn_fg_iou_thresh, rpn_bg_iou_thresh:
+            the RPN's NMS and anchor assignment (IoU >= 0.7 positive, < 0.3 negative, each ground
+            truth's best anchors positive; 256 sampled, half positive).
         box_batch_size_per_image, box_positive_fraction, box_fg_iou_thresh: R-CNN proposal
             sampling (512, a quarter positive, IoU >= 0.5 foreground).
         box_score_thresh, box_nms_thresh, detections_per_img: inference post-processing.
