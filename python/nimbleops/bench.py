@@ -334,6 +334,22 @@ def sparse_workloads(quick: bool) -> List[Workload]:
     ]
 
 
+def large_sparse_workloads() -> List[Workload]:
+    """(d) the 4-million-state gridworld (2000 x 2000, 4 actions, about 4 successors): one sweep
+    against scipy.sparse; its full solves against scipy.sparse and QuantEcon, with their memory, are
+    examples/large_gridworld.py (minutes each, too long for this table's repeated rounds)."""
+    n = 2000
+    P, R, M = gridworld(n)
+    S, A = n * n, 4
+    V = np.random.default_rng(4).standard_normal(S)
+    sweep = _numpy_sweep(M, R.reshape(-1), GAMMA, S, A)
+    moved = P.indptr.nbytes + P.indices.nbytes + P.data.nbytes + R.nbytes + V.nbytes + 2 * S * 8
+    name = f"(d) sparse gridworld S={S:,} A={A} ({P.nnz / (S * A):.1f} successors, {moved / 1e9:.2f} GB a sweep)"
+    return [Workload("d-large-sparse-sweep", f"{name}: one sweep",
+                     lambda: rl.bellman_optimality_backup(P, R, V, GAMMA, check=False),
+                     {"scipy.sparse matvec + max/argmax": lambda: sweep(V)}, moved)]
+
+
 def reference_workloads() -> List[Workload]:
     P, R = random_dense_mdp(30, 4)
     V = np.zeros(30)
@@ -826,12 +842,13 @@ def workloads(quick: bool = False) -> List[Workload]:
 
 
 _BUILDERS = (lambda q: dense_workloads(), lambda q: batched_workloads(), sparse_workloads,
-             lambda q: reference_workloads(), lambda q: returns_workloads(), lambda q: td_workloads(),
-             lambda q: trace_workloads(), lambda q: conv_workloads(), lambda q: vision_workloads(),
-             lambda q: model_workloads(full=True))
+             lambda q: large_sparse_workloads(), lambda q: reference_workloads(), lambda q: returns_workloads(),
+             lambda q: td_workloads(), lambda q: trace_workloads(), lambda q: conv_workloads(),
+             lambda q: vision_workloads(), lambda q: model_workloads(full=True))
 
 _GROUP_FAMILY = {"a-dense-sweep": "bellman", "a-dense-solve": "bellman", "b-batched-sweep": "bellman",
-                 "c-sparse-sweep": "bellman", "c-sparse-solve": "bellman", "gae": "returns",
+                 "c-sparse-sweep": "bellman", "c-sparse-solve": "bellman", "d-large-sparse-sweep": "bellman",
+                 "gae": "returns",
                  "lambda-returns": "returns", "td-q-learning": "td", "traces": "traces", "depthwise": "depthwise",
                  "pointwise": "pointwise", "shuffle": "shuffle", "batch-norm": "batch_norm", "ps-roi": "ps_roi",
                  "models": "models"}

@@ -1,6 +1,7 @@
 """The RL examples do what they say: PPO on CartPole-v1 with rl.gae reaches the return of 475;
 tabular Q-learning on Taxi with rl.q_learning_update_ reaches the optimal policy's return, with
-the same table as the numpy.add.at loop."""
+the same table as the numpy.add.at loop; the large gridworld's solvers (ours, scipy.sparse's,
+QuantEcon's) agree (on a small grid here)."""
 from __future__ import annotations
 
 import importlib.util
@@ -35,3 +36,9 @@ def test_q_learning_taxi_reaches_the_optimal_return():
     achieved, optimal, same = _load("q_learning_taxi").main(["--envs", "256", "--steps", "1500"])
     assert same
     assert achieved == pytest.approx(optimal, rel=1e-9)
+
+
+def test_large_gridworld_solvers_agree():
+    import_peer("scipy")
+    assert _load("large_gridworld").main(["--n", "40", "--peers"])
+
