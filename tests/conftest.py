@@ -1,6 +1,8 @@
 """Shared test settings: tolerances per dtype, array kinds, random MDPs."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import settings
@@ -62,6 +64,20 @@ def random_mdp(rng, S, A, batch=(), density=1.0, leak=0.1, infeasible=0.0, dtype
         mask = np.take_along_axis(mask, perm, axis=-1)  # the always-feasible action moves around
         R[mask] = -np.inf
     return P.astype(dtype), R.astype(dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def compile_backend() -> str:
+    """torch.compile's backend for the tests: "inductor", or "aot_eager" where inductor cannot
+    build its code (no working C++ compiler, as in a wheel's test environment). aot_eager traces the
+    same graph, through the custom ops' fake and autograd registrations, and runs it eagerly."""
+    try:
+        from torch._inductor import cpp_builder
+
+        cpp_builder.get_cpp_compiler()
+        return "inductor"
+    except Exception:  # noqa: BLE001 - any failure to find a compiler means inductor cannot run
+        return "aot_eager"
 
 
 def import_peer(module: str):

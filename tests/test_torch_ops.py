@@ -12,6 +12,8 @@ torch = pytest.importorskip("torch")
 
 from nimbleops import torch_ops  # noqa: E402
 
+from .conftest import compile_backend  # noqa: E402
+
 
 def _cases():
     g = torch.Generator().manual_seed(3)
@@ -108,5 +110,5 @@ def test_compiles_without_a_graph_to_record(name, fn, x, grad_mode):
     torch._dynamo.reset()
     with torch.set_grad_enabled(grad_mode):
         want = fn(x)
-        got = torch.compile(fn, fullgraph=True)(x)
+        got = torch.compile(fn, fullgraph=True, backend=compile_backend())(x)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 
 from nimbleops.models import SNet, ThunderNet  # noqa: E402
 
-from ..conftest import import_peer  # noqa: E402
+from ..conftest import compile_backend, import_peer  # noqa: E402
 
 
 def test_compile_fullgraph_and_export_of_the_backbone():
@@ -21,7 +21,7 @@ def test_compile_fullgraph_and_export_of_the_backbone():
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         expected = net(x)
-        compiled = torch.compile(net, fullgraph=True)(x)
+        compiled = torch.compile(net, fullgraph=True, backend=compile_backend())(x)
         exported = torch.export.export(net, (x,)).module()(x)
     for a, b, c in zip(expected, compiled, exported):
         torch.testing.assert_close(b, a)
@@ -36,7 +36,7 @@ def test_compile_training_step():
     ref = SNet("snet49").double().train()
     ref.load_state_dict(net.state_dict())
     x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
-    compiled = torch.compile(net)
+    compiled = torch.compile(net, backend=compile_backend())
     for m in (compiled, ref):
         c4, c5 = m(x)
         (c4.square().mean() + c5.mean()).backward()
@@ -49,7 +49,7 @@ def test_compiled_detector_detects_as_eager():
     model = ThunderNet("snet49", num_classes=3, box_score_thresh=0.0).eval()
     x = torch.randn(1, 3, 96, 96)
     with torch.no_grad():
-        a, b = model(x), torch.compile(model)(x)
+        a, b = model(x), torch.compile(model, backend=compile_backend())(x)
     torch.testing.assert_close(b[0]["boxes"], a[0]["boxes"], rtol=1e-4, atol=1e-3)
     assert torch.equal(b[0]["labels"], a[0]["labels"])
 

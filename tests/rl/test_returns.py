@@ -11,7 +11,8 @@ import nimbleops
 from nimbleops import rl
 from nimbleops.reference import rl as ref
 
-from ..conftest import import_peer, KINDS, assert_close, assert_same_bits_at_any_thread_count_and_simd_level, to_kind, to_numpy
+from ..conftest import (import_peer, KINDS, assert_close, assert_same_bits_at_any_thread_count_and_simd_level,
+                       compile_backend, to_kind, to_numpy)
 
 # ------------------------------------------------------------------ rlax's hand-checked cases
 R_T = np.array([[1.0, 0.0, -1.0, 0.0, 1.0], [0.5, 0.8, -0.7, 0.0, 2.1]])
@@ -237,7 +238,7 @@ def test_torch_compile_fullgraph_and_opcheck():
         lam_ret = rl.lambda_returns(r, nv, term, trunc, gamma=gamma, lam=0.9)
         return (adv**2).sum() + target.sum() + lam_ret.sum()
 
-    compiled = torch.compile(loss, fullgraph=True)
+    compiled = torch.compile(loss, fullgraph=True, backend=compile_backend())
     torch.testing.assert_close(compiled(r, v, nv), loss(r, v, nv))
     g1 = torch.autograd.grad(compiled(r, v, nv), (r, v, nv))
     g2 = torch.autograd.grad(loss(r, v, nv), (r, v, nv))

@@ -12,7 +12,7 @@ import nimbleops
 from nimbleops import vision
 from nimbleops.reference import vision as ref
 
-from ..conftest import assert_close, assert_same_bits_at_any_thread_count, needs_torch, torch
+from ..conftest import assert_close, assert_same_bits_at_any_thread_count, compile_backend, needs_torch, torch
 
 F = torch.nn.functional if torch is not None else None
 
@@ -444,7 +444,7 @@ def test_opcheck_and_compile():
     def f(x, w, b):
         return vision.channel_shuffle(vision.depthwise_conv2d(x, w, b, 1, 1).relu(), 2).sum()
 
-    compiled = torch.compile(f, fullgraph=True)
+    compiled = torch.compile(f, fullgraph=True, backend=compile_backend())
     eager = torch.autograd.grad(f(x, w, b), (x, w, b))
     got = torch.autograd.grad(compiled(x, w, b), (x, w, b))
     for a, e in zip(got, eager):

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from nimbleops import vision
 from nimbleops.reference import vision as ref
 
-from ..conftest import assert_close, assert_same_bits_at_any_thread_count, needs_torch, to_numpy, torch
+from ..conftest import (assert_close, assert_same_bits_at_any_thread_count, compile_backend, needs_torch, to_numpy,
+                       torch)
 from .test_depthwise import LAYOUTS, as_layout
 
 F = torch.nn.functional if torch is not None else None
@@ -181,7 +182,7 @@ def test_shufflenet_v2_unit_compiles():
 
     eager = loss(unit, a, b)
     eager_grads = torch.autograd.grad(eager, [a, b] + list(unit.parameters()))
-    compiled = torch.compile(lambda a, b: loss(unit, a, b), fullgraph=True)
+    compiled = torch.compile(lambda a, b: loss(unit, a, b), fullgraph=True, backend=compile_backend())
     got = compiled(a, b)
     got_grads = torch.autograd.grad(got, [a, b] + list(unit.parameters()))
     torch.testing.assert_close(got, eager)

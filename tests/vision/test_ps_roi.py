@@ -11,8 +11,8 @@ import nimbleops
 from nimbleops import vision
 from nimbleops.reference import vision as ref
 
-from ..conftest import (assert_close, assert_same_bits_at_any_thread_count_and_simd_level, import_peer, KINDS,
-                       needs_torch, to_kind, torch)
+from ..conftest import (assert_close, assert_same_bits_at_any_thread_count_and_simd_level, compile_backend,
+                       import_peer, KINDS, needs_torch, to_kind, torch)
 
 
 OPS = ["align_avg", "align_max", "pool"]
@@ -238,7 +238,7 @@ def test_opcheck_and_compile(op):
     def f(t, r):
         return run(op, t, r, 2, 1.0, 2).square().sum()
 
-    compiled = torch.compile(f, fullgraph=True)
+    compiled = torch.compile(f, fullgraph=True, backend=compile_backend())
     eager_val = f(x, rois)
     (eager_grad,) = torch.autograd.grad(eager_val, x)
     val = compiled(x, rois)

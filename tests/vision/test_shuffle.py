@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from nimbleops import vision
 from nimbleops.reference import vision as ref
 
-from ..conftest import assert_same_bits_at_any_thread_count_and_simd_level, needs_torch, to_numpy, torch
+from ..conftest import (assert_same_bits_at_any_thread_count_and_simd_level, compile_backend, needs_torch, to_numpy,
+                       torch)
 from .test_depthwise import LAYOUTS, as_layout
 
 
@@ -79,7 +80,7 @@ def test_same_bits_and_compile():
         o1, o2 = vision.concat_shuffle_split(a, b)
         return (o1 * o2).sum()
 
-    compiled = torch.compile(f, fullgraph=True)
+    compiled = torch.compile(f, fullgraph=True, backend=compile_backend())
     torch.testing.assert_close(torch.autograd.grad(compiled(a, b), (a, b)), torch.autograd.grad(f(a, b), (a, b)))
 
 
