@@ -16,6 +16,8 @@ same values, within the tolerance.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import resource
 import time
 
@@ -36,15 +38,18 @@ def _status_gb(field: str) -> float:
 
 
 def timed(fn):
-    """(fn(), seconds, GB of memory the call added at its peak). Linux: the peak resident size is
-    reset before the call (/proc/self/clear_refs), so the peak is the call's own; elsewhere the
-    process's peak so far stands in."""
+    """(fn(), seconds, GB of memory the call added at its peak). Linux: the memory freed before the
+    call goes back to the system (malloc_trim, so the call cannot reuse pages that are already
+    resident) and the peak resident size is reset (/proc/self/clear_refs), so the peak is the
+    call's own; elsewhere the process's peak so far stands in."""
+    gc.collect()
     try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
         before = _status_gb("VmRSS")
         peak = lambda: _status_gb("VmHWM") - before  # noqa: E731
-    except OSError:
+    except (OSError, AttributeError):
         peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # noqa: E731
     t0 = time.perf_counter()
     out = fn()
