@@ -121,6 +121,15 @@ void bind_rl(py::module_& m) {
     rl::cpu::check_csr(indptr, indices, S, A);
   });
 
+  m.def("csr_row_sums", [](const View& indptr, const View& data) {
+    rl::cpu::CsrRowSums s;
+    {
+      py::gil_scoped_release nogil;
+      s = rl::cpu::csr_row_sums(indptr, data);
+    }
+    return py::make_tuple(s.min_sum, s.max_sum, s.max_row, s.bad_value);
+  });
+
   m.def("check_index_range", [](const View& idx, int64_t hi, const std::string& name) {
     py::gil_scoped_release nogil;
     rl::cpu::check_index_range(idx, hi, name.c_str(), idx.numel());

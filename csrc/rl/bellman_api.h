@@ -106,6 +106,15 @@ NIMBLEOPS_BELLMAN_DEVICE_API(cuda)
 namespace cpu {
 // CSR structure: indptr[0] == 0, non-decreasing, indptr[S*A] == nnz, 0 <= indices < S.
 void check_csr(const View& indptr, const View& indices, int64_t S, int64_t A);
+// The row sums of a CSR matrix (structure checked) in one parallel pass without temporaries:
+// their smallest and largest value (float64, each row summed in index order), the lowest row
+// reaching the largest, and the first position of data outside [0, 1] (nan included; data.numel()
+// when none).
+struct CsrRowSums {
+  double min_sum = 0.0, max_sum = 0.0;
+  int64_t max_row = 0, bad_value = 0;
+};
+CsrRowSums csr_row_sums(const View& indptr, const View& data);
 // idx: a contiguous int64 CPU array of n entries, each in [0, hi); std::out_of_range (IndexError)
 // naming the first bad entry otherwise. One vectorised parallel pass when all is well.
 void check_index_range(const View& idx, int64_t hi, const char* name, int64_t n);

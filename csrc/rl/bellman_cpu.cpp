@@ -450,6 +450,50 @@ void check_probabilities(const View& P, int64_t row_length, double row_sum_tol, 
   });
 }
 
+CsrRowSums csr_row_sums(const View& indptr, const View& data) {
+  check_contiguous(indptr, "indptr");
+  check_contiguous(data, "data");
+  check_dtype(indptr, DType::int64, "indptr");
+  NIMBLEOPS_CHECK(indptr.device < 0 && data.device < 0, "indptr, data: expected host memory");
+  const int64_t rows = indptr.numel() - 1;
+  CsrRowSums out;
+  out.bad_value = data.numel();
+  out.max_row = rows;
+  if (rows <= 0) return out;
+  NIMBLEOPS_DISPATCH_FLOATING(data.dtype, "data", [&] {
+    const int64_t* ip = indptr.ptr<int64_t>();
+    const scalar_t* d = data.ptr<scalar_t>();
+    std::mutex merge_mutex;
+    out.min_sum = std::numeric_limits<double>::infinity();
+    out.max_sum = -std::numeric_limits<double>::infinity();
+    parallel_for(rows, 4096, [&](int64_t r0, int64_t r1) {
+      double lmin = std::numeric_limits<double>::infinity(), lmax = -lmin;
+      int64_t lmax_row = r1, lbad = out.bad_value;
+      for (int64_t r = r0; r < r1; ++r) {
+        double sum = 0.0;  // in index order: the same bits for any thread count
+        for (int64_t k = ip[r]; k < ip[r + 1]; ++k) {
+          const double v = double(d[k]);
+          if (!(v >= 0.0 && v <= 1.0) && k < lbad) lbad = k;  // written so that nan is caught
+          sum += v;
+        }
+        lmin = std::min(lmin, sum);
+        if (sum > lmax) {
+          lmax = sum;
+          lmax_row = r;
+        }
+      }
+      std::lock_guard<std::mutex> lock(merge_mutex);
+      out.min_sum = std::min(out.min_sum, lmin);
+      out.bad_value = std::min(out.bad_value, lbad);
+      if (lmax > out.max_sum || (lmax == out.max_sum && lmax_row < out.max_row)) {
+        out.max_sum = lmax;
+        out.max_row = lmax_row;
+      }
+    });
+  });
+  return out;
+}
+
 void check_csr(const View& indptr, const View& indices, int64_t S, int64_t A) {
   check_contiguous(indptr, "indptr");
   check_contiguous(indices, "indices");

@@ -467,6 +467,26 @@ def test_bad_sparse_input_errors():
         rl.SparseTransitions.from_scipy(sp.csr_matrix(np.eye(3)), 2)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_csr_row_sums_match_numpy(rng, dtype):
+    """The C++ row sums behind the sparse checks and the leaky-MDP rule: smallest and largest row
+    sum (empty rows sum to 0), the lowest row at the largest, the first value outside [0, 1]."""
+    from nimbleops import _C
+    from nimbleops import _arrays as ar
+
+    lengths = rng.integers(0, 5, 3000)
+    lengths[[5, 17]] = 0
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    data = rng.random(indptr[-1]).astype(dtype) / 2
+    sums = np.add.reduceat(data.astype(np.float64), indptr[:-1]) * (lengths > 0)
+    lo, hi, row, bad = _C.rl.csr_row_sums(ar.view(indptr), ar.view(data))
+    assert lo == 0.0 and bad == data.size
+    assert hi == pytest.approx(sums.max(), rel=1e-12) and row == int(sums.argmax())
+    data[[7, 9]] = [np.nan, -0.5]
+    assert _C.rl.csr_row_sums(ar.view(indptr), ar.view(data))[3] == 7
+    assert _C.rl.csr_row_sums(ar.view(np.zeros(1, np.int64)), ar.view(data[:0]))[3] == 0
+
+
 def test_sparse_duplicates_add_up():
     P = rl.SparseTransitions(np.array([0, 2, 3]), np.array([1, 1, 0]), np.array([0.25, 0.5, 1.0]), 2, 1)
     np.testing.assert_allclose(P.to_dense()[0, 0], [0.0, 0.75])

@@ -69,14 +69,14 @@ class SparseTransitions:
         self.num_states, self.num_actions = S, A
         _C.rl.check_csr(ar.view(self.indptr), ar.view(self.indices), S, A)
         if check:
-            if not bool(((self.data >= 0) & (self.data <= 1)).all()):
-                raise ValueError("data: expected finite probabilities in [0, 1]")
-            rows = np.repeat(np.arange(S * A), np.diff(self.indptr))
-            sums = np.bincount(rows, weights=self.data, minlength=S * A)
-            if sums.size and sums.max() > 1 + ROW_SUM_TOL[dtype]:
+            _, max_sum, max_row, bad = _C.rl.csr_row_sums(ar.view(self.indptr), ar.view(self.data))
+            if bad < self.data.size:
+                raise ValueError(f"data: expected finite probabilities in [0, 1], got {self.data[bad]} at position "
+                                 f"{bad}")
+            if max_sum > 1 + ROW_SUM_TOL[dtype]:
                 raise ValueError(
                     f"data: expected each row (s, a) to sum to at most 1 (+{ROW_SUM_TOL[dtype]}), "
-                    f"row {int(sums.argmax())} sums to {sums.max()}"
+                    f"row {max_row} sums to {max_sum}"
                 )
         self._device_copies = {}
 
@@ -255,12 +255,10 @@ def mark_leaky(m: PreparedMdp) -> None:
         sums = P.sum(-1, dtype=ar._torch().float64) if ar.is_torch(P) else P.sum(-1, dtype=np.float64)
         short = (sums < 1 - LEAK_TOL).reshape(m.B, -1).any(-1)
         flags = short.cpu().numpy() if ar.is_torch(short) else short
-    else:  # CSR rows of one MDP
-        indptr, _, data = (ar.to_numpy(x) for x in m.keep[:3])
-        sums = np.zeros(len(indptr) - 1)
-        lengths = np.diff(indptr)
-        np.add.at(sums, np.repeat(np.arange(len(lengths)), lengths), data.astype(np.float64))
-        flags = np.array([bool((sums < 1 - LEAK_TOL).any())])
+    else:  # CSR rows of one MDP, summed in C++ (no temporaries of the size of P)
+        indptr, _, data = (np.ascontiguousarray(ar.to_numpy(x)) for x in m.keep[:3])
+        min_sum = _C.rl.csr_row_sums(ar.view(indptr.astype(np.int64, copy=False)), ar.view(data))[0]
+        flags = np.array([min_sum < 1 - LEAK_TOL])
     m.handle.leaky = [int(f) for f in flags]
 
 
