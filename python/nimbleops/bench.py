@@ -654,6 +654,123 @@ def conv_workloads() -> List[Workload]:
     return out
 
 
+def overhead_workloads() -> List[Workload]:
+    """Call overhead: every public op on tiny inputs, 1 thread; ours is the call with CPU torch
+    tensors (no autograd graph), against the same call with numpy arrays, the bare kernel (the
+    compiled entry point with its inputs prepared once) where one is shown, and torch's own op
+    where there is one. At these sizes the times are the fixed cost of a call."""
+    import torch
+    import torch.nn.functional as F
+
+    from nimbleops import _C, vision
+
+    g = np.random.default_rng(8)
+    T, B, S, A, N = 8, 4, 16, 4, 8
+
+    def arr(*shape, dtype="float32"):
+        return g.standard_normal(shape).astype(dtype)
+
+    def both(*arrays):  # numpy arrays and torch tensors sharing their memory
+        return arrays, tuple(torch.from_numpy(x) for x in arrays)
+
+    r, v, nv, lr = (arr(T, B) for _ in range(4))
+    done = np.zeros((T, B), bool)
+    (r, v, nv, lr, done), (rt, vt, nvt, lrt, donet) = both(r, v, nv, lr, done)
+    P = g.random((S, A, S)).astype("float32")
+    P /= P.sum(-1, keepdims=True)
+    R, V = arr(S, A), arr(S)
+    (P, R, V), (Pt, Rt, Vt) = both(P, R, V)
+    Q, V1 = arr(S, A), arr(S)
+    (Q, V1), (Qt, V1t) = both(Q, V1)
+    s, a, s2, a2 = (g.integers(0, n, N) for n in (S, A, S, A))
+    rw, term = arr(N), np.zeros(N, bool)
+    (s, a, s2, a2, rw, term), (st, at, s2t, a2t, rwt, termt) = both(s, a, s2, a2, rw, term)
+    e, eV = np.zeros((N, S, A), "float32"), np.zeros((N, S), "float32")
+    (e, eV), (et, eVt) = both(e, eV)
+    w, z, phi, phi2 = np.zeros(6, "float32"), np.zeros((N, 6), "float32"), arr(N, 6), arr(N, 6)
+    (w, z, phi, phi2), (wt, zt, phit, phi2t) = both(w, z, phi, phi2)
+    x, x2 = arr(1, 8, 4, 4), arr(1, 8, 4, 4)
+    (x, x2), (xt, x2t) = both(x, x2)
+    wdw, wpw, bias, ones = arr(8, 1, 3, 3), arr(8, 8, 1, 1), arr(8), np.ones(8, "float32")
+    (wdw, wpw, bias, ones), (wdwt, wpwt, biast, onest) = both(wdw, wpw, bias, ones)
+    feat, boxes = arr(1, 8, 8, 8), np.array([[0, 1, 1, 6, 6]], "float64")
+    (feat, boxes), (featt, boxest) = both(feat, boxes)
+    gm = dict(gamma=0.99)
+
+    ret = [(r, nv, done, done), (rt, nvt, donet, donet)]  # the arguments of kind k: 0 numpy, 1 torch
+    gae_args = [(r, v, nv, done, done), (rt, vt, nvt, donet, donet)]
+    vtrace_args = [(r, v, nv, lr, done, done), (rt, vt, nvt, lrt, donet, donet)]
+    mdp = [(P, R, V), (Pt, Rt, Vt)]
+    td0 = [(V1, s, rw, s2, term), (V1t, st, rwt, s2t, termt)]
+    qlearn = [(Q, s, a, rw, s2, term), (Qt, st, at, rwt, s2t, termt)]
+    sarsa = [(Q, s, a, rw, s2, a2, term), (Qt, st, at, rwt, s2t, a2t, termt)]
+    td_lam = [(V1, eV, s, rw, s2, term, term), (V1t, eVt, st, rwt, s2t, termt, termt)]
+    sarsa_lam = [(Q, e, s, a, rw, s2, a2, term, term), (Qt, et, st, at, rwt, s2t, a2t, termt, termt)]
+    linear = [(w, z, phi, rw, phi2, term, term), (wt, zt, phit, rwt, phi2t, termt, termt)]
+    images, pairs = [(x,), (xt,)], [(x, x2), (xt, x2t)]
+    dw, pw = [(x, wdw, bias), (xt, wdwt, biast)], [(x, wpw, bias), (xt, wpwt, biast)]
+    bn, roi = [(x, ones, bias), (xt, onest, biast)], [(feat, boxes), (featt, boxest)]
+    calls = {  # name: (the call on the arguments of kind k, torch's own op or None)
+        "rl.discounted_returns": (lambda k: rl.discounted_returns(*ret[k], **gm), None),
+        "rl.n_step_returns": (lambda k: rl.n_step_returns(*ret[k], n=3, **gm), None),
+        "rl.lambda_returns": (lambda k: rl.lambda_returns(*ret[k], lam=0.95, **gm), None),
+        "rl.gae": (lambda k: rl.gae(*gae_args[k], lam=0.95, **gm), None),
+        "rl.vtrace": (lambda k: rl.vtrace(*vtrace_args[k], **gm), None),
+        "rl.q_values": (lambda k: rl.q_values(*mdp[k], 0.9), None),
+        "rl.bellman_optimality_backup": (lambda k: rl.bellman_optimality_backup(*mdp[k], 0.9), None),
+        "rl.value_iteration": (lambda k: rl.value_iteration(*mdp[k][:2], 0.9), None),
+        "rl.td0_update_": (lambda k: rl.td0_update_(*td0[k], alpha=0.1, **gm), None),
+        "rl.q_learning_update_": (lambda k: rl.q_learning_update_(*qlearn[k], alpha=0.1, **gm), None),
+        "rl.sarsa_update_": (lambda k: rl.sarsa_update_(*sarsa[k], alpha=0.1, **gm), None),
+        "rl.td_lambda_step_": (lambda k: rl.td_lambda_step_(*td_lam[k], alpha=0.1, lam=0.9, **gm), None),
+        "rl.sarsa_lambda_step_": (lambda k: rl.sarsa_lambda_step_(*sarsa_lam[k], alpha=0.1, lam=0.9, **gm), None),
+        "rl.linear_td_lambda_step_": (lambda k: rl.linear_td_lambda_step_(*linear[k], alpha=0.01, lam=0.9, **gm),
+                                      None),
+        "vision.channel_shuffle": (lambda k: vision.channel_shuffle(*images[k], 2), lambda: F.channel_shuffle(xt, 2)),
+        "vision.concat_shuffle_split": (lambda k: vision.concat_shuffle_split(*pairs[k]),
+                                        lambda: F.channel_shuffle(torch.cat([xt, x2t], 1), 2).chunk(2, 1)),
+        "vision.depthwise_conv2d": (lambda k: vision.depthwise_conv2d(*dw[k], 1, 1),
+                                    lambda: F.conv2d(xt, wdwt, biast, 1, 1, 1, 8)),
+        "vision.pointwise_conv2d": (lambda k: vision.pointwise_conv2d(*pw[k]), lambda: F.conv2d(xt, wpwt, biast)),
+        "vision.batch_norm_relu": (lambda k: vision.batch_norm_relu(*bn[k]),
+                                   lambda: F.relu(F.batch_norm(xt, None, None, onest, biast, training=True))),
+        "vision.ps_roi_align": (lambda k: vision.ps_roi_align(*roi[k], 2), None),
+        "vision.ps_roi_pool": (lambda k: vision.ps_roi_pool(*roi[k], 2), None),
+    }
+    if importable("torchvision"):
+        import torchvision.ops as tv
+
+        calls["vision.ps_roi_align"] = (calls["vision.ps_roi_align"][0],
+                                        lambda: tv.ps_roi_align(featt, boxest.float(), 2, 1.0, -1))
+    # the bare kernels of a few ops: the compiled entry point, its handle and outputs prepared once
+    view = _C.View.of_tensor
+    gae_out = (torch.empty_like(rt), torch.empty_like(rt))
+    gae_handle = _C.rl.ReturnsInputs("gae", view(rt), view(vt), view(nvt), view(donet), view(donet), None, 0.99,
+                                     0.95, 1, None, None, 0)
+    shuffled = torch.empty_like(xt)
+    dw_handle = _C.vision.DepthwiseInputs(view(xt), view(wdwt), view(biast), (3, 3), (1, 1), (1, 1), (1, 1), 0)
+    dw_out = torch.empty_like(xt)
+    pw_handle = _C.vision.PointwiseInputs(view(xt), view(wpwt.view(8, 8)), view(biast), 1, 0, False, 0)
+    bare = {
+        "rl.gae": lambda: _C.rl.returns_forward_cpu(gae_handle, view(gae_out[0]), view(gae_out[1])),
+        "vision.channel_shuffle": lambda: _C.vision.channel_gather_cpu("shuffle", 2, [view(xt)], [view(shuffled)], 0),
+        "vision.depthwise_conv2d": lambda: _C.vision.depthwise_forward_cpu(dw_handle, view(dw_out)),
+        "vision.pointwise_conv2d": lambda: _C.vision.pointwise_forward_cpu(pw_handle, view(dw_out)),
+    }
+    out = []
+    for name, (call, torch_op) in calls.items():
+        peers = {"numpy arrays": _threads(1, lambda call=call: call(0))}
+        if name in bare:
+            peers["bare kernel (inputs prepared once)"] = _threads(1, bare[name])
+        if torch_op is not None:
+            peers["torch's own op"] = _threads(1, torch_op)
+        with torch.no_grad():
+            call(1)  # the call works on these inputs (a broken row fails here, not in the table)
+        out.append(Workload("call-overhead", f"{name} on tiny inputs, torch CPU tensors, 1 thread",
+                            _threads(1, lambda call=call: call(1)), peers))
+    return out
+
+
 def _threads(n: int, fn: Callable[[], object]) -> Callable[[], object]:
     """fn run with n threads in nimbleops and in torch, the counts restored after."""
     import torch
@@ -844,11 +961,11 @@ def workloads(quick: bool = False) -> List[Workload]:
 _BUILDERS = (lambda q: dense_workloads(), lambda q: batched_workloads(), sparse_workloads,
              lambda q: large_sparse_workloads(), lambda q: reference_workloads(), lambda q: returns_workloads(),
              lambda q: td_workloads(), lambda q: trace_workloads(), lambda q: conv_workloads(),
-             lambda q: vision_workloads(), lambda q: model_workloads(full=True))
+             lambda q: vision_workloads(), lambda q: model_workloads(full=True), lambda q: overhead_workloads())
 
 _GROUP_FAMILY = {"a-dense-sweep": "bellman", "a-dense-solve": "bellman", "b-batched-sweep": "bellman",
                  "c-sparse-sweep": "bellman", "c-sparse-solve": "bellman", "d-large-sparse-sweep": "bellman",
-                 "gae": "returns",
+                 "gae": "returns", "call-overhead": "overhead",
                  "lambda-returns": "returns", "td-q-learning": "td", "traces": "traces", "depthwise": "depthwise",
                  "pointwise": "pointwise", "shuffle": "shuffle", "batch-norm": "batch_norm", "ps-roi": "ps_roi",
                  "models": "models"}
@@ -866,6 +983,7 @@ FAMILIES = {
     "batch_norm": (conv_workloads, "batch norm + ReLU, training mode, [8, 66, 40, 40]", "torch batch_norm + relu"),
     "ps_roi": (vision_workloads, "ps_roi_align [1, 245, 20, 20] K=200 float32: forward", "torchvision"),
     "models": (model_workloads, "ThunderNet-snet146 320x320 inference, batch 1, 2 thread(s)", "torch eager channels_last"),
+    "overhead": (overhead_workloads, "rl.gae on tiny inputs", "numpy arrays"),
 }
 
 
