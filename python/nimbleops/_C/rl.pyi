@@ -7,7 +7,7 @@ from __future__ import annotations
 import collections.abc
 import nimbleops._C
 import typing
-__all__: list[str] = ['Mdp', 'ReturnsInputs', 'all_finite', 'check_csr', 'check_index_range', 'check_probabilities', 'check_rewards', 'expectation_backup_cpu', 'expectation_backup_cuda', 'finite_horizon_cpu', 'finite_horizon_cuda', 'linear_td_step_cpu', 'linear_td_step_cuda', 'modified_policy_iteration_cpu', 'modified_policy_iteration_cuda', 'optimality_backup_cpu', 'optimality_backup_cuda', 'policy_evaluation_cpu', 'policy_evaluation_cuda', 'policy_iteration_cpu', 'policy_iteration_cuda', 'q_values_cpu', 'q_values_cuda', 'returns_backward_cpu', 'returns_backward_cuda', 'returns_forward_cpu', 'returns_forward_cuda', 'tabular_trace_step_cpu', 'tabular_trace_step_cuda', 'td_update_cpu', 'td_update_cuda', 'value_iteration_cpu', 'value_iteration_cuda']
+__all__: list[str] = ['Mdp', 'ReturnsInputs', 'all_finite', 'check_csr', 'check_index_range', 'check_probabilities', 'check_rewards', 'csr_row_sums', 'expectation_backup_cpu', 'expectation_backup_cuda', 'finite_horizon_cpu', 'finite_horizon_cuda', 'linear_td_step_cpu', 'linear_td_step_cuda', 'modified_policy_iteration_cpu', 'modified_policy_iteration_cuda', 'optimality_backup_cpu', 'optimality_backup_cuda', 'policy_evaluation_cpu', 'policy_evaluation_cuda', 'policy_iteration_cpu', 'policy_iteration_cuda', 'q_values_cpu', 'q_values_cuda', 'returns_backward_cpu', 'returns_backward_cuda', 'returns_forward_cpu', 'returns_forward_cuda', 'tabular_trace_step_cpu', 'tabular_trace_step_cuda', 'td_update_cpu', 'td_update_cuda', 'value_iteration_cpu', 'value_iteration_cuda']
 class Mdp:
     @staticmethod
     def dense(arg0: nimbleops._C.View, arg1: nimbleops._C.View, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex) -> Mdp:
@@ -45,6 +45,8 @@ def check_index_range(arg0: nimbleops._C.View, arg1: typing.SupportsInt | typing
 def check_probabilities(arg0: nimbleops._C.View, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsFloat | typing.SupportsIndex, arg3: str) -> None:
     ...
 def check_rewards(arg0: nimbleops._C.View, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
+    ...
+def csr_row_sums(arg0: nimbleops._C.View, arg1: nimbleops._C.View) -> tuple[float, float, int, int]:
     ...
 def expectation_backup_cpu(arg0: Mdp, arg1: nimbleops._C.View, arg2: typing.SupportsFloat | typing.SupportsIndex, arg3: nimbleops._C.View, arg4: nimbleops._C.View) -> None:
     ...
