@@ -246,6 +246,9 @@ struct CudaOps {
     throw std::invalid_argument("gauss_seidel=True is sequential over states and runs on the CPU only");
   }
 
+  void begin_policy(PolicyRef<T>) {}  // the kernels read the policy's rows in place
+  void end_policy() {}
+
   void expectation(const T* V, T* V_out, PolicyRef<T> pol, const uint8_t* active, T* dmax, T* dmin) {
     SweepArgs<T> a = args(V, V_out, const_cast<int64_t*>(pol.actions), active, dmax, dmin);
     if (pol.actions) {

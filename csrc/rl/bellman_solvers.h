@@ -10,6 +10,8 @@
 //   optimality(V, V_out, policy_out, active, dmax, dmin)    V_out = T V, greedy actions
 //   optimality_gauss_seidel(V, policy_out, active, dmax, dmin)   in place, states in order
 //   expectation(V, V_out, PolicyRef, active, dmax, dmin)     V_out = T_pi V
+//   begin_policy(PolicyRef) / end_policy()                  around the sweeps of one policy (a
+//                                                           backend may gather its rows once)
 //   improve(V, policy, active, changed, bellman_residual)    strict-improvement step of PI
 //   copy_active(dst, src, active)                           dst[b] = src[b] for active b
 //   shift_active(dst, src, shift, active)                   dst[b] = src[b] + shift[b]
@@ -78,6 +80,7 @@ void evaluate_policy(SolverWork<Ops>& w, PolicyRef<typename Ops::T> policy, type
   Ops& ops = w.ops;
   const double thresh = gamma > 0 ? tol * (1.0 - gamma) / gamma : std::numeric_limits<double>::infinity();
   w.active_h = active_in;
+  ops.begin_policy(policy);
   for (int64_t it = 1; it <= max_iter && w.any_active(); ++it) {
     w.push_active();
     ops.expectation(V, w.V_next.get(), policy, w.active.get(), w.dmax.get(), w.dmin.get());
@@ -94,6 +97,7 @@ void evaluate_policy(SolverWork<Ops>& w, PolicyRef<typename Ops::T> policy, type
       }
     }
   }
+  ops.end_policy();
 }
 
 // The rule of MDP b: the span rule only where its rows sum to 1 (its constant shifts are then
@@ -249,10 +253,12 @@ SolveStats modified_policy_iteration(Ops& ops, typename Ops::T gamma, double tol
     }
     if (!w.any_active()) break;
     w.push_active();
+    if (k > 0) ops.begin_policy(pol);
     for (int64_t j = 0; j < k; ++j) {
       ops.expectation(U.get(), w.V_next.get(), pol, w.active.get(), w.dmax.get(), w.dmin.get());
       ops.copy_active(U.get(), w.V_next.get(), w.active.get());
     }
+    ops.end_policy();
     ops.copy_active(V, U.get(), w.active.get());
   }
   return out;

@@ -158,6 +158,30 @@ def test_policy_evaluation_matches_reference(kind, case, gamma, stochastic):
         np.testing.assert_allclose(to_numpy(got.V).reshape(-1, S)[b], exact, atol=1e-9 + 1e-12)
 
 
+@given(case=mdps(), gamma=st.sampled_from([0.5, 0.9]))
+def test_sparse_policy_solvers_match_reference(case, gamma):
+    """Policy evaluation, policy iteration and modified policy iteration on a sparse model: their
+    evaluation sweeps read the policy's rows gathered once (CPU), against the reference."""
+    P, R, _, _ = case
+    if P.ndim > 3:
+        return
+    Ps = model(P, True, "float64")
+    policy = np.argmax(R, axis=-1)
+    got = rl.policy_evaluation(Ps, R, gamma, policy, tol=1e-10)
+    want = ref.policy_evaluation(P, R, gamma, policy, tol=1e-10)
+    assert_close(got.V, want.V, "float64", 1e3)
+    assert got.iterations == want.iterations
+    got, want = rl.policy_iteration(Ps, R, gamma, eval_tol=1e-10), ref.policy_iteration(P, R, gamma, eval_tol=1e-10)
+    assert_close(got.V, want.V, "float64", 1e3)
+    np.testing.assert_array_equal(got.policy, want.policy)
+    for k in (0, 1, 3):
+        got = rl.modified_policy_iteration(Ps, R, gamma, k=k, tol=1e-8)
+        want = ref.modified_policy_iteration(P, R, gamma, k=k, tol=1e-8)
+        assert_close(got.V, want.V, "float64", 1e3)
+        np.testing.assert_array_equal(got.policy, want.policy)
+        assert got.iterations == want.iterations
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @given(case=mdps(), gamma=st.sampled_from([0.0, 0.5, 0.9]))
 def test_policy_iteration_and_mpi_match_reference(kind, case, gamma):
