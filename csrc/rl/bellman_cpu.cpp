@@ -340,12 +340,11 @@ struct CpuOps {
   void expectation(const T* V, T* V_out, PolicyRef<T> pol, const uint8_t* active, T* dmax, T* dmin) {
     if constexpr (!std::is_void_v<typename SparseIndex<Rows>::type>) {
       if (pol.actions && policy_rows.ready) {
+        // the gathered rows as a model of one action per state: q_action's own arithmetic
         const PolicyRows& p = policy_rows;
+        const Rows gathered{{p.indptr.data(), p.indices.data(), p.data.data(), p.R.data(), 1, S, 1}};
         sweep(active, dmax, dmin, nullptr, [&](int64_t, int64_t s, T*) {
-          T acc = T(0);  // row_dot's order
-          for (int64_t k = p.indptr[size_t(s)]; k < p.indptr[size_t(s + 1)]; ++k)
-            acc += p.data[size_t(k)] * V[p.indices[size_t(k)]];
-          const T v = q_from(p.R[size_t(s)], gamma, acc);
+          const T v = gathered.q_action(0, s, 0, V, gamma);
           V_out[s] = v;
           return StateResult<T>{v - V[s], 0};
         });
