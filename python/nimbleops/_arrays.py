@@ -12,7 +12,7 @@ import functools
 import numbers
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, TypeVar, cast
+from typing import Any, Callable, Optional, Sequence, Tuple, TypeVar, Union, cast
 
 import numpy as np
 
@@ -329,6 +329,8 @@ def to_numpy(x: Any) -> np.ndarray:
 
 #: a numpy array or a torch tensor (the ops take and return either kind)
 Array = Any
+#: an int, or an (h, w) pair of them (sizes, strides, paddings of the image ops)
+Size = Union[int, Tuple[int, int], Sequence[int]]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 

@@ -9,20 +9,20 @@ tensors the op is a custom op with autograd (grad_input, grad_weight, grad_bias)
 """
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
 from .. import _C
 from .. import _arrays as ar
-from .._arrays import Array
+from .._arrays import Array, Size
 from ._depthwise_kernel import run_forward
 from ._layout import channels_last, empty_like_format
 
 
 @ar.resolving
-def depthwise_conv2d(x: Array, weight: Array, bias: Array = None, stride: Array = 1, padding: Array = 0,
-                     dilation: Array = 1) -> Any:
+def depthwise_conv2d(x: Array, weight: Array, bias: Optional[Array] = None, stride: Size = 1, padding: Size = 0,
+                     dilation: Size = 1) -> Any:
     """Depthwise convolution:
     ``out[n, c*m + j, oh, ow] = bias[c*m + j] + sum_{kh, kw} weight[c*m + j, 0, kh, kw] *
     x[n, c, oh*sh - pad_h + kh*dh, ow*sw - pad_w + kw*dw]`` (zero outside the input), i.e.

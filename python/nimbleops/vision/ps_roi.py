@@ -13,21 +13,20 @@ integer in [0, N) is a ValueError; K = 0 gives an empty output.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Optional
 
 import numpy as np
 
 from .. import _arrays as ar
-from .._arrays import Array
+from .._arrays import Array, Size
 from ._ps_roi_kernel import run_forward
 
-Size = Union[int, Tuple[int, int], Sequence[int]]
 _ALIGN_OPS = {"avg": "align_avg", "max": "align_max"}  # mode -> the kernel's op
 
 
 @ar.resolving
-def ps_roi_align(input: Array, boxes: Array, output_size: Size, spatial_scale: float = 1.0, sampling_ratio: int = -1, *,
-                 aligned: bool = True, mode: str = "avg", deterministic: Optional[bool] = None) -> Any:
+def ps_roi_align(input: Array, boxes: Array, output_size: Size, spatial_scale: float = 1.0, sampling_ratio: int = -1,
+                 *, aligned: bool = True, mode: str = "avg", deterministic: Optional[bool] = None) -> Any:
     """Position-sensitive RoI align.
 
     For RoI k on image n = ``boxes[k, 0]``, with ``o = 0.5`` if ``aligned`` else 0:
