@@ -11,7 +11,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include "core/view.h"
+#include "nimbleops/view.h"
 
 namespace nimbleops {
 void bind_rl(pybind11::module_& m);

@@ -19,8 +19,6 @@ py::tuple stats_to_python(const rl::SolveStats& s) {
   return py::make_tuple(it, res, conv);
 }
 
-const View* opt(const std::optional<View>& v) { return v ? &*v : nullptr; }
-
 rl::StopRule stop_rule(const std::string& s) {
   return parse_enum<rl::StopRule>(s, {{"sup", rl::StopRule::sup}, {"span", rl::StopRule::span}}, "stop");
 }
@@ -228,11 +226,7 @@ void bind_rl(py::module_& m) {
         v.epsilon = epsilon;                                                                                     \
         v.update_first = update_first;                                                                           \
         v.stream = stream;                                                                                       \
-        check_disjoint({{rule == "td0" ? "V" : (rule == "double_q" ? "Q1" : "Q"), &Q}, {"Q2", opt(Q2)}},          \
-                       {{"s", &s}, {"s_next", &s_next}, {"a", opt(a)}, {"a_next", opt(a_next)},                  \
-                        {"r", &rewards}, {"terminated", &terminated}, {"alpha", opt(alpha)},                     \
-                        {"gamma", opt(gamma)}, {"probs", opt(probs)}, {"update_first", opt(update_first)},       \
-                        {"td_errors", &td_errors}});                                                             \
+        rl::check_td_disjoint(v, td_errors);                                                                     \
         py::gil_scoped_release nogil;                                                                            \
         TableLocks locks{Q.data, Q2 ? Q2->data : nullptr};                                                       \
         rl::ns::td_update(v, td_errors);                                                                         \
@@ -268,9 +262,7 @@ void bind_rl(py::module_& m) {
           v.gamma = gamma;                                                                                             \
           v.lam = lam;                                                                                                 \
           v.stream = stream;                                                                                           \
-          check_disjoint({{rule == "td_lambda" ? "V" : "Q", &Q}, {"e", &e}},                                          \
-                         {{"s", &s}, {"s_next", &s_next}, {"a", opt(a)}, {"a_next", opt(a_next)}, {"r", &rewards},     \
-                          {"terminated", &terminated}, {"truncated", &truncated}, {"td_errors", &td_errors}});         \
+          rl::check_trace_disjoint(v, td_errors);                                                                      \
           py::gil_scoped_release nogil;                                                                                \
           TableLocks locks{Q.data, e.data};                                                                            \
           rl::ns::tabular_trace_step(v, td_errors);                                                                    \
@@ -297,9 +289,7 @@ void bind_rl(py::module_& m) {
           v.gamma = gamma;                                                                                             \
           v.lam = lam;                                                                                                 \
           v.stream = stream;                                                                                           \
-          check_disjoint({{"w", &w}, {"z", opt(z)}, {"v_old", opt(v_old)}},                                             \
-                         {{"phi", &phi}, {"r", &rewards}, {"phi_next", &phi_next}, {"terminated", &terminated},        \
-                          {"truncated", opt(truncated)}, {"td_errors", &td_errors}});                                  \
+          rl::check_trace_disjoint(v, td_errors);                                                                      \
           py::gil_scoped_release nogil;                                                                                \
           TableLocks locks{w.data, z ? z->data : nullptr, v_old ? v_old->data : nullptr};                              \
           rl::ns::linear_td_step(v, td_errors);                                                                        \

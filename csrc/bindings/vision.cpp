@@ -92,13 +92,6 @@ void bind_vision(py::module_& m) {
                              "internal: pairs expected");
              v.x = x;
              v.weight = weight;
-             if (weight.ndim() == 4) {
-               // PyTorch's [C*m, 1, KH, KW] read as [C*m, KH*KW] here, sparing the Python call a reshape
-               NIMBLEOPS_CHECK(weight.shape[1] == 1 && weight.is_contiguous(),
-                               "weight: expected a contiguous [C*m, 1, KH, KW] array, got shape ", shape_str(weight));
-               v.weight.shape = {weight.shape[0], weight.shape[2] * weight.shape[3]};
-               v.weight.strides = {weight.shape[2] * weight.shape[3], 1};
-             }
              v.bias = bias;
              v.KH = kernel[0];
              v.KW = kernel[1];

@@ -3,11 +3,12 @@
 #pragma once
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 
-#include "core/view.h"
+#include "nimbleops/view.h"
 
 namespace nimbleops {
 
@@ -109,6 +110,9 @@ const auto& checked_shape(const Views& v) {
 // Arrays an op updates in place against every other array of the call (absent ones skipped): a
 // written array must not share memory with another (numpy's may_share_memory: bounds, so an
 // interleaved pair counts as overlapping), or the kernel would read values it has already changed.
+// the view an optional argument holds, or nullptr (a NamedView's absent view)
+inline const View* view_or_null(const std::optional<View>& v) { return v ? &*v : nullptr; }
+
 struct NamedView {
   const char* name;
   const View* view;  // nullptr: absent

@@ -3,7 +3,8 @@
 #pragma once
 #include <string>
 
+#include "nimbleops/runtime.h"  // cuda_device_count: 0 when no usable GPU/driver
+
 namespace nimbleops {
-int cuda_device_count();          // 0 when no usable GPU/driver
 std::string cuda_runtime_error();  // why, when cuda_device_count() == 0
 }  // namespace nimbleops

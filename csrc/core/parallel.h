@@ -9,13 +9,13 @@
 #include <exception>
 #include <omp.h>
 
+#include "nimbleops/runtime.h"
+
 namespace nimbleops {
 
 // The thread count of the parallel loops: 1 in a child forked from a process that may hold an
 // OpenMP pool (runtime.cpp says why), else the last set_num_threads (default OpenMP's).
-int get_num_threads();
-void set_num_threads(int n);  // 1 <= n <= max_num_threads(); throws if the system cannot start n
-int max_num_threads();
+// get_num_threads, set_num_threads, max_num_threads: nimbleops/runtime.h
 bool serial_after_fork();
 
 // Calls f(begin, end) on disjoint chunks covering [0, n). Chunks are at least `grain` long.

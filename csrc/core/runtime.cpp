@@ -161,4 +161,17 @@ std::vector<std::string> compiled_isas() {
 #endif
 }
 
+void set_simd_level(const std::string& level) { set_isa(level); }
+
+std::string simd_level() { return isa_name(active_isa()); }
+
+const char* version() { return NIMBLEOPS_VERSION; }
+
+#ifdef NIMBLEOPS_WITH_CUDA
+bool built_with_cuda() { return true; }
+#else
+bool built_with_cuda() { return false; }
+int cuda_device_count() { return 0; }
+#endif
+
 }  // namespace nimbleops

@@ -4,28 +4,11 @@
 #include <cstdint>
 
 #include "core/check.h"
-#include "core/view.h"
+#include "nimbleops/rl.h"
 #include "rl/bellman_solvers.h"
 
 namespace nimbleops {
 namespace rl {
-
-struct MdpViews {
-  bool sparse = false;
-  View P;                        // dense: [B, S, A, S]
-  View indptr, indices, data;    // sparse: CSR over S*A rows
-  View R;                        // [B, S, A]
-  int64_t B = 1, S = 0, A = 0;
-  uintptr_t stream = 0;          // CUDA: the caller's stream (0 = default)
-  // per MDP: 1 where a row sums to less than 1 (a probability of ending). The span stopping rule
-  // and its midrange extrapolation assume rows summing to 1; such MDPs use the sup rule instead.
-  // Empty: every row sums to 1.
-  std::vector<uint8_t> leaky;
-  // >= 0: the CPU sweeps of a dense model check P's rows (values in [0, 1], sums at most
-  // 1 + fused_check) in their own pass over them, each block of rows just before reading it for
-  // the backup, and raise after the pass; < 0: no check (done beforehand, or not wanted).
-  double fused_check = -1.0;
-};
 
 // Shapes, dtypes, contiguity and device agreement of a model (not its values).
 inline void validate_mdp(const MdpViews& m) {

@@ -22,6 +22,7 @@
 #include <limits>
 #include <vector>
 
+#include "nimbleops/enums.h"
 #include "rl/bellman.h"
 
 namespace nimbleops {
@@ -33,14 +34,6 @@ struct PolicyRef {
   const T* probs = nullptr;          // [B, S, A]
 };
 
-struct SolveStats {
-  std::vector<int64_t> iterations;
-  std::vector<double> residual;
-  std::vector<uint8_t> converged;
-  explicit SolveStats(int64_t B) : iterations(B, 0), residual(B, std::nan("")), converged(B, 0) {}
-};
-
-enum class StopRule { sup, span };
 
 // Threshold on ||V' - V||_sup (sup) or span(V' - V) (span) for a tol-optimal greedy policy.
 inline double stop_threshold(double tol, double gamma, StopRule rule) {

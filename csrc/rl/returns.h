@@ -20,6 +20,8 @@
 #pragma once
 #include <cstdint>
 
+#include "nimbleops/enums.h"
+
 #ifdef __CUDACC__
 #define NIMBLEOPS_RETURNS_FN static __host__ __device__ __forceinline__
 #else
@@ -28,8 +30,6 @@
 
 namespace nimbleops {
 namespace rl {
-
-enum class Estimator : int { discounted = 0, lambda = 1, gae = 2, n_step = 3, vtrace = 4 };
 
 // compile-time tags (no <type_traits>: this header is also compiled into the per-ISA units)
 template <Estimator K>

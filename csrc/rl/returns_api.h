@@ -4,20 +4,11 @@
 #include <optional>
 
 #include "core/check.h"
-#include "core/view.h"
+#include "nimbleops/rl.h"
 #include "rl/returns.h"
 
 namespace nimbleops {
 namespace rl {
-
-struct ReturnsViews {
-  Estimator estimator = Estimator::gae;
-  View rewards, next_values, terminated, truncated;
-  std::optional<View> values, gamma, rhos, traces;
-  double gamma_scalar = 0.0, lam = 1.0;
-  int64_t n = 1;
-  uintptr_t stream = 0;  // CUDA: the caller's stream
-};
 
 // Shapes, dtypes, contiguity and devices of the inputs (values and log_rhos where the estimator
 // needs them): the one check of a call's inputs, run where its ReturnsViews is built (the

@@ -11,7 +11,7 @@
 #include <optional>
 
 #include "core/check.h"
-#include "core/view.h"
+#include "nimbleops/view.h"
 
 namespace nimbleops {
 namespace vision {

@@ -1,22 +1,15 @@
-// Channel shuffle and the ShuffleNetV2 unit's fused concat + shuffle + split, as one kernel: a
-// channel gather. Output tensor o, channel j is a copy of input tensor src_tensor, channel
-// src_channel; every tensor is [N, C_t, H, W] with the same N, H, W, dtype and memory format
-// (NCHW-contiguous or channels_last-contiguous). A pure copy: results are exact.
+// Channel gathers (shuffle; the ShuffleNetV2 unit's concat + shuffle + split): the source map
+// shared by the CPU and CUDA kernels and the per-device entry points (semantics in
+// nimbleops/vision.h, beside ChannelGatherViews).
 #pragma once
 #include <cstdint>
 #include <vector>
 
 #include "core/check.h"
-#include "core/view.h"
+#include "nimbleops/vision.h"
 
 namespace nimbleops {
 namespace vision {
-
-enum class ChannelOp : int {
-  shuffle = 0,                       // 1 input [N, C], 1 output: out[k*g + i] = in[i*(C/g) + k]
-  concat_shuffle_split = 1,          // 2 inputs a [N, Ca], b [N, Cb], 2 outputs of (Ca + Cb) / 2
-  concat_shuffle_split_backward = 2  // 2 inputs (grads of the outputs), 2 outputs (grads of a, b)
-};
 
 // The source of output tensor o, channel j: (input tensor, channel). C0, C1: channels of the two
 // inputs (shuffle: C0 only; the backward: C0 = C1 = half) and, for the backward, Ca = channels of
@@ -39,13 +32,6 @@ inline void channel_source(ChannelOp op, int64_t groups, int64_t C0, int64_t C1,
     channel = js % half;
   }
 }
-
-struct ChannelGatherViews {
-  ChannelOp op = ChannelOp::shuffle;
-  int64_t groups = 1;  // shuffle
-  std::vector<View> inputs, outputs;
-  uintptr_t stream = 0;
-};
 
 // The source (tensor, channel) of every output channel, after checking shapes and formats.
 struct ChannelMap {

@@ -1,33 +1,14 @@
-// Depthwise 2-d convolution (PyTorch's conv2d with groups = C and weight [C*m, 1, KH, KW]):
-// out[n, c*m + j, oh, ow] = bias[c*m + j]
-//     + sum_{kh, kw} w[c*m + j, kh, kw] * x[n, c, oh*sh - pad_h + kh*dh, ow*sw - pad_w + kw*dw]
-// (zero outside the input). The Python wrapper hands over x NCHW- or channels_last-contiguous,
-// the weight as a contiguous [C*m, KH*KW] and the bias as [C*m]. CPU results are deterministic
-// and do not depend on the thread count or SIMD level.
+// Depthwise convolution: the one check and the per-device entry points (semantics in
+// nimbleops/vision.h, beside DepthwiseViews).
 #pragma once
 #include <cstdint>
 #include <optional>
 
 #include "core/check.h"
-#include "core/view.h"
+#include "nimbleops/vision.h"
 
 namespace nimbleops {
 namespace vision {
-
-struct DepthwiseShape {
-  int64_t N, C, H, W, m, Cout, OH, OW;
-  bool channels_last;
-};
-
-struct DepthwiseViews {
-  View x;                   // [N, C, H, W]
-  View weight;              // [C*m, KH*KW]
-  std::optional<View> bias;  // [C*m]
-  int64_t KH = 1, KW = 1, sh = 1, sw = 1, pad_h = 0, pad_w = 0, dh = 1, dw = 1;
-  uintptr_t stream = 0;
-  DepthwiseShape shape{};  // set by check_depthwise
-  bool checked = false;  // the kernels take only checked views
-};
 
 // The one check of a call: shapes, dtypes, devices and sizes; stores the shape in v.
 void check_depthwise(DepthwiseViews& v);

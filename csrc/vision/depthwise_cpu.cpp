@@ -47,6 +47,14 @@ const DepthwiseKernels<double>& depthwise_kernels<double>() {
 }
 
 void check_depthwise(DepthwiseViews& v) {
+  if (v.weight.ndim() == 4) {
+    // PyTorch's [C*m, 1, KH, KW] read as [C*m, KH*KW], sparing the caller a reshape
+    NIMBLEOPS_CHECK(v.weight.shape[1] == 1 && v.weight.is_contiguous(),
+                    "weight: expected a contiguous [C*m, 1, KH, KW] array, got shape ", shape_str(v.weight));
+    const int64_t taps = v.weight.shape[2] * v.weight.shape[3];
+    v.weight.shape = {v.weight.shape[0], taps};
+    v.weight.strides = {taps, 1};
+  }
   NIMBLEOPS_CHECK(v.x.ndim() == 4, "x: expected [N, C, H, W], got shape ", shape_str(v.x));
   NIMBLEOPS_CHECK(v.x.dtype == DType::float32 || v.x.dtype == DType::float64, "x: expected float32 or float64, got ",
                   dtype_name(v.x.dtype));

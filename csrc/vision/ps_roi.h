@@ -7,11 +7,10 @@
 #include <cstdint>
 
 #include "core/hd.h"
+#include "nimbleops/enums.h"
 
 namespace nimbleops {
 namespace vision {
-
-enum class PsRoiOp : int { align_avg = 0, align_max = 1, pool = 2 };
 
 // scaled box coordinates beyond this magnitude count as infinite (that RoI gives zeros)
 constexpr double kCoordLimit = 1099511627776.0;  // 2^40

@@ -5,31 +5,11 @@
 #include <cstdint>
 
 #include "core/check.h"
-#include "core/view.h"
+#include "nimbleops/vision.h"
 #include "vision/ps_roi.h"
 
 namespace nimbleops {
 namespace vision {
-
-// One call's arguments, checked once by ps_roi_inputs (the one entry point that builds them);
-// the kernels trust a PsRoiViews they are given.
-struct PsRoiViews {
-  PsRoiOp op = PsRoiOp::align_avg;
-  View input;  // [N, C, H, W]
-  View boxes;  // [K, 5] float64
-  int64_t pooled_h = 1, pooled_w = 1;
-  int64_t C_out = 0;  // C / (pooled_h * pooled_w)
-  double scale = 1.0;
-  int64_t sampling_ratio = -1;
-  bool aligned = true;
-  bool deterministic = true;  // CUDA backward: no atomics (the CPU is always deterministic)
-  uintptr_t stream = 0;       // CUDA: the caller's stream
-};
-
-// The checked description of one call: shapes, dtypes, devices and the scalar arguments.
-PsRoiViews ps_roi_inputs(PsRoiOp op, const View& input, const View& boxes, int64_t pooled_h, int64_t pooled_w,
-                         double spatial_scale, int64_t sampling_ratio, bool aligned, bool deterministic,
-                         uintptr_t stream);
 
 // The kernel arguments of a checked call.
 template <class T>
@@ -55,11 +35,6 @@ PsRoiArgs<T> ps_roi_args(const PsRoiViews& v) {
   a.op = v.op;
   return a;
 }
-
-// The boxes' values, read from host memory holding v.boxes (v.boxes itself, or a host copy of
-// CUDA boxes): every batch index an integer in [0, N); with the adaptive grid, at most
-// kMaxSamplesPerBin samples per bin.
-void check_boxes(const PsRoiViews& v, const double* boxes);
 
 namespace cpu {
 void ps_roi_forward(const PsRoiViews& v, const View& out);  // out [K, C_out, pooled_h, pooled_w]

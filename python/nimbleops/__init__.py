@@ -5,13 +5,15 @@ CUDA compiler is found. Every op has a pure-Python reference in :mod:`nimbleops.
 """
 from __future__ import annotations
 
+import os
 import warnings
 
 from . import _C
 
 __version__ = "0.1.0"
 
-__all__ = ["build_info", "has_cuda", "set_num_threads", "get_num_threads", "set_simd_level", "rl", "vision", "reference"]
+__all__ = ["build_info", "has_cuda", "set_num_threads", "get_num_threads", "set_simd_level", "get_include",
+           "get_cmake_dir", "rl", "vision", "reference"]
 
 
 def build_info() -> dict:
@@ -72,6 +74,26 @@ def set_simd_level(level: str) -> None:
     'auto' returns to.
     """
     _C.set_simd_level(level)
+
+
+def get_include() -> str:
+    """The directory of the C++ API's headers (``nimbleops/nimbleops.h`` and the family headers), for
+    compiling against the ``libnimbleops`` this package installed. With CMake, prefer
+    :func:`get_cmake_dir` and the target ``nimbleops::nimbleops``."""
+    return os.path.join(_package_dir(), "include")
+
+
+def get_cmake_dir() -> str:
+    """The directory of the CMake package config (``nimbleopsConfig.cmake``): pass it as
+    ``-Dnimbleops_DIR=...`` (or put it in ``CMAKE_PREFIX_PATH``) and ``find_package(nimbleops CONFIG)``
+    gives the imported target ``nimbleops::nimbleops``. Also ``python -m nimbleops --cmakedir``."""
+    return os.path.join(_package_dir(), "share", "cmake", "nimbleops")
+
+
+def _package_dir() -> str:
+    # where the build installed the compiled parts (the extension, libnimbleops, headers, CMake
+    # files): the package's own directory, except in an editable install, which keeps them apart
+    return os.path.dirname(os.path.abspath(_C.__file__))
 
 
 from . import rl  # noqa: E402

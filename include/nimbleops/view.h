@@ -1,10 +1,13 @@
 // One view type for every kernel: a pointer, shape, strides (in elements), dtype and device.
-// Built in Python (nimbleops/_arrays.py) from numpy arrays or torch tensors without copies;
-// the Python caller keeps the owner alive for the duration of the call.
+// Python builds them from numpy arrays or torch tensors without copies (nimbleops/_arrays.py);
+// C++ callers fill one in for their own memory (a std::vector, a LibTorch tensor's data_ptr()).
+// A view does not own its memory: the caller keeps it alive for the duration of the call.
 #pragma once
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace nimbleops {
@@ -90,5 +93,18 @@ struct View {
     return static_cast<T*>(data);
   }
 };
+
+// A view of n-d contiguous (row-major) memory: host memory by default, or on CUDA device `device`.
+template <class T>
+View contiguous_view(T* data, std::vector<int64_t> shape, int device = -1) {
+  View v;
+  v.data = const_cast<void*>(static_cast<const void*>(data));
+  v.dtype = dtype_of<std::remove_const_t<T>>::value;
+  v.device = device;
+  v.strides.assign(shape.size(), 1);
+  for (size_t i = shape.size(); i-- > 1;) v.strides[i - 1] = v.strides[i] * shape[i];
+  v.shape = std::move(shape);
+  return v;
+}
 
 }  // namespace nimbleops
