@@ -35,3 +35,18 @@ def test_code_block_runs(code, tmp_path, monkeypatch):
             pytest.skip(f"the block imports {module}, which is not installed")
     monkeypatch.chdir(tmp_path)  # blocks that write files write them here
     exec(compile(code, "<doc>", "exec"), {"__name__": "__doc_block__"})
+
+
+CPP_BLOCK = re.compile(r"^```cpp\n(.*?)^```", re.S | re.M)
+
+
+def test_cpp_blocks_are_excerpts_of_the_examples():
+    """The C++ of the docs is quoted from examples/cpp, which tests/test_cpp_api.py builds and runs:
+    each block's paragraphs appear line for line (up to indentation) in one example file."""
+    sources = [[line.strip() for line in f.read_text().splitlines()] for f in (ROOT / "examples" / "cpp").glob("*.cpp")]
+    blocks = [m.group(1) for doc in DOCUMENTS for m in CPP_BLOCK.finditer(doc.read_text())]
+    assert blocks
+    for block in blocks:
+        for paragraph in block.strip().split("\n\n"):
+            lines = [line.strip() for line in paragraph.splitlines()]
+            assert any(lines == src[i:i + len(lines)] for src in sources for i in range(len(src))), paragraph
