@@ -119,13 +119,32 @@ struct CpuOps {
 
   CpuOps(Rows r, T g) : rows(r), gamma(g), B(r.m.B), S(r.m.S), A(r.m.A) {}
 
-  // The fused probability check (MdpViews::fused_check): f(s0, s1) runs on blocks of states
-  // whose rows fit in L2, each block's rows checked just before f reads them, so the check reads
-  // P from cache instead of making a pass over memory of its own. Failures are kept as the lowest
-  // flat row index (the same whichever thread met them) and raised by finish_check.
+  // The fused probability check (MdpViews::fused_check). The optimality backup checks each row in
+  // the pass that reads it for the backup (optimality_range_checked); the other sweeps go through
+  // checked_blocks: f(s0, s1) runs on blocks of states whose rows fit in L2, each block's rows
+  // checked just before f reads them, so the check reads P from cache instead of making a pass
+  // over memory of its own. Failures are kept as the lowest flat row index (the same whichever
+  // thread met them) and raised by finish_check.
+  static constexpr int64_t kNoRow = std::numeric_limits<int64_t>::max();
   std::mutex check_mutex;
-  int64_t bad_value = std::numeric_limits<int64_t>::max(), bad_sum = std::numeric_limits<int64_t>::max();
+  int64_t bad_value = kNoRow, bad_sum = kNoRow;
   double worst_sum = 0.0;
+
+  // Checks the flat rows [r0, r1) of a dense P, keeping the lowest failing rows over the threads.
+  void check_rows(int64_t r0, int64_t r1) {
+    if constexpr (std::is_same_v<Rows, DenseRows<T>>) {
+      int64_t value_row, sum_row;
+      double sum;
+      rows.k.probability_rows(rows.m.P, S, r0, r1, 1.0 + check_tol, &value_row, &sum_row, &sum);
+      if (value_row == r1 && sum_row == r1) return;
+      std::lock_guard<std::mutex> lock(check_mutex);
+      if (value_row < r1) bad_value = std::min(bad_value, value_row);
+      if (sum_row < r1 && sum_row < bad_sum) {
+        bad_sum = sum_row;
+        worst_sum = sum;
+      }
+    }
+  }
 
   template <class F>
   void checked_blocks(int64_t b, int64_t s0, int64_t s1, F&& f) {
@@ -134,17 +153,7 @@ struct CpuOps {
         const int64_t block = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, A * S));
         for (int64_t s = s0; s < s1; s += block) {
           const int64_t e = std::min(s1, s + block), r0 = (b * S + s) * A, r1 = (b * S + e) * A;
-          int64_t value_row, sum_row;
-          double sum;
-          rows.k.probability_rows(rows.m.P, S, r0, r1, 1.0 + check_tol, &value_row, &sum_row, &sum);
-          if (value_row < r1 || sum_row < r1) {
-            std::lock_guard<std::mutex> lock(check_mutex);
-            if (value_row < r1) bad_value = std::min(bad_value, value_row);
-            if (sum_row < r1 && sum_row < bad_sum) {
-              bad_sum = sum_row;
-              worst_sum = sum;
-            }
-          }
+          check_rows(r0, r1);
           f(s, e);
         }
         return;
@@ -155,10 +164,10 @@ struct CpuOps {
 
   void finish_check() const {
     if (check_tol < 0.0) return;
-    NIMBLEOPS_CHECK(bad_value == std::numeric_limits<int64_t>::max(),
+    NIMBLEOPS_CHECK(bad_value == kNoRow,
                     "P: expected finite probabilities in [0, 1]; row ", bad_value,
                     " (flat state-action index) has a value outside");
-    NIMBLEOPS_CHECK(bad_sum == std::numeric_limits<int64_t>::max(), "P: expected each row (s, a) to sum to at most 1 (+",
+    NIMBLEOPS_CHECK(bad_sum == kNoRow, "P: expected each row (s, a) to sum to at most 1 (+",
                     check_tol, "), row ", bad_sum, " sums to ", worst_sum);
   }
 
@@ -244,10 +253,18 @@ struct CpuOps {
     if constexpr (std::is_same_v<Rows, DenseRows<T>>) {  // the hot loop, inlined per ISA
       const auto& m = rows.m;
       sweep_ranges(active, dmax, dmin, nullptr, [&](int64_t b, int64_t s0, int64_t s1, T*, T& lmax, T& lmin, int64_t&) {
-        checked_blocks(b, s0, s1, [&](int64_t c0, int64_t c1) {
-          rows.k.optimality_range(m.P + b * S * A * S, m.R + b * S * A, V + b * S, gamma, S, A, c0, c1, V_out + b * S,
-                                  policy ? policy + b * S : nullptr, &lmax, &lmin);
-        });
+        const T* P = m.P + b * S * A * S;
+        const T* R = m.R + b * S * A;
+        int64_t* pol = policy ? policy + b * S : nullptr;
+        if (check_tol < 0.0) {
+          rows.k.optimality_range(P, R, V + b * S, gamma, S, A, s0, s1, V_out + b * S, pol, &lmax, &lmin);
+          return;
+        }
+        // the check in the backup's own pass over each row (no second read of P); only a failed
+        // range is read again, to name its first bad row
+        if (!rows.k.optimality_range_checked(P, R, V + b * S, gamma, S, A, s0, s1, V_out + b * S, pol, &lmax, &lmin,
+                                             1.0 + check_tol))
+          check_rows((b * S + s0) * A, (b * S + s1) * A);
       });
       finish_check();
       return;

@@ -59,50 +59,90 @@ template <> struct VecOf<float, 32> { typedef f32x8 type; };
 template <> struct VecOf<float, 64> { typedef f32x16 type; };
 
 
-// sum_i p[i] * v[i] (kProducts) or sum_i p[i], in the fixed order described above.
-template <class T, bool kProducts>
-inline T fixed_order_sum(const T* __restrict p, const T* __restrict v, int64_t n) {
+// The range of the values a pass saw: lane-wise running minimum and maximum (nan compares false
+// and is skipped here; a row holding one has a nan sum, which the callers test).
+template <class T>
+struct Bounds {
+  typedef typename VecOf<T, kVectorBytes>::type V;
+  V lo = V{} + T(1), hi = V{};
+  T tail_lo = T(1), tail_hi = T(0);
+
+  // whether every value seen lies in [0, 1]
+  bool within_unit() const {
+    constexpr int W = kVectorBytes / int(sizeof(T));
+    bool ok = tail_lo >= T(0) && tail_hi <= T(1);
+    for (int j = 0; j < W; ++j) ok = ok && lo[j] >= T(0) && hi[j] <= T(1);
+    return ok;
+  }
+};
+
+// One pass over a row p[0..n): its dot product with v (kDot) and its sum (kSum), each in the
+// fixed order described above (a pass computing both gives each the bits of the pass computing it
+// alone), and with kRange the values' range folded into *bounds.
+template <class T>
+struct RowPass {
+  T dot, sum;
+};
+
+template <class T, bool kDot, bool kSum, bool kRange>
+inline RowPass<T> row_pass(const T* __restrict p, const T* __restrict v, int64_t n, Bounds<T>* bounds) {
   typedef typename VecOf<T, kVectorBytes>::type V;
   constexpr int W = kVectorBytes / int(sizeof(T));
   constexpr int L = 128 / int(sizeof(T));
   constexpr int K = L / W;
-  auto term = [&](int64_t i) {
-    if constexpr (kProducts) return load<V>(p + i) * load<V>(v + i);
-    else return load<V>(p + i);
-  };
   // the first block initialises the lanes (no 0 + x: the same except that a -0 sum stays -0)
-  V acc[K];
+  V dot[K], sum[K];
+  auto range = [&](V x) {
+    if constexpr (kRange) {
+      bounds->lo = x < bounds->lo ? x : bounds->lo;
+      bounds->hi = x > bounds->hi ? x : bounds->hi;
+    }
+  };
+  auto first = [&](int k, int64_t i) {
+    const V x = load<V>(p + i);
+    if constexpr (kDot) dot[k] = x * load<V>(v + i);
+    if constexpr (kSum) sum[k] = x;
+    range(x);
+  };
+  auto add = [&](int k, int64_t i) {
+    const V x = load<V>(p + i);
+    if constexpr (kDot) dot[k] += x * load<V>(v + i);
+    if constexpr (kSum) sum[k] += x;
+    range(x);
+  };
   int64_t i = 0;
   if (n >= L) {
-    for (int k = 0; k < K; ++k) acc[k] = term(k * W);
+    for (int k = 0; k < K; ++k) first(k, k * W);
     i = L;
   } else {
-    for (int k = 0; k < K; ++k) acc[k] = V{};
+    for (int k = 0; k < K; ++k) dot[k] = sum[k] = V{};
   }
   for (; i + L <= n; i += L)
-    for (int k = 0; k < K; ++k) acc[k] += term(i + k * W);
+    for (int k = 0; k < K; ++k) add(k, i + k * W);
   if (i + L / 2 <= n) {
-    for (int k = 0; k < K / 2; ++k) acc[k] += term(i + k * W);
+    for (int k = 0; k < K / 2; ++k) add(k, i + k * W);
     i += L / 2;
   }
   for (int half = K / 2; half >= 1; half /= 2)
-    for (int k = 0; k < half; ++k) acc[k] += acc[k + half];
-  T sum = fold(acc[0]);
+    for (int k = 0; k < half; ++k) {
+      if constexpr (kDot) dot[k] += dot[k + half];
+      if constexpr (kSum) sum[k] += sum[k + half];
+    }
+  RowPass<T> r{kDot ? fold(dot[0]) : T(0), kSum ? fold(sum[0]) : T(0)};
   for (; i < n; ++i) {
-    if constexpr (kProducts) sum += p[i] * v[i];
-    else sum += p[i];
+    if constexpr (kDot) r.dot += p[i] * v[i];
+    if constexpr (kSum) r.sum += p[i];
+    if constexpr (kRange) {
+      bounds->tail_lo = p[i] < bounds->tail_lo ? p[i] : bounds->tail_lo;
+      bounds->tail_hi = p[i] > bounds->tail_hi ? p[i] : bounds->tail_hi;
+    }
   }
-  return sum;
+  return r;
 }
 
 template <class T>
 inline T dot_fixed(const T* __restrict p, const T* __restrict v, int64_t n) {
-  return fixed_order_sum<T, true>(p, v, n);
-}
-
-template <class T>
-inline T sum_fixed(const T* __restrict p, int64_t n) {
-  return fixed_order_sum<T, false>(p, nullptr, n);
+  return row_pass<T, true, false, false>(p, v, n, nullptr).dot;
 }
 
 template <class T>
@@ -116,22 +156,34 @@ T dot(const T* p, const T* v, int64_t n) {
 }
 
 // The optimality sweep over states [s0, s1) of one MDP, all inlined for this ISA. N > 0 makes
-// the row length a compile-time constant (small MDPs); the arithmetic is the same.
-template <class T, int N>
+// the row length a compile-time constant (small MDPs); the arithmetic is the same. kCheck fuses
+// the probability check into the pass that reads each row for the backup: the rows' range
+// verdicts and largest sum are gathered over the whole range and tested once at its end.
+template <class T, int N, bool kCheck>
 void optimality_range_n(const T* __restrict P, const T* __restrict R, const T* __restrict V, T gamma,
                         int64_t S_runtime, int64_t A, int64_t s0, int64_t s1, T* __restrict V_out,
-                        int64_t* __restrict policy, T* dmax, T* dmin) {
+                        int64_t* __restrict policy, T* dmax, T* dmin, bool* check_passed, double max_sum) {
   const int64_t S = N > 0 ? N : S_runtime;
   T lmax = *dmax, lmin = *dmin;
+  Bounds<T> bounds;
+  T largest_sum = T(0), all_sums = T(0);  // a nan value makes its row's sum and all_sums nan
+  auto q = [&](const T* P_s, const T* R_s, int64_t a) {
+    const RowPass<T> r = row_pass<T, true, kCheck, kCheck>(P_s + a * S, V, S, &bounds);
+    if constexpr (kCheck) {
+      largest_sum = r.sum > largest_sum ? r.sum : largest_sum;
+      all_sums += r.sum;
+    }
+    return R_s[a] + gamma * r.dot;
+  };
   for (int64_t s = s0; s < s1; ++s) {
     const T* P_s = P + s * A * S;
     const T* R_s = R + s * A;
-    T best = R_s[0] + gamma * dot_fixed<T>(P_s, V, S);
+    T best = q(P_s, R_s, 0);
     int64_t arg = 0;
     for (int64_t a = 1; a < A; ++a) {
-      const T q = R_s[a] + gamma * dot_fixed<T>(P_s + a * S, V, S);
-      const bool greater = q > best;  // branchless: the winner is unpredictable
-      best = greater ? q : best;
+      const T qa = q(P_s, R_s, a);
+      const bool greater = qa > best;  // branchless: the winner is unpredictable
+      best = greater ? qa : best;
       arg = greater ? a : arg;
     }
     V_out[s] = best;
@@ -142,6 +194,8 @@ void optimality_range_n(const T* __restrict P, const T* __restrict R, const T* _
   }
   *dmax = lmax;
   *dmin = lmin;
+  if constexpr (kCheck)
+    *check_passed = bounds.within_unit() && all_sums == all_sums && double(largest_sum) <= max_sum;
 }
 
 // True when some x[i] is nan or +-inf: x - x is 0 exactly for finite x and nan otherwise, and
@@ -170,21 +224,10 @@ bool any_non_finite(const T* x, int64_t n) {
 // Whether every p[j] is in [0, 1] (false for nan), and their sum in dot_fixed's order.
 template <class T>
 bool probability_row(const T* p, int64_t n, T* sum) {
-  typedef typename VecOf<T, kVectorBytes>::type V;
-  typedef decltype(V{} != V{}) M;
-  constexpr int W = kVectorBytes / int(sizeof(T));
-  const V zero = V{}, one = zero + T(1);
-  M ok = zero == zero;
-  int64_t i = 0;
-  for (; i + W <= n; i += W) {
-    const V v = load<V>(p + i);
-    ok &= (v >= zero) & (v <= one);
-  }
-  bool all = true;
-  for (int j = 0; j < W; ++j) all = all && ok[j] != 0;
-  for (; i < n; ++i) all = all && p[i] >= T(0) && p[i] <= T(1);
-  *sum = sum_fixed<T>(p, n);
-  return all;
+  Bounds<T> bounds;
+  const RowPass<T> r = row_pass<T, false, true, true>(p, nullptr, n, &bounds);
+  *sum = r.sum;
+  return bounds.within_unit() && r.sum == r.sum;
 }
 
 // How many of p[0..n) lie outside [0, hi) (the index checks' fast path; vectorised).
@@ -228,16 +271,33 @@ void expectation_range(const T* P, const T* R, const T* V, T gamma, int64_t S, i
   *dmin = lmin;
 }
 
+template <class T, bool kCheck>
+void optimality_range_dispatch(const T* P, const T* R, const T* V, T gamma, int64_t S, int64_t A, int64_t s0,
+                               int64_t s1, T* V_out, int64_t* policy, T* dmax, T* dmin, bool* passed, double max_sum) {
+  switch (S) {
+#define NIMBLEOPS_OPTIMALITY_RANGE(n) \
+  optimality_range_n<T, n, kCheck>(P, R, V, gamma, S, A, s0, s1, V_out, policy, dmax, dmin, passed, max_sum)
+    case 8: return NIMBLEOPS_OPTIMALITY_RANGE(8);
+    case 16: return NIMBLEOPS_OPTIMALITY_RANGE(16);
+    case 32: return NIMBLEOPS_OPTIMALITY_RANGE(32);
+    case 64: return NIMBLEOPS_OPTIMALITY_RANGE(64);
+    default: return NIMBLEOPS_OPTIMALITY_RANGE(0);
+#undef NIMBLEOPS_OPTIMALITY_RANGE
+  }
+}
+
 template <class T>
 void optimality_range(const T* P, const T* R, const T* V, T gamma, int64_t S, int64_t A, int64_t s0, int64_t s1,
                       T* V_out, int64_t* policy, T* dmax, T* dmin) {
-  switch (S) {
-    case 8: return optimality_range_n<T, 8>(P, R, V, gamma, S, A, s0, s1, V_out, policy, dmax, dmin);
-    case 16: return optimality_range_n<T, 16>(P, R, V, gamma, S, A, s0, s1, V_out, policy, dmax, dmin);
-    case 32: return optimality_range_n<T, 32>(P, R, V, gamma, S, A, s0, s1, V_out, policy, dmax, dmin);
-    case 64: return optimality_range_n<T, 64>(P, R, V, gamma, S, A, s0, s1, V_out, policy, dmax, dmin);
-    default: return optimality_range_n<T, 0>(P, R, V, gamma, S, A, s0, s1, V_out, policy, dmax, dmin);
-  }
+  optimality_range_dispatch<T, false>(P, R, V, gamma, S, A, s0, s1, V_out, policy, dmax, dmin, nullptr, 0.0);
+}
+
+template <class T>
+bool optimality_range_checked(const T* P, const T* R, const T* V, T gamma, int64_t S, int64_t A, int64_t s0,
+                              int64_t s1, T* V_out, int64_t* policy, T* dmax, T* dmin, double max_sum) {
+  bool passed = false;
+  optimality_range_dispatch<T, true>(P, R, V, gamma, S, A, s0, s1, V_out, policy, dmax, dmin, &passed, max_sum);
+  return passed;
 }
 
 }  // namespace
@@ -245,11 +305,13 @@ void optimality_range(const T* P, const T* R, const T* V, T gamma, int64_t S, in
 extern const DenseRowKernels<float> dense_rows_f32;
 extern const DenseRowKernels<double> dense_rows_f64;
 const DenseRowKernels<float> dense_rows_f32 = {&q_state<float>, &dot<float>, &optimality_range<float>,
-                                                &expectation_range<float>, &any_non_finite<float>,
-                                                &probability_rows<float>, &count_out_of_range};
+                                                &optimality_range_checked<float>, &expectation_range<float>,
+                                                &any_non_finite<float>, &probability_rows<float>,
+                                                &count_out_of_range};
 const DenseRowKernels<double> dense_rows_f64 = {&q_state<double>, &dot<double>, &optimality_range<double>,
-                                                 &expectation_range<double>, &any_non_finite<double>,
-                                                 &probability_rows<double>, &count_out_of_range};
+                                                 &optimality_range_checked<double>, &expectation_range<double>,
+                                                 &any_non_finite<double>, &probability_rows<double>,
+                                                 &count_out_of_range};
 
 }  // namespace NIMBLEOPS_ISA_NS
 

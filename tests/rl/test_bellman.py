@@ -545,7 +545,7 @@ def test_leaky_rows_use_the_sup_rule(solver):
     np.testing.assert_allclose(run(sparse, R).V, want, rtol=1e-7)
 
 
-@pytest.mark.parametrize("shape", [(600, 4), (1, 40, 6), (64, 8, 3)])  # (S, A) or (B, S, A)
+@pytest.mark.parametrize("shape", [(600, 4), (1, 40, 6), (64, 8, 3), (32, 16, 4)])  # (S, A) or (B, S, A)
 @pytest.mark.parametrize("defect", ["negative", "nan", "above_one", "row_sum"])
 @pytest.mark.parametrize("op", ["q_values", "optimality", "expectation"])
 def test_the_check_inside_the_sweep_reports_the_first_bad_row(shape, defect, op):
@@ -580,7 +580,7 @@ def test_the_check_inside_the_sweep_reports_the_first_bad_row(shape, defect, op)
         nimbleops.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("shape", [(600, 4), (64, 8, 3)])
+@pytest.mark.parametrize("shape", [(600, 4), (64, 8, 3), (32, 16, 4)])
 def test_the_check_inside_the_sweep_changes_no_result(shape):
     rng = np.random.default_rng(8)
     batch, (S, A) = shape[:-2], shape[-2:]
