@@ -12,7 +12,7 @@ from nimbleops import rl
 from nimbleops.reference import rl as ref
 
 from ..conftest import (import_peer, KINDS, assert_close, assert_same_bits_at_any_thread_count_and_simd_level,
-                       compile_backend, to_kind, to_numpy)
+                       compile_backend, to_kind, to_numpy, torch)
 
 # ------------------------------------------------------------------ rlax's hand-checked cases
 R_T = np.array([[1.0, 0.0, -1.0, 0.0, 1.0], [0.5, 0.8, -0.7, 0.0, 2.1]])
@@ -290,6 +290,14 @@ def test_plain_numpy_calls_and_the_general_path_agree(rng, kind, dtype):
                         gamma=np.float64(0.9), time_dim=-3)
     assert plain.dtype == general.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(plain, general)
+    if torch is None:
+        return
+    # plain CPU tensors outside autograd take the same short path; with a tensor requiring grad,
+    # the autograd path; the same bits
+    t = [torch.from_numpy(x) for x in (r, v, nv, term, trunc)]
+    np.testing.assert_array_equal(fns[kind](*t, gamma=0.9, time_dim=0).numpy(), plain)
+    t[0].requires_grad_(True)
+    np.testing.assert_array_equal(fns[kind](*t, gamma=0.9, time_dim=0).detach().numpy(), plain)
 
 
 # ------------------------------------------------------------------------------- bad input

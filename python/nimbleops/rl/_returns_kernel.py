@@ -35,10 +35,10 @@ def run_forward(estimator, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, 
         raise ValueError("rewards: expected finite rewards, found nan or inf")
     rhos, traces = importance_weights(lr, lam, rho_clip, c_clip)
     handle = inputs_handle(estimator, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, rhos, traces)
-    kind = ar.kind(r)
-    out0 = ar.empty(r.shape, ar.dtype_name(r), kind)
-    out1 = ar.empty(r.shape, ar.dtype_name(r), kind) if estimator in TWO_OUTPUTS else None
-    getattr(_C.rl, f"returns_forward_{kind.suffix}")(handle, ar.view(out0), ar.view_or_none(out1))
+    empty = np.empty_like if type(r) is np.ndarray else ar._torch().empty_like  # contiguous, like r
+    out0 = empty(r)
+    out1 = empty(r) if estimator in TWO_OUTPUTS else None
+    getattr(_C.rl, f"returns_forward_{ar.kind(r).suffix}")(handle, ar.view(out0), ar.view_or_none(out1))
     return out0, out1
 
 

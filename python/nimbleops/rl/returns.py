@@ -22,6 +22,7 @@ float64 (other real dtypes compute in float64). Rewards with nan or inf raise ``
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, Tuple
 
 import numpy as np
@@ -163,35 +164,46 @@ def _unit_interval(x, name: str) -> float:
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _plain_numpy_call(estimator, rewards, values, next_values, terminated, truncated, gamma, lam, n):
-    """The common call straight to the kernel: numpy arrays of one float dtype and one shape
-    (masks bool), C-contiguous, time-major, gamma and lam numbers in [0, 1], no log_rhos. None for
-    any other call, which then takes the general path (conversions, every check and its error):
-    the outputs are the same either way, this only skips tens of microseconds of Python."""
-    if type(rewards) is not np.ndarray or rewards.dtype not in _FLOATS or not rewards.flags.c_contiguous \
-            or rewards.ndim == 0 or rewards.size == 0:
-        return None
+def _plain_call(estimator, rewards, values, next_values, terminated, truncated, gamma, lam, n):
+    """The common call straight to the kernel: numpy arrays, or plain CPU torch tensors outside
+    autograd and capture, of one float dtype and one shape (masks bool), C-contiguous,
+    time-major, gamma and lam numbers in [0, 1], no log_rhos. None for any other call, which then
+    takes the general path (conversions, every check and its error): the outputs are the same
+    either way, this only skips tens of microseconds of Python."""
     if type(gamma) not in (float, int) or type(lam) not in (float, int) or not (0 <= gamma <= 1 and 0 <= lam <= 1):
         return None
-    shape, dtype = rewards.shape, rewards.dtype
-    plain = lambda x, want: type(x) is np.ndarray and x.dtype == want and x.shape == shape \
-        and x.flags.c_contiguous  # noqa: E731
-    if not (plain(next_values, dtype) and plain(terminated, np.bool_) and plain(truncated, np.bool_)):
+    if type(rewards) is np.ndarray:
+        if rewards.dtype not in _FLOATS or not rewards.flags.c_contiguous or rewards.ndim == 0 or rewards.size == 0:
+            return None
+        shape, dtype, mask = rewards.shape, rewards.dtype, np.bool_
+        plain = lambda x, want: type(x) is np.ndarray and x.dtype == want and x.shape == shape \
+            and x.flags.c_contiguous  # noqa: E731
+    else:
+        torch = sys.modules.get("torch")
+        if torch is None or not ar.plain_cpu_float_tensor(rewards, torch) or not rewards.is_contiguous() \
+                or rewards.dim() == 0 or rewards.numel() == 0 or ar.needs_torch_op(rewards, values, next_values):
+            return None
+        shape, dtype, mask = rewards.shape, rewards.dtype, torch.bool
+        plain = lambda x, want: type(x) is torch.Tensor and x.dtype is want and x.shape == shape and x.is_cpu \
+            and x.is_contiguous()  # noqa: E731
+    if not (plain(next_values, dtype) and plain(terminated, mask) and plain(truncated, mask)):
         return None
     if not (plain(values, dtype) if estimator in TWO_OUTPUTS else values is None):
         return None
     T = shape[0]
-    B = rewards.size // T
-    flat = lambda x: None if x is None else x.reshape(T, B)  # noqa: E731 - views: all are contiguous
+    B = math.prod(shape) // T
+    flat = (lambda x: x) if len(shape) == 2 else (lambda x: None if x is None else x.reshape(T, B))  # noqa: E731
     out0, out1 = run_forward(estimator, flat(rewards), flat(values), flat(next_values), flat(terminated),
                              flat(truncated), None, float(gamma), float(lam), n, None, 1.0, 1.0)
+    if len(shape) == 2:
+        return out0, out1
     return out0.reshape(shape), None if out1 is None else out1.reshape(shape)
 
 
 def _estimate(estimator, rewards, values, next_values, terminated, truncated, *, gamma, lam=1.0, n=1, log_rhos=None,
               rho_clip=1.0, c_clip=1.0, time_dim=0) -> Tuple[Any, Any]:
     if estimator != "vtrace" and type(time_dim) is int and time_dim == 0:
-        plain = _plain_numpy_call(estimator, rewards, values, next_values, terminated, truncated, gamma, lam, n)
+        plain = _plain_call(estimator, rewards, values, next_values, terminated, truncated, gamma, lam, n)
         if plain is not None:
             return plain
     lam = _unit_interval(lam, "lam")
