@@ -62,6 +62,29 @@ def needs_torch_op(*tensors: Any) -> bool:
     return records_graph(*tensors) or capturing()
 
 
+def cpu_tensors_as_numpy(*args: Any) -> Optional[list]:
+    """args with each plain CPU torch tensor among them replaced by a numpy array sharing its memory
+    (others as they are), for ops whose numpy path serves such tensors as well (updates land in the
+    tensors); None where there is no tensor, a tensor is not plain (a subclass, another device,
+    requiring grad, a lazy sign bit, a dtype numpy lacks) or torch captures the call: those take the
+    torch path."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    out, tensors = [], False
+    for x in args:
+        if isinstance(x, torch.Tensor):
+            if type(x) is not torch.Tensor:
+                return None
+            try:  # refuses, among others, CUDA tensors, tensors requiring grad, lazy sign bits
+                x = x.numpy()
+            except (TypeError, RuntimeError):
+                return None
+            tensors = True
+        out.append(x)
+    return out if tensors and not capturing() else None
+
+
 def plain_cpu_float_tensor(t: Any, torch: Any) -> bool:
     """A plain CPU tensor or Parameter (no __torch_function__ of its own) of a float dtype: what the
     ops' short paths hand to C++ as they are."""

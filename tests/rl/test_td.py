@@ -124,6 +124,44 @@ def test_torch_tables_update_in_place(rng):
     assert Q.abs().sum() > 0
 
 
+@pytest.mark.parametrize("rule", ["td0", "q_learning", "sarsa", "expected_sarsa", "double_q"])
+def test_plain_cpu_tensors_numpy_and_the_torch_path_agree(rule, rng):
+    """Plain CPU tensors run the numpy path on their memory; a table that requires grad (updated
+    under no_grad) takes the torch path; numpy arrays their own: the same tables, errors and
+    version bumps."""
+    torch = pytest.importorskip("torch")
+    b = batch(rng, 10, 3, 20, "float64")
+    call = {
+        "td0": lambda T, T2, x: rl.td0_update_(T, x["s"], x["r"], x["s_next"], x["terminated"], alpha=0.5,
+                                               gamma=0.9),
+        "q_learning": lambda T, T2, x: rl.q_learning_update_(T, x["s"], x["a"], x["r"], x["s_next"], x["terminated"],
+                                                             alpha=0.5, gamma=0.9, mode="accumulate"),
+        "sarsa": lambda T, T2, x: rl.sarsa_update_(T, x["s"], x["a"], x["r"], x["s_next"], x["a"], x["terminated"],
+                                                   alpha=0.5, gamma=0.9),
+        "expected_sarsa": lambda T, T2, x: rl.expected_sarsa_update_(T, x["s"], x["a"], x["r"], x["s_next"],
+                                                                     x["terminated"], alpha=0.5, gamma=0.9, epsilon=0.1),
+        "double_q": lambda T, T2, x: rl.double_q_learning_update_(T, T2, x["s"], x["a"], x["r"], x["s_next"],
+                                                                  x["terminated"], alpha=0.5, gamma=0.9,
+                                                                  update_first=x["update_first"]),
+    }[rule]
+    Q0 = rng.standard_normal((10,) if rule == "td0" else (10, 3))
+    Qn, Q2n = Q0.copy(), Q0[::-1].copy()
+    td_numpy = call(Qn, Q2n, b)
+    tensors = {k: torch.from_numpy(v) for k, v in b.items()}
+    Qt, Q2t = torch.from_numpy(Q0.copy()), torch.from_numpy(Q0[::-1].copy())
+    version = Qt._version
+    td_plain = call(Qt, Q2t, tensors)
+    assert isinstance(td_plain, torch.Tensor) and Qt._version > version
+    Qg, Q2g = torch.from_numpy(Q0.copy()).requires_grad_(), torch.from_numpy(Q0[::-1].copy())
+    with torch.no_grad():
+        td_torch = call(Qg, Q2g, tensors)
+    for t in (td_plain, td_torch.detach()):
+        np.testing.assert_array_equal(t.numpy(), td_numpy)
+    for Q, Q2 in ((Qt, Q2t), (Qg.detach(), Q2g)):
+        np.testing.assert_array_equal(Q.numpy(), Qn)
+        np.testing.assert_array_equal(Q2.numpy(), Q2n)
+
+
 def test_thread_count_does_not_change_results(rng):
     S, A, N = 1000, 8, 50_000
     b = batch(rng, S, A, N, "float32")

@@ -101,6 +101,40 @@ def test_true_online_td_lambda_over_one_episode():
     assert not z.any() and not v_old.any()  # reset at the episode end
 
 
+@pytest.mark.parametrize("rule", ["sarsa_lambda", "true_online"])
+def test_plain_cpu_tensors_numpy_and_the_torch_path_agree(rule, rng):
+    """Plain CPU tensors run the numpy path on their memory; a table that requires grad (updated
+    under no_grad) takes the torch path: the same tables, traces and TD errors as numpy arrays."""
+    torch = pytest.importorskip("torch")
+    B, S, A, d = 4, 7, 2, 5
+    x = dict(s=rng.integers(0, S, B), a=rng.integers(0, A, B), s2=rng.integers(0, S, B), a2=rng.integers(0, A, B),
+             r=rng.standard_normal(B), term=rng.random(B) < 0.3, trunc=rng.random(B) < 0.3,
+             phi=rng.standard_normal((B, d)), phi2=rng.standard_normal((B, d)))
+    if rule == "sarsa_lambda":
+        tables = [rng.standard_normal((S, A)), rng.random((B, S, A))]
+        call = lambda t, x: rl.sarsa_lambda_step_(t[0], t[1], x["s"], x["a"], x["r"], x["s2"], x["a2"],  # noqa: E731
+                                                  x["term"], x["trunc"], alpha=0.5, gamma=0.9, lam=0.7)
+    else:
+        tables = [rng.standard_normal(d), rng.random((B, d)), rng.standard_normal(B)]
+        call = lambda t, x: rl.true_online_td_lambda_step_(t[0], t[1], t[2], x["phi"], x["r"], x["phi2"],  # noqa: E731
+                                                           x["term"], x["trunc"], alpha=0.1, gamma=0.9, lam=0.7)
+    numpy_tables = [t.copy() for t in tables]
+    td_numpy = call(numpy_tables, x)
+    tensors = {k: torch.from_numpy(v) for k, v in x.items()}
+    plain = [torch.from_numpy(t.copy()) for t in tables]
+    td_plain = call(plain, tensors)
+    graph = [torch.from_numpy(t.copy()) for t in tables]
+    graph[0].requires_grad_()
+    with torch.no_grad():
+        td_torch = call(graph, tensors)
+    for td in (td_plain, td_torch):
+        assert isinstance(td, torch.Tensor)
+        np.testing.assert_array_equal(td.detach().numpy(), td_numpy)
+    for ts in (plain, graph):
+        for t, want in zip(ts, numpy_tables):
+            np.testing.assert_array_equal(t.detach().numpy(), want)
+
+
 def test_thread_count_does_not_change_results(rng):
     S, A, B = 3000, 4, 16
     Q0 = rng.standard_normal((S, A)).astype(np.float32)

@@ -219,6 +219,13 @@ def _rate(x, name: str, N: int, dtype: str, upper: Optional[float]):
 
 def _update(rule, Q, Q2, s, a, r, s_next, a_next, terminated, alpha, gamma, mode, probs=None, epsilon=None,
             update_first=None) -> Any:
+    host = ar.cpu_tensors_as_numpy(Q, Q2, s, a, r, s_next, a_next, terminated, alpha, gamma, probs, update_first)
+    if host is not None:  # plain CPU tensors: the numpy path on their memory
+        Qn, Q2n, s, a, r, s_next, a_next, terminated, alpha, gamma, probs, update_first = host
+        td = _update(rule, Qn, Q2n, s, a, r, s_next, a_next, terminated, alpha, gamma, mode, probs, epsilon,
+                     update_first)
+        ar.bump_versions(Q, Q2)
+        return ar._torch().from_numpy(td) if ar.is_torch(Q) else td  # td: a fresh contiguous array
     if mode not in MODES:
         raise ValueError(f"mode: expected 'sequential' or 'accumulate', got {mode!r}")
     name = "V" if rule == "td0" else ("Q1" if rule == "double_q" else "Q")

@@ -52,6 +52,11 @@ def _traces(e, name: str, shape, dtype: str):
 
 
 def _tabular(rule, Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam, trace_kind):
+    host = ar.cpu_tensors_as_numpy(Q, e, s, a, r, s_next, a_next, terminated, truncated)
+    if host is not None:  # plain CPU tensors: the numpy path on their memory
+        td = _tabular(rule, *host, alpha, gamma, lam, trace_kind)
+        ar.bump_versions(Q, e)
+        return ar._torch().from_numpy(td) if ar.is_torch(Q) else td  # td: a fresh contiguous array
     if trace_kind not in TRACE_KINDS:
         raise ValueError(f"kind: expected one of {TRACE_KINDS}, got {trace_kind!r}")
     name = "V" if rule == "td_lambda" else "Q"
@@ -149,6 +154,11 @@ def watkins_q_lambda_step_(Q: Array, e: Array, s: Array, a: Array, r: Array, s_n
 
 
 def _linear(rule, w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, gamma, lam):
+    host = ar.cpu_tensors_as_numpy(w, z, v_old, phi, r, phi_next, terminated, truncated)
+    if host is not None:  # plain CPU tensors: the numpy path on their memory
+        td = _linear(rule, *host, alpha, gamma, lam)
+        ar.bump_versions(w, z, v_old)
+        return ar._torch().from_numpy(td) if ar.is_torch(w) else td  # td: a fresh contiguous array
     w = _table(w, "w", 1)
     dtype = ar.dtype_name(w)
     d = w.shape[0]
