@@ -594,3 +594,44 @@ def test_the_check_inside_the_sweep_changes_no_result(shape):
         unchecked = unchecked if isinstance(unchecked, tuple) else (unchecked,)
         for a, b in zip(checked, unchecked):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("op", ["q_values", "optimality", "expectation", "value_iteration", "policy_evaluation",
+                                "policy_iteration", "modified_policy_iteration", "finite_horizon"])
+def test_plain_cpu_tensors_numpy_and_the_torch_path_agree(op, rng):
+    """Plain CPU tensors run the numpy path on their memory; a tensor subclass (a Parameter that
+    does not require grad) takes the torch path: the same bits, tensors out, a policy evaluated
+    returned as given."""
+    torch = pytest.importorskip("torch")
+    P, R = random_mdp(rng, 12, 3, (2,))
+    V = rng.standard_normal((2, 12))
+    pol = rng.integers(0, 3, (2, 12))
+    call = {
+        "q_values": lambda P, R, V, pol: rl.q_values(P, R, V, 0.9),
+        "optimality": lambda P, R, V, pol: rl.bellman_optimality_backup(P, R, V, 0.9),
+        "expectation": lambda P, R, V, pol: rl.bellman_expectation_backup(P, R, V, 0.9, pol),
+        "value_iteration": lambda P, R, V, pol: rl.value_iteration(P, R, 0.9, V0=V, stop="span"),
+        "policy_evaluation": lambda P, R, V, pol: rl.policy_evaluation(P, R, 0.9, pol),
+        "policy_iteration": lambda P, R, V, pol: rl.policy_iteration(P, R, 0.9, policy0=pol),
+        "modified_policy_iteration": lambda P, R, V, pol: rl.modified_policy_iteration(P, R, 0.9, k=5),
+        "finite_horizon": lambda P, R, V, pol: rl.finite_horizon(P, R, 0.9, 4, terminal_values=V),
+    }[op]
+
+    def arrays(out):
+        if isinstance(out, tuple):
+            return list(out)
+        if hasattr(out, "policy"):
+            return [out.V, out.policy]
+        return [out]
+
+    want = arrays(call(P, R, V, pol))
+    plain = [torch.from_numpy(x) for x in (P, R, V, pol)]
+    subclass = plain[:1] + [torch.nn.Parameter(plain[1], requires_grad=False)] + plain[2:]
+    for args in (plain, subclass):
+        out = call(*args)
+        got = arrays(out)
+        for g, w in zip(got, want):
+            assert isinstance(g, torch.Tensor)
+            np.testing.assert_array_equal(g.detach().numpy(), w)
+        if op == "policy_evaluation":
+            assert out.policy is args[3]

@@ -19,8 +19,9 @@ q(s, a) = R[s, a] + gamma * sum_s' P[s, a, s'] V[s'].
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Tuple, Union
+import functools
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Tuple, TypeVar, Union, cast
 
 import numpy as np
 
@@ -57,6 +58,32 @@ class FiniteHorizonSolution:
 
     V: Any
     policy: Any
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _numpy_for_cpu_tensors(fn: _F) -> _F:
+    """fn called on numpy arrays sharing the memory of its arguments' plain CPU torch tensors
+    (:func:`nimbleops._arrays.cpu_tensors_as_numpy`), its arrays returned as tensors: the numpy
+    path, with its short cuts, serves those tensors too. Other calls go to fn as they are."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        host = ar.cpu_tensors_as_numpy(*args, *kwargs.values())
+        if host is None:
+            return fn(*args, **kwargs)
+        given = {id(h): x for h, x in zip(host, (*args, *kwargs.values())) if h is not x}
+
+        def back(y):  # an argument returned as given stays the caller's tensor
+            return given[id(y)] if id(y) in given else ar.tensor_from_numpy(y) if isinstance(y, np.ndarray) else y
+
+        out = fn(*host[:len(args)], **dict(zip(kwargs, host[len(args):])))
+        if isinstance(out, tuple):
+            return tuple(back(y) for y in out)
+        if isinstance(out, (MDPSolution, FiniteHorizonSolution)):
+            return replace(out, V=back(out.V), policy=back(out.policy))
+        return back(out)
+    return cast(_F, call)
 
 
 def _gamma(gamma, infinite_horizon: bool = False) -> float:
@@ -134,6 +161,7 @@ def _policy(policy, m: PreparedMdp, name: str = "policy"):
 
 
 @ar.resolving
+@_numpy_for_cpu_tensors
 def q_values(P: Model, R: Array, V: Array, gamma: float, *, check: bool = True) -> Array:
     """Action values: ``Q[s, a] = R[s, a] + gamma * sum_s' P[s, a, s'] V[s']``.
 
@@ -155,6 +183,7 @@ def q_values(P: Model, R: Array, V: Array, gamma: float, *, check: bool = True) 
 
 
 @ar.resolving
+@_numpy_for_cpu_tensors
 def bellman_optimality_backup(P: Model, R: Array, V: Array, gamma: float, *, check: bool = True) -> Tuple[Array, Array]:
     """One sweep of the optimality operator: ``V_new[s] = max_a Q[s, a]``, Q as in
     :func:`q_values`.
@@ -188,6 +217,7 @@ def greedy_policy(P: Model, R: Array, V: Array, gamma: float, *, check: bool = T
 
 
 @ar.resolving
+@_numpy_for_cpu_tensors
 def bellman_expectation_backup(P: Model, R: Array, V: Array, gamma: float, policy: Array, *,
                                check: bool = True) -> Array:
     """One sweep of a policy's operator: ``V_new[s] = Q[s, policy[s]]`` for
@@ -230,6 +260,7 @@ def _common(tol, max_iter):
 
 
 @ar.resolving
+@_numpy_for_cpu_tensors
 def value_iteration(
     P: Model,
     R: Array,
@@ -293,6 +324,7 @@ def value_iteration(
 
 
 @ar.resolving
+@_numpy_for_cpu_tensors
 def policy_evaluation(P: Model, R: Array, gamma: float, policy: Array, *, tol: float = 1e-6, max_iter: int = 10_000,
                       V0: Array = None, check: bool = True) -> MDPSolution:
     """Iterative policy evaluation ``V <- T_pi V``.
@@ -322,6 +354,7 @@ def policy_evaluation(P: Model, R: Array, gamma: float, policy: Array, *, tol: f
 
 
 @ar.resolving
+@_numpy_for_cpu_tensors
 def policy_iteration(
     P: Model,
     R: Array,
@@ -371,6 +404,7 @@ def policy_iteration(
 
 
 @ar.resolving
+@_numpy_for_cpu_tensors
 def modified_policy_iteration(
     P: Model,
     R: Array,
@@ -425,6 +459,7 @@ def modified_policy_iteration(
 
 
 @ar.resolving
+@_numpy_for_cpu_tensors
 def finite_horizon(
     P: Model, R: Array, gamma: float, horizon: int, *, terminal_values: Array = None, check: bool = True
 ) -> FiniteHorizonSolution:
