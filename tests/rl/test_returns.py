@@ -300,6 +300,29 @@ def test_plain_numpy_calls_and_the_general_path_agree(rng, kind, dtype):
     np.testing.assert_array_equal(fns[kind](*t, gamma=0.9, time_dim=0).detach().numpy(), plain)
 
 
+@pytest.mark.parametrize("time_dim", [0, 1])
+def test_plain_cpu_tensors_outside_the_short_path_agree(rng, time_dim):
+    """vtrace, per-step gamma arrays and other time axes: plain CPU tensors outside autograd run the
+    numpy path on their memory; with a tensor requiring grad, the autograd path; the same bits."""
+    if torch is None:
+        pytest.skip("torch is not installed")
+    shape = (6, 5) if time_dim == 0 else (5, 6)
+    r, v, nv, lr = (rng.standard_normal(shape) for _ in range(4))
+    term, trunc, g = rng.random(shape) < 0.2, rng.random(shape) < 0.2, rng.uniform(0.8, 1.0, shape)
+    calls = (lambda r, v, nv, lr, te, tr, g: rl.vtrace(r, v, nv, lr, te, tr, gamma=0.9, time_dim=time_dim),
+             lambda r, v, nv, lr, te, tr, g: rl.gae(r, v, nv, te, tr, gamma=g, lam=0.8, time_dim=time_dim))
+    for call in calls:
+        want = call(r, v, nv, lr, term, trunc, g)
+        t = [torch.from_numpy(x) for x in (r, v, nv, lr, term, trunc, g)]
+        plain = call(*t)
+        t[0].requires_grad_(True)
+        graph = call(*t)
+        for out, w in ((plain, want), (graph, want)):
+            for a, b in zip(out, w):
+                assert isinstance(a, torch.Tensor)
+                np.testing.assert_array_equal(a.detach().numpy(), b)
+
+
 # ------------------------------------------------------------------------------- bad input
 
 

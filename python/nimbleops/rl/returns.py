@@ -206,6 +206,12 @@ def _estimate(estimator, rewards, values, next_values, terminated, truncated, *,
         plain = _plain_call(estimator, rewards, values, next_values, terminated, truncated, gamma, lam, n)
         if plain is not None:
             return plain
+    host = ar.cpu_tensors_as_numpy(rewards, values, next_values, terminated, truncated, log_rhos, gamma)
+    if host is not None:  # plain CPU tensors outside autograd: the numpy path on their memory
+        r, v, nv, te, tr, lr, g = host
+        out0, out1 = _estimate(estimator, r, v, nv, te, tr, gamma=g, lam=lam, n=n, log_rhos=lr, rho_clip=rho_clip,
+                               c_clip=c_clip, time_dim=time_dim)
+        return ar.tensor_from_numpy(out0), None if out1 is None else ar.tensor_from_numpy(out1)
     lam = _unit_interval(lam, "lam")
     rho_clip = ar.check_real_scalar(rho_clip, "rho_clip")
     c_clip = ar.check_real_scalar(c_clip, "c_clip")
