@@ -85,6 +85,45 @@ def cpu_tensors_as_numpy(*args: Any) -> Optional[list]:
     return out if tensors and not capturing() else None
 
 
+def numpy_path_for_cpu_tensors(fn: Optional[_F] = None, *, result: Optional[Callable[[Any, Callable[[Any], Any]], Any]] = None,
+                               leading: bool = False) -> Any:
+    """fn called on numpy arrays sharing the memory of its plain CPU torch tensor arguments
+    (:func:`cpu_tensors_as_numpy`: outside autograd and capture), so that the numpy path, with its
+    short cuts, serves them too. Its returned arrays (alone or in a tuple; ``result(out, back)``
+    converts other results with ``back``) are handed back as tensors with their strides (memory
+    formats kept), and an argument returned as given is the caller's tensor. leading: only when
+    the first argument is a tensor (ops whose first argument decides the kind and refuse a tensor
+    beside a numpy first argument). For ops that write no argument; other calls, and calls with
+    arrays inside lists, go to fn as they are."""
+    def decorate(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            values = (*args, *kwargs.values())
+            host = None
+            if not any(type(v) in (list, tuple) for v in values) and (not leading or is_torch(args[0])):
+                host = cpu_tensors_as_numpy(*values)
+            if host is None:
+                return fn(*args, **kwargs)
+            given = {id(h): x for h, x in zip(host, values) if h is not x}
+            torch = _torch()
+
+            def back(y):
+                if id(y) in given:
+                    return given[id(y)]
+                if not isinstance(y, np.ndarray):
+                    return y
+                if y.flags.writeable and all(st >= 0 for st in y.strides):
+                    return torch.from_numpy(y)
+                return tensor_from_numpy(y)
+
+            out = fn(*host[:len(args)], **dict(zip(kwargs, host[len(args):])))
+            if isinstance(out, tuple):
+                return tuple(back(y) for y in out)
+            return result(out, back) if result is not None and not isinstance(out, np.ndarray) else back(out)
+        return cast(_F, call)
+    return decorate(fn) if fn is not None else decorate
+
+
 def plain_cpu_float_tensor(t: Any, torch: Any) -> bool:
     """A plain CPU tensor or Parameter (no __torch_function__ of its own) of a float dtype: what the
     ops' short paths hand to C++ as they are."""

@@ -377,3 +377,20 @@ def test_large_bins_average_exactly(dtype):
     # align: a million samples a bin, summed in one double accumulator
     np.testing.assert_allclose(vision.ps_roi_align(x, boxes, 2, sampling_ratio=1024, aligned=False),
                                np.full((1, 1, 2, 2), want), rtol=max(tol, 1e-10), atol=0)
+
+
+@needs_torch
+@pytest.mark.parametrize("op", ["align", "pool"])
+def test_plain_cpu_tensors_numpy_and_the_autograd_path_agree(op):
+    """A plain CPU tensor input runs the numpy path on its memory, one that requires grad the
+    custom op: the same bits."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 8, 9, 9, generator=g)
+    boxes = torch.tensor([[0, 1.0, 1.0, 7.0, 8.0], [1, 0.5, 2.0, 8.5, 6.0]])
+    fn = vision.ps_roi_align if op == "align" else vision.ps_roi_pool
+    plain = fn(x, boxes, 2)
+    graph = fn(x.clone().requires_grad_(), boxes, 2)
+    want = fn(x.numpy(), boxes.numpy().astype(np.float64), 2)
+    for out in (plain, graph):
+        assert isinstance(out, torch.Tensor)
+        np.testing.assert_array_equal(out.detach().numpy(), want)

@@ -152,3 +152,20 @@ def test_concat_shuffle_split_torch_cpu_common_case(monkeypatch):
     monkeypatch.undo()
     with pytest.raises(ValueError, match=r"b: expected \[N, Cb, H, W\] with N, H, W of a"):
         vision.concat_shuffle_split(a.detach(), a.detach()[:, :, :2])
+
+
+@needs_torch
+@pytest.mark.parametrize("channels_last_input", [False, True])
+def test_plain_cpu_tensors_numpy_and_the_autograd_path_agree(channels_last_input):
+    """A plain CPU tensor runs the numpy path on its memory, one that requires grad the custom op:
+    the same values, the input's memory format kept."""
+    x = torch.randn(2, 6, 3, 5)
+    if channels_last_input:
+        x = x.contiguous(memory_format=torch.channels_last)
+    plain = vision.channel_shuffle(x, 3)
+    graph = vision.channel_shuffle(x.clone().requires_grad_(), 3)
+    want = torch.nn.functional.channel_shuffle(x, 3)
+    for out in (plain, graph):
+        assert isinstance(out, torch.Tensor)
+        assert out.is_contiguous(memory_format=torch.channels_last) == channels_last_input
+        torch.testing.assert_close(out.detach(), want, rtol=0, atol=0)

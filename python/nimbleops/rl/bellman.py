@@ -19,9 +19,8 @@ q(s, a) = R[s, a] + gamma * sum_s' P[s, a, s'] V[s'].
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Tuple, TypeVar, Union, cast
+from typing import Any, Callable, Tuple, Union
 
 import numpy as np
 
@@ -60,30 +59,13 @@ class FiniteHorizonSolution:
     policy: Any
 
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+def _solution_as_tensors(out: Any, back: Callable[[Any], Any]) -> Any:
+    """A solver's result from the numpy path with its values and policy as tensors (the statistics
+    stay numpy / Python, as on the torch path)."""
+    return replace(out, V=back(out.V), policy=back(out.policy))
 
 
-def _numpy_for_cpu_tensors(fn: _F) -> _F:
-    """fn called on numpy arrays sharing the memory of its arguments' plain CPU torch tensors
-    (:func:`nimbleops._arrays.cpu_tensors_as_numpy`), its arrays returned as tensors: the numpy
-    path, with its short cuts, serves those tensors too. Other calls go to fn as they are."""
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
-        host = ar.cpu_tensors_as_numpy(*args, *kwargs.values())
-        if host is None:
-            return fn(*args, **kwargs)
-        given = {id(h): x for h, x in zip(host, (*args, *kwargs.values())) if h is not x}
-
-        def back(y):  # an argument returned as given stays the caller's tensor
-            return given[id(y)] if id(y) in given else ar.tensor_from_numpy(y) if isinstance(y, np.ndarray) else y
-
-        out = fn(*host[:len(args)], **dict(zip(kwargs, host[len(args):])))
-        if isinstance(out, tuple):
-            return tuple(back(y) for y in out)
-        if isinstance(out, (MDPSolution, FiniteHorizonSolution)):
-            return replace(out, V=back(out.V), policy=back(out.policy))
-        return back(out)
-    return cast(_F, call)
+_numpy_for_cpu_tensors = ar.numpy_path_for_cpu_tensors(result=_solution_as_tensors)
 
 
 def _gamma(gamma, infinite_horizon: bool = False) -> float:

@@ -25,6 +25,7 @@ _ALIGN_OPS = {"avg": "align_avg", "max": "align_max"}  # mode -> the kernel's op
 
 
 @ar.resolving
+@ar.numpy_path_for_cpu_tensors(leading=True)
 def ps_roi_align(input: Array, boxes: Array, output_size: Size, spatial_scale: float = 1.0, sampling_ratio: int = -1,
                  *, aligned: bool = True, mode: str = "avg", deterministic: Optional[bool] = None) -> Any:
     """Position-sensitive RoI align.
@@ -77,6 +78,7 @@ def ps_roi_align(input: Array, boxes: Array, output_size: Size, spatial_scale: f
 
 
 @ar.resolving
+@ar.numpy_path_for_cpu_tensors(leading=True)
 def ps_roi_pool(input: Array, boxes: Array, output_size: Size, spatial_scale: float = 1.0, *,
                 deterministic: Optional[bool] = None) -> Any:
     """Position-sensitive RoI pool (R-FCN's definition).

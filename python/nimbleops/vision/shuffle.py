@@ -20,6 +20,7 @@ from ._shuffle_kernel import run
 
 
 @ar.resolving
+@ar.numpy_path_for_cpu_tensors
 def channel_shuffle(x: Array, groups: int) -> Any:
     """Channel shuffle: ``out[:, k*g + i] = x[:, i*(C/g) + k]`` for ``i < g = groups``,
     ``k < C/g``: PyTorch's ``channel_shuffle`` / ``nn.ChannelShuffle``.
