@@ -88,31 +88,8 @@ void bind_rl(py::module_& m) {
       .def_readwrite("stream", &rl::MdpViews::stream)
       .def_readwrite("leaky", &rl::MdpViews::leaky)
       .def_readwrite("fused_check", &rl::MdpViews::fused_check)
-      .def_static("dense",
-                  [](const View& P, const View& R, int64_t B, int64_t S, int64_t A) {
-                    rl::MdpViews v;
-                    v.P = P;
-                    v.R = R;
-                    v.B = B;
-                    v.S = S;
-                    v.A = A;
-                    rl::validate_mdp(v);
-                    return v;
-                  })
-      .def_static("sparse", [](const View& indptr, const View& indices, const View& data, const View& R, int64_t S,
-                               int64_t A) {
-        rl::MdpViews v;
-        v.sparse = true;
-        v.indptr = indptr;
-        v.indices = indices;
-        v.data = data;
-        v.R = R;
-        v.B = 1;
-        v.S = S;
-        v.A = A;
-        rl::validate_mdp(v);
-        return v;
-      });
+      .def_static("dense", &rl::dense_views)
+      .def_static("sparse", &rl::sparse_views);
 
   m.def("check_csr", [](const View& indptr, const View& indices, int64_t S, int64_t A) {
     py::gil_scoped_release nogil;

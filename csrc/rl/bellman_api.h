@@ -36,6 +36,34 @@ inline void validate_mdp(const MdpViews& m) {
   }
 }
 
+// The views of a dense [B, S, A, S] / sparse (CSR) model, their shapes, dtypes and devices checked
+// (validate_mdp; not their values).
+inline MdpViews dense_views(const View& P, const View& R, int64_t B, int64_t S, int64_t A) {
+  MdpViews m;
+  m.P = P;
+  m.R = R;
+  m.B = B;
+  m.S = S;
+  m.A = A;
+  validate_mdp(m);
+  return m;
+}
+
+inline MdpViews sparse_views(const View& indptr, const View& indices, const View& data, const View& R, int64_t S,
+                             int64_t A) {
+  MdpViews m;
+  m.sparse = true;
+  m.indptr = indptr;
+  m.indices = indices;
+  m.data = data;
+  m.R = R;
+  m.B = 1;
+  m.S = S;
+  m.A = A;
+  validate_mdp(m);
+  return m;
+}
+
 inline void validate_values(const MdpViews& m, const View& V, const char* name, int64_t copies = 1) {
   check_like(V, m.R, name, "R", copies * m.B * m.S, m.R.dtype);
 }

@@ -51,13 +51,7 @@ void check_solver(double tol, int64_t max_iter) {
 }  // namespace
 
 MdpViews dense_mdp(const View& P, const View& R, int64_t B, int64_t S, int64_t A, bool check_values) {
-  MdpViews m;
-  m.P = P;
-  m.R = R;
-  m.B = B;
-  m.S = S;
-  m.A = A;
-  validate_mdp(m);
+  MdpViews m = dense_views(P, R, B, S, A);
   if (check_values) {
     refuse_device_values(m);
     cpu::check_probabilities(P, S, row_sum_tol(R.dtype), "P");
@@ -70,16 +64,7 @@ MdpViews dense_mdp(const View& P, const View& R, int64_t B, int64_t S, int64_t A
 
 MdpViews sparse_mdp(const View& indptr, const View& indices, const View& data, const View& R, int64_t S, int64_t A,
                     bool check_values) {
-  MdpViews m;
-  m.sparse = true;
-  m.indptr = indptr;
-  m.indices = indices;
-  m.data = data;
-  m.R = R;
-  m.B = 1;
-  m.S = S;
-  m.A = A;
-  validate_mdp(m);
+  MdpViews m = sparse_views(indptr, indices, data, R, S, A);
   if (!indptr.is_cuda()) cpu::check_csr(indptr, indices, S, A);
   if (check_values) {
     refuse_device_values(m);
