@@ -85,7 +85,8 @@ def cpu_tensors_as_numpy(*args: Any) -> Optional[list]:
     return out if tensors and not capturing() else None
 
 
-def numpy_path_for_cpu_tensors(fn: Optional[_F] = None, *, result: Optional[Callable[[Any, Callable[[Any], Any]], Any]] = None,
+def numpy_path_for_cpu_tensors(fn: Optional[_F] = None, *,
+                               result: Optional[Callable[[Any, Callable[[Any], Any]], Any]] = None,
                                leading: bool = False) -> Any:
     """fn called on numpy arrays sharing the memory of its plain CPU torch tensor arguments
     (:func:`cpu_tensors_as_numpy`: outside autograd and capture), so that the numpy path, with its
