@@ -107,12 +107,12 @@ const auto& checked_shape(const Views& v) {
   return v.shape;
 }
 
-// Arrays an op updates in place against every other array of the call (absent ones skipped): a
-// written array must not share memory with another (numpy's may_share_memory: bounds, so an
-// interleaved pair counts as overlapping), or the kernel would read values it has already changed.
 // the view an optional argument holds, or nullptr (a NamedView's absent view)
 inline const View* view_or_null(const std::optional<View>& v) { return v ? &*v : nullptr; }
 
+// Arrays an op updates in place against every other array of the call (absent ones skipped): a
+// written array must not share memory with another (numpy's may_share_memory: bounds, so an
+// interleaved pair counts as overlapping), or the kernel would read values it has already changed.
 struct NamedView {
   const char* name;
   const View* view;  // nullptr: absent

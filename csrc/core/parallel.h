@@ -13,9 +13,9 @@
 
 namespace nimbleops {
 
-// The thread count of the parallel loops: 1 in a child forked from a process that may hold an
-// OpenMP pool (runtime.cpp says why), else the last set_num_threads (default OpenMP's).
-// get_num_threads, set_num_threads, max_num_threads: nimbleops/runtime.h
+// The thread count of the parallel loops, get_num_threads() (nimbleops/runtime.h): 1 when
+// serial_after_fork(), in a child forked from a process that may hold an OpenMP pool (runtime.cpp
+// says why), else the last set_num_threads (default OpenMP's).
 bool serial_after_fork();
 
 // Calls f(begin, end) on disjoint chunks covering [0, n). Chunks are at least `grain` long.

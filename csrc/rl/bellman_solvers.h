@@ -34,7 +34,6 @@ struct PolicyRef {
   const T* probs = nullptr;          // [B, S, A]
 };
 
-
 // Threshold on ||V' - V||_sup (sup) or span(V' - V) (span) for a tol-optimal greedy policy.
 inline double stop_threshold(double tol, double gamma, StopRule rule) {
   if (gamma <= 0.0) return std::numeric_limits<double>::infinity();

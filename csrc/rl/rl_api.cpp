@@ -43,6 +43,19 @@ void dense_leaky(MdpViews& m) {
     if (short_row[size_t(r)]) m.leaky[size_t(r / per_mdp)] = 1;
 }
 
+// The model with its leaky flags (MdpViews::leaky), for the solvers whose stopping rule needs
+// them (value iteration with the span rule, modified policy iteration), computed when a solver
+// first needs them, as the Python solvers do: sparse_mdp fills them as a by-product of its value
+// check; the views of a device model keep none.
+MdpViews with_leaky(const MdpViews& m) {
+  if (!m.leaky.empty() || m.R.is_cuda()) return m;
+  MdpViews marked = m;
+  if (m.sparse) marked.leaky.assign(1, cpu::csr_row_sums(m.indptr, m.data).min_sum < 1.0 - kLeakTol);
+  else if (m.R.dtype == DType::float32) dense_leaky<float>(marked);
+  else dense_leaky<double>(marked);
+  return marked;
+}
+
 void check_solver(double tol, int64_t max_iter) {
   NIMBLEOPS_CHECK(tol > 0, "tol: expected a number > 0, got ", tol);
   NIMBLEOPS_CHECK(max_iter >= 1, "max_iter: expected an integer >= 1, got ", max_iter);
@@ -56,8 +69,6 @@ MdpViews dense_mdp(const View& P, const View& R, int64_t B, int64_t S, int64_t A
     refuse_device_values(m);
     cpu::check_probabilities(P, S, row_sum_tol(R.dtype), "P");
     cpu::check_rewards(R, A);
-    if (R.dtype == DType::float32) dense_leaky<float>(m);
-    else dense_leaky<double>(m);
   }
   return m;
 }
@@ -108,7 +119,8 @@ SolveStats value_iteration(const MdpViews& mdp, double gamma, const View& V, con
   NIMBLEOPS_CHECK(!(gauss_seidel && mdp.R.is_cuda()),
                   "gauss_seidel=True is sequential over states and runs on the CPU only; got CUDA tensors");
   NIMBLEOPS_ON_DEVICE(mdp.R.is_cuda(), "value_iteration",
-                      value_iteration(mdp, gamma, V, policy, tol, max_iter, stop, gauss_seidel));
+                      value_iteration(stop == StopRule::span ? with_leaky(mdp) : mdp, gamma, V, policy, tol, max_iter,
+                                      stop, gauss_seidel));
 }
 
 SolveStats policy_evaluation(const MdpViews& mdp, double gamma, const View& policy, const View& V, double tol,
@@ -131,7 +143,7 @@ SolveStats modified_policy_iteration(const MdpViews& mdp, double gamma, const Vi
   check_solver(tol, max_iter);
   NIMBLEOPS_CHECK(k >= 1, "k: expected an integer >= 1, got ", k);
   NIMBLEOPS_ON_DEVICE(mdp.R.is_cuda(), "modified_policy_iteration",
-                      modified_policy_iteration(mdp, gamma, V, policy, k, tol, max_iter));
+                      modified_policy_iteration(with_leaky(mdp), gamma, V, policy, k, tol, max_iter));
 }
 
 void finite_horizon(const MdpViews& mdp, double gamma, int64_t horizon, const View& V, const View& policy) {

@@ -45,20 +45,23 @@ struct MdpViews {
   uintptr_t stream = 0;          // CUDA: the caller's stream (0 = default)
   // per MDP: 1 where a row sums to less than 1 (a probability of ending). The span stopping rule
   // and its midrange extrapolation assume rows summing to 1; such MDPs use the sup rule instead.
-  // Empty: every row sums to 1.
+  // Empty: not marked, and every row counts as summing to 1 (the solvers of this API mark a host
+  // model when their rule needs it).
   std::vector<uint8_t> leaky;
   // >= 0: the CPU sweeps of a dense model check P's rows (values in [0, 1], sums at most
-  // 1 + fused_check) in their own pass over them, each block of rows just before reading it for
-  // the backup, and raise after the pass; < 0: no check (done beforehand, or not wanted).
+  // 1 + fused_check) within the sweep (the optimality backup in the pass that reads each row, the
+  // others block by block just before reading it) and raise after the pass; < 0: no check (done
+  // beforehand, or not wanted).
   double fused_check = -1.0;
 };
 
 // A dense model [B, S, A, S] / [B, S, A], checked: shapes, dtypes, contiguity and devices; with
 // check_values, and on the host, every row of P finite in [0, 1] summing to at most 1 + tol
 // (tol 1e-9 for float64, 1e-5 for float32), R without nan or +inf and with a feasible action in
-// every state, and the leaky flags filled in (an MDP whose rows may sum to less than 1 is solved
-// with the sup rule where span is asked). check_values on device views throws: check them on the
-// host, or pass check_values = false (every row then counts as summing to 1).
+// every state. check_values on device views throws: check them on the host, or pass
+// check_values = false. The leaky flags (an MDP whose rows may sum to less than 1 is solved with the
+// sup rule where span is asked) are computed by the solvers that need them, on the host; a device
+// model's rows count as summing to 1.
 MdpViews dense_mdp(const View& P, const View& R, int64_t B, int64_t S, int64_t A, bool check_values = true);
 // A sparse model (the CSR structure is always checked: indptr[0] == 0, non-decreasing,
 // indptr[S*A] == nnz, 0 <= indices < S), with the value checks of dense_mdp.
