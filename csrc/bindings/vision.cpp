@@ -3,6 +3,7 @@
 #include "vision/batch_norm_api.h"
 #include "vision/channel_shuffle_api.h"
 #include "vision/depthwise_api.h"
+#include "vision/nms_api.h"
 #include "vision/pointwise_api.h"
 #include "vision/ps_roi_api.h"
 
@@ -11,6 +12,12 @@ namespace py = pybind11;
 namespace nimbleops {
 
 void bind_vision(py::module_& m) {
+  m.def("nms_cpu", [](const View& boxes, const View& scores, std::optional<View> groups, double iou_threshold,
+                      int64_t max_output, const View& keep) {
+    py::gil_scoped_release nogil;
+    return vision::cpu::nms(boxes, scores, groups, iou_threshold, max_output, keep);
+  });
+
   py::class_<vision::PsRoiViews>(m, "PsRoiInputs")
       .def(py::init([](const std::string& op, const View& input, const View& boxes, std::vector<int64_t> output_size,
                        double spatial_scale, int64_t sampling_ratio, bool aligned, bool deterministic,

@@ -6,6 +6,7 @@
 #include "core/on_device.h"
 #include "vision/channel_shuffle_api.h"
 #include "vision/depthwise_api.h"
+#include "vision/nms_api.h"
 #include "vision/pointwise_api.h"
 #include "vision/ps_roi_api.h"
 
@@ -58,6 +59,11 @@ void ps_roi(const PsRoiViews& v, const View& out) {
 
 void ps_roi_backward(const PsRoiViews& v, const View& grad_out, const View& grad_input) {
   NIMBLEOPS_ON_DEVICE(v.input.is_cuda(), "ps_roi_backward", ps_roi_backward(v, grad_out, grad_input));
+}
+
+int64_t nms(const View& boxes, const View& scores, const std::optional<View>& groups, double iou_threshold,
+            int64_t max_output, const View& keep) {
+  return cpu::nms(boxes, scores, groups, iou_threshold, max_output, keep);
 }
 
 }  // namespace vision

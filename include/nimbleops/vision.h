@@ -137,5 +137,21 @@ void ps_roi(const PsRoiViews& v, const View& out);
 // v.deterministic (atomics otherwise).
 void ps_roi_backward(const PsRoiViews& v, const View& grad_out, const View& grad_input);
 
+// ---- Non-maximum suppression -------------------------------------------------------------------
+// Greedy NMS, torchvision's nms (and batched_nms with groups): boxes [K, 4] (x1, y1, x2, y2) and
+// scores [K] of one float dtype, contiguous, on the host; groups [K] int64 (optional: boxes of
+// different groups never suppress each other). The boxes are visited by decreasing score (ties in
+// index order, nan scores first, as torch's stable descending sort); a box not yet suppressed is
+// kept and suppresses every later box of its group whose IoU with it,
+// inter / (area_i + area_j - inter), is above iou_threshold. Areas are (x2 - x1) (y2 - y1), and
+// every step is torchvision's arithmetic in the boxes' dtype, so the kept set is the same bit for
+// bit (torchvision's batched_nms on fewer than 4000 values shifts the boxes by a per-class offset
+// first, which may round an IoU near the threshold differently). Boxes are not checked for
+// x1 <= x2 (torchvision does not check either); a nan IoU suppresses nothing. keep: contiguous
+// int64 with room for K; receives the kept indices in visiting order; returns how many, at most
+// max_output when max_output >= 0. One thread: the visit is sequential.
+int64_t nms(const View& boxes, const View& scores, const std::optional<View>& groups, double iou_threshold,
+            int64_t max_output, const View& keep);
+
 }  // namespace vision
 }  // namespace nimbleops

@@ -275,3 +275,33 @@ def batch_norm_relu(x, weight, bias, running_mean=None, running_var=None, *, mom
             running_mean[c] = (1 - momentum) * running_mean[c] + momentum * mean
             running_var[c] = (1 - momentum) * running_var[c] + momentum * var * M / (M - 1)
     return y
+
+
+def _suppresses(a, b, iou_threshold):
+    """torchvision's test, in the boxes' dtype: max/min as std::max/std::min, area_j + area_i - inter,
+    the ratio compared with the threshold in float64."""
+    zero = a.dtype.type(0)
+    w = max(zero, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(zero, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    area_a, area_b = (a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1])
+    return float(inter / (area_a + area_b - inter)) > iou_threshold
+
+
+def nms(boxes, scores, iou_threshold, *, max_output=None):
+    """Greedy NMS (see :func:`nimbleops.vision.nms`): each box against every kept box before it."""
+    return batched_nms(boxes, scores, np.zeros(len(scores), np.int64), iou_threshold, max_output=max_output)
+
+
+def batched_nms(boxes, scores, groups, iou_threshold, *, max_output=None):
+    boxes, scores, groups = np.asarray(boxes), np.asarray(scores), np.asarray(groups)
+    # descending, nan first, ties by index
+    order = sorted(range(len(scores)), key=lambda k: (not np.isnan(scores[k]), -scores[k] if not np.isnan(scores[k])
+                                                      else 0.0, k))
+    kept = []
+    for k in order:
+        if max_output is not None and len(kept) == max_output:
+            break
+        if not any(groups[j] == groups[k] and _suppresses(boxes[j], boxes[k], iou_threshold) for j in kept):
+            kept.append(k)
+    return np.array(kept, np.int64)
