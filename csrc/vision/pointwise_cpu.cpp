@@ -173,22 +173,33 @@ void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std
     const T* w = v.weight.ptr<T>();
     const T* g = grad_out.ptr<T>();
     const T* o = out ? out->ptr<T>() : nullptr;
-    // G' [Cout, N, HW]: the gradient in unshuffled channel order, zero where the ReLU was off
-    // (uninitialised: every element is written below, and zero-filling it first costs a pass)
-    std::unique_ptr<T[]> gp_buffer(new T[size_t(s.N * s.Cout * s.HW)]);
-    T* const gp = gp_buffer.get();
-    const int64_t gp_pitch = s.N * s.HW;  // from one channel's row to the next
-    parallel_for(s.N * s.Cout, 8, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const int64_t n = r / s.Cout, co = r % s.Cout;
-        const int64_t src = (n * s.Cout + shuffled_position(co, s.Cout, v.shuffle_groups)) * s.HW;
-        T* dst = gp + co * gp_pitch + n * s.HW;
-        if (v.relu)
-          for (int64_t p = 0; p < s.HW; ++p) dst[p] = o[src + p] > T(0) ? g[src + p] : T(0);
-        else
-          std::memcpy(dst, g + src, sizeof(T) * size_t(s.HW));
-      }
-    });
+    // G': the gradient in unshuffled channel order, zero where the ReLU was off; channel co of image
+    // n at gp + co * chan_stride + n * img_stride. Without a ReLU or a shuffle it is grad_out itself
+    // ([N, Cout, HW]); otherwise, or where grad_weight is a GEMM over the whole batch, a copy
+    // [Cout, N, HW] in which each channel's gradient over the batch is one row (uninitialised: every
+    // element is written below, and zero-filling it first costs a pass).
+    const bool gemm_weight = grad_w && s.Cin_g >= kGemmWeightChannels;
+    std::unique_ptr<T[]> gp_buffer;
+    const T* gp = g;
+    int64_t chan_stride = s.HW, img_stride = s.Cout * s.HW;
+    if (v.relu || v.shuffle_groups > 1 || gemm_weight) {
+      gp_buffer.reset(new T[size_t(s.N * s.Cout * s.HW)]);
+      T* const dst0 = gp_buffer.get();
+      parallel_for(s.N * s.Cout, 8, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t n = r / s.Cout, co = r % s.Cout;
+          const int64_t src = (n * s.Cout + shuffled_position(co, s.Cout, v.shuffle_groups)) * s.HW;
+          T* dst = dst0 + co * s.N * s.HW + n * s.HW;
+          if (v.relu)
+            for (int64_t p = 0; p < s.HW; ++p) dst[p] = o[src + p] > T(0) ? g[src + p] : T(0);
+          else
+            std::memcpy(dst, g + src, sizeof(T) * size_t(s.HW));
+        }
+      });
+      gp = dst0;
+      chan_stride = s.N * s.HW;
+      img_stride = s.HW;
+    }
     if (grad_x) {
       // W_g^T [Cin_g, Cout_g]
       std::vector<T> wt(size_t(s.Cout * s.Cin_g));
@@ -197,12 +208,13 @@ void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std
           for (int64_t j = 0; j < s.Cin_g; ++j)
             wt[size_t(gr * s.Cout_g * s.Cin_g + j * s.Cout_g + i)] = w[(gr * s.Cout_g + i) * s.Cin_g + j];
       T* gx = grad_x->ptr<T>();
-      auto grad_rows = [&](int64_t n, int64_t g) { return gp + g * s.Cout_g * gp_pitch + n * s.HW; };
+      auto grad_rows = [&](int64_t n, int64_t g) { return gp + g * s.Cout_g * chan_stride + n * img_stride; };
       auto gx_row = [&](int64_t n, int64_t g, int64_t i) { return gx + (n * s.Cin + g * s.Cin_g + i) * s.HW; };
-      grouped_gemm(s.N, s.HW, gp_pitch, v.groups, s.Cin_g, s.Cout_g, wt.data(), grad_rows, gx_row,
+      grouped_gemm(s.N, s.HW, chan_stride, v.groups, s.Cin_g, s.Cout_g, wt.data(), grad_rows, gx_row,
                    static_cast<const T*>(nullptr), false);
     }
-    if (grad_w && s.Cin_g >= kGemmWeightChannels) {
+    if (gemm_weight) {
+      const int64_t gp_pitch = chan_stride;  // = N * HW: one row per channel over the batch
       // X^T [N*HW, Cin]: row q = n * HW + p holds pixel p of image n, every channel
       std::unique_ptr<T[]> xt_buffer(new T[size_t(s.N * s.HW * s.Cin)]);  // every element written below
       T* const xt = xt_buffer.get();
@@ -248,7 +260,7 @@ void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std
           const int64_t M = std::min(kTile, s.Cout_g - i0), Nn = std::min(kTile, s.Cin_g - j0);
           std::fill(part.begin(), part.end(), T(0));
           for (int64_t n = 0; n < s.N; ++n) {
-            for (int64_t i = 0; i < M; ++i) arow[i] = gp + (gr * s.Cout_g + i0 + i) * gp_pitch + n * s.HW;
+            for (int64_t i = 0; i < M; ++i) arow[i] = gp + (gr * s.Cout_g + i0 + i) * chan_stride + n * img_stride;
             for (int64_t j = 0; j < Nn; ++j) brow[j] = x + (n * s.Cin + gr * s.Cin_g + j0 + j) * s.HW;
             k.nt_accumulate(arow, brow, M, Nn, s.HW, part.data());
           }
@@ -266,8 +278,11 @@ void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std
       parallel_for(s.Cout, 1, [&](int64_t c0, int64_t c1) {
         for (int64_t co = c0; co < c1; ++co) {
           T lanes[kPartLanes] = {};
-          const T* row = gp + co * gp_pitch;  // the channel's gradient over the batch, in order
-          for (int64_t q = 0; q < gp_pitch; ++q) lanes[q % kPartLanes] += row[q];
+          // the channel's gradient over the batch, in order (q = n * HW + p)
+          for (int64_t n = 0, q = 0; n < s.N; ++n) {
+            const T* row = gp + co * chan_stride + n * img_stride;
+            for (int64_t p = 0; p < s.HW; ++p, ++q) lanes[q % kPartLanes] += row[p];
+          }
           T sum = T(0);
           for (int l = 0; l < kPartLanes; ++l) sum += lanes[l];
           gb[co] = sum;

@@ -139,6 +139,29 @@ def test_detector_backends_agree_in_eval():
         assert (da["boxes"][:, 2:] >= da["boxes"][:, :2]).all() and (da["boxes"][:, 2] <= 160).all()
 
 
+def test_labelled_outputs_equal_the_full_heads():
+    """The nimbleops head's training outputs (class logits; box deltas of the positives' labels,
+    from four rows of reg each) equal the full heads indexed, with the same gradients."""
+    from nimbleops.models.thundernet import RCNNHead
+
+    torch.manual_seed(3)
+    head = RCNNHead(num_classes=6).double()
+    x = torch.randn(40, 1024, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 7, (40,))
+    labels[:3] = 0
+    labels[3:6] = 2  # a label repeated: its rows' gradients summed
+    logits, pos, deltas = head.labelled_outputs(x, labels)
+    assert torch.equal(pos, torch.nonzero(labels > 0).flatten())
+    full = head.reg(x).reshape(40, -1, 4)[pos, labels[pos]]
+    torch.testing.assert_close(deltas, full, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(logits, head.cls(x), rtol=1e-12, atol=1e-12)
+    g, gl = torch.randn_like(deltas), torch.randn_like(logits)
+    params = (x, head.cls.weight, head.cls.bias, head.reg.weight, head.reg.bias)
+    grads = [torch.autograd.grad((d, lo), params, (g, gl)) for d, lo in ((deltas, logits), (full, head.cls(x)))]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
 def test_training_reduces_the_loss():
     torch.manual_seed(0)
     model = ThunderNet("snet49", num_classes=2).train()

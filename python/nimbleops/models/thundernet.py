@@ -26,7 +26,9 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
+from .. import vision
 from . import _layers as L
 from . import boxes as box_ops
 from .snet import SNet
@@ -100,10 +102,53 @@ class RCNNHead(nn.Module):
         self.cls = nn.Linear(hidden, num_classes + 1)
         self.reg = nn.Linear(hidden, 4 * (num_classes + 1))
 
+    def hidden(self, features: Tensor, rois: Tensor) -> Tensor:
+        """The fully connected layer's output ``[K, hidden]`` (after its ReLU)."""
+        return F.relu(self.fc(self.ps_roi_align(features, rois.to(features.dtype)).flatten(1)))
+
     def forward(self, features: Tensor, rois: Tensor) -> Tuple[Tensor, Tensor]:
-        x = self.ps_roi_align(features, rois.to(features.dtype)).flatten(1)
-        x = F.relu(self.fc(x))
+        x = self.hidden(features, rois)
         return self.cls(x), self.reg(x)
+
+    def labelled_outputs(self, x: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """``(class_logits [K, C], pos, deltas [P, 4])`` for training: ``cls(x)``, the indices of the
+        RoIs with a label > 0 and, for each, the box deltas of its label alone,
+        ``reg(x)[pos].view(P, -1, 4)[:, label]``, computed from those four rows of ``reg`` (what the
+        box loss reads: the other deltas get no gradient), both heads' gradients of ``x`` summed
+        into one buffer."""
+        pos = torch.nonzero(labels > 0).flatten()
+        logits, deltas = _LabelledHeads.apply(x, self.cls.weight, self.cls.bias, self.reg.weight, self.reg.bias, pos,
+                                              labels[pos])
+        return logits, pos, deltas
+
+
+class _LabelledHeads(torch.autograd.Function):
+    """``(x W_cls^T + b_cls, the labelled rows' deltas)`` with a backward that writes the gradient of
+    x once (the classifier's, the labelled rows' added in place) and gives the regression weights
+    the gradient of the rows used alone."""
+
+    @staticmethod
+    def forward(ctx, x, w_cls, b_cls, w_reg, b_reg, pos, lab):
+        hidden = x.shape[1]
+        xs = x.index_select(0, pos)
+        ws = w_reg.view(-1, 4, hidden).index_select(0, lab)  # [P, 4, hidden]
+        bs = b_reg.view(-1, 4).index_select(0, lab)
+        ctx.save_for_backward(x, w_cls, xs, ws, pos, lab)
+        ctx.reg_rows = w_reg.shape[0]
+        logits = torch.addmm(b_cls, x, w_cls.t())
+        return logits, torch.baddbmm(bs.unsqueeze(2), ws, xs.unsqueeze(2)).squeeze(2)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_logits, g_deltas):
+        x, w_cls, xs, ws, pos, lab = ctx.saved_tensors
+        classes, hidden = ctx.reg_rows // 4, x.shape[1]
+        grad_x = g_logits.mm(w_cls)
+        grad_x.index_add_(0, pos, torch.bmm(g_deltas.unsqueeze(1), ws).squeeze(1))
+        grad_w_reg = x.new_zeros(classes, 4, hidden).index_add_(0, lab, g_deltas.unsqueeze(2) * xs.unsqueeze(1))
+        grad_b_reg = x.new_zeros(classes, 4).index_add_(0, lab, g_deltas)
+        return (grad_x, g_logits.t().mm(x), g_logits.sum(0), grad_w_reg.view(classes * 4, hidden),
+                grad_b_reg.view(-1), None, None)
 
 
 def _sample(positive: Tensor, negative: Tensor, batch: int, fraction: float) -> Tuple[Tensor, Tensor]:
@@ -186,8 +231,15 @@ class ThunderNet(nn.Module):
         if self.training:
             rpn_losses = self._rpn_losses(logits, deltas, anchors, targets)
             proposals, labels, box_targets = self._sample_proposals(proposals, targets)
-            class_logits, box_deltas = self.head(f_sam, self._rois(proposals))
-            return {**rpn_losses, **self._rcnn_losses(class_logits, box_deltas, labels, box_targets)}
+            labels, box_targets = torch.cat(labels), torch.cat(box_targets)
+            hidden = self.head.hidden(f_sam, self._rois(proposals))
+            if self.backend == "torch":  # torchvision's head: every class's deltas, then the labelled ones
+                pos = torch.nonzero(labels > 0).flatten()
+                deltas = self.head.reg(hidden).reshape(len(labels), -1, 4)[pos, labels[pos]]
+                class_logits = self.head.cls(hidden)
+            else:  # the labelled deltas alone
+                class_logits, pos, deltas = self.head.labelled_outputs(hidden, labels)
+            return {**rpn_losses, **self._rcnn_losses(class_logits, deltas, labels, box_targets[pos])}
         class_logits, box_deltas = self.head(f_sam, self._rois(proposals))
         return self._detections(class_logits, box_deltas, proposals, image_size)
 
@@ -234,6 +286,18 @@ class ThunderNet(nn.Module):
             out.append({"boxes": b.to(x.dtype).to(x.device), "labels": lab.to(torch.int64).to(x.device)})
         return out
 
+    def _nms(self, boxes: Tensor, scores: Tensor, groups: Optional[Tensor], iou_threshold: float,
+             max_output: int) -> Tensor:
+        """The first max_output boxes NMS keeps (within each group): torchvision's NMS on the torch
+        backend, nimbleops' on the nimbleops one (the same boxes; its visit stops at max_output)."""
+        if self.backend == "torch":
+            keep = (box_ops.nms(boxes, scores, iou_threshold) if groups is None
+                    else box_ops.batched_nms(boxes, scores, groups, iou_threshold))
+            return keep[:max_output]
+        if groups is None:
+            return vision.nms(boxes, scores, iou_threshold, max_output=max_output)
+        return vision.batched_nms(boxes, scores, groups, iou_threshold, max_output=max_output)
+
     @staticmethod
     def _rois(proposals: List[Tensor]) -> Tensor:
         index = torch.cat([torch.full((len(p), 1), i, dtype=p.dtype, device=p.device) for i, p in enumerate(proposals)])
@@ -253,7 +317,7 @@ class ThunderNet(nn.Module):
             s = scores[top]
             big = ((b[:, 2] - b[:, 0]) >= 1e-3) & ((b[:, 3] - b[:, 1]) >= 1e-3)
             b, s = b[big], s[big]
-            keep = box_ops.nms(b, s, self.rpn_nms_thresh)[:post]
+            keep = self._nms(b, s, None, self.rpn_nms_thresh, post)
             out.append(b[keep])
         return out
 
@@ -308,12 +372,12 @@ class ThunderNet(nn.Module):
             box_targets.append(target[keep])
         return sampled, labels, box_targets
 
-    def _rcnn_losses(self, class_logits: Tensor, box_deltas: Tensor, labels, box_targets) -> Dict[str, Tensor]:
-        labels, box_targets = torch.cat(labels), torch.cat(box_targets)
+    @staticmethod
+    def _rcnn_losses(class_logits: Tensor, deltas: Tensor, labels: Tensor, targets: Tensor) -> Dict[str, Tensor]:
+        """Cross-entropy over all sampled RoIs; smooth L1 of the positives' deltas of their label
+        (``deltas``, ``targets``: ``[P, 4]``) over the number of sampled RoIs."""
         loss_cls = F.cross_entropy(class_logits, labels)
-        pos = torch.nonzero(labels > 0).flatten()
-        deltas = box_deltas.reshape(len(labels), -1, 4)[pos, labels[pos]]
-        loss_box = F.smooth_l1_loss(deltas, box_targets[pos], beta=1 / 9, reduction="sum") / max(labels.numel(), 1)
+        loss_box = F.smooth_l1_loss(deltas, targets, beta=1 / 9, reduction="sum") / max(labels.numel(), 1)
         return {"loss_classifier": loss_cls, "loss_box_reg": loss_box}
 
     def _detections(self, class_logits: Tensor, box_deltas: Tensor, proposals: List[Tensor], image_size):
@@ -332,6 +396,6 @@ class ThunderNet(nn.Module):
             s = scores.reshape(-1)
             keep = (s > self.box_score_thresh) & ((b[:, 2] - b[:, 0]) >= 1e-2) & ((b[:, 3] - b[:, 1]) >= 1e-2)
             b, s, labels = b[keep], s[keep], labels[keep]
-            keep = box_ops.batched_nms(b, s, labels, self.box_nms_thresh)[:self.detections_per_img]
+            keep = self._nms(b, s, labels, self.box_nms_thresh, self.detections_per_img)
             out.append({"boxes": b[keep], "scores": s[keep], "labels": labels[keep]})
         return out
