@@ -2,8 +2,9 @@
 // strips of 32 pixels (the per-ISA micro-kernel of pointwise_per_isa.cpp keeps 6 x 32 outputs in
 // registers over the whole K loop), in parallel over (image, strip). Bias, ReLU and the output
 // channel shuffle are applied as the strip is stored. Backward: the masked, unshuffled gradient
-// G' once, stored [Cout, N, HW] so that each channel's gradient over the whole batch is one row;
-// grad_input = W_g^T . G'_g by the same strips. grad_weight, each weight one sum over the batch
+// G' (grad_out itself where there is no ReLU mask or shuffle to undo and grad_weight is not the
+// batch-wide GEMM below; else a copy [Cout, N, HW] in which each channel's gradient over the whole
+// batch is one row); grad_input = W_g^T . G'_g by the same strips. grad_weight, each weight one sum over the batch
 // in a fixed order on one thread (so the result never depends on the thread count): with many
 // input channels G'_g [Cout_g, N*HW] . X_g^T [N*HW, Cin_g] by the same micro-kernel, X transposed
 // once, in parallel over (group, column strip of input channels, block of rows); with few, whose
