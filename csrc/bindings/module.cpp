@@ -156,6 +156,6 @@ PYBIND11_MODULE(_C, m) {
   bind_rl(rl);
   auto vision = m.def_submodule("vision",
                                 "Vision kernels: depthwise and pointwise convolutions, channel gathers, batch norm + "
-                                "ReLU, position-sensitive RoI align and pool");
+                                "ReLU (+ max pool), position-sensitive RoI align and pool, non-maximum suppression");
   bind_vision(vision);
 }

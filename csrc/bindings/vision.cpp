@@ -1,6 +1,7 @@
 // pybind11 for the vision family: views in, GIL released around every kernel.
 #include "bindings/common.h"
 #include "vision/batch_norm_api.h"
+#include "vision/batch_norm_pool_api.h"
 #include "vision/channel_shuffle_api.h"
 #include "vision/depthwise_api.h"
 #include "vision/nms_api.h"
@@ -185,6 +186,39 @@ void bind_vision(py::module_& m) {
                                       std::optional<View> grad_w, std::optional<View> grad_b) {
     py::gil_scoped_release nogil;
     vision::cpu::batch_norm_backward(v, grad_out, out, mean, invstd, grad_x, grad_w, grad_b);
+  });
+
+  py::class_<vision::BatchNormPoolViews>(m, "BatchNormPoolInputs")
+      .def(py::init([](const View& x, const View& weight, const View& bias, double eps, int64_t kernel,
+                       int64_t stride, int64_t padding) {
+             vision::BatchNormPoolViews v;
+             v.x = x;
+             v.weight = weight;
+             v.bias = bias;
+             v.eps = eps;
+             v.kernel = kernel;
+             v.stride = stride;
+             v.padding = padding;
+             vision::check_batch_norm_pool(v);
+             return v;
+           }),
+           py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("eps"), py::arg("kernel"), py::arg("stride"),
+           py::arg("padding"))
+      .def_property_readonly("output_shape", [](const vision::BatchNormPoolViews& v) {
+        const vision::BatchNormPoolShape& s = v.shape;
+        return std::vector<int64_t>{s.N, s.C, s.OH, s.OW};
+      });
+  m.def("batch_norm_pool_forward_cpu", [](const vision::BatchNormPoolViews& v, const View& out, const View& index,
+                                          const View& mean, const View& invstd) {
+    py::gil_scoped_release nogil;
+    vision::cpu::batch_norm_pool_forward(v, out, index, mean, invstd);
+  });
+  m.def("batch_norm_pool_backward_cpu", [](const vision::BatchNormPoolViews& v, const View& grad_out, const View& out,
+                                           const View& index, const View& mean, const View& invstd,
+                                           std::optional<View> grad_x, std::optional<View> grad_w,
+                                           std::optional<View> grad_b) {
+    py::gil_scoped_release nogil;
+    vision::cpu::batch_norm_pool_backward(v, grad_out, out, index, mean, invstd, grad_x, grad_w, grad_b);
   });
 }
 

@@ -516,7 +516,8 @@ def proposals(rng, N: int, K: int, image: int = 320):
 
 def vision_workloads() -> List[Workload]:
     """ThunderNet's R-CNN head: PSRoIAlign / PSRoIPool on its 245-channel thin map (5 x 7 x 7, stride
-    16, 20 x 20 at 320 x 320 input), output 7, scale 1/16, sampling 2, float32, torch tensors."""
+    16, 20 x 20 at 320 x 320 input), output 7, scale 1/16, sampling 2, float32, torch tensors; and its
+    NMS (the RPN's proposals, the detections' per-class NMS) against torchvision."""
     if not importable("torch"):
         return []
     import torch
@@ -558,6 +559,22 @@ def vision_workloads() -> List[Workload]:
             out.append(Workload("ps-roi", f"{name}: forward", lambda ours=ours, x=x, rois=rois: ours(x, rois), peers))
             peers = {"torchvision": fwd_bwd(theirs, boxes)} if theirs else {}
             out.append(Workload("ps-roi", f"{name}: forward + backward", fwd_bwd(ours, rois), peers))
+    # NMS as ThunderNet runs it: the RPN's proposals of one image (training: top 2000, IoU 0.7, the
+    # first 1000 kept) and the detections' per-class NMS (IoU 0.5, the first 100 kept)
+    for K, groups, threshold, cap in ((2000, 0, 0.7, 1000), (4000, 80, 0.5, 100)):
+        b = torch.from_numpy(proposals(rng, 1, K)[:, 1:].astype(np.float32))
+        sc = torch.from_numpy(rng.random(K).astype(np.float32))
+        cls = torch.from_numpy(rng.integers(1, groups + 1, K)) if groups else None
+        if cls is None:
+            name = f"nms K={K} IoU {threshold} float32, the first {cap} kept"
+            ours = (lambda b=b, sc=sc, t=threshold, c=cap: vision.nms(b, sc, t, max_output=c))
+            peers = {"torchvision": lambda b=b, sc=sc, t=threshold, c=cap: tv.nms(b, sc, t)[:c]} if tv else {}
+        else:
+            name = f"batched_nms K={K} in {groups} classes IoU {threshold} float32, the first {cap} kept"
+            ours = (lambda b=b, sc=sc, g=cls, t=threshold, c=cap: vision.batched_nms(b, sc, g, t, max_output=c))
+            peers = {"torchvision": lambda b=b, sc=sc, g=cls, t=threshold, c=cap: tv.batched_nms(b, sc, g, t)[:c]} \
+                if tv else {}
+        out.append(Workload("nms", name, ours, peers))
     return out
 
 
@@ -641,6 +658,23 @@ def conv_workloads() -> List[Workload]:
         out.append(Workload("batch-norm", f"batch norm + ReLU, training mode, {list(shape)} float32: forward + "
                             "backward (GB/s: the 2 + 4 passes' bytes)", ours_bn,
                             {"torch batch_norm + relu": torch_bn}, 6 * xb.numel() * 4, versus="copy"))
+    # SNet's stem tail: conv1's output [8, 24, 160, 160] (channels_last) -> BN -> ReLU -> max pool 3x3 s2
+    xs = torch.randn(8, 24, 160, 160, generator=gen).contiguous(memory_format=cl).requires_grad_()
+    gs = torch.randn(8, 24, 80, 80, generator=gen)
+    sw, sb = torch.ones(24, requires_grad=True), torch.zeros(24, requires_grad=True)
+    sstats = [torch.zeros(24), torch.ones(24)]
+
+    def stem_step(f):
+        def run():
+            xs.grad = sw.grad = sb.grad = None
+            f().backward(gs)
+        return run
+    out.append(Workload("batch-norm", "batch norm + ReLU + max pool 3x3 s2, training mode, [8, 24, 160, 160] "
+                        "channels_last float32: forward + backward",
+                        stem_step(lambda: vision.batch_norm_relu_max_pool(xs, sw, sb, *sstats)),
+                        {"torch batch_norm + relu + max_pool2d (channels_last), to NCHW": stem_step(
+                            lambda: F.max_pool2d(F.relu(F.batch_norm(xs, *sstats, sw, sb, training=True)), 3, 2,
+                                                 1).contiguous())}))
     a, bb = torch.randn(8, 132, 40, 40, generator=gen), torch.randn(8, 132, 40, 40, generator=gen)
 
     def torch_css():
@@ -695,6 +729,9 @@ def overhead_workloads() -> List[Workload]:
     (wdw, wpw, bias, ones), (wdwt, wpwt, biast, onest) = both(wdw, wpw, bias, ones)
     feat, boxes = arr(1, 8, 8, 8), np.array([[0, 1, 1, 6, 6]], "float64")
     (feat, boxes), (featt, boxest) = both(feat, boxes)
+    corners = g.uniform(0, 20, (8, 2)).astype("float32")
+    nms_boxes, nms_scores, nms_group = np.concatenate((corners, corners + 5), 1), arr(8), g.integers(0, 2, 8)
+    nms_args, nms_groups = both(nms_boxes, nms_scores), both(nms_group)
     gm = dict(gamma=0.99)
 
     ret = [(r, nv, done, done), (rt, nvt, donet, donet)]  # the arguments of kind k: 0 numpy, 1 torch
@@ -736,12 +773,19 @@ def overhead_workloads() -> List[Workload]:
                                    lambda: F.relu(F.batch_norm(xt, None, None, onest, biast, training=True))),
         "vision.ps_roi_align": (lambda k: vision.ps_roi_align(*roi[k], 2), None),
         "vision.ps_roi_pool": (lambda k: vision.ps_roi_pool(*roi[k], 2), None),
+        "vision.batch_norm_relu_max_pool": (lambda k: vision.batch_norm_relu_max_pool(*bn[k]), lambda: F.max_pool2d(
+            F.relu(F.batch_norm(xt, None, None, onest, biast, training=True)), 3, 2, 1)),
+        "vision.nms": (lambda k: vision.nms(*nms_args[k], 0.5), None),
+        "vision.batched_nms": (lambda k: vision.batched_nms(*nms_args[k], nms_groups[k][0], 0.5), None),
     }
     if importable("torchvision"):
         import torchvision.ops as tv
 
         calls["vision.ps_roi_align"] = (calls["vision.ps_roi_align"][0],
                                         lambda: tv.ps_roi_align(featt, boxest.float(), 2, 1.0, -1))
+        calls["vision.nms"] = (calls["vision.nms"][0], lambda: tv.nms(*nms_args[1], 0.5))
+        calls["vision.batched_nms"] = (calls["vision.batched_nms"][0],
+                                       lambda: tv.batched_nms(*nms_args[1], nms_groups[1][0], 0.5))
     # the bare kernels of a few ops: the compiled entry point, its handle and outputs prepared once
     view = _C.View.of_tensor
     gae_out = (torch.empty_like(rt), torch.empty_like(rt))
@@ -968,7 +1012,7 @@ _GROUP_FAMILY = {"a-dense-sweep": "bellman", "a-dense-solve": "bellman", "b-batc
                  "gae": "returns", "call-overhead": "overhead",
                  "lambda-returns": "returns", "td-q-learning": "td", "traces": "traces", "depthwise": "depthwise",
                  "pointwise": "pointwise", "shuffle": "shuffle", "batch-norm": "batch_norm", "ps-roi": "ps_roi",
-                 "models": "models"}
+                 "nms": "nms", "models": "models"}
 
 #: family -> (builder of its workloads, the tour's workload (a prefix of its name), its main peer)
 FAMILIES = {
@@ -982,6 +1026,7 @@ FAMILIES = {
     "shuffle": (conv_workloads, "concat_shuffle_split", "torch cat + view/transpose/contiguous + chunk"),
     "batch_norm": (conv_workloads, "batch norm + ReLU, training mode, [8, 66, 40, 40]", "torch batch_norm + relu"),
     "ps_roi": (vision_workloads, "ps_roi_align [1, 245, 20, 20] K=200 float32: forward", "torchvision"),
+    "nms": (vision_workloads, "nms K=2000", "torchvision"),
     "models": (model_workloads, "ThunderNet-snet146 320x320 inference, batch 1, 2 thread(s)", "torch eager channels_last"),
     "overhead": (overhead_workloads, "rl.gae on tiny inputs", "numpy arrays"),
 }

@@ -131,3 +131,101 @@ def test_bad_input(call, exc, match):
     x, w = torch.randn(2, 3, 4, 4), torch.ones(3)
     with pytest.raises(exc, match=match):
         call(x, w)
+
+
+# ---- batch norm + ReLU + max pool ------------------------------------------------------------------
+
+def pool_composition(x, w, b, rm, rv, momentum, eps, pool):
+    return F.max_pool2d(F.relu(F.batch_norm(x, rm, rv, w, b, training=True, momentum=momentum, eps=eps)), *pool)
+
+
+@needs_torch
+@given(n=st.integers(1, 3), c=st.integers(1, 9), h=st.integers(2, 9), w=st.integers(2, 12),
+       pool=st.sampled_from([(3, 2, 1), (3, 1, 1), (2, 2, 0), (3, 3, 0), (1, 1, 0)]), channels_last=st.booleans(),
+       double=st.booleans())
+def test_pool_agrees_with_torch(n, c, h, w, pool, channels_last, double):
+    if n * h * w < 2 or min(h, w) + 2 * pool[2] < pool[0]:
+        return
+    tol = TOL["float64" if double else "float32"]
+    dtype = torch.float64 if double else torch.float32
+    g = torch.Generator().manual_seed(n * 1000 + c * 100 + h * 10 + w)
+    x = 3 * torch.randn(n, c, h, w, generator=g, dtype=dtype) + 1
+    x = (x.contiguous(memory_format=torch.channels_last) if channels_last else x).requires_grad_()
+    wt = torch.randn(c, generator=g, dtype=dtype).requires_grad_()
+    bs = torch.randn(c, generator=g, dtype=dtype).requires_grad_()
+    rm, rv = torch.randn(c, dtype=dtype), torch.rand(c, dtype=dtype) + 0.5
+    rm2, rv2 = rm.clone(), rv.clone()
+    ours = vision.batch_norm_relu_max_pool(x, wt, bs, rm, rv, kernel_size=pool[0], stride=pool[1], padding=pool[2],
+                                           momentum=0.3, eps=1e-3)
+    theirs = pool_composition(x, wt, bs, rm2, rv2, 0.3, 1e-3, pool)
+    assert ours.is_contiguous()
+    torch.testing.assert_close(ours, theirs, **tol)
+    torch.testing.assert_close(rm, rm2, **tol)
+    torch.testing.assert_close(rv, rv2, **tol)
+    cot = torch.randn(ours.shape, generator=g, dtype=dtype)
+    for a, b in zip(torch.autograd.grad(ours, (x, wt, bs), cot), torch.autograd.grad(theirs, (x, wt, bs), cot)):
+        torch.testing.assert_close(a, b, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+
+
+def test_pool_numpy_against_the_reference():
+    rng = np.random.default_rng(3)
+    for pool in ((3, 2, 1), (2, 1, 1), (3, 3, 0)):
+        x = rng.standard_normal((2, 5, 7, 8)) * 2 + 0.5
+        x[0, 1, 2, 3] = np.nan  # a nan wins its windows (torch's max pool) and poisons its channel's statistics
+        w, b = rng.standard_normal(5), rng.standard_normal(5)
+        rm, rv = np.zeros(5), np.ones(5)
+        rm2, rv2 = rm.copy(), rv.copy()
+        out = vision.batch_norm_relu_max_pool(x, w, b, rm, rv, kernel_size=pool[0], stride=pool[1], padding=pool[2])
+        expected = ref.batch_norm_relu_max_pool(x, w, b, rm2, rv2, kernel_size=pool[0], stride=pool[1],
+                                                padding=pool[2])
+        np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(rm, rm2, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(rv, rv2, rtol=1e-12, atol=1e-14)
+        assert isinstance(out, np.ndarray) and out.dtype == np.float64 and out.flags.c_contiguous
+
+
+@needs_torch
+def test_pool_gradcheck():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 6, 7, generator=g, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    w = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, w, b: vision.batch_norm_relu_max_pool(x, w, b), (x, w, b))
+
+
+@needs_torch
+def test_pool_same_bits_at_any_thread_count_and_simd_level():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 24, 33, 31, generator=g).contiguous(memory_format=torch.channels_last).requires_grad_()
+    w, b = torch.randn(24, generator=g).requires_grad_(), torch.randn(24, generator=g).requires_grad_()
+    cot = torch.randn(3, 24, 17, 16, generator=g)
+
+    def run():
+        y = vision.batch_norm_relu_max_pool(x, w, b)
+        return (y,) + torch.autograd.grad(y, (x, w, b), cot)
+    assert_same_bits_at_any_thread_count_and_simd_level(run)
+
+
+@needs_torch
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda x, w: vision.batch_norm_relu_max_pool(x, w[:2], w), ValueError, r"weight, bias: expected \[C\] = \[3\]"),
+    (lambda x, w: vision.batch_norm_relu_max_pool(x, w, w, kernel_size=0), ValueError,
+     "kernel_size: expected an integer >= 1, got 0"),
+    (lambda x, w: vision.batch_norm_relu_max_pool(x, w, w, stride=1.5), TypeError, "stride: expected an integer"),
+    (lambda x, w: vision.batch_norm_relu_max_pool(x, w, w, padding=2), ValueError,
+     r"padding: expected an integer in \[0, kernel_size / 2\] = \[0, 1\], got 2"),
+    (lambda x, w: vision.batch_norm_relu_max_pool(x, w, w, kernel_size=7, padding=1), ValueError,
+     "x: expected H and W of at least 5 for kernel_size 7 and padding 1"),
+    (lambda x, w: vision.batch_norm_relu_max_pool(x, w, w, momentum=-0.1), ValueError, "momentum: expected a number"),
+    (lambda x, w: vision.batch_norm_relu_max_pool(x, w, w, torch.zeros(3)), ValueError, "running_mean, running_var"),
+    (lambda x, w: vision.batch_norm_relu_max_pool(x[:1, :, :1, :1], w, w, kernel_size=1, padding=0), ValueError,
+     "more than (one|1) value per channel"),
+    (lambda x, w: vision.batch_norm_relu_max_pool(x[0], w, w), ValueError, r"x: expected \[N, C, H, W\]"),
+    (lambda x, w: vision.batch_norm_relu_max_pool(x.numpy(), w, w), TypeError, "weight: expected a numpy array"),
+    (lambda x, w: vision.batch_norm_relu_max_pool([1.0], w, w), TypeError, "x: expected a numpy array or torch tensor"),
+])
+def test_pool_bad_input(call, exc, match):
+    x, w = torch.randn(2, 3, 4, 4), torch.ones(3)
+    with pytest.raises(exc, match=match):
+        call(x, w)

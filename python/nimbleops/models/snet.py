@@ -29,6 +29,7 @@ from typing import Tuple
 import torch
 from torch import nn
 
+from .. import vision
 from . import _layers as L
 
 VARIANTS = {
@@ -78,10 +79,19 @@ class ShuffleUnit(nn.Module):
 
 
 def stem(conv1: nn.Module, maxpool: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """conv1 and the max pool in channels_last, the result back in NCHW: torch's channels_last max
-    pool (and its backward) is vectorised over the channels, its NCHW one is not; the conversions
-    cost less than the difference."""
+    """conv1 in channels_last, then its batch norm, ReLU and the max pool, the result in NCHW: in
+    training, as one op (:func:`nimbleops.vision.batch_norm_relu_max_pool`: the batch norm's output
+    is never stored and nothing is converted); in eval mode torch's channels_last ops (its max pool
+    is vectorised over the channels there, its NCHW one is not; one conversion back costs less)."""
     cl = torch.channels_last
+    conv, bn = conv1[0], conv1[1]
+    plain_pool = maxpool.dilation == 1 and not maxpool.ceil_mode and not maxpool.return_indices
+    if bn.training and bn.track_running_stats and bn.momentum is not None and plain_pool:
+        y = vision.batch_norm_relu_max_pool(conv(x.contiguous(memory_format=cl)), bn.weight, bn.bias, bn.running_mean,
+                                            bn.running_var, kernel_size=maxpool.kernel_size, stride=maxpool.stride,
+                                            padding=maxpool.padding, momentum=bn.momentum, eps=bn.eps)
+        bn.num_batches_tracked.add_(1)
+        return y
     y = maxpool(conv1(x.contiguous(memory_format=cl)))
     return y.contiguous()
 

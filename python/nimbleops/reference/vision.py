@@ -277,6 +277,33 @@ def batch_norm_relu(x, weight, bias, running_mean=None, running_var=None, *, mom
     return y
 
 
+
+def max_pool2d(x, kernel_size, stride, padding):
+    """torch's max_pool2d (square windows, no dilation, floor mode): each window's first maximum in
+    row order, or its last nan; ``(out, index)``, index = h * W + w of the position kept."""
+    x = np.asarray(x)
+    N, C, H, W = x.shape
+    OH, OW = (H + 2 * padding - kernel_size) // stride + 1, (W + 2 * padding - kernel_size) // stride + 1
+    out, index = np.empty((N, C, OH, OW), x.dtype), np.empty((N, C, OH, OW), np.int64)
+    for n, c, oh, ow in np.ndindex(N, C, OH, OW):
+        rows = range(max(0, oh * stride - padding), min(H, oh * stride - padding + kernel_size))
+        cols = range(max(0, ow * stride - padding), min(W, ow * stride - padding + kernel_size))
+        best, at = -np.inf, rows[0] * W + cols[0]
+        for h in rows:
+            for w in cols:
+                v = x[n, c, h, w]
+                if v > best or np.isnan(v):
+                    best, at = v, h * W + w
+        out[n, c, oh, ow], index[n, c, oh, ow] = best, at
+    return out, index
+
+
+def batch_norm_relu_max_pool(x, weight, bias, running_mean=None, running_var=None, *, kernel_size=3, stride=2,
+                             padding=1, momentum=0.1, eps=1e-5):
+    """The unfused composition: :func:`batch_norm_relu`, then :func:`max_pool2d`."""
+    y = batch_norm_relu(x, weight, bias, running_mean, running_var, momentum=momentum, eps=eps, relu=True)
+    return max_pool2d(y, kernel_size, stride, padding)[0]
+
 def _suppresses(a, b, iou_threshold):
     """torchvision's test, in the boxes' dtype: max/min as std::max/std::min, area_j + area_i - inter,
     the ratio compared with the threshold in float64."""

@@ -1,11 +1,13 @@
 """Training-mode batch normalisation with a fused ReLU: the convolution blocks' BN + ReLU (and BN
 alone) in two passes over the data forward and two backward, where torch's batch norm and ReLU
-take separate passes.
+take separate passes; and BN + ReLU + max pool (a stem's tail) in one op that never stores the
+batch norm's output.
 
-Sums are accumulated in float64, one channel per thread in a fixed order: results do not depend on
-the thread count or SIMD level. The CPU kernel takes NCHW-contiguous float32 / float64 input
-(numpy arrays or torch tensors, differentiable with respect to x, weight and bias); channels_last
-or CUDA tensors, and calls while ``torch.compile`` traces, run torch's own batch norm and ReLU
+Sums are accumulated in float64 in a fixed order: results do not depend on the thread count or
+SIMD level. The CPU kernels take float32 / float64 input (numpy arrays or torch tensors,
+differentiable with respect to x, weight and bias): NCHW-contiguous for ``batch_norm_relu``,
+channels_last for ``batch_norm_relu_max_pool`` (other layouts are copied to it). Other layouts of
+``batch_norm_relu``, CUDA tensors, and calls while ``torch.compile`` traces run torch's own ops
 (the same function).
 """
 from __future__ import annotations
@@ -170,3 +172,132 @@ def _autograd_function():
             return gx, gw, gb, None, None
 
     return BatchNormReLU
+
+
+@ar.resolving
+def batch_norm_relu_max_pool(x: Array, weight: Array, bias: Array, running_mean: Array = None,
+                             running_var: Array = None, *, kernel_size: int = 3, stride: int = 2, padding: int = 1,
+                             momentum: float = 0.1, eps: float = 1e-5) -> Any:
+    """Training-mode batch norm, ReLU and max pool in one op: equals
+    ``max_pool2d(relu(batch_norm(x, running_mean, running_var, weight, bias, training=True,
+    momentum=momentum, eps=eps)), kernel_size, stride, padding)`` (the statistics and the running
+    update as :func:`batch_norm_relu`; the pool's windows, ``OH = (H + 2 padding - kernel_size) //
+    stride + 1``, and its choice of maximum, the first in row order or a nan, as torch's
+    ``max_pool2d``). The batch norm's output is never stored: the pool computes it as it reads the
+    windows, and the backward routes each window's gradient to the position it kept.
+
+    Args:
+        x: ``[N, C, H, W]``; channels_last is the kernel's layout (others are copied to it).
+        weight, bias: ``[C]``.
+        running_mean, running_var: ``[C]``, both or neither, updated in place.
+        kernel_size, stride: >= 1.
+        padding: in ``[0, kernel_size // 2]``.
+        momentum: in [0, 1].
+        eps: >= 0.
+
+    Returns:
+        ``[N, C, OH, OW]``, NCHW-contiguous.
+    """
+    momentum, eps = _real(momentum, "momentum", 0.0, 1.0), _real(eps, "eps", 0.0, None)
+    pool = tuple(ar.check_int(v, name, minimum=minimum) for v, name, minimum in
+                 ((kernel_size, "kernel_size", 1), (stride, "stride", 1), (padding, "padding", 0)))
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean, running_var: expected both or neither")
+    if not (ar.is_torch(x) or isinstance(x, np.ndarray)):
+        ar.refuse_foreign(x, "x")
+        raise TypeError(f"x: expected a numpy array or torch tensor [N, C, H, W], got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"x: expected [N, C, H, W], got shape {list(x.shape)}")
+    if ar.is_torch(x):
+        return _torch_pool(x, weight, bias, running_mean, running_var, momentum, eps, pool)
+    x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # channels_last
+    weight, bias = (np.ascontiguousarray(_like_numpy(t, x, name)) for t, name in ((weight, "weight"), (bias, "bias")))
+    out, _, mean, invstd = run_pool_forward(x, weight, bias, eps, pool)
+    if running_mean is not None:
+        _update_running(running_mean, running_var, mean, invstd, eps, momentum, x)
+    return out
+
+
+def pool_handle(x, weight, bias, eps: float, pool):
+    return _C.vision.BatchNormPoolInputs(ar.view(x), ar.view(weight), ar.view(bias), eps, *pool)
+
+
+def run_pool_forward(x, weight, bias, eps: float, pool):
+    """(out, index, mean, invstd) of channels_last CPU x, arrays of x's kind."""
+    h = pool_handle(x, weight, bias, eps, pool)
+    shape, C = tuple(h.output_shape), x.shape[1]
+    if ar.is_torch(x):
+        torch = ar._torch()
+        out, index = x.new_empty(shape), torch.empty(shape, dtype=torch.int32)
+        mean, invstd = x.new_empty(C), x.new_empty(C)
+    else:
+        out, index = np.empty(shape, x.dtype), np.empty(shape, np.int32)
+        mean, invstd = np.empty(C, x.dtype), np.empty(C, x.dtype)
+    _C.vision.batch_norm_pool_forward_cpu(h, ar.view(out), ar.view(index), ar.view(mean), ar.view(invstd))
+    return out, index, mean, invstd
+
+
+def run_pool_backward(grad, x, weight, bias, out, index, mean, invstd, eps: float, pool, mask):
+    """(grad_x channels_last, grad_weight, grad_bias), None where mask is False."""
+    torch = ar._torch()
+    grad = grad.contiguous()
+    gx = torch.empty_like(x, memory_format=torch.channels_last) if mask[0] else None
+    gw = weight.new_empty(weight.shape) if mask[1] else None
+    gb = bias.new_empty(bias.shape) if mask[2] else None
+    view = ar.view_or_none
+    _C.vision.batch_norm_pool_backward_cpu(pool_handle(x, weight, bias, eps, pool), ar.view(grad), ar.view(out),
+                                           ar.view(index), ar.view(mean), ar.view(invstd), view(gx), view(gw),
+                                           view(gb))
+    return gx, gw, gb
+
+
+def _torch_pool(x, weight, bias, running_mean, running_var, momentum, eps, pool):
+    torch = ar._torch()
+    F = torch.nn.functional
+    fused = (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.dim() == 4
+             and not ar.capturing()
+             and all(isinstance(t, torch.Tensor) and t.dtype == x.dtype and t.device == x.device
+                     for t in (weight, bias)))
+    if not fused:
+        y = F.batch_norm(x, running_mean, running_var, weight, bias, training=True, momentum=momentum, eps=eps)
+        return F.max_pool2d(F.relu(y), pool[0], pool[1], pool[2])
+    if tuple(weight.shape) != (x.shape[1],) or tuple(bias.shape) != (x.shape[1],):
+        raise ValueError(f"weight, bias: expected [C] = [{x.shape[1]}] each, got {list(weight.shape)} and "
+                         f"{list(bias.shape)}")
+    x = x.contiguous(memory_format=torch.channels_last)
+    if ar.records_graph(x, weight, bias):
+        out, mean, invstd = _pool_autograd_function().apply(x, weight.contiguous(), bias.contiguous(), eps, pool)
+    else:
+        out, _, mean, invstd = run_pool_forward(x, weight.contiguous(), bias.contiguous(), eps, pool)
+    if running_mean is not None:
+        with torch.no_grad():
+            _update_running(running_mean, running_var, mean, invstd, eps, momentum, x)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _pool_autograd_function():
+    """The autograd.Function of the fused BN + ReLU + max pool, made on first use."""
+    torch = ar._torch()
+
+    class BatchNormReLUMaxPool(torch.autograd.Function):
+        """Saves x, the output (the ReLU's mask), the kept positions, mean and invstd; the
+        backward is the C++ kernel (no double backward)."""
+
+        @staticmethod
+        def forward(ctx, x, weight, bias, eps, pool):
+            out, index, mean, invstd = run_pool_forward(x, weight, bias, eps, pool)
+            ctx.save_for_backward(x, weight, bias, out, index, mean, invstd)
+            ctx.eps, ctx.pool = eps, pool
+            ctx.mark_non_differentiable(mean, invstd)
+            return out, mean, invstd
+
+        @staticmethod
+        @torch.autograd.function.once_differentiable
+        def backward(ctx, grad, _grad_mean, _grad_invstd):
+            x, weight, bias, out, index, mean, invstd = ctx.saved_tensors
+            gx, gw, gb = run_pool_backward(grad, x, weight, bias, out, index, mean, invstd, ctx.eps, ctx.pool,
+                                           ctx.needs_input_grad[:3])
+            return gx, gw, gb, None, None
+
+    return BatchNormReLUMaxPool
