@@ -193,19 +193,16 @@ void batch_norm_pool_backward(const BatchNormPoolViews& v, const View& grad_out,
         const int64_t n = bl / per_image, r0 = (bl % per_image) * kRows, r1 = std::min(s.OH, r0 + kRows);
         double* sg = partial.data() + bl * C;
         double* sgx = partial.data() + (blocks + bl) * C;
-        for (int64_t c = 0; c < C; ++c) {
-          const int64_t base = (n * C + c) * plane;
-          const T* xc = x + n * s.H * s.W * C + c;
-          double s1 = 0, s2 = 0;
-          const double m = double(mu[c]);
-          for (int64_t q = base + r0 * s.OW; q < base + r1 * s.OW; ++q) {  // no branch: the mask is random
-            const double gq = o[q] > T(0) ? double(g[q]) : 0.0;
-            s1 += gq;
-            s2 += gq * (double(xc[int64_t(idx[q]) * C]) - m);
+        // outputs in order, each with all its channels (their kept pixels share the window's
+        // cache lines); no branch: the mask is random
+        const T* xn = x + n * s.H * s.W * C;
+        for (int64_t q = r0 * s.OW; q < r1 * s.OW; ++q)
+          for (int64_t c = 0; c < C; ++c) {
+            const int64_t k = (n * C + c) * plane + q;
+            const double gq = o[k] > T(0) ? double(g[k]) : 0.0;
+            sg[c] += gq;
+            sgx[c] += gq * (double(xn[int64_t(idx[k]) * C + c]) - double(mu[c]));
           }
-          sg[c] = s1;
-          sgx[c] = s2;
-        }
       }
     });
     std::vector<double> sum_g, sum_gx;
@@ -236,11 +233,11 @@ void batch_norm_pool_backward(const BatchNormPoolViews& v, const View& grad_out,
         for (int64_t p = 0; p < s.H * s.W; ++p)
           for (int64_t c = 0; c < C; ++c) dn[p * C + c] = B[size_t(c)] * xn[p * C + c] + Cc[size_t(c)];
         // each (pixel, channel) receives its windows' gradients in output order
-        for (int64_t c = 0; c < C; ++c) {
-          const int64_t base = (n * C + c) * plane;
-          for (int64_t q = base; q < base + plane; ++q)
-            dn[int64_t(idx[q]) * C + c] += a[size_t(c)] * (o[q] > T(0) ? g[q] : T(0));
-        }
+        for (int64_t q = 0; q < plane; ++q)
+          for (int64_t c = 0; c < C; ++c) {
+            const int64_t k = (n * C + c) * plane + q;
+            dn[int64_t(idx[k]) * C + c] += a[size_t(c)] * (o[k] > T(0) ? g[k] : T(0));
+          }
       }
     });
   });
