@@ -160,6 +160,9 @@ def test_every_family_against_python(tmp_path):
     roi_x = put("roi_x", rng.standard_normal((1, 18, 10, 10)).astype(f32))
     boxes = put("roi_boxes", np.array([[0, 1.0, 2.0, 15.0, 12.0], [0, 0.0, 0.0, 19.0, 19.0], [0, 5.5, 3.0, 9.0, 18.5]]))
     roi_grad = put("roi_grad", rng.standard_normal((3, 2, 3, 3)).astype(f32))
+    corners = rng.uniform(0, 30, (40, 2))
+    nms_boxes = put("nms_boxes", np.concatenate((corners, corners + rng.uniform(2, 12, (40, 2))), 1).astype(f32))
+    nms_scores, nms_groups = put("nms_scores", rng.random(40).astype(f32)), put("nms_groups", rng.integers(0, 3, 40))
     T, B = 16, 3
     ret = dict(r=put("ret_r", rng.standard_normal((T, B))), nv=put("ret_nv", rng.standard_normal((T, B))),
                gamma=put("ret_gamma", rng.uniform(0.8, 1.0, (T, B))), term=put("ret_term", rng.random((T, B)) < 0.1),
@@ -201,6 +204,11 @@ def test_every_family_against_python(tmp_path):
     out.backward(torch.tensor(roi_grad))
     np.testing.assert_array_equal(get("roi_out", f32, out.shape), out.detach().numpy())
     np.testing.assert_allclose(get("roi_gx", f32, roi_x.shape), x.grad.numpy(), rtol=1e-6, atol=1e-6)
+    keep = get("nms_keep", np.int64, (-1,))
+    np.testing.assert_array_equal(keep, vision.nms(nms_boxes, nms_scores, 0.5))
+    np.testing.assert_array_equal(get("nms_batched", np.int64, (-1,)),
+                                  vision.batched_nms(nms_boxes, nms_scores, nms_groups, 0.3, max_output=10))
+    assert 0 < len(keep) < 40
     expected = rl.lambda_returns(ret["r"], ret["nv"], ret["term"], ret["trunc"], gamma=ret["gamma"], lam=0.8)
     np.testing.assert_array_equal(get("ret_out", np.float64, (T, B)), expected)
     sol = rl.value_iteration(model, R, 0.9, tol=1e-8, stop="span")

@@ -7,8 +7,10 @@
 // Sums are accumulated in float64 in a fixed order by one thread per channel: results do not
 // depend on the thread count or SIMD level.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <optional>
+#include <utility>
 
 #include "core/check.h"
 #include "nimbleops/view.h"
@@ -32,6 +34,17 @@ struct BatchNormViews {
 
 // The one check of a call: shapes, dtypes, devices and sizes; stores the shape in v.
 void check_batch_norm(BatchNormViews& v);
+
+// A batch norm's gamma and beta ([C], contiguous, of x's dtype and device) and its eps.
+inline void check_affine(const View& weight, const View& bias, const View& x, int64_t C, double eps) {
+  for (const auto& [view, name] : {std::pair<const View&, const char*>(weight, "weight"), {bias, "bias"}}) {
+    check_contiguous(view, name);
+    check_dtype(view, x.dtype, name);
+    check_numel(view, C, name);
+    check_same_device(view, x, name, "x");
+  }
+  NIMBLEOPS_CHECK(std::isfinite(eps) && eps >= 0, "eps: expected a finite number >= 0, got ", eps);
+}
 
 namespace cpu {
 // out like x; mean and invstd [C] in x's dtype

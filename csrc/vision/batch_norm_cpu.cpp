@@ -34,13 +34,7 @@ void check_batch_norm(BatchNormViews& v) {
   BatchNormShape s{v.x.shape[0], v.x.shape[1], v.x.shape[2] * v.x.shape[3]};
   NIMBLEOPS_CHECK(s.N * s.HW > 1, "x: expected more than one value per channel in training mode, got shape ",
                   shape_str(v.x));
-  for (const auto& [view, name] : {std::pair<const View&, const char*>(v.weight, "weight"), {v.bias, "bias"}}) {
-    check_contiguous(view, name);
-    check_dtype(view, v.x.dtype, name);
-    check_numel(view, s.C, name);
-    check_same_device(view, v.x, name, "x");
-  }
-  NIMBLEOPS_CHECK(std::isfinite(v.eps) && v.eps >= 0, "eps: expected a finite number >= 0, got ", v.eps);
+  check_affine(v.weight, v.bias, v.x, s.C, v.eps);
   v.shape = s;
   v.checked = true;
 }

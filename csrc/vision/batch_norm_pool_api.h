@@ -20,6 +20,7 @@
 
 #include "core/check.h"
 #include "nimbleops/view.h"
+#include "vision/batch_norm_api.h"
 
 namespace nimbleops {
 namespace vision {

@@ -30,24 +30,18 @@ void check_batch_norm_pool(BatchNormPoolViews& v) {
   BatchNormPoolShape s{v.x.shape[0], v.x.shape[1], v.x.shape[2], v.x.shape[3], 0, 0};
   NIMBLEOPS_CHECK(v.kernel >= 1, "kernel_size: expected an integer >= 1, got ", v.kernel);
   NIMBLEOPS_CHECK(v.stride >= 1, "stride: expected an integer >= 1, got ", v.stride);
-  NIMBLEOPS_CHECK(v.padding >= 0 && 2 * v.padding <= v.kernel, "padding: expected an integer in [0, kernel_size / 2] = [0, ",
-                  v.kernel / 2, "], got ", v.padding);
-  NIMBLEOPS_CHECK(s.H + 2 * v.padding >= v.kernel && s.W + 2 * v.padding >= v.kernel, "x: expected H and W of at least ",
-                  v.kernel - 2 * v.padding, " for kernel_size ", v.kernel, " and padding ", v.padding, ", got shape ",
-                  shape_str(v.x));
+  NIMBLEOPS_CHECK(v.padding >= 0 && 2 * v.padding <= v.kernel,
+                  "padding: expected an integer in [0, kernel_size / 2] = [0, ", v.kernel / 2, "], got ", v.padding);
+  NIMBLEOPS_CHECK(s.H + 2 * v.padding >= v.kernel && s.W + 2 * v.padding >= v.kernel,
+                  "x: expected H and W of at least ", v.kernel - 2 * v.padding, " for kernel_size ", v.kernel,
+                  " and padding ", v.padding, ", got shape ", shape_str(v.x));
   NIMBLEOPS_CHECK(s.N * s.H * s.W > 1, "x: expected more than one value per channel in training mode, got shape ",
                   shape_str(v.x));
   NIMBLEOPS_CHECK(s.H * s.W <= std::numeric_limits<int32_t>::max(), "x: expected H * W below 2**31, got shape ",
                   shape_str(v.x));
   s.OH = (s.H + 2 * v.padding - v.kernel) / v.stride + 1;
   s.OW = (s.W + 2 * v.padding - v.kernel) / v.stride + 1;
-  for (const auto& [view, name] : {std::pair<const View&, const char*>(v.weight, "weight"), {v.bias, "bias"}}) {
-    check_contiguous(view, name);
-    check_dtype(view, v.x.dtype, name);
-    check_numel(view, s.C, name);
-    check_same_device(view, v.x, name, "x");
-  }
-  NIMBLEOPS_CHECK(std::isfinite(v.eps) && v.eps >= 0, "eps: expected a finite number >= 0, got ", v.eps);
+  check_affine(v.weight, v.bias, v.x, s.C, v.eps);
   v.shape = s;
   v.checked = true;
 }

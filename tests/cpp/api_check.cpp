@@ -88,6 +88,17 @@ void ps_roi() {  // input [1, 18, 10, 10], boxes [3, 5], 3 x 3 bins, align avg, 
   save("roi_out", out), save("roi_gx", gx);
 }
 
+void nms() {  // boxes [40, 4], scores [40] float32, groups [40] int64: nms 0.5, batched_nms 0.3 keeping 10
+  auto boxes = load<float>("nms_boxes", 40 * 4), scores = load<float>("nms_scores", 40);
+  auto groups = load<int64_t>("nms_groups", 40);
+  std::vector<int64_t> keep(40), batched(40);
+  const View b = contiguous_view(boxes.data(), {40, 4}), s = contiguous_view(scores.data(), {40});
+  keep.resize(size_t(nimbleops::vision::nms(b, s, std::nullopt, 0.5, -1, contiguous_view(keep.data(), {40}))));
+  batched.resize(size_t(nimbleops::vision::nms(b, s, contiguous_view(groups.data(), {40}), 0.3, 10,
+                                               contiguous_view(batched.data(), {40}))));
+  save("nms_keep", keep), save("nms_batched", batched);
+}
+
 void lambda_returns() {  // [T, B] = [16, 3], gamma per step, lam 0.8
   const size_t n = 16 * 3;
   auto r = load<double>("ret_r", n), nv = load<double>("ret_nv", n), gamma = load<double>("ret_gamma", n);
@@ -158,6 +169,7 @@ int main(int argc, char** argv) {
   pointwise();
   shuffle();
   ps_roi();
+  nms();
   lambda_returns();
   sparse_value_iteration();
   traces();

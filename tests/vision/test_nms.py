@@ -172,5 +172,7 @@ def test_bad_input():
     if torch is not None:
         with pytest.raises(TypeError, match="scores: expected a numpy array like boxes"):
             vision.nms(boxes, torch.from_numpy(scores), 0.5)
+        with pytest.raises(TypeError, match="boxes: expected float32 or float64, got dtype bfloat16"):
+            vision.nms(torch.from_numpy(boxes).bfloat16(), torch.from_numpy(scores).bfloat16(), 0.5)
         with pytest.raises(TypeError, match="groups: expected a torch tensor like boxes"):
             vision.batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), np.zeros(4, np.int64), 0.5)

@@ -85,7 +85,8 @@ def stem(conv1: nn.Module, maxpool: nn.Module, x: torch.Tensor) -> torch.Tensor:
     is vectorised over the channels there, its NCHW one is not; one conversion back costs less)."""
     cl = torch.channels_last
     conv, bn = conv1[0], conv1[1]
-    plain_pool = maxpool.dilation == 1 and not maxpool.ceil_mode and not maxpool.return_indices
+    plain_pool = (all(type(v) is int for v in (maxpool.kernel_size, maxpool.stride, maxpool.padding))
+                  and maxpool.dilation == 1 and not maxpool.ceil_mode and not maxpool.return_indices)
     if bn.training and bn.track_running_stats and bn.momentum is not None and plain_pool:
         y = vision.batch_norm_relu_max_pool(conv(x.contiguous(memory_format=cl)), bn.weight, bn.bias, bn.running_mean,
                                             bn.running_var, kernel_size=maxpool.kernel_size, stride=maxpool.stride,

@@ -260,7 +260,7 @@ def _torch_pool(x, weight, bias, running_mean, running_var, momentum, eps, pool)
                      for t in (weight, bias)))
     if not fused:
         y = F.batch_norm(x, running_mean, running_var, weight, bias, training=True, momentum=momentum, eps=eps)
-        return F.max_pool2d(F.relu(y), pool[0], pool[1], pool[2])
+        return F.max_pool2d(F.relu(y), pool[0], pool[1], pool[2]).contiguous()
     if tuple(weight.shape) != (x.shape[1],) or tuple(bias.shape) != (x.shape[1],):
         raise ValueError(f"weight, bias: expected [C] = [{x.shape[1]}] each, got {list(weight.shape)} and "
                          f"{list(bias.shape)}")

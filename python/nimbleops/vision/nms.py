@@ -88,13 +88,10 @@ def _call(boxes, scores, groups, iou_threshold, max_output):
 def _host(x, name: str, like):
     """x as a numpy array on the host (torch tensors detached, resolved and copied off the GPU),
     and its Kind; with like = (first array, its Kind), x must be of that kind and device."""
-    if isinstance(x, np.ndarray):
-        kind = ar.kind(x)
-    elif ar.is_torch(x):
-        kind = ar.kind(x)
-    else:
+    if not (isinstance(x, np.ndarray) or ar.is_torch(x)):
         ar.refuse_foreign(x, name)
         raise TypeError(f"{name}: expected a numpy array or torch tensor, got {type(x).__name__}")
+    kind = ar.kind(x)
     if like is not None:
         first, first_kind = like
         if kind.torch != first_kind.torch:
@@ -103,5 +100,9 @@ def _host(x, name: str, like):
             raise ValueError(f"{name}: expected a tensor on {first.device} like boxes, got {x.device}")
     if kind.torch:
         x = x.detach().resolve_conj().resolve_neg()
-        x = x.cpu().numpy() if kind.is_cuda else x.numpy()
+        try:
+            x = x.cpu().numpy() if kind.is_cuda else x.numpy()
+        except TypeError:  # a dtype numpy lacks (bfloat16, ...)
+            expected = "an integer dtype" if name == "groups" else "float32 or float64"
+            raise TypeError(f"{name}: expected {expected}, got dtype {ar.dtype_name(x)}") from None
     return x, kind
