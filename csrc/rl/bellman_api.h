@@ -74,7 +74,8 @@ inline void validate_actions(const MdpViews& m, const View& pol, const char* nam
 
 inline void check_gamma(double gamma, bool infinite_horizon) {
   if (infinite_horizon)
-    NIMBLEOPS_CHECK(gamma >= 0.0 && gamma < 1.0, "gamma: expected 0 <= gamma < 1 for an infinite-horizon solver, got ", gamma);
+    NIMBLEOPS_CHECK(gamma >= 0.0 && gamma < 1.0,
+                    "gamma: expected 0 <= gamma < 1 for an infinite-horizon solver, got ", gamma);
   else
     NIMBLEOPS_CHECK(gamma >= 0.0 && gamma <= 1.0, "gamma: expected 0 <= gamma <= 1, got ", gamma);
 }

@@ -461,7 +461,8 @@ void check_index_range(const View& idx, int64_t hi, const char* name, int64_t n)
   parallel_for(n, 1 << 16, [&](int64_t i0, int64_t i1) { bad += count(p + i0, i1 - i0, hi); });
   if (bad.load() == 0) return;
   for (int64_t i = 0; i < n; ++i)
-    NIMBLEOPS_CHECK_INDEX(p[i] >= 0 && p[i] < hi, name, ": ", p[i], " at position ", i, " is out of range [0, ", hi, ")");
+    NIMBLEOPS_CHECK_INDEX(p[i] >= 0 && p[i] < hi, name, ": ", p[i], " at position ", i, " is out of range [0, ", hi,
+                          ")");
 }
 
 bool all_finite(const View& x) {
@@ -488,7 +489,8 @@ void check_rewards(const View& R, int64_t A) {
       for (int64_t a = 0; a < A; ++a) {
         const scalar_t x = r[s * A + a];
         NIMBLEOPS_CHECK(x == x, "R: expected rewards without nan, found one at flat state ", s);
-        NIMBLEOPS_CHECK(x != inf, "R: expected finite rewards or -inf (infeasible action), found +inf at flat state ", s);
+        NIMBLEOPS_CHECK(x != inf, "R: expected finite rewards or -inf (infeasible action), found +inf at flat state ",
+                        s);
         feasible = feasible || x > -inf;
       }
       NIMBLEOPS_CHECK(feasible, "R: every state needs at least one feasible action (a reward > -inf); flat state ", s,

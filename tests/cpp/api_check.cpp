@@ -45,7 +45,8 @@ void depthwise() {  // x [2, 6, 9, 9], weight [12, 1, 3, 3], bias [12], stride 2
   nimbleops::vision::depthwise_conv2d(v, contiguous_view(out.data(), {2, 12, 5, 5}));
   nimbleops::vision::depthwise_conv2d_backward(v, contiguous_view(g.data(), {2, 12, 5, 5}),
                                                contiguous_view(gx.data(), {2, 6, 9, 9}),
-                                               contiguous_view(gw.data(), {12, 1, 3, 3}), contiguous_view(gb.data(), {12}));
+                                               contiguous_view(gw.data(), {12, 1, 3, 3}),
+                                               contiguous_view(gb.data(), {12}));
   save("dw_out", out), save("dw_gx", gx), save("dw_gw", gw), save("dw_gb", gb);
 }
 
@@ -84,7 +85,8 @@ void ps_roi() {  // input [1, 18, 10, 10], boxes [3, 5], 3 x 3 bins, align avg, 
                                                   contiguous_view(x.data(), {1, 18, 10, 10}),
                                                   contiguous_view(boxes.data(), {3, 5}), 3, 3, 0.5, 2, true, true, 0);
   nimbleops::vision::ps_roi(v, contiguous_view(out.data(), {3, 2, 3, 3}));
-  nimbleops::vision::ps_roi_backward(v, contiguous_view(g.data(), {3, 2, 3, 3}), contiguous_view(gx.data(), {1, 18, 10, 10}));
+  nimbleops::vision::ps_roi_backward(v, contiguous_view(g.data(), {3, 2, 3, 3}),
+                                    contiguous_view(gx.data(), {1, 18, 10, 10}));
   save("roi_out", out), save("roi_gx", gx);
 }
 
@@ -125,8 +127,8 @@ void sparse_value_iteration() {  // CSR over S*A = 50 * 3 rows, span rule
   std::vector<int64_t> policy(50);
   const auto mdp = nimbleops::rl::sparse_mdp(contiguous_view(indptr.data(), {151}),
                                              contiguous_view(indices.data(), {int64_t(nnz)}),
-                                             contiguous_view(data.data(), {int64_t(nnz)}), contiguous_view(R.data(), {50, 3}),
-                                             50, 3);
+                                             contiguous_view(data.data(), {int64_t(nnz)}),
+                                             contiguous_view(R.data(), {50, 3}), 50, 3);
   nimbleops::rl::value_iteration(mdp, 0.9, contiguous_view(V.data(), {1, 50}), contiguous_view(policy.data(), {1, 50}),
                                  1e-8, 10000, nimbleops::rl::StopRule::span);
   save("mdp_V", V), save("mdp_policy", policy);

@@ -25,7 +25,8 @@ def importance_weights(lr, lam, rho_clip, c_clip):
     e = lr.exp() if ar.is_torch(lr) else np.exp(lr)
     if ar.is_torch(e):
         return e.clamp(max=rho_clip).contiguous(), (lam * e.clamp(max=c_clip)).contiguous()
-    return np.minimum(e, np.asarray(rho_clip, e.dtype)), (np.asarray(lam, e.dtype) * np.minimum(e, np.asarray(c_clip, e.dtype)))
+    return (np.minimum(e, np.asarray(rho_clip, e.dtype)),
+            np.asarray(lam, e.dtype) * np.minimum(e, np.asarray(c_clip, e.dtype)))
 
 
 def run_forward(estimator, r, v, nv, term, trunc, gamma_arr, gamma_scalar, lam, n, lr, rho_clip, c_clip):
