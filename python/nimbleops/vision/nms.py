@@ -99,6 +99,10 @@ def _host(x, name: str, like):
         if kind.torch and x.device != first.device:
             raise ValueError(f"{name}: expected a tensor on {first.device} like boxes, got {x.device}")
     if kind.torch:
+        try:  # a plain CPU tensor: its memory, in one call
+            return x.numpy(), kind
+        except (TypeError, RuntimeError):  # grad, a lazy sign bit, a GPU, a dtype numpy lacks
+            pass
         x = x.detach().resolve_conj().resolve_neg()
         try:
             x = x.cpu().numpy() if kind.is_cuda else x.numpy()
