@@ -229,3 +229,28 @@ def test_pool_bad_input(call, exc, match):
     x, w = torch.randn(2, 3, 4, 4), torch.ones(3)
     with pytest.raises(exc, match=match):
         call(x, w)
+
+
+@needs_torch
+@pytest.mark.parametrize("pooled", [False, True])
+def test_tensors_without_a_graph_update_the_running_statistics_in_place(pooled):
+    """Plain CPU tensors outside autograd take the numpy path: the running statistics change in
+    the tensors' memory, their versions move on as torch's in-place updates move them, and the
+    result is a tensor equal to torch's composition."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 5, 6, 7, generator=g)
+    w, b = torch.randn(5, generator=g), torch.randn(5, generator=g)
+    rm, rv = torch.zeros(5), torch.ones(5)
+    rm2, rv2 = rm.clone(), rv.clone()
+    versions = rm._version, rv._version
+    if pooled:
+        ours = vision.batch_norm_relu_max_pool(x, w, b, rm, rv, momentum=0.2)
+        theirs = pool_composition(x, w, b, rm2, rv2, 0.2, 1e-5, (3, 2, 1))
+    else:
+        ours = vision.batch_norm_relu(x, w, b, rm, rv, momentum=0.2)
+        theirs = torch_composition(x, w, b, rm2, rv2, 0.2, 1e-5, True)
+    assert isinstance(ours, torch.Tensor) and ours.is_contiguous()
+    torch.testing.assert_close(ours, theirs, **TOL["float32"])
+    torch.testing.assert_close(rm, rm2, **TOL["float32"])
+    torch.testing.assert_close(rv, rv2, **TOL["float32"])
+    assert rm._version > versions[0] and rv._version > versions[1]

@@ -8,7 +8,8 @@ SIMD level. The CPU kernels take float32 / float64 input (numpy arrays or torch 
 differentiable with respect to x, weight and bias): NCHW-contiguous for ``batch_norm_relu``,
 channels_last for ``batch_norm_relu_max_pool`` (other layouts are copied to it). Other layouts of
 ``batch_norm_relu``, CUDA tensors, and calls while ``torch.compile`` traces run torch's own ops
-(the same function).
+(the same function). Plain CPU tensors outside autograd take the numpy path on their memory (the
+running statistics updated in place, their versions moved on as torch's in-place ops move them).
 """
 from __future__ import annotations
 
@@ -50,16 +51,40 @@ def batch_norm_relu(x: Array, weight: Array, bias: Array, running_mean: Array = 
     if (running_mean is None) != (running_var is None):
         raise ValueError("running_mean, running_var: expected both or neither")
     if ar.is_torch(x):
-        return _torch(x, weight, bias, running_mean, running_var, momentum, eps, bool(relu))
+        host = _host_views(x, weight, bias, running_mean, running_var) if x.is_contiguous() else None
+        if host is None:
+            return _torch(x, weight, bias, running_mean, running_var, momentum, eps, bool(relu))
+        y = _numpy_batch_norm_relu(*host, momentum, eps, bool(relu))
+        if running_mean is not None:
+            ar.bump_versions(running_mean, running_var)
+        return ar._torch().from_numpy(y)
     if not isinstance(x, np.ndarray):
         ar.refuse_foreign(x, "x")
         raise TypeError(f"x: expected a numpy array or torch tensor [N, C, H, W], got {type(x).__name__}")
+    return _numpy_batch_norm_relu(x, weight, bias, running_mean, running_var, momentum, eps, bool(relu))
+
+
+def _numpy_batch_norm_relu(x, weight, bias, running_mean, running_var, momentum, eps, relu):
     x = np.ascontiguousarray(x)
     weight, bias = (np.ascontiguousarray(_like_numpy(t, x, name)) for t, name in ((weight, "weight"), (bias, "bias")))
-    y, mean, invstd = run_forward(x, weight, bias, eps, bool(relu))
+    y, mean, invstd = run_forward(x, weight, bias, eps, relu)
     if running_mean is not None:
         _update_running(running_mean, running_var, mean, invstd, eps, momentum, x)
     return y
+
+
+def _host_views(*arrays):
+    """numpy arrays sharing the memory of these torch tensors (None kept) when every one is a plain
+    CPU tensor autograd does not record, outside capture: such a call takes the numpy path, whose
+    allocations cost less than torch's (the running statistics updated in the tensors' memory);
+    else None."""
+    torch = ar._torch()
+    if any(a is not None and not isinstance(a, torch.Tensor) for a in arrays):
+        return None
+    x, weight, bias = arrays[:3]
+    if tuple(weight.shape) != (x.shape[1],) or tuple(bias.shape) != (x.shape[1],):
+        return None  # the torch path names the problem
+    return ar.cpu_tensors_as_numpy(*arrays)
 
 
 def _real(v, name: str, lo: float, hi: Optional[float]) -> float:
@@ -209,7 +234,17 @@ def batch_norm_relu_max_pool(x: Array, weight: Array, bias: Array, running_mean:
     if x.ndim != 4:
         raise ValueError(f"x: expected [N, C, H, W], got shape {list(x.shape)}")
     if ar.is_torch(x):
-        return _torch_pool(x, weight, bias, running_mean, running_var, momentum, eps, pool)
+        host = _host_views(x, weight, bias, running_mean, running_var)
+        if host is None:
+            return _torch_pool(x, weight, bias, running_mean, running_var, momentum, eps, pool)
+        out = _numpy_pool(*host, momentum, eps, pool)
+        if running_mean is not None:
+            ar.bump_versions(running_mean, running_var)
+        return ar._torch().from_numpy(out)
+    return _numpy_pool(x, weight, bias, running_mean, running_var, momentum, eps, pool)
+
+
+def _numpy_pool(x, weight, bias, running_mean, running_var, momentum, eps, pool):
     x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # channels_last
     weight, bias = (np.ascontiguousarray(_like_numpy(t, x, name)) for t, name in ((weight, "weight"), (bias, "bias")))
     out, _, mean, invstd = run_pool_forward(x, weight, bias, eps, pool)
