@@ -74,14 +74,18 @@ def test_gradcheck():
 
 
 @needs_torch
-def test_same_bits_at_any_thread_count_and_simd_level():
+@pytest.mark.parametrize("pooled", [False, True])
+def test_same_bits_at_any_thread_count_and_simd_level(pooled):
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(3, 40, 7, 9, generator=g).requires_grad_()
-    w, b = torch.randn(40, generator=g).requires_grad_(), torch.randn(40, generator=g).requires_grad_()
-    cot = torch.randn(3, 40, 7, 9, generator=g)
+    shape = (3, 24, 33, 31) if pooled else (3, 40, 7, 9)
+    x = torch.randn(shape, generator=g)
+    x = (x.contiguous(memory_format=torch.channels_last) if pooled else x).requires_grad_()
+    w, b = torch.randn(shape[1], generator=g).requires_grad_(), torch.randn(shape[1], generator=g).requires_grad_()
+    op = vision.batch_norm_relu_max_pool if pooled else vision.batch_norm_relu
+    cot = torch.randn(op(x, w, b).shape, generator=g)
 
     def run():
-        y = vision.batch_norm_relu(x, w, b)
+        y = op(x, w, b)
         return (y,) + torch.autograd.grad(y, (x, w, b), cot)
     assert_same_bits_at_any_thread_count_and_simd_level(run)
 
@@ -192,19 +196,6 @@ def test_pool_gradcheck():
     w = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
     b = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x, w, b: vision.batch_norm_relu_max_pool(x, w, b), (x, w, b))
-
-
-@needs_torch
-def test_pool_same_bits_at_any_thread_count_and_simd_level():
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(3, 24, 33, 31, generator=g).contiguous(memory_format=torch.channels_last).requires_grad_()
-    w, b = torch.randn(24, generator=g).requires_grad_(), torch.randn(24, generator=g).requires_grad_()
-    cot = torch.randn(3, 24, 17, 16, generator=g)
-
-    def run():
-        y = vision.batch_norm_relu_max_pool(x, w, b)
-        return (y,) + torch.autograd.grad(y, (x, w, b), cot)
-    assert_same_bits_at_any_thread_count_and_simd_level(run)
 
 
 @needs_torch
