@@ -1,12 +1,14 @@
 """Box utilities of the detector: anchors, IoU, box coding, NMS. Boxes are ``[K, 4]``
 ``(x1, y1, x2, y2)`` in image pixels. NMS comes from ``torchvision.ops`` when it imports, else
-from a plain torch implementation with the same result."""
+from :func:`nimbleops.vision.nms` (the same kept boxes)."""
 from __future__ import annotations
 
 import math
 from typing import Sequence, Tuple
 
 import torch
+
+from .. import vision
 
 #: exp() of a predicted log-scale is clamped here, as in torchvision's BoxCoder
 SCALE_CLAMP = math.log(1000.0 / 16)
@@ -90,13 +92,7 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
     ops = _torchvision_ops()
     if ops is not None:
         return ops.nms(boxes, scores, iou_threshold)
-    order = scores.argsort(descending=True, stable=True)
-    iou = box_iou(boxes[order], boxes[order])
-    keep = torch.ones(len(order), dtype=torch.bool, device=boxes.device)
-    for i in range(len(order)):
-        if keep[i]:
-            keep[i + 1:] &= iou[i, i + 1:] <= iou_threshold
-    return order[keep]
+    return vision.nms(boxes, scores, iou_threshold)
 
 
 def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, iou_threshold: float) -> torch.Tensor:
