@@ -51,13 +51,9 @@ def batch_norm_relu(x: Array, weight: Array, bias: Array, running_mean: Array = 
     if (running_mean is None) != (running_var is None):
         raise ValueError("running_mean, running_var: expected both or neither")
     if ar.is_torch(x):
-        host = _host_views(x, weight, bias, running_mean, running_var) if x.is_contiguous() else None
-        if host is None:
-            return _torch(x, weight, bias, running_mean, running_var, momentum, eps, bool(relu))
-        y = _numpy_batch_norm_relu(*host, momentum, eps, bool(relu))
-        if running_mean is not None:
-            ar.bump_versions(running_mean, running_var)
-        return ar._torch().from_numpy(y)
+        y = _on_host(_numpy_batch_norm_relu, x, weight, bias, running_mean, running_var, momentum, eps, bool(relu)) \
+            if x.is_contiguous() else None
+        return y if y is not None else _torch(x, weight, bias, running_mean, running_var, momentum, eps, bool(relu))
     if not isinstance(x, np.ndarray):
         ar.refuse_foreign(x, "x")
         raise TypeError(f"x: expected a numpy array or torch tensor [N, C, H, W], got {type(x).__name__}")
@@ -73,18 +69,25 @@ def _numpy_batch_norm_relu(x, weight, bias, running_mean, running_var, momentum,
     return y
 
 
-def _host_views(*arrays):
-    """numpy arrays sharing the memory of these torch tensors (None kept) when every one is a plain
-    CPU tensor autograd does not record, outside capture: such a call takes the numpy path, whose
-    allocations cost less than torch's (the running statistics updated in the tensors' memory);
-    else None."""
+def _on_host(numpy_op, x, weight, bias, running_mean, running_var, *args):
+    """numpy_op(x, weight, bias, running_mean, running_var, *args) on numpy arrays sharing the
+    memory of these torch tensors, its result as a tensor, when every one is a plain CPU tensor
+    autograd does not record, outside capture (the numpy path's allocations cost less than
+    torch's; the running statistics are updated in the tensors' memory and their versions moved
+    on); else None, for the torch path."""
     torch = ar._torch()
+    arrays = (x, weight, bias, running_mean, running_var)
     if any(a is not None and not isinstance(a, torch.Tensor) for a in arrays):
         return None
-    x, weight, bias = arrays[:3]
     if tuple(weight.shape) != (x.shape[1],) or tuple(bias.shape) != (x.shape[1],):
         return None  # the torch path names the problem
-    return ar.cpu_tensors_as_numpy(*arrays)
+    host = ar.cpu_tensors_as_numpy(*arrays)
+    if host is None:
+        return None
+    out = numpy_op(*host, *args)
+    if running_mean is not None:
+        ar.bump_versions(running_mean, running_var)
+    return torch.from_numpy(out)
 
 
 def _real(v, name: str, lo: float, hi: Optional[float]) -> float:
@@ -234,13 +237,8 @@ def batch_norm_relu_max_pool(x: Array, weight: Array, bias: Array, running_mean:
     if x.ndim != 4:
         raise ValueError(f"x: expected [N, C, H, W], got shape {list(x.shape)}")
     if ar.is_torch(x):
-        host = _host_views(x, weight, bias, running_mean, running_var)
-        if host is None:
-            return _torch_pool(x, weight, bias, running_mean, running_var, momentum, eps, pool)
-        out = _numpy_pool(*host, momentum, eps, pool)
-        if running_mean is not None:
-            ar.bump_versions(running_mean, running_var)
-        return ar._torch().from_numpy(out)
+        out = _on_host(_numpy_pool, x, weight, bias, running_mean, running_var, momentum, eps, pool)
+        return out if out is not None else _torch_pool(x, weight, bias, running_mean, running_var, momentum, eps, pool)
     return _numpy_pool(x, weight, bias, running_mean, running_var, momentum, eps, pool)
 
 
