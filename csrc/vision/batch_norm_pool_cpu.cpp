@@ -51,7 +51,7 @@ namespace cpu {
 namespace {
 
 // sum over the blocks of partial[block * C + c], in block order
-void add_blocks(const std::vector<double>& partial, int64_t blocks, int64_t C, std::vector<double>& total) {
+void add_blocks(const double* partial, int64_t blocks, int64_t C, std::vector<double>& total) {
   total.assign(size_t(C), 0.0);
   for (int64_t b = 0; b < blocks; ++b)
     for (int64_t c = 0; c < C; ++c) total[size_t(c)] += partial[size_t(b * C + c)];
@@ -73,7 +73,7 @@ void row_block_sums(const T* x, int64_t N, int64_t rows, int64_t cols, int64_t C
         }
     }
   });
-  add_blocks(partial, blocks, C, total);
+  add_blocks(partial.data(), blocks, C, total);
 }
 
 }  // namespace
@@ -200,10 +200,8 @@ void batch_norm_pool_backward(const BatchNormPoolViews& v, const View& grad_out,
       }
     });
     std::vector<double> sum_g, sum_gx;
-    std::vector<double> first(partial.begin(), partial.begin() + blocks * C);
-    std::vector<double> second(partial.begin() + blocks * C, partial.end());
-    add_blocks(first, blocks, C, sum_g);
-    add_blocks(second, blocks, C, sum_gx);
+    add_blocks(partial.data(), blocks, C, sum_g);
+    add_blocks(partial.data() + blocks * C, blocks, C, sum_gx);
     if (grad_b)
       for (int64_t c = 0; c < C; ++c) grad_b->ptr<T>()[c] = T(sum_g[size_t(c)]);
     if (grad_w)
