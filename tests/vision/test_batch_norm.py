@@ -24,6 +24,18 @@ def torch_composition(x, w, b, rm, rv, momentum, eps, relu):
     return F.relu(y) if relu else y
 
 
+def assert_agrees(ours, theirs, stats, tol, inputs=(), generator=None):
+    """ours equals theirs, each running statistic its twin (stats: pairs), and, for inputs, the
+    gradients under one random cotangent (to 10x the tolerance: a longer chain of roundings)."""
+    torch.testing.assert_close(ours, theirs, **tol)
+    for a, b in stats:
+        torch.testing.assert_close(a, b, **tol)
+    if inputs:
+        cot = torch.randn(ours.shape, generator=generator, dtype=ours.dtype)
+        for a, b in zip(torch.autograd.grad(ours, inputs, cot), torch.autograd.grad(theirs, inputs, cot)):
+            torch.testing.assert_close(a, b, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+
+
 @needs_torch
 @given(n=st.integers(1, 3), c=st.integers(1, 5), h=st.integers(1, 6), w=st.integers(1, 19), relu=st.booleans(),
        double=st.booleans())
@@ -40,12 +52,7 @@ def test_agrees_with_torch(n, c, h, w, relu, double):
     rm2, rv2 = rm.clone(), rv.clone()
     ours = vision.batch_norm_relu(x, wt, bs, rm, rv, momentum=0.3, eps=1e-3, relu=relu)
     theirs = torch_composition(x, wt, bs, rm2, rv2, 0.3, 1e-3, relu)
-    torch.testing.assert_close(ours, theirs, **tol)
-    torch.testing.assert_close(rm, rm2, **tol)
-    torch.testing.assert_close(rv, rv2, **tol)
-    cot = torch.randn(ours.shape, generator=g, dtype=dtype)
-    for a, b in zip(torch.autograd.grad(ours, (x, wt, bs), cot), torch.autograd.grad(theirs, (x, wt, bs), cot)):
-        torch.testing.assert_close(a, b, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+    assert_agrees(ours, theirs, ((rm, rm2), (rv, rv2)), tol, (x, wt, bs), g)
 
 
 @pytest.mark.parametrize("relu", [False, True])
@@ -163,12 +170,7 @@ def test_pool_agrees_with_torch(n, c, h, w, pool, channels_last, double):
                                            momentum=0.3, eps=1e-3)
     theirs = pool_composition(x, wt, bs, rm2, rv2, 0.3, 1e-3, pool)
     assert ours.is_contiguous()
-    torch.testing.assert_close(ours, theirs, **tol)
-    torch.testing.assert_close(rm, rm2, **tol)
-    torch.testing.assert_close(rv, rv2, **tol)
-    cot = torch.randn(ours.shape, generator=g, dtype=dtype)
-    for a, b in zip(torch.autograd.grad(ours, (x, wt, bs), cot), torch.autograd.grad(theirs, (x, wt, bs), cot)):
-        torch.testing.assert_close(a, b, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+    assert_agrees(ours, theirs, ((rm, rm2), (rv, rv2)), tol, (x, wt, bs), g)
 
 
 def test_pool_numpy_against_the_reference():
@@ -241,7 +243,5 @@ def test_tensors_without_a_graph_update_the_running_statistics_in_place(pooled):
         ours = vision.batch_norm_relu(x, w, b, rm, rv, momentum=0.2)
         theirs = torch_composition(x, w, b, rm2, rv2, 0.2, 1e-5, True)
     assert isinstance(ours, torch.Tensor) and ours.is_contiguous()
-    torch.testing.assert_close(ours, theirs, **TOL["float32"])
-    torch.testing.assert_close(rm, rm2, **TOL["float32"])
-    torch.testing.assert_close(rv, rv2, **TOL["float32"])
+    assert_agrees(ours, theirs, ((rm, rm2), (rv, rv2)), TOL["float32"])
     assert rm._version > versions[0] and rv._version > versions[1]
