@@ -44,9 +44,9 @@ void dense_leaky(MdpViews& m) {
 }
 
 // The model with its leaky flags (MdpViews::leaky), for the solvers whose stopping rule needs
-// them (value iteration with the span rule, modified policy iteration), computed when a solver
-// first needs them, as the Python solvers do: sparse_mdp fills them as a by-product of its value
-// check; the views of a device model keep none.
+// them (value iteration with the span rule, modified policy iteration): one pass over P by each
+// such call, as the Python solvers do, unless the model holds them already (sparse_mdp fills them
+// as a by-product of its value check); the views of a device model keep none.
 MdpViews with_leaky(const MdpViews& m) {
   if (!m.leaky.empty() || m.R.is_cuda()) return m;
   MdpViews marked = m;
