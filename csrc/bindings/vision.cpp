@@ -7,6 +7,7 @@
 #include "vision/nms_api.h"
 #include "vision/pointwise_api.h"
 #include "vision/ps_roi_api.h"
+#include "vision/shuffle_stage_api.h"
 
 namespace py = pybind11;
 
@@ -18,6 +19,36 @@ void bind_vision(py::module_& m) {
     py::gil_scoped_release nogil;
     return vision::cpu::nms(boxes, scores, groups, iou_threshold, max_output, keep);
   });
+
+  py::class_<vision::ShuffleUnitViews>(m, "ShuffleUnit")
+      .def(py::init([](int64_t stride, const View& pw1_weight, std::optional<View> pw1_bias, const View& dw_weight,
+                       std::optional<View> dw_bias, const View& pw2_weight, std::optional<View> pw2_bias,
+                       std::optional<View> branch1_dw_weight, std::optional<View> branch1_dw_bias,
+                       std::optional<View> branch1_pw_weight, std::optional<View> branch1_pw_bias) {
+             vision::ShuffleUnitViews u;
+             u.stride = stride;
+             u.pw1_weight = pw1_weight;
+             u.pw1_bias = pw1_bias;
+             u.dw_weight = dw_weight;
+             u.dw_bias = dw_bias;
+             u.pw2_weight = pw2_weight;
+             u.pw2_bias = pw2_bias;
+             u.branch1_dw_weight = branch1_dw_weight;
+             u.branch1_dw_bias = branch1_dw_bias;
+             u.branch1_pw_weight = branch1_pw_weight;
+             u.branch1_pw_bias = branch1_pw_bias;
+             return u;
+           }),
+           py::arg("stride"), py::arg("pw1_weight"), py::arg("pw1_bias"), py::arg("dw_weight"), py::arg("dw_bias"),
+           py::arg("pw2_weight"), py::arg("pw2_bias"), py::arg("branch1_dw_weight"), py::arg("branch1_dw_bias"),
+           py::arg("branch1_pw_weight"), py::arg("branch1_pw_bias"));
+  m.def("shufflenet_stage_shape", &vision::check_shufflenet_stage, py::arg("x"), py::arg("units"));
+  m.def("shufflenet_stage_cpu",
+        [](const View& x, const std::vector<vision::ShuffleUnitViews>& units, const View& out) {
+          py::gil_scoped_release nogil;
+          vision::cpu::shufflenet_stage(x, units, out);
+        },
+        py::arg("x"), py::arg("units"), py::arg("out"));
 
   py::class_<vision::PsRoiViews>(m, "PsRoiInputs")
       .def(py::init([](const std::string& op, const View& input, const View& boxes, std::vector<int64_t> output_size,

@@ -24,6 +24,13 @@ void pointwise_forward(const PointwiseViews& v, const View& out);
 void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std::optional<View>& out,
                         const std::optional<View>& grad_x, const std::optional<View>& grad_w,
                         const std::optional<View>& grad_b);
+// The forward's GEMM over rows anywhere in memory (the shuffle stage's units read and write
+// channels where they lie): for each image n < N, C_n[i] = act(bias[i] + sum_k weight[i * K + k]
+// B_n[k]) over HW columns, i < M, k < K, with row k of B_n at in_rows[n * K + k] and row i of C_n
+// at out_rows[n * M + i]; no output row may overlap an input row; bias may be null.
+template <class T>
+void pointwise_gemm_rows(int64_t N, int64_t HW, int64_t M, int64_t K, const T* weight, const T* bias, bool relu,
+                         const T* const* in_rows, T* const* out_rows);
 }  // namespace cpu
 namespace cuda {
 void pointwise_forward(const PointwiseViews& v, const View& out);

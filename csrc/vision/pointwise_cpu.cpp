@@ -75,24 +75,32 @@ namespace {
 constexpr int64_t kGemmWeightChannels = 256;
 
 // C[i] = act(bias_i + A_i . B) over the columns [p0, p0 + width) of the HW columns, for M rows; B
-// rows b0 + k * pitch, C rows crow0[i] (a pointer per row: the shuffle); a tail strip goes through
-// zero-padded scratch, computing only the column passes its width reaches (one of two on AVX2 for
-// up to 16 pixels).
+// rows b0 + k * pitch (run) or b0[k] (run_rows), C rows c0[i] (a pointer per row: the shuffle); a
+// tail strip goes through zero-padded scratch, computing only the column passes its width reaches
+// (one of two on AVX2 for up to 16 pixels).
 template <class T>
 struct Strips {
   std::vector<T> bpad, cpad, pack;
-  std::vector<const T*> brow;
+  std::vector<const T*> brow, bstart;
   std::vector<T*> crow;
 
   void run(const T* A, int64_t lda, int64_t M, int64_t K, const T* b0, int64_t HW, int64_t pitch, T* const* c0,
            int64_t p0, const T* bias, bool relu) {
+    bstart.resize(size_t(K));
+    for (int64_t kk = 0; kk < K; ++kk) bstart[size_t(kk)] = b0 + kk * pitch;
+    run_rows(A, lda, M, K, bstart.data(), HW, c0, p0, bias, relu);
+  }
+
+  // the same with B's K rows starting at b0[k]
+  void run_rows(const T* A, int64_t lda, int64_t M, int64_t K, const T* const* b0, int64_t HW, T* const* c0,
+                int64_t p0, const T* bias, bool relu) {
     const auto& k = pointwise_kernels<T>();
     const int64_t width = std::min<int64_t>(kStrip, HW - p0);
     brow.resize(size_t(K));
     crow.resize(size_t(M));
     pack.resize(size_t(K * kStrip));
     if (width == kStrip) {
-      for (int64_t kk = 0; kk < K; ++kk) brow[size_t(kk)] = b0 + kk * pitch + p0;
+      for (int64_t kk = 0; kk < K; ++kk) brow[size_t(kk)] = b0[kk] + p0;
       for (int64_t i = 0; i < M; ++i) crow[size_t(i)] = c0[i] + p0;
       k.gemm_strip(A, lda, M, K, brow.data(), crow.data(), bias, relu, pack.data(), kStrip);
       return;
@@ -100,7 +108,7 @@ struct Strips {
     bpad.assign(size_t(K * kStrip), T(0));
     cpad.resize(size_t(M * kStrip));
     for (int64_t kk = 0; kk < K; ++kk) {
-      std::memcpy(bpad.data() + kk * kStrip, b0 + kk * pitch + p0, sizeof(T) * size_t(width));
+      std::memcpy(bpad.data() + kk * kStrip, b0[kk] + p0, sizeof(T) * size_t(width));
       brow[size_t(kk)] = bpad.data() + kk * kStrip;
     }
     for (int64_t i = 0; i < M; ++i) crow[size_t(i)] = cpad.data() + i * kStrip;
@@ -110,20 +118,22 @@ struct Strips {
 };
 
 // C_{n,g} = act(bias_g + A_g . B_{n,g}) for every image n and group g, by strips of kStrip pixels
-// in parallel over (image, strip): A_g = A + g * M * K ([M, K], row-major), B_{n,g} rows
-// b(n, g) + k * pitch (K of them), output row i of (n, g) at c(n, g, i), bias_g = bias + g * M
-template <class T, class BRows, class CRow>
-void grouped_gemm(int64_t N, int64_t HW, int64_t pitch, int64_t groups, int64_t M, int64_t K, const T* A, BRows b,
-                  CRow c, const T* bias, bool relu) {
+// in parallel over (image, strip): A_g = A + g * M * K ([M, K], row-major), row k of B_{n,g} at
+// b(n, g, k) and row i of C_{n,g} at c(n, g, i) (HW elements each), bias_g = bias + g * M
+template <class T, class BRow, class CRow>
+void grouped_gemm(int64_t N, int64_t HW, int64_t groups, int64_t M, int64_t K, const T* A, BRow b, CRow c,
+                  const T* bias, bool relu) {
   const int64_t strips = (HW + kStrip - 1) / kStrip;
   parallel_for(N * strips, 1, [&](int64_t t0, int64_t t1) {
     Strips<T> st;
+    std::vector<const T*> in(static_cast<size_t>(K));
     std::vector<T*> rows(static_cast<size_t>(M));
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / strips, p0 = (t % strips) * kStrip;
       for (int64_t g = 0; g < groups; ++g) {
+        for (int64_t k = 0; k < K; ++k) in[size_t(k)] = b(n, g, k);
         for (int64_t i = 0; i < M; ++i) rows[size_t(i)] = c(n, g, i);
-        st.run(A + g * M * K, K, M, K, b(n, g), HW, pitch, rows.data(), p0, bias ? bias + g * M : nullptr, relu);
+        st.run_rows(A + g * M * K, K, M, K, in.data(), HW, rows.data(), p0, bias ? bias + g * M : nullptr, relu);
       }
     }
   });
@@ -143,11 +153,11 @@ void pointwise_forward(const PointwiseViews& v, const View& out) {
     const T* w = v.weight.ptr<T>();
     const T* bias = v.bias ? v.bias->ptr<T>() : nullptr;
     T* o = out.ptr<T>();
-    auto in = [&](int64_t n, int64_t g) { return x + (n * s.Cin + g * s.Cin_g) * s.HW; };
+    auto in = [&](int64_t n, int64_t g, int64_t k) { return x + (n * s.Cin + g * s.Cin_g + k) * s.HW; };
     auto out_row = [&](int64_t n, int64_t g, int64_t i) {  // the output shuffle: row co at its position
       return o + (n * s.Cout + shuffled_position(g * s.Cout_g + i, s.Cout, v.shuffle_groups)) * s.HW;
     };
-    grouped_gemm(s.N, s.HW, s.HW, v.groups, s.Cout_g, s.Cin_g, w, in, out_row, bias, v.relu);
+    grouped_gemm(s.N, s.HW, v.groups, s.Cout_g, s.Cin_g, w, in, out_row, bias, v.relu);
   });
 }
 
@@ -209,9 +219,11 @@ void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std
           for (int64_t j = 0; j < s.Cin_g; ++j)
             wt[size_t(gr * s.Cout_g * s.Cin_g + j * s.Cout_g + i)] = w[(gr * s.Cout_g + i) * s.Cin_g + j];
       T* gx = grad_x->ptr<T>();
-      auto grad_rows = [&](int64_t n, int64_t g) { return gp + g * s.Cout_g * chan_stride + n * img_stride; };
+      auto grad_rows = [&](int64_t n, int64_t g, int64_t k) {
+        return gp + (g * s.Cout_g + k) * chan_stride + n * img_stride;
+      };
       auto gx_row = [&](int64_t n, int64_t g, int64_t i) { return gx + (n * s.Cin + g * s.Cin_g + i) * s.HW; };
-      grouped_gemm(s.N, s.HW, chan_stride, v.groups, s.Cin_g, s.Cout_g, wt.data(), grad_rows, gx_row,
+      grouped_gemm(s.N, s.HW, v.groups, s.Cin_g, s.Cout_g, wt.data(), grad_rows, gx_row,
                    static_cast<const T*>(nullptr), false);
     }
     if (gemm_weight) {
@@ -292,6 +304,18 @@ void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std
     }
   });
 }
+
+template <class T>
+void pointwise_gemm_rows(int64_t N, int64_t HW, int64_t M, int64_t K, const T* weight, const T* bias, bool relu,
+                         const T* const* in_rows, T* const* out_rows) {
+  grouped_gemm(N, HW, 1, M, K, weight, [&](int64_t n, int64_t, int64_t k) { return in_rows[n * K + k]; },
+               [&](int64_t n, int64_t, int64_t i) { return out_rows[n * M + i]; }, bias, relu);
+}
+
+template void pointwise_gemm_rows<float>(int64_t, int64_t, int64_t, int64_t, const float*, const float*, bool,
+                                         const float* const*, float* const*);
+template void pointwise_gemm_rows<double>(int64_t, int64_t, int64_t, int64_t, const double*, const double*, bool,
+                                          const double* const*, double* const*);
 
 }  // namespace cpu
 }  // namespace vision

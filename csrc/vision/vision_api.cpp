@@ -9,6 +9,7 @@
 #include "vision/nms_api.h"
 #include "vision/pointwise_api.h"
 #include "vision/ps_roi_api.h"
+#include "vision/shuffle_stage_api.h"
 
 namespace nimbleops {
 namespace vision {
@@ -59,6 +60,14 @@ void ps_roi(const PsRoiViews& v, const View& out) {
 
 void ps_roi_backward(const PsRoiViews& v, const View& grad_out, const View& grad_input) {
   NIMBLEOPS_ON_DEVICE(v.input.is_cuda(), "ps_roi_backward", ps_roi_backward(v, grad_out, grad_input));
+}
+
+std::vector<int64_t> shufflenet_stage_shape(const View& x, const std::vector<ShuffleUnitViews>& units) {
+  return check_shufflenet_stage(x, units);
+}
+
+void shufflenet_stage(const View& x, const std::vector<ShuffleUnitViews>& units, const View& out) {
+  cpu::shufflenet_stage(x, units, out);
 }
 
 int64_t nms(const View& boxes, const View& scores, const std::optional<View>& groups, double iou_threshold,

@@ -1,5 +1,6 @@
-// nimbleops C++ API, vision family: depthwise and pointwise convolutions, channel shuffles and
-// position-sensitive RoI align / pool, forward and backward, on images [N, C, H, W].
+// nimbleops C++ API, vision family: depthwise and pointwise convolutions, channel shuffles,
+// ShuffleNetV2 stages (inference), position-sensitive RoI align / pool and non-maximum suppression,
+// on images [N, C, H, W].
 //
 // Arrays are nimbleops::View (nimbleops/view.h) over memory the caller owns; the floating arrays
 // of a call share one dtype (float32 or float64) and one device (-1 = host; >= 0 = a CUDA
@@ -95,6 +96,33 @@ void channel_gather(const ChannelGatherViews& v);
 // out [N, C, H, W] = x with its channels shuffled in `groups` groups (torch's channel_shuffle):
 // out[:, k*g + i] = x[:, i*(C/g) + k]; x and out in the same memory format.
 void channel_shuffle(const View& x, const View& out, int64_t groups, uintptr_t stream = 0);
+
+// ---- ShuffleNetV2 stage (inference) ------------------------------------------------------------
+// A run of ShuffleNetV2 units with their batch norms folded into the convolutions (eval mode), in
+// one call, without a concatenation, shuffle or split pass: the units read and write channel
+// planes where they lie and only the last result is gathered into `out`. Each unit is
+//   stride 1: x1, x2 = the first and second halves of its input's channels;
+//             y = relu(pw2(dw(relu(pw1(x2))))), out = channel_shuffle(cat(x1, y), 2);
+//   stride 2: y1 = relu(branch1_pw(branch1_dw(x))), y2 = relu(pw2(dw(relu(pw1(x))))),
+//             out = channel_shuffle(cat(y1, y2), 2),
+// with dw a depthwise KH x KW convolution (odd sizes, the unit's stride, padding (KH/2, KW/2)) and
+// pw a 1x1 convolution, each with its optional bias. Shapes: pw weights [Cout, Cin] or
+// [Cout, Cin, 1, 1], dw weights [C, 1, KH, KW] (depth multiplier 1), biases [Cout]; the output
+// halves of a unit are equal (y has the input's half width at stride 1; y1 and y2 the same
+// width at stride 2). x [N, C, H, W] and out NCHW-contiguous host arrays of one float dtype; out
+// [N, C_last, H_last, W_last], not overlapping x. Each output element is computed with the
+// unfused composition's arithmetic (the pointwise and depthwise kernels above): equal to it bit
+// for bit.
+struct ShuffleUnitViews {
+  int64_t stride = 1;
+  std::optional<View> branch1_dw_weight, branch1_dw_bias, branch1_pw_weight, branch1_pw_bias;  // stride 2
+  View pw1_weight, dw_weight, pw2_weight;
+  std::optional<View> pw1_bias, dw_bias, pw2_bias;
+};
+
+// The output shape [N, C, H, W] of the units on x (checks every shape, dtype and device).
+std::vector<int64_t> shufflenet_stage_shape(const View& x, const std::vector<ShuffleUnitViews>& units);
+void shufflenet_stage(const View& x, const std::vector<ShuffleUnitViews>& units, const View& out);
 
 // ---- Position-sensitive RoI align / pool -------------------------------------------------------
 // input [N, C, H, W] (any strides), C = C_out * pooled_h * pooled_w; boxes [K, 5] float64

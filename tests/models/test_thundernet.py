@@ -309,6 +309,23 @@ def test_optimized_detector_equals_the_eval_model(source):
     fast.eval()  # allowed
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_optimized_backbone_stages_in_one_call_equal_unit_by_unit(dtype):
+    """The stages as one call each (plain CPU tensors) and unit by unit (the path of CUDA,
+    autograd and capture): the same kernels, the same bits."""
+    fast = optimize_for_inference(pair(SNet, "snet49", dtype=dtype)[0].eval())
+    x = torch.randn(2, 3, 64, 96, dtype=dtype)
+    with torch.no_grad():
+        staged = fast(x)
+        unit_by_unit = SNet.forward(fast, x)
+    for a, b in zip(staged, unit_by_unit):
+        assert torch.equal(a, b)
+    xg = x.clone().requires_grad_()
+    c4, c5 = fast(xg)  # unit by unit, differentiable with respect to the input
+    c5.sum().backward()
+    assert xg.grad is not None and torch.equal(c5.detach(), staged[1])
+
+
 def test_optimize_for_inference_refuses_other_models():
     with pytest.raises(TypeError, match="expected a nimbleops.models ThunderNet or SNet"):
         optimize_for_inference(torch.nn.Linear(2, 2))

@@ -4,8 +4,11 @@ running on nimbleops with
 - every batch norm folded into the convolution before it (``w' = w * s``, ``b' = (b - mean) * s +
   beta`` with ``s = gamma / sqrt(var + eps)``, computed in float64);
 - every ReLU fused into the pointwise convolution before it (the kernel's epilogue);
-- each ShuffleNetV2 unit's concatenation, channel shuffle and the next unit's split done in one
-  pass (``concat_shuffle_split``), the halves passed from unit to unit.
+- each stage of ShuffleNetV2 units run in one call (:func:`nimbleops.vision.shufflenet_stage`: no
+  concatenation, shuffle or split pass; the units read and write channel planes where they lie) on
+  CPU tensors outside autograd and capture; elsewhere (CUDA, an input that requires grad,
+  ``torch.compile`` / ``torch.export``) unit by unit, each unit's concatenation, shuffle and the
+  next unit's split in one pass (``concat_shuffle_split``). Both compute the same values.
 
 The copy computes the eval model's function (equal to float32 rounding); its ``backbone(x)`` still
 returns ``(c4, c5)``. It cannot be put back in training mode.
@@ -18,8 +21,10 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from .. import _arrays as ar
 from .. import nn as nno
-from .snet import SNet, ShuffleUnit
+from .. import vision
+from .snet import SNet, ShuffleUnit, stem
 from .thundernet import CEM, RPN, SAM, ThunderNet
 
 
@@ -81,6 +86,17 @@ class FusedUnit(ShuffleUnit):
         self.branch2 = nn.Sequential(fused_pointwise(b2[0], b2[1], True), fused_depthwise(b2[3], b2[4]),
                                      fused_pointwise(b2[5], b2[6], True))
 
+    def weights(self) -> vision.ShuffleUnitWeights:
+        """The unit's folded weights, as :func:`nimbleops.vision.shufflenet_stage` takes them."""
+        pw1, dw, pw2 = self.branch2
+        b1 = {}
+        if self.branch1 is not None:
+            d, p = self.branch1
+            b1 = dict(branch1_dw_weight=d.weight, branch1_dw_bias=d.bias, branch1_pw_weight=p.weight,
+                      branch1_pw_bias=p.bias)
+        return vision.ShuffleUnitWeights(pw1.weight, pw1.bias, dw.weight, dw.bias, pw2.weight, pw2.bias, self.stride,
+                                         **b1)
+
 
 class InferenceSNet(SNet):
     """SNet with folded batch norms and fused ReLUs, SNet's forward on nimbleops: ``forward(x)``
@@ -101,6 +117,19 @@ class InferenceSNet(SNet):
             setattr(self, name, nn.Sequential(*[FusedUnit(u) for u in getattr(net, name)]))
         self.conv5 = fused_pointwise(net.conv5[0], net.conv5[1], True) if net.conv5 is not None else None
         self.variant, self.c4_channels, self.c5_channels = net.variant, net.c4_channels, net.c5_channels
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        weight = self.stage2[0].branch2[0].weight
+        if not (type(x) is Tensor and x.device.type == "cpu" and weight.device.type == "cpu"
+                and x.dtype == weight.dtype and not ar.needs_torch_op(x)):
+            return super().forward(x)  # unit by unit: CUDA, autograd through x, capture
+        x = stem(self.conv1, self.maxpool, x)
+        x = vision.shufflenet_stage(x, [u.weights() for u in self.stage2])
+        c4 = vision.shufflenet_stage(x, [u.weights() for u in self.stage3])
+        c5 = vision.shufflenet_stage(c4, [u.weights() for u in self.stage4])
+        if self.conv5 is not None:
+            c5 = self.conv5(c5)
+        return c4, c5
 
 
 class _InferenceCEM(CEM):

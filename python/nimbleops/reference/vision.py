@@ -332,3 +332,41 @@ def batched_nms(boxes, scores, groups, iou_threshold, *, max_output=None):
         if not any(groups[j] == groups[k] and _suppresses(boxes[j], boxes[k], iou_threshold) for j in kept):
             kept.append(k)
     return np.array(kept, np.int64)
+
+
+# ---------------------------------------------------------------- ShuffleNetV2 stage
+
+def _pointwise_relu(x, weight, bias):
+    w = np.asarray(weight, float).reshape(np.shape(weight)[0], -1)
+    y = np.einsum("oc,nchw->nohw", w, np.asarray(x, float))
+    if bias is not None:
+        y += np.asarray(bias, float)[None, :, None, None]
+    return np.maximum(y, 0.0)
+
+
+def shufflenet_stage(x, units):
+    """Reference of :func:`nimbleops.vision.shufflenet_stage`: the unfused composition, each unit
+    in float64 (the result cast to x's dtype)."""
+    from ..vision.shufflenet import ShuffleUnitWeights
+
+    y = np.asarray(x, float)
+    for u in units:
+        u = u if isinstance(u, ShuffleUnitWeights) else ShuffleUnitWeights(**u)
+        s = int(u.stride)
+
+        def dw(t, w, b):
+            k = np.shape(w)[2:]
+            return depthwise_conv2d(t, w, b, s, (k[0] // 2, k[1] // 2))
+
+        def branch2(t):
+            return _pointwise_relu(dw(_pointwise_relu(t, u.pw1_weight, u.pw1_bias), u.dw_weight, u.dw_bias),
+                                   u.pw2_weight, u.pw2_bias)
+
+        if s == 2:
+            y1 = _pointwise_relu(dw(y, u.branch1_dw_weight, u.branch1_dw_bias), u.branch1_pw_weight,
+                                 u.branch1_pw_bias)
+            y = channel_shuffle(np.concatenate([y1, branch2(y)], 1), 2)
+        else:
+            half = y.shape[1] // 2
+            y = channel_shuffle(np.concatenate([y[:, :half], branch2(y[:, half:])], 1), 2)
+    return y.astype(np.asarray(x).dtype)
