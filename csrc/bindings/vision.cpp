@@ -12,6 +12,11 @@
 namespace py = pybind11;
 
 namespace nimbleops {
+namespace {
+struct ShuffleStagePlan {
+  std::vector<vision::ShuffleUnitViews> units;
+};
+}  // namespace
 
 void bind_vision(py::module_& m) {
   m.def("nms_cpu", [](const View& boxes, const View& scores, std::optional<View> groups, double iou_threshold,
@@ -42,13 +47,18 @@ void bind_vision(py::module_& m) {
            py::arg("stride"), py::arg("pw1_weight"), py::arg("pw1_bias"), py::arg("dw_weight"), py::arg("dw_bias"),
            py::arg("pw2_weight"), py::arg("pw2_bias"), py::arg("branch1_dw_weight"), py::arg("branch1_dw_bias"),
            py::arg("branch1_pw_weight"), py::arg("branch1_pw_bias"));
-  m.def("shufflenet_stage_shape", &vision::check_shufflenet_stage, py::arg("x"), py::arg("units"));
-  m.def("shufflenet_stage_cpu",
-        [](const View& x, const std::vector<vision::ShuffleUnitViews>& units, const View& out) {
-          py::gil_scoped_release nogil;
-          vision::cpu::shufflenet_stage(x, units, out);
-        },
-        py::arg("x"), py::arg("units"), py::arg("out"));
+  // a stage's units, converted once and run on many inputs (each run checks them against x)
+  py::class_<ShuffleStagePlan>(m, "ShuffleStagePlan")
+      .def(py::init([](std::vector<vision::ShuffleUnitViews> units) { return ShuffleStagePlan{std::move(units)}; }),
+           py::arg("units"))
+      .def("shape", [](const ShuffleStagePlan& p, const View& x) { return vision::check_shufflenet_stage(x, p.units); },
+           py::arg("x"))
+      .def("run_cpu",
+           [](const ShuffleStagePlan& p, const View& x, const View& out) {
+             py::gil_scoped_release nogil;
+             vision::cpu::shufflenet_stage(x, p.units, out);
+           },
+           py::arg("x"), py::arg("out"));
 
   py::class_<vision::PsRoiViews>(m, "PsRoiInputs")
       .def(py::init([](const std::string& op, const View& input, const View& boxes, std::vector<int64_t> output_size,

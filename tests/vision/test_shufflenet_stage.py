@@ -201,3 +201,37 @@ def test_bad_torch_input():
     if torch.cuda.is_available():
         with pytest.raises(ValueError, match="x: expected a CPU tensor"):
             vision.shufflenet_stage(torch.zeros(1, 8, 4, 4, device="cuda"), units)
+
+
+@needs_torch
+def test_a_stage_rereads_its_tensors_when_they_move_or_change():
+    import copy
+    import pickle
+
+    rng = np.random.default_rng(7)
+    units = random_stage(rng, 8, "float32", (2, 1))
+    mods = [{k: (torch.nn.Parameter(torch.from_numpy(v), requires_grad=False) if isinstance(v, np.ndarray) else v)
+             for k, v in u._asdict().items()} for u in units]
+    stage = vision.ShuffleStage(mods)
+    x = torch.randn(1, 8, 9, 9)
+    first = stage(x)
+    np.testing.assert_array_equal(first.numpy(), vision.shufflenet_stage(x.numpy(), units))
+    with torch.no_grad():  # in place: the next call reads the new values
+        mods[0]["pw1_weight"].mul_(2)
+    np.testing.assert_array_equal(stage(x).numpy(), vision.shufflenet_stage(x, mods))
+    assert not torch.equal(stage(x), first)
+    for p in (v for m in mods for v in m.values() if isinstance(v, torch.Tensor)):  # moved, as Module.to does
+        p.data = p.data.double()
+    y = stage(x.double())
+    assert y.dtype == torch.float64
+    np.testing.assert_array_equal(y.numpy(), vision.shufflenet_stage(x.double(), mods).numpy())
+    with pytest.raises(TypeError, match=r"units\[0\].pw1_weight: expected dtype float32 like x, got float64"):
+        stage(x)
+    mods[1]["dw_bias"].requires_grad_()
+    with pytest.raises(ValueError, match=r"units\[1\].dw_bias: this op is not differentiable"):
+        stage(x.double())
+    with torch.no_grad():
+        y = stage(x.double())
+    for other in (copy.deepcopy(stage), pickle.loads(pickle.dumps(stage))):
+        with torch.no_grad():
+            np.testing.assert_array_equal(other(x.double()).numpy(), y.numpy())

@@ -11,7 +11,9 @@ running on nimbleops with
   next unit's split in one pass (``concat_shuffle_split``). Both compute the same values.
 
 The copy computes the eval model's function (equal to float32 rounding); its ``backbone(x)`` still
-returns ``(c4, c5)``. It cannot be put back in training mode.
+returns ``(c4, c5)``. It cannot be put back in training mode. Its parameters may be changed in place
+(``load_state_dict``) and the copy moved (``.to``); its modules and parameters are not meant to be
+replaced (the stages hold the parameters they were built with: :class:`nimbleops.vision.ShuffleStage`).
 """
 from __future__ import annotations
 
@@ -117,16 +119,17 @@ class InferenceSNet(SNet):
             setattr(self, name, nn.Sequential(*[FusedUnit(u) for u in getattr(net, name)]))
         self.conv5 = fused_pointwise(net.conv5[0], net.conv5[1], True) if net.conv5 is not None else None
         self.variant, self.c4_channels, self.c5_channels = net.variant, net.c4_channels, net.c5_channels
+        self.stages = [vision.ShuffleStage([u.weights() for u in getattr(self, name)])
+                       for name in ("stage2", "stage3", "stage4")]
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         weight = self.stage2[0].branch2[0].weight
         if not (type(x) is Tensor and x.device.type == "cpu" and weight.device.type == "cpu"
                 and x.dtype == weight.dtype and not ar.needs_torch_op(x)):
             return super().forward(x)  # unit by unit: CUDA, autograd through x, capture
-        x = stem(self.conv1, self.maxpool, x)
-        x = vision.shufflenet_stage(x, [u.weights() for u in self.stage2])
-        c4 = vision.shufflenet_stage(x, [u.weights() for u in self.stage3])
-        c5 = vision.shufflenet_stage(c4, [u.weights() for u in self.stage4])
+        stage2, stage3, stage4 = self.stages
+        c4 = stage3(stage2(stem(self.conv1, self.maxpool, x)))
+        c5 = stage4(c4)
         if self.conv5 is not None:
             c5 = self.conv5(c5)
         return c4, c5

@@ -7,8 +7,8 @@ from .nms import batched_nms, nms
 from .pointwise import pointwise_conv2d
 from .ps_roi import ps_roi_align, ps_roi_pool
 from .shuffle import channel_shuffle, concat_shuffle_split
-from .shufflenet import ShuffleUnitWeights, shufflenet_stage
+from .shufflenet import ShuffleStage, ShuffleUnitWeights, shufflenet_stage
 
 __all__ = ["batch_norm_relu", "batch_norm_relu_max_pool", "depthwise_conv2d", "pointwise_conv2d", "channel_shuffle",
-           "concat_shuffle_split", "shufflenet_stage", "ShuffleUnitWeights", "ps_roi_align", "ps_roi_pool", "nms",
+           "concat_shuffle_split", "shufflenet_stage", "ShuffleStage", "ShuffleUnitWeights", "ps_roi_align", "ps_roi_pool", "nms",
            "batched_nms"]

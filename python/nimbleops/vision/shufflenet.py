@@ -55,6 +55,7 @@ def shufflenet_stage(x: Array, units: Sequence[Union[ShuffleUnitWeights, Mapping
     ``(KH // 2, KW // 2)`` and ``pw`` a 1x1 convolution, each with its bias (batch norms folded:
     eval mode). A unit's two halves have equal widths. This is torchvision's ShuffleNetV2
     ``InvertedResidual`` (and ThunderNet's SNet unit) in eval mode with folded batch norms.
+    :class:`ShuffleStage` runs the same with the units converted once.
 
     Args:
         x: ``[N, C, H, W]``, NCHW or channels_last.
@@ -65,39 +66,76 @@ def shufflenet_stage(x: Array, units: Sequence[Union[ShuffleUnitWeights, Mapping
         ``[N, C_last, H_last, W_last]`` in x's memory format (``H_last = (H - 1) // 2 + 1`` per
         stride-2 unit).
     """
-    if ar.is_torch(x) and x.device.type != "cpu":
-        raise ValueError(f"x: expected a CPU tensor (shufflenet_stage has no CUDA kernel), got device {x.device}")
-    kind = ar.image_batch(x, "x", "shufflenet_stage_cuda")
-    if kind.torch and ar.capturing():
-        raise TypeError("shufflenet_stage: torch.compile, torch.export, torch.jit.trace and torch.func cannot capture "
-                        "this op (it is not a registered custom op); use the unfused ops there")
-    if isinstance(units, ShuffleUnitWeights):
-        raise TypeError("units: expected a sequence of ShuffleUnitWeights, got one ShuffleUnitWeights; pass [unit]")
-    if isinstance(units, Mapping) or not isinstance(units, Sequence):
-        raise TypeError(f"units: expected a sequence of ShuffleUnitWeights, got {type(units).__name__}")
-    ar.refuse_grad(x=x)
-    xc = nchw(x)
-    keep: list = []  # the arrays behind the views, alive until the kernel has run
-    views = [_unit(u, i, xc, kind, keep) for i, u in enumerate(units)]
-    xv = ar.view(xc)
-    out = ar.empty(tuple(_C.vision.shufflenet_stage_shape(xv, views)), ar.dtype_name(xc), kind)
-    _C.vision.shufflenet_stage_cpu(xv, views, ar.view(out))
-    return in_format_of(out, x)
+    return ShuffleStage(units)(x)
 
 
-def _unit(u, i: int, x, kind, keep: list) -> "_C.vision.ShuffleUnit":
+class ShuffleStage:
+    """:func:`shufflenet_stage` with its units fixed: ``ShuffleStage(units)(x)``. The units'
+    arrays are checked and converted at the first call and again whenever a call's kind, dtype or
+    grad mode differs or a torch tensor among them has moved (its storage replaced, as
+    ``Module.to`` does); other calls pay the kernel and a check of those. The stage holds the
+    arrays it was given: values changed in place are read by the next call (where an array was
+    used as it is: contiguous and of x's dtype; a converted copy is not refreshed), but an array
+    replaced elsewhere (a module's new ``Parameter``) is not seen; build a new stage then. Copies
+    and pickles hold the units only."""
+
+    def __init__(self, units: Sequence[Union[ShuffleUnitWeights, Mapping[str, Any]]]):
+        if isinstance(units, ShuffleUnitWeights):
+            raise TypeError("units: expected a sequence of ShuffleUnitWeights, got one ShuffleUnitWeights; pass [unit]")
+        if isinstance(units, Mapping) or not isinstance(units, Sequence):
+            raise TypeError(f"units: expected a sequence of ShuffleUnitWeights, got {type(units).__name__}")
+        self.units = [_weights(u, i) for i, u in enumerate(units)]
+        self._tensors = [v for u in self.units for v in u if ar.is_torch(v)]
+        self._key: Optional[tuple] = None
+        self._plan = None
+        self._keep: list = []  # the arrays behind the plan's views
+
+    def __getstate__(self):
+        return {"units": self.units}
+
+    def __setstate__(self, state):
+        self.__init__(state["units"])
+
+    def __call__(self, x: Array) -> Any:
+        if ar.is_torch(x) and x.device.type != "cpu":
+            raise ValueError(f"x: expected a CPU tensor (shufflenet_stage has no CUDA kernel), got device {x.device}")
+        kind = ar.image_batch(x, "x", "shufflenet_stage_cuda")
+        if kind.torch and ar.capturing():
+            raise TypeError("shufflenet_stage: torch.compile, torch.export, torch.jit.trace and torch.func cannot "
+                            "capture this op (it is not a registered custom op); use the unfused ops there")
+        ar.refuse_grad(x=x)
+        xc = nchw(x)
+        torch = ar._torch()
+        key = (kind.torch, ar.dtype_name(xc), torch is not None and torch.is_grad_enabled(),
+               *((t.data_ptr(), t.requires_grad) for t in self._tensors))
+        if key != self._key:
+            self._key = None
+            keep: list = []
+            views = [_unit(u, i, xc, kind, keep) for i, u in enumerate(self.units)]
+            self._plan, self._keep, self._key = _C.vision.ShuffleStagePlan(views), keep, key
+        xv = ar.view(xc)
+        out = ar.empty(tuple(self._plan.shape(xv)), ar.dtype_name(xc), kind)
+        self._plan.run_cpu(xv, ar.view(out))
+        return in_format_of(out, x)
+
+
+def _weights(u, i: int) -> ShuffleUnitWeights:
+    if isinstance(u, ShuffleUnitWeights):
+        return u
+    if not isinstance(u, Mapping):
+        raise TypeError(f"units[{i}]: expected a ShuffleUnitWeights or a mapping of its fields, got {type(u).__name__}")
+    unknown = set(u) - set(ShuffleUnitWeights._fields)
+    if unknown:
+        raise TypeError(f"units[{i}]: unknown fields {sorted(unknown)}; expected those of ShuffleUnitWeights")
+    try:
+        return ShuffleUnitWeights(**u)
+    except TypeError as e:
+        raise TypeError(f"units[{i}]: {e}") from None
+
+
+def _unit(u: ShuffleUnitWeights, i: int, x, kind, keep: list) -> "_C.vision.ShuffleUnit":
     """Unit i as the C++ description (its arrays, appended to keep, checked against x's kind and
     dtype; the shapes are checked in C++, which names the field)."""
-    if isinstance(u, Mapping):
-        unknown = set(u) - set(ShuffleUnitWeights._fields)
-        if unknown:
-            raise TypeError(f"units[{i}]: unknown fields {sorted(unknown)}; expected those of ShuffleUnitWeights")
-        try:
-            u = ShuffleUnitWeights(**u)
-        except TypeError as e:
-            raise TypeError(f"units[{i}]: {e}") from None
-    elif not isinstance(u, ShuffleUnitWeights):
-        raise TypeError(f"units[{i}]: expected a ShuffleUnitWeights or a mapping of its fields, got {type(u).__name__}")
     arrays = {}
     for field in _ARRAYS:
         value = getattr(u, field)
