@@ -163,6 +163,11 @@ def test_every_family_against_python(tmp_path):
     corners = rng.uniform(0, 30, (40, 2))
     nms_boxes = put("nms_boxes", np.concatenate((corners, corners + rng.uniform(2, 12, (40, 2))), 1).astype(f32))
     nms_scores, nms_groups = put("nms_scores", rng.random(40).astype(f32)), put("nms_groups", rng.integers(0, 3, 40))
+    st = {n: put("st_" + n, rng.standard_normal(s).astype(f32) * 0.5) for n, s in (
+        ("x", (1, 6, 7, 7)), ("a_dw", (6, 1, 3, 3)), ("a_dwb", (6,)), ("a_pw", (4, 6)), ("a_pwb", (4,)),
+        ("a_pw1", (3, 6)), ("a_pw1b", (3,)), ("a_dw2", (3, 1, 3, 3)), ("a_dw2b", (3,)), ("a_pw2", (4, 3)),
+        ("a_pw2b", (4,)), ("b_pw1", (5, 4)), ("b_pw1b", (5,)), ("b_dw", (5, 1, 5, 5)), ("b_pw2", (4, 5)),
+        ("b_pw2b", (4,)))}
     T, B = 16, 3
     ret = dict(r=put("ret_r", rng.standard_normal((T, B))), nv=put("ret_nv", rng.standard_normal((T, B))),
                gamma=put("ret_gamma", rng.uniform(0.8, 1.0, (T, B))), term=put("ret_term", rng.random((T, B)) < 0.1),
@@ -209,6 +214,10 @@ def test_every_family_against_python(tmp_path):
     np.testing.assert_array_equal(get("nms_batched", np.int64, (-1,)),
                                   vision.batched_nms(nms_boxes, nms_scores, nms_groups, 0.3, max_output=10))
     assert 0 < len(keep) < 40
+    units = [vision.ShuffleUnitWeights(st["a_pw1"], st["a_pw1b"], st["a_dw2"], st["a_dw2b"], st["a_pw2"], st["a_pw2b"],
+                                       2, st["a_dw"], st["a_dwb"], st["a_pw"], st["a_pwb"]),
+             vision.ShuffleUnitWeights(st["b_pw1"], st["b_pw1b"], st["b_dw"], None, st["b_pw2"], st["b_pw2b"])]
+    np.testing.assert_array_equal(get("st_out", f32, (1, 8, 4, 4)), vision.shufflenet_stage(st["x"], units))
     expected = rl.lambda_returns(ret["r"], ret["nv"], ret["term"], ret["trunc"], gamma=ret["gamma"], lam=0.8)
     np.testing.assert_array_equal(get("ret_out", np.float64, (T, B)), expected)
     sol = rl.value_iteration(model, R, 0.9, tol=1e-8, stop="span")

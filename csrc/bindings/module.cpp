@@ -155,7 +155,8 @@ PYBIND11_MODULE(_C, m) {
                             "RL kernels: Bellman sweeps and solvers, return estimators, TD updates, eligibility traces");
   bind_rl(rl);
   auto vision = m.def_submodule("vision",
-                                "Vision kernels: depthwise and pointwise convolutions, channel gathers, batch norm + "
-                                "ReLU (+ max pool), position-sensitive RoI align and pool, non-maximum suppression");
+                                "Vision kernels: depthwise and pointwise convolutions, channel gathers, ShuffleNetV2 "
+                                "stages, batch norm + ReLU (+ max pool), position-sensitive RoI align and pool, "
+                                "non-maximum suppression");
   bind_vision(vision);
 }

@@ -642,6 +642,7 @@ def conv_workloads() -> List[Workload]:
     out.append(Workload("shuffle", "channel_shuffle [8, 264, 40, 40] groups 2 float32 (GB/s: read + write)",
                         lambda: vision.channel_shuffle(x, 2),
                         {"torch channel_shuffle": lambda: F.channel_shuffle(x, 2)}, 2 * x.nbytes, versus="copy"))
+    out.append(_stage_workload())
     for shape in ((8, 66, 40, 40), (8, 264, 10, 10)):
         xb = torch.randn(shape, generator=gen).requires_grad_()
         gb, bw = torch.randn(shape, generator=gen), torch.ones(shape[1], requires_grad=True)
@@ -688,6 +689,39 @@ def conv_workloads() -> List[Workload]:
     return out
 
 
+def _stage_workload() -> Workload:
+    """SNet146's stage 3 in eval mode at batch 1 (8 units, [1, 132, 40, 40] -> [1, 264, 20, 20]):
+    the stage in one call (:class:`nimbleops.vision.ShuffleStage`, as optimize_for_inference's
+    backbone runs it) against the same folded units one by one on the unfused ops and torch's
+    eager stage in channels_last."""
+    import torch
+
+    from nimbleops.models import SNet, optimize_for_inference
+    from nimbleops.models.snet import run_stage
+
+    torch.manual_seed(12)
+    ours = SNet("snet146").eval()
+    fast = optimize_for_inference(ours)
+    theirs = SNet("snet146", backend="torch").eval()
+    theirs.load_state_dict(ours.state_dict())
+    theirs = theirs.to(memory_format=torch.channels_last)
+    x = torch.randn(1, 132, 40, 40)
+    xc = x.contiguous(memory_format=torch.channels_last)
+    stage = fast.stages[1]
+
+    def no_grad(f):
+        def run():
+            with torch.no_grad():
+                return f()
+        return run
+    return Workload("shufflenet-stage", "SNet146 stage 3 (8 units) [1, 132, 40, 40] -> [1, 264, 20, 20] float32, "
+                    "eval, 2 threads: vision.ShuffleStage",
+                    _threads(2, no_grad(lambda: stage(x))),
+                    {"the same units one by one (unfused ops)": _threads(2, no_grad(
+                        lambda: run_stage(fast.stage3, x, "nimbleops"))),
+                     "torch eager channels_last": _threads(2, no_grad(lambda: theirs.stage3(xc)))})
+
+
 def overhead_workloads() -> List[Workload]:
     """Call overhead: every public op on tiny inputs, 1 thread; ours is the call with CPU torch
     tensors (no autograd graph), against the same call with numpy arrays, the bare kernel (the
@@ -732,6 +766,7 @@ def overhead_workloads() -> List[Workload]:
     corners = g.uniform(0, 20, (8, 2)).astype("float32")
     nms_boxes, nms_scores, nms_group = np.concatenate((corners, corners + 5), 1), arr(8), g.integers(0, 2, 8)
     nms_args, nms_groups = both(nms_boxes, nms_scores), both(nms_group)
+    unit = [vision.ShuffleUnitWeights(*ws) for ws in both(arr(4, 4), arr(4), arr(4, 1, 3, 3), arr(4), arr(4, 4), arr(4))]
     gm = dict(gamma=0.99)
 
     ret = [(r, nv, done, done), (rt, nvt, donet, donet)]  # the arguments of kind k: 0 numpy, 1 torch
@@ -777,6 +812,7 @@ def overhead_workloads() -> List[Workload]:
             F.relu(F.batch_norm(xt, None, None, onest, biast, training=True)), 3, 2, 1)),
         "vision.nms": (lambda k: vision.nms(*nms_args[k], 0.5), None),
         "vision.batched_nms": (lambda k: vision.batched_nms(*nms_args[k], nms_groups[k][0], 0.5), None),
+        "vision.shufflenet_stage": (lambda k: vision.shufflenet_stage(images[k][0], [unit[k]]), None),
     }
     if importable("torchvision"):
         import torchvision.ops as tv
@@ -1012,7 +1048,7 @@ _GROUP_FAMILY = {"a-dense-sweep": "bellman", "a-dense-solve": "bellman", "b-batc
                  "gae": "returns", "call-overhead": "overhead",
                  "lambda-returns": "returns", "td-q-learning": "td", "traces": "traces", "depthwise": "depthwise",
                  "pointwise": "pointwise", "shuffle": "shuffle", "batch-norm": "batch_norm", "ps-roi": "ps_roi",
-                 "nms": "nms", "models": "models"}
+                 "nms": "nms", "shufflenet-stage": "shufflenet_stage", "models": "models"}
 
 #: family -> (builder of its workloads, the tour's workload (a prefix of its name), its main peer)
 FAMILIES = {
@@ -1027,6 +1063,7 @@ FAMILIES = {
     "batch_norm": (conv_workloads, "batch norm + ReLU, training mode, [8, 66, 40, 40]", "torch batch_norm + relu"),
     "ps_roi": (vision_workloads, "ps_roi_align [1, 245, 20, 20] K=200 float32: forward", "torchvision"),
     "nms": (vision_workloads, "nms K=2000", "torchvision"),
+    "shufflenet_stage": (conv_workloads, "SNet146 stage 3", "the same units one by one (unfused ops)"),
     "models": (model_workloads, "ThunderNet-snet146 320x320 inference, batch 1, 2 thread(s)", "torch eager channels_last"),
     "overhead": (overhead_workloads, "rl.gae on tiny inputs", "numpy arrays"),
 }

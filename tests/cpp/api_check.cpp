@@ -101,6 +101,43 @@ void nms() {  // boxes [40, 4], scores [40] float32, groups [40] int64: nms 0.5,
   save("nms_keep", keep), save("nms_batched", batched);
 }
 
+// x [1, 6, 7, 7] float32 -> a stride-2 unit (3x3 depthwise, branch 2 3 wide) -> a stride-1 unit
+// (5x5, 5 wide; no bias on its depthwise) -> [1, 8, 4, 4]
+void shufflenet_stage() {
+  auto x = load<float>("st_x", 6 * 49);
+  auto a_dw = load<float>("st_a_dw", 6 * 9), a_dwb = load<float>("st_a_dwb", 6);
+  auto a_pw = load<float>("st_a_pw", 4 * 6), a_pwb = load<float>("st_a_pwb", 4);
+  auto a_pw1 = load<float>("st_a_pw1", 3 * 6), a_pw1b = load<float>("st_a_pw1b", 3);
+  auto a_dw2 = load<float>("st_a_dw2", 3 * 9), a_dw2b = load<float>("st_a_dw2b", 3);
+  auto a_pw2 = load<float>("st_a_pw2", 4 * 3), a_pw2b = load<float>("st_a_pw2b", 4);
+  auto b_pw1 = load<float>("st_b_pw1", 5 * 4), b_pw1b = load<float>("st_b_pw1b", 5);
+  auto b_dw = load<float>("st_b_dw", 5 * 25);
+  auto b_pw2 = load<float>("st_b_pw2", 4 * 5), b_pw2b = load<float>("st_b_pw2b", 4);
+  std::vector<nimbleops::vision::ShuffleUnitViews> units(2);
+  units[0].stride = 2;
+  units[0].branch1_dw_weight = contiguous_view(a_dw.data(), {6, 1, 3, 3});
+  units[0].branch1_dw_bias = contiguous_view(a_dwb.data(), {6});
+  units[0].branch1_pw_weight = contiguous_view(a_pw.data(), {4, 6});
+  units[0].branch1_pw_bias = contiguous_view(a_pwb.data(), {4});
+  units[0].pw1_weight = contiguous_view(a_pw1.data(), {3, 6});
+  units[0].pw1_bias = contiguous_view(a_pw1b.data(), {3});
+  units[0].dw_weight = contiguous_view(a_dw2.data(), {3, 1, 3, 3});
+  units[0].dw_bias = contiguous_view(a_dw2b.data(), {3});
+  units[0].pw2_weight = contiguous_view(a_pw2.data(), {4, 3});
+  units[0].pw2_bias = contiguous_view(a_pw2b.data(), {4});
+  units[1].pw1_weight = contiguous_view(b_pw1.data(), {5, 4});
+  units[1].pw1_bias = contiguous_view(b_pw1b.data(), {5});
+  units[1].dw_weight = contiguous_view(b_dw.data(), {5, 1, 5, 5});
+  units[1].pw2_weight = contiguous_view(b_pw2.data(), {4, 5});
+  units[1].pw2_bias = contiguous_view(b_pw2b.data(), {4});
+  const View xv = contiguous_view(x.data(), {1, 6, 7, 7});
+  const std::vector<int64_t> shape = nimbleops::vision::shufflenet_stage_shape(xv, units);
+  if (shape != std::vector<int64_t>{1, 8, 4, 4}) throw std::runtime_error("shufflenet_stage_shape");
+  std::vector<float> out(8 * 16);
+  nimbleops::vision::shufflenet_stage(xv, units, contiguous_view(out.data(), {1, 8, 4, 4}));
+  save("st_out", out);
+}
+
 void lambda_returns() {  // [T, B] = [16, 3], gamma per step, lam 0.8
   const size_t n = 16 * 3;
   auto r = load<double>("ret_r", n), nv = load<double>("ret_nv", n), gamma = load<double>("ret_gamma", n);
@@ -172,6 +209,7 @@ int main(int argc, char** argv) {
   shuffle();
   ps_roi();
   nms();
+  shufflenet_stage();
   lambda_returns();
   sparse_value_iteration();
   traces();
