@@ -123,20 +123,43 @@ def test_detector_backends_agree_in_training(dtype):
         assert_same_gradients(ours, theirs, dtype)
 
 
-def test_detector_backends_agree_in_eval():
-    ours, theirs = pair(ThunderNet, "snet49", num_classes=3, box_score_thresh=0.0)
+def eval_pair(x, **kwargs):
+    ours, theirs = pair(ThunderNet, "snet49", num_classes=3, **kwargs)
     ours.eval(), theirs.eval()
-    x = torch.randn(2, 3, 128, 160, dtype=torch.float64)
     with torch.no_grad():
-        a, b = ours(x), theirs(x)
+        return ours(x), theirs(x)
+
+
+@pytest.mark.parametrize("thresh", [0.0, 0.25, 1.0])
+def test_detector_backends_agree_in_eval(thresh):
+    """The nimbleops backend decodes only the pairs above the score threshold (all, some or none of
+    them here); torchvision's post-processing decodes every pair and filters after."""
+    x = torch.randn(2, 3, 128, 160, dtype=torch.float64)
+    a, b = eval_pair(x, box_score_thresh=thresh)
     assert len(a) == 2
     for da, db in zip(a, b):
-        assert set(da) == {"boxes", "scores", "labels"} and len(da["boxes"]) > 0
+        assert set(da) == {"boxes", "scores", "labels"} and (len(da["boxes"]) > 0) == (thresh < 1)
+        assert da["boxes"].dtype == torch.float64 and da["labels"].dtype == torch.int64
         torch.testing.assert_close(da["boxes"], db["boxes"], **TOL[torch.float64])
         torch.testing.assert_close(da["scores"], db["scores"], **TOL[torch.float64])
         assert torch.equal(da["labels"], db["labels"])
         assert da["boxes"].shape[1] == 4 and (da["labels"] >= 1).all() and (da["labels"] <= 3).all()
         assert (da["boxes"][:, 2:] >= da["boxes"][:, :2]).all() and (da["boxes"][:, 2] <= 160).all()
+
+
+def test_the_eval_score_threshold_keeps_some_pairs():
+    """With NMS off (IoU threshold 1), every pair above the score threshold is a detection: 0.25
+    keeps some of the pairs 0.0 keeps, and both backends keep the same."""
+    x = torch.randn(2, 3, 128, 160, dtype=torch.float64)
+    counts = {}
+    for thresh in (0.0, 0.25):
+        a, b = eval_pair(x, box_score_thresh=thresh, box_nms_thresh=1.0, detections_per_img=10**4)
+        for da, db in zip(a, b):
+            torch.testing.assert_close(da["boxes"], db["boxes"], **TOL[torch.float64])
+            torch.testing.assert_close(da["scores"], db["scores"], **TOL[torch.float64])
+            assert torch.equal(da["labels"], db["labels"])
+        counts[thresh] = sum(len(d["boxes"]) for d in a)
+    assert 0 < counts[0.25] < counts[0.0]
 
 
 def test_labelled_outputs_equal_the_full_heads():

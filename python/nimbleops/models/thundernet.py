@@ -240,8 +240,10 @@ class ThunderNet(nn.Module):
             else:  # the labelled deltas alone
                 class_logits, pos, deltas = self.head.labelled_outputs(hidden, labels)
             return {**rpn_losses, **self._rcnn_losses(class_logits, deltas, labels, box_targets[pos])}
-        class_logits, box_deltas = self.head(f_sam, self._rois(proposals))
-        return self._detections(class_logits, box_deltas, proposals, image_size)
+        if self.backend == "torch":  # torchvision's post-processing: every class's box, then the scores' filter
+            class_logits, box_deltas = self.head(f_sam, self._rois(proposals))
+            return self._detections(class_logits, box_deltas, proposals, image_size)
+        return self._scored_detections(self.head.hidden(f_sam, self._rois(proposals)), proposals, image_size)
 
     # ------------------------------------------------------------------------------- inputs
 
@@ -379,6 +381,30 @@ class ThunderNet(nn.Module):
         loss_cls = F.cross_entropy(class_logits, labels)
         loss_box = F.smooth_l1_loss(deltas, targets, beta=1 / 9, reduction="sum") / max(labels.numel(), 1)
         return {"loss_classifier": loss_cls, "loss_box_reg": loss_box}
+
+    def _scored_detections(self, hidden: Tensor, proposals: List[Tensor], image_size):
+        """:meth:`_detections` computing only what survives the score threshold: the (RoI, class)
+        pairs scoring above it are found first, and the box deltas are computed (for the RoIs with
+        at least one such class) and decoded for those pairs alone. The detections are the same (to
+        rounding: the regression's sums over fewer rows), in the same order."""
+        scores_all = F.softmax(self.head.cls(hidden), -1)
+        C = self.num_classes + 1
+        out = []
+        start = 0
+        for p in proposals:
+            K = len(p)
+            scores = scores_all[start:start + K, 1:]
+            roi, cls = torch.nonzero(scores > self.box_score_thresh, as_tuple=True)  # row-major: K x class order
+            rows, row_of = torch.unique(roi, return_inverse=True)
+            d = self.head.reg(hidden[start + rows]).view(len(rows), C, 4)[row_of, cls + 1]
+            start += K
+            b = box_ops.clip(box_ops.decode(d, p[roi], RCNN_BOX_WEIGHTS), image_size)
+            s, labels = scores[roi, cls], cls + 1
+            keep = ((b[:, 2] - b[:, 0]) >= 1e-2) & ((b[:, 3] - b[:, 1]) >= 1e-2)
+            b, s, labels = b[keep], s[keep], labels[keep]
+            keep = self._nms(b, s, labels, self.box_nms_thresh, self.detections_per_img)
+            out.append({"boxes": b[keep], "scores": s[keep], "labels": labels[keep]})
+        return out
 
     def _detections(self, class_logits: Tensor, box_deltas: Tensor, proposals: List[Tensor], image_size):
         scores_all = F.softmax(class_logits, -1)
