@@ -349,6 +349,20 @@ def test_optimized_backbone_stages_in_one_call_equal_unit_by_unit(dtype):
     assert xg.grad is not None and torch.equal(c5.detach(), staged[1])
 
 
+@pytest.mark.parametrize("N,h4,w4,h5,w5", [(1, 8, 10, 4, 5), (2, 8, 8, 4, 4), (1, 7, 9, 4, 5)])
+def test_optimized_cem_equals_cem(N, h4, w4, h5, w5):
+    """The in-place sums (exactly 2x sizes, one image or several) and the fallback (other sizes)."""
+    from nimbleops.models.inference import _InferenceCEM
+    from nimbleops.models.thundernet import CEM
+
+    torch.manual_seed(5)
+    cem = CEM(24, 32).double().eval()
+    fast = _InferenceCEM(cem)
+    c4, c5 = torch.randn(N, 24, h4, w4, dtype=torch.float64), torch.randn(N, 32, h5, w5, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(c4, c5), cem(c4, c5), **TOL[torch.float64])
+
+
 def test_optimize_for_inference_refuses_other_models():
     with pytest.raises(TypeError, match="expected a nimbleops.models ThunderNet or SNet"):
         optimize_for_inference(torch.nn.Linear(2, 2))

@@ -136,13 +136,31 @@ class InferenceSNet(SNet):
 
 
 class _InferenceCEM(CEM):
-    """CEM's forward over its 1x1 convolutions as nimbleops modules."""
+    """CEM over its 1x1 convolutions as nimbleops modules, the sums done in place: the 2x nearest
+    upsample of conv5's output is added through a broadcast view (no upsampled copy), and the
+    global context, a vector per image, as conv4's bias for a single image (else added after).
+    Other sizes take CEM's forward."""
 
     def __init__(self, cem: CEM):
         nn.Module.__init__(self)
         self.conv4 = fused_pointwise(cem.conv4, None, False)
         self.conv5 = fused_pointwise(cem.conv5, None, False)
         self.conv_glb = fused_pointwise(cem.conv_glb, None, False)
+
+    def forward(self, c4: Tensor, c5: Tensor) -> Tensor:
+        N, _, H, W = c4.shape
+        h, w = c5.shape[-2:]
+        if (H, W) != (2 * h, 2 * w):
+            return super().forward(c4, c5)
+        g = self.conv_glb(c5.mean((2, 3), keepdim=True))
+        if N == 1:
+            a = vision.pointwise_conv2d(c4, self.conv4.weight, self.conv4.bias + g.reshape(-1))
+        else:
+            a = self.conv4(c4).add_(g)
+        b = self.conv5(c5)
+        C = a.shape[1]
+        a.view(N, C, h, 2, w, 2).add_(b.view(N, C, h, 1, w, 1))
+        return a
 
 
 class _InferenceRPN(nn.Module):

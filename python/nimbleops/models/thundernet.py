@@ -222,7 +222,7 @@ class ThunderNet(nn.Module):
             raise ValueError("targets: expected None in eval mode (call model.train() to compute the losses)")
         image_size = tuple(x.shape[-2:])
         f_sam, logits, deltas = self.features(x)
-        anchors = box_ops.anchors(tuple(logits.shape[-2:]), STRIDE, ANCHOR_AREAS, ANCHOR_RATIOS, x.dtype, x.device)
+        anchors = self._anchors(tuple(logits.shape[-2:]), x.dtype, x.device)
         # [N, A, H, W] -> [N, H*W*A] and [N, 4A, H, W] -> [N, H*W*A, 4]: the anchors' order
         N = len(x)
         logits = logits.permute(0, 2, 3, 1).reshape(N, -1)
@@ -244,6 +244,17 @@ class ThunderNet(nn.Module):
             class_logits, box_deltas = self.head(f_sam, self._rois(proposals))
             return self._detections(class_logits, box_deltas, proposals, image_size)
         return self._scored_detections(self.head.hidden(f_sam, self._rois(proposals)), proposals, image_size)
+
+    def _anchors(self, size: Tuple[int, int], dtype, device) -> Tensor:
+        """The anchors of a feature map size, computed once per (size, dtype, device) and shared by
+        the calls (they read them only)."""
+        key = (size, dtype, device)
+        cache = self.__dict__.setdefault("_anchor_cache", {})
+        if key not in cache:
+            if len(cache) >= 8:  # a few image sizes at most: forget the oldest
+                del cache[next(iter(cache))]
+            cache[key] = box_ops.anchors(size, STRIDE, ANCHOR_AREAS, ANCHOR_RATIOS, dtype, device)
+        return cache[key]
 
     # ------------------------------------------------------------------------------- inputs
 
