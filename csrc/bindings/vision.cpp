@@ -3,6 +3,7 @@
 #include "vision/batch_norm_api.h"
 #include "vision/batch_norm_pool_api.h"
 #include "vision/channel_shuffle_api.h"
+#include "vision/conv_pool_api.h"
 #include "vision/depthwise_api.h"
 #include "vision/nms_api.h"
 #include "vision/pointwise_api.h"
@@ -59,6 +60,28 @@ void bind_vision(py::module_& m) {
              vision::cpu::shufflenet_stage(x, p.units, out);
            },
            py::arg("x"), py::arg("out"));
+
+  py::class_<vision::ConvPoolViews>(m, "ConvPoolInputs")
+      .def(py::init([](const View& x, const View& weight, std::optional<View> bias, int64_t stride, int64_t padding,
+                       int64_t pool_kernel_size, int64_t pool_stride, int64_t pool_padding) {
+             vision::ConvPoolViews v;
+             v.x = x;
+             v.weight = weight;
+             v.bias = bias;
+             v.stride = stride;
+             v.padding = padding;
+             v.pool_kernel_size = pool_kernel_size;
+             v.pool_stride = pool_stride;
+             v.pool_padding = pool_padding;
+             return v;
+           }),
+           py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
+           py::arg("pool_kernel_size"), py::arg("pool_stride"), py::arg("pool_padding"))
+      .def_property_readonly("output_shape", &vision::check_conv_pool);
+  m.def("conv_pool_forward_cpu", [](const vision::ConvPoolViews& v, const View& out) {
+    py::gil_scoped_release nogil;
+    vision::cpu::conv2d_relu_max_pool(v, out);
+  });
 
   py::class_<vision::PsRoiViews>(m, "PsRoiInputs")
       .def(py::init([](const std::string& op, const View& input, const View& boxes, std::vector<int64_t> output_size,

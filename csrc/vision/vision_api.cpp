@@ -5,6 +5,7 @@
 #include "core/check.h"
 #include "core/on_device.h"
 #include "vision/channel_shuffle_api.h"
+#include "vision/conv_pool_api.h"
 #include "vision/depthwise_api.h"
 #include "vision/nms_api.h"
 #include "vision/pointwise_api.h"
@@ -69,6 +70,10 @@ std::vector<int64_t> shufflenet_stage_shape(const View& x, const std::vector<Shu
 void shufflenet_stage(const View& x, const std::vector<ShuffleUnitViews>& units, const View& out) {
   cpu::shufflenet_stage(x, units, out);
 }
+
+std::vector<int64_t> conv2d_relu_max_pool_shape(const ConvPoolViews& v) { return check_conv_pool(v); }
+
+void conv2d_relu_max_pool(const ConvPoolViews& v, const View& out) { cpu::conv2d_relu_max_pool(v, out); }
 
 int64_t nms(const View& boxes, const View& scores, const std::optional<View>& groups, double iou_threshold,
             int64_t max_output, const View& keep) {

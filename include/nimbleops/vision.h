@@ -1,6 +1,6 @@
 // nimbleops C++ API, vision family: depthwise and pointwise convolutions, channel shuffles,
-// ShuffleNetV2 stages (inference), position-sensitive RoI align / pool and non-maximum suppression,
-// on images [N, C, H, W].
+// ShuffleNetV2 stages and a stem's convolution + ReLU + max pool (inference), position-sensitive
+// RoI align / pool and non-maximum suppression, on images [N, C, H, W].
 //
 // Arrays are nimbleops::View (nimbleops/view.h) over memory the caller owns; the floating arrays
 // of a call share one dtype (float32 or float64) and one device (-1 = host; >= 0 = a CUDA
@@ -123,6 +123,29 @@ struct ShuffleUnitViews {
 // The output shape [N, C, H, W] of the units on x (checks every shape, dtype and device).
 std::vector<int64_t> shufflenet_stage_shape(const View& x, const std::vector<ShuffleUnitViews>& units);
 void shufflenet_stage(const View& x, const std::vector<ShuffleUnitViews>& units, const View& out);
+
+// ---- Convolution + ReLU + max pool (inference) -------------------------------------------------
+// A stem's head in one op (ShuffleNet's / ResNet's conv1 -> ReLU -> max pool, batch norm folded):
+// out = max_pool(relu(conv2d(x, weight, bias, stride, padding)), pool_kernel_size, pool_stride,
+// pool_padding), a dense convolution (groups 1, dilation 1) and torch's max pool (floor mode; a
+// value replaces a window's maximum when it is greater or nan, and relu keeps a nan: nan
+// propagates as in torch). x [N, Cin, H, W] and out [N, Cout, PH, PW] NCHW-contiguous host
+// arrays, weight [Cout, Cin, KH, KW] contiguous, bias [Cout] or none; conv OH = (H + 2 padding -
+// KH) / stride + 1 (likewise OW), PH = (OH + 2 pool_padding - pool_kernel_size) / pool_stride
+// + 1 (likewise PW), pool_padding <= pool_kernel_size / 2. The convolution's output is never
+// stored whole: its rows are computed per block of pooled rows. Each output sums its taps in
+// (ci, kh, kw) order, contracted to FMA where the level has it (the last bits may differ between
+// SIMD levels, never between runs or thread counts).
+struct ConvPoolViews {
+  View x;                    // [N, Cin, H, W]
+  View weight;               // [Cout, Cin, KH, KW]
+  std::optional<View> bias;  // [Cout]
+  int64_t stride = 1, padding = 0, pool_kernel_size = 3, pool_stride = 2, pool_padding = 1;
+};
+
+// The output shape [N, Cout, PH, PW] (checks every argument).
+std::vector<int64_t> conv2d_relu_max_pool_shape(const ConvPoolViews& v);
+void conv2d_relu_max_pool(const ConvPoolViews& v, const View& out);
 
 // ---- Position-sensitive RoI align / pool -------------------------------------------------------
 // input [N, C, H, W] (any strides), C = C_out * pooled_h * pooled_w; boxes [K, 5] float64

@@ -4,11 +4,13 @@ running on nimbleops with
 - every batch norm folded into the convolution before it (``w' = w * s``, ``b' = (b - mean) * s +
   beta`` with ``s = gamma / sqrt(var + eps)``, computed in float64);
 - every ReLU fused into the pointwise convolution before it (the kernel's epilogue);
-- each stage of ShuffleNetV2 units run in one call (:func:`nimbleops.vision.shufflenet_stage`: no
+- conv1, its ReLU and the max pool in one op (:func:`nimbleops.vision.conv2d_relu_max_pool`) and
+  each stage of ShuffleNetV2 units run in one call (:func:`nimbleops.vision.shufflenet_stage`: no
   concatenation, shuffle or split pass; the units read and write channel planes where they lie) on
   CPU tensors outside autograd and capture; elsewhere (CUDA, an input that requires grad,
   ``torch.compile`` / ``torch.export``) unit by unit, each unit's concatenation, shuffle and the
-  next unit's split in one pass (``concat_shuffle_split``). Both compute the same values.
+  next unit's split in one pass (``concat_shuffle_split``), and the stem on torch's channels_last
+  ops. Both compute the same values (the stem's to rounding).
 
 The copy computes the eval model's function (equal to float32 rounding); its ``backbone(x)`` still
 returns ``(c4, c5)``. It cannot be put back in training mode. Its parameters may be changed in place
@@ -26,7 +28,7 @@ from torch import Tensor, nn
 from .. import _arrays as ar
 from .. import nn as nno
 from .. import vision
-from .snet import SNet, ShuffleUnit, stem
+from .snet import SNet, ShuffleUnit
 from .thundernet import CEM, RPN, SAM, ThunderNet
 
 
@@ -127,8 +129,12 @@ class InferenceSNet(SNet):
         if not (type(x) is Tensor and x.device.type == "cpu" and weight.device.type == "cpu"
                 and x.dtype == weight.dtype and not ar.needs_torch_op(x)):
             return super().forward(x)  # unit by unit: CUDA, autograd through x, capture
+        conv, pool = self.conv1[0], self.maxpool
+        x = vision.conv2d_relu_max_pool(x, conv.weight, conv.bias, conv.stride[0], conv.padding[0],
+                                        pool_kernel_size=pool.kernel_size, pool_stride=pool.stride,
+                                        pool_padding=pool.padding)
         stage2, stage3, stage4 = self.stages
-        c4 = stage3(stage2(stem(self.conv1, self.maxpool, x)))
+        c4 = stage3(stage2(x))
         c5 = stage4(c4)
         if self.conv5 is not None:
             c5 = self.conv5(c5)

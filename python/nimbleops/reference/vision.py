@@ -304,6 +304,25 @@ def batch_norm_relu_max_pool(x, weight, bias, running_mean=None, running_var=Non
     y = batch_norm_relu(x, weight, bias, running_mean, running_var, momentum=momentum, eps=eps, relu=True)
     return max_pool2d(y, kernel_size, stride, padding)[0]
 
+def conv2d_relu_max_pool(x, weight, bias=None, stride=1, padding=0, *, pool_kernel_size=3, pool_stride=2,
+                         pool_padding=1):
+    """Reference of :func:`nimbleops.vision.conv2d_relu_max_pool`: a dense convolution in float64
+    (one output at a time), ReLU (nan kept), :func:`max_pool2d`; cast to x's dtype."""
+    x = np.asarray(x)
+    xf, w = x.astype(float), np.asarray(weight, float)
+    N, Cin, H, W = x.shape
+    Cout, _, KH, KW = w.shape
+    OH, OW = (H + 2 * padding - KH) // stride + 1, (W + 2 * padding - KW) // stride + 1
+    xp = np.zeros((N, Cin, H + 2 * padding, W + 2 * padding))
+    xp[:, :, padding:padding + H, padding:padding + W] = xf
+    y = np.empty((N, Cout, OH, OW))
+    for n, co, oh, ow in np.ndindex(N, Cout, OH, OW):
+        patch = xp[n, :, oh * stride:oh * stride + KH, ow * stride:ow * stride + KW]
+        y[n, co, oh, ow] = (0.0 if bias is None else float(np.asarray(bias)[co])) + float((patch * w[co]).sum())
+    y = np.where(y < 0, 0.0, y)
+    return max_pool2d(y, pool_kernel_size, pool_stride, pool_padding)[0].astype(x.dtype)
+
+
 def _suppresses(a, b, iou_threshold):
     """torchvision's test, in the boxes' dtype: max/min as std::max/std::min, area_j + area_i - inter,
     the ratio compared with the threshold in float64."""
