@@ -168,6 +168,7 @@ def test_every_family_against_python(tmp_path):
         ("a_pw1", (3, 6)), ("a_pw1b", (3,)), ("a_dw2", (3, 1, 3, 3)), ("a_dw2b", (3,)), ("a_pw2", (4, 3)),
         ("a_pw2b", (4,)), ("b_pw1", (5, 4)), ("b_pw1b", (5,)), ("b_dw", (5, 1, 5, 5)), ("b_pw2", (4, 5)),
         ("b_pw2b", (4,)))}
+    cp = [put(n, rng.standard_normal(s)) for n, s in (("cp_x", (2, 3, 13, 15)), ("cp_w", (5, 3, 3, 3)), ("cp_b", (5,)))]
     T, B = 16, 3
     ret = dict(r=put("ret_r", rng.standard_normal((T, B))), nv=put("ret_nv", rng.standard_normal((T, B))),
                gamma=put("ret_gamma", rng.uniform(0.8, 1.0, (T, B))), term=put("ret_term", rng.random((T, B)) < 0.1),
@@ -218,6 +219,7 @@ def test_every_family_against_python(tmp_path):
                                        2, st["a_dw"], st["a_dwb"], st["a_pw"], st["a_pwb"]),
              vision.ShuffleUnitWeights(st["b_pw1"], st["b_pw1b"], st["b_dw"], None, st["b_pw2"], st["b_pw2b"])]
     np.testing.assert_array_equal(get("st_out", f32, (1, 8, 4, 4)), vision.shufflenet_stage(st["x"], units))
+    np.testing.assert_array_equal(get("cp_out", np.float64, (2, 5, 4, 4)), vision.conv2d_relu_max_pool(*cp, 2, 1))
     expected = rl.lambda_returns(ret["r"], ret["nv"], ret["term"], ret["trunc"], gamma=ret["gamma"], lam=0.8)
     np.testing.assert_array_equal(get("ret_out", np.float64, (T, B)), expected)
     sol = rl.value_iteration(model, R, 0.9, tol=1e-8, stop="span")

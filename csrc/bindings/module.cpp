@@ -156,7 +156,7 @@ PYBIND11_MODULE(_C, m) {
   bind_rl(rl);
   auto vision = m.def_submodule("vision",
                                 "Vision kernels: depthwise and pointwise convolutions, channel gathers, ShuffleNetV2 "
-                                "stages, batch norm + ReLU (+ max pool), position-sensitive RoI align and pool, "
-                                "non-maximum suppression");
+                                "stages, convolution + ReLU + max pool, batch norm + ReLU (+ max pool), "
+                                "position-sensitive RoI align and pool, non-maximum suppression");
   bind_vision(vision);
 }

@@ -643,6 +643,17 @@ def conv_workloads() -> List[Workload]:
                         lambda: vision.channel_shuffle(x, 2),
                         {"torch channel_shuffle": lambda: F.channel_shuffle(x, 2)}, 2 * x.nbytes, versus="copy"))
     out.append(_stage_workload())
+    # SNet's stem at inference, batch 1: conv1 (batch norm folded) -> ReLU -> max pool
+    xs1, ws1, bs1 = torch.randn(1, 3, 320, 320, generator=gen), torch.randn(24, 3, 3, 3, generator=gen), \
+        torch.randn(24, generator=gen)
+    ws1c = ws1.contiguous(memory_format=cl)
+    out.append(Workload("conv-pool", "conv 3x3 s2 [1, 3, 320, 320] -> 24 + ReLU + max pool 3x3 s2 float32, "
+                        "inference, 2 threads", _threads(2, lambda: vision.conv2d_relu_max_pool(xs1, ws1, bs1, 2, 1)),
+                        {"torch conv2d + relu + max_pool2d (channels_last), to NCHW": _threads(2, lambda: F.max_pool2d(
+                            F.relu(F.conv2d(xs1.contiguous(memory_format=cl), ws1c, bs1, 2, 1)), 3, 2, 1).contiguous()),
+                         "torch conv2d + relu + max_pool2d (NCHW)": _threads(2, lambda: F.max_pool2d(
+                             F.relu(F.conv2d(xs1, ws1, bs1, 2, 1)), 3, 2, 1))},
+                        flops=2 * 24 * 27 * 160 * 160))
     for shape in ((8, 66, 40, 40), (8, 264, 10, 10)):
         xb = torch.randn(shape, generator=gen).requires_grad_()
         gb, bw = torch.randn(shape, generator=gen), torch.ones(shape[1], requires_grad=True)
@@ -813,6 +824,8 @@ def overhead_workloads() -> List[Workload]:
         "vision.nms": (lambda k: vision.nms(*nms_args[k], 0.5), None),
         "vision.batched_nms": (lambda k: vision.batched_nms(*nms_args[k], nms_groups[k][0], 0.5), None),
         "vision.shufflenet_stage": (lambda k: vision.shufflenet_stage(images[k][0], [unit[k]]), None),
+        "vision.conv2d_relu_max_pool": (lambda k: vision.conv2d_relu_max_pool(*pw[k]),
+                                        lambda: F.max_pool2d(F.relu(F.conv2d(xt, wpwt, biast)), 3, 2, 1)),
     }
     if importable("torchvision"):
         import torchvision.ops as tv
@@ -1048,7 +1061,7 @@ _GROUP_FAMILY = {"a-dense-sweep": "bellman", "a-dense-solve": "bellman", "b-batc
                  "gae": "returns", "call-overhead": "overhead",
                  "lambda-returns": "returns", "td-q-learning": "td", "traces": "traces", "depthwise": "depthwise",
                  "pointwise": "pointwise", "shuffle": "shuffle", "batch-norm": "batch_norm", "ps-roi": "ps_roi",
-                 "nms": "nms", "shufflenet-stage": "shufflenet_stage", "models": "models"}
+                 "nms": "nms", "shufflenet-stage": "shufflenet_stage", "conv-pool": "conv_pool", "models": "models"}
 
 #: family -> (builder of its workloads, the tour's workload (a prefix of its name), its main peer)
 FAMILIES = {
@@ -1064,6 +1077,8 @@ FAMILIES = {
     "ps_roi": (vision_workloads, "ps_roi_align [1, 245, 20, 20] K=200 float32: forward", "torchvision"),
     "nms": (vision_workloads, "nms K=2000", "torchvision"),
     "shufflenet_stage": (conv_workloads, "SNet146 stage 3", "the same units one by one (unfused ops)"),
+    "conv_pool": (conv_workloads, "conv 3x3 s2 [1, 3, 320, 320]",
+                  "torch conv2d + relu + max_pool2d (channels_last), to NCHW"),
     "models": (model_workloads, "ThunderNet-snet146 320x320 inference, batch 1, 2 thread(s)", "torch eager channels_last"),
     "overhead": (overhead_workloads, "rl.gae on tiny inputs", "numpy arrays"),
 }

@@ -138,6 +138,22 @@ void shufflenet_stage() {
   save("st_out", out);
 }
 
+// x [2, 3, 13, 15] float64, weight [5, 3, 3, 3], bias [5], stride 2, padding 1, pool 3 / 2 / 1
+void conv_pool() {
+  auto x = load<double>("cp_x", 2 * 3 * 13 * 15), w = load<double>("cp_w", 5 * 27), b = load<double>("cp_b", 5);
+  nimbleops::vision::ConvPoolViews v;
+  v.x = contiguous_view(x.data(), {2, 3, 13, 15});
+  v.weight = contiguous_view(w.data(), {5, 3, 3, 3});
+  v.bias = contiguous_view(b.data(), {5});
+  v.stride = 2;
+  v.padding = 1;
+  const std::vector<int64_t> shape = nimbleops::vision::conv2d_relu_max_pool_shape(v);
+  if (shape != std::vector<int64_t>{2, 5, 4, 4}) throw std::runtime_error("conv2d_relu_max_pool_shape");
+  std::vector<double> out(2 * 5 * 4 * 4);
+  nimbleops::vision::conv2d_relu_max_pool(v, contiguous_view(out.data(), {2, 5, 4, 4}));
+  save("cp_out", out);
+}
+
 void lambda_returns() {  // [T, B] = [16, 3], gamma per step, lam 0.8
   const size_t n = 16 * 3;
   auto r = load<double>("ret_r", n), nv = load<double>("ret_nv", n), gamma = load<double>("ret_gamma", n);
@@ -210,6 +226,7 @@ int main(int argc, char** argv) {
   ps_roi();
   nms();
   shufflenet_stage();
+  conv_pool();
   lambda_returns();
   sparse_value_iteration();
   traces();
