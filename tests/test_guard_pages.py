@@ -97,6 +97,23 @@ def vision_ops(dt):
                 vision.concat_shuffle_split(x, like(x))
             step(f"batch_norm {dt} {C}x{H}x{W}")
             vision.batch_norm_relu(x, like(np.ones(C, dt)), like(np.zeros(C, dt)))
+            step(f"conv_pool {dt} {C}x{H}x{W}")
+            vision.conv2d_relu_max_pool(x, like(rng.standard_normal((5, C, 3, 3)).astype(dt)),
+                                        like(rng.standard_normal(5).astype(dt)), 2, 1)
+            if C % 2 == 0:
+                step(f"shufflenet_stage {dt} {C}x{H}x{W}")
+                f = lambda *shape: like(rng.standard_normal(shape).astype(dt))  # noqa: E731
+                down = vision.ShuffleUnitWeights(f(3, C), f(3), f(3, 1, 3, 3), f(3), f(C // 2, 3), f(C // 2), 2,
+                                                 f(C, 1, 5, 5), f(C), f(C // 2, C, 1, 1), f(C // 2))
+                unit = vision.ShuffleUnitWeights(f(4, C // 2), f(4), f(4, 1, 5, 5), None, f(C // 2, 4), f(C // 2))
+                vision.shufflenet_stage(x, [unit, down, unit])
+    for K in (0, 1, 7, 33):
+        step(f"nms {dt} K{K}")
+        corner = rng.random((K, 2)) * 20
+        boxes = like(np.concatenate((corner, corner + rng.random((K, 2)) * 9 + 1), 1).astype(dt))
+        scores = like(rng.random(K).astype(dt))
+        vision.nms(boxes, scores, 0.5)
+        vision.batched_nms(boxes, scores, like(rng.integers(0, 3, K)), 0.3, max_output=5)
     for ph in (1, 2, 3):
         x = like(rng.standard_normal((2, 2 * ph * ph, 9, 13)).astype(dt))
         boxes = like(np.array([[0, -2, -2, 20, 20], [1, 0, 0, 13, 9], [1, 12, 8, 13, 9], [0, 3, 3, 3, 3]], float))
