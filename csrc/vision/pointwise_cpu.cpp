@@ -1,14 +1,14 @@
 // CPU pointwise convolution: a GEMM per image and group, Out[Cout_g x HW] = W_g . X_g, computed in
 // strips of 32 pixels (the per-ISA micro-kernel of pointwise_per_isa.cpp keeps 6 x 32 outputs in
-// registers over the whole K loop), in parallel over (image, strip). Bias, ReLU and the output
+// registers over the whole K loop), the images' pixels laid end to end, in parallel over strips. Bias, ReLU and the output
 // channel shuffle are applied as the strip is stored. Backward: the masked, unshuffled gradient
 // G' (grad_out itself where there is no ReLU mask or shuffle to undo and grad_weight is not the
 // batch-wide GEMM below; else a copy [Cout, N, HW] in which each channel's gradient over the whole
-// batch is one row); grad_input = W_g^T . G'_g by the same strips. grad_weight, each weight one sum over the batch
-// in a fixed order on one thread (so the result never depends on the thread count): with many
-// input channels G'_g [Cout_g, N*HW] . X_g^T [N*HW, Cin_g] by the same micro-kernel, X transposed
-// once, in parallel over (group, column strip of input channels, block of rows); with few, whose
-// column strips would be mostly padding, 4 x 4 tiles of dot products (nt_accumulate) in parallel.
+// batch is one row); grad_input = W_g^T . G'_g by the same strips. grad_weight, each weight one sum
+// over the batch in a fixed order on one thread (so the result never depends on the thread count):
+// with many input channels or on small images G'_g [Cout_g, N*HW] . X_g^T [N*HW, Cin_g] by the same
+// micro-kernel, X transposed once, in parallel over (group, column strip of input channels, block
+// of rows); elsewhere 4 x 4 tiles of dot products (nt_accumulate) in parallel.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -71,8 +71,11 @@ void check_pointwise(PointwiseViews& v) {
 namespace cpu {
 namespace {
 
-// input channels per group from which grad_weight is a GEMM (below: 4 x 4 tiles of dot products)
+// grad_weight is a GEMM from this many input channels per group, or on images of at most
+// kGemmWeightPixels pixels; elsewhere 4 x 4 tiles of dot products (their dot products, one per
+// image, are too short on small images, and the GEMM's transposed X costs more on large ones)
 constexpr int64_t kGemmWeightChannels = 256;
+constexpr int64_t kGemmWeightPixels = 256;
 
 // C[i] = act(bias_i + A_i . B) over the columns [p0, p0 + width) of the HW columns, for M rows; B
 // rows b0 + k * pitch (run) or b0[k] (run_rows), C rows c0[i] (a pointer per row: the shuffle); a
@@ -115,25 +118,71 @@ struct Strips {
     k.gemm_strip(A, lda, M, K, brow.data(), crow.data(), bias, relu, pack.data(), width);  // its passes only
     for (int64_t i = 0; i < M; ++i) std::memcpy(c0[i] + p0, cpad.data() + i * kStrip, sizeof(T) * size_t(width));
   }
+
+  // A strip of width columns that crosses images: columns [q0, q0 + width) of the images' columns
+  // laid end to end (column q = pixel q % HW of image q / HW), row k of B of image n at b(n, k) and
+  // row i of C at c(n, i); gathered into zero-padded scratch and scattered back
+  template <class BRow, class CRow>
+  void run_across(const T* A, int64_t lda, int64_t M, int64_t K, int64_t width, int64_t q0, int64_t HW, BRow b,
+                  CRow c, const T* bias, bool relu) {
+    const auto& k = pointwise_kernels<T>();
+    brow.resize(size_t(K));
+    crow.resize(size_t(M));
+    pack.resize(size_t(K * kStrip));
+    bpad.assign(size_t(K * kStrip), T(0));
+    cpad.resize(size_t(M * kStrip));
+    auto segments = [&](auto&& f) {  // f(image, first pixel, offset in the strip, length)
+      for (int64_t q = q0; q < q0 + width;) {
+        const int64_t n = q / HW, p = q % HW, len = std::min(HW - p, q0 + width - q);
+        f(n, p, q - q0, len);
+        q += len;
+      }
+    };
+    for (int64_t kk = 0; kk < K; ++kk) {
+      T* dst = bpad.data() + kk * kStrip;
+      segments([&](int64_t n, int64_t p, int64_t at, int64_t len) {
+        std::memcpy(dst + at, b(n, kk) + p, sizeof(T) * size_t(len));
+      });
+      brow[size_t(kk)] = dst;
+    }
+    for (int64_t i = 0; i < M; ++i) crow[size_t(i)] = cpad.data() + i * kStrip;
+    k.gemm_strip(A, lda, M, K, brow.data(), crow.data(), bias, relu, pack.data(), width);
+    for (int64_t i = 0; i < M; ++i) {
+      const T* src = cpad.data() + i * kStrip;
+      segments([&](int64_t n, int64_t p, int64_t at, int64_t len) {
+        std::memcpy(c(n, i) + p, src + at, sizeof(T) * size_t(len));
+      });
+    }
+  }
 };
 
-// C_{n,g} = act(bias_g + A_g . B_{n,g}) for every image n and group g, by strips of kStrip pixels
-// in parallel over (image, strip): A_g = A + g * M * K ([M, K], row-major), row k of B_{n,g} at
-// b(n, g, k) and row i of C_{n,g} at c(n, g, i) (HW elements each), bias_g = bias + g * M
+// C_{n,g} = act(bias_g + A_g . B_{n,g}) for every image n and group g, by strips of kStrip columns
+// of the images' pixels laid end to end (so that small images do not leave most of their last strip
+// padding; a strip that crosses images is gathered and scattered), in parallel over the strips:
+// A_g = A + g * M * K ([M, K], row-major), row k of B_{n,g} at b(n, g, k) and row i of C_{n,g} at
+// c(n, g, i) (HW elements each), bias_g = bias + g * M. Every output column is the same sum
+// whichever strip holds it.
 template <class T, class BRow, class CRow>
 void grouped_gemm(int64_t N, int64_t HW, int64_t groups, int64_t M, int64_t K, const T* A, BRow b, CRow c,
                   const T* bias, bool relu) {
-  const int64_t strips = (HW + kStrip - 1) / kStrip;
-  parallel_for(N * strips, 1, [&](int64_t t0, int64_t t1) {
+  const int64_t Q = N * HW, strips = (Q + kStrip - 1) / kStrip;
+  parallel_for(strips, 1, [&](int64_t t0, int64_t t1) {
     Strips<T> st;
     std::vector<const T*> in(static_cast<size_t>(K));
     std::vector<T*> rows(static_cast<size_t>(M));
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t n = t / strips, p0 = (t % strips) * kStrip;
+      const int64_t q0 = t * kStrip, width = std::min<int64_t>(kStrip, Q - q0), n = q0 / HW, p0 = q0 % HW;
       for (int64_t g = 0; g < groups; ++g) {
-        for (int64_t k = 0; k < K; ++k) in[size_t(k)] = b(n, g, k);
-        for (int64_t i = 0; i < M; ++i) rows[size_t(i)] = c(n, g, i);
-        st.run_rows(A + g * M * K, K, M, K, in.data(), HW, rows.data(), p0, bias ? bias + g * M : nullptr, relu);
+        const T* Ag = A + g * M * K;
+        const T* bg = bias ? bias + g * M : nullptr;
+        if (p0 + width <= HW) {  // inside image n
+          for (int64_t k = 0; k < K; ++k) in[size_t(k)] = b(n, g, k);
+          for (int64_t i = 0; i < M; ++i) rows[size_t(i)] = c(n, g, i);
+          st.run_rows(Ag, K, M, K, in.data(), HW, rows.data(), p0, bg, relu);
+        } else {
+          st.run_across(Ag, K, M, K, width, q0, HW, [&](int64_t m, int64_t k) { return b(m, g, k); },
+                        [&](int64_t m, int64_t i) { return c(m, g, i); }, bg, relu);
+        }
       }
     }
   });
@@ -189,7 +238,7 @@ void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std
     // ([N, Cout, HW]); otherwise, or where grad_weight is a GEMM over the whole batch, a copy
     // [Cout, N, HW] in which each channel's gradient over the batch is one row (uninitialised: every
     // element is written below, and zero-filling it first costs a pass).
-    const bool gemm_weight = grad_w && s.Cin_g >= kGemmWeightChannels;
+    const bool gemm_weight = grad_w && (s.Cin_g >= kGemmWeightChannels || s.HW <= kGemmWeightPixels);
     std::unique_ptr<T[]> gp_buffer;
     const T* gp = g;
     int64_t chan_stride = s.HW, img_stride = s.Cout * s.HW;
@@ -212,12 +261,21 @@ void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std
       img_stride = s.HW;
     }
     if (grad_x) {
-      // W_g^T [Cin_g, Cout_g]
+      // W_g^T [Cin_g, Cout_g], in tiles of 16 x 16 (a row-by-row transpose of a large weight misses
+      // the cache on every write), in parallel over (group, block of 16 rows)
       std::vector<T> wt(size_t(s.Cout * s.Cin_g));
-      for (int64_t gr = 0; gr < v.groups; ++gr)
-        for (int64_t i = 0; i < s.Cout_g; ++i)
-          for (int64_t j = 0; j < s.Cin_g; ++j)
-            wt[size_t(gr * s.Cout_g * s.Cin_g + j * s.Cout_g + i)] = w[(gr * s.Cout_g + i) * s.Cin_g + j];
+      constexpr int64_t kTileT = 16;
+      const int64_t row_blocks = (s.Cin_g + kTileT - 1) / kTileT;
+      parallel_for(v.groups * row_blocks, 4, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t gr = t / row_blocks, j0 = (t % row_blocks) * kTileT, j1 = std::min(s.Cin_g, j0 + kTileT);
+          const T* wg = w + gr * s.Cout_g * s.Cin_g;
+          T* tg = wt.data() + gr * s.Cout_g * s.Cin_g;
+          for (int64_t i0 = 0; i0 < s.Cout_g; i0 += kTileT)
+            for (int64_t j = j0; j < j1; ++j)
+              for (int64_t i = i0; i < std::min(s.Cout_g, i0 + kTileT); ++i) tg[j * s.Cout_g + i] = wg[i * s.Cin_g + j];
+        }
+      });
       T* gx = grad_x->ptr<T>();
       auto grad_rows = [&](int64_t n, int64_t g, int64_t k) {
         return gp + (g * s.Cout_g + k) * chan_stride + n * img_stride;
@@ -260,7 +318,7 @@ void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std
         }
       });
     }
-    if (grad_w && s.Cin_g < kGemmWeightChannels) {
+    if (grad_w && !gemm_weight) {
       constexpr int64_t kTile = 4;
       const int64_t ti = (s.Cout_g + kTile - 1) / kTile, tj = (s.Cin_g + kTile - 1) / kTile;
       T* gw = grad_w->ptr<T>();

@@ -125,6 +125,40 @@ def test_every_tail_strip_width(HW):
 
 
 @needs_torch
+@pytest.mark.parametrize("N,HW", [(5, 1), (4, 3), (3, 17), (3, 49), (2, 100), (2, 400)])
+def test_strips_across_images(N, HW):
+    """The images' pixels laid end to end in strips of 32 (a strip crossing images is gathered and
+    scattered): each image's output is the bits of the same call on that image alone, and the
+    gradients (grad_weight by the GEMM on small images, by tiles of dot products on larger ones)
+    match torch in float64."""
+    rng = np.random.default_rng(N * HW)
+    x = rng.standard_normal((N, 12, 1, HW))
+    w, b = rng.standard_normal((10, 6, 1, 1)), rng.standard_normal(10)
+    kw = dict(activation="relu", shuffle_groups=5)
+    out = vision.pointwise_conv2d(x, w, b, 2, **kw)
+    for n in range(N):
+        np.testing.assert_array_equal(out[n:n + 1], vision.pointwise_conv2d(x[n:n + 1], w, b, 2, **kw))
+    xt, wt, bt = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
+    xr, wr, br = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
+    g = torch.from_numpy(rng.standard_normal(out.shape))
+    vision.pointwise_conv2d(xt, wt, bt, 2, **kw).backward(g)
+    F.channel_shuffle(F.relu(F.conv2d(xr, wr, br, groups=2)), 5).backward(g)
+    for a, r in ((xt, xr), (wt, wr), (bt, br)):
+        torch.testing.assert_close(a.grad, r.grad, rtol=1e-10, atol=1e-10)
+
+
+@needs_torch
+@pytest.mark.parametrize("HW", [49, 400])
+def test_weight_gradient_of_many_input_channels(HW):
+    """grad_weight by the GEMM over the batch from 256 input channels per group, any image size."""
+    rng = np.random.default_rng(HW)
+    x, w = (torch.from_numpy(rng.standard_normal(s)).requires_grad_() for s in ((2, 520, 1, HW), (12, 260, 1, 1)))
+    g = torch.from_numpy(rng.standard_normal((2, 12, 1, HW)))
+    gw = torch.autograd.grad(vision.pointwise_conv2d(x, w, None, 2), w, g)[0]
+    torch.testing.assert_close(gw, torch.autograd.grad(F.conv2d(x, w, None, groups=2), w, g)[0], rtol=1e-10, atol=1e-10)
+
+
+@needs_torch
 def test_same_bits_at_any_thread_count():
     rng = np.random.default_rng(2)
     x = torch.from_numpy(rng.standard_normal((3, 20, 9, 11)).astype(np.float32)).requires_grad_()
