@@ -263,6 +263,20 @@ def image_batch(x: Any, name: str, cuda_entry: str) -> Kind:
     return _torch_kind(x.device)
 
 
+def host_inference_batch(x: Any, op: str, instead: str) -> Kind:
+    """The kind of x for a forward-only host op (no CUDA kernel, no custom op): a numpy array or a
+    CPU tensor ``[N, C, H, W]`` of float32 or float64 (:func:`image_batch`), not requiring grad,
+    outside capture (which cannot record the op; `instead` says what serves there)."""
+    if is_torch(x) and x.device.type != "cpu":
+        raise ValueError(f"x: expected a CPU tensor ({op} has no CUDA kernel), got device {x.device}")
+    kind = image_batch(x, "x", f"{op}_cuda")
+    if kind.torch and capturing():
+        raise TypeError(f"{op}: torch.compile, torch.export, torch.jit.trace and torch.func cannot capture this op "
+                        f"(it is not a registered custom op); use {instead} there")
+    refuse_grad(x=x)
+    return kind
+
+
 def like(t: Any, name: str, x: Any, kind: Kind) -> Any:
     """t (a parameter of an op on x: a weight, a bias) as a contiguous array of x's kind, device and
     dtype; a torch tensor beside a numpy x, another device or another float dtype is an error."""

@@ -11,7 +11,7 @@ import nimbleops
 from nimbleops import vision
 from nimbleops.reference import vision as ref
 
-from ..conftest import assert_close, needs_torch, to_numpy, torch
+from ..conftest import assert_close, needs_torch, torch
 
 
 @st.composite

@@ -410,11 +410,7 @@ class ThunderNet(nn.Module):
             d = self.head.reg(hidden[start + rows]).view(len(rows), C, 4)[row_of, cls + 1]
             start += K
             b = box_ops.clip(box_ops.decode(d, p[roi], RCNN_BOX_WEIGHTS), image_size)
-            s, labels = scores[roi, cls], cls + 1
-            keep = ((b[:, 2] - b[:, 0]) >= 1e-2) & ((b[:, 3] - b[:, 1]) >= 1e-2)
-            b, s, labels = b[keep], s[keep], labels[keep]
-            keep = self._nms(b, s, labels, self.box_nms_thresh, self.detections_per_img)
-            out.append({"boxes": b[keep], "scores": s[keep], "labels": labels[keep]})
+            out.append(self._kept(b, scores[roi, cls], cls + 1, None))
         return out
 
     def _detections(self, class_logits: Tensor, box_deltas: Tensor, proposals: List[Tensor], image_size):
@@ -429,10 +425,15 @@ class ThunderNet(nn.Module):
             start += K
             b = box_ops.decode(d.reshape(-1, 4), p[:, None].expand(K, C - 1, 4).reshape(-1, 4), RCNN_BOX_WEIGHTS)
             b = box_ops.clip(b, image_size)
-            labels = torch.arange(1, C, device=p.device).repeat(K)
             s = scores.reshape(-1)
-            keep = (s > self.box_score_thresh) & ((b[:, 2] - b[:, 0]) >= 1e-2) & ((b[:, 3] - b[:, 1]) >= 1e-2)
-            b, s, labels = b[keep], s[keep], labels[keep]
-            keep = self._nms(b, s, labels, self.box_nms_thresh, self.detections_per_img)
-            out.append({"boxes": b[keep], "scores": s[keep], "labels": labels[keep]})
+            out.append(self._kept(b, s, torch.arange(1, C, device=p.device).repeat(K), s > self.box_score_thresh))
         return out
+
+    def _kept(self, boxes: Tensor, scores: Tensor, labels: Tensor, keep: Optional[Tensor]) -> Dict[str, Tensor]:
+        """One image's detections: the candidates kept by ``keep`` (None: all) that are at least
+        0.01 px wide and high, then per-class NMS, the first ``detections_per_img``."""
+        big = ((boxes[:, 2] - boxes[:, 0]) >= 1e-2) & ((boxes[:, 3] - boxes[:, 1]) >= 1e-2)
+        keep = big if keep is None else keep & big
+        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+        keep = self._nms(boxes, scores, labels, self.box_nms_thresh, self.detections_per_img)
+        return {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]}

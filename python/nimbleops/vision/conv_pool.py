@@ -38,13 +38,8 @@ def conv2d_relu_max_pool(x: Array, weight: Array, bias: Optional[Array] = None, 
         ``[N, Cout, PH, PW]`` in x's memory format, with ``OH = (H + 2 padding - KH) // stride + 1``
         and ``PH = (OH + 2 pool_padding - pool_kernel_size) // pool_stride + 1`` (likewise W).
     """
-    if ar.is_torch(x) and x.device.type != "cpu":
-        raise ValueError(f"x: expected a CPU tensor (conv2d_relu_max_pool has no CUDA kernel), got device {x.device}")
-    kind = ar.image_batch(x, "x", "conv_pool_forward_cuda")
-    if kind.torch and ar.capturing():
-        raise TypeError("conv2d_relu_max_pool: torch.compile, torch.export, torch.jit.trace and torch.func cannot "
-                        "capture this op (it is not a registered custom op); use torch's ops there")
-    ar.refuse_grad(x=x, weight=weight, bias=bias)
+    kind = ar.host_inference_batch(x, "conv2d_relu_max_pool", "torch's ops")
+    ar.refuse_grad(weight=weight, bias=bias)
     xc = nchw(x)
     weight = ar.like(weight, "weight", xc, kind)
     bias = None if bias is None else ar.like(bias, "bias", xc, kind)

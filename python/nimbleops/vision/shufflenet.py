@@ -97,13 +97,7 @@ class ShuffleStage:
         self.__init__(state["units"])
 
     def __call__(self, x: Array) -> Any:
-        if ar.is_torch(x) and x.device.type != "cpu":
-            raise ValueError(f"x: expected a CPU tensor (shufflenet_stage has no CUDA kernel), got device {x.device}")
-        kind = ar.image_batch(x, "x", "shufflenet_stage_cuda")
-        if kind.torch and ar.capturing():
-            raise TypeError("shufflenet_stage: torch.compile, torch.export, torch.jit.trace and torch.func cannot "
-                            "capture this op (it is not a registered custom op); use the unfused ops there")
-        ar.refuse_grad(x=x)
+        kind = ar.host_inference_batch(x, "shufflenet_stage", "the unfused ops")
         xc = nchw(x)
         torch = ar._torch()
         key = (kind.torch, ar.dtype_name(xc), torch is not None and torch.is_grad_enabled(),
