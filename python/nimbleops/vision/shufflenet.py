@@ -102,14 +102,16 @@ class ShuffleStage:
         torch = ar._torch()
         key = (kind.torch, ar.dtype_name(xc), torch is not None and torch.is_grad_enabled(),
                *((t.data_ptr(), t.requires_grad) for t in self._tensors))
+        plan, keep = self._plan, self._keep  # held here: another thread may replace them meanwhile
         if key != self._key:
             self._key = None
-            keep: list = []
-            views = [_unit(u, i, xc, kind, keep) for i, u in enumerate(self.units)]
-            self._plan, self._keep, self._key = _C.vision.ShuffleStagePlan(views), keep, key
+            keep = []
+            plan = _C.vision.ShuffleStagePlan([_unit(u, i, xc, kind, keep) for i, u in enumerate(self.units)])
+            self._plan, self._keep, self._key = plan, keep, key
         xv = ar.view(xc)
-        out = ar.empty(tuple(self._plan.shape(xv)), ar.dtype_name(xc), kind)
-        self._plan.run_cpu(xv, ar.view(out))
+        out = ar.empty(tuple(plan.shape(xv)), ar.dtype_name(xc), kind)
+        plan.run_cpu(xv, ar.view(out))
+        del keep  # the arrays behind the plan's views lived until here
         return in_format_of(out, x)
 
 
