@@ -581,7 +581,8 @@ def vision_workloads() -> List[Workload]:
 def conv_workloads() -> List[Workload]:
     """ThunderNet's SNet146 at 320 x 320, batch 8, float32: depthwise 5x5 / 3x3, pointwise (with the
     fused shuffle), channel shuffle and the fused concat + shuffle + split, training-mode batch norm
-    + ReLU, against torch."""
+    + ReLU (+ the stem's max pool), against torch; and at inference, batch 1, a stage in one call and
+    the stem's conv + ReLU + max pool in one op."""
     if not importable("torch"):
         return []
     import torch
