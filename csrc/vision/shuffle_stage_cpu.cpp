@@ -64,25 +64,27 @@ class Stage {
 
   void run(const std::vector<ShuffleUnitViews>& units, const View& out) {
     for (const ShuffleUnitViews& u : units) u.stride == 2 ? downsample(u) : unit(u);
-    T* o = out.ptr<T>();
-    const int64_t HW = H_ * W_, C = C_;
-    parallel_for(N_ * C, 16, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r)
-        std::memcpy(o + r * HW, plane(r / C, r % C), sizeof(T) * size_t(HW));
-    });
+    gather(out.ptr<T>());
   }
 
  private:
-  // the plane of channel c of image n
-  const T* plane(int64_t n, int64_t c) const {
-    return planes_ ? planes_.get() + (n * C_ + slot_[size_t(c)]) * H_ * W_ : x_ + (n * C_ + c) * H_ * W_;
+  // the plane of channel c of image n: in the stage's buffer (after the first unit), else in x
+  T* own_plane(int64_t n, int64_t c) const { return planes_.get() + (n * C_ + slot_[size_t(c)]) * H_ * W_; }
+  const T* plane(int64_t n, int64_t c) const { return planes_ ? own_plane(n, c) : x_ + (n * C_ + c) * H_ * W_; }
+
+  // the channels in logical order, [N, C, H, W] contiguous at dst
+  void gather(T* dst) const {
+    const int64_t HW = H_ * W_, C = C_;
+    parallel_for(N_ * C, 16, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) std::memcpy(dst + r * HW, plane(r / C, r % C), sizeof(T) * size_t(HW));
+    });
   }
 
-  // out rows (n, i) at rows[n * M + i] = act(bias + W . in rows)
-  static void pointwise(int64_t N, int64_t HW, const View& w, const std::optional<View>& b,
-                        const std::vector<const T*>& in, const std::vector<T*>& rows) {
+  // out rows (n, i) at out[n * M + i] = relu(bias + W . in rows), in rows (n, k) at in[n * K + k]
+  static void pointwise(int64_t N, int64_t HW, const View& w, const std::optional<View>& b, const T* const* in,
+                        T* const* out) {
     const int64_t M = w.shape[0], K = w.shape[1];
-    cpu::pointwise_gemm_rows<T>(N, HW, M, K, w.ptr<T>(), b ? b->ptr<T>() : nullptr, true, in.data(), rows.data());
+    cpu::pointwise_gemm_rows<T>(N, HW, M, K, w.ptr<T>(), b ? b->ptr<T>() : nullptr, true, in, out);
   }
 
   // out [N, C, OH, OW] = dw(in [N, C, H, W]) at the stride
@@ -109,28 +111,34 @@ class Stage {
     return buffer.get();
   }
 
-  // the input rows of a 1x1 convolution over channels [c0, c0 + K) in logical order
-  std::vector<const T*> rows_of(int64_t c0, int64_t K) const {
-    std::vector<const T*> in(size_t(N_ * K));
+  // the planes of channels [c0, c0 + K) in logical order, (n, k) at [n * K + k] (after the first unit)
+  std::vector<T*> slots(int64_t c0, int64_t K) const {
+    std::vector<T*> rows(size_t(N_ * K));
     for (int64_t n = 0; n < N_; ++n)
-      for (int64_t k = 0; k < K; ++k) in[size_t(n * K + k)] = plane(n, c0 + k);
-    return in;
+      for (int64_t k = 0; k < K; ++k) rows[size_t(n * K + k)] = own_plane(n, c0 + k);
+    return rows;
   }
 
-  std::vector<T*> rows_at(T* base, int64_t C, int64_t M, int64_t c0, int64_t HW) const {
-    std::vector<T*> rows(size_t(N_ * M));
+  // channels [c0, c0 + M) of a contiguous [N, C, HW] buffer, (n, i) at [n * M + i]
+  template <class P>
+  std::vector<P*> rows_at(P* base, int64_t C, int64_t M, int64_t c0, int64_t HW) const {
+    std::vector<P*> rows(size_t(N_ * M));
     for (int64_t n = 0; n < N_; ++n)
       for (int64_t i = 0; i < M; ++i) rows[size_t(n * M + i)] = base + (n * C + c0 + i) * HW;
     return rows;
+  }
+
+  // every channel of a contiguous [N, C, HW] buffer
+  template <class P>
+  std::vector<P*> rows_at(P* base, int64_t C, int64_t HW) const {
+    return rows_at(base, C, C, 0, HW);
   }
 
   void downsample(const ShuffleUnitViews& u) {
     const T* in = x_;
     if (planes_) {  // the planes gathered into logical order, the input of both branches
       T* g = grow(gathered_, gathered_size_, N_ * C_ * H_ * W_);
-      const int64_t HW = H_ * W_;
-      for (int64_t n = 0; n < N_; ++n)
-        for (int64_t c = 0; c < C_; ++c) std::memcpy(g + (n * C_ + c) * HW, plane(n, c), sizeof(T) * size_t(HW));
+      gather(g);
       in = g;
     }
     const int64_t OH = strided(H_, 2), OW = strided(W_, 2), OHW = OH * OW, HW = H_ * W_;
@@ -139,19 +147,15 @@ class Stage {
     // branch 1: depthwise over every input channel, then 1x1 into channels [0, half)
     T* t = grow(dw_out_, dw_out_size_, N_ * C_ * OHW);
     depthwise(in, C_, H_, W_, 2, *u.branch1_dw_weight, u.branch1_dw_bias, t);
-    std::vector<const T*> t_rows(size_t(N_ * C_));
-    for (int64_t r = 0; r < N_ * C_; ++r) t_rows[size_t(r)] = t + r * OHW;
-    pointwise(N_, OHW, *u.branch1_pw_weight, u.branch1_pw_bias, t_rows, rows_at(next.get(), C2, half, 0, OHW));
+    pointwise(N_, OHW, *u.branch1_pw_weight, u.branch1_pw_bias, rows_at(t, C_, OHW).data(),
+              rows_at(next.get(), C2, half, 0, OHW).data());
     // branch 2: 1x1, depthwise at stride 2, 1x1 into channels [half, C2)
-    std::vector<const T*> in_rows(size_t(N_ * C_));
-    for (int64_t r = 0; r < N_ * C_; ++r) in_rows[size_t(r)] = in + r * HW;
     T* m = grow(pw_out_, pw_out_size_, N_ * mid * HW);
-    pointwise(N_, HW, u.pw1_weight, u.pw1_bias, in_rows, rows_at(m, mid, mid, 0, HW));
+    pointwise(N_, HW, u.pw1_weight, u.pw1_bias, rows_at(in, C_, HW).data(), rows_at(m, mid, HW).data());
     T* d = grow(dw_out_, dw_out_size_, N_ * mid * OHW);
     depthwise(m, mid, H_, W_, 2, u.dw_weight, u.dw_bias, d);
-    std::vector<const T*> d_rows(size_t(N_ * mid));
-    for (int64_t r = 0; r < N_ * mid; ++r) d_rows[size_t(r)] = d + r * OHW;
-    pointwise(N_, OHW, u.pw2_weight, u.pw2_bias, d_rows, rows_at(next.get(), C2, half, half, OHW));
+    pointwise(N_, OHW, u.pw2_weight, u.pw2_bias, rows_at(d, mid, OHW).data(),
+              rows_at(next.get(), C2, half, half, OHW).data());
     planes_ = std::move(next);
     C_ = C2;
     H_ = OH;
@@ -171,18 +175,13 @@ class Stage {
       slot_.resize(size_t(C_));
       for (int64_t c = 0; c < C_; ++c) slot_[size_t(c)] = c;
     }
+    // x2's planes: read by the first 1x1, then overwritten by y
+    const std::vector<T*> x2 = slots(half, half);
     T* m = grow(pw_out_, pw_out_size_, N_ * mid * HW);
-    pointwise(N_, HW, u.pw1_weight, u.pw1_bias, rows_of(half, half), rows_at(m, mid, mid, 0, HW));
+    pointwise(N_, HW, u.pw1_weight, u.pw1_bias, x2.data(), rows_at(m, mid, HW).data());
     T* d = grow(dw_out_, dw_out_size_, N_ * mid * HW);
     depthwise(m, mid, H_, W_, 1, u.dw_weight, u.dw_bias, d);
-    std::vector<const T*> d_rows(size_t(N_ * mid));
-    for (int64_t r = 0; r < N_ * mid; ++r) d_rows[size_t(r)] = d + r * HW;
-    // y into the planes of x2, which the first 1x1 has consumed
-    std::vector<T*> y_rows(size_t(N_ * half));
-    for (int64_t n = 0; n < N_; ++n)
-      for (int64_t i = 0; i < half; ++i)
-        y_rows[size_t(n * half + i)] = planes_.get() + (n * C_ + slot_[size_t(half + i)]) * HW;
-    pointwise(N_, HW, u.pw2_weight, u.pw2_bias, d_rows, y_rows);
+    pointwise(N_, HW, u.pw2_weight, u.pw2_bias, rows_at(d, mid, HW).data(), x2.data());
     std::vector<int64_t> next(static_cast<size_t>(C_), 0);
     for (int64_t i = 0; i < half; ++i) {  // channel_shuffle(cat(x1, y), 2)
       next[size_t(2 * i)] = slot_[size_t(i)];
