@@ -140,8 +140,9 @@ def _update_running(running_mean, running_var, mean, invstd, eps, momentum, x):
     M = x.shape[0] * x.shape[2] * x.shape[3]
     var = (1.0 / (invstd * invstd) - eps) * (M / (M - 1))
     if ar.is_torch(running_mean):
-        running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
-        running_var.mul_(1 - momentum).add_(var.to(running_var.dtype), alpha=momentum)
+        with ar._torch().no_grad():  # buffers: the update is not part of any graph
+            running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
+            running_var.mul_(1 - momentum).add_(var.to(running_var.dtype), alpha=momentum)
     else:
         running_mean *= 1 - momentum
         running_mean += momentum * mean
@@ -149,26 +150,34 @@ def _update_running(running_mean, running_var, mean, invstd, eps, momentum, x):
         running_var += momentum * var
 
 
-def _torch(x, weight, bias, running_mean, running_var, momentum, eps, relu):
+def _fusible(x, weight, bias) -> bool:
+    """Whether the fused kernels take these torch tensors: x a 4-d float32 / float64 CPU tensor
+    outside capture, weight and bias tensors of its dtype and device (the [C] shapes are checked
+    after, by :func:`_check_channels`)."""
     torch = ar._torch()
-    F = torch.nn.functional
-    fused = (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.dim() == 4
-             and x.is_contiguous() and not ar.capturing()
-             and all(isinstance(t, torch.Tensor) and t.dtype == x.dtype and t.device == x.device
-                     for t in (weight, bias)))
-    if not fused:
-        y = F.batch_norm(x, running_mean, running_var, weight, bias, training=True, momentum=momentum, eps=eps)
-        return F.relu(y) if relu else y
+    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.dim() == 4
+            and not ar.capturing()
+            and all(isinstance(t, torch.Tensor) and t.dtype == x.dtype and t.device == x.device for t in (weight, bias)))
+
+
+def _check_channels(x, weight, bias) -> None:
     if tuple(weight.shape) != (x.shape[1],) or tuple(bias.shape) != (x.shape[1],):
         raise ValueError(f"weight, bias: expected [C] = [{x.shape[1]}] each, got {list(weight.shape)} and "
                          f"{list(bias.shape)}")
+
+
+def _torch(x, weight, bias, running_mean, running_var, momentum, eps, relu):
+    F = ar._torch().nn.functional
+    if not (_fusible(x, weight, bias) and x.is_contiguous()):
+        y = F.batch_norm(x, running_mean, running_var, weight, bias, training=True, momentum=momentum, eps=eps)
+        return F.relu(y) if relu else y
+    _check_channels(x, weight, bias)
     if ar.records_graph(x, weight, bias):
         y, mean, invstd = _autograd_function().apply(x, weight.contiguous(), bias.contiguous(), eps, relu)
     else:
         y, mean, invstd = run_forward(x, weight.contiguous(), bias.contiguous(), eps, relu)
     if running_mean is not None:
-        with torch.no_grad():
-            _update_running(running_mean, running_var, mean, invstd, eps, momentum, x)
+        _update_running(running_mean, running_var, mean, invstd, eps, momentum, x)
     return y
 
 
@@ -287,24 +296,17 @@ def run_pool_backward(grad, x, weight, bias, out, index, mean, invstd, eps: floa
 def _torch_pool(x, weight, bias, running_mean, running_var, momentum, eps, pool):
     torch = ar._torch()
     F = torch.nn.functional
-    fused = (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.dim() == 4
-             and not ar.capturing()
-             and all(isinstance(t, torch.Tensor) and t.dtype == x.dtype and t.device == x.device
-                     for t in (weight, bias)))
-    if not fused:
+    if not _fusible(x, weight, bias):
         y = F.batch_norm(x, running_mean, running_var, weight, bias, training=True, momentum=momentum, eps=eps)
         return F.max_pool2d(F.relu(y), pool[0], pool[1], pool[2]).contiguous()
-    if tuple(weight.shape) != (x.shape[1],) or tuple(bias.shape) != (x.shape[1],):
-        raise ValueError(f"weight, bias: expected [C] = [{x.shape[1]}] each, got {list(weight.shape)} and "
-                         f"{list(bias.shape)}")
+    _check_channels(x, weight, bias)
     x = x.contiguous(memory_format=torch.channels_last)
     if ar.records_graph(x, weight, bias):
         out, mean, invstd = _pool_autograd_function().apply(x, weight.contiguous(), bias.contiguous(), eps, pool)
     else:
         out, _, mean, invstd = run_pool_forward(x, weight.contiguous(), bias.contiguous(), eps, pool)
     if running_mean is not None:
-        with torch.no_grad():
-            _update_running(running_mean, running_var, mean, invstd, eps, momentum, x)
+        _update_running(running_mean, running_var, mean, invstd, eps, momentum, x)
     return out
 
 
