@@ -398,36 +398,37 @@ class ThunderNet(nn.Module):
         pairs scoring above it are found first, and the box deltas are computed (for the RoIs with
         at least one such class) and decoded for those pairs alone. The detections are the same (to
         rounding: the regression's sums over fewer rows), in the same order."""
-        scores_all = F.softmax(self.head.cls(hidden), -1)
         C = self.num_classes + 1
         out = []
-        start = 0
-        for p in proposals:
-            K = len(p)
-            scores = scores_all[start:start + K, 1:]
+        for start, p, scores in self._per_image(self.head.cls(hidden), proposals):
             roi, cls = torch.nonzero(scores > self.box_score_thresh, as_tuple=True)  # row-major: K x class order
             rows, row_of = torch.unique(roi, return_inverse=True)
             d = self.head.reg(hidden[start + rows]).view(len(rows), C, 4)[row_of, cls + 1]
-            start += K
             b = box_ops.clip(box_ops.decode(d, p[roi], RCNN_BOX_WEIGHTS), image_size)
             out.append(self._kept(b, scores[roi, cls], cls + 1, None))
         return out
 
     def _detections(self, class_logits: Tensor, box_deltas: Tensor, proposals: List[Tensor], image_size):
-        scores_all = F.softmax(class_logits, -1)
         C = self.num_classes + 1
         out = []
-        start = 0
-        for p in proposals:
+        for start, p, scores in self._per_image(class_logits, proposals):
             K = len(p)
-            scores = scores_all[start:start + K, 1:]
             d = box_deltas[start:start + K].reshape(K, C, 4)[:, 1:]
-            start += K
             b = box_ops.decode(d.reshape(-1, 4), p[:, None].expand(K, C - 1, 4).reshape(-1, 4), RCNN_BOX_WEIGHTS)
             b = box_ops.clip(b, image_size)
             s = scores.reshape(-1)
             out.append(self._kept(b, s, torch.arange(1, C, device=p.device).repeat(K), s > self.box_score_thresh))
         return out
+
+    @staticmethod
+    def _per_image(class_logits: Tensor, proposals: List[Tensor]):
+        """Per image: (its first row among the RoIs of all images, its proposals, the softmax
+        scores of its RoIs for the classes without the background [K, num_classes])."""
+        scores_all = F.softmax(class_logits, -1)
+        start = 0
+        for p in proposals:
+            yield start, p, scores_all[start:start + len(p), 1:]
+            start += len(p)
 
     def _kept(self, boxes: Tensor, scores: Tensor, labels: Tensor, keep: Optional[Tensor]) -> Dict[str, Tensor]:
         """One image's detections: the candidates kept by ``keep`` (None: all) that are at least
