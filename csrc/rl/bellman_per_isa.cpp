@@ -52,11 +52,17 @@ inline float fold(f32x16 v) {
               __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
 }
 
+typedef unsigned long long u64x4 __attribute__((vector_size(32)));
+typedef unsigned long long u64x8 __attribute__((vector_size(64)));
+typedef unsigned u32x8 __attribute__((vector_size(32)));
+typedef unsigned u32x16 __attribute__((vector_size(64)));
+
+// the vector of VB bytes of T, the unsigned integer vector of its bits, and one lane's bits
 template <class T, int VB> struct VecOf;
-template <> struct VecOf<double, 32> { typedef f64x4 type; };
-template <> struct VecOf<double, 64> { typedef f64x8 type; };
-template <> struct VecOf<float, 32> { typedef f32x8 type; };
-template <> struct VecOf<float, 64> { typedef f32x16 type; };
+template <> struct VecOf<double, 32> { typedef f64x4 type; typedef u64x4 bits; typedef unsigned long long bit; };
+template <> struct VecOf<double, 64> { typedef f64x8 type; typedef u64x8 bits; typedef unsigned long long bit; };
+template <> struct VecOf<float, 32> { typedef f32x8 type; typedef u32x8 bits; typedef unsigned bit; };
+template <> struct VecOf<float, 64> { typedef f32x16 type; typedef u32x16 bits; typedef unsigned bit; };
 
 
 // The range of the values a pass saw: lane-wise running minimum and maximum (nan compares false
@@ -76,39 +82,102 @@ struct Bounds {
   }
 };
 
-// One pass over a row p[0..n): its dot product with v (kDot) and its sum (kSum), each in the
-// fixed order described above (a pass computing both gives each the bits of the pass computing it
-// alone), and with kRange the values' range folded into *bounds.
+// The unsigned maximum of the bits of the values a pass saw. Every value lies in [+0, 1] exactly
+// when that maximum is at most the bits of 1: a negative value (-0 included) has its sign bit, and
+// nan, inf and values above 1 have larger bits. Integer lanes make it one cheap operation per
+// vector; -0 fails it although it passes the exact check (Bounds), which callers run on failure.
 template <class T>
-struct RowPass {
-  T dot, sum;
+struct BitsMax {
+  typedef typename VecOf<T, kVectorBytes>::type V;
+  typedef typename VecOf<T, kVectorBytes>::bits U;
+  U hi = U{};
+  typename VecOf<T, kVectorBytes>::bit tail = 0;
+
+  void see(V x) {
+    const U u = (U)x;
+    hi = u > hi ? u : hi;
+  }
+  void see(T x) {
+    typename VecOf<T, kVectorBytes>::bit u;
+    __builtin_memcpy(&u, &x, sizeof(T));
+    tail = u > tail ? u : tail;
+  }
+  bool within_unit() const {
+    constexpr int W = kVectorBytes / int(sizeof(T));
+    const T one = T(1);
+    typename VecOf<T, kVectorBytes>::bit limit;
+    __builtin_memcpy(&limit, &one, sizeof(T));
+    bool ok = tail <= limit;
+    for (int j = 0; j < W; ++j) ok = ok && hi[j] <= limit;
+    return ok;
+  }
 };
 
-template <class T, bool kDot, bool kSum, bool kRange>
-inline RowPass<T> row_pass(const T* __restrict p, const T* __restrict v, int64_t n, Bounds<T>* bounds) {
+// Bounds as a pass's range policy, and a policy that sees nothing.
+template <class T>
+struct BoundsRange {
+  Bounds<T>* b;
+  void see(typename VecOf<T, kVectorBytes>::type x) {
+    b->lo = x < b->lo ? x : b->lo;
+    b->hi = x > b->hi ? x : b->hi;
+  }
+  void see(T x) {
+    b->tail_lo = x < b->tail_lo ? x : b->tail_lo;
+    b->tail_hi = x > b->tail_hi ? x : b->tail_hi;
+  }
+};
+struct NoRange {
+  template <class X>
+  void see(X) {}
+};
+template <bool kFirst, class A, class B>
+struct Pick {
+  typedef A type;
+};
+template <class A, class B>
+struct Pick<false, A, B> {
+  typedef B type;
+};
+
+// x, held in a register from here on: the compiler would otherwise read it from memory again for
+// each use (the product, the sum, the range), and a checked pass would issue three loads per
+// vector where the load ports are what bounds it.
+template <class V>
+inline V in_register(V x) {
+#if defined(__AVX__)
+  asm("" : "+v"(x));
+#endif
+  return x;
+}
+
+// One pass over a row p[0..n) in the fixed order described above, up to the lanes' fold: the
+// dot product with v (kDot) and the sum (kSum) as one vector each whose lanes, folded in halves,
+// give the row's value; every value read is shown to range.see. The elements past the last half
+// block (n % (L / 2) of them) are left to the caller, which adds them after the fold.
+template <class T>
+struct RowLanes {
+  typename VecOf<T, kVectorBytes>::type dot, sum;
+};
+
+template <class T, bool kDot, bool kSum, class Range>
+inline RowLanes<T> row_lanes(const T* __restrict p, const T* __restrict v, int64_t n, Range& range) {
   typedef typename VecOf<T, kVectorBytes>::type V;
   constexpr int W = kVectorBytes / int(sizeof(T));
   constexpr int L = 128 / int(sizeof(T));
   constexpr int K = L / W;
   // the first block initialises the lanes (no 0 + x: the same except that a -0 sum stays -0)
   V dot[K], sum[K];
-  auto range = [&](V x) {
-    if constexpr (kRange) {
-      bounds->lo = x < bounds->lo ? x : bounds->lo;
-      bounds->hi = x > bounds->hi ? x : bounds->hi;
-    }
-  };
   auto first = [&](int k, int64_t i) {
-    const V x = load<V>(p + i);
+    const V x = in_register(load<V>(p + i));
     if constexpr (kDot) dot[k] = x * load<V>(v + i);
     if constexpr (kSum) sum[k] = x;
-    range(x);
+    range.see(x);
   };
   auto add = [&](int k, int64_t i) {
-    const V x = load<V>(p + i);
+    const V x = in_register(load<V>(p + i));
     if constexpr (kDot) dot[k] += x * load<V>(v + i);
     if constexpr (kSum) sum[k] += x;
-    range(x);
+    range.see(x);
   };
   int64_t i = 0;
   if (n >= L) {
@@ -119,30 +188,88 @@ inline RowPass<T> row_pass(const T* __restrict p, const T* __restrict v, int64_t
   }
   for (; i + L <= n; i += L)
     for (int k = 0; k < K; ++k) add(k, i + k * W);
-  if (i + L / 2 <= n) {
+  if (i + L / 2 <= n)
     for (int k = 0; k < K / 2; ++k) add(k, i + k * W);
-    i += L / 2;
-  }
   for (int half = K / 2; half >= 1; half /= 2)
     for (int k = 0; k < half; ++k) {
       if constexpr (kDot) dot[k] += dot[k + half];
       if constexpr (kSum) sum[k] += sum[k + half];
     }
-  RowPass<T> r{kDot ? fold(dot[0]) : T(0), kSum ? fold(sum[0]) : T(0)};
-  for (; i < n; ++i) {
+  return RowLanes<T>{dot[0], sum[0]};
+}
+
+// Where row_lanes stops: the start of the elements it leaves to the caller.
+template <class T>
+constexpr int64_t lanes_end(int64_t n) {
+  return n - n % (64 / int64_t(sizeof(T)));
+}
+
+// One pass over a row p[0..n): its dot product with v (kDot) and its sum (kSum), each in the
+// fixed order described above (a pass computing both gives each the bits of the pass computing it
+// alone), every value shown to range.see.
+template <class T>
+struct RowPass {
+  T dot, sum;
+};
+
+template <class T, bool kDot, bool kSum, class Range>
+inline RowPass<T> row_pass(const T* __restrict p, const T* __restrict v, int64_t n, Range& range) {
+  const RowLanes<T> lanes = row_lanes<T, kDot, kSum>(p, v, n, range);
+  RowPass<T> r{kDot ? fold(lanes.dot) : T(0), kSum ? fold(lanes.sum) : T(0)};
+  for (int64_t i = lanes_end<T>(n); i < n; ++i) {
     if constexpr (kDot) r.dot += p[i] * v[i];
     if constexpr (kSum) r.sum += p[i];
-    if constexpr (kRange) {
-      bounds->tail_lo = p[i] < bounds->tail_lo ? p[i] : bounds->tail_lo;
-      bounds->tail_hi = p[i] > bounds->tail_hi ? p[i] : bounds->tail_hi;
-    }
+    range.see(p[i]);
   }
   return r;
 }
 
+// fold() of W vectors at once: lane i of the result is in[i]'s lanes folded in halves, with the
+// same additions as fold(in[i]) (so the same bits), in log2(W) levels of two shuffles and one
+// addition instead of log2(W) of each per vector. A level pairs vectors whose lanes form segments
+// of s, one per input still to fold; the pair's result holds both vectors' segments halved.
+template <int... I>
+struct Lanes {};
+template <int N, int... I>
+struct MakeLanes : MakeLanes<N - 1, N - 1, I...> {};
+template <int... I>
+struct MakeLanes<0, I...> {
+  typedef Lanes<I...> type;
+};
+
+// the source lane (of x's W, then y's W) of output lane o's first (half = 0) or second addend
+template <int W, int s, int o, int half>
+constexpr int fold_source() {
+  return (o / (s / 2) < W / s ? 0 : W) + ((o / (s / 2)) % (W / s)) * s + half * (s / 2) + o % (s / 2);
+}
+
+template <int s, class V, int... O>
+inline V fold_pair(V x, V y, Lanes<O...>) {
+  constexpr int W = sizeof...(O);
+  return __builtin_shufflevector(x, y, fold_source<W, s, O, 0>()...) +
+         __builtin_shufflevector(x, y, fold_source<W, s, O, 1>()...);
+}
+
+template <int s, int count, class V, class O>
+inline V fold_levels(V* in, O lanes) {
+  for (int i = 0; i < count / 2; ++i) in[i] = fold_pair<s>(in[2 * i], in[2 * i + 1], lanes);
+  if constexpr (count == 2)
+    return in[0];
+  else
+    return fold_levels<s / 2, count / 2>(in, lanes);
+}
+
+// in[0..W) -> lane i holds fold(in[i]); in is overwritten
+template <class T>
+inline typename VecOf<T, kVectorBytes>::type fold_lanes(typename VecOf<T, kVectorBytes>::type* in) {
+  constexpr int W = kVectorBytes / int(sizeof(T));
+  return fold_levels<W, W>(in, typename MakeLanes<W>::type{});
+}
+
 template <class T>
 inline T dot_fixed(const T* __restrict p, const T* __restrict v, int64_t n) {
-  return row_pass<T, true, false, false>(p, v, n, nullptr).dot;
+  NoRange none;
+  return row_pass<T, true, false>(p, v, n, none).dot;
 }
 
 template <class T>
@@ -157,45 +284,101 @@ T dot(const T* p, const T* v, int64_t n) {
 
 // The optimality sweep over states [s0, s1) of one MDP, all inlined for this ISA. N > 0 makes
 // the row length a compile-time constant (small MDPs); the arithmetic is the same. kCheck fuses
-// the probability check into the pass that reads each row for the backup: the rows' range
-// verdicts and largest sum are gathered over the whole range and tested once at its end.
+// the probability check into the pass that reads each row for the backup: the values' bits
+// maximum (BitsMax) and the largest row sum are gathered over the whole range and tested once at
+// its end.
+//
+// Short rows (N > 0 without a tail past the half blocks) are read in groups of rows whose lanes
+// fold together (fold_lanes: a row's dot, and its sum when checking, become one lane each), a
+// block of whole states at a time; the states then take their maxima from the block's dots.
+template <class T, int N>
+constexpr bool kGroupedRows = N > 0 && N % (64 / int(sizeof(T))) == 0;
+constexpr int64_t kGroupBlockRows = 128;
+
 template <class T, int N, bool kCheck>
 void optimality_range_n(const T* __restrict P, const T* __restrict R, const T* __restrict V, T gamma,
                         int64_t S_runtime, int64_t A, int64_t s0, int64_t s1, T* __restrict V_out,
                         int64_t* __restrict policy, T* dmax, T* dmin, bool* check_passed, double max_sum) {
+  typedef typename VecOf<T, kVectorBytes>::type Vec;
+  constexpr int W = kVectorBytes / int(sizeof(T));
+  constexpr int G = kCheck ? W / 2 : W;  // rows per group
   const int64_t S = N > 0 ? N : S_runtime;
   T lmax = *dmax, lmin = *dmin;
-  Bounds<T> bounds;
-  T largest_sum = T(0), all_sums = T(0);  // a nan value makes its row's sum and all_sums nan
+  typename Pick<kCheck, BitsMax<T>, NoRange>::type range;
+  T largest_sum = T(0);
+  Vec largest_sums = Vec{};  // lanes G.. of the grouped rows' folds are their sums
+  // one row's q, through row_pass
   auto q = [&](const T* P_s, const T* R_s, int64_t a) {
-    const RowPass<T> r = row_pass<T, true, kCheck, kCheck>(P_s + a * S, V, S, &bounds);
-    if constexpr (kCheck) {
-      largest_sum = r.sum > largest_sum ? r.sum : largest_sum;
-      all_sums += r.sum;
-    }
+    const RowPass<T> r = row_pass<T, true, kCheck>(P_s + a * S, V, S, range);
+    if constexpr (kCheck) largest_sum = r.sum > largest_sum ? r.sum : largest_sum;
     return R_s[a] + gamma * r.dot;
   };
-  for (int64_t s = s0; s < s1; ++s) {
-    const T* P_s = P + s * A * S;
-    const T* R_s = R + s * A;
-    T best = q(P_s, R_s, 0);
-    int64_t arg = 0;
-    for (int64_t a = 1; a < A; ++a) {
-      const T qa = q(P_s, R_s, a);
-      const bool greater = qa > best;  // branchless: the winner is unpredictable
-      best = greater ? qa : best;
-      arg = greater ? a : arg;
-    }
+  auto finish_state = [&](int64_t s, T best, int64_t arg) {
     V_out[s] = best;
     if (policy) policy[s] = arg;
     const T d = best - V[s];
     lmax = d > lmax ? d : lmax;
     lmin = d < lmin ? d : lmin;
+  };
+  if (kGroupedRows<T, N> && A <= kGroupBlockRows) {
+    const int64_t block_states = kGroupBlockRows / A;
+    T dots[kGroupBlockRows + W];  // W - G lanes of slack past the last group's dots
+    for (int64_t s = s0; s < s1; s += block_states) {
+      const int64_t e = s1 - s < block_states ? s1 : s + block_states, rows = (e - s) * A;
+      const T* Pb = P + s * A * S;
+      int64_t r = 0;
+      for (; r + G <= rows; r += G) {
+        Vec in[W];
+        for (int g = 0; g < G; ++g) {
+          const RowLanes<T> l = row_lanes<T, true, kCheck>(Pb + (r + g) * S, V, S, range);
+          in[g] = l.dot;
+          if constexpr (kCheck) in[G + g] = l.sum;
+        }
+        const Vec folded = fold_lanes<T>(in);
+        if constexpr (kCheck) largest_sums = folded > largest_sums ? folded : largest_sums;
+        __builtin_memcpy(dots + r, &folded, sizeof(Vec));
+      }
+      for (; r < rows; ++r) {
+        const RowPass<T> rp = row_pass<T, true, kCheck>(Pb + r * S, V, S, range);
+        if constexpr (kCheck) largest_sum = rp.sum > largest_sum ? rp.sum : largest_sum;
+        dots[r] = rp.dot;
+      }
+      for (int64_t st = s; st < e; ++st) {
+        const T* d = dots + (st - s) * A;
+        const T* R_s = R + st * A;
+        T best = R_s[0] + gamma * d[0];
+        int64_t arg = 0;
+        for (int64_t a = 1; a < A; ++a) {
+          const T qa = R_s[a] + gamma * d[a];
+          const bool greater = qa > best;  // branchless: the winner is unpredictable
+          best = greater ? qa : best;
+          arg = greater ? a : arg;
+        }
+        finish_state(st, best, arg);
+      }
+    }
+  } else {
+    for (int64_t s = s0; s < s1; ++s) {
+      const T* P_s = P + s * A * S;
+      const T* R_s = R + s * A;
+      T best = q(P_s, R_s, 0);
+      int64_t arg = 0;
+      for (int64_t a = 1; a < A; ++a) {
+        const T qa = q(P_s, R_s, a);
+        const bool greater = qa > best;
+        best = greater ? qa : best;
+        arg = greater ? a : arg;
+      }
+      finish_state(s, best, arg);
+    }
   }
   *dmax = lmax;
   *dmin = lmin;
-  if constexpr (kCheck)
-    *check_passed = bounds.within_unit() && all_sums == all_sums && double(largest_sum) <= max_sum;
+  if constexpr (kCheck) {
+    for (int j = G; j < W; ++j) largest_sum = largest_sums[j] > largest_sum ? largest_sums[j] : largest_sum;
+    // a nan value fails the bits test, so a nan sum skipped by the maxima does not matter
+    *check_passed = range.within_unit() && double(largest_sum) <= max_sum;
+  }
 }
 
 // True when some x[i] is nan or +-inf: x - x is 0 exactly for finite x and nan otherwise, and
@@ -225,7 +408,8 @@ bool any_non_finite(const T* x, int64_t n) {
 template <class T>
 bool probability_row(const T* p, int64_t n, T* sum) {
   Bounds<T> bounds;
-  const RowPass<T> r = row_pass<T, false, true, true>(p, nullptr, n, &bounds);
+  BoundsRange<T> range{&bounds};
+  const RowPass<T> r = row_pass<T, false, true>(p, nullptr, n, range);
   *sum = r.sum;
   return bounds.within_unit() && r.sum == r.sum;
 }

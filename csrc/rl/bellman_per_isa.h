@@ -19,7 +19,9 @@ struct DenseRowKernels {
   void (*optimality_range)(const T* P, const T* R, const T* V, T gamma, int64_t S, int64_t A, int64_t s0, int64_t s1,
                            T* V_out, int64_t* policy, T* dmax, T* dmin);
   // optimality_range with the probability check of each row it reads (values in [0, 1], sum at
-  // most max_sum) in the same pass: whether all passed (probability_rows then names the rows).
+  // most max_sum) in the same pass: whether all passed. A false is confirmed by probability_rows,
+  // which names the rows; it passes a range whose only "defect" is a -0, which the fast test
+  // counts as outside.
   bool (*optimality_range_checked)(const T* P, const T* R, const T* V, T gamma, int64_t S, int64_t A, int64_t s0,
                                    int64_t s1, T* V_out, int64_t* policy, T* dmax, T* dmin, double max_sum);
   // The same for a deterministic policy [S] (actions in range): V_out[s] = q(s, policy[s]).

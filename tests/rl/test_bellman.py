@@ -596,6 +596,47 @@ def test_the_check_inside_the_sweep_changes_no_result(shape):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("S", [8, 16, 24, 32, 64])
+@pytest.mark.parametrize("A", [1, 3, 4, 5, 8, 129])
+def test_short_rows_folded_together_give_each_row_its_own_bits(dtype, S, A):
+    """The optimality backup folds the rows of short MDPs (S of 8 to 64) several at a time; every
+    q value keeps the bits of q_values' one-row fold, with and without the check, at every thread
+    count and SIMD level, and ties still go to the lowest action."""
+    rng = np.random.default_rng(S * 1000 + A)
+    B = 3 if A > 8 else 40
+    P, R = random_mdp(rng, S, A, (B,), density=0.5, infeasible=0.2)
+    P, R = P.astype(dtype), R.astype(dtype)
+    R[:, ::3, :] = 0.5  # tied actions in every third state
+    P[:, ::3] = P[:, ::3, :1]
+    V = rng.standard_normal((B, S)).astype(dtype)
+    Q = rl.q_values(P, R, V, 0.9)
+    for check in (True, False):
+        V_new, pol = rl.bellman_optimality_backup(P, R, V, 0.9, check=check)
+        np.testing.assert_array_equal(V_new, Q.max(-1))
+        np.testing.assert_array_equal(pol, Q.argmax(-1))
+    assert_same_bits_at_any_thread_count_and_simd_level(lambda: rl.bellman_optimality_backup(P, R, V, 0.9))
+
+
+@pytest.mark.parametrize("S", [16, 600])
+def test_the_check_inside_the_sweep_passes_negative_zero_and_exact_ones(S):
+    """-0 is a valid probability and 1 the largest one: the in-sweep check's fast test (on the
+    values' bits) counts -0 as outside, so such rows are re-read by the exact check, which passes
+    them; deterministic rows of exact ones pass at once."""
+    rng = np.random.default_rng(9)
+    P = np.zeros((4, S, 3, S))
+    P[..., 0] = 1.0
+    P[1, 2, 1] = -0.0
+    R = rng.standard_normal((4, S, 3))
+    V = rng.standard_normal((4, S))
+    want = rl.bellman_optimality_backup(P, R, V, 0.9, check=False)
+    for got, expected in zip(rl.bellman_optimality_backup(P, R, V, 0.9), want):
+        np.testing.assert_array_equal(got, expected)
+    P[2, 1, 2, 3] = -1e-300
+    with pytest.raises(ValueError, match=f"row {(2 * S + 1) * 3 + 2} \\(flat state-action index\\) has a value"):
+        rl.bellman_optimality_backup(P, R, V, 0.9)
+
+
 @pytest.mark.parametrize("op", ["q_values", "optimality", "expectation", "value_iteration", "policy_evaluation",
                                 "policy_iteration", "modified_policy_iteration", "finite_horizon"])
 def test_plain_cpu_tensors_numpy_and_the_torch_path_agree(op, rng):
