@@ -238,6 +238,8 @@ def dense_workloads() -> List[Workload]:
         ours = lambda P=P, R=R, V=V: rl.bellman_optimality_backup(P, R, V, GAMMA, check=False)  # noqa: E731
         out.append(Workload("a-dense-sweep", f"(a) dense S={S} A={A} {dtype}: one sweep", ours, peers, P.nbytes))
         if dtype == "float64":
+            out.append(_default_check_workload("a-dense-sweep", f"(a) dense S={S} A={A} {dtype}", P, R, V,
+                                               {"numpy GEMV + max/argmax": peers["numpy GEMV + max/argmax"]}))
             out.append(Workload("a-dense-sweep", f"(a) dense S={S} A={A} {dtype}: one sweep, SIMD forced to baseline",
                                 _with_simd("baseline", ours),
                                 {f"runtime dispatch ({nimbleops.build_info()['simd_detected']})": ours}, P.nbytes,
@@ -307,7 +309,18 @@ def batched_workloads() -> List[Workload]:
 
     return [Workload("b-batched-sweep", f"(b) {B} MDPs S={S} A={A} float64: one sweep",
                      lambda: rl.bellman_optimality_backup(P, R, V, GAMMA, check=False),
-                     {"numpy einsum": einsum_sweep, "numpy matmul": matmul_sweep}, P.nbytes)]
+                     {"numpy einsum": einsum_sweep, "numpy matmul": matmul_sweep}, P.nbytes),
+            _default_check_workload("b-batched-sweep", f"(b) {B} MDPs S={S} A={A} float64", P, R, V,
+                                    {"numpy einsum": einsum_sweep})]
+
+
+def _default_check_workload(group: str, name: str, P, R, V, numpy_peers) -> Workload:
+    """One sweep with the default check (P validated inside the sweep) against the same sweep with
+    check=False (peer / ours below 1 is what the check costs) and numpy."""
+    return Workload(group, f"{name}: one sweep, default check=True",
+                    lambda: rl.bellman_optimality_backup(P, R, V, GAMMA),
+                    {"check=False": lambda: rl.bellman_optimality_backup(P, R, V, GAMMA, check=False), **numpy_peers},
+                    P.nbytes, note="peer / ours for check=False: 1 / what the check costs")
 
 
 def sparse_workloads(quick: bool) -> List[Workload]:
