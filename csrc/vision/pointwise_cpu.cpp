@@ -156,6 +156,11 @@ struct Strips {
   }
 };
 
+// Calls of at most kGemvColumns output columns (N * HW) go column by column (gemv_column), in blocks
+// of kGemvRows rows: a strip's pass would compute a whole pass of columns for them.
+constexpr int64_t kGemvColumns = 4;
+constexpr int64_t kGemvRows = 64;
+
 // C_{n,g} = act(bias_g + A_g . B_{n,g}) for every image n and group g, by strips of kStrip columns
 // of the images' pixels laid end to end (so that small images do not leave most of their last strip
 // padding; a strip that crosses images is gathered and scattered), in parallel over the strips:
@@ -166,6 +171,27 @@ template <class T, class BRow, class CRow>
 void grouped_gemm(int64_t N, int64_t HW, int64_t groups, int64_t M, int64_t K, const T* A, BRow b, CRow c,
                   const T* bias, bool relu) {
   const int64_t Q = N * HW, strips = (Q + kStrip - 1) / kStrip;
+  if (Q <= kGemvColumns) {
+    // too few columns for a pass (a 1x1 image: a global context's or a squeeze-excitation's 1x1):
+    // column by column, in parallel over blocks of rows
+    const int64_t blocks = (M + kGemvRows - 1) / kGemvRows;
+    parallel_for(groups * blocks, 1, [&](int64_t t0, int64_t t1) {
+      const auto& k = pointwise_kernels<T>();
+      std::vector<T> x(static_cast<size_t>(K));
+      std::vector<T*> rows(static_cast<size_t>(kGemvRows));
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t g = t / blocks, m0 = (t % blocks) * kGemvRows, m = std::min(M - m0, kGemvRows);
+        for (int64_t q = 0; q < Q; ++q) {
+          const int64_t n = q / HW, p = q % HW;
+          for (int64_t kk = 0; kk < K; ++kk) x[size_t(kk)] = b(n, g, kk)[p];
+          for (int64_t i = 0; i < m; ++i) rows[size_t(i)] = c(n, g, m0 + i);
+          k.gemv_column(A + (g * M + m0) * K, K, m, K, x.data(), rows.data(), p, bias ? bias + g * M + m0 : nullptr,
+                        relu);
+        }
+      }
+    });
+    return;
+  }
   parallel_for(strips, 1, [&](int64_t t0, int64_t t1) {
     Strips<T> st;
     std::vector<const T*> in(static_cast<size_t>(K));

@@ -101,6 +101,44 @@ void gemm_strip(const T* A, int64_t lda, int64_t M, int64_t K, const T* const* b
   for (int64_t c0 = 0; c0 < width; c0 += W) gemm_pass(A, lda, M, K, brow, crow, c0, bias, relu, pack);
 }
 
+// acc + a * b as micro()'s vector lanes compute it: one fused multiply-add where the level has one
+// (its vector expression is contracted; a scalar one may be left uncontracted)
+template <class T>
+inline T multiply_add(T a, T b, T acc) {
+#if defined(__FMA__)
+  return __builtin_fma(a, b, acc);
+#else
+  return acc + a * b;
+#endif
+}
+
+// R rows of one column: R independent accumulators, each summed as micro() sums its lane (0 +
+// bias, then + a * b in k order), so the bits are the strip's
+template <int R, class T>
+inline void gemv_rows(const T* A, int64_t lda, int64_t K, const T* x, T* const* crow, int64_t col, const T* bias,
+                      bool relu) {
+  T acc[R];
+  for (int j = 0; j < R; ++j) acc[j] = T(0) + (bias ? bias[j] : T(0));
+  for (int64_t k = 0; k < K; ++k) {
+    const T xk = x[k];
+    for (int j = 0; j < R; ++j) acc[j] = multiply_add(A[j * lda + k], xk, acc[j]);
+  }
+  for (int j = 0; j < R; ++j) {
+    T v = acc[j];
+    if (relu) v = v > T(0) ? v : T(0);
+    crow[j][col] = v;
+  }
+}
+
+template <class T>
+void gemv_column(const T* A, int64_t lda, int64_t M, int64_t K, const T* x, T* const* crow, int64_t col,
+                 const T* bias, bool relu) {
+  constexpr int R = 8;
+  int64_t i = 0;
+  for (; i + R <= M; i += R) gemv_rows<R>(A + i * lda, lda, K, x, crow + i, col, bias ? bias + i : nullptr, relu);
+  for (; i < M; ++i) gemv_rows<1>(A + i * lda, lda, K, x, crow + i, col, bias ? bias + i : nullptr, relu);
+}
+
 // MM x NN partials, lanes [lb, lb + RL) of each group of 16: the vector part of nt_accumulate
 template <int MM, int NN, int RL, class T>
 inline void nt_block(const T* const* arow, const T* const* brow, int64_t len, T* part, int64_t N, int lb) {
@@ -154,8 +192,8 @@ void nt_accumulate(const T* const* arow, const T* const* brow, int64_t M, int64_
 
 extern const PointwiseKernels<float> pointwise_f32;
 extern const PointwiseKernels<double> pointwise_f64;
-const PointwiseKernels<float> pointwise_f32 = {&gemm_strip<float>, &nt_accumulate<float>};
-const PointwiseKernels<double> pointwise_f64 = {&gemm_strip<double>, &nt_accumulate<double>};
+const PointwiseKernels<float> pointwise_f32 = {&gemm_strip<float>, &gemv_column<float>, &nt_accumulate<float>};
+const PointwiseKernels<double> pointwise_f64 = {&gemm_strip<double>, &gemv_column<double>, &nt_accumulate<double>};
 
 }  // namespace NIMBLEOPS_ISA_NS
 }  // namespace vision

@@ -22,6 +22,11 @@ struct PointwiseKernels {
   // computed, so B's and C's rows must have that many readable / writable elements.
   void (*gemm_strip)(const T* A, int64_t lda, int64_t M, int64_t K, const T* const* brow, T* const* crow,
                      const T* bias, bool relu, T* pack, int64_t width);
+  // C[i][col] = act(bias[i] + sum_{k < K} A[i * lda + k] * x[k]) for i < M: gemm_strip's sum for
+  // one column (each output its own accumulator over k in order, so the same bits), for calls of
+  // too few columns to fill a pass
+  void (*gemv_column)(const T* A, int64_t lda, int64_t M, int64_t K, const T* x, T* const* crow, int64_t col,
+                      const T* bias, bool relu);
   // part[(i * N + j) * 16 + p % 16] += a_i[p] * b_j[p] for p < len, i < M <= 4, j < N <= 4
   void (*nt_accumulate)(const T* const* arow, const T* const* brow, int64_t M, int64_t N, int64_t len, T* part);
 };

@@ -147,6 +147,36 @@ def test_strips_across_images(N, HW):
         torch.testing.assert_close(a.grad, r.grad, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("level", ["baseline", "avx2", "avx512"])
+def test_a_few_columns_go_one_at_a_time_with_the_strips_bits(dtype, level):
+    """Calls of at most 4 output columns (1x1 images: a squeeze-excitation's or a global
+    context's 1x1) sum each output column by column; every image keeps the bits it has inside a
+    batch that goes through the strips, at each SIMD level, with bias, ReLU, groups and shuffle."""
+    import nimbleops
+
+    nimbleops.set_simd_level("auto")
+    levels = ("baseline", "avx2", "avx512")
+    if levels.index(level) > levels.index(nimbleops.build_info()["simd_active"]):
+        pytest.skip(f"{level} is not available here")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((40, 530, 1, 1)).astype(dtype)
+    w = rng.standard_normal((246, 265, 1, 1)).astype(dtype)
+    b = rng.standard_normal(246).astype(dtype)
+    try:
+        nimbleops.set_simd_level(level)
+        for kw in ({}, dict(activation="relu", shuffle_groups=3)):
+            batch = vision.pointwise_conv2d(x, w, b, 2, **kw)
+            for n in (0, 1, 4, 39):
+                np.testing.assert_array_equal(vision.pointwise_conv2d(x[n:n + 1], w, b, 2, **kw), batch[n:n + 1])
+            np.testing.assert_array_equal(vision.pointwise_conv2d(x[4:8], w, None, 2, **kw),
+                                          vision.pointwise_conv2d(x[4:12], w, None, 2, **kw)[:4])
+            assert_close(batch[:2], reference(x[:2].astype(float), w.astype(float), b.astype(float), 2,
+                                              bool(kw), kw.get("shuffle_groups")), dtype)
+    finally:
+        nimbleops.set_simd_level("auto")
+
+
 @needs_torch
 @pytest.mark.parametrize("HW", [49, 400])
 def test_weight_gradient_of_many_input_channels(HW):
