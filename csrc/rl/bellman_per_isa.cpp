@@ -307,13 +307,23 @@ void optimality_range_n(const T* __restrict P, const T* __restrict R, const T* _
   typename Pick<kCheck, BitsMax<T>, NoRange>::type range;
   T largest_sum = T(0);
   Vec largest_sums = Vec{};  // lanes G.. of the grouped rows' folds are their sums
-  // one row's q, through row_pass
+  // one row's q value, through row_pass
   auto q = [&](const T* P_s, const T* R_s, int64_t a) {
     const RowPass<T> r = row_pass<T, true, kCheck>(P_s + a * S, V, S, range);
     if constexpr (kCheck) largest_sum = r.sum > largest_sum ? r.sum : largest_sum;
     return R_s[a] + gamma * r.dot;
   };
-  auto finish_state = [&](int64_t s, T best, int64_t arg) {
+  // state s's backup from its q values q_of(a): the maximum (ties to the lowest action), its
+  // action and its change
+  auto finish_state = [&](int64_t s, auto&& q_of) {
+    T best = q_of(int64_t(0));
+    int64_t arg = 0;
+    for (int64_t a = 1; a < A; ++a) {
+      const T qa = q_of(a);
+      const bool greater = qa > best;  // branchless: the winner is unpredictable
+      best = greater ? qa : best;
+      arg = greater ? a : arg;
+    }
     V_out[s] = best;
     if (policy) policy[s] = arg;
     const T d = best - V[s];
@@ -346,30 +356,14 @@ void optimality_range_n(const T* __restrict P, const T* __restrict R, const T* _
       for (int64_t st = s; st < e; ++st) {
         const T* d = dots + (st - s) * A;
         const T* R_s = R + st * A;
-        T best = R_s[0] + gamma * d[0];
-        int64_t arg = 0;
-        for (int64_t a = 1; a < A; ++a) {
-          const T qa = R_s[a] + gamma * d[a];
-          const bool greater = qa > best;  // branchless: the winner is unpredictable
-          best = greater ? qa : best;
-          arg = greater ? a : arg;
-        }
-        finish_state(st, best, arg);
+        finish_state(st, [&](int64_t a) { return R_s[a] + gamma * d[a]; });
       }
     }
   } else {
     for (int64_t s = s0; s < s1; ++s) {
       const T* P_s = P + s * A * S;
       const T* R_s = R + s * A;
-      T best = q(P_s, R_s, 0);
-      int64_t arg = 0;
-      for (int64_t a = 1; a < A; ++a) {
-        const T qa = q(P_s, R_s, a);
-        const bool greater = qa > best;
-        best = greater ? qa : best;
-        arg = greater ? a : arg;
-      }
-      finish_state(s, best, arg);
+      finish_state(s, [&](int64_t a) { return q(P_s, R_s, a); });
     }
   }
   *dmax = lmax;
