@@ -129,7 +129,8 @@ def vision_ops(dt):
 
 
 def rl_ops(dt):
-    for S, A, batch in [(1, 1, ()), (7, 3, ()), (33, 5, ()), (5, 2, (3,))]:
+    # S of 8 to 64: the optimality sweep's grouped rows (a group across states; a partial last one)
+    for S, A, batch in [(1, 1, ()), (7, 3, ()), (33, 5, ()), (5, 2, (3,)), (16, 4, (3,)), (8, 3, ()), (64, 5, ())]:
         step(f"bellman {dt} S{S} A{A} {batch}")
         P = rng.random(batch + (S, A, S))
         P /= P.sum(-1, keepdims=True)
