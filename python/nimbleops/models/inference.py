@@ -170,16 +170,24 @@ class _InferenceCEM(CEM):
 
 
 class _InferenceRPN(nn.Module):
+    """The RPN with its objectness and box-delta 1x1s as one (their weights stacked): one pass over
+    F_RPN, and a GEMM of 125 rows instead of one of 25, which fills the register blocks poorly."""
+
     def __init__(self, rpn: RPN):
         super().__init__()
         self.dw = fused_depthwise(rpn.dw, None)
         self.conv = fused_pointwise(rpn.conv, None, True)
-        self.cls = fused_pointwise(rpn.cls, None, False)
-        self.reg = fused_pointwise(rpn.reg, None, False)
+        self.anchors = rpn.cls.out_channels
+        self.heads = nno.PointwiseConv2d(rpn.cls.in_channels, rpn.cls.out_channels + rpn.reg.out_channels,
+                                         dtype=rpn.cls.weight.dtype)
+        with torch.no_grad():
+            self.heads.weight.copy_(torch.cat((rpn.cls.weight, rpn.reg.weight)).reshape(self.heads.weight.shape))
+            self.heads.bias.copy_(torch.cat((rpn.cls.bias, rpn.reg.bias)))
 
     def forward(self, x: Tensor):
         f = self.conv(self.dw(x))
-        return f, self.cls(f), self.reg(f)
+        heads = self.heads(f)
+        return f, heads[:, :self.anchors], heads[:, self.anchors:]
 
 
 class _InferenceSAM(nn.Module):
