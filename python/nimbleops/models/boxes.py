@@ -60,22 +60,22 @@ def encode(boxes: torch.Tensor, reference: torch.Tensor, weights: Sequence[float
 
 
 def decode(deltas: torch.Tensor, reference: torch.Tensor, weights: Sequence[float]) -> torch.Tensor:
-    """The inverse of :func:`encode`: ``deltas [K, 4]`` applied to ``reference [K, 4]``."""
-    wx, wy, ww, wh = weights
-    w, h = reference[:, 2] - reference[:, 0], reference[:, 3] - reference[:, 1]
-    cx, cy = reference[:, 0] + 0.5 * w, reference[:, 1] + 0.5 * h
-    dx, dy = deltas[:, 0] / wx, deltas[:, 1] / wy
-    dw, dh = (deltas[:, 2] / ww).clamp(max=SCALE_CLAMP), (deltas[:, 3] / wh).clamp(max=SCALE_CLAMP)
-    px, py = dx * w + cx, dy * h + cy
-    pw, ph = torch.exp(dw) * w, torch.exp(dh) * h
-    return torch.stack((px - 0.5 * pw, py - 0.5 * ph, px + 0.5 * pw, py + 0.5 * ph), 1)
+    """The inverse of :func:`encode`: ``deltas [K, 4]`` applied to ``reference [K, 4]``. (x, y)
+    pairs go through each operation together: half the calls of a coordinate at a time, the same
+    arithmetic."""
+    size = reference[:, 2:] - reference[:, :2]  # (w, h)
+    center = reference[:, :2] + 0.5 * size
+    scale = deltas.new_tensor(weights)
+    shift = deltas[:, :2] / scale[:2]
+    log_size = (deltas[:, 2:] / scale[2:]).clamp(max=SCALE_CLAMP)
+    c = shift * size + center
+    half = 0.5 * (torch.exp(log_size) * size)
+    return torch.cat((c - half, c + half), 1)
 
 
 def clip(boxes: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:
     H, W = image_size
-    x = boxes[:, 0::2].clamp(0, W)
-    y = boxes[:, 1::2].clamp(0, H)
-    return torch.stack((x[:, 0], y[:, 0], x[:, 1], y[:, 1]), 1)
+    return boxes.clamp(min=boxes.new_zeros(()), max=boxes.new_tensor((W, H, W, H)))
 
 
 def _torchvision_ops():
