@@ -60,9 +60,8 @@ def encode(boxes: torch.Tensor, reference: torch.Tensor, weights: Sequence[float
 
 
 def decode(deltas: torch.Tensor, reference: torch.Tensor, weights: Sequence[float]) -> torch.Tensor:
-    """The inverse of :func:`encode`: ``deltas [K, 4]`` applied to ``reference [K, 4]``. (x, y)
-    pairs go through each operation together: half the calls of a coordinate at a time, the same
-    arithmetic."""
+    """The inverse of :func:`encode`: ``deltas [K, 4]`` applied to ``reference [K, 4]`` (the (x, y)
+    pairs go through each operation together: half the torch calls, the same arithmetic)."""
     size = reference[:, 2:] - reference[:, :2]  # (w, h)
     center = reference[:, :2] + 0.5 * size
     scale = deltas.new_tensor(weights)

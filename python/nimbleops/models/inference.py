@@ -177,7 +177,7 @@ class _InferenceRPN(nn.Module):
         super().__init__()
         self.dw = fused_depthwise(rpn.dw, None)
         self.conv = fused_pointwise(rpn.conv, None, True)
-        self.anchors = rpn.cls.out_channels
+        self.num_anchors = rpn.cls.out_channels
         self.heads = nno.PointwiseConv2d(rpn.cls.in_channels, rpn.cls.out_channels + rpn.reg.out_channels,
                                          dtype=rpn.cls.weight.dtype)
         with torch.no_grad():
@@ -187,7 +187,7 @@ class _InferenceRPN(nn.Module):
     def forward(self, x: Tensor):
         f = self.conv(self.dw(x))
         heads = self.heads(f)
-        return f, heads[:, :self.anchors], heads[:, self.anchors:]
+        return f, heads[:, :self.num_anchors], heads[:, self.num_anchors:]
 
 
 class _InferenceSAM(nn.Module):
