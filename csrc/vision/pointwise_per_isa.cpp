@@ -6,12 +6,49 @@
 #include "core/isa_vec.h"
 #include "vision/pointwise_per_isa.h"
 
+#if defined(__FMA__)
+#include <immintrin.h>
+#endif
+
 namespace nimbleops {
 namespace vision {
 namespace NIMBLEOPS_ISA_NS {
 namespace {
 
 using namespace ::nimbleops::NIMBLEOPS_ISA_NS::vec;
+
+// acc + a * b, rounded once where the level has FMA (twice elsewhere), for a value or one of the
+// level's vectors. Explicit rather than left to contraction, which is an optimisation (builds at
+// -O1 skip it): the strips and the column path must round alike in every build.
+inline float multiply_add(float a, float b, float acc) {
+#if defined(__FMA__)
+  return __builtin_fmaf(a, b, acc);
+#else
+  return acc + a * b;
+#endif
+}
+inline double multiply_add(double a, double b, double acc) {
+#if defined(__FMA__)
+  return __builtin_fma(a, b, acc);
+#else
+  return acc + a * b;
+#endif
+}
+template <class V>
+inline V multiply_add(V a, V b, V acc) {
+#if defined(__FMA__)
+  constexpr bool f32 = sizeof(a[0]) == sizeof(float);
+#if defined(__AVX512F__)
+  if constexpr (sizeof(V) == 64) return f32 ? (V)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)acc)
+                                            : (V)_mm512_fmadd_pd((__m512d)a, (__m512d)b, (__m512d)acc);
+#endif
+  if constexpr (sizeof(V) == 32) return f32 ? (V)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)acc)
+                                            : (V)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)acc);
+  if constexpr (sizeof(V) == 16) return f32 ? (V)_mm_fmadd_ps((__m128)a, (__m128)b, (__m128)acc)
+                                            : (V)_mm_fmadd_pd((__m128d)a, (__m128d)b, (__m128d)acc);
+#endif
+  return acc + a * b;
+}
 
 // The micro-kernel's register block: MR rows x NV vectors of RL = one register's lanes; a strip's
 // kStrip columns take kStrip / (NV * RL) passes. 32 registers: the whole strip (float: 12 rows x 2
@@ -39,7 +76,7 @@ inline void micro(const T* A, int64_t lda, int64_t K, const T* b, T* const* crow
     for (int v = 0; v < NV; ++v) bv[v] = load<V>(b + k * (NV * RL) + v * RL);
     for (int i = 0; i < MR; ++i) {
       const T a = A[i * lda + k];
-      for (int v = 0; v < NV; ++v) acc[i][v] += a * bv[v];
+      for (int v = 0; v < NV; ++v) acc[i][v] = multiply_add(V{} + a, bv[v], acc[i][v]);
     }
   }
   for (int i = 0; i < MR; ++i)
@@ -101,19 +138,8 @@ void gemm_strip(const T* A, int64_t lda, int64_t M, int64_t K, const T* const* b
   for (int64_t c0 = 0; c0 < width; c0 += W) gemm_pass(A, lda, M, K, brow, crow, c0, bias, relu, pack);
 }
 
-// acc + a * b as micro()'s vector lanes compute it: one fused multiply-add where the level has one
-// (its vector expression is contracted; a scalar one may be left uncontracted)
-template <class T>
-inline T multiply_add(T a, T b, T acc) {
-#if defined(__FMA__)
-  return __builtin_fma(a, b, acc);
-#else
-  return acc + a * b;
-#endif
-}
-
 // R rows of one column: R independent accumulators, each summed as micro() sums its lane (0 +
-// bias, then + a * b in k order), so the bits are the strip's
+// bias, then multiply_add in k order), so the bits are the strip's
 template <int R, class T>
 inline void gemv_rows(const T* A, int64_t lda, int64_t K, const T* x, T* const* crow, int64_t col, const T* bias,
                       bool relu) {
