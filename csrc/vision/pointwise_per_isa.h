@@ -1,8 +1,9 @@
 // Pointwise (1x1) convolution GEMM kernels, compiled once per SIMD level (pointwise_per_isa.cpp) and
 // picked at run time. Every output sums its K products in k order (forward, grad_input), and every
-// weight-gradient partial in lane p % 16 in call order, whatever the thread count; like the
-// depthwise kernels these contract to FMA where the level has it (the last bits may differ
-// between SIMD levels, never between runs or thread counts).
+// weight-gradient partial in lane p % 16 in call order, whatever the thread count. They multiply-add
+// with FMA where the level has it (the forward GEMM's two paths explicitly, so that they round
+// alike in every build; the weight gradient by contraction, like the depthwise kernels): the last
+// bits may differ between SIMD levels, never between runs or thread counts.
 #pragma once
 #include <cstdint>
 
