@@ -34,18 +34,19 @@ inline double multiply_add(double a, double b, double acc) {
   return acc + a * b;
 #endif
 }
-template <class V>
-inline V multiply_add(V a, V b, V acc) {
+// the same with a times each lane of b: a broadcast a (a pure broadcast, from memory where a is)
+template <class V, class T>
+inline V multiply_add(T a, V b, V acc) {
 #if defined(__FMA__)
-  constexpr bool f32 = sizeof(a[0]) == sizeof(float);
+  constexpr bool f32 = sizeof(T) == sizeof(float);
 #if defined(__AVX512F__)
-  if constexpr (sizeof(V) == 64) return f32 ? (V)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)acc)
-                                            : (V)_mm512_fmadd_pd((__m512d)a, (__m512d)b, (__m512d)acc);
+  if constexpr (sizeof(V) == 64) return f32 ? (V)_mm512_fmadd_ps(_mm512_set1_ps(float(a)), (__m512)b, (__m512)acc)
+                                            : (V)_mm512_fmadd_pd(_mm512_set1_pd(double(a)), (__m512d)b, (__m512d)acc);
 #endif
-  if constexpr (sizeof(V) == 32) return f32 ? (V)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)acc)
-                                            : (V)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)acc);
-  if constexpr (sizeof(V) == 16) return f32 ? (V)_mm_fmadd_ps((__m128)a, (__m128)b, (__m128)acc)
-                                            : (V)_mm_fmadd_pd((__m128d)a, (__m128d)b, (__m128d)acc);
+  if constexpr (sizeof(V) == 32) return f32 ? (V)_mm256_fmadd_ps(_mm256_set1_ps(float(a)), (__m256)b, (__m256)acc)
+                                            : (V)_mm256_fmadd_pd(_mm256_set1_pd(double(a)), (__m256d)b, (__m256d)acc);
+  if constexpr (sizeof(V) == 16) return f32 ? (V)_mm_fmadd_ps(_mm_set1_ps(float(a)), (__m128)b, (__m128)acc)
+                                            : (V)_mm_fmadd_pd(_mm_set1_pd(double(a)), (__m128d)b, (__m128d)acc);
 #endif
   return acc + a * b;
 }
@@ -76,7 +77,7 @@ inline void micro(const T* A, int64_t lda, int64_t K, const T* b, T* const* crow
     for (int v = 0; v < NV; ++v) bv[v] = load<V>(b + k * (NV * RL) + v * RL);
     for (int i = 0; i < MR; ++i) {
       const T a = A[i * lda + k];
-      for (int v = 0; v < NV; ++v) acc[i][v] = multiply_add(V{} + a, bv[v], acc[i][v]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = multiply_add(a, bv[v], acc[i][v]);
     }
   }
   for (int i = 0; i < MR; ++i)
