@@ -17,26 +17,25 @@ namespace {
 
 using namespace ::nimbleops::NIMBLEOPS_ISA_NS::vec;
 
-// acc + a * b, rounded once where the level has FMA (twice elsewhere), for a value or one of the
-// level's vectors. Explicit rather than left to contraction, which is an optimisation (builds at
-// -O1 skip it): the strips and the column path must round alike in every build.
-inline float multiply_add(float a, float b, float acc) {
+// acc + a * b, rounded once where the level has FMA (twice elsewhere). Explicit rather than left to
+// contraction, which is an optimisation (builds at -O1 skip it): the strips and the column path
+// must round alike in every build.
+template <class T>
+inline T multiply_add(T a, T b, T acc) {
 #if defined(__FMA__)
-  return __builtin_fmaf(a, b, acc);
+  if constexpr (sizeof(T) == sizeof(float))
+    return __builtin_fmaf(a, b, acc);
+  else
+    return __builtin_fma(a, b, acc);
 #else
   return acc + a * b;
 #endif
 }
-inline double multiply_add(double a, double b, double acc) {
-#if defined(__FMA__)
-  return __builtin_fma(a, b, acc);
-#else
-  return acc + a * b;
-#endif
-}
-// the same with a times each lane of b: a broadcast a (a pure broadcast, from memory where a is)
+
+// the same for a value a times each lane of one of the level's vectors b (a pure broadcast of a,
+// from memory where a is)
 template <class V, class T>
-inline V multiply_add(T a, V b, V acc) {
+inline V multiply_add_broadcast(T a, V b, V acc) {
 #if defined(__FMA__)
   constexpr bool f32 = sizeof(T) == sizeof(float);
 #if defined(__AVX512F__)
@@ -77,7 +76,7 @@ inline void micro(const T* A, int64_t lda, int64_t K, const T* b, T* const* crow
     for (int v = 0; v < NV; ++v) bv[v] = load<V>(b + k * (NV * RL) + v * RL);
     for (int i = 0; i < MR; ++i) {
       const T a = A[i * lda + k];
-      for (int v = 0; v < NV; ++v) acc[i][v] = multiply_add(a, bv[v], acc[i][v]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = multiply_add_broadcast(a, bv[v], acc[i][v]);
     }
   }
   for (int i = 0; i < MR; ++i)
