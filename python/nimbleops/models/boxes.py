@@ -77,6 +77,11 @@ def clip(boxes: torch.Tensor, image_size: Tuple[int, int]) -> torch.Tensor:
     return boxes.clamp(min=boxes.new_zeros(()), max=boxes.new_tensor((W, H, W, H)))
 
 
+def at_least(boxes: torch.Tensor, min_size: float) -> torch.Tensor:
+    """The mask of the boxes at least ``min_size`` wide and high."""
+    return ((boxes[:, 2] - boxes[:, 0]) >= min_size) & ((boxes[:, 3] - boxes[:, 1]) >= min_size)
+
+
 def _torchvision_ops():
     try:
         import torchvision.ops as ops  # here: torchvision is optional

@@ -328,7 +328,7 @@ class ThunderNet(nn.Module):
             top = scores.topk(min(pre, scores.numel())).indices
             b = box_ops.clip(box_ops.decode(d[top], anchors[top], RPN_BOX_WEIGHTS), image_size)
             s = scores[top]
-            big = ((b[:, 2] - b[:, 0]) >= 1e-3) & ((b[:, 3] - b[:, 1]) >= 1e-3)
+            big = box_ops.at_least(b, 1e-3)
             b, s = b[big], s[big]
             keep = self._nms(b, s, None, self.rpn_nms_thresh, post)
             out.append(b[keep])
@@ -433,7 +433,7 @@ class ThunderNet(nn.Module):
     def _kept(self, boxes: Tensor, scores: Tensor, labels: Tensor, keep: Optional[Tensor]) -> Dict[str, Tensor]:
         """One image's detections: the candidates kept by ``keep`` (None: all) that are at least
         0.01 px wide and high, then per-class NMS, the first ``detections_per_img``."""
-        big = ((boxes[:, 2] - boxes[:, 0]) >= 1e-2) & ((boxes[:, 3] - boxes[:, 1]) >= 1e-2)
+        big = box_ops.at_least(boxes, 1e-2)
         keep = big if keep is None else keep & big
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         keep = self._nms(boxes, scores, labels, self.box_nms_thresh, self.detections_per_img)
