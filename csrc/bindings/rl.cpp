@@ -1,5 +1,6 @@
 // pybind11 for the RL family: views in, GIL released around every kernel.
 #include "bindings/common.h"
+#include "bindings/plain_call.h"
 #include "rl/bellman_api.h"
 #include "rl/returns_api.h"
 #include "rl/td_api.h"
@@ -271,6 +272,58 @@ void bind_rl(py::module_& m) {
           TableLocks locks{w.data, z ? z->data : nullptr, v_old ? v_old->data : nullptr};                              \
           rl::ns::linear_td_step(v, td_errors);                                                                        \
         });                                                                                                            \
+
+  // The return estimators' plain call (bindings/plain_call.h): time-major rollouts [T, *batch]
+  // of one float dtype and shape (masks bool), gamma and lam numbers in [0, 1], n an int >= 1,
+  // time_dim 0, no log_rhos.
+  // (out0, out1 or None), or None for any other call.
+  m.def(
+      "returns_plain",
+      [](const std::string& estimator, py::handle rewards, py::handle values, py::handle next_values,
+         py::handle terminated, py::handle truncated, py::handle gamma, py::handle lam, py::handle n,
+         py::handle time_dim) -> py::object {
+        rl::ReturnsViews v;
+        v.estimator = parse_enum<rl::Estimator>(estimator,
+                                                {{"discounted", rl::Estimator::discounted},
+                                                 {"lambda", rl::Estimator::lambda},
+                                                 {"gae", rl::Estimator::gae},
+                                                 {"n_step", rl::Estimator::n_step}},
+                                                "estimator");
+        const bool two_outputs = v.estimator == rl::Estimator::gae;
+        if (!plain::read_number(gamma.ptr(), 0.0, 1.0, v.gamma_scalar) ||
+            !plain::read_number(lam.ptr(), 0.0, 1.0, v.lam) || !plain::read_int(n.ptr(), 1, INT64_MAX, v.n) ||
+            !plain::read_int(time_dim.ptr(), 0, 0))
+          return py::none();
+        plain::Args args;
+        View r, nv, te, tr, out0, out1;
+        if (!args.read_float(rewards.ptr(), r) || r.ndim() == 0 || r.numel() == 0) return py::none();
+        if (!args.read_like(next_values.ptr(), r.dtype, r, nv) ||
+            !args.read_like(terminated.ptr(), DType::boolean, r, te) ||
+            !args.read_like(truncated.ptr(), DType::boolean, r, tr))
+          return py::none();
+        if (two_outputs) {
+          View val;
+          if (!args.read_like(values.ptr(), r.dtype, r, val)) return py::none();
+          v.values = val;
+        } else if (!values.is_none()) {
+          return py::none();
+        }
+        const std::vector<int64_t> shape = r.shape;
+        py::object o0 = args.empty_like(rewards.ptr(), r, out0);
+        py::object o1 = two_outputs ? args.empty_like(rewards.ptr(), r, out1) : py::none();
+        const std::vector<int64_t> rows = {shape[0], r.numel() / shape[0]}, steps = {rows[1], 1};
+        for (View* x : {&r, &nv, &te, &tr, &out0, &out1}) x->shape = rows, x->strides = steps;
+        if (v.values) v.values->shape = rows, v.values->strides = steps;
+        v.rewards = r, v.next_values = nv, v.terminated = te, v.truncated = tr;
+        rl::validate_returns(v);
+        {
+          py::gil_scoped_release nogil;
+          rl::cpu::returns_forward(v, out0, two_outputs ? std::optional<View>(out1) : std::nullopt);
+        }
+        return py::make_tuple(o0, o1);
+      },
+      py::arg("estimator"), py::arg("rewards"), py::arg("values"), py::arg("next_values"), py::arg("terminated"),
+      py::arg("truncated"), py::arg("gamma"), py::arg("lam"), py::arg("n"), py::arg("time_dim"));
 
   NIMBLEOPS_BIND_TD(cpu, "cpu")
   NIMBLEOPS_BIND_TRACES(cpu, "cpu")

@@ -43,6 +43,13 @@ def transforming() -> bool:
     return torch is not None and torch._C._functorch.maybe_current_level() is not None
 
 
+def compiling() -> bool:
+    """Whether torch.compile / torch.export trace the call (Dynamo reads the Python around the
+    ops, and takes a custom op where a kernel's binding is called directly)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.compiler.is_compiling()
+
+
 def capturing() -> bool:
     """Whether torch captures or transforms the call instead of running it on plain tensors:
     torch.compile / torch.export, torch.jit.trace, or a torch.func transform (vmap, grad, jacrev).

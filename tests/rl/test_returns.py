@@ -300,6 +300,77 @@ def test_plain_numpy_calls_and_the_general_path_agree(rng, kind, dtype):
     np.testing.assert_array_equal(fns[kind](*t, gamma=0.9, time_dim=0).detach().numpy(), plain)
 
 
+def test_the_plain_binding_takes_the_common_call_and_declines_the_rest(rng):
+    """``_C.rl.returns_plain`` (one binding call reading the arrays in C++) runs exactly the calls
+    its contract names and answers None for every other, which the general path then serves."""
+    from nimbleops import _C
+
+    plain = _C.rl.returns_plain
+    r, v, nv = (rng.standard_normal((5, 2, 3)) for _ in range(3))
+    te, tr = rng.random((5, 2, 3)) < 0.3, rng.random((5, 2, 3)) < 0.3
+    args = dict(estimator="gae", rewards=r, values=v, next_values=nv, terminated=te, truncated=tr, gamma=0.9,
+                lam=0.8, n=1, time_dim=0)
+    want = rl.gae(np.repeat(r, 2, 0)[::2], v, nv, te, tr, gamma=np.float64(0.9), lam=0.8)  # the general path
+    got = plain(**args)
+    for a, b in zip(got, want):
+        assert type(a) is np.ndarray and a.dtype == np.float64 and a.shape == (5, 2, 3)
+        np.testing.assert_array_equal(a, b)
+    assert plain(**{**args, "estimator": "n_step", "values": None, "n": 2})[1] is None
+    unaligned = np.frombuffer(bytearray(r.nbytes + 1), np.uint8)[1:].view(np.float64).reshape(r.shape)
+    unaligned[...] = r
+    declined = [
+        {"rewards": r.astype(np.float32)},  # dtypes differ
+        {"rewards": np.asfortranarray(r)},  # not C-contiguous
+        {"rewards": r.astype(">f8")},  # byte-swapped
+        {"rewards": unaligned},
+        {"rewards": r.astype(np.float16)},
+        {"rewards": r[:0], "values": v[:0], "next_values": nv[:0], "terminated": te[:0], "truncated": tr[:0]},
+        {"rewards": np.float64(1.0)},
+        {"rewards": r.tolist()},
+        {"values": v[:, :1]},  # shapes differ
+        {"values": None},  # gae needs values
+        {"terminated": te.astype(np.uint8)},
+        {"truncated": None},
+        {"gamma": True}, {"gamma": 1.5}, {"gamma": float("nan")}, {"gamma": np.float64(0.9)}, {"lam": -0.1},
+        {"n": 0}, {"n": 2.0}, {"n": True}, {"n": 2 ** 70},
+        {"time_dim": 1}, {"time_dim": -3}, {"time_dim": 0.0},
+        {"estimator": "n_step"},  # values given to an estimator without them
+    ]
+    for change in declined:
+        assert plain(**{**args, **change}) is None, change
+    with pytest.raises(ValueError, match="estimator"):
+        plain(**{**args, "estimator": "vtrace"})
+    with pytest.raises(ValueError, match="finite"):  # the kernel's own check: nothing is returned
+        plain(**{**args, "rewards": np.where(te, np.nan, r)})
+    if torch is None:
+        return
+    t = {k: torch.from_numpy(x) for k, x in dict(rewards=r, values=v, next_values=nv, terminated=te,
+                                                   truncated=tr).items()}
+    for a, b in zip(plain(**{**args, **t}), want):
+        assert type(a) is torch.Tensor and a.dtype == torch.float64 and a.is_contiguous()
+        np.testing.assert_array_equal(a.numpy(), b)
+    param = {**t, "values": torch.nn.Parameter(t["values"].clone())}
+    assert plain(**{**args, **param}) is None  # autograd would record it
+    with torch.no_grad():
+        assert plain(**{**args, **param}) is not None
+    declined = [
+        {"values": v},  # kinds differ
+        {"rewards": t["rewards"].float()},
+        {"rewards": t["rewards"].transpose(1, 2).contiguous().transpose(1, 2)},
+        {"rewards": torch._neg_view(t["rewards"].neg())},
+        {"rewards": t["rewards"].as_subclass(type("Sub", (torch.Tensor,), {}))},
+        {"next_values": t["next_values"].to("meta")},
+    ]
+    for change in declined:
+        assert plain(**{**args, **t, **change}) is None, change
+    seen = []
+    torch.vmap(lambda x: seen.append(plain(**{**args, **t, "rewards": x})) or x)(t["rewards"][None])
+    assert seen == [None]  # a transform's tensors have no memory to read
+    torch.jit.trace(lambda x: seen.append(plain(**{**args, **t, "rewards": x})) or x * 1, t["rewards"],
+                    check_trace=False)
+    assert seen == [None, None]  # the tracer records ops, and the kernel is none of them
+
+
 @pytest.mark.parametrize("time_dim", [0, 1])
 def test_plain_cpu_tensors_outside_the_short_path_agree(rng, time_dim):
     """vtrace, per-step gamma arrays and other time axes: plain CPU tensors outside autograd run the

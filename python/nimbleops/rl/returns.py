@@ -22,19 +22,17 @@ float64 (other real dtypes compute in float64). Rewards with nan or inf raise ``
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any, Tuple
 
 import numpy as np
 
-from .. import _arrays as ar
+from .. import _C, _arrays as ar
 from .._arrays import Array
 from ._returns_kernel import TWO_OUTPUTS, run_forward
 
 ESTIMATORS = ("discounted", "lambda", "gae", "n_step", "vtrace")
 
 
-@ar.resolving
 def discounted_returns(rewards: Array, next_values: Array, terminated: Array, truncated: Array, *, gamma: Array,
                        time_dim: int = 0) -> Array:
     """Discounted returns: ``G_t = r_t + gamma_t (1 - terminated_t) * (G_{t+1} if the episode
@@ -50,10 +48,12 @@ def discounted_returns(rewards: Array, next_values: Array, terminated: Array, tr
     Returns:
         ``G [T, *batch]``.
     """
+    out = _plain_call("discounted", rewards, None, next_values, terminated, truncated, gamma, 1.0, 1, time_dim)
+    if out is not None:
+        return out[0]
     return _estimate("discounted", rewards, None, next_values, terminated, truncated, gamma=gamma, time_dim=time_dim)[0]
 
 
-@ar.resolving
 def n_step_returns(rewards: Array, next_values: Array, terminated: Array, truncated: Array, *, gamma: Array, n: int,
                    time_dim: int = 0) -> Array:
     """n-step returns: ``G_t = sum_{k<m} D_k r_{t+k} + D_m (1 - terminated) next_values[t+m-1]``
@@ -70,12 +70,14 @@ def n_step_returns(rewards: Array, next_values: Array, terminated: Array, trunca
     Returns:
         ``G [T, *batch]``.
     """
+    out = _plain_call("n_step", rewards, None, next_values, terminated, truncated, gamma, 1.0, n, time_dim)
+    if out is not None:
+        return out[0]
     n = ar.check_int(n, "n", 1)
     return _estimate("n_step", rewards, None, next_values, terminated, truncated, gamma=gamma, n=n,
                      time_dim=time_dim)[0]
 
 
-@ar.resolving
 def lambda_returns(rewards: Array, next_values: Array, terminated: Array, truncated: Array, *, gamma: Array, lam: float,
                    time_dim: int = 0) -> Array:
     """TD(lambda) returns: ``G_t = r_t + gamma_t (1 - terminated_t) ((1 - lam) next_values[t] +
@@ -91,11 +93,13 @@ def lambda_returns(rewards: Array, next_values: Array, terminated: Array, trunca
     Returns:
         ``G [T, *batch]``: torchrl's ``td_lambda_return_estimate``, rlax's ``lambda_returns``.
     """
+    out = _plain_call("lambda", rewards, None, next_values, terminated, truncated, gamma, lam, 1, time_dim)
+    if out is not None:
+        return out[0]
     return _estimate("lambda", rewards, None, next_values, terminated, truncated, gamma=gamma, lam=lam,
                      time_dim=time_dim)[0]
 
 
-@ar.resolving
 def gae(rewards: Array, values: Array, next_values: Array, terminated: Array, truncated: Array, *, gamma: Array,
         lam: float, time_dim: int = 0) -> Tuple[Array, Array]:
     """Generalized advantage estimation (Schulman et al. 2016), torchrl's semantics:
@@ -114,6 +118,9 @@ def gae(rewards: Array, values: Array, next_values: Array, terminated: Array, tr
         ``(advantages, value_targets)``, both ``[T, *batch]``, ``value_targets = advantages +
         values``.
     """
+    out = _plain_call("gae", rewards, values, next_values, terminated, truncated, gamma, lam, 1, time_dim)
+    if out is not None:
+        return out
     return _estimate("gae", rewards, values, next_values, terminated, truncated, gamma=gamma, lam=lam,
                      time_dim=time_dim)
 
@@ -161,51 +168,22 @@ def _unit_interval(x, name: str) -> float:
     return x
 
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _plain_call(estimator, rewards, values, next_values, terminated, truncated, gamma, lam, n):
-    """The common call straight to the kernel: numpy arrays, or plain CPU torch tensors outside
-    autograd and capture, of one float dtype and one shape (masks bool), C-contiguous,
-    time-major, gamma and lam numbers in [0, 1], no log_rhos. None for any other call, which then
-    takes the general path (conversions, every check and its error): the outputs are the same
-    either way, this only skips tens of microseconds of Python."""
-    if type(gamma) not in (float, int) or type(lam) not in (float, int) or not (0 <= gamma <= 1 and 0 <= lam <= 1):
+def _plain_call(estimator, rewards, values, next_values, terminated, truncated, gamma, lam, n, time_dim):
+    """The common call in one binding call (``_C.rl.returns_plain``, which reads and checks the
+    arrays in C++): numpy arrays, or plain CPU torch tensors outside autograd and capture, of one
+    float dtype and one shape (masks bool), C-contiguous, time-major (``time_dim`` 0), gamma and
+    lam numbers in [0, 1], no log_rhos. ``(out0, out1 or None)``, or None for any other call,
+    which then takes the general path (conversions, every check and its error): the outputs are
+    the same either way, this only skips the Python around the kernel. Under torch.compile, whose
+    Dynamo reads this function, the call takes the custom op."""
+    if ar.compiling():
         return None
-    if type(rewards) is np.ndarray:
-        if rewards.dtype not in _FLOATS or not rewards.flags.c_contiguous or rewards.ndim == 0 or rewards.size == 0:
-            return None
-        shape, dtype, mask = rewards.shape, rewards.dtype, np.bool_
-        plain = lambda x, want: type(x) is np.ndarray and x.dtype == want and x.shape == shape \
-            and x.flags.c_contiguous  # noqa: E731
-    else:
-        torch = sys.modules.get("torch")
-        if torch is None or not ar.plain_cpu_float_tensor(rewards, torch) or not rewards.is_contiguous() \
-                or rewards.dim() == 0 or rewards.numel() == 0 or ar.needs_torch_op(rewards, values, next_values):
-            return None
-        shape, dtype, mask = rewards.shape, rewards.dtype, torch.bool
-        plain = lambda x, want: type(x) is torch.Tensor and x.dtype is want and x.shape == shape and x.is_cpu \
-            and x.is_contiguous()  # noqa: E731
-    if not (plain(next_values, dtype) and plain(terminated, mask) and plain(truncated, mask)):
-        return None
-    if not (plain(values, dtype) if estimator in TWO_OUTPUTS else values is None):
-        return None
-    T = shape[0]
-    B = math.prod(shape) // T
-    flat = (lambda x: x) if len(shape) == 2 else (lambda x: None if x is None else x.reshape(T, B))  # noqa: E731
-    out0, out1 = run_forward(estimator, flat(rewards), flat(values), flat(next_values), flat(terminated),
-                             flat(truncated), None, float(gamma), float(lam), n, None, 1.0, 1.0)
-    if len(shape) == 2:
-        return out0, out1
-    return out0.reshape(shape), None if out1 is None else out1.reshape(shape)
+    return _C.rl.returns_plain(estimator, rewards, values, next_values, terminated, truncated, gamma, lam, n, time_dim)
 
 
+@ar.resolving
 def _estimate(estimator, rewards, values, next_values, terminated, truncated, *, gamma, lam=1.0, n=1, log_rhos=None,
               rho_clip=1.0, c_clip=1.0, time_dim=0) -> Tuple[Any, Any]:
-    if estimator != "vtrace" and type(time_dim) is int and time_dim == 0:
-        plain = _plain_call(estimator, rewards, values, next_values, terminated, truncated, gamma, lam, n)
-        if plain is not None:
-            return plain
     host = ar.cpu_tensors_as_numpy(rewards, values, next_values, terminated, truncated, log_rhos, gamma)
     if host is not None:  # plain CPU tensors outside autograd: the numpy path on their memory
         r, v, nv, te, tr, lr, g = host

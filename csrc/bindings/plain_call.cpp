@@ -1,0 +1,234 @@
+// The plain calls' argument reading (plain_call.h). Everything here runs with the GIL held.
+#include "bindings/plain_call.h"
+
+#include <pybind11/numpy.h>
+
+namespace py = pybind11;
+
+namespace nimbleops {
+namespace plain {
+namespace {
+
+PyObject* intern(const char* s) { return PyUnicode_InternFromString(s); }
+
+// torch's objects a plain call looks at, found once torch is imported (the ops never import it)
+struct Torch {
+  PyObject* tensor = nullptr;  // torch.Tensor
+  PyObject* parameter = nullptr;  // torch.nn.Parameter
+  PyObject* float32 = nullptr;
+  PyObject* float64 = nullptr;
+  PyObject* boolean = nullptr;
+  PyObject* is_grad_enabled = nullptr;
+  PyObject* tracing_state = nullptr;  // torch._C._get_tracing_state
+  PyObject* functorch_level = nullptr;  // torch._C._functorch.maybe_current_level
+  PyObject* empty = nullptr;  // torch.empty
+  PyObject* empty_like = nullptr;  // torch.empty_like
+  PyObject* dtype_kw = nullptr;  // ("dtype",), the keyword names of empty's call
+  PyObject* is_cpu = intern("is_cpu");
+  PyObject* dtype = intern("dtype");
+  PyObject* requires_grad = intern("requires_grad");
+  PyObject* is_neg = intern("is_neg");
+  PyObject* is_contiguous = intern("is_contiguous");
+  PyObject* shape = intern("shape");
+  PyObject* data_ptr = intern("data_ptr");
+
+  PyObject* dtype_object(DType d) const {
+    return d == DType::float32 ? float32 : d == DType::float64 ? float64 : d == DType::boolean ? boolean : nullptr;
+  }
+};
+
+PyObject* attr_path(PyObject* root, std::initializer_list<const char*> path) {
+  py::object o = py::reinterpret_borrow<py::object>(root);
+  for (const char* name : path) o = o.attr(name);
+  return o.release().ptr();  // kept for the process
+}
+
+// torch's objects, or null while torch is not imported
+const Torch* torch_objects() {
+  static Torch* cached = nullptr;
+  if (cached) return cached;
+  PyObject* module = PyImport_GetModule(py::str("torch").ptr());  // new reference, or null: not imported
+  if (!module) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  const py::object torch = py::reinterpret_steal<py::object>(module);
+  auto* t = new Torch();  // kept for the process
+  t->tensor = attr_path(module, {"Tensor"});
+  t->parameter = attr_path(module, {"nn", "Parameter"});
+  t->float32 = attr_path(module, {"float32"});
+  t->float64 = attr_path(module, {"float64"});
+  t->boolean = attr_path(module, {"bool"});
+  t->is_grad_enabled = attr_path(module, {"is_grad_enabled"});
+  t->tracing_state = attr_path(module, {"_C", "_get_tracing_state"});
+  t->functorch_level = attr_path(module, {"_C", "_functorch", "maybe_current_level"});
+  t->empty = attr_path(module, {"empty"});
+  t->empty_like = attr_path(module, {"empty_like"});
+  t->dtype_kw = py::make_tuple("dtype").release().ptr();
+  cached = t;
+  return cached;
+}
+
+py::object steal(PyObject* o) {
+  if (!o) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(o);
+}
+
+bool is_true(PyObject* x, PyObject* name, bool call) {
+  const py::object r = steal(call ? PyObject_CallMethodNoArgs(x, name) : PyObject_GetAttr(x, name));
+  return r.ptr() == Py_True;
+}
+
+// numpy's type number of a dtype, for the dtypes the plain calls read
+int numpy_type(DType d) {
+  using api = py::detail::npy_api;
+  return d == DType::float32 ? api::NPY_FLOAT_ : d == DType::float64 ? api::NPY_DOUBLE_ : api::NPY_BOOL_;
+}
+
+}  // namespace
+
+bool Args::read(PyObject* x, DType want, bool any_float, View& v) {
+  if (kind_ == Kind::refused) return false;
+  const auto& np = py::detail::npy_api::get();
+  if (kind_ == Kind::unknown) {
+    if (Py_TYPE(x) == np.PyArray_Type_) {
+      kind_ = Kind::numpy;
+    } else {
+      // a torch call: refused while autograd could record it (checked per tensor below) or
+      // while torch traces (torch.jit.trace) or transforms (vmap, grad) it
+      const Torch* t = torch_objects();
+      if (!t || (Py_TYPE(x) != reinterpret_cast<PyTypeObject*>(t->tensor) &&
+                 Py_TYPE(x) != reinterpret_cast<PyTypeObject*>(t->parameter))) {
+        kind_ = Kind::refused;
+        return false;
+      }
+      grad_enabled_ = steal(PyObject_CallNoArgs(t->is_grad_enabled)).ptr() == Py_True;
+      if (steal(PyObject_CallNoArgs(t->tracing_state)).ptr() != Py_None ||
+          steal(PyObject_CallNoArgs(t->functorch_level)).ptr() != Py_None) {
+        kind_ = Kind::refused;
+        return false;
+      }
+      kind_ = Kind::torch;
+    }
+  }
+  return kind_ == Kind::numpy ? read_numpy(x, want, any_float, v) : read_torch(x, want, any_float, v);
+}
+
+bool Args::read_like(PyObject* x, DType want, const View& like, View& v) {
+  return read(x, want, v) && v.shape == like.shape;
+}
+
+bool Args::read_numpy(PyObject* x, DType want, bool any_float, View& v) {
+  const auto& np = py::detail::npy_api::get();
+  if (Py_TYPE(x) != np.PyArray_Type_) return false;
+  const auto* a = py::detail::array_proxy(x);
+  const auto* d = py::detail::array_descriptor_proxy(a->descr);
+  constexpr int flags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+  if (any_float)
+    want = d->type_num == numpy_type(DType::float64) ? DType::float64 : DType::float32;
+  if (d->type_num != numpy_type(want) || (d->byteorder != '=' && d->byteorder != '|') || (a->flags & flags) != flags)
+    return false;
+  v.data = a->data;
+  v.dtype = want;
+  v.device = -1;
+  v.shape.assign(a->dimensions, a->dimensions + a->nd);
+  v.strides.resize(size_t(a->nd));
+  for (size_t i = v.strides.size(), step = 1; i-- > 0;) {  // C-contiguous: the strides follow from the shape
+    v.strides[i] = int64_t(step);
+    step *= size_t(v.shape[i]);
+  }
+  return true;
+}
+
+bool Args::read_torch(PyObject* x, DType want, bool any_float, View& v) {
+  const Torch* t = torch_objects();
+  if (Py_TYPE(x) != reinterpret_cast<PyTypeObject*>(t->tensor) &&
+      Py_TYPE(x) != reinterpret_cast<PyTypeObject*>(t->parameter))
+    return false;
+  const py::object dtype = steal(PyObject_GetAttr(x, t->dtype));
+  if (any_float) want = dtype.ptr() == t->float64 ? DType::float64 : DType::float32;
+  // (bool tensors neither require grad nor carry a negative bit)
+  const bool real = want != DType::boolean;
+  if (dtype.ptr() != t->dtype_object(want) || !is_true(x, t->is_cpu, false) ||
+      (real && grad_enabled_ && is_true(x, t->requires_grad, false)) || (real && is_true(x, t->is_neg, true)) ||
+      !is_true(x, t->is_contiguous, true))
+    return false;
+  const py::object shape = steal(PyObject_GetAttr(x, t->shape));
+  if (!PyTuple_Check(shape.ptr())) return false;
+  const Py_ssize_t n = PyTuple_GET_SIZE(shape.ptr());
+  v.shape.resize(size_t(n));
+  for (Py_ssize_t i = 0; i < n; ++i) v.shape[size_t(i)] = PyLong_AsLongLong(PyTuple_GET_ITEM(shape.ptr(), i));
+  v.data = PyLong_AsVoidPtr(steal(PyObject_CallMethodNoArgs(x, t->data_ptr)).ptr());
+  if (PyErr_Occurred()) throw py::error_already_set();
+  v.dtype = want;
+  v.device = -1;
+  v.strides.resize(size_t(n));
+  for (size_t i = v.strides.size(), step = 1; i-- > 0;) {
+    v.strides[i] = int64_t(step);
+    step *= size_t(v.shape[i]);
+  }
+  return true;
+}
+
+py::object Args::empty(const std::vector<int64_t>& shape, DType dtype, View& v) const {
+  py::object out;
+  if (kind_ == Kind::numpy) {
+    const auto& np = py::detail::npy_api::get();
+    std::vector<Py_intptr_t> dims(shape.begin(), shape.end());
+    out = steal(np.PyArray_NewFromDescr_(np.PyArray_Type_, np.PyArray_DescrFromType_(numpy_type(dtype)),
+                                         int(dims.size()), dims.data(), nullptr, nullptr, 0, nullptr));
+    v.data = py::detail::array_proxy(out.ptr())->data;
+  } else {
+    const Torch* t = torch_objects();
+    py::tuple size(shape.size());
+    for (size_t i = 0; i < shape.size(); ++i) size[i] = py::int_(shape[i]);
+    PyObject* args[] = {size.ptr(), t->dtype_object(dtype)};
+    out = steal(PyObject_Vectorcall(t->empty, args, 1, t->dtype_kw));
+    v.data = PyLong_AsVoidPtr(steal(PyObject_CallMethodNoArgs(out.ptr(), t->data_ptr)).ptr());
+    if (PyErr_Occurred()) throw py::error_already_set();
+  }
+  v.dtype = dtype;
+  v.device = -1;
+  v.shape = shape;
+  v.strides.resize(shape.size());
+  for (size_t i = shape.size(), step = 1; i-- > 0;) {
+    v.strides[i] = int64_t(step);
+    step *= size_t(shape[i]);
+  }
+  return out;
+}
+
+py::object Args::empty_like(PyObject* like, const View& like_view, View& v) const {
+  if (kind_ != Kind::torch) return empty(like_view.shape, like_view.dtype, v);
+  // like is contiguous, so its empty_like (torch's preserve_format) is too
+  py::object out = steal(PyObject_CallOneArg(torch_objects()->empty_like, like));
+  v = like_view;
+  v.data = PyLong_AsVoidPtr(steal(PyObject_CallMethodNoArgs(out.ptr(), torch_objects()->data_ptr)).ptr());
+  if (PyErr_Occurred()) throw py::error_already_set();
+  return out;
+}
+
+bool read_number(PyObject* x, double lo, double hi, double& out) {
+  if (PyFloat_CheckExact(x)) {
+    out = PyFloat_AS_DOUBLE(x);
+  } else if (PyLong_CheckExact(x)) {
+    out = PyLong_AsDouble(x);
+    if (out == -1.0 && PyErr_Occurred()) {
+      PyErr_Clear();
+      return false;
+    }
+  } else {
+    return false;
+  }
+  return lo <= out && out <= hi;  // false for nan
+}
+
+bool read_int(PyObject* x, int64_t lo, int64_t hi, int64_t& out) {
+  if (!PyLong_CheckExact(x)) return false;
+  int overflow = 0;
+  out = PyLong_AsLongLongAndOverflow(x, &overflow);
+  return !overflow && lo <= out && out <= hi;
+}
+
+}  // namespace plain
+}  // namespace nimbleops

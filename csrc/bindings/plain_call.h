@@ -1,0 +1,57 @@
+// The ops' plain calls: one binding call that takes the Python arrays themselves, checks them in
+// C++ and runs the kernel, for the common case of a call (numpy arrays, or plain CPU torch tensors
+// outside autograd and capture). A plain call answers None for anything else, and the op's Python
+// then takes its general path, which converts, checks and names the problem: the results are the
+// same either way, a plain call only skips the Python around the kernel.
+#pragma once
+#include <Python.h>
+
+#include <cstdint>
+
+#include <pybind11/pybind11.h>
+
+#include "nimbleops/view.h"
+
+namespace nimbleops {
+namespace plain {
+
+// The arguments of one plain call, all of one kind: numpy arrays, or torch tensors (torch.Tensor
+// or nn.Parameter itself, no subclass) on the CPU with no lazy sign bit, while autograd records
+// none of them and torch neither traces nor transforms the call (torch.compile's own tracing is
+// told apart by the Python caller, which Dynamo reads).
+class Args {
+ public:
+  // Reads x into v: a C-contiguous array of dtype `want` of the call's kind (the first array read
+  // decides the kind); false where x is anything else.
+  bool read(PyObject* x, DType want, View& v) { return read(x, want, false, v); }
+  // Like read, of dtype float32 or float64 (v.dtype says which).
+  bool read_float(PyObject* x, View& v) { return read(x, DType::float32, true, v); }
+  // Like read, and of shape `like`'s.
+  bool read_like(PyObject* x, DType want, const View& like, View& v);
+  // A new contiguous array of the call's kind, shape `shape` and dtype `dtype`, its view in v.
+  pybind11::object empty(const std::vector<int64_t>& shape, DType dtype, View& v) const;
+  // A new contiguous array of the shape and dtype of `like`, an array this call read into
+  // like_view, its view in v (for torch a shorter call than empty's).
+  pybind11::object empty_like(PyObject* like, const View& like_view, View& v) const;
+
+ private:
+  enum class Kind : uint8_t { unknown, numpy, torch, refused };
+  bool read(PyObject* x, DType want, bool any_float, View& v);
+  bool read_numpy(PyObject* x, DType want, bool any_float, View& v);
+  bool read_torch(PyObject* x, DType want, bool any_float, View& v);
+  Kind kind_ = Kind::unknown;
+  bool grad_enabled_ = false;
+};
+
+// x as a number in [lo, hi] (a Python float or int, not a bool); false for anything else.
+bool read_number(PyObject* x, double lo, double hi, double& out);
+// x as a Python int in [lo, hi] (not a bool); false for anything else.
+bool read_int(PyObject* x, int64_t lo, int64_t hi, int64_t& out);
+// x as a Python int in [lo, hi] (not a bool).
+inline bool read_int(PyObject* x, int64_t lo, int64_t hi) {
+  int64_t unused;
+  return read_int(x, lo, hi, unused);
+}
+
+}  // namespace plain
+}  // namespace nimbleops
