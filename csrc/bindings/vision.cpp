@@ -1,5 +1,6 @@
 // pybind11 for the vision family: views in, GIL released around every kernel.
 #include "bindings/common.h"
+#include "bindings/plain_call.h"
 #include "vision/batch_norm_api.h"
 #include "vision/batch_norm_pool_api.h"
 #include "vision/channel_shuffle_api.h"
@@ -227,6 +228,79 @@ void bind_vision(py::module_& m) {
 #ifdef NIMBLEOPS_WITH_CUDA
   NIMBLEOPS_BIND_GATHER(cuda, "cuda")
 #endif
+
+  // The plain calls (bindings/plain_call.h) of channel_shuffle and pointwise_conv2d: an NCHW-
+  // contiguous float image batch of numpy or plain CPU torch, its arguments of the same kind and
+  // dtype, plain int arguments; the output, or None for any other call (the general path then
+  // converts, checks and names the problem).
+  m.def(
+      "channel_shuffle_plain",
+      [](py::handle x, py::handle groups) -> py::object {
+        vision::ChannelGatherViews v;
+        plain::Args args;
+        View xv, out;
+        if (!plain::read_int(groups.ptr(), 1, INT64_MAX, v.groups) || !args.read_float(x.ptr(), xv) ||
+            xv.ndim() != 4 || xv.numel() == 0 || xv.shape[1] % v.groups != 0)
+          return py::none();
+        py::object o = args.empty_like(x.ptr(), xv, out);
+        v.op = vision::ChannelOp::shuffle;
+        v.inputs = {xv};
+        v.outputs = {out};
+        v.stream = 0;
+        {
+          py::gil_scoped_release nogil;
+          vision::cpu::channel_gather(v);
+        }
+        return o;
+      },
+      py::arg("x"), py::arg("groups"));
+  m.def(
+      "pointwise_plain",
+      [](py::handle x, py::handle weight, py::handle bias, py::handle groups, py::handle activation,
+         py::handle shuffle_groups) -> py::object {
+        vision::PointwiseViews v;
+        v.shuffle_groups = 0;
+        plain::Args args;
+        View out;
+        if (!plain::read_int(groups.ptr(), 1, INT64_MAX, v.groups) ||
+            !(shuffle_groups.is_none() || plain::read_int(shuffle_groups.ptr(), 1, INT64_MAX, v.shuffle_groups)))
+          return py::none();
+        if (activation.is_none()) {
+          v.relu = false;
+        } else if (PyUnicode_Check(activation.ptr()) && PyUnicode_CompareWithASCIIString(activation.ptr(), "relu") == 0) {
+          v.relu = true;
+        } else {
+          return py::none();
+        }
+        if (!args.read_float(x.ptr(), v.x) || v.x.ndim() != 4 || v.x.numel() == 0 ||
+            !args.read(weight.ptr(), v.x.dtype, v.weight) || !(v.weight.ndim() == 2 || v.weight.ndim() == 4))
+          return py::none();
+        if (v.weight.ndim() == 4) {  // [Cout, Cin/groups, 1, 1] as [Cout, Cin/groups]
+          if (v.weight.shape[2] != 1 || v.weight.shape[3] != 1) return py::none();
+          v.weight.shape.resize(2);
+          v.weight.strides = {v.weight.shape[1], 1};
+        }
+        if (!bias.is_none()) {
+          View b;
+          if (!args.read(bias.ptr(), v.x.dtype, b) || b.ndim() != 1) return py::none();
+          v.bias = b;
+        }
+        v.stream = 0;
+        try {
+          vision::check_pointwise(v);
+        } catch (const std::invalid_argument&) {
+          return py::none();
+        }
+        const std::vector<int64_t> shape = {v.x.shape[0], v.weight.shape[0], v.x.shape[2], v.x.shape[3]};
+        py::object o = shape == v.x.shape ? args.empty_like(x.ptr(), v.x, out) : args.empty(shape, v.x.dtype, out);
+        {
+          py::gil_scoped_release nogil;
+          vision::cpu::pointwise_forward(v, out);
+        }
+        return o;
+      },
+      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("groups"), py::arg("activation"),
+      py::arg("shuffle_groups"));
 
   py::class_<vision::BatchNormViews>(m, "BatchNormInputs")
       .def(py::init([](const View& x, const View& weight, const View& bias, double eps, bool relu) {

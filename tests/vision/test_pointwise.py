@@ -292,8 +292,9 @@ def test_bad_input(layout, call, exc, match):
 
 @needs_torch
 def test_torch_cpu_common_case(monkeypatch):
-    """NCHW CPU tensors without autograd take the short path (pointwise._torch_cpu_forward): the
-    same values as the general path; what it does not take goes on to the general path."""
+    """NCHW numpy arrays and CPU tensors without autograd take the plain call (one binding call,
+    ``_C.vision.pointwise_plain``): the same values as the general path; what it does not take
+    goes on to the general path."""
     from nimbleops.vision import pointwise
 
     rng = np.random.default_rng(5)
@@ -301,13 +302,16 @@ def test_torch_cpu_common_case(monkeypatch):
     w = torch.from_numpy(rng.standard_normal((8, 6, 1, 1)))
     b = torch.from_numpy(rng.standard_normal(8))
     cases = []
-    monkeypatch.setattr(pointwise, "_torch_cpu_forward", lambda *_: None)  # the general path alone
+    monkeypatch.setattr(pointwise._C.vision, "pointwise_plain", lambda *_: None)  # the general path alone
     for dtype in (torch.float32, torch.float64):
         xs, ws, bs = x.to(dtype), w.to(dtype), b.to(dtype)
         for args, kw in (((bs, 2), {}), ((None, 2), dict(activation="relu", shuffle_groups=4)),
                          ((bs, 2), dict(shuffle_groups=2)), ((bs.reshape(8), 1), {})):
             wk = ws if args[1] == 2 else torch.from_numpy(rng.standard_normal((8, 12))).to(dtype)
             cases.append((xs, wk, args, kw, vision.pointwise_conv2d(xs, wk, *args, **kw)))
+            as_numpy = tuple(a.numpy() if isinstance(a, torch.Tensor) else a for a in args)
+            cases.append((xs.numpy(), wk.numpy(), as_numpy, kw, vision.pointwise_conv2d(xs.numpy(), wk.numpy(),
+                                                                                        *as_numpy, **kw)))
     monkeypatch.undo()
 
     def no_general_path(*_, **__):
@@ -315,7 +319,9 @@ def test_torch_cpu_common_case(monkeypatch):
 
     monkeypatch.setattr(pointwise.ar, "image_batch", no_general_path)
     for xs, ws, args, kw, general in cases:
-        assert torch.equal(vision.pointwise_conv2d(xs, ws, *args, **kw), general)
+        got = vision.pointwise_conv2d(xs, ws, *args, **kw)
+        assert type(got) is type(general)
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(general))
     xf, wf = x.float(), w.float()
     param = torch.nn.Parameter(wf)
     with torch.no_grad():
@@ -325,9 +331,16 @@ def test_torch_cpu_common_case(monkeypatch):
                      lambda: vision.pointwise_conv2d(xf[:, :, 1:], wf, None, 2),  # strided x
                      lambda: vision.pointwise_conv2d(xf, wf.numpy(), None, 2),
                      lambda: vision.pointwise_conv2d(xf, wf, None, np.int64(2)),
+                     lambda: vision.pointwise_conv2d(xf, wf, wf[:, 0, 0, :1].T, 2),  # bias [1, Cout]
+                     lambda: vision.pointwise_conv2d(xf.numpy(), wf, None, 2),
+                     lambda: vision.pointwise_conv2d(xf.numpy().astype(">f4"), wf.numpy(), None, 2),
                      lambda: vision.pointwise_conv2d(xf, wf, None, 3)):  # C++ refuses: the general path names it
         with pytest.raises(AssertionError, match="general path"):
             declined()
+    for kw, match in ((dict(shuffle_groups=0), "shuffle_groups: expected an integer >= 1"),
+                      (dict(activation="gelu"), "activation: expected None or 'relu'")):
+        with pytest.raises(ValueError, match=match):  # declined, and the general path names it
+            vision.pointwise_conv2d(xf, wf, None, 2, **kw)
     monkeypatch.undo()
     with pytest.raises(ValueError, match="groups: expected a divisor of the 12 input channels, got 5"):
         vision.pointwise_conv2d(xf, wf, None, 5)

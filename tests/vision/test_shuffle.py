@@ -119,6 +119,40 @@ def test_bad_input(layout, call, exc, match):
         call(as_layout(np.zeros((1, 6, 2, 2)), layout), layout)
 
 
+def test_channel_shuffle_plain_call(monkeypatch):
+    """NCHW numpy arrays and CPU tensors outside autograd take the plain call (one binding call,
+    ``_C.vision.channel_shuffle_plain``): the same values as the general path, in a new array of
+    the input's kind; what it does not take goes on to the general path."""
+    from nimbleops.vision import shuffle
+
+    rng = np.random.default_rng(4)
+    inputs = [rng.standard_normal((2, 12, 3, 5)).astype(dtype) for dtype in ("float32", "float64")]
+    if torch is not None:
+        inputs += [torch.from_numpy(x.copy()) for x in inputs]
+    cases = []
+    monkeypatch.setattr(shuffle._C.vision, "channel_shuffle_plain", lambda *_: None)
+    for x in inputs:
+        for groups in (1, 2, 3, 12):
+            cases.append((x, groups, vision.channel_shuffle(x, groups)))
+    monkeypatch.undo()
+    monkeypatch.setattr(shuffle, "_channel_shuffle", lambda *_: pytest.fail("the general path was taken"))
+    for x, groups, general in cases:
+        got = vision.channel_shuffle(x, groups)
+        assert type(got) is type(general) and got.shape == general.shape and got is not x
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(general))
+    monkeypatch.undo()
+    x = inputs[0]
+    declined = [(x, 5), (x, 0), (x, 2.0), (x, True), (x, np.int64(2)), (x[:, :, 1:], 2), (x[0], 2), (x[:0], 2),
+                (x.astype(">f4"), 2), (x.astype(np.float16), 2), (x.tolist(), 2)]
+    if torch is not None:
+        t = inputs[2]
+        declined += [(t.contiguous(memory_format=torch.channels_last), 2), (t.clone().requires_grad_(), 2),
+                     (torch._neg_view(t.neg()), 2), (t.int(), 2)]
+    plain = shuffle._C.vision.channel_shuffle_plain
+    for args in declined:
+        assert plain(*args) is None, args
+
+
 @needs_torch
 def test_concat_shuffle_split_torch_cpu_common_case(monkeypatch):
     """NCHW CPU tensors without autograd take the short path: the same values as the general path;

@@ -7,7 +7,7 @@ from __future__ import annotations
 import collections.abc
 import nimbleops._C
 import typing
-__all__: list[str] = ['Mdp', 'ReturnsInputs', 'all_finite', 'check_csr', 'check_index_range', 'check_probabilities', 'check_rewards', 'csr_row_sums', 'expectation_backup_cpu', 'expectation_backup_cuda', 'finite_horizon_cpu', 'finite_horizon_cuda', 'linear_td_step_cpu', 'linear_td_step_cuda', 'modified_policy_iteration_cpu', 'modified_policy_iteration_cuda', 'optimality_backup_cpu', 'optimality_backup_cuda', 'policy_evaluation_cpu', 'policy_evaluation_cuda', 'policy_iteration_cpu', 'policy_iteration_cuda', 'q_values_cpu', 'q_values_cuda', 'returns_backward_cpu', 'returns_backward_cuda', 'returns_forward_cpu', 'returns_forward_cuda', 'tabular_trace_step_cpu', 'tabular_trace_step_cuda', 'td_update_cpu', 'td_update_cuda', 'value_iteration_cpu', 'value_iteration_cuda']
+__all__: list[str] = ['Mdp', 'ReturnsInputs', 'all_finite', 'check_csr', 'check_index_range', 'check_probabilities', 'check_rewards', 'csr_row_sums', 'expectation_backup_cpu', 'expectation_backup_cuda', 'finite_horizon_cpu', 'finite_horizon_cuda', 'linear_td_step_cpu', 'linear_td_step_cuda', 'modified_policy_iteration_cpu', 'modified_policy_iteration_cuda', 'optimality_backup_cpu', 'optimality_backup_cuda', 'policy_evaluation_cpu', 'policy_evaluation_cuda', 'policy_iteration_cpu', 'policy_iteration_cuda', 'q_values_cpu', 'q_values_cuda', 'returns_backward_cpu', 'returns_backward_cuda', 'returns_forward_cpu', 'returns_forward_cuda', 'returns_plain', 'tabular_trace_step_cpu', 'tabular_trace_step_cuda', 'td_update_cpu', 'td_update_cuda', 'value_iteration_cpu', 'value_iteration_cuda']
 class Mdp:
     @staticmethod
     def dense(arg0: nimbleops._C.View, arg1: nimbleops._C.View, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex) -> Mdp:
@@ -87,6 +87,8 @@ def returns_backward_cuda(arg0: ReturnsInputs, arg1: nimbleops._C.View | None, a
 def returns_forward_cpu(arg0: ReturnsInputs, arg1: nimbleops._C.View, arg2: nimbleops._C.View | None) -> None:
     ...
 def returns_forward_cuda(arg0: ReturnsInputs, arg1: nimbleops._C.View, arg2: nimbleops._C.View | None) -> None:
+    ...
+def returns_plain(estimator: str, rewards: typing.Any, values: typing.Any, next_values: typing.Any, terminated: typing.Any, truncated: typing.Any, gamma: typing.Any, lam: typing.Any, n: typing.Any, time_dim: typing.Any) -> typing.Any:
     ...
 def tabular_trace_step_cpu(arg0: str, arg1: str, arg2: nimbleops._C.View, arg3: nimbleops._C.View, arg4: nimbleops._C.View, arg5: nimbleops._C.View, arg6: nimbleops._C.View | None, arg7: nimbleops._C.View | None, arg8: nimbleops._C.View, arg9: nimbleops._C.View, arg10: nimbleops._C.View, arg11: typing.SupportsFloat | typing.SupportsIndex, arg12: typing.SupportsFloat | typing.SupportsIndex, arg13: typing.SupportsFloat | typing.SupportsIndex, arg14: nimbleops._C.View, arg15: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...

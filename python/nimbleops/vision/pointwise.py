@@ -17,7 +17,6 @@ from .._arrays import Array
 from ._pointwise_kernel import run_forward
 
 
-@ar.resolving
 def pointwise_conv2d(x: Array, weight: Array, bias: Array = None, groups: int = 1, *, activation: Optional[str] = None,
                      shuffle_groups: Optional[int] = None) -> Any:
     """1x1 convolution (+ ReLU) (+ channel shuffle of the output): ``y[n, co] = bias[co] +
@@ -37,9 +36,16 @@ def pointwise_conv2d(x: Array, weight: Array, bias: Array = None, groups: int = 
     Returns:
         ``[N, Cout, H, W]``, in x's memory format.
     """
-    out = _torch_cpu_forward(x, weight, bias, groups, activation, shuffle_groups)
-    if out is not None:
-        return out
+    if not ar.compiling():  # the common call in one binding call (Dynamo takes the custom op)
+        out = _C.vision.pointwise_plain(x, weight, bias, groups, activation, shuffle_groups)
+        if out is not None:
+            return out
+    return _pointwise_conv2d(x, weight, bias, groups, activation, shuffle_groups)
+
+
+@ar.resolving
+def _pointwise_conv2d(x, weight, bias, groups, activation, shuffle_groups):
+    """pointwise_conv2d's general path: conversions, every check and its error."""
     groups = ar.check_int(groups, "groups", minimum=1)
     if activation not in (None, "relu"):
         raise ValueError(f"activation: expected None or 'relu', got {activation!r}")
@@ -71,30 +77,3 @@ def pointwise_conv2d(x: Array, weight: Array, bias: Array = None, groups: int = 
     return run_forward(x, weight, bias, groups, relu, shuffle)
 
 
-def _torch_cpu_forward(x, weight, bias, groups, activation, shuffle_groups):
-    """The common case in few steps, or None: NCHW-contiguous CPU torch tensors (weight and bias
-    plain tensors or Parameters), plain int arguments, no autograd graph to record and no
-    compilation. The C++ handle checks shapes, dtypes and devices; any error of it sends the call
-    on to the general path, which names the problem in its own words."""
-    torch = ar._torch()
-    if torch is None or type(groups) is not int or activation not in (None, "relu") or \
-            not (shuffle_groups is None or type(shuffle_groups) is int):
-        return None
-    plain = ar.plain_cpu_float_tensor
-    if not (plain(x, torch) and plain(weight, torch) and (bias is None or plain(bias, torch))):
-        return None
-    if ar.needs_torch_op(x, weight, bias) or x.dim() != 4 or weight.dim() not in (2, 4) or \
-            not x.is_contiguous() or not weight.is_contiguous():
-        return None
-    try:
-        h = _C.vision.PointwiseInputs(_C.View.of_tensor(x), _C.View.of_tensor(weight.view(weight.shape[0], -1)),
-                                      None if bias is None else _C.View.of_tensor(bias), groups,
-                                      shuffle_groups or 0, activation == "relu", 0)
-    except (TypeError, ValueError, RuntimeError):
-        return None
-    out = x.new_empty((x.shape[0], weight.shape[0], x.shape[2], x.shape[3]))
-    try:
-        _C.vision.pointwise_forward_cpu(h, _C.View.of_tensor(out))
-    except ValueError:
-        return None
-    return out

@@ -19,8 +19,6 @@ from ._layout import channels_last
 from ._shuffle_kernel import run
 
 
-@ar.resolving
-@ar.numpy_path_for_cpu_tensors
 def channel_shuffle(x: Array, groups: int) -> Any:
     """Channel shuffle: ``out[:, k*g + i] = x[:, i*(C/g) + k]`` for ``i < g = groups``,
     ``k < C/g``: PyTorch's ``channel_shuffle`` / ``nn.ChannelShuffle``.
@@ -32,6 +30,17 @@ def channel_shuffle(x: Array, groups: int) -> Any:
     Returns:
         ``[N, C, H, W]`` in x's memory format. The backward is the shuffle with ``C/g`` groups.
     """
+    if not ar.compiling():  # the common call in one binding call (Dynamo takes the custom op)
+        out = _C.vision.channel_shuffle_plain(x, groups)
+        if out is not None:
+            return out
+    return _channel_shuffle(x, groups)
+
+
+@ar.resolving
+@ar.numpy_path_for_cpu_tensors
+def _channel_shuffle(x: Array, groups: int) -> Any:
+    """channel_shuffle's general path: conversions, every check and its error."""
     groups = ar.check_int(groups, "groups", minimum=1)
     x = _input(x, "x")
     if x.shape[1] % groups != 0:
