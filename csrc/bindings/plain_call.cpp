@@ -18,6 +18,8 @@ struct Torch {
   PyObject* float32 = nullptr;
   PyObject* float64 = nullptr;
   PyObject* boolean = nullptr;
+  PyObject* int64 = nullptr;
+  PyObject* increment_version = nullptr;  // torch.autograd.graph.increment_version
   PyObject* is_grad_enabled = nullptr;
   PyObject* tracing_state = nullptr;  // torch._C._get_tracing_state
   PyObject* functorch_level = nullptr;  // torch._C._functorch.maybe_current_level
@@ -33,7 +35,13 @@ struct Torch {
   PyObject* data_ptr = intern("data_ptr");
 
   PyObject* dtype_object(DType d) const {
-    return d == DType::float32 ? float32 : d == DType::float64 ? float64 : d == DType::boolean ? boolean : nullptr;
+    switch (d) {
+      case DType::float32: return float32;
+      case DType::float64: return float64;
+      case DType::boolean: return boolean;
+      case DType::int64: return int64;
+      default: return nullptr;
+    }
   }
 };
 
@@ -59,6 +67,8 @@ const Torch* torch_objects() {
   t->float32 = attr_path(module, {"float32"});
   t->float64 = attr_path(module, {"float64"});
   t->boolean = attr_path(module, {"bool"});
+  t->int64 = attr_path(module, {"int64"});
+  t->increment_version = attr_path(module, {"autograd", "graph", "increment_version"});
   t->is_grad_enabled = attr_path(module, {"is_grad_enabled"});
   t->tracing_state = attr_path(module, {"_C", "_get_tracing_state"});
   t->functorch_level = attr_path(module, {"_C", "_functorch", "maybe_current_level"});
@@ -82,7 +92,13 @@ bool is_true(PyObject* x, PyObject* name, bool call) {
 // numpy's type number of a dtype, for the dtypes the plain calls read
 int numpy_type(DType d) {
   using api = py::detail::npy_api;
-  return d == DType::float32 ? api::NPY_FLOAT_ : d == DType::float64 ? api::NPY_DOUBLE_ : api::NPY_BOOL_;
+  static const int int64 = py::dtype::of<int64_t>().num();  // the platform's int64 (long or long long)
+  switch (d) {
+    case DType::float32: return api::NPY_FLOAT_;
+    case DType::float64: return api::NPY_DOUBLE_;
+    case DType::int64: return int64;
+    default: return api::NPY_BOOL_;
+  }
 }
 
 }  // namespace
@@ -112,6 +128,16 @@ bool Args::read(PyObject* x, DType want, bool any_float, View& v) {
     }
   }
   return kind_ == Kind::numpy ? read_numpy(x, want, any_float, v) : read_torch(x, want, any_float, v);
+}
+
+bool Args::read_table(PyObject* x, View& v) {
+  if (!read_float(x, v)) return false;
+  if (kind_ == Kind::numpy) return (py::detail::array_proxy(x)->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_) != 0;
+  return !is_true(x, torch_objects()->requires_grad, false);
+}
+
+void Args::bump_version(PyObject* x) const {
+  if (kind_ == Kind::torch) steal(PyObject_CallOneArg(torch_objects()->increment_version, x));
 }
 
 bool Args::read_like(PyObject* x, DType want, const View& like, View& v) {
@@ -147,10 +173,10 @@ bool Args::read_torch(PyObject* x, DType want, bool any_float, View& v) {
     return false;
   const py::object dtype = steal(PyObject_GetAttr(x, t->dtype));
   if (any_float) want = dtype.ptr() == t->float64 ? DType::float64 : DType::float32;
-  // (bool tensors neither require grad nor carry a negative bit)
-  const bool real = want != DType::boolean;
+  // (only float tensors require grad; any can carry a negative bit: torch._neg_view)
+  const bool real = want == DType::float32 || want == DType::float64;
   if (dtype.ptr() != t->dtype_object(want) || !is_true(x, t->is_cpu, false) ||
-      (real && grad_enabled_ && is_true(x, t->requires_grad, false)) || (real && is_true(x, t->is_neg, true)) ||
+      (real && grad_enabled_ && is_true(x, t->requires_grad, false)) || is_true(x, t->is_neg, true) ||
       !is_true(x, t->is_contiguous, true))
     return false;
   const py::object shape = steal(PyObject_GetAttr(x, t->shape));

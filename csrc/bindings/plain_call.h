@@ -26,6 +26,9 @@ class Args {
   bool read(PyObject* x, DType want, View& v) { return read(x, want, false, v); }
   // Like read, of dtype float32 or float64 (v.dtype says which).
   bool read_float(PyObject* x, View& v) { return read(x, DType::float32, true, v); }
+  // Like read_float, a table the call updates in place: a writeable numpy array, or a torch
+  // tensor that does not require grad (autograd records no in-place update of a plain call).
+  bool read_table(PyObject* x, View& v);
   // Like read, and of shape `like`'s.
   bool read_like(PyObject* x, DType want, const View& like, View& v);
   // A new contiguous array of the call's kind, shape `shape` and dtype `dtype`, its view in v.
@@ -33,6 +36,9 @@ class Args {
   // A new contiguous array of the shape and dtype of `like`, an array this call read into
   // like_view, its view in v (for torch a shorter call than empty's).
   pybind11::object empty_like(PyObject* like, const View& like_view, View& v) const;
+  // Tells autograd that the torch tensor x changed (torch's in-place ops bump its version), so
+  // that a graph which saved it raises at backward; nothing for a numpy array.
+  void bump_version(PyObject* x) const;
 
  private:
   enum class Kind : uint8_t { unknown, numpy, torch, refused };

@@ -1,4 +1,6 @@
 // pybind11 for the RL family: views in, GIL released around every kernel.
+#include <limits>
+
 #include "bindings/common.h"
 #include "bindings/plain_call.h"
 #include "rl/bellman_api.h"
@@ -324,6 +326,56 @@ void bind_rl(py::module_& m) {
       },
       py::arg("estimator"), py::arg("rewards"), py::arg("values"), py::arg("next_values"), py::arg("terminated"),
       py::arg("truncated"), py::arg("gamma"), py::arg("lam"), py::arg("n"), py::arg("time_dim"));
+
+  // The TD updates' plain call (bindings/plain_call.h) for td0, sarsa and q_learning: a writeable
+  // float table (V [S] or Q [S, A]), int64 indices, rewards of the table's dtype and a bool mask,
+  // all [N] and of the table's kind; alpha a finite number >= 0, gamma one in [0, 1]; mode
+  // "sequential" or "accumulate". The TD errors, or None for any other call.
+  m.def(
+      "td_update_plain",
+      [](const std::string& rule, py::handle Q, py::handle s, py::handle a, py::handle r, py::handle s_next,
+         py::handle a_next, py::handle terminated, py::handle alpha, py::handle gamma, py::handle mode) -> py::object {
+        rl::TdViews v;
+        v.rule = parse_enum<rl::TdRule>(
+            rule, {{"td0", rl::TdRule::td0}, {"sarsa", rl::TdRule::sarsa}, {"q_learning", rl::TdRule::q_learning}},
+            "rule");
+        if (!PyUnicode_Check(mode.ptr())) return py::none();
+        if (PyUnicode_CompareWithASCIIString(mode.ptr(), "sequential") == 0) v.sequential = true;
+        else if (PyUnicode_CompareWithASCIIString(mode.ptr(), "accumulate") == 0) v.sequential = false;
+        else return py::none();
+        if (!plain::read_number(alpha.ptr(), 0.0, std::numeric_limits<double>::max(), v.alpha_scalar) ||
+            !plain::read_number(gamma.ptr(), 0.0, 1.0, v.gamma_scalar))
+          return py::none();
+        plain::Args args;
+        const bool td0 = v.rule == rl::TdRule::td0;
+        if (!args.read_table(Q.ptr(), v.Q) || v.Q.ndim() != (td0 ? 1 : 2) || v.Q.numel() == 0) return py::none();
+        if (td0) v.Q.shape.push_back(1), v.Q.strides.push_back(1);  // V [S] as [S, 1]
+        if (!args.read(s.ptr(), DType::int64, v.s) || v.s.ndim() != 1 ||
+            !args.read_like(s_next.ptr(), DType::int64, v.s, v.s_next) ||
+            !args.read_like(r.ptr(), v.Q.dtype, v.s, v.rewards) ||
+            !args.read_like(terminated.ptr(), DType::boolean, v.s, v.terminated))
+          return py::none();
+        auto index = [&](py::handle x, std::optional<View>& out, bool wanted) {
+          if (!wanted) return x.is_none();
+          View i;
+          if (!args.read_like(x.ptr(), DType::int64, v.s, i)) return false;
+          out = i;
+          return true;
+        };
+        if (!index(a, v.a, !td0) || !index(a_next, v.a_next, v.rule == rl::TdRule::sarsa)) return py::none();
+        View td;
+        py::object out = args.empty_like(r.ptr(), v.rewards, td);
+        rl::check_td_disjoint(v, td);
+        {
+          py::gil_scoped_release nogil;
+          TableLocks locks{v.Q.data};
+          rl::cpu::td_update(v, td);
+        }
+        args.bump_version(Q.ptr());
+        return out;
+      },
+      py::arg("rule"), py::arg("Q"), py::arg("s"), py::arg("a"), py::arg("r"), py::arg("s_next"), py::arg("a_next"),
+      py::arg("terminated"), py::arg("alpha"), py::arg("gamma"), py::arg("mode"));
 
   NIMBLEOPS_BIND_TD(cpu, "cpu")
   NIMBLEOPS_BIND_TRACES(cpu, "cpu")

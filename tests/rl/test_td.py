@@ -162,6 +162,64 @@ def test_plain_cpu_tensors_numpy_and_the_torch_path_agree(rule, rng):
         np.testing.assert_array_equal(Q2.numpy(), Q2n)
 
 
+@pytest.mark.parametrize("rule", ["td0", "q_learning", "sarsa"])
+@pytest.mark.parametrize("mode", ["sequential", "accumulate"])
+def test_the_plain_binding_takes_the_common_call_and_declines_the_rest(rule, mode, rng, monkeypatch):
+    """``_C.rl.td_update_plain`` (one binding call reading the arrays in C++) runs the common call,
+    updating the table and returning the TD errors as the general path does (bumping a torch
+    table's version), and answers None for any other call, which the general path then serves."""
+    from nimbleops import _C
+
+    b = batch(rng, 10, 3, 20, "float64")
+    Q0 = rng.standard_normal((10,) if rule == "td0" else (10, 3))
+    kinds = [(np.asarray, lambda x: x)]
+    try:
+        import torch
+        kinds.append((torch.from_numpy, lambda x: x.numpy()))
+    except ImportError:
+        torch = None
+    for make, back in kinds:
+        want = Q0.copy()
+        with monkeypatch.context() as m:
+            m.setattr(_C.rl, "td_update_plain", lambda *_: None)  # the general path alone
+            td_want = run(rl, rule, [want], b, 0.5, 0.9, mode)
+        x = {k: make(v.copy()) for k, v in b.items()}
+        Q = make(Q0.copy())
+        version = getattr(Q, "_version", 0)
+        args = dict(rule=rule, Q=Q, s=x["s"], a=None if rule == "td0" else x["a"], r=x["r"], s_next=x["s_next"],
+                    a_next=x["a_next"] if rule == "sarsa" else None, terminated=x["terminated"], alpha=0.5,
+                    gamma=0.9, mode=mode)
+        td = _C.rl.td_update_plain(**args)
+        assert type(td) is type(Q) and getattr(Q, "_version", 1) > version
+        np.testing.assert_array_equal(back(td), back(td_want) if not isinstance(td_want, np.ndarray) else td_want)
+        np.testing.assert_array_equal(back(Q), want)
+        before = back(Q).copy()
+        declined = [
+            {"Q": make(Q0.astype(np.float32))},  # rewards of another dtype
+            {"Q": make(np.stack([Q0] * 2, -1)[..., 0])},  # not contiguous
+            {"s": make(b["s"].astype(np.int32))},
+            {"s": make(b["s"][:5])},  # lengths differ
+            {"terminated": make(b["terminated"].astype(np.uint8))},
+            {"a": None} if rule != "td0" else {"a": x["a"]},
+            {"a_next": x["a"]} if rule != "sarsa" else {"a_next": None},
+            {"alpha": float("inf")}, {"alpha": -0.5}, {"alpha": np.float64(0.5)}, {"gamma": 1.5}, {"gamma": True},
+            {"mode": "parallel"}, {"mode": None},
+        ]
+        if make is np.asarray:
+            frozen = Q0.copy()
+            frozen.flags.writeable = False
+            declined += [{"Q": frozen}] + ([{"s": torch.from_numpy(b["s"])}] if torch is not None else [])
+        else:
+            declined += [{"Q": torch.from_numpy(Q0.copy()).requires_grad_()}, {"s": b["s"]},
+                         {"s": torch._neg_view(torch.from_numpy(-b["s"]))}]
+        for change in declined:
+            assert _C.rl.td_update_plain(**{**args, **change}) is None, change
+        np.testing.assert_array_equal(back(Q), before)  # nothing written by a declined call
+        with pytest.raises(IndexError):  # the kernel's own check, before anything is written
+            _C.rl.td_update_plain(**{**args, "s_next": make(np.full(20, 10))})
+        np.testing.assert_array_equal(back(Q), before)
+
+
 def test_thread_count_does_not_change_results(rng):
     S, A, N = 1000, 8, 50_000
     b = batch(rng, S, A, N, "float32")

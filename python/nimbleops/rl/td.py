@@ -37,7 +37,6 @@ from .._arrays import Array
 MODES = ("sequential", "accumulate")
 
 
-@ar.resolving
 def td0_update_(V: Array, s: Array, r: Array, s_next: Array, terminated: Array, *, alpha: Array, gamma: Array,
                 mode: str = "sequential") -> Array:
     """TD(0) on state values: ``delta = r + gamma (1 - terminated) V[s_next] - V[s]``,
@@ -51,10 +50,12 @@ def td0_update_(V: Array, s: Array, r: Array, s_next: Array, terminated: Array, 
     Returns:
         The TD errors ``delta [N]`` (the table's dtype and kind); the table is updated in place.
     """
-    return _update("td0", V, None, s, None, r, s_next, None, terminated, alpha, gamma, mode)
+    out = _plain_call("td0", V, s, None, r, s_next, None, terminated, alpha, gamma, mode)
+    if out is not None:
+        return out
+    return _general_update("td0", V, None, s, None, r, s_next, None, terminated, alpha, gamma, mode)
 
 
-@ar.resolving
 def sarsa_update_(Q: Array, s: Array, a: Array, r: Array, s_next: Array, a_next: Array, terminated: Array, *,
                   alpha: Array, gamma: Array, mode: str = "sequential") -> Array:
     """SARSA: ``delta = r + gamma (1 - terminated) Q[s_next, a_next] - Q[s, a]``,
@@ -68,10 +69,12 @@ def sarsa_update_(Q: Array, s: Array, a: Array, r: Array, s_next: Array, a_next:
     Returns:
         The TD errors ``delta [N]`` (the table's dtype and kind); the table is updated in place.
     """
-    return _update("sarsa", Q, None, s, a, r, s_next, a_next, terminated, alpha, gamma, mode)
+    out = _plain_call("sarsa", Q, s, a, r, s_next, a_next, terminated, alpha, gamma, mode)
+    if out is not None:
+        return out
+    return _general_update("sarsa", Q, None, s, a, r, s_next, a_next, terminated, alpha, gamma, mode)
 
 
-@ar.resolving
 def q_learning_update_(Q: Array, s: Array, a: Array, r: Array, s_next: Array, terminated: Array, *, alpha: Array,
                        gamma: Array, mode: str = "sequential") -> Array:
     """Q-learning: ``delta = r + gamma (1 - terminated) max_a' Q[s_next, a'] - Q[s, a]``,
@@ -85,7 +88,10 @@ def q_learning_update_(Q: Array, s: Array, a: Array, r: Array, s_next: Array, te
     Returns:
         The TD errors ``delta [N]`` (the table's dtype and kind); the table is updated in place.
     """
-    return _update("q_learning", Q, None, s, a, r, s_next, None, terminated, alpha, gamma, mode)
+    out = _plain_call("q_learning", Q, s, a, r, s_next, None, terminated, alpha, gamma, mode)
+    if out is not None:
+        return out
+    return _general_update("q_learning", Q, None, s, a, r, s_next, None, terminated, alpha, gamma, mode)
 
 
 @ar.resolving
@@ -131,6 +137,17 @@ def double_q_learning_update_(Q1: Array, Q2: Array, s: Array, a: Array, r: Array
         The TD errors ``delta [N]`` (the table's dtype and kind); the table is updated in place.
     """
     return _update("double_q", Q1, Q2, s, a, r, s_next, None, terminated, alpha, gamma, mode, update_first=update_first)
+
+
+def _plain_call(rule, Q, s, a, r, s_next, a_next, terminated, alpha, gamma, mode):
+    """The common call in one binding call (``_C.rl.td_update_plain``, which reads and checks the
+    arrays in C++): a writeable float table, int64 indices, rewards of the table's dtype and a bool
+    mask, all numpy arrays or all plain CPU tensors (the table not requiring grad), alpha and gamma
+    numbers. The TD errors, or None for any other call, which then takes the general path: the
+    updates are the same either way."""
+    if ar.compiling():
+        return None
+    return _C.rl.td_update_plain(rule, Q, s, a, r, s_next, a_next, terminated, alpha, gamma, mode)
 
 
 def _table(x, name: str, ndim: int, allow_empty: bool = False):
@@ -281,6 +298,9 @@ def _update(rule, Q, Q2, s, a, r, s_next, a_next, terminated, alpha, gamma, mode
         view(update_first), ar.view(td), stream)
     ar.bump_versions(Q, Q2)
     return td
+
+
+_general_update = ar.resolving(_update)
 
 
 def check_on_host(*indices, rewards=None) -> None:
