@@ -1,6 +1,8 @@
 // The plain calls' argument reading (plain_call.h). Everything here runs with the GIL held.
 #include "bindings/plain_call.h"
 
+#include <limits>
+
 #include <pybind11/numpy.h>
 
 namespace py = pybind11;
@@ -26,12 +28,15 @@ struct Torch {
   PyObject* empty = nullptr;  // torch.empty
   PyObject* empty_like = nullptr;  // torch.empty_like
   PyObject* dtype_kw = nullptr;  // ("dtype",), the keyword names of empty's call
+  PyObject* dtype_format_kw = nullptr;  // ("dtype", "memory_format")
+  PyObject* channels_last = nullptr;  // torch.channels_last
   PyObject* is_cpu = intern("is_cpu");
   PyObject* dtype = intern("dtype");
   PyObject* requires_grad = intern("requires_grad");
   PyObject* is_neg = intern("is_neg");
   PyObject* is_contiguous = intern("is_contiguous");
   PyObject* shape = intern("shape");
+  PyObject* stride = intern("stride");
   PyObject* data_ptr = intern("data_ptr");
 
   PyObject* dtype_object(DType d) const {
@@ -75,6 +80,8 @@ const Torch* torch_objects() {
   t->empty = attr_path(module, {"empty"});
   t->empty_like = attr_path(module, {"empty_like"});
   t->dtype_kw = py::make_tuple("dtype").release().ptr();
+  t->dtype_format_kw = py::make_tuple("dtype", "memory_format").release().ptr();
+  t->channels_last = attr_path(module, {"channels_last"});
   cached = t;
   return cached;
 }
@@ -103,7 +110,7 @@ int numpy_type(DType d) {
 
 }  // namespace
 
-bool Args::read(PyObject* x, DType want, bool any_float, View& v) {
+bool Args::read(PyObject* x, DType want, bool any_float, View& v, bool image) {
   if (kind_ == Kind::refused) return false;
   const auto& np = py::detail::npy_api::get();
   if (kind_ == Kind::unknown) {
@@ -127,7 +134,7 @@ bool Args::read(PyObject* x, DType want, bool any_float, View& v) {
       kind_ = Kind::torch;
     }
   }
-  return kind_ == Kind::numpy ? read_numpy(x, want, any_float, v) : read_torch(x, want, any_float, v);
+  return kind_ == Kind::numpy ? read_numpy(x, want, any_float, v, image) : read_torch(x, want, any_float, v, image);
 }
 
 bool Args::read_table(PyObject* x, View& v) {
@@ -144,7 +151,22 @@ bool Args::read_like(PyObject* x, DType want, const View& like, View& v) {
   return read(x, want, v) && v.shape == like.shape;
 }
 
-bool Args::read_numpy(PyObject* x, DType want, bool any_float, View& v) {
+// v's strides for its shape, C-contiguous
+static void contiguous_strides(View& v) {
+  v.strides.resize(v.shape.size());
+  for (size_t i = v.shape.size(), step = 1; i-- > 0;) {
+    v.strides[i] = int64_t(step);
+    step *= size_t(v.shape[i]);
+  }
+}
+
+// v's strides for its [N, C, H, W] shape stored as [N, H, W, C]
+static void channels_last_strides(View& v) {
+  const int64_t C = v.shape[1], W = v.shape[3];
+  v.strides = {v.shape[2] * W * C, 1, W * C, C};
+}
+
+bool Args::read_numpy(PyObject* x, DType want, bool any_float, View& v, bool image) {
   const auto& np = py::detail::npy_api::get();
   if (Py_TYPE(x) != np.PyArray_Type_) return false;
   const auto* a = py::detail::array_proxy(x);
@@ -152,21 +174,30 @@ bool Args::read_numpy(PyObject* x, DType want, bool any_float, View& v) {
   constexpr int flags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
   if (any_float)
     want = d->type_num == numpy_type(DType::float64) ? DType::float64 : DType::float32;
-  if (d->type_num != numpy_type(want) || (d->byteorder != '=' && d->byteorder != '|') || (a->flags & flags) != flags)
+  if (d->type_num != numpy_type(want) || (d->byteorder != '=' && d->byteorder != '|') ||
+      !(a->flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_) || (image && a->nd != 4))
     return false;
   v.data = a->data;
   v.dtype = want;
   v.device = -1;
   v.shape.assign(a->dimensions, a->dimensions + a->nd);
-  v.strides.resize(size_t(a->nd));
-  for (size_t i = v.strides.size(), step = 1; i-- > 0;) {  // C-contiguous: the strides follow from the shape
-    v.strides[i] = int64_t(step);
-    step *= size_t(v.shape[i]);
+  if ((a->flags & flags) == flags) {  // C-contiguous: the strides follow from the shape
+    contiguous_strides(v);
+    return true;
   }
+  if (!image) return false;
+  const int64_t item = dtype_size(want);
+  v.strides.resize(4);
+  for (int i = 0; i < 4; ++i) {
+    if (a->strides[i] % item != 0) return false;
+    v.strides[size_t(i)] = a->strides[i] / item;
+  }
+  if (!v.is_channels_last()) return false;
+  channels_last_strides(v);  // the dense form (the strides of dimensions of size 1 are free)
   return true;
 }
 
-bool Args::read_torch(PyObject* x, DType want, bool any_float, View& v) {
+bool Args::read_torch(PyObject* x, DType want, bool any_float, View& v, bool image) {
   const Torch* t = torch_objects();
   if (Py_TYPE(x) != reinterpret_cast<PyTypeObject*>(t->tensor) &&
       Py_TYPE(x) != reinterpret_cast<PyTypeObject*>(t->parameter))
@@ -176,23 +207,32 @@ bool Args::read_torch(PyObject* x, DType want, bool any_float, View& v) {
   // (only float tensors require grad; any can carry a negative bit: torch._neg_view)
   const bool real = want == DType::float32 || want == DType::float64;
   if (dtype.ptr() != t->dtype_object(want) || !is_true(x, t->is_cpu, false) ||
-      (real && grad_enabled_ && is_true(x, t->requires_grad, false)) || is_true(x, t->is_neg, true) ||
-      !is_true(x, t->is_contiguous, true))
+      (real && grad_enabled_ && is_true(x, t->requires_grad, false)) || is_true(x, t->is_neg, true))
     return false;
+  const bool contiguous = is_true(x, t->is_contiguous, true);
+  if (!contiguous && !image) return false;
   const py::object shape = steal(PyObject_GetAttr(x, t->shape));
   if (!PyTuple_Check(shape.ptr())) return false;
   const Py_ssize_t n = PyTuple_GET_SIZE(shape.ptr());
+  if (image && n != 4) return false;
   v.shape.resize(size_t(n));
   for (Py_ssize_t i = 0; i < n; ++i) v.shape[size_t(i)] = PyLong_AsLongLong(PyTuple_GET_ITEM(shape.ptr(), i));
+  if (PyErr_Occurred()) throw py::error_already_set();
+  if (contiguous) {
+    contiguous_strides(v);
+  } else {  // an image: channels_last, or declined
+    const py::object strides = steal(PyObject_CallMethodNoArgs(x, t->stride));
+    if (!PyTuple_Check(strides.ptr()) || PyTuple_GET_SIZE(strides.ptr()) != 4) return false;
+    v.strides.resize(4);
+    for (size_t i = 0; i < 4; ++i) v.strides[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(strides.ptr(), Py_ssize_t(i)));
+    if (PyErr_Occurred()) throw py::error_already_set();
+    if (!v.is_channels_last()) return false;
+    channels_last_strides(v);
+  }
   v.data = PyLong_AsVoidPtr(steal(PyObject_CallMethodNoArgs(x, t->data_ptr)).ptr());
   if (PyErr_Occurred()) throw py::error_already_set();
   v.dtype = want;
   v.device = -1;
-  v.strides.resize(size_t(n));
-  for (size_t i = v.strides.size(), step = 1; i-- > 0;) {
-    v.strides[i] = int64_t(step);
-    step *= size_t(v.shape[i]);
-  }
   return true;
 }
 
@@ -216,10 +256,32 @@ py::object Args::empty(const std::vector<int64_t>& shape, DType dtype, View& v) 
   v.dtype = dtype;
   v.device = -1;
   v.shape = shape;
-  v.strides.resize(shape.size());
-  for (size_t i = shape.size(), step = 1; i-- > 0;) {
-    v.strides[i] = int64_t(step);
-    step *= size_t(shape[i]);
+  contiguous_strides(v);
+  return out;
+}
+
+py::object Args::empty_image(const std::vector<int64_t>& shape, DType dtype, bool channels_last, View& v) const {
+  if (!channels_last) return empty(shape, dtype, v);
+  py::object out;
+  v.dtype = dtype;
+  v.device = -1;
+  v.shape = shape;
+  channels_last_strides(v);
+  if (kind_ == Kind::numpy) {
+    const auto& np = py::detail::npy_api::get();
+    Py_intptr_t dims[4], strides[4];
+    for (int i = 0; i < 4; ++i) dims[i] = shape[size_t(i)], strides[i] = v.strides[size_t(i)] * dtype_size(dtype);
+    out = steal(np.PyArray_NewFromDescr_(np.PyArray_Type_, np.PyArray_DescrFromType_(numpy_type(dtype)), 4, dims,
+                                         strides, nullptr, 0, nullptr));
+    v.data = py::detail::array_proxy(out.ptr())->data;
+  } else {
+    const Torch* t = torch_objects();
+    py::tuple size(4);
+    for (size_t i = 0; i < 4; ++i) size[i] = py::int_(shape[i]);
+    PyObject* args[] = {size.ptr(), t->dtype_object(dtype), t->channels_last};
+    out = steal(PyObject_Vectorcall(t->empty, args, 1, t->dtype_format_kw));
+    v.data = PyLong_AsVoidPtr(steal(PyObject_CallMethodNoArgs(out.ptr(), t->data_ptr)).ptr());
+    if (PyErr_Occurred()) throw py::error_already_set();
   }
   return out;
 }
@@ -254,6 +316,14 @@ bool read_int(PyObject* x, int64_t lo, int64_t hi, int64_t& out) {
   int overflow = 0;
   out = PyLong_AsLongLongAndOverflow(x, &overflow);
   return !overflow && lo <= out && out <= hi;
+}
+
+bool read_pair(PyObject* x, int64_t lo, int64_t& h, int64_t& w) {
+  constexpr int64_t hi = std::numeric_limits<int64_t>::max();
+  if (PyLong_CheckExact(x)) return read_int(x, lo, hi, h) && read_int(x, lo, hi, w);
+  if ((PyTuple_CheckExact(x) || PyList_CheckExact(x)) && PySequence_Fast_GET_SIZE(x) == 2)
+    return read_int(PySequence_Fast_GET_ITEM(x, 0), lo, hi, h) && read_int(PySequence_Fast_GET_ITEM(x, 1), lo, hi, w);
+  return false;
 }
 
 }  // namespace plain

@@ -26,6 +26,9 @@ class Args {
   bool read(PyObject* x, DType want, View& v) { return read(x, want, false, v); }
   // Like read, of dtype float32 or float64 (v.dtype says which).
   bool read_float(PyObject* x, View& v) { return read(x, DType::float32, true, v); }
+  // Like read_float, a 4-d image batch [N, C, H, W] stored NCHW-contiguous or channels_last
+  // (v's strides say which).
+  bool read_image(PyObject* x, View& v) { return read(x, DType::float32, true, v, true); }
   // Like read_float, a table the call updates in place: a writeable numpy array, or a torch
   // tensor that does not require grad (autograd records no in-place update of a plain call).
   bool read_table(PyObject* x, View& v);
@@ -33,6 +36,9 @@ class Args {
   bool read_like(PyObject* x, DType want, const View& like, View& v);
   // A new contiguous array of the call's kind, shape `shape` and dtype `dtype`, its view in v.
   pybind11::object empty(const std::vector<int64_t>& shape, DType dtype, View& v) const;
+  // A new [N, C, H, W] array of the call's kind and dtype `dtype`, channels_last where asked (else
+  // NCHW-contiguous), its view in v.
+  pybind11::object empty_image(const std::vector<int64_t>& shape, DType dtype, bool channels_last, View& v) const;
   // A new contiguous array of the shape and dtype of `like`, an array this call read into
   // like_view, its view in v (for torch a shorter call than empty's).
   pybind11::object empty_like(PyObject* like, const View& like_view, View& v) const;
@@ -42,9 +48,9 @@ class Args {
 
  private:
   enum class Kind : uint8_t { unknown, numpy, torch, refused };
-  bool read(PyObject* x, DType want, bool any_float, View& v);
-  bool read_numpy(PyObject* x, DType want, bool any_float, View& v);
-  bool read_torch(PyObject* x, DType want, bool any_float, View& v);
+  bool read(PyObject* x, DType want, bool any_float, View& v, bool image = false);
+  bool read_numpy(PyObject* x, DType want, bool any_float, View& v, bool image);
+  bool read_torch(PyObject* x, DType want, bool any_float, View& v, bool image);
   Kind kind_ = Kind::unknown;
   bool grad_enabled_ = false;
 };
@@ -53,6 +59,8 @@ class Args {
 bool read_number(PyObject* x, double lo, double hi, double& out);
 // x as a Python int in [lo, hi] (not a bool); false for anything else.
 bool read_int(PyObject* x, int64_t lo, int64_t hi, int64_t& out);
+// x as an (h, w) pair of Python ints >= lo: an int, or a tuple or list of two; false otherwise.
+bool read_pair(PyObject* x, int64_t lo, int64_t& h, int64_t& w);
 // x as a Python int in [lo, hi] (not a bool).
 inline bool read_int(PyObject* x, int64_t lo, int64_t hi) {
   int64_t unused;

@@ -255,6 +255,39 @@ void bind_vision(py::module_& m) {
       },
       py::arg("x"), py::arg("groups"));
   m.def(
+      "depthwise_plain",
+      [](py::handle x, py::handle weight, py::handle bias, py::handle stride, py::handle padding,
+         py::handle dilation) -> py::object {
+        vision::DepthwiseViews v;
+        plain::Args args;
+        View out;
+        if (!plain::read_pair(stride.ptr(), 1, v.sh, v.sw) || !plain::read_pair(padding.ptr(), 0, v.pad_h, v.pad_w) ||
+            !plain::read_pair(dilation.ptr(), 1, v.dh, v.dw) || !args.read_image(x.ptr(), v.x) ||
+            !args.read(weight.ptr(), v.x.dtype, v.weight) || v.weight.ndim() != 4)
+          return py::none();
+        v.KH = v.weight.shape[2];
+        v.KW = v.weight.shape[3];
+        if (!bias.is_none()) {
+          View b;
+          if (!args.read(bias.ptr(), v.x.dtype, b) || b.ndim() != 1) return py::none();
+          v.bias = b;
+        }
+        v.stream = 0;
+        try {
+          vision::check_depthwise(v);
+        } catch (const std::invalid_argument&) {
+          return py::none();
+        }
+        const vision::DepthwiseShape& s = v.shape;
+        py::object o = args.empty_image({s.N, s.Cout, s.OH, s.OW}, v.x.dtype, s.channels_last, out);
+        {
+          py::gil_scoped_release nogil;
+          vision::cpu::depthwise_forward(v, out);
+        }
+        return o;
+      },
+      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"), py::arg("dilation"));
+  m.def(
       "pointwise_plain",
       [](py::handle x, py::handle weight, py::handle bias, py::handle groups, py::handle activation,
          py::handle shuffle_groups) -> py::object {

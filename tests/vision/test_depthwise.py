@@ -369,8 +369,9 @@ def test_same_bits_at_any_thread_count():
 
 @needs_torch
 def test_torch_cpu_common_case(monkeypatch):
-    """CPU tensors without autograd take the short path (depthwise._torch_cpu_forward): the same
-    values and strides as the general path; what it does not take goes on to the general path."""
+    """numpy arrays and CPU tensors without autograd, NCHW or channels_last, take the plain call
+    (one binding call, ``_C.vision.depthwise_plain``): the same values and strides as the general
+    path; what it does not take goes on to the general path."""
     from nimbleops.vision import depthwise
 
     rng = np.random.default_rng(4)
@@ -378,12 +379,15 @@ def test_torch_cpu_common_case(monkeypatch):
     w = torch.from_numpy(rng.standard_normal((12, 1, 5, 3)))
     b = torch.from_numpy(rng.standard_normal(12))
     cases = []
-    monkeypatch.setattr(depthwise, "_torch_cpu_forward", lambda *_: None)  # the general path alone
+    monkeypatch.setattr(depthwise._C.vision, "depthwise_plain", lambda *_: None)  # the general path alone
     for dtype in (torch.float32, torch.float64):
         for fmt in (torch.contiguous_format, torch.channels_last):
             xs, ws, bs = x.to(dtype).contiguous(memory_format=fmt), w.to(dtype), b.to(dtype)
-            for args in ((bs, 1, 2, 1), (None, (2, 1), (1, 0), (1, 2)), (bs, 2, (0, 3), 1)):
+            for args in ((bs, 1, 2, 1), (None, (2, 1), (1, 0), (1, 2)), (bs, 2, [0, 3], 1)):
                 cases.append((xs, ws, args, vision.depthwise_conv2d(xs, ws, *args)))
+                as_numpy = tuple(a.numpy() if isinstance(a, torch.Tensor) else a for a in args)
+                xn = xs.numpy() if fmt is torch.contiguous_format else np.moveaxis(xs.permute(0, 2, 3, 1).numpy(), 3, 1)
+                cases.append((xn, ws.numpy(), as_numpy, vision.depthwise_conv2d(xn, ws.numpy(), *as_numpy)))
     monkeypatch.undo()
     param = torch.nn.Parameter(w.float())
 
@@ -393,7 +397,9 @@ def test_torch_cpu_common_case(monkeypatch):
     monkeypatch.setattr(depthwise, "_inputs", no_general_path)
     for xs, ws, args, general in cases:
         out = vision.depthwise_conv2d(xs, ws, *args)
-        assert out.stride() == general.stride() and torch.equal(out, general)
+        assert type(out) is type(general)
+        assert (out.strides == general.strides) if isinstance(out, np.ndarray) else (out.stride() == general.stride())
+        np.testing.assert_array_equal(np.asarray(out), np.asarray(general))
     with torch.no_grad():
         vision.depthwise_conv2d(x.float(), param, None, 1, 2)  # a Parameter, no graph to record
     xf, wf = x.float(), w.float()
@@ -403,7 +409,11 @@ def test_torch_cpu_common_case(monkeypatch):
                      lambda: vision.depthwise_conv2d(xf, wf, b.float().to("meta")),
                      lambda: vision.depthwise_conv2d(xf, wf.numpy()),
                      lambda: vision.depthwise_conv2d(xf, wf, None, True),
-                     lambda: vision.depthwise_conv2d(xf, wf, None, 1, -1)):
+                     lambda: vision.depthwise_conv2d(xf, wf, None, 1, -1),
+                     lambda: vision.depthwise_conv2d(xf, wf, None, (1, 1, 1)),
+                     lambda: vision.depthwise_conv2d(xf, wf, None, np.int64(1)),
+                     lambda: vision.depthwise_conv2d(xf.numpy()[:, :, ::2], wf.numpy()),
+                     lambda: vision.depthwise_conv2d(xf.numpy().astype(">f4"), wf.numpy())):
         with pytest.raises(AssertionError, match="general path"):
             declined()
     monkeypatch.undo()

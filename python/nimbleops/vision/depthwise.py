@@ -20,7 +20,6 @@ from ._depthwise_kernel import run_forward
 from ._layout import channels_last, empty_like_format
 
 
-@ar.resolving
 def depthwise_conv2d(x: Array, weight: Array, bias: Optional[Array] = None, stride: Size = 1, padding: Size = 0,
                      dilation: Size = 1) -> Any:
     """Depthwise convolution:
@@ -45,9 +44,16 @@ def depthwise_conv2d(x: Array, weight: Array, bias: Optional[Array] = None, stri
     nan where torch gives +-inf or a number (float64 matches torch; finite weights give the same
     result either way).
     """
-    out = _torch_cpu_forward(x, weight, bias, stride, padding, dilation)
-    if out is not None:
-        return out
+    if not ar.compiling():  # the common call in one binding call (Dynamo takes the custom op)
+        out = _C.vision.depthwise_plain(x, weight, bias, stride, padding, dilation)
+        if out is not None:
+            return out
+    return _depthwise_conv2d(x, weight, bias, stride, padding, dilation)
+
+
+@ar.resolving
+def _depthwise_conv2d(x, weight, bias, stride, padding, dilation):
+    """depthwise_conv2d's general path: conversions, every check and its error."""
     kind, x, weight, bias = _inputs(x, weight, bias)
     stride, padding, dilation = _pair(stride, "stride", 1), _pair(padding, "padding", 0), _pair(dilation, "dilation", 1)
     eh, ew = dilation[0] * (weight.shape[2] - 1) + 1, dilation[1] * (weight.shape[3] - 1) + 1
@@ -60,30 +66,6 @@ def depthwise_conv2d(x: Array, weight: Array, bias: Optional[Array] = None, stri
 
         return torch_ops.depthwise_conv2d(x, weight, bias, stride, padding, dilation)
     return run_forward(x, weight, bias, stride, padding, dilation)
-
-
-def _torch_cpu_forward(x, weight, bias, stride, padding, dilation):
-    """The common case in few steps, or None: CPU torch tensors (weight and bias plain tensors or
-    Parameters) in a native layout, no autograd graph to record and no compilation. The
-    arguments' checks (_pair) and the C++ handle's (shapes, dtypes, devices, contiguity, the
-    kernel's extent) decide the rest: any error of theirs sends the call on to the general path,
-    which names the problem in its own words."""
-    torch = ar._torch()
-    if torch is None or ar.needs_torch_op(x, weight, bias) or not ar.plain_cpu_float_tensor(x, torch) or \
-            not ar.plain_cpu_float_tensor(weight, torch) or (bias is not None and not ar.plain_cpu_float_tensor(bias, torch)):
-        return None
-    if weight.dim() != 4 or not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
-        return None
-    try:
-        h = _C.vision.DepthwiseInputs(_C.View.of_tensor(x), _C.View.of_tensor(weight),
-                                      None if bias is None else _C.View.of_tensor(bias), weight.shape[2:],
-                                      _pair(stride, "stride", 1), _pair(padding, "padding", 0),
-                                      _pair(dilation, "dilation", 1), 0)
-    except (TypeError, ValueError):
-        return None
-    out = empty_like_format(x, h.output_shape)
-    _C.vision.depthwise_forward_cpu(h, _C.View.of_tensor(out))
-    return out
 
 
 def _pair(v, name: str, lo: int) -> Tuple[int, int]:
