@@ -327,6 +327,55 @@ void bind_rl(py::module_& m) {
       py::arg("estimator"), py::arg("rewards"), py::arg("values"), py::arg("next_values"), py::arg("terminated"),
       py::arg("truncated"), py::arg("gamma"), py::arg("lam"), py::arg("n"), py::arg("time_dim"));
 
+  // The Bellman operators' plain call (bindings/plain_call.h) for q_values and the optimality
+  // backup: a dense P [..., S, A, S], R [..., S, A] and V [..., S] of one float dtype and kind,
+  // gamma a number in [0, 1], check a bool (the probability check fused into the sweep, the rows
+  // summing to at most 1 + tolerance[dtype]: mdp.py's ROW_SUM_TOL). Q, or (V_new, policy); None
+  // for any other call.
+  m.def(
+      "bellman_plain",
+      [](const std::string& op, py::handle P, py::handle R, py::handle V, py::handle gamma, py::handle check,
+         double tolerance_float32, double tolerance_float64) -> py::object {
+        const bool backup = parse_enum<bool>(op, {{"q_values", false}, {"optimality_backup", true}}, "op");
+        double g;
+        if (!plain::read_number(gamma.ptr(), 0.0, 1.0, g) || (check.ptr() != Py_True && check.ptr() != Py_False))
+          return py::none();
+        plain::Args args;
+        View Pv, Rv, Vv;
+        if (!args.read_float(P.ptr(), Pv) || Pv.ndim() < 3) return py::none();
+        const int n = Pv.ndim();
+        const int64_t S = Pv.shape[size_t(n - 1)], A = Pv.shape[size_t(n - 2)];
+        if (Pv.shape[size_t(n - 3)] != S || S < 1 || A < 1) return py::none();
+        std::vector<int64_t> batch(Pv.shape.begin(), Pv.shape.end() - 3), r_shape = batch, v_shape = batch;
+        r_shape.insert(r_shape.end(), {S, A});
+        v_shape.push_back(S);
+        if (!args.read(R.ptr(), Pv.dtype, Rv) || Rv.shape != r_shape || !args.read(V.ptr(), Pv.dtype, Vv) ||
+            Vv.shape != v_shape)
+          return py::none();
+        int64_t B = 1;
+        for (int64_t b : batch) B *= b;
+        rl::cpu::check_rewards(Rv, A);
+        rl::MdpViews mdp = rl::dense_views(Pv, Rv, B, S, A);
+        if (check.ptr() == Py_True) mdp.fused_check = Pv.dtype == DType::float32 ? tolerance_float32 : tolerance_float64;
+        if (!backup) {
+          View Q;
+          py::object out = args.empty_like(R.ptr(), Rv, Q);
+          py::gil_scoped_release nogil;
+          rl::cpu::q_values(mdp, Vv, g, Q);
+          return out;
+        }
+        View V_new, policy;
+        py::object v_out = args.empty_like(V.ptr(), Vv, V_new);
+        py::object p_out = args.empty(v_shape, DType::int64, policy);
+        {
+          py::gil_scoped_release nogil;
+          rl::cpu::optimality_backup(mdp, Vv, g, V_new, policy);
+        }
+        return py::make_tuple(v_out, p_out);
+      },
+      py::arg("op"), py::arg("P"), py::arg("R"), py::arg("V"), py::arg("gamma"), py::arg("check"),
+      py::arg("tolerance_float32"), py::arg("tolerance_float64"));
+
   // The TD updates' plain call (bindings/plain_call.h) for td0, sarsa and q_learning: a writeable
   // float table (V [S] or Q [S, A]), int64 indices, rewards of the table's dtype and a bool mask,
   // all [N] and of the table's kind; alpha a finite number >= 0, gamma one in [0, 1]; mode

@@ -580,6 +580,61 @@ def test_the_check_inside_the_sweep_reports_the_first_bad_row(shape, defect, op)
         nimbleops.set_num_threads(threads)
 
 
+@pytest.mark.parametrize("op", ["q_values", "optimality_backup"])
+def test_the_plain_binding_takes_the_common_call_and_declines_the_rest(op, monkeypatch):
+    """``_C.rl.bellman_plain`` (one binding call reading the arrays in C++) gives the general
+    path's results and errors for the common call, and answers None for every other call."""
+    from nimbleops import _C
+    from nimbleops.rl import bellman
+
+    rng = np.random.default_rng(9)
+    P, R = random_mdp(rng, 6, 3, (2,), infeasible=0.2)
+    V = rng.standard_normal((2, 6))
+    public = {"q_values": rl.q_values, "optimality_backup": rl.bellman_optimality_backup}[op]
+
+    def general(*args, **kw):
+        with monkeypatch.context() as m:
+            m.setattr(_C.rl, "bellman_plain", lambda *_: None)
+            return public(*args, **kw)
+
+    def plain(P, R, V, gamma=0.9, check=True):
+        return _C.rl.bellman_plain(op, P, R, V, gamma, check, *bellman.ROW_SUM_TOL.values())
+
+    kinds = [(lambda x: x, lambda x: x)]
+    try:
+        import torch
+        kinds.append((torch.from_numpy, lambda x: x.numpy()))
+    except ImportError:
+        torch = None
+    for make, back in kinds:
+        for dtype in ("float32", "float64"):
+            args = [make(x.astype(dtype)) for x in (P, R, V)]
+            got, want = plain(*args), general(*args, 0.9)
+            for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+                assert type(g) is type(w)
+                np.testing.assert_array_equal(back(g), back(w))
+        args = [make(x.copy()) for x in (P, R, V)]
+        for bad, match in ((0, "P: expected"), (1, "R: expected rewards without nan")):
+            broken = [back(a).copy() for a in args]
+            broken[bad].reshape(-1)[7] = np.nan
+            broken = [make(x) for x in broken]
+            with pytest.raises(ValueError, match=match) as from_plain:
+                plain(*broken)
+            with pytest.raises(ValueError) as from_general:
+                general(*broken, 0.9)
+            assert str(from_plain.value) == str(from_general.value)
+        declined = [
+            dict(P=make(P.astype("float32"))), dict(V=make(V[:1])), dict(R=make(R[0])),  # R broadcast
+            dict(R=make(np.broadcast_to(R[..., None], P.shape).copy())),  # R [..., S, A, S]
+            dict(P=make(P[..., :5])), dict(gamma=1.5), dict(gamma=np.float64(0.9)), dict(check=1),
+            dict(P=make(np.stack([P] * 2, -1)[..., 0])),  # not contiguous
+        ]
+        if torch is not None:
+            declined.append(dict(V=torch.from_numpy(V) if make is not torch.from_numpy else V))
+        for change in declined:
+            assert plain(**{**dict(P=args[0], R=args[1], V=args[2]), **change}) is None, change
+
+
 @pytest.mark.parametrize("shape", [(600, 4), (64, 8, 3), (32, 16, 4)])
 def test_the_check_inside_the_sweep_changes_no_result(shape):
     rng = np.random.default_rng(8)

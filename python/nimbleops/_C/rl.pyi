@@ -7,7 +7,7 @@ from __future__ import annotations
 import collections.abc
 import nimbleops._C
 import typing
-__all__: list[str] = ['Mdp', 'ReturnsInputs', 'all_finite', 'check_csr', 'check_index_range', 'check_probabilities', 'check_rewards', 'csr_row_sums', 'expectation_backup_cpu', 'expectation_backup_cuda', 'finite_horizon_cpu', 'finite_horizon_cuda', 'linear_td_step_cpu', 'linear_td_step_cuda', 'modified_policy_iteration_cpu', 'modified_policy_iteration_cuda', 'optimality_backup_cpu', 'optimality_backup_cuda', 'policy_evaluation_cpu', 'policy_evaluation_cuda', 'policy_iteration_cpu', 'policy_iteration_cuda', 'q_values_cpu', 'q_values_cuda', 'returns_backward_cpu', 'returns_backward_cuda', 'returns_forward_cpu', 'returns_forward_cuda', 'returns_plain', 'tabular_trace_step_cpu', 'tabular_trace_step_cuda', 'td_update_cpu', 'td_update_cuda', 'td_update_plain', 'value_iteration_cpu', 'value_iteration_cuda']
+__all__: list[str] = ['Mdp', 'ReturnsInputs', 'all_finite', 'bellman_plain', 'check_csr', 'check_index_range', 'check_probabilities', 'check_rewards', 'csr_row_sums', 'expectation_backup_cpu', 'expectation_backup_cuda', 'finite_horizon_cpu', 'finite_horizon_cuda', 'linear_td_step_cpu', 'linear_td_step_cuda', 'modified_policy_iteration_cpu', 'modified_policy_iteration_cuda', 'optimality_backup_cpu', 'optimality_backup_cuda', 'policy_evaluation_cpu', 'policy_evaluation_cuda', 'policy_iteration_cpu', 'policy_iteration_cuda', 'q_values_cpu', 'q_values_cuda', 'returns_backward_cpu', 'returns_backward_cuda', 'returns_forward_cpu', 'returns_forward_cuda', 'returns_plain', 'tabular_trace_step_cpu', 'tabular_trace_step_cuda', 'td_update_cpu', 'td_update_cuda', 'td_update_plain', 'value_iteration_cpu', 'value_iteration_cuda']
 class Mdp:
     @staticmethod
     def dense(arg0: nimbleops._C.View, arg1: nimbleops._C.View, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex) -> Mdp:
@@ -37,6 +37,8 @@ class ReturnsInputs:
     def __init__(self, estimator: str, rewards: nimbleops._C.View, values: nimbleops._C.View | None, next_values: nimbleops._C.View, terminated: nimbleops._C.View, truncated: nimbleops._C.View, gamma: nimbleops._C.View | None, gamma_scalar: typing.SupportsFloat | typing.SupportsIndex, lam: typing.SupportsFloat | typing.SupportsIndex, n: typing.SupportsInt | typing.SupportsIndex, rhos: nimbleops._C.View | None, traces: nimbleops._C.View | None, stream: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
 def all_finite(arg0: nimbleops._C.View) -> bool:
+    ...
+def bellman_plain(op: str, P: typing.Any, R: typing.Any, V: typing.Any, gamma: typing.Any, check: typing.Any, tolerance_float32: typing.SupportsFloat, tolerance_float64: typing.SupportsFloat) -> typing.Any:
     ...
 def check_csr(arg0: nimbleops._C.View, arg1: nimbleops._C.View, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...

@@ -27,7 +27,7 @@ import numpy as np
 from .. import _C
 from .. import _arrays as ar
 from .._arrays import Array
-from .mdp import PreparedMdp, SparseTransitions, mark_leaky, prepare
+from .mdp import ROW_SUM_TOL, PreparedMdp, SparseTransitions, mark_leaky, prepare
 
 Model = Union[Any, SparseTransitions]
 
@@ -142,8 +142,16 @@ def _policy(policy, m: PreparedMdp, name: str = "policy"):
 # ---------------------------------------------------------------------------------- operators
 
 
-@ar.resolving
-@_numpy_for_cpu_tensors
+def _plain_call(op, P, R, V, gamma, check):
+    """The common call in one binding call (``_C.rl.bellman_plain``, which reads and checks the
+    arrays in C++): dense P ``[..., S, A, S]``, R ``[..., S, A]`` and V ``[..., S]`` of one float
+    dtype, all numpy arrays or all plain CPU tensors, gamma a number, check a bool. None for any
+    other call, which then takes the general path: the results are the same either way."""
+    if ar.compiling():
+        return None
+    return _C.rl.bellman_plain(op, P, R, V, gamma, check, ROW_SUM_TOL["float32"], ROW_SUM_TOL["float64"])
+
+
 def q_values(P: Model, R: Array, V: Array, gamma: float, *, check: bool = True) -> Array:
     """Action values: ``Q[s, a] = R[s, a] + gamma * sum_s' P[s, a, s'] V[s']``.
 
@@ -157,6 +165,13 @@ def q_values(P: Model, R: Array, V: Array, gamma: float, *, check: bool = True) 
     Returns:
         ``Q [..., S, A]``, -inf for the infeasible actions.
     """
+    out = _plain_call("q_values", P, R, V, gamma, check)
+    return out if out is not None else _q_values(P, R, V, gamma, check=check)
+
+
+@ar.resolving
+@_numpy_for_cpu_tensors
+def _q_values(P, R, V, gamma, *, check):
     m = prepare(P, R, check=check, extra={"V": V}, single_sweep=True)
     V = m.values(V, "V")
     Q = ar.empty(m.batch_shape + (m.S, m.A), m.dtype, m.kind)
@@ -164,8 +179,6 @@ def q_values(P: Model, R: Array, V: Array, gamma: float, *, check: bool = True) 
     return Q
 
 
-@ar.resolving
-@_numpy_for_cpu_tensors
 def bellman_optimality_backup(P: Model, R: Array, V: Array, gamma: float, *, check: bool = True) -> Tuple[Array, Array]:
     """One sweep of the optimality operator: ``V_new[s] = max_a Q[s, a]``, Q as in
     :func:`q_values`.
@@ -177,6 +190,13 @@ def bellman_optimality_backup(P: Model, R: Array, V: Array, gamma: float, *, che
         ``(V_new [..., S], greedy_policy [..., S] int64)``: the greedy policy is the maximising
         action, ties going to the lowest action index (numpy's argmax rule).
     """
+    out = _plain_call("optimality_backup", P, R, V, gamma, check)
+    return out if out is not None else _optimality_backup(P, R, V, gamma, check=check)
+
+
+@ar.resolving
+@_numpy_for_cpu_tensors
+def _optimality_backup(P, R, V, gamma, *, check):
     m = prepare(P, R, check=check, extra={"V": V}, single_sweep=True)
     V = m.values(V, "V")
     V_new = ar.empty(m.batch_shape + (m.S,), m.dtype, m.kind)
