@@ -1,5 +1,7 @@
 // pybind11 for the RL family: views in, GIL released around every kernel.
+#include <algorithm>
 #include <limits>
+#include <tuple>
 
 #include "bindings/common.h"
 #include "bindings/plain_call.h"
@@ -326,6 +328,122 @@ void bind_rl(py::module_& m) {
       },
       py::arg("estimator"), py::arg("rewards"), py::arg("values"), py::arg("next_values"), py::arg("terminated"),
       py::arg("truncated"), py::arg("gamma"), py::arg("lam"), py::arg("n"), py::arg("time_dim"));
+
+  // The eligibility-trace steps' plain calls (bindings/plain_call.h): a writeable float table or
+  // weight vector with its traces (and v_old) of its dtype and shape, int64 indices, rewards of
+  // its dtype and bool masks, all [B] and of one kind; alpha, gamma, lam numbers in range; a
+  // known trace kind. The TD errors, or None for any other call.
+  m.def(
+      "tabular_trace_plain",
+      [](const std::string& rule, py::handle Q, py::handle e, py::handle s, py::handle a, py::handle r,
+         py::handle s_next, py::handle a_next, py::handle terminated, py::handle truncated, py::handle alpha,
+         py::handle gamma, py::handle lam, py::handle kind) -> py::object {
+        rl::TabularTraceViews v;
+        v.rule = parse_enum<rl::TraceRule>(rule,
+                                           {{"td_lambda", rl::TraceRule::td_lambda},
+                                            {"sarsa_lambda", rl::TraceRule::sarsa_lambda},
+                                            {"watkins_q_lambda", rl::TraceRule::watkins_q_lambda}},
+                                           "rule");
+        if (!PyUnicode_Check(kind.ptr())) return py::none();
+        if (PyUnicode_CompareWithASCIIString(kind.ptr(), "accumulating") == 0) v.kind = rl::TraceKind::accumulating;
+        else if (PyUnicode_CompareWithASCIIString(kind.ptr(), "replacing") == 0) v.kind = rl::TraceKind::replacing;
+        else if (PyUnicode_CompareWithASCIIString(kind.ptr(), "dutch") == 0) v.kind = rl::TraceKind::dutch;
+        else return py::none();
+        if (!plain::read_number(alpha.ptr(), 0.0, 1.0, v.alpha) || !plain::read_number(gamma.ptr(), 0.0, 1.0, v.gamma) ||
+            !plain::read_number(lam.ptr(), 0.0, 1.0, v.lam))
+          return py::none();
+        plain::Args args;
+        const bool td = v.rule == rl::TraceRule::td_lambda;
+        if (!args.read_table(Q.ptr(), v.Q) || v.Q.ndim() != (td ? 1 : 2) || v.Q.numel() == 0 ||
+            !args.read(s.ptr(), DType::int64, v.s) || v.s.ndim() != 1 || !args.read_table(e.ptr(), v.e) ||
+            v.e.dtype != v.Q.dtype || v.e.ndim() != v.Q.ndim() + 1 || v.e.shape[0] != v.s.shape[0] ||
+            !std::equal(v.Q.shape.begin(), v.Q.shape.end(), v.e.shape.begin() + 1) ||
+            !args.read_like(s_next.ptr(), DType::int64, v.s, v.s_next) ||
+            !args.read_like(r.ptr(), v.Q.dtype, v.s, v.rewards) ||
+            !args.read_like(terminated.ptr(), DType::boolean, v.s, v.terminated) ||
+            !args.read_like(truncated.ptr(), DType::boolean, v.s, v.truncated))
+          return py::none();
+        for (auto [x, out, wanted] : {std::tuple{a, &v.a, !td}, std::tuple{a_next, &v.a_next, !td}}) {
+          if (!wanted) {
+            if (!x.is_none()) return py::none();
+            continue;
+          }
+          View i;
+          if (!args.read_like(x.ptr(), DType::int64, v.s, i)) return py::none();
+          *out = i;
+        }
+        if (td) {  // V [S] and e [B, S] as [S, 1] and [B, S, 1]
+          v.Q.shape.push_back(1), v.Q.strides.push_back(1);
+          v.e.shape.push_back(1), v.e.strides = {v.e.shape[1], 1, 1};
+        }
+        View td_errors;
+        py::object out = args.empty_like(r.ptr(), v.rewards, td_errors);
+        rl::check_trace_disjoint(v, td_errors);
+        {
+          py::gil_scoped_release nogil;
+          TableLocks locks{v.Q.data, v.e.data};
+          rl::cpu::tabular_trace_step(v, td_errors);
+        }
+        args.bump_version(Q.ptr());
+        args.bump_version(e.ptr());
+        return out;
+      },
+      py::arg("rule"), py::arg("Q"), py::arg("e"), py::arg("s"), py::arg("a"), py::arg("r"), py::arg("s_next"),
+      py::arg("a_next"), py::arg("terminated"), py::arg("truncated"), py::arg("alpha"), py::arg("gamma"),
+      py::arg("lam"), py::arg("kind"));
+  m.def(
+      "linear_trace_plain",
+      [](const std::string& rule, py::handle w, py::handle z, py::handle v_old, py::handle phi, py::handle r,
+         py::handle phi_next, py::handle terminated, py::handle truncated, py::handle alpha, py::handle gamma,
+         py::handle lam) -> py::object {
+        rl::LinearTraceViews v;
+        v.rule = parse_enum<rl::LinearRule>(rule,
+                                            {{"td0", rl::LinearRule::td0},
+                                             {"td_lambda", rl::LinearRule::td_lambda},
+                                             {"true_online", rl::LinearRule::true_online}},
+                                            "rule");
+        if (!plain::read_number(alpha.ptr(), 0.0, std::numeric_limits<double>::infinity(), v.alpha) ||
+            !plain::read_number(gamma.ptr(), 0.0, 1.0, v.gamma) || !plain::read_number(lam.ptr(), 0.0, 1.0, v.lam))
+          return py::none();
+        plain::Args args;
+        if (!args.read_table(w.ptr(), v.w) || v.w.ndim() != 1 || v.w.numel() == 0 ||
+            !args.read(phi.ptr(), v.w.dtype, v.phi) || v.phi.ndim() != 2 || v.phi.shape[1] != v.w.shape[0] ||
+            !args.read_like(phi_next.ptr(), v.w.dtype, v.phi, v.phi_next))
+          return py::none();
+        const std::vector<int64_t> rows = {v.phi.shape[0]};
+        auto row_array = [&](py::handle x, DType dtype, View& out) { return args.read(x.ptr(), dtype, out) && out.shape == rows; };
+        if (!row_array(r, v.w.dtype, v.rewards) || !row_array(terminated, DType::boolean, v.terminated)) return py::none();
+        const bool traces = v.rule != rl::LinearRule::td0, online = v.rule == rl::LinearRule::true_online;
+        if (traces) {
+          View t, zz;
+          if (!row_array(truncated, DType::boolean, t) || !args.read_table(z.ptr(), zz) || zz.shape != v.phi.shape ||
+              zz.dtype != v.w.dtype)
+            return py::none();
+          v.truncated = t, v.z = zz;
+        } else if (!truncated.is_none() || !z.is_none()) {
+          return py::none();
+        }
+        if (online) {
+          View old;
+          if (!args.read_table(v_old.ptr(), old) || old.shape != rows || old.dtype != v.w.dtype) return py::none();
+          v.v_old = old;
+        } else if (!v_old.is_none()) {
+          return py::none();
+        }
+        View td_errors;
+        py::object out = args.empty_like(r.ptr(), v.rewards, td_errors);
+        rl::check_trace_disjoint(v, td_errors);
+        {
+          py::gil_scoped_release nogil;
+          TableLocks locks{v.w.data, v.z ? v.z->data : nullptr, v.v_old ? v.v_old->data : nullptr};
+          rl::cpu::linear_td_step(v, td_errors);
+        }
+        for (py::handle x : {w, z, v_old})
+          if (!x.is_none()) args.bump_version(x.ptr());
+        return out;
+      },
+      py::arg("rule"), py::arg("w"), py::arg("z"), py::arg("v_old"), py::arg("phi"), py::arg("r"), py::arg("phi_next"),
+      py::arg("terminated"), py::arg("truncated"), py::arg("alpha"), py::arg("gamma"), py::arg("lam"));
 
   // The Bellman operators' plain call (bindings/plain_call.h) for q_values and the optimality
   // backup: a dense P [..., S, A, S], R [..., S, A] and V [..., S] of one float dtype and kind,

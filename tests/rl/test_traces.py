@@ -135,6 +135,76 @@ def test_plain_cpu_tensors_numpy_and_the_torch_path_agree(rule, rng):
             np.testing.assert_array_equal(t.detach().numpy(), want)
 
 
+@pytest.mark.parametrize("rule", ["td_lambda", "sarsa_lambda", "watkins_q_lambda", "linear_td0", "linear_td_lambda",
+                                  "true_online"])
+def test_the_plain_bindings_take_the_common_call_and_decline_the_rest(rule, rng, monkeypatch):
+    """``_C.rl.tabular_trace_plain`` / ``linear_trace_plain`` (one binding call reading the arrays
+    in C++) update the tables and traces and return the TD errors as the general path does (torch
+    versions bumped), and answer None for any other call, writing nothing."""
+    from nimbleops import _C
+
+    B, S, A, d = 4, 7, 2, 5
+    x = dict(s=rng.integers(0, S, B), a=rng.integers(0, A, B), s2=rng.integers(0, S, B), a2=rng.integers(0, A, B),
+             r=rng.standard_normal(B), term=rng.random(B) < 0.3, trunc=rng.random(B) < 0.3,
+             phi=rng.standard_normal((B, d)), phi2=rng.standard_normal((B, d)))
+    common = dict(alpha=0.5, gamma=0.9, lam=0.7)
+    if rule in ("td_lambda", "sarsa_lambda", "watkins_q_lambda"):
+        td = rule == "td_lambda"
+        tables = [rng.standard_normal((S,) if td else (S, A)), rng.random((B, S) if td else (B, S, A))]
+        binding, public = "tabular_trace_plain", {"td_lambda": rl.td_lambda_step_, "sarsa_lambda": rl.sarsa_lambda_step_,
+                                                  "watkins_q_lambda": rl.watkins_q_lambda_step_}[rule]
+        plain_args = lambda t, x: dict(rule=rule, Q=t[0], e=t[1], s=x["s"], a=None if td else x["a"], r=x["r"],  # noqa: E731
+                                       s_next=x["s2"], a_next=None if td else x["a2"], terminated=x["term"],
+                                       truncated=x["trunc"], kind="replacing", **common)
+        call = (lambda t, x: public(t[0], t[1], x["s"], x["r"], x["s2"], x["term"], x["trunc"], kind="replacing",  # noqa: E731
+                                    **common)) if td else \
+            (lambda t, x: public(t[0], t[1], x["s"], x["a"], x["r"], x["s2"], x["a2"], x["term"], x["trunc"],
+                                 kind="replacing", **common))
+        declined = [dict(kind="spiky"), dict(alpha=1.5), dict(s=x["s"].astype(np.int32)), dict(a=x["a"] if td else None)]
+    else:
+        name = rule.replace("linear_", "")
+        tables = [rng.standard_normal(d)] + ([rng.random((B, d))] if name != "td0" else []) + \
+            ([rng.standard_normal(B)] if name == "true_online" else [])
+        binding = "linear_trace_plain"
+        plain_args = lambda t, x: dict(  # noqa: E731
+            rule=name, w=t[0], z=t[1] if len(t) > 1 else None, v_old=t[2] if len(t) > 2 else None, phi=x["phi"],
+            r=x["r"], phi_next=x["phi2"], terminated=x["term"], truncated=None if name == "td0" else x["trunc"],
+            **{**common, "lam": 0.0 if name == "td0" else 0.7})
+        call = {"td0": lambda t, x: rl.linear_td0_update_(t[0], x["phi"], x["r"], x["phi2"], x["term"], alpha=0.5,
+                                                          gamma=0.9),
+                "td_lambda": lambda t, x: rl.linear_td_lambda_step_(t[0], t[1], x["phi"], x["r"], x["phi2"], x["term"],
+                                                                    x["trunc"], **common),
+                "true_online": lambda t, x: rl.true_online_td_lambda_step_(t[0], t[1], t[2], x["phi"], x["r"], x["phi2"],
+                                                                           x["term"], x["trunc"], **common)}[name]
+        declined = [dict(phi=x["phi"][:, :3]), dict(r=x["r"][:3]), dict(gamma=-0.1), dict(w=x["phi"])]
+    kinds = [(lambda v: v, lambda v: v)]
+    try:
+        import torch
+        kinds.append((torch.from_numpy, lambda v: v.numpy()))
+    except ImportError:
+        torch = None
+    for make, back in kinds:
+        want = [t.copy() for t in tables]
+        with monkeypatch.context() as m:
+            m.setattr(_C.rl, binding, lambda *_: None)  # the general path alone
+            td_want = call(want, x)
+        got = [make(t.copy()) for t in tables]
+        xs = {k: make(v) for k, v in x.items()}
+        versions = [getattr(t, "_version", 0) for t in got]
+        td_got = getattr(_C.rl, binding)(**plain_args(got, xs))
+        assert type(td_got) is type(got[0])
+        np.testing.assert_array_equal(back(td_got), td_want)
+        for t, w, v in zip(got, want, versions):
+            np.testing.assert_array_equal(back(t), w)
+            assert getattr(t, "_version", 1) > v
+        before = [back(t).copy() for t in got]
+        for change in declined + [dict(r=back(xs["r"]).astype(np.float32))]:
+            change = {k: make(v) if isinstance(v, np.ndarray) else v for k, v in change.items()}
+            assert getattr(_C.rl, binding)(**{**plain_args(got, xs), **change}) is None, change
+        for t, b in zip(got, before):
+            np.testing.assert_array_equal(back(t), b)
+
+
 def test_thread_count_does_not_change_results(rng):
     S, A, B = 3000, 4, 16
     Q0 = rng.standard_normal((S, A)).astype(np.float32)

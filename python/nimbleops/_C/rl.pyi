@@ -7,7 +7,7 @@ from __future__ import annotations
 import collections.abc
 import nimbleops._C
 import typing
-__all__: list[str] = ['Mdp', 'ReturnsInputs', 'all_finite', 'bellman_plain', 'check_csr', 'check_index_range', 'check_probabilities', 'check_rewards', 'csr_row_sums', 'expectation_backup_cpu', 'expectation_backup_cuda', 'finite_horizon_cpu', 'finite_horizon_cuda', 'linear_td_step_cpu', 'linear_td_step_cuda', 'modified_policy_iteration_cpu', 'modified_policy_iteration_cuda', 'optimality_backup_cpu', 'optimality_backup_cuda', 'policy_evaluation_cpu', 'policy_evaluation_cuda', 'policy_iteration_cpu', 'policy_iteration_cuda', 'q_values_cpu', 'q_values_cuda', 'returns_backward_cpu', 'returns_backward_cuda', 'returns_forward_cpu', 'returns_forward_cuda', 'returns_plain', 'tabular_trace_step_cpu', 'tabular_trace_step_cuda', 'td_update_cpu', 'td_update_cuda', 'td_update_plain', 'value_iteration_cpu', 'value_iteration_cuda']
+__all__: list[str] = ['Mdp', 'ReturnsInputs', 'all_finite', 'bellman_plain', 'check_csr', 'check_index_range', 'check_probabilities', 'check_rewards', 'csr_row_sums', 'expectation_backup_cpu', 'expectation_backup_cuda', 'finite_horizon_cpu', 'finite_horizon_cuda', 'linear_td_step_cpu', 'linear_td_step_cuda', 'linear_trace_plain', 'modified_policy_iteration_cpu', 'modified_policy_iteration_cuda', 'optimality_backup_cpu', 'optimality_backup_cuda', 'policy_evaluation_cpu', 'policy_evaluation_cuda', 'policy_iteration_cpu', 'policy_iteration_cuda', 'q_values_cpu', 'q_values_cuda', 'returns_backward_cpu', 'returns_backward_cuda', 'returns_forward_cpu', 'returns_forward_cuda', 'returns_plain', 'tabular_trace_plain', 'tabular_trace_step_cpu', 'tabular_trace_step_cuda', 'td_update_cpu', 'td_update_cuda', 'td_update_plain', 'value_iteration_cpu', 'value_iteration_cuda']
 class Mdp:
     @staticmethod
     def dense(arg0: nimbleops._C.View, arg1: nimbleops._C.View, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex) -> Mdp:
@@ -62,6 +62,8 @@ def linear_td_step_cpu(arg0: str, arg1: nimbleops._C.View, arg2: nimbleops._C.Vi
     ...
 def linear_td_step_cuda(arg0: str, arg1: nimbleops._C.View, arg2: nimbleops._C.View | None, arg3: nimbleops._C.View | None, arg4: nimbleops._C.View, arg5: nimbleops._C.View, arg6: nimbleops._C.View, arg7: nimbleops._C.View, arg8: nimbleops._C.View | None, arg9: typing.SupportsFloat | typing.SupportsIndex, arg10: typing.SupportsFloat | typing.SupportsIndex, arg11: typing.SupportsFloat | typing.SupportsIndex, arg12: nimbleops._C.View, arg13: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
+def linear_trace_plain(rule: str, w: typing.Any, z: typing.Any, v_old: typing.Any, phi: typing.Any, r: typing.Any, phi_next: typing.Any, terminated: typing.Any, truncated: typing.Any, alpha: typing.Any, gamma: typing.Any, lam: typing.Any) -> typing.Any:
+    ...
 def modified_policy_iteration_cpu(arg0: Mdp, arg1: typing.SupportsFloat | typing.SupportsIndex, arg2: nimbleops._C.View, arg3: nimbleops._C.View, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsFloat | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex) -> tuple:
     ...
 def modified_policy_iteration_cuda(arg0: Mdp, arg1: typing.SupportsFloat | typing.SupportsIndex, arg2: nimbleops._C.View, arg3: nimbleops._C.View, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsFloat | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex) -> tuple:
@@ -91,6 +93,8 @@ def returns_forward_cpu(arg0: ReturnsInputs, arg1: nimbleops._C.View, arg2: nimb
 def returns_forward_cuda(arg0: ReturnsInputs, arg1: nimbleops._C.View, arg2: nimbleops._C.View | None) -> None:
     ...
 def returns_plain(estimator: str, rewards: typing.Any, values: typing.Any, next_values: typing.Any, terminated: typing.Any, truncated: typing.Any, gamma: typing.Any, lam: typing.Any, n: typing.Any, time_dim: typing.Any) -> typing.Any:
+    ...
+def tabular_trace_plain(rule: str, Q: typing.Any, e: typing.Any, s: typing.Any, a: typing.Any, r: typing.Any, s_next: typing.Any, a_next: typing.Any, terminated: typing.Any, truncated: typing.Any, alpha: typing.Any, gamma: typing.Any, lam: typing.Any, kind: typing.Any) -> typing.Any:
     ...
 def tabular_trace_step_cpu(arg0: str, arg1: str, arg2: nimbleops._C.View, arg3: nimbleops._C.View, arg4: nimbleops._C.View, arg5: nimbleops._C.View, arg6: nimbleops._C.View | None, arg7: nimbleops._C.View | None, arg8: nimbleops._C.View, arg9: nimbleops._C.View, arg10: nimbleops._C.View, arg11: typing.SupportsFloat | typing.SupportsIndex, arg12: typing.SupportsFloat | typing.SupportsIndex, arg13: typing.SupportsFloat | typing.SupportsIndex, arg14: nimbleops._C.View, arg15: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...

@@ -97,7 +97,6 @@ def _tabular(rule, Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, 
     return td
 
 
-@ar.resolving
 def td_lambda_step_(V: Array, e: Array, s: Array, r: Array, s_next: Array, terminated: Array, truncated: Array, *,
                     alpha: float, gamma: float, lam: float, kind: str = "accumulating") -> Array:
     """Tabular TD(lambda): ``delta = r + gamma (1 - terminated) V[s_next] - V[s]``,
@@ -114,10 +113,13 @@ def td_lambda_step_(V: Array, e: Array, s: Array, r: Array, s_next: Array, termi
     Returns:
         The TD errors ``delta [B]``; the table (or weights) and traces are updated in place.
     """
-    return _tabular("td_lambda", V, e, s, None, r, s_next, None, terminated, truncated, alpha, gamma, lam, kind)
+    out = _tabular_plain("td_lambda", V, e, s, None, r, s_next, None, terminated, truncated, alpha, gamma, lam, kind)
+    if out is not None:
+        return out
+    return _general_tabular("td_lambda", V, e, s, None, r, s_next, None, terminated, truncated, alpha, gamma, lam,
+                            kind)
 
 
-@ar.resolving
 def sarsa_lambda_step_(Q: Array, e: Array, s: Array, a: Array, r: Array, s_next: Array, a_next: Array,
                        terminated: Array, truncated: Array, *, alpha: float, gamma: float, lam: float,
                        kind: str = "accumulating") -> Array:
@@ -135,10 +137,13 @@ def sarsa_lambda_step_(Q: Array, e: Array, s: Array, a: Array, r: Array, s_next:
     Returns:
         The TD errors ``delta [B]``; the table (or weights) and traces are updated in place.
     """
-    return _tabular("sarsa_lambda", Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam, kind)
+    out = _tabular_plain("sarsa_lambda", Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam, kind)
+    if out is not None:
+        return out
+    return _general_tabular("sarsa_lambda", Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam,
+                            kind)
 
 
-@ar.resolving
 def watkins_q_lambda_step_(Q: Array, e: Array, s: Array, a: Array, r: Array, s_next: Array, a_next: Array,
                            terminated: Array, truncated: Array, *, alpha: float, gamma: float, lam: float,
                            kind: str = "accumulating") -> Array:
@@ -149,8 +154,29 @@ def watkins_q_lambda_step_(Q: Array, e: Array, s: Array, a: Array, r: Array, s_n
 
     Args and Returns: as for :func:`sarsa_lambda_step_`.
     """
-    return _tabular("watkins_q_lambda", Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam,
-                    kind)
+    out = _tabular_plain("watkins_q_lambda", Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam,
+                         kind)
+    if out is not None:
+        return out
+    return _general_tabular("watkins_q_lambda", Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma,
+                            lam, kind)
+
+
+def _tabular_plain(rule, Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam, kind):
+    """The common call in one binding call (``_C.rl.tabular_trace_plain``, which reads and checks
+    the arrays in C++), or None for any other call, which then takes the general path: the updates
+    are the same either way."""
+    if ar.compiling():
+        return None
+    return _C.rl.tabular_trace_plain(rule, Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam,
+                                     kind)
+
+
+def _linear_plain(rule, w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, gamma, lam):
+    """As :func:`_tabular_plain`, for the linear steps (``_C.rl.linear_trace_plain``)."""
+    if ar.compiling():
+        return None
+    return _C.rl.linear_trace_plain(rule, w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, gamma, lam)
 
 
 def _linear(rule, w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, gamma, lam):
@@ -204,7 +230,6 @@ def _linear(rule, w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, g
     return td
 
 
-@ar.resolving
 def linear_td0_update_(w: Array, phi: Array, r: Array, phi_next: Array, terminated: Array, *, alpha: Array,
                        gamma: Array) -> Array:
     """Semi-gradient TD(0): ``delta = r + gamma (1 - terminated) w.phi_next - w.phi``,
@@ -219,10 +244,12 @@ def linear_td0_update_(w: Array, phi: Array, r: Array, phi_next: Array, terminat
     Returns:
         The TD errors ``delta [B]``; ``w`` is updated in place.
     """
-    return _linear("td0", w, None, None, phi, r, phi_next, terminated, None, alpha, gamma, 0.0)
+    out = _linear_plain("td0", w, None, None, phi, r, phi_next, terminated, None, alpha, gamma, 0.0)
+    if out is not None:
+        return out
+    return _general_linear("td0", w, None, None, phi, r, phi_next, terminated, None, alpha, gamma, 0.0)
 
 
-@ar.resolving
 def linear_td_lambda_step_(w: Array, z: Array, phi: Array, r: Array, phi_next: Array, terminated: Array,
                            truncated: Array, *, alpha: float, gamma: float, lam: float) -> Array:
     """Semi-gradient TD(lambda) with accumulating traces: ``z = gamma lam z + phi``,
@@ -239,10 +266,12 @@ def linear_td_lambda_step_(w: Array, z: Array, phi: Array, r: Array, phi_next: A
     Returns:
         The TD errors ``delta [B]``; the table (or weights) and traces are updated in place.
     """
-    return _linear("td_lambda", w, z, None, phi, r, phi_next, terminated, truncated, alpha, gamma, lam)
+    out = _linear_plain("td_lambda", w, z, None, phi, r, phi_next, terminated, truncated, alpha, gamma, lam)
+    if out is not None:
+        return out
+    return _general_linear("td_lambda", w, z, None, phi, r, phi_next, terminated, truncated, alpha, gamma, lam)
 
 
-@ar.resolving
 def true_online_td_lambda_step_(w: Array, z: Array, v_old: Array, phi: Array, r: Array, phi_next: Array,
                                 terminated: Array, truncated: Array, *, alpha: float, gamma: float,
                                 lam: float) -> Array:
@@ -261,4 +290,11 @@ def true_online_td_lambda_step_(w: Array, z: Array, v_old: Array, phi: Array, r:
     """
     if v_old is None:
         raise TypeError("v_old: expected an array [B] (zeros at the start of each episode), got None")
-    return _linear("true_online", w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, gamma, lam)
+    out = _linear_plain("true_online", w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, gamma, lam)
+    if out is not None:
+        return out
+    return _general_linear("true_online", w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, gamma, lam)
+
+
+_general_tabular = ar.resolving(_tabular)
+_general_linear = ar.resolving(_linear)
