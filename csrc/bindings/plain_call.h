@@ -23,12 +23,14 @@ class Args {
  public:
   // Reads x into v: a C-contiguous array of dtype `want` of the call's kind (the first array read
   // decides the kind); false where x is anything else.
-  bool read(PyObject* x, DType want, View& v) { return read(x, want, false, v); }
+  bool read(PyObject* x, DType want, View& v) { return read(x, want, false, v, false); }
   // Like read, of dtype float32 or float64 (v.dtype says which).
-  bool read_float(PyObject* x, View& v) { return read(x, DType::float32, true, v); }
+  bool read_float(PyObject* x, View& v) { return read(x, DType::float32, true, v, false); }
   // Like read_float, a 4-d image batch [N, C, H, W] stored NCHW-contiguous or channels_last
   // (v's strides say which).
   bool read_image(PyObject* x, View& v) { return read(x, DType::float32, true, v, true); }
+  // Like read_image, of dtype `want`.
+  bool read_image(PyObject* x, DType want, View& v) { return read(x, want, false, v, true); }
   // Like read_float, a table the call updates in place: a writeable numpy array, or a torch
   // tensor that does not require grad (autograd records no in-place update of a plain call).
   bool read_table(PyObject* x, View& v);
@@ -48,7 +50,7 @@ class Args {
 
  private:
   enum class Kind : uint8_t { unknown, numpy, torch, refused };
-  bool read(PyObject* x, DType want, bool any_float, View& v, bool image = false);
+  bool read(PyObject* x, DType want, bool any_float, View& v, bool image);
   bool read_numpy(PyObject* x, DType want, bool any_float, View& v, bool image);
   bool read_torch(PyObject* x, DType want, bool any_float, View& v, bool image);
   Kind kind_ = Kind::unknown;

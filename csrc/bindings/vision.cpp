@@ -239,10 +239,10 @@ void bind_vision(py::module_& m) {
         vision::ChannelGatherViews v;
         plain::Args args;
         View xv, out;
-        if (!plain::read_int(groups.ptr(), 1, INT64_MAX, v.groups) || !args.read_float(x.ptr(), xv) ||
-            xv.ndim() != 4 || xv.numel() == 0 || xv.shape[1] % v.groups != 0)
+        if (!plain::read_int(groups.ptr(), 1, INT64_MAX, v.groups) || !args.read_image(x.ptr(), xv) ||
+            xv.numel() == 0 || xv.shape[1] % v.groups != 0)
           return py::none();
-        py::object o = args.empty_like(x.ptr(), xv, out);
+        py::object o = args.empty_image(xv.shape, xv.dtype, !xv.is_contiguous(), out);
         v.op = vision::ChannelOp::shuffle;
         v.inputs = {xv};
         v.outputs = {out};
@@ -254,6 +254,32 @@ void bind_vision(py::module_& m) {
         return o;
       },
       py::arg("x"), py::arg("groups"));
+  m.def(
+      "concat_shuffle_split_plain",
+      [](py::handle a, py::handle b) -> py::object {
+        vision::ChannelGatherViews v;
+        plain::Args args;
+        View av, bv, out1, out2;
+        if (!args.read_image(a.ptr(), av) || !args.read_image(b.ptr(), av.dtype, bv) || av.numel() == 0 ||
+            bv.numel() == 0 || av.is_contiguous() != bv.is_contiguous() || av.shape[0] != bv.shape[0] ||
+            av.shape[2] != bv.shape[2] || av.shape[3] != bv.shape[3] || (av.shape[1] + bv.shape[1]) % 2 != 0)
+          return py::none();
+        const bool channels_last = !av.is_contiguous();
+        const std::vector<int64_t> half = {av.shape[0], (av.shape[1] + bv.shape[1]) / 2, av.shape[2], av.shape[3]};
+        py::object o1 = args.empty_image(half, av.dtype, channels_last, out1);
+        py::object o2 = args.empty_image(half, av.dtype, channels_last, out2);
+        v.op = vision::ChannelOp::concat_shuffle_split;
+        v.groups = 1;
+        v.inputs = {av, bv};
+        v.outputs = {out1, out2};
+        v.stream = 0;
+        {
+          py::gil_scoped_release nogil;
+          vision::cpu::channel_gather(v);
+        }
+        return py::make_tuple(o1, o2);
+      },
+      py::arg("a"), py::arg("b"));
   m.def(
       "depthwise_plain",
       [](py::handle x, py::handle weight, py::handle bias, py::handle stride, py::handle padding,

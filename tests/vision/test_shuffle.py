@@ -127,8 +127,10 @@ def test_channel_shuffle_plain_call(monkeypatch):
 
     rng = np.random.default_rng(4)
     inputs = [rng.standard_normal((2, 12, 3, 5)).astype(dtype) for dtype in ("float32", "float64")]
+    inputs.append(np.moveaxis(np.moveaxis(inputs[0], 1, 3).copy(), 3, 1))  # channels_last
     if torch is not None:
-        inputs += [torch.from_numpy(x.copy()) for x in inputs]
+        inputs += [torch.from_numpy(x.copy()) for x in inputs[:2]]
+        inputs.append(inputs[-1].contiguous(memory_format=torch.channels_last))
     cases = []
     monkeypatch.setattr(shuffle._C.vision, "channel_shuffle_plain", lambda *_: None)
     for x in inputs:
@@ -139,14 +141,15 @@ def test_channel_shuffle_plain_call(monkeypatch):
     for x, groups, general in cases:
         got = vision.channel_shuffle(x, groups)
         assert type(got) is type(general) and got.shape == general.shape and got is not x
+        assert (got.strides == general.strides) if isinstance(got, np.ndarray) else (got.stride() == general.stride())
         np.testing.assert_array_equal(np.asarray(got), np.asarray(general))
     monkeypatch.undo()
     x = inputs[0]
     declined = [(x, 5), (x, 0), (x, 2.0), (x, True), (x, np.int64(2)), (x[:, :, 1:], 2), (x[0], 2), (x[:0], 2),
                 (x.astype(">f4"), 2), (x.astype(np.float16), 2), (x.tolist(), 2)]
     if torch is not None:
-        t = inputs[2]
-        declined += [(t.contiguous(memory_format=torch.channels_last), 2), (t.clone().requires_grad_(), 2),
+        t = inputs[3]
+        declined += [(t.clone().requires_grad_(), 2),
                      (torch._neg_view(t.neg()), 2), (t.int(), 2)]
     plain = shuffle._C.vision.channel_shuffle_plain
     for args in declined:
@@ -155,17 +158,22 @@ def test_channel_shuffle_plain_call(monkeypatch):
 
 @needs_torch
 def test_concat_shuffle_split_torch_cpu_common_case(monkeypatch):
-    """NCHW CPU tensors without autograd take the short path: the same values as the general path;
-    what it does not take goes on to the general path."""
+    """numpy arrays and CPU tensors without autograd, NCHW or channels_last, take the plain call
+    (one binding call, ``_C.vision.concat_shuffle_split_plain``): the same values and strides as
+    the general path; what it does not take goes on to the general path."""
     from nimbleops.vision import shuffle
 
     g = torch.Generator().manual_seed(3)
     cases = []
-    monkeypatch.setattr(shuffle, "_torch_cpu_concat_shuffle_split", lambda *_: None)
+    monkeypatch.setattr(shuffle._C.vision, "concat_shuffle_split_plain", lambda *_: None)
     for dtype in (torch.float32, torch.float64):
-        for ca, cb in ((4, 6), (5, 5), (1, 3)):
-            a, b = torch.randn(2, ca, 3, 5, generator=g, dtype=dtype), torch.randn(2, cb, 3, 5, generator=g, dtype=dtype)
-            cases.append((a, b, vision.concat_shuffle_split(a, b)))
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            for ca, cb in ((4, 6), (5, 5), (2, 4)):
+                a = torch.randn(2, ca, 3, 5, generator=g, dtype=dtype).contiguous(memory_format=fmt)
+                b = torch.randn(2, cb, 3, 5, generator=g, dtype=dtype).contiguous(memory_format=fmt)
+                cases.append((a, b, vision.concat_shuffle_split(a, b)))
+                if fmt is torch.contiguous_format:
+                    cases.append((a.numpy(), b.numpy(), vision.concat_shuffle_split(a.numpy(), b.numpy())))
     monkeypatch.undo()
 
     def no_general_path(*_, **__):
@@ -174,13 +182,19 @@ def test_concat_shuffle_split_torch_cpu_common_case(monkeypatch):
     monkeypatch.setattr(shuffle, "_input", no_general_path)
     for a, b, general in cases:
         for got, want in zip(vision.concat_shuffle_split(a, b), general):
-            assert torch.equal(got, want)
+            assert type(got) is type(want)
+            if isinstance(got, torch.Tensor):
+                assert got.stride() == want.stride()
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
     a = torch.randn(2, 4, 3, 5, generator=g)
     for declined in (lambda: vision.concat_shuffle_split(a.requires_grad_(), a.detach()),  # records a graph
                      lambda: vision.concat_shuffle_split(a.detach(), a.detach().double()),
                      lambda: vision.concat_shuffle_split(a.detach()[:, :, 1:], a.detach()[:, :, 1:]),
                      lambda: vision.concat_shuffle_split(a.detach(), a.detach()[:, :3]),  # odd total
-                     lambda: vision.concat_shuffle_split(a.detach(), a.detach()[:, :, :2])):  # C++ refuses
+                     lambda: vision.concat_shuffle_split(a.detach(), a.detach().numpy()),
+                     lambda: vision.concat_shuffle_split(a.detach(), a.detach().contiguous(
+                         memory_format=torch.channels_last)),
+                     lambda: vision.concat_shuffle_split(a.detach(), a.detach()[:, :, :2])):  # shapes differ
         with pytest.raises(AssertionError, match="general path"):
             declined()
     monkeypatch.undo()

@@ -52,7 +52,6 @@ def _channel_shuffle(x: Array, groups: int) -> Any:
     return run("shuffle", groups, [x], [tuple(x.shape)])[0]
 
 
-@ar.resolving
 def concat_shuffle_split(a: Array, b: Array) -> Tuple[Any, Any]:
     """The ShuffleNetV2 unit's tail in one pass:
     ``channel_shuffle(cat([a, b], 1), 2).chunk(2, 1)``; output channel ``j`` of the shuffled
@@ -66,9 +65,16 @@ def concat_shuffle_split(a: Array, b: Array) -> Tuple[Any, Any]:
         Two ``[N, (Ca + Cb) / 2, H, W]`` arrays, contiguous in a's memory format (not views of
         one buffer, unlike ``chunk``'s).
     """
-    out = _torch_cpu_concat_shuffle_split(a, b)
-    if out is not None:
-        return out
+    if not ar.compiling():  # the common call in one binding call (Dynamo takes the custom op)
+        out = _C.vision.concat_shuffle_split_plain(a, b)
+        if out is not None:
+            return out
+    return _concat_shuffle_split(a, b)
+
+
+@ar.resolving
+def _concat_shuffle_split(a, b):
+    """concat_shuffle_split's general path: conversions, every check and its error."""
     a = _input(a, "a")
     b = _input(b, "b", like=a)
     if tuple(a.shape[:1]) + tuple(a.shape[2:]) != tuple(b.shape[:1]) + tuple(b.shape[2:]):
@@ -82,28 +88,6 @@ def concat_shuffle_split(a: Array, b: Array) -> Tuple[Any, Any]:
         return torch_ops.concat_shuffle_split(a, b)
     half = (a.shape[0], C // 2) + tuple(a.shape[2:])
     out1, out2 = run("concat_shuffle_split", 1, [a, b], [half, half])
-    return out1, out2
-
-
-def _torch_cpu_concat_shuffle_split(a, b):
-    """The common case in few steps, or None: two NCHW-contiguous CPU torch tensors of one float
-    dtype, no autograd graph to record and no compilation; the C++ channel map checks the shapes,
-    and any error of it sends the call on to the general path, which names the problem."""
-    torch = ar._torch()
-    if torch is None or type(a) is not torch.Tensor or type(b) is not torch.Tensor:
-        return None
-    if a.device.type != "cpu" or b.device.type != "cpu" or a.dtype != b.dtype or a.dtype not in (
-            torch.float32, torch.float64) or a.dim() != 4 or b.dim() != 4 or ar.needs_torch_op(a, b):
-        return None
-    if not (a.is_contiguous() and b.is_contiguous()) or (a.shape[1] + b.shape[1]) % 2:
-        return None
-    half = (a.shape[0], (a.shape[1] + b.shape[1]) // 2, a.shape[2], a.shape[3])
-    out1, out2 = a.new_empty(half), a.new_empty(half)
-    view = _C.View.of_tensor
-    try:
-        _C.vision.channel_gather_cpu("concat_shuffle_split", 1, [view(a), view(b)], [view(out1), view(out2)], 0)
-    except ValueError:
-        return None
     return out1, out2
 
 
