@@ -299,30 +299,29 @@ void bind_rl(py::module_& m) {
             !plain::read_int(time_dim.ptr(), 0, 0))
           return py::none();
         plain::Args args;
-        View r, nv, te, tr, out0, out1;
-        if (!args.read_float(rewards.ptr(), r) || r.ndim() == 0 || r.numel() == 0) return py::none();
-        if (!args.read_like(next_values.ptr(), r.dtype, r, nv) ||
-            !args.read_like(terminated.ptr(), DType::boolean, r, te) ||
-            !args.read_like(truncated.ptr(), DType::boolean, r, tr))
+        const View& r = v.rewards;  // the views are read in place: no copies
+        if (!args.read_float(rewards.ptr(), v.rewards) || r.ndim() == 0 || r.numel() == 0 ||
+            !args.read_like(next_values.ptr(), r.dtype, r, v.next_values) ||
+            !args.read_like(terminated.ptr(), DType::boolean, r, v.terminated) ||
+            !args.read_like(truncated.ptr(), DType::boolean, r, v.truncated))
           return py::none();
         if (two_outputs) {
-          View val;
-          if (!args.read_like(values.ptr(), r.dtype, r, val)) return py::none();
-          v.values = val;
+          if (!args.read_like(values.ptr(), r.dtype, r, v.values.emplace())) return py::none();
         } else if (!values.is_none()) {
           return py::none();
         }
-        const std::vector<int64_t> shape = r.shape;
+        View out0;
+        std::optional<View> out1;
         py::object o0 = args.empty_like(rewards.ptr(), r, out0);
-        py::object o1 = two_outputs ? args.empty_like(rewards.ptr(), r, out1) : py::none();
-        const std::vector<int64_t> rows = {shape[0], r.numel() / shape[0]}, steps = {rows[1], 1};
-        for (View* x : {&r, &nv, &te, &tr, &out0, &out1}) x->shape = rows, x->strides = steps;
-        if (v.values) v.values->shape = rows, v.values->strides = steps;
-        v.rewards = r, v.next_values = nv, v.terminated = te, v.truncated = tr;
+        py::object o1 = two_outputs ? args.empty_like(rewards.ptr(), r, out1.emplace()) : py::none();
+        const int64_t T = r.shape[0], B = r.numel() / T;  // [T, *batch] as [T, B]
+        for (View* x : {&v.rewards, &v.next_values, &v.terminated, &v.truncated, &out0, v.values ? &*v.values : nullptr,
+                        out1 ? &*out1 : nullptr})
+          if (x) x->shape.assign({T, B}), x->strides.assign({B, 1});
         rl::validate_returns(v);
         {
           py::gil_scoped_release nogil;
-          rl::cpu::returns_forward(v, out0, two_outputs ? std::optional<View>(out1) : std::nullopt);
+          rl::cpu::returns_forward(v, out0, out1);
         }
         return py::make_tuple(o0, o1);
       },
