@@ -1,4 +1,7 @@
 // pybind11 for the vision family: views in, GIL released around every kernel.
+#include <algorithm>
+#include <limits>
+
 #include "bindings/common.h"
 #include "bindings/plain_call.h"
 #include "vision/batch_norm_api.h"
@@ -280,6 +283,34 @@ void bind_vision(py::module_& m) {
         return py::make_tuple(o1, o2);
       },
       py::arg("a"), py::arg("b"));
+  m.def(
+      "nms_plain",
+      [](py::handle boxes, py::handle scores, py::handle groups, py::handle iou_threshold,
+         py::handle max_output) -> py::object {
+        plain::Args args;
+        View b, s;
+        std::optional<View> g;
+        double iou;
+        int64_t cap = -1;
+        if (!plain::read_number(iou_threshold.ptr(), -std::numeric_limits<double>::infinity(),
+                                std::numeric_limits<double>::infinity(), iou) ||
+            !(max_output.is_none() || plain::read_int(max_output.ptr(), 0, INT64_MAX, cap)) ||
+            !args.read_float(boxes.ptr(), b) || b.ndim() != 2 || b.shape[1] != 4 || b.shape[0] == 0 ||
+            !args.read(scores.ptr(), b.dtype, s) || s.shape != std::vector<int64_t>{b.shape[0]} ||
+            !(groups.is_none() || args.read_like(groups.ptr(), DType::int64, s, g.emplace())))
+          return py::none();
+        std::vector<int64_t> kept(size_t(b.shape[0]));
+        int64_t n;
+        {
+          py::gil_scoped_release nogil;
+          n = vision::cpu::nms(b, s, g, iou, cap, contiguous_view(kept.data(), {b.shape[0]}));
+        }
+        View out;
+        py::object o = args.empty({n}, DType::int64, out);
+        std::copy(kept.begin(), kept.begin() + n, out.ptr<int64_t>());
+        return o;
+      },
+      py::arg("boxes"), py::arg("scores"), py::arg("groups"), py::arg("iou_threshold"), py::arg("max_output"));
   m.def(
       "depthwise_plain",
       [](py::handle x, py::handle weight, py::handle bias, py::handle stride, py::handle padding,

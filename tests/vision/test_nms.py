@@ -147,6 +147,36 @@ def test_tensors_that_require_grad_and_lazy_views():
     np.testing.assert_array_equal(vision.nms(b, torch._neg_view(s), 0.5).numpy(), want)
 
 
+def test_the_plain_binding_takes_the_common_call_and_declines_the_rest(monkeypatch):
+    """``_C.vision.nms_plain`` (one binding call reading the arrays in C++) keeps what the general
+    path keeps, in an int64 array of the boxes' kind, and answers None for any other call."""
+    from nimbleops import _C
+
+    rng = np.random.default_rng(3)
+    boxes, scores = random_boxes(rng, 60, "float32")
+    groups = rng.integers(0, 3, 60)
+    plain = _C.vision.nms_plain
+    kinds = [np.asarray] + ([torch.from_numpy] if torch is not None else [])
+    for make in kinds:
+        for g, cap in ((None, None), (groups, None), (groups, 5), (None, 0)):
+            args = [make(boxes), make(scores), None if g is None else make(g), 0.4, cap]
+            with monkeypatch.context() as m:
+                m.setattr(_C.vision, "nms_plain", lambda *_: None)  # the general path alone
+                want = (vision.nms(*args[:2], 0.4, max_output=cap) if g is None else
+                        vision.batched_nms(*args[:3], 0.4, max_output=cap))
+            got = plain(*args)
+            assert type(got) is type(want) and got.dtype == want.dtype
+            np.testing.assert_array_equal(to_numpy(got), to_numpy(want))
+        declined = [dict(boxes=make(boxes[:, :3])), dict(boxes=make(boxes[:0]), scores=make(scores[:0])),
+                    dict(scores=make(scores.astype("float64"))), dict(scores=make(scores[:5])),
+                    dict(groups=make(groups.astype(np.int32))), dict(iou=float("nan")), dict(iou=np.float32(0.4)),
+                    dict(cap=-1), dict(cap=2.0), dict(boxes=make(np.asfortranarray(boxes)))]
+        for change in declined:
+            call = dict(boxes=make(boxes), scores=make(scores), groups=None, iou=0.4, cap=None)
+            call.update(change)
+            assert plain(call["boxes"], call["scores"], call["groups"], call["iou"], call["cap"]) is None, change
+
+
 def test_bad_input():
     boxes, scores = random_boxes(np.random.default_rng(0), 4, "float32")
     with pytest.raises(TypeError, match="boxes: expected a numpy array or torch tensor"):

@@ -38,6 +38,9 @@ def nms(boxes: Array, scores: Array, iou_threshold: float, *, max_output: Option
     Returns:
         int64 ``[D]`` indices of the kept boxes, by decreasing score.
     """
+    out = _C.vision.nms_plain(boxes, scores, None, iou_threshold, max_output)  # the common call in one binding call
+    if out is not None:
+        return out
     return _call(boxes, scores, None, iou_threshold, max_output)
 
 
@@ -46,6 +49,9 @@ def batched_nms(boxes: Array, scores: Array, groups: Array, iou_threshold: float
     """:func:`nms` within each group (class, image): boxes of different groups never suppress
     each other. groups: integer ``[K]`` (any integer dtype), of boxes' kind and device. Returns
     the kept indices of all groups together, by decreasing score; at most ``max_output``."""
+    out = _C.vision.nms_plain(boxes, scores, groups, iou_threshold, max_output)  # the common call in one binding call
+    if out is not None:
+        return out
     return _call(boxes, scores, groups, iou_threshold, max_output)
 
 
