@@ -860,11 +860,13 @@ def overhead_workloads() -> List[Workload]:
     dw_out = torch.empty_like(xt)
     pw_handle = _C.vision.PointwiseInputs(view(xt), view(wpwt.view(8, 8)), view(biast), 1, 0, False, 0)
     gae_views, shuffle_views, dw_view = [view(o) for o in gae_out], ([view(xt)], [view(shuffled)]), view(dw_out)
+    # views hold raw pointers: each function keeps the arrays its views read and write alive
+    alive = (xt, wdwt, wpwt, biast, rt, vt, nvt, donet, gae_out, shuffled, dw_out)
     bare = {
-        "rl.gae": lambda: _C.rl.returns_forward_cpu(gae_handle, *gae_views),
-        "vision.channel_shuffle": lambda: _C.vision.channel_gather_cpu("shuffle", 2, *shuffle_views, 0),
-        "vision.depthwise_conv2d": lambda: _C.vision.depthwise_forward_cpu(dw_handle, dw_view),
-        "vision.pointwise_conv2d": lambda: _C.vision.pointwise_forward_cpu(pw_handle, dw_view),
+        "rl.gae": lambda alive=alive: _C.rl.returns_forward_cpu(gae_handle, *gae_views),
+        "vision.channel_shuffle": lambda alive=alive: _C.vision.channel_gather_cpu("shuffle", 2, *shuffle_views, 0),
+        "vision.depthwise_conv2d": lambda alive=alive: _C.vision.depthwise_forward_cpu(dw_handle, dw_view),
+        "vision.pointwise_conv2d": lambda alive=alive: _C.vision.pointwise_forward_cpu(pw_handle, dw_view),
     }
     out = []
     k = _OVERHEAD_CALLS
