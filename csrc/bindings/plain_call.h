@@ -7,6 +7,8 @@
 #include <Python.h>
 
 #include <cstdint>
+#include <optional>
+#include <stdexcept>
 
 #include <pybind11/pybind11.h>
 
@@ -34,6 +36,10 @@ class Args {
   // Like read_float, a table the call updates in place: a writeable numpy array, or a torch
   // tensor that does not require grad (autograd records no in-place update of a plain call).
   bool read_table(PyObject* x, View& v);
+  // An optional argument: None leaves out empty; else like read, of `ndim` dimensions.
+  bool read_optional(PyObject* x, DType want, int ndim, std::optional<View>& out) {
+    return x == Py_None || (read(x, want, out.emplace()) && out->ndim() == ndim);
+  }
   // Like read, and of shape `like`'s.
   bool read_like(PyObject* x, DType want, const View& like, View& v);
   // A new contiguous array of the call's kind, shape `shape` and dtype `dtype`, its view in v.
@@ -56,6 +62,18 @@ class Args {
   Kind kind_ = Kind::unknown;
   bool grad_enabled_ = false;
 };
+
+// Whether `check` (a kernel's argument check) accepts the call; its std::invalid_argument, a
+// problem the general path names in its own words, makes false.
+template <class Check>
+bool accepted(Check&& check) {
+  try {
+    check();
+    return true;
+  } catch (const std::invalid_argument&) {
+    return false;
+  }
+}
 
 // x as a number in [lo, hi] (a Python float or int, not a bool); false for anything else.
 bool read_number(PyObject* x, double lo, double hi, double& out);

@@ -348,7 +348,8 @@ void bind_rl(py::module_& m) {
         else if (PyUnicode_CompareWithASCIIString(kind.ptr(), "replacing") == 0) v.kind = rl::TraceKind::replacing;
         else if (PyUnicode_CompareWithASCIIString(kind.ptr(), "dutch") == 0) v.kind = rl::TraceKind::dutch;
         else return py::none();
-        if (!plain::read_number(alpha.ptr(), 0.0, 1.0, v.alpha) || !plain::read_number(gamma.ptr(), 0.0, 1.0, v.gamma) ||
+        if (!plain::read_number(alpha.ptr(), 0.0, 1.0, v.alpha) ||
+            !plain::read_number(gamma.ptr(), 0.0, 1.0, v.gamma) ||
             !plain::read_number(lam.ptr(), 0.0, 1.0, v.lam))
           return py::none();
         plain::Args args;
@@ -410,8 +411,11 @@ void bind_rl(py::module_& m) {
             !args.read_like(phi_next.ptr(), v.w.dtype, v.phi, v.phi_next))
           return py::none();
         const std::vector<int64_t> rows = {v.phi.shape[0]};
-        auto row_array = [&](py::handle x, DType dtype, View& out) { return args.read(x.ptr(), dtype, out) && out.shape == rows; };
-        if (!row_array(r, v.w.dtype, v.rewards) || !row_array(terminated, DType::boolean, v.terminated)) return py::none();
+        auto row_array = [&](py::handle x, DType dtype, View& out) {
+          return args.read(x.ptr(), dtype, out) && out.shape == rows;
+        };
+        if (!row_array(r, v.w.dtype, v.rewards) || !row_array(terminated, DType::boolean, v.terminated))
+          return py::none();
         const bool traces = v.rule != rl::LinearRule::td0, online = v.rule == rl::LinearRule::true_online;
         if (traces) {
           View t, zz;
@@ -473,7 +477,8 @@ void bind_rl(py::module_& m) {
         for (int64_t b : batch) B *= b;
         rl::cpu::check_rewards(Rv, A);
         rl::MdpViews mdp = rl::dense_views(Pv, Rv, B, S, A);
-        if (check.ptr() == Py_True) mdp.fused_check = Pv.dtype == DType::float32 ? tolerance_float32 : tolerance_float64;
+        if (check.ptr() == Py_True)
+          mdp.fused_check = Pv.dtype == DType::float32 ? tolerance_float32 : tolerance_float64;
         if (!backup) {
           View Q;
           py::object out = args.empty_like(R.ptr(), Rv, Q);

@@ -324,17 +324,10 @@ void bind_vision(py::module_& m) {
           return py::none();
         v.KH = v.weight.shape[2];
         v.KW = v.weight.shape[3];
-        if (!bias.is_none()) {
-          View b;
-          if (!args.read(bias.ptr(), v.x.dtype, b) || b.ndim() != 1) return py::none();
-          v.bias = b;
-        }
         v.stream = 0;
-        try {
-          vision::check_depthwise(v);
-        } catch (const std::invalid_argument&) {
+        if (!args.read_optional(bias.ptr(), v.x.dtype, 1, v.bias) ||
+            !plain::accepted([&] { vision::check_depthwise(v); }))
           return py::none();
-        }
         const vision::DepthwiseShape& s = v.shape;
         py::object o = args.empty_image({s.N, s.Cout, s.OH, s.OW}, v.x.dtype, s.channels_last, out);
         {
@@ -357,7 +350,8 @@ void bind_vision(py::module_& m) {
           return py::none();
         if (activation.is_none()) {
           v.relu = false;
-        } else if (PyUnicode_Check(activation.ptr()) && PyUnicode_CompareWithASCIIString(activation.ptr(), "relu") == 0) {
+        } else if (PyUnicode_Check(activation.ptr()) &&
+                   PyUnicode_CompareWithASCIIString(activation.ptr(), "relu") == 0) {
           v.relu = true;
         } else {
           return py::none();
@@ -370,17 +364,10 @@ void bind_vision(py::module_& m) {
           v.weight.shape.resize(2);
           v.weight.strides = {v.weight.shape[1], 1};
         }
-        if (!bias.is_none()) {
-          View b;
-          if (!args.read(bias.ptr(), v.x.dtype, b) || b.ndim() != 1) return py::none();
-          v.bias = b;
-        }
         v.stream = 0;
-        try {
-          vision::check_pointwise(v);
-        } catch (const std::invalid_argument&) {
+        if (!args.read_optional(bias.ptr(), v.x.dtype, 1, v.bias) ||
+            !plain::accepted([&] { vision::check_pointwise(v); }))
           return py::none();
-        }
         const std::vector<int64_t> shape = {v.x.shape[0], v.weight.shape[0], v.x.shape[2], v.x.shape[3]};
         py::object o = shape == v.x.shape ? args.empty_like(x.ptr(), v.x, out) : args.empty(shape, v.x.dtype, out);
         {
