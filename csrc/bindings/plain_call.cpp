@@ -319,7 +319,7 @@ bool read_int(PyObject* x, int64_t lo, int64_t hi, int64_t& out) {
 }
 
 bool read_pair(PyObject* x, int64_t lo, int64_t& h, int64_t& w) {
-  constexpr int64_t hi = std::numeric_limits<int64_t>::max();
+  constexpr int64_t hi = kIntLimit;
   if (PyLong_CheckExact(x)) return read_int(x, lo, hi, h) && read_int(x, lo, hi, w);
   if ((PyTuple_CheckExact(x) || PyList_CheckExact(x)) && PySequence_Fast_GET_SIZE(x) == 2)
     return read_int(PySequence_Fast_GET_ITEM(x, 0), lo, hi, h) && read_int(PySequence_Fast_GET_ITEM(x, 1), lo, hi, w);

@@ -17,6 +17,10 @@
 namespace nimbleops {
 namespace plain {
 
+// The largest integer argument a plain call takes (_arrays.INT_LIMIT): counts and sizes above it
+// would overflow the kernels' int64 arithmetic, and the general path names them.
+constexpr int64_t kIntLimit = int64_t(1) << 62;
+
 // The arguments of one plain call, all of one kind: numpy arrays, or torch tensors (torch.Tensor
 // or nn.Parameter itself, no subclass) on the CPU with no lazy sign bit, while autograd records
 // none of them and torch neither traces nor transforms the call (torch.compile's own tracing is
@@ -79,7 +83,8 @@ bool accepted(Check&& check) {
 bool read_number(PyObject* x, double lo, double hi, double& out);
 // x as a Python int in [lo, hi] (not a bool); false for anything else.
 bool read_int(PyObject* x, int64_t lo, int64_t hi, int64_t& out);
-// x as an (h, w) pair of Python ints >= lo: an int, or a tuple or list of two; false otherwise.
+// x as an (h, w) pair of Python ints in [lo, kIntLimit]: an int, or a tuple or list of two; false
+// otherwise.
 bool read_pair(PyObject* x, int64_t lo, int64_t& h, int64_t& w);
 // x as a Python int in [lo, hi] (not a bool).
 inline bool read_int(PyObject* x, int64_t lo, int64_t hi) {

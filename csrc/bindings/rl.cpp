@@ -279,8 +279,7 @@ void bind_rl(py::module_& m) {
 
   // The return estimators' plain call (bindings/plain_call.h): time-major rollouts [T, *batch]
   // of one float dtype and shape (masks bool), gamma and lam numbers in [0, 1], n an int >= 1,
-  // time_dim 0, no log_rhos.
-  // (out0, out1 or None), or None for any other call.
+  // time_dim 0, no log_rhos. (out0, out1 or None), or None for any other call.
   m.def(
       "returns_plain",
       [](const std::string& estimator, py::handle rewards, py::handle values, py::handle next_values,
@@ -295,7 +294,7 @@ void bind_rl(py::module_& m) {
                                                 "estimator");
         const bool two_outputs = v.estimator == rl::Estimator::gae;
         if (!plain::read_number(gamma.ptr(), 0.0, 1.0, v.gamma_scalar) ||
-            !plain::read_number(lam.ptr(), 0.0, 1.0, v.lam) || !plain::read_int(n.ptr(), 1, INT64_MAX, v.n) ||
+            !plain::read_number(lam.ptr(), 0.0, 1.0, v.lam) || !plain::read_int(n.ptr(), 1, plain::kIntLimit, v.n) ||
             !plain::read_int(time_dim.ptr(), 0, 0))
           return py::none();
         plain::Args args;

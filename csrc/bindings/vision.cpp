@@ -242,7 +242,7 @@ void bind_vision(py::module_& m) {
         vision::ChannelGatherViews v;
         plain::Args args;
         View xv, out;
-        if (!plain::read_int(groups.ptr(), 1, INT64_MAX, v.groups) || !args.read_image(x.ptr(), xv) ||
+        if (!plain::read_int(groups.ptr(), 1, plain::kIntLimit, v.groups) || !args.read_image(x.ptr(), xv) ||
             xv.numel() == 0 || xv.shape[1] % v.groups != 0)
           return py::none();
         py::object o = args.empty_image(xv.shape, xv.dtype, !xv.is_contiguous(), out);
@@ -294,7 +294,7 @@ void bind_vision(py::module_& m) {
         int64_t cap = -1;
         if (!plain::read_number(iou_threshold.ptr(), -std::numeric_limits<double>::infinity(),
                                 std::numeric_limits<double>::infinity(), iou) ||
-            !(max_output.is_none() || plain::read_int(max_output.ptr(), 0, INT64_MAX, cap)) ||
+            !(max_output.is_none() || plain::read_int(max_output.ptr(), 0, plain::kIntLimit, cap)) ||
             !args.read_float(boxes.ptr(), b) || b.ndim() != 2 || b.shape[1] != 4 || b.shape[0] == 0 ||
             !args.read(scores.ptr(), b.dtype, s) || s.shape != std::vector<int64_t>{b.shape[0]} ||
             !(groups.is_none() || args.read_like(groups.ptr(), DType::int64, s, g.emplace())))
@@ -345,8 +345,8 @@ void bind_vision(py::module_& m) {
         v.shuffle_groups = 0;
         plain::Args args;
         View out;
-        if (!plain::read_int(groups.ptr(), 1, INT64_MAX, v.groups) ||
-            !(shuffle_groups.is_none() || plain::read_int(shuffle_groups.ptr(), 1, INT64_MAX, v.shuffle_groups)))
+        if (!plain::read_int(groups.ptr(), 1, plain::kIntLimit, v.groups) ||
+            !(shuffle_groups.is_none() || plain::read_int(shuffle_groups.ptr(), 1, plain::kIntLimit, v.shuffle_groups)))
           return py::none();
         if (activation.is_none()) {
           v.relu = false;

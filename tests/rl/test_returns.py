@@ -332,7 +332,7 @@ def test_the_plain_binding_takes_the_common_call_and_declines_the_rest(rng):
         {"terminated": te.astype(np.uint8)},
         {"truncated": None},
         {"gamma": True}, {"gamma": 1.5}, {"gamma": float("nan")}, {"gamma": np.float64(0.9)}, {"lam": -0.1},
-        {"n": 0}, {"n": 2.0}, {"n": True}, {"n": 2 ** 70},
+        {"n": 0}, {"n": 2.0}, {"n": True}, {"n": 2 ** 62 + 1}, {"n": 2 ** 70},
         {"time_dim": 1}, {"time_dim": -3}, {"time_dim": 0.0},
         {"estimator": "n_step"},  # values given to an estimator without them
     ]
