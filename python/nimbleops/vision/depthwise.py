@@ -17,7 +17,7 @@ from .. import _C
 from .. import _arrays as ar
 from .._arrays import Array, Size
 from ._depthwise_kernel import run_forward
-from ._layout import channels_last, empty_like_format
+from ._layout import channels_last
 
 
 def depthwise_conv2d(x: Array, weight: Array, bias: Optional[Array] = None, stride: Size = 1, padding: Size = 0,

@@ -75,5 +75,3 @@ def _pointwise_conv2d(x, weight, bias, groups, activation, shuffle_groups):
 
         return torch_ops.pointwise_conv2d(x, weight, bias, groups, relu, shuffle)
     return run_forward(x, weight, bias, groups, relu, shuffle)
-
-
