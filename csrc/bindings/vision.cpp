@@ -312,6 +312,50 @@ void bind_vision(py::module_& m) {
       },
       py::arg("boxes"), py::arg("scores"), py::arg("groups"), py::arg("iou_threshold"), py::arg("max_output"));
   m.def(
+      "ps_roi_plain",
+      [](const std::string& op, py::handle input, py::handle boxes, py::handle output_size, py::handle spatial_scale,
+         py::handle sampling_ratio, py::handle aligned, py::handle deterministic) -> py::object {
+        const auto kind = parse_enum<vision::PsRoiOp>(
+            op, {{"align_avg", vision::PsRoiOp::align_avg}, {"align_max", vision::PsRoiOp::align_max},
+                 {"pool", vision::PsRoiOp::pool}},
+            "op");
+        constexpr double inf = std::numeric_limits<double>::infinity();
+        int64_t ph, pw, ratio;
+        double scale;
+        if (!plain::read_pair(output_size.ptr(), 1, ph, pw) ||
+            !plain::read_number(spatial_scale.ptr(), -inf, inf, scale) ||
+            !plain::read_int(sampling_ratio.ptr(), -plain::kIntLimit, plain::kIntLimit, ratio) ||
+            (aligned.ptr() != Py_True && aligned.ptr() != Py_False) ||
+            !(deterministic.is_none() || deterministic.ptr() == Py_True || deterministic.ptr() == Py_False))
+          return py::none();
+        plain::Args args;
+        View x, b;
+        if (!args.read_image(input.ptr(), x) || !args.read_float(boxes.ptr(), b) || b.ndim() != 2 || b.shape[1] != 5 ||
+            b.shape[0] == 0)
+          return py::none();
+        std::vector<double> widened;  // float32 boxes as the kernel's float64 (exact)
+        if (b.dtype == DType::float32) {
+          const float* from = b.ptr<float>();
+          widened.assign(from, from + b.numel());
+          b = contiguous_view(widened.data(), {b.shape[0], 5});
+        }
+        vision::PsRoiViews v;
+        if (!plain::accepted([&] {
+              v = vision::ps_roi_inputs(kind, x, b, ph, pw, scale, ratio, aligned.ptr() == Py_True,
+                                        deterministic.ptr() == Py_True, 0);
+            }))
+          return py::none();
+        View out;
+        py::object o = args.empty({b.shape[0], v.C_out, ph, pw}, x.dtype, out);
+        {
+          py::gil_scoped_release nogil;
+          vision::cpu::ps_roi_forward(v, out);
+        }
+        return o;
+      },
+      py::arg("op"), py::arg("input"), py::arg("boxes"), py::arg("output_size"), py::arg("spatial_scale"),
+      py::arg("sampling_ratio"), py::arg("aligned"), py::arg("deterministic"));
+  m.def(
       "depthwise_plain",
       [](py::handle x, py::handle weight, py::handle bias, py::handle stride, py::handle padding,
          py::handle dilation) -> py::object {

@@ -394,3 +394,44 @@ def test_plain_cpu_tensors_numpy_and_the_autograd_path_agree(op):
     for out in (plain, graph):
         assert isinstance(out, torch.Tensor)
         np.testing.assert_array_equal(out.detach().numpy(), want)
+
+
+@pytest.mark.parametrize("op", ["align_avg", "align_max", "pool"])
+def test_the_plain_binding_takes_the_common_call_and_declines_the_rest(op, monkeypatch):
+    """``_C.vision.ps_roi_plain`` (one binding call reading the arrays in C++) gives the general
+    path's output, float32 boxes widened exactly, and answers None for every other call."""
+    from nimbleops import _C
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 8, 9, 9)).astype("float32")
+    boxes = np.array([[0, 1.0, 1.0, 7.0, 8.0], [1, 0.5, 2.0, 8.5, 6.0], [1, 2.25, 0.0, 5.0, 9.0]])
+    plain = _C.vision.ps_roi_plain
+
+    def call(x, boxes, size=2, scale=1.0, ratio=-1, aligned=True, deterministic=None):
+        return plain(op, x, boxes, size, scale, 0 if op == "pool" else ratio, True if op == "pool" else aligned,
+                     deterministic)
+
+    def general(x, boxes):
+        with monkeypatch.context() as m:
+            m.setattr(_C.vision, "ps_roi_plain", lambda *_: None)
+            if op == "pool":
+                return vision.ps_roi_pool(x, boxes, 2)
+            return vision.ps_roi_align(x, boxes, 2, mode=op.split("_")[1])
+
+    kinds = [np.asarray] + ([torch.from_numpy] if torch is not None else [])
+    for make in kinds:
+        for xs in (x, np.moveaxis(np.moveaxis(x, 1, 3).copy(), 3, 1)):  # NCHW, channels_last
+            for b in (boxes, boxes.astype("float32")):
+                got, want = call(make(xs), make(b)), general(make(xs), make(b))
+                assert type(got) is type(want) and got.dtype == want.dtype
+                np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+        declined = [dict(boxes=make(boxes[:, :4])), dict(boxes=make(boxes[:0])), dict(size=0), dict(size=(2, 2, 2)),
+                    dict(scale=-1.0), dict(scale=np.float64(1.0)), dict(deterministic=1),
+                    dict(x=make(x[:, :6].copy())),  # channels not a multiple of 2 * 2
+                    dict(x=make(x[..., ::2]))]  # strided, neither NCHW nor channels_last
+        if op != "pool":
+            declined += [dict(aligned=1), dict(ratio=2.0)]
+        for change in declined:
+            assert call(**{**dict(x=make(x), boxes=make(boxes)), **change}) is None, change
+        with pytest.raises(ValueError, match="batch index"):  # the kernel's own check
+            call(make(x), make(np.array([[2, 1.0, 1.0, 7.0, 8.0]])))

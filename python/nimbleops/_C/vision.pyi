@@ -7,7 +7,7 @@ from __future__ import annotations
 import collections.abc
 import nimbleops._C
 import typing
-__all__: list[str] = ['BatchNormInputs', 'BatchNormPoolInputs', 'ConvPoolInputs', 'DepthwiseInputs', 'PointwiseInputs', 'PsRoiInputs', 'ShuffleStagePlan', 'ShuffleUnit', 'batch_norm_backward_cpu', 'batch_norm_forward_cpu', 'batch_norm_pool_backward_cpu', 'batch_norm_pool_forward_cpu', 'channel_gather_cpu', 'channel_gather_cuda', 'channel_shuffle_plain', 'concat_shuffle_split_plain', 'conv_pool_forward_cpu', 'depthwise_backward_cpu', 'depthwise_backward_cuda', 'depthwise_forward_cpu', 'depthwise_forward_cuda', 'depthwise_plain', 'nms_cpu', 'nms_plain', 'pointwise_backward_cpu', 'pointwise_backward_cuda', 'pointwise_forward_cpu', 'pointwise_forward_cuda', 'pointwise_plain', 'ps_roi_backward_cpu', 'ps_roi_backward_cuda', 'ps_roi_forward_cpu', 'ps_roi_forward_cuda']
+__all__: list[str] = ['BatchNormInputs', 'BatchNormPoolInputs', 'ConvPoolInputs', 'DepthwiseInputs', 'PointwiseInputs', 'PsRoiInputs', 'ShuffleStagePlan', 'ShuffleUnit', 'batch_norm_backward_cpu', 'batch_norm_forward_cpu', 'batch_norm_pool_backward_cpu', 'batch_norm_pool_forward_cpu', 'channel_gather_cpu', 'channel_gather_cuda', 'channel_shuffle_plain', 'concat_shuffle_split_plain', 'conv_pool_forward_cpu', 'depthwise_backward_cpu', 'depthwise_backward_cuda', 'depthwise_forward_cpu', 'depthwise_forward_cuda', 'depthwise_plain', 'nms_cpu', 'nms_plain', 'pointwise_backward_cpu', 'pointwise_backward_cuda', 'pointwise_forward_cpu', 'pointwise_forward_cuda', 'pointwise_plain', 'ps_roi_backward_cpu', 'ps_roi_backward_cuda', 'ps_roi_forward_cpu', 'ps_roi_forward_cuda', 'ps_roi_plain']
 class ShuffleUnit:
     def __init__(self, stride: typing.SupportsInt | typing.SupportsIndex, pw1_weight: nimbleops._C.View, pw1_bias: nimbleops._C.View | None, dw_weight: nimbleops._C.View, dw_bias: nimbleops._C.View | None, pw2_weight: nimbleops._C.View, pw2_bias: nimbleops._C.View | None, branch1_dw_weight: nimbleops._C.View | None, branch1_dw_bias: nimbleops._C.View | None, branch1_pw_weight: nimbleops._C.View | None, branch1_pw_bias: nimbleops._C.View | None) -> None:
         ...
@@ -99,4 +99,6 @@ def ps_roi_backward_cuda(arg0: PsRoiInputs, arg1: nimbleops._C.View, arg2: nimbl
 def ps_roi_forward_cpu(arg0: PsRoiInputs, arg1: nimbleops._C.View) -> None:
     ...
 def ps_roi_forward_cuda(arg0: PsRoiInputs, arg1: nimbleops._C.View) -> None:
+    ...
+def ps_roi_plain(op: str, input: typing.Any, boxes: typing.Any, output_size: typing.Any, spatial_scale: typing.Any, sampling_ratio: typing.Any, aligned: typing.Any, deterministic: typing.Any) -> typing.Any:
     ...

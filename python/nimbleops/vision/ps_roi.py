@@ -17,15 +17,13 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .. import _arrays as ar
+from .. import _C, _arrays as ar
 from .._arrays import Array, Size
 from ._ps_roi_kernel import run_forward
 
 _ALIGN_OPS = {"avg": "align_avg", "max": "align_max"}  # mode -> the kernel's op
 
 
-@ar.resolving
-@ar.numpy_path_for_cpu_tensors(leading=True)
 def ps_roi_align(input: Array, boxes: Array, output_size: Size, spatial_scale: float = 1.0, sampling_ratio: int = -1,
                  *, aligned: bool = True, mode: str = "avg", deterministic: Optional[bool] = None) -> Any:
     """Position-sensitive RoI align.
@@ -68,6 +66,20 @@ def ps_roi_align(input: Array, boxes: Array, output_size: Size, spatial_scale: f
     defaults equal ``torchvision.ops.ps_roi_align``); a zero-size box samples one point per bin
     where torchvision divides 0 by 0 and returns NaN.
     """
+    op = _ALIGN_OPS.get(mode) if type(mode) is str else None
+    if op is not None and not ar.compiling():  # the common call in one binding call (Dynamo takes the custom op)
+        out = _C.vision.ps_roi_plain(op, input, boxes, output_size, spatial_scale, sampling_ratio, aligned,
+                                     deterministic)
+        if out is not None:
+            return out
+    return _ps_roi_align(input, boxes, output_size, spatial_scale, sampling_ratio, aligned=aligned, mode=mode,
+                         deterministic=deterministic)
+
+
+@ar.resolving
+@ar.numpy_path_for_cpu_tensors(leading=True)
+def _ps_roi_align(input, boxes, output_size, spatial_scale, sampling_ratio, *, aligned, mode, deterministic):
+    """ps_roi_align's general path: conversions, every check and its error."""
     if mode not in _ALIGN_OPS:
         raise ValueError(f"mode: expected 'avg' or 'max', got {mode!r}")
     if not isinstance(aligned, (bool, np.bool_)):
@@ -77,8 +89,6 @@ def ps_roi_align(input: Array, boxes: Array, output_size: Size, spatial_scale: f
                 deterministic)
 
 
-@ar.resolving
-@ar.numpy_path_for_cpu_tensors(leading=True)
 def ps_roi_pool(input: Array, boxes: Array, output_size: Size, spatial_scale: float = 1.0, *,
                 deterministic: Optional[bool] = None) -> Any:
     """Position-sensitive RoI pool (R-FCN's definition).
@@ -105,6 +115,17 @@ def ps_roi_pool(input: Array, boxes: Array, output_size: Size, spatial_scale: fl
     backward clips to H and W); this op equals torchvision's wherever no bin reaches the last row
     or column.
     """
+    if not ar.compiling():  # the common call in one binding call (Dynamo takes the custom op)
+        out = _C.vision.ps_roi_plain("pool", input, boxes, output_size, spatial_scale, 0, True, deterministic)
+        if out is not None:
+            return out
+    return _ps_roi_pool(input, boxes, output_size, spatial_scale, deterministic)
+
+
+@ar.resolving
+@ar.numpy_path_for_cpu_tensors(leading=True)
+def _ps_roi_pool(input, boxes, output_size, spatial_scale, deterministic):
+    """ps_roi_pool's general path: conversions, every check and its error."""
     return _run("pool", input, boxes, output_size, spatial_scale, 0, True, deterministic)
 
 
