@@ -356,6 +356,32 @@ void bind_vision(py::module_& m) {
       py::arg("op"), py::arg("input"), py::arg("boxes"), py::arg("output_size"), py::arg("spatial_scale"),
       py::arg("sampling_ratio"), py::arg("aligned"), py::arg("deterministic"));
   m.def(
+      "conv_pool_plain",
+      [](py::handle x, py::handle weight, py::handle bias, py::handle stride, py::handle padding,
+         py::handle pool_kernel_size, py::handle pool_stride, py::handle pool_padding) -> py::object {
+        vision::ConvPoolViews v;
+        plain::Args args;
+        const int64_t lo = -plain::kIntLimit, hi = plain::kIntLimit;
+        if (!plain::read_int(stride.ptr(), lo, hi, v.stride) || !plain::read_int(padding.ptr(), lo, hi, v.padding) ||
+            !plain::read_int(pool_kernel_size.ptr(), lo, hi, v.pool_kernel_size) ||
+            !plain::read_int(pool_stride.ptr(), lo, hi, v.pool_stride) ||
+            !plain::read_int(pool_padding.ptr(), lo, hi, v.pool_padding) || !args.read_float(x.ptr(), v.x) ||
+            v.x.ndim() != 4 || !args.read(weight.ptr(), v.x.dtype, v.weight) ||
+            !args.read_optional(bias.ptr(), v.x.dtype, 1, v.bias))
+          return py::none();
+        std::vector<int64_t> shape;
+        if (!plain::accepted([&] { shape = vision::check_conv_pool(v); })) return py::none();
+        View out;
+        py::object o = args.empty(shape, v.x.dtype, out);
+        {
+          py::gil_scoped_release nogil;
+          vision::cpu::conv2d_relu_max_pool(v, out);
+        }
+        return o;
+      },
+      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
+      py::arg("pool_kernel_size"), py::arg("pool_stride"), py::arg("pool_padding"));
+  m.def(
       "depthwise_plain",
       [](py::handle x, py::handle weight, py::handle bias, py::handle stride, py::handle padding,
          py::handle dilation) -> py::object {

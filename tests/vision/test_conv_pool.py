@@ -121,3 +121,35 @@ def test_bad_input():
     fails(ValueError, r"pool_kernel_size: the 9x9 window is larger than the padded 6x6", x, w, pool_kernel_size=9,
           pool_padding=1)
     fails(TypeError, "stride: expected an integer", x, w, None, 1.5)
+
+
+def test_the_plain_binding_takes_the_common_call_and_declines_the_rest(monkeypatch):
+    """``_C.vision.conv_pool_plain`` (one binding call reading the arrays in C++) gives the
+    general path's output for NCHW inputs and answers None for every other call."""
+    from nimbleops import _C
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 3, 12, 11)).astype("float32")
+    w, b = rng.standard_normal((5, 3, 3, 3)).astype("float32"), rng.standard_normal(5).astype("float32")
+    plain = _C.vision.conv_pool_plain
+    kinds = [np.asarray] + ([torch.from_numpy] if torch is not None else [])
+    for make in kinds:
+        for bias, ints in ((b, (2, 1, 3, 2, 1)), (None, (1, 0, 2, 2, 0))):
+            args = (make(x), make(w), None if bias is None else make(bias))
+            with monkeypatch.context() as m:
+                m.setattr(_C.vision, "conv_pool_plain", lambda *_: None)  # the general path alone
+                want = vision.conv2d_relu_max_pool(*args, ints[0], ints[1], pool_kernel_size=ints[2],
+                                                   pool_stride=ints[3], pool_padding=ints[4])
+            got = plain(*args, *ints)
+            assert type(got) is type(want)
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+        declined = [(make(np.moveaxis(np.moveaxis(x, 1, 3).copy(), 3, 1)), make(w), None),  # channels_last
+                    (make(x), make(w.astype("float64")), None), (make(x), make(w), make(b[:4])),
+                    (make(x), make(w[:, :2]), None)]
+        for args in declined:
+            assert plain(*args, 1, 0, 3, 2, 1) is None
+        for ints in ((0, 0, 3, 2, 1), (1, 0, 3, 2, 2), (True, 0, 3, 2, 1), (1.0, 0, 3, 2, 1)):
+            assert plain(make(x), make(w), None, *ints) is None, ints
+    if torch is not None:
+        wg = torch.from_numpy(w).requires_grad_()
+        assert plain(torch.from_numpy(x), wg, None, 1, 0, 3, 2, 1) is None  # autograd would record it

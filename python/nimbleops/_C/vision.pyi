@@ -7,7 +7,7 @@ from __future__ import annotations
 import collections.abc
 import nimbleops._C
 import typing
-__all__: list[str] = ['BatchNormInputs', 'BatchNormPoolInputs', 'ConvPoolInputs', 'DepthwiseInputs', 'PointwiseInputs', 'PsRoiInputs', 'ShuffleStagePlan', 'ShuffleUnit', 'batch_norm_backward_cpu', 'batch_norm_forward_cpu', 'batch_norm_pool_backward_cpu', 'batch_norm_pool_forward_cpu', 'channel_gather_cpu', 'channel_gather_cuda', 'channel_shuffle_plain', 'concat_shuffle_split_plain', 'conv_pool_forward_cpu', 'depthwise_backward_cpu', 'depthwise_backward_cuda', 'depthwise_forward_cpu', 'depthwise_forward_cuda', 'depthwise_plain', 'nms_cpu', 'nms_plain', 'pointwise_backward_cpu', 'pointwise_backward_cuda', 'pointwise_forward_cpu', 'pointwise_forward_cuda', 'pointwise_plain', 'ps_roi_backward_cpu', 'ps_roi_backward_cuda', 'ps_roi_forward_cpu', 'ps_roi_forward_cuda', 'ps_roi_plain']
+__all__: list[str] = ['BatchNormInputs', 'BatchNormPoolInputs', 'ConvPoolInputs', 'DepthwiseInputs', 'PointwiseInputs', 'PsRoiInputs', 'ShuffleStagePlan', 'ShuffleUnit', 'batch_norm_backward_cpu', 'batch_norm_forward_cpu', 'batch_norm_pool_backward_cpu', 'batch_norm_pool_forward_cpu', 'channel_gather_cpu', 'channel_gather_cuda', 'channel_shuffle_plain', 'concat_shuffle_split_plain', 'conv_pool_forward_cpu', 'conv_pool_plain', 'depthwise_backward_cpu', 'depthwise_backward_cuda', 'depthwise_forward_cpu', 'depthwise_forward_cuda', 'depthwise_plain', 'nms_cpu', 'nms_plain', 'pointwise_backward_cpu', 'pointwise_backward_cuda', 'pointwise_forward_cpu', 'pointwise_forward_cuda', 'pointwise_plain', 'ps_roi_backward_cpu', 'ps_roi_backward_cuda', 'ps_roi_forward_cpu', 'ps_roi_forward_cuda', 'ps_roi_plain']
 class ShuffleUnit:
     def __init__(self, stride: typing.SupportsInt | typing.SupportsIndex, pw1_weight: nimbleops._C.View, pw1_bias: nimbleops._C.View | None, dw_weight: nimbleops._C.View, dw_bias: nimbleops._C.View | None, pw2_weight: nimbleops._C.View, pw2_bias: nimbleops._C.View | None, branch1_dw_weight: nimbleops._C.View | None, branch1_dw_bias: nimbleops._C.View | None, branch1_pw_weight: nimbleops._C.View | None, branch1_pw_bias: nimbleops._C.View | None) -> None:
         ...
@@ -67,6 +67,8 @@ def channel_shuffle_plain(x: typing.Any, groups: typing.Any) -> typing.Any:
 def concat_shuffle_split_plain(a: typing.Any, b: typing.Any) -> typing.Any:
     ...
 def conv_pool_forward_cpu(arg0: ConvPoolInputs, arg1: nimbleops._C.View) -> None:
+    ...
+def conv_pool_plain(x: typing.Any, weight: typing.Any, bias: typing.Any, stride: typing.Any, padding: typing.Any, pool_kernel_size: typing.Any, pool_stride: typing.Any, pool_padding: typing.Any) -> typing.Any:
     ...
 def depthwise_backward_cpu(arg0: DepthwiseInputs, arg1: nimbleops._C.View, arg2: nimbleops._C.View | None, arg3: nimbleops._C.View | None, arg4: nimbleops._C.View | None) -> None:
     ...

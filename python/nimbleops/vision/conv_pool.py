@@ -17,7 +17,6 @@ from .._arrays import Array
 from ._layout import in_format_of, nchw
 
 
-@ar.resolving
 def conv2d_relu_max_pool(x: Array, weight: Array, bias: Optional[Array] = None, stride: int = 1, padding: int = 0, *,
                          pool_kernel_size: int = 3, pool_stride: int = 2, pool_padding: int = 1) -> Any:
     """``max_pool2d(relu(conv2d(x, weight, bias, stride, padding)), pool_kernel_size, pool_stride,
@@ -38,6 +37,16 @@ def conv2d_relu_max_pool(x: Array, weight: Array, bias: Optional[Array] = None, 
         ``[N, Cout, PH, PW]`` in x's memory format, with ``OH = (H + 2 padding - KH) // stride + 1``
         and ``PH = (OH + 2 pool_padding - pool_kernel_size) // pool_stride + 1`` (likewise W).
     """
+    if not ar.compiling():  # the common call in one binding call (torch.compile gets the general path's error)
+        out = _C.vision.conv_pool_plain(x, weight, bias, stride, padding, pool_kernel_size, pool_stride, pool_padding)
+        if out is not None:
+            return out
+    return _conv2d_relu_max_pool(x, weight, bias, stride, padding, pool_kernel_size, pool_stride, pool_padding)
+
+
+@ar.resolving
+def _conv2d_relu_max_pool(x, weight, bias, stride, padding, pool_kernel_size, pool_stride, pool_padding):
+    """conv2d_relu_max_pool's general path: conversions, every check and its error."""
     kind = ar.host_inference_batch(x, "conv2d_relu_max_pool", "torch's ops")
     ar.refuse_grad(weight=weight, bias=bias)
     xc = nchw(x)
