@@ -29,6 +29,10 @@ needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
 #: array kinds every op is tested with: torch where installed, CUDA only where a GPU is usable
 KINDS = ["numpy"] + (["torch"] if torch is not None else []) + (["torch-cuda"] if nimbleops.has_cuda() else [])
 
+#: (make, back) pairs of the host kinds: a numpy array as itself, and as a CPU tensor sharing its
+#: memory where torch is installed; back gives a result's values as numpy
+HOST_KINDS = [(lambda x: x, lambda x: x)] + ([(torch.from_numpy, lambda x: x.numpy())] if torch is not None else [])
+
 
 def to_kind(x, kind):
     """A numpy array as the given kind (None passes through)."""

@@ -10,8 +10,8 @@ import nimbleops
 from nimbleops import rl
 from nimbleops.reference import rl as ref
 
-from ..conftest import (import_peer, KINDS, assert_close, assert_same_bits_at_any_thread_count_and_simd_level, random_mdp,
-                        to_kind, to_numpy)
+from ..conftest import (HOST_KINDS, import_peer, KINDS, assert_close, assert_same_bits_at_any_thread_count_and_simd_level,
+                        random_mdp, to_kind, to_numpy, torch)
 
 DTYPES = ["float64", "float32"]
 
@@ -600,13 +600,7 @@ def test_the_plain_binding_takes_the_common_call_and_declines_the_rest(op, monke
     def plain(P, R, V, gamma=0.9, check=True):
         return _C.rl.bellman_plain(op, P, R, V, gamma, check, *bellman.ROW_SUM_TOL.values())
 
-    kinds = [(lambda x: x, lambda x: x)]
-    try:
-        import torch
-        kinds.append((torch.from_numpy, lambda x: x.numpy()))
-    except ImportError:
-        torch = None
-    for make, back in kinds:
+    for make, back in HOST_KINDS:
         for dtype in ("float32", "float64"):
             args = [make(x.astype(dtype)) for x in (P, R, V)]
             got, want = plain(*args), general(*args, 0.9)

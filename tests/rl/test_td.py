@@ -11,7 +11,7 @@ import nimbleops
 from nimbleops import rl
 from nimbleops.reference import rl as ref
 
-from ..conftest import TOL, assert_same_bits_at_any_thread_count_and_simd_level
+from ..conftest import HOST_KINDS, TOL, assert_same_bits_at_any_thread_count_and_simd_level, torch
 
 RULES = ["td0", "sarsa", "q_learning", "expected_sarsa_probs", "expected_sarsa_eps", "double_q"]
 
@@ -172,13 +172,7 @@ def test_the_plain_binding_takes_the_common_call_and_declines_the_rest(rule, mod
 
     b = batch(rng, 10, 3, 20, "float64")
     Q0 = rng.standard_normal((10,) if rule == "td0" else (10, 3))
-    kinds = [(np.asarray, lambda x: x)]
-    try:
-        import torch
-        kinds.append((torch.from_numpy, lambda x: x.numpy()))
-    except ImportError:
-        torch = None
-    for make, back in kinds:
+    for make, back in HOST_KINDS:
         want = Q0.copy()
         with monkeypatch.context() as m:
             m.setattr(_C.rl, "td_update_plain", lambda *_: None)  # the general path alone
@@ -205,7 +199,7 @@ def test_the_plain_binding_takes_the_common_call_and_declines_the_rest(rule, mod
             {"alpha": float("inf")}, {"alpha": -0.5}, {"alpha": np.float64(0.5)}, {"gamma": 1.5}, {"gamma": True},
             {"mode": "parallel"}, {"mode": None},
         ]
-        if make is np.asarray:
+        if isinstance(Q, np.ndarray):
             frozen = Q0.copy()
             frozen.flags.writeable = False
             declined += [{"Q": frozen}] + ([{"s": torch.from_numpy(b["s"])}] if torch is not None else [])

@@ -11,7 +11,7 @@ import nimbleops
 from nimbleops import rl
 from nimbleops.reference import rl as ref
 
-from ..conftest import TOL, assert_same_bits_at_any_thread_count_and_simd_level
+from ..conftest import HOST_KINDS, TOL, assert_same_bits_at_any_thread_count_and_simd_level
 
 
 def tabular_steps(module, rule, kind, Q, e, steps, dtype):
@@ -177,13 +177,7 @@ def test_the_plain_bindings_take_the_common_call_and_decline_the_rest(rule, rng,
                 "true_online": lambda t, x: rl.true_online_td_lambda_step_(t[0], t[1], t[2], x["phi"], x["r"], x["phi2"],
                                                                            x["term"], x["trunc"], **common)}[name]
         declined = [dict(phi=x["phi"][:, :3]), dict(r=x["r"][:3]), dict(gamma=-0.1), dict(w=x["phi"])]
-    kinds = [(lambda v: v, lambda v: v)]
-    try:
-        import torch
-        kinds.append((torch.from_numpy, lambda v: v.numpy()))
-    except ImportError:
-        torch = None
-    for make, back in kinds:
+    for make, back in HOST_KINDS:
         want = [t.copy() for t in tables]
         with monkeypatch.context() as m:
             m.setattr(_C.rl, binding, lambda *_: None)  # the general path alone
