@@ -140,7 +140,7 @@ bool Args::read(PyObject* x, DType want, bool any_float, View& v, bool image) {
 bool Args::read_table(PyObject* x, View& v) {
   if (!read_float(x, v)) return false;
   if (kind_ == Kind::numpy) return (py::detail::array_proxy(x)->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_) != 0;
-  return !is_true(x, torch_objects()->requires_grad, false);
+  return grad_enabled_ || !is_true(x, torch_objects()->requires_grad, false);  // read checked it with grad on
 }
 
 void Args::bump_version(PyObject* x) const {
@@ -236,50 +236,28 @@ bool Args::read_torch(PyObject* x, DType want, bool any_float, View& v, bool ima
   return true;
 }
 
-py::object Args::empty(const std::vector<int64_t>& shape, DType dtype, View& v) const {
+py::object Args::empty_image(const std::vector<int64_t>& shape, DType dtype, bool channels_last, View& v) const {
+  v.dtype = dtype;
+  v.device = -1;
+  v.shape = shape;
+  if (channels_last)
+    channels_last_strides(v);
+  else
+    contiguous_strides(v);
   py::object out;
   if (kind_ == Kind::numpy) {
     const auto& np = py::detail::npy_api::get();
-    std::vector<Py_intptr_t> dims(shape.begin(), shape.end());
+    std::vector<Py_intptr_t> dims(shape.begin(), shape.end()), strides(v.strides.begin(), v.strides.end());
+    for (Py_intptr_t& st : strides) st *= dtype_size(dtype);
     out = steal(np.PyArray_NewFromDescr_(np.PyArray_Type_, np.PyArray_DescrFromType_(numpy_type(dtype)),
-                                         int(dims.size()), dims.data(), nullptr, nullptr, 0, nullptr));
+                                         int(dims.size()), dims.data(), strides.data(), nullptr, 0, nullptr));
     v.data = py::detail::array_proxy(out.ptr())->data;
   } else {
     const Torch* t = torch_objects();
     py::tuple size(shape.size());
     for (size_t i = 0; i < shape.size(); ++i) size[i] = py::int_(shape[i]);
-    PyObject* args[] = {size.ptr(), t->dtype_object(dtype)};
-    out = steal(PyObject_Vectorcall(t->empty, args, 1, t->dtype_kw));
-    v.data = PyLong_AsVoidPtr(steal(PyObject_CallMethodNoArgs(out.ptr(), t->data_ptr)).ptr());
-    if (PyErr_Occurred()) throw py::error_already_set();
-  }
-  v.dtype = dtype;
-  v.device = -1;
-  v.shape = shape;
-  contiguous_strides(v);
-  return out;
-}
-
-py::object Args::empty_image(const std::vector<int64_t>& shape, DType dtype, bool channels_last, View& v) const {
-  if (!channels_last) return empty(shape, dtype, v);
-  py::object out;
-  v.dtype = dtype;
-  v.device = -1;
-  v.shape = shape;
-  channels_last_strides(v);
-  if (kind_ == Kind::numpy) {
-    const auto& np = py::detail::npy_api::get();
-    Py_intptr_t dims[4], strides[4];
-    for (int i = 0; i < 4; ++i) dims[i] = shape[size_t(i)], strides[i] = v.strides[size_t(i)] * dtype_size(dtype);
-    out = steal(np.PyArray_NewFromDescr_(np.PyArray_Type_, np.PyArray_DescrFromType_(numpy_type(dtype)), 4, dims,
-                                         strides, nullptr, 0, nullptr));
-    v.data = py::detail::array_proxy(out.ptr())->data;
-  } else {
-    const Torch* t = torch_objects();
-    py::tuple size(4);
-    for (size_t i = 0; i < 4; ++i) size[i] = py::int_(shape[i]);
-    PyObject* args[] = {size.ptr(), t->dtype_object(dtype), t->channels_last};
-    out = steal(PyObject_Vectorcall(t->empty, args, 1, t->dtype_format_kw));
+    PyObject* args[] = {size.ptr(), t->dtype_object(dtype), t->channels_last};  // the format only where asked
+    out = steal(PyObject_Vectorcall(t->empty, args, 1, channels_last ? t->dtype_format_kw : t->dtype_kw));
     v.data = PyLong_AsVoidPtr(steal(PyObject_CallMethodNoArgs(out.ptr(), t->data_ptr)).ptr());
     if (PyErr_Occurred()) throw py::error_already_set();
   }

@@ -46,10 +46,16 @@ class Args {
   }
   // Like read, and of shape `like`'s.
   bool read_like(PyObject* x, DType want, const View& like, View& v);
+  // An array the op takes only where `wanted` (values of GAE, actions of SARSA, ...): read like
+  // `like` into out where wanted, else x must be None and out stays empty.
+  bool read_like_if(bool wanted, PyObject* x, DType want, const View& like, std::optional<View>& out) {
+    return wanted ? read_like(x, want, like, out.emplace()) : x == Py_None;
+  }
   // A new contiguous array of the call's kind, shape `shape` and dtype `dtype`, its view in v.
-  pybind11::object empty(const std::vector<int64_t>& shape, DType dtype, View& v) const;
-  // A new [N, C, H, W] array of the call's kind and dtype `dtype`, channels_last where asked (else
-  // NCHW-contiguous), its view in v.
+  pybind11::object empty(const std::vector<int64_t>& shape, DType dtype, View& v) const {
+    return empty_image(shape, dtype, false, v);
+  }
+  // Like empty; a 4-d [N, C, H, W] shape stored channels_last where asked.
   pybind11::object empty_image(const std::vector<int64_t>& shape, DType dtype, bool channels_last, View& v) const;
   // A new contiguous array of the shape and dtype of `like`, an array this call read into
   // like_view, its view in v (for torch a shorter call than empty's).

@@ -1,7 +1,6 @@
 // pybind11 for the RL family: views in, GIL released around every kernel.
 #include <algorithm>
 #include <limits>
-#include <tuple>
 
 #include "bindings/common.h"
 #include "bindings/plain_call.h"
@@ -304,11 +303,7 @@ void bind_rl(py::module_& m) {
             !args.read_like(terminated.ptr(), DType::boolean, r, v.terminated) ||
             !args.read_like(truncated.ptr(), DType::boolean, r, v.truncated))
           return py::none();
-        if (two_outputs) {
-          if (!args.read_like(values.ptr(), r.dtype, r, v.values.emplace())) return py::none();
-        } else if (!values.is_none()) {
-          return py::none();
-        }
+        if (!args.read_like_if(two_outputs, values.ptr(), r.dtype, r, v.values)) return py::none();
         View out0;
         std::optional<View> out1;
         py::object o0 = args.empty_like(rewards.ptr(), r, out0);
@@ -362,15 +357,9 @@ void bind_rl(py::module_& m) {
             !args.read_like(terminated.ptr(), DType::boolean, v.s, v.terminated) ||
             !args.read_like(truncated.ptr(), DType::boolean, v.s, v.truncated))
           return py::none();
-        for (auto [x, out, wanted] : {std::tuple{a, &v.a, !td}, std::tuple{a_next, &v.a_next, !td}}) {
-          if (!wanted) {
-            if (!x.is_none()) return py::none();
-            continue;
-          }
-          View i;
-          if (!args.read_like(x.ptr(), DType::int64, v.s, i)) return py::none();
-          *out = i;
-        }
+        if (!args.read_like_if(!td, a.ptr(), DType::int64, v.s, v.a) ||
+            !args.read_like_if(!td, a_next.ptr(), DType::int64, v.s, v.a_next))
+          return py::none();
         if (td) {  // V [S] and e [B, S] as [S, 1] and [B, S, 1]
           v.Q.shape.push_back(1), v.Q.strides.push_back(1);
           v.e.shape.push_back(1), v.e.strides = {v.e.shape[1], 1, 1};
@@ -525,14 +514,9 @@ void bind_rl(py::module_& m) {
             !args.read_like(r.ptr(), v.Q.dtype, v.s, v.rewards) ||
             !args.read_like(terminated.ptr(), DType::boolean, v.s, v.terminated))
           return py::none();
-        auto index = [&](py::handle x, std::optional<View>& out, bool wanted) {
-          if (!wanted) return x.is_none();
-          View i;
-          if (!args.read_like(x.ptr(), DType::int64, v.s, i)) return false;
-          out = i;
-          return true;
-        };
-        if (!index(a, v.a, !td0) || !index(a_next, v.a_next, v.rule == rl::TdRule::sarsa)) return py::none();
+        if (!args.read_like_if(!td0, a.ptr(), DType::int64, v.s, v.a) ||
+            !args.read_like_if(v.rule == rl::TdRule::sarsa, a_next.ptr(), DType::int64, v.s, v.a_next))
+          return py::none();
         View td;
         py::object out = args.empty_like(r.ptr(), v.rewards, td);
         rl::check_td_disjoint(v, td);

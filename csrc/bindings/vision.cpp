@@ -297,7 +297,7 @@ void bind_vision(py::module_& m) {
             !(max_output.is_none() || plain::read_int(max_output.ptr(), 0, plain::kIntLimit, cap)) ||
             !args.read_float(boxes.ptr(), b) || b.ndim() != 2 || b.shape[1] != 4 || b.shape[0] == 0 ||
             !args.read(scores.ptr(), b.dtype, s) || s.shape != std::vector<int64_t>{b.shape[0]} ||
-            !(groups.is_none() || args.read_like(groups.ptr(), DType::int64, s, g.emplace())))
+            !args.read_like_if(!groups.is_none(), groups.ptr(), DType::int64, s, g))
           return py::none();
         std::vector<int64_t> kept(size_t(b.shape[0]));
         int64_t n;
