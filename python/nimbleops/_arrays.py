@@ -43,11 +43,15 @@ def transforming() -> bool:
     return torch is not None and torch._C._functorch.maybe_current_level() is not None
 
 
-def compiling() -> bool:
-    """Whether torch.compile / torch.export trace the call (Dynamo reads the Python around the
-    ops, and takes a custom op where a kernel's binding is called directly)."""
+def plain_call(binding: Callable[..., Any], *args: Any) -> Any:
+    """An op's plain call, ``binding(*args)`` (csrc/bindings/plain_call.h: one binding call for the
+    common case, its result or None), or None while torch.compile / torch.export trace the call:
+    Dynamo reads this function and then takes the op's general path, which records its custom op
+    (a binding called directly would break the graph)."""
     torch = sys.modules.get("torch")
-    return torch is not None and torch.compiler.is_compiling()
+    if torch is not None and torch.compiler.is_compiling():
+        return None
+    return binding(*args)
 
 
 def capturing() -> bool:

@@ -141,15 +141,7 @@ def _policy(policy, m: PreparedMdp, name: str = "policy"):
 
 # ---------------------------------------------------------------------------------- operators
 
-
-def _plain_call(op, P, R, V, gamma, check):
-    """The common call in one binding call (``_C.rl.bellman_plain``, which reads and checks the
-    arrays in C++): dense P ``[..., S, A, S]``, R ``[..., S, A]`` and V ``[..., S]`` of one float
-    dtype, all numpy arrays or all plain CPU tensors, gamma a number, check a bool. None for any
-    other call, which then takes the general path: the results are the same either way."""
-    if ar.compiling():
-        return None
-    return _C.rl.bellman_plain(op, P, R, V, gamma, check, ROW_SUM_TOL["float32"], ROW_SUM_TOL["float64"])
+_PLAIN_TOLERANCES = (ROW_SUM_TOL["float32"], ROW_SUM_TOL["float64"])  # the plain call's row-sum check
 
 
 def q_values(P: Model, R: Array, V: Array, gamma: float, *, check: bool = True) -> Array:
@@ -165,7 +157,7 @@ def q_values(P: Model, R: Array, V: Array, gamma: float, *, check: bool = True) 
     Returns:
         ``Q [..., S, A]``, -inf for the infeasible actions.
     """
-    out = _plain_call("q_values", P, R, V, gamma, check)
+    out = ar.plain_call(_C.rl.bellman_plain, "q_values", P, R, V, gamma, check, *_PLAIN_TOLERANCES)
     return out if out is not None else _q_values(P, R, V, gamma, check=check)
 
 
@@ -190,7 +182,7 @@ def bellman_optimality_backup(P: Model, R: Array, V: Array, gamma: float, *, che
         ``(V_new [..., S], greedy_policy [..., S] int64)``: the greedy policy is the maximising
         action, ties going to the lowest action index (numpy's argmax rule).
     """
-    out = _plain_call("optimality_backup", P, R, V, gamma, check)
+    out = ar.plain_call(_C.rl.bellman_plain, "optimality_backup", P, R, V, gamma, check, *_PLAIN_TOLERANCES)
     return out if out is not None else _optimality_backup(P, R, V, gamma, check=check)
 
 

@@ -48,7 +48,8 @@ def discounted_returns(rewards: Array, next_values: Array, terminated: Array, tr
     Returns:
         ``G [T, *batch]``.
     """
-    out = _plain_call("discounted", rewards, None, next_values, terminated, truncated, gamma, 1.0, 1, time_dim)
+    out = ar.plain_call(_C.rl.returns_plain, "discounted", rewards, None, next_values, terminated, truncated, gamma,
+                        1.0, 1, time_dim)
     if out is not None:
         return out[0]
     return _estimate("discounted", rewards, None, next_values, terminated, truncated, gamma=gamma, time_dim=time_dim)[0]
@@ -70,7 +71,8 @@ def n_step_returns(rewards: Array, next_values: Array, terminated: Array, trunca
     Returns:
         ``G [T, *batch]``.
     """
-    out = _plain_call("n_step", rewards, None, next_values, terminated, truncated, gamma, 1.0, n, time_dim)
+    out = ar.plain_call(_C.rl.returns_plain, "n_step", rewards, None, next_values, terminated, truncated, gamma, 1.0, n,
+                        time_dim)
     if out is not None:
         return out[0]
     n = ar.check_int(n, "n", 1)
@@ -93,7 +95,8 @@ def lambda_returns(rewards: Array, next_values: Array, terminated: Array, trunca
     Returns:
         ``G [T, *batch]``: torchrl's ``td_lambda_return_estimate``, rlax's ``lambda_returns``.
     """
-    out = _plain_call("lambda", rewards, None, next_values, terminated, truncated, gamma, lam, 1, time_dim)
+    out = ar.plain_call(_C.rl.returns_plain, "lambda", rewards, None, next_values, terminated, truncated, gamma, lam, 1,
+                        time_dim)
     if out is not None:
         return out[0]
     return _estimate("lambda", rewards, None, next_values, terminated, truncated, gamma=gamma, lam=lam,
@@ -118,7 +121,8 @@ def gae(rewards: Array, values: Array, next_values: Array, terminated: Array, tr
         ``(advantages, value_targets)``, both ``[T, *batch]``, ``value_targets = advantages +
         values``.
     """
-    out = _plain_call("gae", rewards, values, next_values, terminated, truncated, gamma, lam, 1, time_dim)
+    out = ar.plain_call(_C.rl.returns_plain, "gae", rewards, values, next_values, terminated, truncated, gamma, lam, 1,
+                        time_dim)
     if out is not None:
         return out
     return _estimate("gae", rewards, values, next_values, terminated, truncated, gamma=gamma, lam=lam,
@@ -166,19 +170,6 @@ def _unit_interval(x, name: str) -> float:
     if not 0.0 <= x <= 1.0:
         raise ValueError(f"{name}: expected a number in [0, 1], got {x}")
     return x
-
-
-def _plain_call(estimator, rewards, values, next_values, terminated, truncated, gamma, lam, n, time_dim):
-    """The common call in one binding call (``_C.rl.returns_plain``, which reads and checks the
-    arrays in C++): numpy arrays, or plain CPU torch tensors outside autograd and capture, of one
-    float dtype and one shape (masks bool), C-contiguous, time-major (``time_dim`` 0), gamma and
-    lam numbers in [0, 1], no log_rhos. ``(out0, out1 or None)``, or None for any other call,
-    which then takes the general path (conversions, every check and its error): the outputs are
-    the same either way, this only skips the Python around the kernel. Under torch.compile, whose
-    Dynamo reads this function, the call takes the custom op."""
-    if ar.compiling():
-        return None
-    return _C.rl.returns_plain(estimator, rewards, values, next_values, terminated, truncated, gamma, lam, n, time_dim)
 
 
 @ar.resolving

@@ -50,7 +50,7 @@ def td0_update_(V: Array, s: Array, r: Array, s_next: Array, terminated: Array, 
     Returns:
         The TD errors ``delta [N]`` (the table's dtype and kind); the table is updated in place.
     """
-    out = _plain_call("td0", V, s, None, r, s_next, None, terminated, alpha, gamma, mode)
+    out = ar.plain_call(_C.rl.td_update_plain, "td0", V, s, None, r, s_next, None, terminated, alpha, gamma, mode)
     if out is not None:
         return out
     return _general_update("td0", V, None, s, None, r, s_next, None, terminated, alpha, gamma, mode)
@@ -69,7 +69,7 @@ def sarsa_update_(Q: Array, s: Array, a: Array, r: Array, s_next: Array, a_next:
     Returns:
         The TD errors ``delta [N]`` (the table's dtype and kind); the table is updated in place.
     """
-    out = _plain_call("sarsa", Q, s, a, r, s_next, a_next, terminated, alpha, gamma, mode)
+    out = ar.plain_call(_C.rl.td_update_plain, "sarsa", Q, s, a, r, s_next, a_next, terminated, alpha, gamma, mode)
     if out is not None:
         return out
     return _general_update("sarsa", Q, None, s, a, r, s_next, a_next, terminated, alpha, gamma, mode)
@@ -88,7 +88,7 @@ def q_learning_update_(Q: Array, s: Array, a: Array, r: Array, s_next: Array, te
     Returns:
         The TD errors ``delta [N]`` (the table's dtype and kind); the table is updated in place.
     """
-    out = _plain_call("q_learning", Q, s, a, r, s_next, None, terminated, alpha, gamma, mode)
+    out = ar.plain_call(_C.rl.td_update_plain, "q_learning", Q, s, a, r, s_next, None, terminated, alpha, gamma, mode)
     if out is not None:
         return out
     return _general_update("q_learning", Q, None, s, a, r, s_next, None, terminated, alpha, gamma, mode)
@@ -137,17 +137,6 @@ def double_q_learning_update_(Q1: Array, Q2: Array, s: Array, a: Array, r: Array
         The TD errors ``delta [N]`` (the table's dtype and kind); the table is updated in place.
     """
     return _update("double_q", Q1, Q2, s, a, r, s_next, None, terminated, alpha, gamma, mode, update_first=update_first)
-
-
-def _plain_call(rule, Q, s, a, r, s_next, a_next, terminated, alpha, gamma, mode):
-    """The common call in one binding call (``_C.rl.td_update_plain``, which reads and checks the
-    arrays in C++): a writeable float table, int64 indices, rewards of the table's dtype and a bool
-    mask, all numpy arrays or all plain CPU tensors (the table not requiring grad), alpha and gamma
-    numbers. The TD errors, or None for any other call, which then takes the general path: the
-    updates are the same either way."""
-    if ar.compiling():
-        return None
-    return _C.rl.td_update_plain(rule, Q, s, a, r, s_next, a_next, terminated, alpha, gamma, mode)
 
 
 def _table(x, name: str, ndim: int, allow_empty: bool = False):

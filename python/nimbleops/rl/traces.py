@@ -113,7 +113,8 @@ def td_lambda_step_(V: Array, e: Array, s: Array, r: Array, s_next: Array, termi
     Returns:
         The TD errors ``delta [B]``; the table (or weights) and traces are updated in place.
     """
-    out = _tabular_plain("td_lambda", V, e, s, None, r, s_next, None, terminated, truncated, alpha, gamma, lam, kind)
+    out = ar.plain_call(_C.rl.tabular_trace_plain, "td_lambda", V, e, s, None, r, s_next, None, terminated, truncated,
+                        alpha, gamma, lam, kind)
     if out is not None:
         return out
     return _general_tabular("td_lambda", V, e, s, None, r, s_next, None, terminated, truncated, alpha, gamma, lam,
@@ -137,7 +138,8 @@ def sarsa_lambda_step_(Q: Array, e: Array, s: Array, a: Array, r: Array, s_next:
     Returns:
         The TD errors ``delta [B]``; the table (or weights) and traces are updated in place.
     """
-    out = _tabular_plain("sarsa_lambda", Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam, kind)
+    out = ar.plain_call(_C.rl.tabular_trace_plain, "sarsa_lambda", Q, e, s, a, r, s_next, a_next, terminated, truncated,
+                        alpha, gamma, lam, kind)
     if out is not None:
         return out
     return _general_tabular("sarsa_lambda", Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam,
@@ -154,29 +156,12 @@ def watkins_q_lambda_step_(Q: Array, e: Array, s: Array, a: Array, r: Array, s_n
 
     Args and Returns: as for :func:`sarsa_lambda_step_`.
     """
-    out = _tabular_plain("watkins_q_lambda", Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam,
-                         kind)
+    out = ar.plain_call(_C.rl.tabular_trace_plain, "watkins_q_lambda", Q, e, s, a, r, s_next, a_next, terminated,
+                        truncated, alpha, gamma, lam, kind)
     if out is not None:
         return out
     return _general_tabular("watkins_q_lambda", Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma,
                             lam, kind)
-
-
-def _tabular_plain(rule, Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam, kind):
-    """The common call in one binding call (``_C.rl.tabular_trace_plain``, which reads and checks
-    the arrays in C++), or None for any other call, which then takes the general path: the updates
-    are the same either way."""
-    if ar.compiling():
-        return None
-    return _C.rl.tabular_trace_plain(rule, Q, e, s, a, r, s_next, a_next, terminated, truncated, alpha, gamma, lam,
-                                     kind)
-
-
-def _linear_plain(rule, w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, gamma, lam):
-    """As :func:`_tabular_plain`, for the linear steps (``_C.rl.linear_trace_plain``)."""
-    if ar.compiling():
-        return None
-    return _C.rl.linear_trace_plain(rule, w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, gamma, lam)
 
 
 def _linear(rule, w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, gamma, lam):
@@ -244,7 +229,8 @@ def linear_td0_update_(w: Array, phi: Array, r: Array, phi_next: Array, terminat
     Returns:
         The TD errors ``delta [B]``; ``w`` is updated in place.
     """
-    out = _linear_plain("td0", w, None, None, phi, r, phi_next, terminated, None, alpha, gamma, 0.0)
+    out = ar.plain_call(_C.rl.linear_trace_plain, "td0", w, None, None, phi, r, phi_next, terminated, None, alpha,
+                        gamma, 0.0)
     if out is not None:
         return out
     return _general_linear("td0", w, None, None, phi, r, phi_next, terminated, None, alpha, gamma, 0.0)
@@ -266,7 +252,8 @@ def linear_td_lambda_step_(w: Array, z: Array, phi: Array, r: Array, phi_next: A
     Returns:
         The TD errors ``delta [B]``; the table (or weights) and traces are updated in place.
     """
-    out = _linear_plain("td_lambda", w, z, None, phi, r, phi_next, terminated, truncated, alpha, gamma, lam)
+    out = ar.plain_call(_C.rl.linear_trace_plain, "td_lambda", w, z, None, phi, r, phi_next, terminated, truncated,
+                        alpha, gamma, lam)
     if out is not None:
         return out
     return _general_linear("td_lambda", w, z, None, phi, r, phi_next, terminated, truncated, alpha, gamma, lam)
@@ -290,7 +277,8 @@ def true_online_td_lambda_step_(w: Array, z: Array, v_old: Array, phi: Array, r:
     """
     if v_old is None:
         raise TypeError("v_old: expected an array [B] (zeros at the start of each episode), got None")
-    out = _linear_plain("true_online", w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, gamma, lam)
+    out = ar.plain_call(_C.rl.linear_trace_plain, "true_online", w, z, v_old, phi, r, phi_next, terminated, truncated,
+                        alpha, gamma, lam)
     if out is not None:
         return out
     return _general_linear("true_online", w, z, v_old, phi, r, phi_next, terminated, truncated, alpha, gamma, lam)

@@ -37,10 +37,10 @@ def conv2d_relu_max_pool(x: Array, weight: Array, bias: Optional[Array] = None, 
         ``[N, Cout, PH, PW]`` in x's memory format, with ``OH = (H + 2 padding - KH) // stride + 1``
         and ``PH = (OH + 2 pool_padding - pool_kernel_size) // pool_stride + 1`` (likewise W).
     """
-    if not ar.compiling():  # the common call in one binding call (torch.compile gets the general path's error)
-        out = _C.vision.conv_pool_plain(x, weight, bias, stride, padding, pool_kernel_size, pool_stride, pool_padding)
-        if out is not None:
-            return out
+    out = ar.plain_call(_C.vision.conv_pool_plain, x, weight, bias, stride, padding, pool_kernel_size, pool_stride,
+                        pool_padding)
+    if out is not None:
+        return out
     return _conv2d_relu_max_pool(x, weight, bias, stride, padding, pool_kernel_size, pool_stride, pool_padding)
 
 

@@ -44,10 +44,9 @@ def depthwise_conv2d(x: Array, weight: Array, bias: Optional[Array] = None, stri
     nan where torch gives +-inf or a number (float64 matches torch; finite weights give the same
     result either way).
     """
-    if not ar.compiling():  # the common call in one binding call (Dynamo takes the custom op)
-        out = _C.vision.depthwise_plain(x, weight, bias, stride, padding, dilation)
-        if out is not None:
-            return out
+    out = ar.plain_call(_C.vision.depthwise_plain, x, weight, bias, stride, padding, dilation)
+    if out is not None:
+        return out
     return _depthwise_conv2d(x, weight, bias, stride, padding, dilation)
 
 

@@ -36,10 +36,9 @@ def pointwise_conv2d(x: Array, weight: Array, bias: Array = None, groups: int = 
     Returns:
         ``[N, Cout, H, W]``, in x's memory format.
     """
-    if not ar.compiling():  # the common call in one binding call (Dynamo takes the custom op)
-        out = _C.vision.pointwise_plain(x, weight, bias, groups, activation, shuffle_groups)
-        if out is not None:
-            return out
+    out = ar.plain_call(_C.vision.pointwise_plain, x, weight, bias, groups, activation, shuffle_groups)
+    if out is not None:
+        return out
     return _pointwise_conv2d(x, weight, bias, groups, activation, shuffle_groups)
 
 

@@ -67,9 +67,9 @@ def ps_roi_align(input: Array, boxes: Array, output_size: Size, spatial_scale: f
     where torchvision divides 0 by 0 and returns NaN.
     """
     op = _ALIGN_OPS.get(mode) if type(mode) is str else None
-    if op is not None and not ar.compiling():  # the common call in one binding call (Dynamo takes the custom op)
-        out = _C.vision.ps_roi_plain(op, input, boxes, output_size, spatial_scale, sampling_ratio, aligned,
-                                     deterministic)
+    if op is not None:
+        out = ar.plain_call(_C.vision.ps_roi_plain, op, input, boxes, output_size, spatial_scale, sampling_ratio,
+                            aligned, deterministic)
         if out is not None:
             return out
     return _ps_roi_align(input, boxes, output_size, spatial_scale, sampling_ratio, aligned=aligned, mode=mode,
@@ -115,10 +115,10 @@ def ps_roi_pool(input: Array, boxes: Array, output_size: Size, spatial_scale: fl
     backward clips to H and W); this op equals torchvision's wherever no bin reaches the last row
     or column.
     """
-    if not ar.compiling():  # the common call in one binding call (Dynamo takes the custom op)
-        out = _C.vision.ps_roi_plain("pool", input, boxes, output_size, spatial_scale, 0, True, deterministic)
-        if out is not None:
-            return out
+    out = ar.plain_call(_C.vision.ps_roi_plain, "pool", input, boxes, output_size, spatial_scale, 0, True,
+                        deterministic)
+    if out is not None:
+        return out
     return _ps_roi_pool(input, boxes, output_size, spatial_scale, deterministic)
 
 

@@ -30,10 +30,9 @@ def channel_shuffle(x: Array, groups: int) -> Any:
     Returns:
         ``[N, C, H, W]`` in x's memory format. The backward is the shuffle with ``C/g`` groups.
     """
-    if not ar.compiling():  # the common call in one binding call (Dynamo takes the custom op)
-        out = _C.vision.channel_shuffle_plain(x, groups)
-        if out is not None:
-            return out
+    out = ar.plain_call(_C.vision.channel_shuffle_plain, x, groups)
+    if out is not None:
+        return out
     return _channel_shuffle(x, groups)
 
 
@@ -65,10 +64,9 @@ def concat_shuffle_split(a: Array, b: Array) -> Tuple[Any, Any]:
         Two ``[N, (Ca + Cb) / 2, H, W]`` arrays, contiguous in a's memory format (not views of
         one buffer, unlike ``chunk``'s).
     """
-    if not ar.compiling():  # the common call in one binding call (Dynamo takes the custom op)
-        out = _C.vision.concat_shuffle_split_plain(a, b)
-        if out is not None:
-            return out
+    out = ar.plain_call(_C.vision.concat_shuffle_split_plain, a, b)
+    if out is not None:
+        return out
     return _concat_shuffle_split(a, b)
 
 
