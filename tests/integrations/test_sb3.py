@@ -43,10 +43,11 @@ def test_same_advantages_and_returns_as_sb3(T, n, gamma, lam, dict_obs):
     np.testing.assert_allclose(mine.returns, theirs.returns, rtol=1e-5, atol=1e-5)
 
 
-def test_ppo_on_cartpole_trains_as_with_sb3s_buffer():
+def test_ppo_on_cartpole_trains_as_with_sb3s_buffer(monkeypatch, tmp_path):
     """Timeouts included: CartPole-v1 truncates at 500 steps and SB3's collect_rollouts bootstraps
     them into the rewards the buffer sees. The same seed gives the same episodes with either
     buffer, and the policy learns."""
+    monkeypatch.setenv("SB3_LOGDIR", str(tmp_path))  # else each learn() leaves a folder in the system's temp
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
 
