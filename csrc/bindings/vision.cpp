@@ -473,6 +473,82 @@ void bind_vision(py::module_& m) {
     vision::cpu::batch_norm_backward(v, grad_out, out, mean, invstd, grad_x, grad_w, grad_b);
   });
 
+  // The batch norm's plain calls (bindings/plain_call.h). Forward: x [N, C, H, W] NCHW-contiguous
+  // float32 / float64 with more than one value per channel, weight and bias [C] of its dtype, the
+  // running statistics [C] of its dtype (updated in place) or both None, momentum in [0, 1], eps a
+  // finite number >= 0, relu a bool: (y, mean, invstd). Backward: the forward's arrays and the
+  // gradient of y (like x), and which of (grad_x, grad_weight, grad_bias) to compute: those, None
+  // for the others. None for any other call. Inside an autograd.Function's forward and backward
+  // (autograd off) they take tensors that require grad.
+  m.def(
+      "batch_norm_plain",
+      [](py::handle x, py::handle weight, py::handle bias, py::handle running_mean, py::handle running_var,
+         py::handle momentum, py::handle eps, py::handle relu) -> py::object {
+        vision::BatchNormViews v;
+        double mom;
+        if (!plain::read_number(momentum.ptr(), 0.0, 1.0, mom) ||
+            !plain::read_number(eps.ptr(), 0.0, std::numeric_limits<double>::max(), v.eps) ||
+            (relu.ptr() != Py_True && relu.ptr() != Py_False))
+          return py::none();
+        v.relu = relu.ptr() == Py_True;
+        plain::Args args;
+        if (!args.read_float(x.ptr(), v.x) || v.x.ndim() != 4 || !args.read(weight.ptr(), v.x.dtype, v.weight) ||
+            !args.read(bias.ptr(), v.x.dtype, v.bias) || !plain::accepted([&] { vision::check_batch_norm(v); }))
+          return py::none();
+        const int64_t C = v.shape.C;
+        const bool track = !running_mean.is_none();
+        View rm, rv;
+        if (track ? !(args.read_table(running_mean.ptr(), rm) && args.read_table(running_var.ptr(), rv) &&
+                      rm.dtype == v.x.dtype && rv.dtype == v.x.dtype && rm.shape == v.weight.shape &&
+                      rv.shape == v.weight.shape)
+                  : !running_var.is_none())
+          return py::none();
+        View y, mean, invstd;
+        py::object y_out = args.empty_like(x.ptr(), v.x, y);
+        py::object mean_out = args.empty({C}, v.x.dtype, mean);
+        py::object invstd_out = args.empty({C}, v.x.dtype, invstd);
+        {
+          py::gil_scoped_release nogil;
+          vision::cpu::batch_norm_forward(v, y, mean, invstd);
+          if (track) vision::cpu::update_running_stats(v, mean, invstd, mom, rm, rv);
+        }
+        if (track) {
+          args.bump_version(running_mean.ptr());
+          args.bump_version(running_var.ptr());
+        }
+        return py::make_tuple(y_out, mean_out, invstd_out);
+      },
+      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("running_mean"), py::arg("running_var"),
+      py::arg("momentum"), py::arg("eps"), py::arg("relu"));
+  m.def(
+      "batch_norm_backward_plain",
+      [](py::handle grad, py::handle x, py::handle weight, py::handle bias, py::handle y, py::handle mean,
+         py::handle invstd, py::handle eps, py::handle relu, bool need_x, bool need_w, bool need_b) -> py::object {
+        vision::BatchNormViews v;
+        if (!plain::read_number(eps.ptr(), 0.0, std::numeric_limits<double>::max(), v.eps) ||
+            (relu.ptr() != Py_True && relu.ptr() != Py_False))
+          return py::none();
+        v.relu = relu.ptr() == Py_True;
+        plain::Args args;
+        View g, out, mu, is;
+        if (!args.read_float(x.ptr(), v.x) || v.x.ndim() != 4 || !args.read(weight.ptr(), v.x.dtype, v.weight) ||
+            !args.read(bias.ptr(), v.x.dtype, v.bias) || !plain::accepted([&] { vision::check_batch_norm(v); }) ||
+            !args.read_like(grad.ptr(), v.x.dtype, v.x, g) || !args.read_like(y.ptr(), v.x.dtype, v.x, out) ||
+            !args.read_like(mean.ptr(), v.x.dtype, v.weight, mu) || !args.read_like(invstd.ptr(), v.x.dtype, v.weight, is))
+          return py::none();
+        std::optional<View> gx, gw, gb;
+        py::object gx_out = need_x ? args.empty_like(x.ptr(), v.x, gx.emplace()) : py::none();
+        py::object gw_out = need_w ? args.empty_like(weight.ptr(), v.weight, gw.emplace()) : py::none();
+        py::object gb_out = need_b ? args.empty_like(bias.ptr(), v.bias, gb.emplace()) : py::none();
+        {
+          py::gil_scoped_release nogil;
+          vision::cpu::batch_norm_backward(v, g, out, mu, is, gx, gw, gb);
+        }
+        return py::make_tuple(gx_out, gw_out, gb_out);
+      },
+      py::arg("grad"), py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("y"), py::arg("mean"),
+      py::arg("invstd"), py::arg("eps"), py::arg("relu"), py::arg("need_x"), py::arg("need_w"), py::arg("need_b"));
+
   py::class_<vision::BatchNormPoolViews>(m, "BatchNormPoolInputs")
       .def(py::init([](const View& x, const View& weight, const View& bias, double eps, int64_t kernel,
                        int64_t stride, int64_t padding) {

@@ -53,6 +53,12 @@ void batch_norm_forward(const BatchNormViews& v, const View& out, const View& me
 void batch_norm_backward(const BatchNormViews& v, const View& grad_out, const View& out, const View& mean,
                          const View& invstd, const std::optional<View>& grad_x, const std::optional<View>& grad_w,
                          const std::optional<View>& grad_b);
+// torch's update of the running statistics ([C], x's dtype, updated in place) from a forward's
+// mean and invstd: running = (1 - momentum) running + momentum stat, the variance recovered as
+// 1 / invstd^2 - eps and unbiased by M / (M - 1) (M = N*H*W > 1); each step in x's dtype, as
+// torch's tensor arithmetic does it.
+void update_running_stats(const BatchNormViews& v, const View& mean, const View& invstd, double momentum,
+                          const View& running_mean, const View& running_var);
 }  // namespace cpu
 
 }  // namespace vision

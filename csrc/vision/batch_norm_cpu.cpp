@@ -80,6 +80,33 @@ void batch_norm_forward(const BatchNormViews& v, const View& out, const View& me
   });
 }
 
+void update_running_stats(const BatchNormViews& v, const View& mean, const View& invstd, double momentum,
+                          const View& running_mean, const View& running_var) {
+  const BatchNormShape& s = checked_shape(v);
+  for (const auto& [view, name] : {std::pair<const View&, const char*>(mean, "mean"), {invstd, "invstd"},
+                                   {running_mean, "running_mean"}, {running_var, "running_var"}}) {
+    check_contiguous(view, name);
+    check_dtype(view, v.x.dtype, name);
+    check_numel(view, s.C, name);
+  }
+  NIMBLEOPS_CHECK(momentum >= 0 && momentum <= 1, "momentum: expected a number in [0, 1], got ", momentum);
+  const double M = double(s.N * s.HW);
+  NIMBLEOPS_DISPATCH_FLOATING(v.x.dtype, "x", [&] {
+    using T = scalar_t;
+    const T* mu = mean.ptr<T>();
+    const T* is = invstd.ptr<T>();
+    T* rm = running_mean.ptr<T>();
+    T* rv = running_var.ptr<T>();
+    const T keep = T(1 - momentum), take = T(momentum), eps = T(v.eps), unbias = T(M / (M - 1));
+    for (int64_t c = 0; c < s.C; ++c) {
+      const T var = (T(1) / (is[c] * is[c]) - eps) * unbias;
+      // torch's add_(stat, alpha=momentum) is a fused multiply-add in its vectorised loop
+      rm[c] = std::fma(take, mu[c], rm[c] * keep);
+      rv[c] = std::fma(take, var, rv[c] * keep);
+    }
+  });
+}
+
 void batch_norm_backward(const BatchNormViews& v, const View& grad_out, const View& out, const View& mean,
                          const View& invstd, const std::optional<View>& grad_x, const std::optional<View>& grad_w,
                          const std::optional<View>& grad_b) {

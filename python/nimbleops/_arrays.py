@@ -85,9 +85,9 @@ def cpu_tensors_as_numpy(*args: Any) -> Optional[list]:
     out, tensors = [], False
     for x in args:
         if isinstance(x, torch.Tensor):
-            if type(x) is not torch.Tensor:
+            if type(x) is not torch.Tensor or x.requires_grad:  # the common refusal, without the exception's cost
                 return None
-            try:  # refuses, among others, CUDA tensors, tensors requiring grad, lazy sign bits
+            try:  # refuses, among others, CUDA tensors, lazy sign bits
                 x = x.numpy()
             except (TypeError, RuntimeError):
                 return None

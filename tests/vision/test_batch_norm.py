@@ -245,3 +245,97 @@ def test_tensors_without_a_graph_update_the_running_statistics_in_place(pooled):
     assert isinstance(ours, torch.Tensor) and ours.is_contiguous()
     assert_agrees(ours, theirs, ((rm, rm2), (rv, rv2)), TOL["float32"])
     assert rm._version > versions[0] and rv._version > versions[1]
+
+
+@needs_torch
+def test_the_plain_binding_takes_the_common_call_and_declines_the_rest(monkeypatch):
+    """The common batch_norm_relu call is one binding call (``_C.vision.batch_norm_plain``, and
+    ``batch_norm_backward_plain`` for the gradients), on numpy arrays, CPU tensors without a graph
+    and, inside the autograd.Function, tensors that require grad: the values and gradients of the
+    general path, the running statistics updated as it updates them (to their dtype's rounding)
+    with their versions moved on. It declines, writing nothing, what the general path must take."""
+    from nimbleops.vision import batch_norm as bn
+
+    g = torch.Generator().manual_seed(7)
+    cases = []
+    for dtype in (torch.float32, torch.float64):
+        x = 2 * torch.randn(3, 5, 4, 6, generator=g, dtype=dtype) + 0.5
+        w, b = torch.randn(5, generator=g, dtype=dtype), torch.randn(5, generator=g, dtype=dtype)
+        for relu in (False, True):
+            for stats in (False, True):
+                for kind in ("numpy", "torch", "grad"):
+                    cases.append((x, w, b, relu, stats, kind))
+    cot = torch.randn(3, 5, 4, 6, generator=g, dtype=torch.float64)
+
+    def run(x, w, b, relu, stats, kind):
+        rm, rv = (torch.randn(5, generator=torch.Generator().manual_seed(1), dtype=x.dtype),
+                  torch.rand(5, generator=torch.Generator().manual_seed(2), dtype=x.dtype) + 0.5) if stats \
+            else (None, None)
+        versions = (rm._version, rv._version) if stats else None
+        if kind == "numpy":
+            arrays = [t.numpy() if t is not None else None for t in (x.clone(), w, b, rm, rv)]
+            y = vision.batch_norm_relu(*arrays, momentum=0.3, eps=1e-3, relu=relu)
+            assert isinstance(y, np.ndarray)
+            return [torch.from_numpy(y)] + ([torch.from_numpy(arrays[3]), torch.from_numpy(arrays[4])] if stats else [])
+        xs, ws, bs = (t.clone().requires_grad_(kind == "grad") for t in (x, w, b))
+        y = vision.batch_norm_relu(xs, ws, bs, rm, rv, momentum=0.3, eps=1e-3, relu=relu)
+        if stats:
+            assert rm._version > versions[0] and rv._version > versions[1]
+        grads = list(torch.autograd.grad(y, (xs, ws, bs), cot.to(x.dtype))) if kind == "grad" else []
+        return [y.detach()] + grads + ([rm, rv] if stats else [])
+
+    monkeypatch.setattr(bn._C.vision, "batch_norm_plain", lambda *_: None)  # the general path alone
+    monkeypatch.setattr(bn._C.vision, "batch_norm_backward_plain", lambda *_: None)
+    general = [run(*case) for case in cases]
+    monkeypatch.undo()
+
+    def no_general_path(*_, **__):
+        raise AssertionError("the general path was taken")
+
+    for name in ("run_forward", "run_backward", "_update_running"):
+        monkeypatch.setattr(bn, name, no_general_path)
+    for case, expected in zip(cases, general):
+        got = run(*case)
+        stats = case[4]
+        n_stats = 2 if stats else 0
+        for a, e in zip(got[:len(got) - n_stats], expected[:len(expected) - n_stats]):
+            assert a.dtype == e.dtype and a.shape == e.shape
+            torch.testing.assert_close(a, e, rtol=0, atol=0)  # the same kernels
+        for a, e in zip(got[len(got) - n_stats:], expected[len(expected) - n_stats:]):
+            torch.testing.assert_close(a, e)  # a fused multiply-add or not: the dtype's rounding
+
+    plain = bn._C.vision.batch_norm_plain
+    x, w = torch.randn(2, 3, 4, 4, generator=g), torch.randn(3, generator=g)
+    rm, rv = torch.zeros(3), torch.ones(3)
+    assert plain(x, w, w, rm, rv, 0.1, 1e-5, True) is not None
+    snapshot = rm.clone(), rv.clone(), rm._version, rv._version
+    for args in ((x.contiguous(memory_format=torch.channels_last), w, w, rm, rv, 0.1, 1e-5, True),
+                 (x[:, :, 1:], w, w, rm, rv, 0.1, 1e-5, True),  # strided x
+                 (x.double(), w, w, rm, rv, 0.1, 1e-5, True),  # dtypes differ
+                 (x, w.numpy(), w, rm, rv, 0.1, 1e-5, True),  # kinds differ
+                 (x, w[:2], w, rm, rv, 0.1, 1e-5, True),
+                 (x, w, w, rm.double(), rv, 0.1, 1e-5, True),
+                 (x, w, w, rm[:2], rv, 0.1, 1e-5, True),
+                 (x, w, w, rm, None, 0.1, 1e-5, True),
+                 (x, w, w, None, rv, 0.1, 1e-5, True),
+                 (x[:1, :, :1, :1], w, w, rm, rv, 0.1, 1e-5, True),  # one value per channel
+                 (x, w, w, rm, rv, 1.5, 1e-5, True), (x, w, w, rm, rv, np.float64(0.1), 1e-5, True),
+                 (x, w, w, rm, rv, True, 1e-5, True), (x, w, w, rm, rv, 0.1, -1.0, True),
+                 (x, w, w, rm, rv, 0.1, float("nan"), True), (x, w, w, rm, rv, 0.1, 1e-5, 1),
+                 (x.requires_grad_(), w, w, rm, rv, 0.1, 1e-5, True)):  # autograd would record it
+        assert plain(*args) is None
+    x.requires_grad_(False)
+    with torch.no_grad():
+        assert plain(x.requires_grad_(), w, w, rm, rv, 0.1, 1e-5, True) is not None  # no graph to record
+    rm2, rv2 = snapshot[0].clone(), snapshot[1].clone()
+    torch_composition(x.detach(), w, w, rm2, rv2, 0.1, 1e-5, True)
+    torch.testing.assert_close(rm, rm2), torch.testing.assert_close(rv, rv2)  # declined calls wrote nothing
+    readonly = np.zeros(3, np.float32)
+    readonly.flags.writeable = False
+    assert plain(x.detach().numpy(), w.numpy(), w.numpy(), readonly, np.ones(3, np.float32), 0.1, 1e-5, True) is None
+    backward = bn._C.vision.batch_norm_backward_plain
+    y, mean, invstd = plain(x.detach(), w, w, None, None, 0.1, 1e-5, True)
+    gx, gw, gb = backward(torch.ones_like(y), x.detach(), w, w, y, mean, invstd, 1e-5, True, True, False, True)
+    assert gw is None and gx.shape == x.shape and gb.shape == (3,)
+    assert backward(torch.ones_like(y).transpose(2, 3).contiguous().transpose(2, 3), x.detach(), w, w, y, mean,
+                    invstd, 1e-5, True, True, True, True) is None  # a strided gradient

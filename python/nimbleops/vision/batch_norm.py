@@ -8,8 +8,10 @@ SIMD level. The CPU kernels take float32 / float64 input (numpy arrays or torch 
 differentiable with respect to x, weight and bias): NCHW-contiguous for ``batch_norm_relu``,
 channels_last for ``batch_norm_relu_max_pool`` (other layouts are copied to it). Other layouts of
 ``batch_norm_relu``, CUDA tensors, and calls while ``torch.compile`` traces run torch's own ops
-(the same function). Plain CPU tensors outside autograd take the numpy path on their memory (the
-running statistics updated in place, their versions moved on as torch's in-place ops move them).
+(the same function). The common ``batch_norm_relu`` call, forward and backward, is one binding
+call (a plain call, which also updates the running statistics); plain CPU tensors outside autograd
+take ``batch_norm_relu_max_pool``'s numpy path on their memory. Either moves the running
+statistics' versions on as torch's in-place ops move them.
 """
 from __future__ import annotations
 
@@ -45,15 +47,16 @@ def batch_norm_relu(x: Array, weight: Array, bias: Array, running_mean: Array = 
     Returns:
         ``y [N, C, H, W]``.
     """
+    out = ar.plain_call(_C.vision.batch_norm_plain, x, weight, bias, running_mean, running_var, momentum, eps, relu)
+    if out is not None:
+        return out[0]
     if not isinstance(relu, (bool, np.bool_)):
         raise TypeError(f"relu: expected a bool, got {type(relu).__name__}")
     momentum, eps = _real(momentum, "momentum", 0.0, 1.0), _real(eps, "eps", 0.0, None)
     if (running_mean is None) != (running_var is None):
         raise ValueError("running_mean, running_var: expected both or neither")
     if ar.is_torch(x):
-        y = _on_host(_numpy_batch_norm_relu, x, weight, bias, running_mean, running_var, momentum, eps, bool(relu)) \
-            if x.is_contiguous() else None
-        return y if y is not None else _torch(x, weight, bias, running_mean, running_var, momentum, eps, bool(relu))
+        return _torch(x, weight, bias, running_mean, running_var, momentum, eps, bool(relu))
     if not isinstance(x, np.ndarray):
         ar.refuse_foreign(x, "x")
         raise TypeError(f"x: expected a numpy array or torch tensor [N, C, H, W], got {type(x).__name__}")
@@ -172,13 +175,24 @@ def _torch(x, weight, bias, running_mean, running_var, momentum, eps, relu):
         y = F.batch_norm(x, running_mean, running_var, weight, bias, training=True, momentum=momentum, eps=eps)
         return F.relu(y) if relu else y
     _check_channels(x, weight, bias)
+    running = None if running_mean is None else (running_mean, running_var)
     if ar.records_graph(x, weight, bias):
-        y, mean, invstd = _autograd_function().apply(x, weight.contiguous(), bias.contiguous(), eps, relu)
-    else:
-        y, mean, invstd = run_forward(x, weight.contiguous(), bias.contiguous(), eps, relu)
-    if running_mean is not None:
-        _update_running(running_mean, running_var, mean, invstd, eps, momentum, x)
-    return y
+        return _autograd_function().apply(x, weight.contiguous(), bias.contiguous(), running, momentum, eps, relu)[0]
+    return _forward(x, weight.contiguous(), bias.contiguous(), running, momentum, eps, relu)[0]
+
+
+def _forward(x, weight, bias, running, momentum: float, eps: float, relu: bool):
+    """(y, mean, invstd) of NCHW-contiguous CPU x, the running statistics (a pair, or None)
+    updated: the plain call where it takes the arrays (inside the autograd.Function, tensors that
+    require grad too), else the views' path."""
+    rm, rv = running if running is not None else (None, None)
+    out = ar.plain_call(_C.vision.batch_norm_plain, x, weight, bias, rm, rv, momentum, eps, relu)
+    if out is not None:
+        return out
+    y, mean, invstd = run_forward(x, weight, bias, eps, relu)
+    if running is not None:
+        _update_running(rm, rv, mean, invstd, eps, momentum, x)
+    return y, mean, invstd
 
 
 @functools.lru_cache(maxsize=None)
@@ -187,12 +201,14 @@ def _autograd_function():
     torch = ar._torch()
 
     class BatchNormReLU(torch.autograd.Function):
-        """The fused op's autograd: the forward saves x, y, mean and invstd; the backward is the
-        C++ kernel (no double backward)."""
+        """The fused op's autograd: the forward saves x, y, mean and invstd and updates the
+        running statistics (``running``, a pair of buffers autograd does not see: nothing
+        differentiates through them, as in torch's batch norm); the backward is the C++ kernel (no
+        double backward)."""
 
         @staticmethod
-        def forward(ctx, x, weight, bias, eps, relu):
-            y, mean, invstd = run_forward(x, weight, bias, eps, relu)
+        def forward(ctx, x, weight, bias, running, momentum, eps, relu):
+            y, mean, invstd = _forward(x, weight, bias, running, momentum, eps, relu)
             # y is the ReLU's mask; without a ReLU it is not read, and not saved (an in-place op on
             # the output, such as an in-place activation after it, then stays legal)
             ctx.save_for_backward(x, weight, bias, y if relu else None, mean, invstd)
@@ -204,9 +220,12 @@ def _autograd_function():
         @torch.autograd.function.once_differentiable
         def backward(ctx, grad, _grad_mean, _grad_invstd):
             x, weight, bias, y, mean, invstd = ctx.saved_tensors
-            gx, gw, gb = run_backward(grad, x, weight, bias, x if y is None else y, mean, invstd, ctx.eps, ctx.relu,
-                                      ctx.needs_input_grad[:3])
-            return gx, gw, gb, None, None
+            y = x if y is None else y
+            out = ar.plain_call(_C.vision.batch_norm_backward_plain, grad, x, weight, bias, y, mean, invstd, ctx.eps,
+                                ctx.relu, *ctx.needs_input_grad[:3])
+            gx, gw, gb = out if out is not None else run_backward(grad, x, weight, bias, y, mean, invstd, ctx.eps,
+                                                                  ctx.relu, ctx.needs_input_grad[:3])
+            return gx, gw, gb, None, None, None, None
 
     return BatchNormReLU
 
