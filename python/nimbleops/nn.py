@@ -16,8 +16,8 @@ from torch import Tensor, nn
 
 from . import vision
 
-__all__ = ["DepthwiseConv2d", "PointwiseConv2d", "ChannelShuffle", "BatchNorm2d", "PSRoIAlign", "PSRoIPool", "convert",
-           "revert", "ConversionReport"]
+__all__ = ["DepthwiseConv2d", "PointwiseConv2d", "ChannelShuffle", "BatchNorm2d", "PSRoIAlign", "PSRoIPool",
+           "ShuffleV2Stage", "ShuffleV2Stem", "convert", "revert", "ConversionReport"]
 
 
 def _pair(v):
@@ -222,6 +222,74 @@ class PSRoIPool(nn.Module):
 # --------------------------------------------------------------------------- convert / revert
 
 
+def run_shuffle_units(units, x: Tensor) -> Tensor:
+    """ShuffleNetV2 units one after another, as ``nn.Sequential(*units)(x)`` computes them, each
+    unit an ``nn.Module`` with ``stride``, ``branch1`` (stride > 1) and ``branch2`` as torchvision's
+    ``InvertedResidual``: a stride-1 unit maps ``x`` to ``shuffle(cat(x1, branch2(x2)))`` (``x1, x2``
+    its channel halves), a strided one to ``shuffle(cat(branch1(x), branch2(x)))``, the shuffle of
+    2 groups. Between units the two halves pass as two arrays
+    (:func:`nimbleops.vision.concat_shuffle_split`: one pass for the concatenation, the shuffle and
+    the next unit's split, where torch takes a copy for each and the branch a fourth for its strided
+    half); one concatenation at the end."""
+    a = b = None
+    for unit in units:
+        if unit.stride == 1:
+            if a is None:
+                a, b = x.chunk(2, 1)
+            a, b = vision.concat_shuffle_split(a, unit.branch2(b))
+        else:
+            if a is not None:
+                x = torch.cat((a, b), 1)
+            a, b = vision.concat_shuffle_split(unit.branch1(x), unit.branch2(x))
+    return x if a is None else torch.cat((a, b), 1)
+
+
+class ShuffleV2Stage(nn.Sequential):
+    """An ``nn.Sequential`` of ShuffleNetV2 units (torchvision's ``InvertedResidual``, or any unit
+    with its ``stride``, ``branch1`` and ``branch2``) computed by :func:`run_shuffle_units`: the same
+    function, children and state_dict as the ``nn.Sequential``. :func:`convert` makes one of every
+    ``nn.Sequential`` of ``InvertedResidual`` units."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return run_shuffle_units(self, x)
+
+
+def _plain_max_pool(pool: nn.Module) -> bool:
+    return (type(pool) is nn.MaxPool2d and all(type(v) is int for v in (pool.kernel_size, pool.stride, pool.padding))
+            and pool.dilation == 1 and not pool.ceil_mode and not pool.return_indices
+            and pool.padding <= pool.kernel_size // 2)
+
+
+def stem_forward(conv: nn.Module, bn: nn.Module, act: nn.Module, pool: nn.Module, x: Tensor) -> Tensor:
+    """``pool(act(bn(conv(x))))``, a ShuffleNet stem, returned NCHW-contiguous. conv runs in
+    channels_last. In training, with ``bn`` a batch norm with running statistics and a momentum,
+    ``act`` its ReLU (an ``nn.ReLU``, or the ``nn.Identity`` after a :class:`BatchNorm2d` with
+    ``relu=True``) and ``pool`` an ``nn.MaxPool2d`` over square windows, the last three are one op
+    (:func:`nimbleops.vision.batch_norm_relu_max_pool`: the batch norm's output is never stored);
+    otherwise torch's channels_last modules (its max pool is vectorised over the channels there,
+    its NCHW one is not)."""
+    y = conv(x.contiguous(memory_format=torch.channels_last))
+    relu = type(act) is nn.ReLU or (type(bn) is BatchNorm2d and bn.relu and type(act) is nn.Identity)
+    if (relu and type(bn) in (nn.BatchNorm2d, BatchNorm2d) and bn.training and bn.affine and bn.track_running_stats
+            and bn.momentum is not None and _plain_max_pool(pool)):
+        bn.num_batches_tracked.add_(1)
+        return vision.batch_norm_relu_max_pool(y, bn.weight, bn.bias, bn.running_mean, bn.running_var,
+                                               kernel_size=pool.kernel_size, stride=pool.stride, padding=pool.padding,
+                                               momentum=bn.momentum, eps=bn.eps)
+    return pool(act(bn(y))).contiguous()
+
+
+class ShuffleV2Stem(nn.Sequential):
+    """torchvision ShuffleNetV2's ``conv1`` (convolution, batch norm, ReLU) with its max pool as a
+    fourth child, computed by :func:`stem_forward`. The pool holds no state, so the state_dict is
+    ``conv1``'s. :func:`convert` makes one of a torchvision ``ShuffleNetV2``'s ``conv1`` and
+    ``maxpool`` (the latter becomes an ``nn.Identity``), whose forward applies them in turn."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        conv, bn, act, pool = self
+        return stem_forward(conv, bn, act, pool, x)
+
+
 @dataclass
 class ConversionReport:
     """What :func:`convert` or :func:`revert` did: ``swapped`` lists ``(name, old type, new type)``,
@@ -395,7 +463,64 @@ def _unfuse_batch_norms(root: nn.Module, rep: ConversionReport) -> None:
                 rep.swapped.append((f"{name}.{relu_name}" if name else relu_name, "Identity", "torch.nn.ReLU"))
 
 
-def _replace(module: nn.Module, swap, inplace: bool, report: bool, batch_norms=None):
+def _torchvision_shufflenet():
+    try:
+        from torchvision.models.shufflenetv2 import InvertedResidual, ShuffleNetV2  # here: torchvision is optional
+
+        return ShuffleNetV2, InvertedResidual
+    except Exception:  # noqa: BLE001 - torchvision absent or not importable: nothing of it to swap
+        return None, None
+
+
+def _float_parameters(m: nn.Module) -> bool:
+    return all(p.dtype in (torch.float32, torch.float64) for p in m.parameters())
+
+
+def _fuse_shufflenet(root: nn.Module, rep: ConversionReport) -> None:
+    """Every nn.Sequential of torchvision InvertedResidual units becomes a ShuffleV2Stage (the
+    same children), and a torchvision ShuffleNetV2's conv1 and max pool one ShuffleV2Stem (its
+    forward applies conv1, then maxpool; the maxpool's place an nn.Identity)."""
+    Net, Unit = _torchvision_shufflenet()
+    if Net is None:
+        return
+    for name, m in list(root.named_modules()):
+        for child_name, child in list(m.named_children()):
+            full = f"{name}.{child_name}" if name else child_name
+            if type(child) is nn.Sequential and len(child) and all(type(u) is Unit for u in child):
+                if not _float_parameters(child):
+                    rep.kept.append((full, "Sequential of InvertedResidual", "parameters other than float32/float64"))
+                    continue
+                setattr(m, child_name, ShuffleV2Stage(*child))
+                rep.swapped.append((full, "Sequential of InvertedResidual", "nimbleops.nn.ShuffleV2Stage"))
+        if type(m) is Net:
+            conv1, pool = m.conv1, m.maxpool
+            if not (type(conv1) is nn.Sequential and len(conv1) == 3 and type(pool) is nn.MaxPool2d):
+                rep.kept.append((name, "ShuffleNetV2", "conv1 is not (conv, batch norm, ReLU) or maxpool not a MaxPool2d"))
+                continue
+            m.conv1, m.maxpool = ShuffleV2Stem(*conv1, pool), nn.Identity()
+            rep.swapped.append((f"{name}.conv1" if name else "conv1", "Sequential", "nimbleops.nn.ShuffleV2Stem"))
+            rep.swapped.append((f"{name}.maxpool" if name else "maxpool", "MaxPool2d", "Identity (in conv1)"))
+
+
+def _unfuse_shufflenet(root: nn.Module, rep: ConversionReport) -> None:
+    """The inverse of :func:`_fuse_shufflenet`."""
+    for name, m in list(root.named_modules()):
+        for child_name, child in list(m.named_children()):
+            full = f"{name}.{child_name}" if name else child_name
+            if type(child) is ShuffleV2Stage:
+                setattr(m, child_name, nn.Sequential(*child))
+                rep.swapped.append((full, "ShuffleV2Stage", "torch.nn.Sequential"))
+            elif type(child) is ShuffleV2Stem:
+                if type(getattr(m, "maxpool", None)) is not nn.Identity:
+                    rep.kept.append((full, "ShuffleV2Stem", "no nn.Identity beside it (maxpool) to become its max pool"))
+                    continue
+                setattr(m, child_name, nn.Sequential(*child[:3]))
+                m.maxpool = child[3]
+                rep.swapped.append((full, "ShuffleV2Stem", "torch.nn.Sequential"))
+                rep.swapped.append((f"{name}.maxpool" if name else "maxpool", "Identity", type(child[3]).__name__))
+
+
+def _replace(module: nn.Module, swap, inplace: bool, report: bool, passes=()):
     root = module if inplace else copy.deepcopy(module)
     rep = ConversionReport()
     top = swap(root, "", rep)
@@ -408,8 +533,8 @@ def _replace(module: nn.Module, swap, inplace: bool, report: bool, batch_norms=N
                 new = swap(child, full, rep)
                 if new is not None:
                     setattr(m, child_name, new)
-        if batch_norms is not None:
-            batch_norms(root, rep)
+        for rewrite in passes:  # then the rewrites that look at several modules together
+            rewrite(root, rep)
     return (root, rep) if report else root
 
 
@@ -423,7 +548,10 @@ def convert(module: nn.Module, inplace: bool = False, report: bool = False):
     - ``torchvision.ops.PSRoIAlign`` / ``PSRoIPool`` -> :class:`PSRoIAlign` / :class:`PSRoIPool`;
     - in an ``nn.Sequential``, ``nn.BatchNorm2d`` followed by ``nn.ReLU`` -> :class:`BatchNorm2d`
       with ``relu=True`` followed by ``nn.Identity`` (same state_dict keys), and a lone
-      ``nn.BatchNorm2d`` -> :class:`BatchNorm2d`.
+      ``nn.BatchNorm2d`` -> :class:`BatchNorm2d`;
+    - an ``nn.Sequential`` of torchvision's ``InvertedResidual`` (ShuffleNetV2 units) ->
+      :class:`ShuffleV2Stage` (the same children), and a torchvision ``ShuffleNetV2``'s ``conv1``
+      and ``maxpool`` -> :class:`ShuffleV2Stem` and ``nn.Identity`` (same state_dict keys).
 
     It leaves the rest as it is, including convolutions it does not reproduce exactly (dtypes other
     than float32 / float64, ``padding_mode`` other than zeros, uneven ``padding="same"``, strided
@@ -432,14 +560,15 @@ def convert(module: nn.Module, inplace: bool = False, report: bool = False):
     :func:`revert` undoes it."""
     if not isinstance(module, nn.Module):
         raise TypeError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
-    return _replace(module, _to_nimbleops, inplace, report, _fuse_batch_norms)
+    return _replace(module, _to_nimbleops, inplace, report, (_fuse_batch_norms, _fuse_shufflenet))
 
 
 def revert(module: nn.Module, inplace: bool = False, report: bool = False):
     """Undo :func:`convert`: nimbleops modules back to ``nn.Conv2d``, ``nn.ChannelShuffle``,
-    ``nn.BatchNorm2d`` (+ ``nn.ReLU`` in the Identity's place) and torchvision's PSRoI modules, with
+    ``nn.BatchNorm2d`` (+ ``nn.ReLU`` in the Identity's place), ``nn.Sequential`` (the stages and
+    the stem, its max pool back in the ``maxpool`` beside it) and torchvision's PSRoI modules, with
     the same parameters. A :class:`PointwiseConv2d` with a fused
     ReLU or shuffle (which no single torch module computes) is kept and reported."""
     if not isinstance(module, nn.Module):
         raise TypeError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
-    return _replace(module, _to_torch, inplace, report, _unfuse_batch_norms)
+    return _replace(module, _to_torch, inplace, report, (_unfuse_shufflenet, _unfuse_batch_norms))

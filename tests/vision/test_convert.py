@@ -21,6 +21,9 @@ def test_converted_torchvision_models_agree(arch):
     assert list(ours.state_dict()) == list(stock.state_dict())
     kinds = {type(m) for m in ours.modules()}
     assert nno.DepthwiseConv2d in kinds and nno.PointwiseConv2d in kinds
+    if arch.startswith("shufflenet"):  # its stages and stem as wholes
+        assert type(ours.conv1) is nno.ShuffleV2Stem and type(ours.maxpool) is torch.nn.Identity
+        assert all(type(getattr(ours, f"stage{i}")) is nno.ShuffleV2Stage for i in (2, 3, 4))
     assert not any(type(m) is nno.DepthwiseConv2d for m in stock.modules())  # a copy was converted
     x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
     for train in (True, False):
@@ -38,8 +41,13 @@ def test_converted_torchvision_models_agree(arch):
         for (name, p), q in zip(ours.named_parameters(), stock.parameters()):
             torch.testing.assert_close(p.grad, q.grad, rtol=1e-8, atol=1e-9, msg=lambda m, n=name: f"{n}: {m}")
         stock.zero_grad(), ours.zero_grad()
+    for (name, a), b in zip(ours.state_dict().items(), stock.state_dict().values()):  # the running statistics
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=lambda m, n=name: f"{n}: {m}")
     back = nno.revert(ours)
-    assert not any(isinstance(m, (nno.DepthwiseConv2d, nno.PointwiseConv2d)) for m in back.modules())
+    assert not any(isinstance(m, (nno.DepthwiseConv2d, nno.PointwiseConv2d, nno.ShuffleV2Stage, nno.ShuffleV2Stem))
+                   for m in back.modules())
+    assert {type(m) for m in back.modules()} == {type(m) for m in stock.modules()}
+    assert list(back.state_dict()) == list(stock.state_dict())
     back.eval(), stock.eval()
     with torch.no_grad():
         torch.testing.assert_close(back(x), stock(x), rtol=1e-12, atol=1e-12)
@@ -133,3 +141,37 @@ def test_convert_fuses_batch_norm_and_relu_in_sequentials():
     assert [type(m) for m in back] == [torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.ReLU, torch.nn.Conv2d,
                                        torch.nn.BatchNorm2d]
     assert list(back.state_dict()) == keys
+
+
+def test_shufflenet_stages_anywhere_and_what_convert_leaves():
+    """Any nn.Sequential of torchvision's InvertedResidual becomes a ShuffleV2Stage: the same
+    function (stride-2 units inside a stage too) and children; a stage with other parameter dtypes
+    is kept; the stem rewrite needs torchvision's ShuffleNetV2 (whose forward applies conv1, then
+    maxpool)."""
+    import_peer("torchvision")
+    from torchvision.models.shufflenetv2 import InvertedResidual
+
+    torch.manual_seed(3)
+    units = torch.nn.Sequential(InvertedResidual(8, 16, 2), InvertedResidual(16, 16, 1), InvertedResidual(16, 24, 2),
+                                InvertedResidual(24, 24, 1))
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), units).double()
+    ours, report = nno.convert(net, report=True)
+    assert type(ours[1]) is nno.ShuffleV2Stage and ("1", "Sequential of InvertedResidual",
+                                                    "nimbleops.nn.ShuffleV2Stage") in report.swapped
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    xs = [x.clone().requires_grad_(), x.clone().requires_grad_()]
+    out = [m(xi) for m, xi in zip((net, ours), xs)]
+    torch.testing.assert_close(out[1], out[0], rtol=1e-10, atol=1e-10)
+    g = torch.randn_like(out[0])
+    for o in out:
+        o.backward(g)
+    torch.testing.assert_close(xs[1].grad, xs[0].grad, rtol=1e-10, atol=1e-10)
+    back = nno.revert(ours)
+    assert type(back[1]) is torch.nn.Sequential and all(type(u) is InvertedResidual for u in back[1])
+    half, report = nno.convert(net.half(), report=True)
+    assert type(half[1]) is torch.nn.Sequential
+    assert ("1", "Sequential of InvertedResidual", "parameters other than float32/float64") in report.kept
+    stem = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU())
+    holder = torch.nn.Module()
+    holder.conv1, holder.maxpool = stem, torch.nn.MaxPool2d(3, 2, 1)  # not a ShuffleNetV2: its order is unknown
+    assert type(nno.convert(holder).maxpool) is torch.nn.MaxPool2d

@@ -29,7 +29,7 @@ from typing import Tuple
 import torch
 from torch import nn
 
-from .. import vision
+from .. import nn as nno
 from . import _layers as L
 
 VARIANTS = {
@@ -79,33 +79,18 @@ class ShuffleUnit(nn.Module):
 
 
 def stem(conv1: nn.Module, maxpool: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """conv1 in channels_last, then its batch norm, ReLU and the max pool, the result in NCHW: in
-    training, as one op (:func:`nimbleops.vision.batch_norm_relu_max_pool`: the batch norm's output
-    is never stored and nothing is converted); in eval mode torch's channels_last ops (its max pool
-    is vectorised over the channels there, its NCHW one is not; one conversion back costs less)."""
-    cl = torch.channels_last
-    conv, bn = conv1[0], conv1[1]
-    plain_pool = (all(type(v) is int for v in (maxpool.kernel_size, maxpool.stride, maxpool.padding))
-                  and maxpool.dilation == 1 and not maxpool.ceil_mode and not maxpool.return_indices)
-    if bn.training and bn.track_running_stats and bn.momentum is not None and plain_pool:
-        y = vision.batch_norm_relu_max_pool(conv(x.contiguous(memory_format=cl)), bn.weight, bn.bias, bn.running_mean,
-                                            bn.running_var, kernel_size=maxpool.kernel_size, stride=maxpool.stride,
-                                            padding=maxpool.padding, momentum=bn.momentum, eps=bn.eps)
-        bn.num_batches_tracked.add_(1)
-        return y
-    y = maxpool(conv1(x.contiguous(memory_format=cl)))
-    return y.contiguous()
+    """conv1 (convolution, batch norm, ReLU) and the max pool, the result in NCHW: the convolution in
+    channels_last, then in training the other three as one op (:func:`nimbleops.nn.stem_forward`).
+    A conv1 with its batch norm folded in (convolution, ReLU) runs as it is, in channels_last."""
+    if len(conv1) == 3:
+        return nno.stem_forward(conv1[0], conv1[1], conv1[2], maxpool, x)
+    return maxpool(conv1(x.contiguous(memory_format=torch.channels_last))).contiguous()
 
 
 def run_stage(stage: nn.Sequential, x: torch.Tensor, backend: str) -> torch.Tensor:
-    """A stage's units; with nimbleops the halves pass from unit to unit without a concatenation."""
-    if backend == "torch":
-        return stage(x)
-    first = stage[0]
-    a, b = L.concat_shuffle_split(backend, first.branch1(x), first.branch2(x))
-    for unit in stage[1:]:
-        a, b = L.concat_shuffle_split(backend, a, unit.branch2(b))
-    return torch.cat((a, b), 1)
+    """A stage's units; with nimbleops the halves pass from unit to unit without a concatenation
+    (:func:`nimbleops.nn.run_shuffle_units`)."""
+    return stage(x) if backend == "torch" else nno.run_shuffle_units(stage, x)
 
 
 class SNet(nn.Module):
