@@ -152,8 +152,8 @@ def test_shufflenet_stages_anywhere_and_what_convert_leaves():
     from torchvision.models.shufflenetv2 import InvertedResidual
 
     torch.manual_seed(3)
-    units = torch.nn.Sequential(InvertedResidual(8, 16, 2), InvertedResidual(16, 16, 1), InvertedResidual(16, 24, 2),
-                                InvertedResidual(24, 24, 1))
+    units = torch.nn.Sequential(InvertedResidual(8, 8, 1), InvertedResidual(8, 16, 2), InvertedResidual(16, 16, 1),
+                                InvertedResidual(16, 24, 2), InvertedResidual(24, 24, 1))
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), units).double()
     ours, report = nno.convert(net, report=True)
     assert type(ours[1]) is nno.ShuffleV2Stage and ("1", "Sequential of InvertedResidual",
