@@ -328,16 +328,23 @@ void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std
         }
       });
       // grad_weight_g [Cout_g, Cin_g] = G'_g [Cout_g, N*HW] . X^T_g [N*HW, Cin_g]: columns in strips
-      // of kStrip input channels, rows in blocks of kRows output channels
-      constexpr int64_t kRows = 48;
+      // of kStrip input channels, rows in blocks of `rows_per_block` output channels. A block packs
+      // its strip of X^T (N*HW rows: an L2-sized panel) before its rows read it, so the rows go in
+      // as few blocks as keep two tasks a thread; a block a row of micro-kernels apart changes no
+      // sum (each weight is one micro-kernel's sum over k in order), so neither does the split.
       T* gw = grad_w->ptr<T>();
-      const int64_t strips = (s.Cin_g + kStrip - 1) / kStrip, row_blocks = (s.Cout_g + kRows - 1) / kRows;
-      parallel_for(v.groups * strips * row_blocks, 1, [&](int64_t t0, int64_t t1) {
+      const int64_t strips = (s.Cin_g + kStrip - 1) / kStrip, strip_tasks = v.groups * strips;
+      constexpr int64_t kRowUnit = 12;  // a multiple of every level's micro-kernel rows
+      const int64_t wanted = (2 * get_num_threads() + strip_tasks - 1) / strip_tasks;
+      const int64_t row_blocks = std::max<int64_t>(1, std::min(wanted, (s.Cout_g + kRowUnit - 1) / kRowUnit));
+      const int64_t rows_per_block = ((s.Cout_g + row_blocks - 1) / row_blocks + kRowUnit - 1) / kRowUnit * kRowUnit;
+      const int64_t blocks = (s.Cout_g + rows_per_block - 1) / rows_per_block;
+      parallel_for(strip_tasks * blocks, 1, [&](int64_t t0, int64_t t1) {
         Strips<T> st;
-        std::vector<T*> rows(static_cast<size_t>(kRows), nullptr);
+        std::vector<T*> rows(static_cast<size_t>(rows_per_block), nullptr);
         for (int64_t t = t0; t < t1; ++t) {
-          const int64_t gr = t / (strips * row_blocks), p0 = ((t / row_blocks) % strips) * kStrip;
-          const int64_t i0 = (t % row_blocks) * kRows, M = std::min(kRows, s.Cout_g - i0);
+          const int64_t gr = t / (strips * blocks), p0 = ((t / blocks) % strips) * kStrip;
+          const int64_t i0 = (t % blocks) * rows_per_block, M = std::min(rows_per_block, s.Cout_g - i0);
           for (int64_t i = 0; i < M; ++i) rows[size_t(i)] = gw + (gr * s.Cout_g + i0 + i) * s.Cin_g;
           st.run(gp + (gr * s.Cout_g + i0) * gp_pitch, gp_pitch, M, gp_pitch, xt + gr * s.Cin_g,
                  s.Cin_g, s.Cin, rows.data(), p0, static_cast<const T*>(nullptr), false);
