@@ -265,8 +265,9 @@ py::object Args::empty_image(const std::vector<int64_t>& shape, DType dtype, boo
 }
 
 py::object Args::empty_like(PyObject* like, const View& like_view, View& v) const {
-  if (kind_ != Kind::torch) return empty(like_view.shape, like_view.dtype, v);
-  // like is contiguous, so its empty_like (torch's preserve_format) is too
+  if (kind_ != Kind::torch) return empty_image(like_view.shape, like_view.dtype, !like_view.is_contiguous(), v);
+  // like is dense (contiguous, or an image in channels_last), so its empty_like (torch's
+  // preserve_format) has its strides
   py::object out = steal(PyObject_CallOneArg(torch_objects()->empty_like, like));
   v = like_view;
   v.data = PyLong_AsVoidPtr(steal(PyObject_CallMethodNoArgs(out.ptr(), torch_objects()->data_ptr)).ptr());

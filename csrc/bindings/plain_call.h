@@ -57,8 +57,9 @@ class Args {
   }
   // Like empty; a 4-d [N, C, H, W] shape stored channels_last where asked.
   pybind11::object empty_image(const std::vector<int64_t>& shape, DType dtype, bool channels_last, View& v) const;
-  // A new contiguous array of the shape and dtype of `like`, an array this call read into
-  // like_view, its view in v (for torch a shorter call than empty's).
+  // A new array of the shape, dtype and layout (contiguous, or an image's channels_last) of
+  // `like`, an array this call read into like_view, its view in v (for torch a shorter call than
+  // empty's).
   pybind11::object empty_like(PyObject* like, const View& like_view, View& v) const;
   // Tells autograd that the torch tensor x changed (torch's in-place ops bump its version), so
   // that a graph which saved it raises at backward; nothing for a numpy array.

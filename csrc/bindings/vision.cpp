@@ -245,7 +245,7 @@ void bind_vision(py::module_& m) {
         if (!plain::read_int(groups.ptr(), 1, plain::kIntLimit, v.groups) || !args.read_image(x.ptr(), xv) ||
             xv.numel() == 0 || xv.shape[1] % v.groups != 0)
           return py::none();
-        py::object o = args.empty_image(xv.shape, xv.dtype, !xv.is_contiguous(), out);
+        py::object o = args.empty_like(x.ptr(), xv, out);
         v.op = vision::ChannelOp::shuffle;
         v.inputs = {xv};
         v.outputs = {out};
@@ -269,8 +269,11 @@ void bind_vision(py::module_& m) {
           return py::none();
         const bool channels_last = !av.is_contiguous();
         const std::vector<int64_t> half = {av.shape[0], (av.shape[1] + bv.shape[1]) / 2, av.shape[2], av.shape[3]};
-        py::object o1 = args.empty_image(half, av.dtype, channels_last, out1);
-        py::object o2 = args.empty_image(half, av.dtype, channels_last, out2);
+        // a ShuffleNetV2 stage's halves are of a's shape: torch's empty_like is the shorter call
+        py::object o1 = half == av.shape ? args.empty_like(a.ptr(), av, out1)
+                                         : args.empty_image(half, av.dtype, channels_last, out1);
+        py::object o2 = half == av.shape ? args.empty_like(a.ptr(), av, out2)
+                                         : args.empty_image(half, av.dtype, channels_last, out2);
         v.op = vision::ChannelOp::concat_shuffle_split;
         v.groups = 1;
         v.inputs = {av, bv};
