@@ -17,7 +17,8 @@ from torch import Tensor, nn
 from . import vision
 
 __all__ = ["DepthwiseConv2d", "PointwiseConv2d", "ChannelShuffle", "BatchNorm2d", "PSRoIAlign", "PSRoIPool",
-           "ShuffleV2Stage", "ShuffleV2Stem", "convert", "revert", "ConversionReport"]
+           "ShuffleV2Stage", "ShuffleV2Stem", "run_shuffle_units", "stem_forward", "convert", "revert",
+           "ConversionReport"]
 
 
 def _pair(v):
@@ -492,7 +493,7 @@ def _fuse_shufflenet(root: nn.Module, rep: ConversionReport) -> None:
                     continue
                 setattr(m, child_name, ShuffleV2Stage(*child))
                 rep.swapped.append((full, "Sequential of InvertedResidual", "nimbleops.nn.ShuffleV2Stage"))
-        if type(m) is Net:
+        if type(m) is Net and type(m.conv1) is not ShuffleV2Stem:  # (not converted already)
             conv1, pool = m.conv1, m.maxpool
             if not (type(conv1) is nn.Sequential and len(conv1) == 3 and type(pool) is nn.MaxPool2d):
                 rep.kept.append((name, "ShuffleNetV2", "conv1 is not (conv, batch norm, ReLU) or maxpool not a MaxPool2d"))
