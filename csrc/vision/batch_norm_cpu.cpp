@@ -65,11 +65,11 @@ void batch_norm_forward(const BatchNormViews& v, const View& out, const View& me
     parallel_for(s.C, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
         const T* xc = x + c * s.HW;
-        double sum, sumsq, unused;
+        double sum, sumsq;
         // the mean, then the squares about it (a second read, from cache: no cancellation)
-        k.moments(xc, s.N, s.HW, stride, 0.0, &sum, &unused);
+        k.moments(xc, s.N, s.HW, stride, 0.0, &sum, nullptr);
         const double mu = sum / M;
-        k.moments(xc, s.N, s.HW, stride, mu, &unused, &sumsq);
+        k.moments(xc, s.N, s.HW, stride, mu, nullptr, &sumsq);
         const double inv = 1.0 / std::sqrt(sumsq / M + v.eps);
         const double scale = double(gamma[c]) * inv;
         k.normalize(xc, y + c * s.HW, s.N, s.HW, stride, T(scale), T(double(beta[c]) - mu * scale), v.relu);

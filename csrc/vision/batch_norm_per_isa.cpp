@@ -60,8 +60,10 @@ inline T masked(T g, T y) {
   return Relu ? (y > T(0) ? g : T(0)) : g;
 }
 
-template <class T>
-void moments(const T* x, int64_t N, int64_t HW, int64_t stride, double shift, double* sum, double* sumsq) {
+// Only the sums asked for: the forward takes the mean in one pass and the squares about it in a
+// second, and each pass computing both spent half its arithmetic on a sum it threw away.
+template <bool kSum, bool kSq, class T>
+void moments_impl(const T* x, int64_t N, int64_t HW, int64_t stride, double shift, double* sum, double* sumsq) {
   Sums a;
   const VD sv = VD{} + shift;
   for (int64_t n = 0; n < N; ++n) {
@@ -69,19 +71,36 @@ void moments(const T* x, int64_t N, int64_t HW, int64_t stride, double shift, do
     int64_t p = 0;
     for (; p + kLanes <= HW; p += kLanes) {
       const VD v0 = widen<T>(load<V8<T>>(row + p)), v1 = widen<T>(load<V8<T>>(row + p + 8));
-      const VD d0 = v0 - sv, d1 = v1 - sv;
-      a.s0 += v0;
-      a.s1 += v1;
-      a.q0 += d0 * d0;
-      a.q1 += d1 * d1;
+      if constexpr (kSum) {
+        a.s0 += v0;
+        a.s1 += v1;
+      }
+      if constexpr (kSq) {
+        const VD d0 = v0 - sv, d1 = v1 - sv;
+        a.q0 += d0 * d0;
+        a.q1 += d1 * d1;
+      }
     }
     for (int l = 0; p < HW; ++p, ++l) {
       const double v = double(row[p]), d = v - shift;
-      a.st[l] += v;
-      a.qt[l] += d * d;
+      if constexpr (kSum) a.st[l] += v;
+      if constexpr (kSq) a.qt[l] += d * d;
     }
   }
-  a.totals(sum, sumsq);
+  double s, q;
+  a.totals(&s, &q);
+  if (sum) *sum = s;
+  if (sumsq) *sumsq = q;
+}
+
+template <class T>
+void moments(const T* x, int64_t N, int64_t HW, int64_t stride, double shift, double* sum, double* sumsq) {
+  if (sum && sumsq)
+    moments_impl<true, true>(x, N, HW, stride, shift, sum, sumsq);
+  else if (sum)
+    moments_impl<true, false>(x, N, HW, stride, shift, sum, sumsq);
+  else
+    moments_impl<false, true>(x, N, HW, stride, shift, sum, sumsq);
 }
 
 template <class T>

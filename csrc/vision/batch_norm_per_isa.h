@@ -10,7 +10,7 @@ namespace vision {
 
 template <class T>
 struct BatchNormKernels {
-  // (sum x, sum (x - shift)^2) over the channel
+  // (sum x, sum (x - shift)^2) over the channel, each only where its pointer is not null
   void (*moments)(const T* x, int64_t N, int64_t HW, int64_t stride, double shift, double* sum, double* sumsq);
   // y = act(x * scale + offset)
   void (*normalize)(const T* x, T* y, int64_t N, int64_t HW, int64_t stride, T scale, T offset, bool relu);
