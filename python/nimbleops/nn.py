@@ -306,6 +306,11 @@ class ConversionReport:
         return "\n".join(lines)
 
 
+def _child_name(parent: str, child: str) -> str:
+    """The qualified name of a child module (``named_modules``' names; the root's is "")."""
+    return f"{parent}.{child}" if parent else child
+
+
 def _conv_candidate(m: nn.Conv2d) -> Tuple[Optional[type], str]:
     """(the nimbleops module that computes m exactly, or None; the reason when None)."""
     if m.weight.dtype not in (torch.float32, torch.float64):
@@ -433,14 +438,14 @@ def _fuse_batch_norms(root: nn.Module, rep: ConversionReport) -> None:
         for i, (child_name, child) in enumerate(children):
             if type(child) is not nn.BatchNorm2d:
                 continue
-            full = f"{name}.{child_name}" if name else child_name
+            full = _child_name(name, child_name)
             relu = i + 1 < len(children) and type(children[i + 1][1]) is nn.ReLU
             setattr(seq, child_name, _batch_norm_like(child, BatchNorm2d, relu=relu))
             rep.swapped.append((full, "BatchNorm2d", f"nimbleops.nn.BatchNorm2d(relu={relu})"))
             if relu:
                 relu_name = children[i + 1][0]
                 setattr(seq, relu_name, nn.Identity())
-                rep.swapped.append((f"{name}.{relu_name}" if name else relu_name, "ReLU", "Identity (fused)"))
+                rep.swapped.append((_child_name(name, relu_name), "ReLU", "Identity (fused)"))
 
 
 def _unfuse_batch_norms(root: nn.Module, rep: ConversionReport) -> None:
@@ -452,7 +457,7 @@ def _unfuse_batch_norms(root: nn.Module, rep: ConversionReport) -> None:
         for i, (child_name, child) in enumerate(children):
             if not isinstance(child, BatchNorm2d):
                 continue
-            full = f"{name}.{child_name}" if name else child_name
+            full = _child_name(name, child_name)
             if child.relu and not (i + 1 < len(children) and type(children[i + 1][1]) is nn.Identity):
                 rep.kept.append((full, "BatchNorm2d", "a fused ReLU with no Identity after it to become the ReLU"))
                 continue
@@ -461,7 +466,7 @@ def _unfuse_batch_norms(root: nn.Module, rep: ConversionReport) -> None:
             if child.relu:
                 relu_name = children[i + 1][0]
                 setattr(seq, relu_name, nn.ReLU(inplace=True))
-                rep.swapped.append((f"{name}.{relu_name}" if name else relu_name, "Identity", "torch.nn.ReLU"))
+                rep.swapped.append((_child_name(name, relu_name), "Identity", "torch.nn.ReLU"))
 
 
 def _torchvision_shufflenet():
@@ -486,7 +491,7 @@ def _fuse_shufflenet(root: nn.Module, rep: ConversionReport) -> None:
         return
     for name, m in list(root.named_modules()):
         for child_name, child in list(m.named_children()):
-            full = f"{name}.{child_name}" if name else child_name
+            full = _child_name(name, child_name)
             if type(child) is nn.Sequential and len(child) and all(type(u) is Unit for u in child):
                 if not _float_parameters(child):
                     rep.kept.append((full, "Sequential of InvertedResidual", "parameters other than float32/float64"))
@@ -496,29 +501,31 @@ def _fuse_shufflenet(root: nn.Module, rep: ConversionReport) -> None:
         if type(m) is Net and type(m.conv1) is not ShuffleV2Stem:  # (not converted already)
             conv1, pool = m.conv1, m.maxpool
             if not (type(conv1) is nn.Sequential and len(conv1) == 3 and type(pool) is nn.MaxPool2d):
-                rep.kept.append((name, "ShuffleNetV2", "conv1 is not (conv, batch norm, ReLU) or maxpool not a MaxPool2d"))
+                rep.kept.append((name, "ShuffleNetV2",
+                                 "conv1 is not (conv, batch norm, ReLU) or maxpool not a MaxPool2d"))
                 continue
             m.conv1, m.maxpool = ShuffleV2Stem(*conv1, pool), nn.Identity()
-            rep.swapped.append((f"{name}.conv1" if name else "conv1", "Sequential", "nimbleops.nn.ShuffleV2Stem"))
-            rep.swapped.append((f"{name}.maxpool" if name else "maxpool", "MaxPool2d", "Identity (in conv1)"))
+            rep.swapped.append((_child_name(name, "conv1"), "Sequential", "nimbleops.nn.ShuffleV2Stem"))
+            rep.swapped.append((_child_name(name, "maxpool"), "MaxPool2d", "Identity (in conv1)"))
 
 
 def _unfuse_shufflenet(root: nn.Module, rep: ConversionReport) -> None:
     """The inverse of :func:`_fuse_shufflenet`."""
     for name, m in list(root.named_modules()):
         for child_name, child in list(m.named_children()):
-            full = f"{name}.{child_name}" if name else child_name
+            full = _child_name(name, child_name)
             if type(child) is ShuffleV2Stage:
                 setattr(m, child_name, nn.Sequential(*child))
                 rep.swapped.append((full, "ShuffleV2Stage", "torch.nn.Sequential"))
             elif type(child) is ShuffleV2Stem:
                 if type(getattr(m, "maxpool", None)) is not nn.Identity:
-                    rep.kept.append((full, "ShuffleV2Stem", "no nn.Identity beside it (maxpool) to become its max pool"))
+                    rep.kept.append((full, "ShuffleV2Stem",
+                                     "no nn.Identity beside it (maxpool) to become its max pool"))
                     continue
                 setattr(m, child_name, nn.Sequential(*child[:3]))
                 m.maxpool = child[3]
                 rep.swapped.append((full, "ShuffleV2Stem", "torch.nn.Sequential"))
-                rep.swapped.append((f"{name}.maxpool" if name else "maxpool", "Identity", type(child[3]).__name__))
+                rep.swapped.append((_child_name(name, "maxpool"), "Identity", type(child[3]).__name__))
 
 
 def _replace(module: nn.Module, swap, inplace: bool, report: bool, passes=()):
@@ -530,7 +537,7 @@ def _replace(module: nn.Module, swap, inplace: bool, report: bool, passes=()):
     else:
         for name, m in list(root.named_modules()):
             for child_name, child in list(m.named_children()):
-                full = f"{name}.{child_name}" if name else child_name
+                full = _child_name(name, child_name)
                 new = swap(child, full, rep)
                 if new is not None:
                     setattr(m, child_name, new)
