@@ -270,10 +270,11 @@ void bind_vision(py::module_& m) {
         const bool channels_last = !av.is_contiguous();
         const std::vector<int64_t> half = {av.shape[0], (av.shape[1] + bv.shape[1]) / 2, av.shape[2], av.shape[3]};
         // a ShuffleNetV2 stage's halves are of a's shape: torch's empty_like is the shorter call
-        py::object o1 = half == av.shape ? args.empty_like(a.ptr(), av, out1)
-                                         : args.empty_image(half, av.dtype, channels_last, out1);
-        py::object o2 = half == av.shape ? args.empty_like(a.ptr(), av, out2)
-                                         : args.empty_image(half, av.dtype, channels_last, out2);
+        auto half_array = [&](View& out) {
+          return half == av.shape ? args.empty_like(a.ptr(), av, out)
+                                  : args.empty_image(half, av.dtype, channels_last, out);
+        };
+        py::object o1 = half_array(out1), o2 = half_array(out2);
         v.op = vision::ChannelOp::concat_shuffle_split;
         v.groups = 1;
         v.inputs = {av, bv};
@@ -537,7 +538,8 @@ void bind_vision(py::module_& m) {
         if (!args.read_float(x.ptr(), v.x) || v.x.ndim() != 4 || !args.read(weight.ptr(), v.x.dtype, v.weight) ||
             !args.read(bias.ptr(), v.x.dtype, v.bias) || !plain::accepted([&] { vision::check_batch_norm(v); }) ||
             !args.read_like(grad.ptr(), v.x.dtype, v.x, g) || !args.read_like(y.ptr(), v.x.dtype, v.x, out) ||
-            !args.read_like(mean.ptr(), v.x.dtype, v.weight, mu) || !args.read_like(invstd.ptr(), v.x.dtype, v.weight, is))
+            !args.read_like(mean.ptr(), v.x.dtype, v.weight, mu) ||
+            !args.read_like(invstd.ptr(), v.x.dtype, v.weight, is))
           return py::none();
         std::optional<View> gx, gw, gb;
         py::object gx_out = need_x ? args.empty_like(x.ptr(), v.x, gx.emplace()) : py::none();
