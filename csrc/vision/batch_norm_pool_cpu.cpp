@@ -1,24 +1,41 @@
 // CPU batch norm + ReLU + max pool (batch_norm_pool_api.h). Channels_last input keeps a pixel's C
-// values together, so every pass is a loop over pixels with an inner loop over channels that the
-// compiler vectorises. Forward: the moments per block of kRows image rows (two reads: the mean, then
-// the squares about it), the blocks added in order; then each output row of the pool computes the
-// batch norm of its windows' pixels as it reads them. Backward: the two sums per block of output
-// rows, added in order; then each image's gradient (the dense B x + C, then the scattered a g') on
-// one thread.
+// values together, so every pass is a loop over pixels with an inner loop over channels, compiled
+// per SIMD level (batch_norm_pool_per_isa.cpp). Forward: the moments per block of kRows image rows
+// (two reads: the mean, then the squares about it), the blocks added in order; then each output row
+// of the pool computes the batch norm of its windows' pixels as it reads them. Backward: each
+// image's pooled gradient g' scattered into grad_x's layout (one thread per image, in output order),
+// then the two sums over it per block of kRows image rows, added in order, then grad_x = a g' + B x
+// + C in place: every pass but the scatter reads contiguous pixels.
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "core/dispatch.h"
 #include "core/parallel.h"
+#include "core/simd.h"
 #include "vision/batch_norm_pool_api.h"
+#include "vision/batch_norm_pool_per_isa.h"
 
 namespace nimbleops {
 namespace vision {
 
+NIMBLEOPS_DECLARE_ISA_TABLES(extern const BatchNormPoolKernels<float> batch_norm_pool_f32;
+                              extern const BatchNormPoolKernels<double> batch_norm_pool_f64;)
+
+template <>
+const BatchNormPoolKernels<float>& batch_norm_pool_kernels<float>() {
+  return NIMBLEOPS_ACTIVE_ISA_TABLE(batch_norm_pool_f32);
+}
+
+template <>
+const BatchNormPoolKernels<double>& batch_norm_pool_kernels<double>() {
+  return NIMBLEOPS_ACTIVE_ISA_TABLE(batch_norm_pool_f64);
+}
+
 namespace {
-constexpr int64_t kRows = 8;  // image rows (forward moments) or output rows (backward sums) per block
+constexpr int64_t kRows = 8;  // image rows per block of the sums
 }
 
 void check_batch_norm_pool(BatchNormPoolViews& v) {
@@ -57,23 +74,20 @@ void add_blocks(const double* partial, int64_t blocks, int64_t C, std::vector<do
     for (int64_t c = 0; c < C; ++c) total[size_t(c)] += partial[size_t(b * C + c)];
 }
 
-// per-channel sums of f(pixel values) over blocks of kRows rows of an [N, rows, cols, C] array
-template <class T, class F>
-void row_block_sums(const T* x, int64_t N, int64_t rows, int64_t cols, int64_t C, std::vector<double>& total, F f) {
+// per-channel sums over blocks of kRows image rows of N images of rows x cols pixels:
+// f(first pixel, pixel count, acc) adds a block's pixels into acc[0..C); the blocks added in order
+template <class F>
+void row_block_sums(int64_t N, int64_t rows, int64_t cols, int64_t C, int64_t sums, std::vector<double>* totals, F f) {
   const int64_t per_image = (rows + kRows - 1) / kRows, blocks = N * per_image;
-  std::vector<double> partial(size_t(blocks * C), 0.0);
+  std::vector<double> partial(size_t(sums * blocks * C), 0.0);
   parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t n = b / per_image, r0 = (b % per_image) * kRows, r1 = std::min(rows, r0 + kRows);
-      double* acc = partial.data() + b * C;
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t q = 0; q < cols; ++q) {
-          const T* px = x + ((n * rows + r) * cols + q) * C;
-          for (int64_t c = 0; c < C; ++c) acc[c] += f(px[c], c);
-        }
+      f((n * rows + r0) * cols, (r1 - r0) * cols, partial.data() + b * C,
+        sums > 1 ? partial.data() + (blocks + b) * C : nullptr);
     }
   });
-  add_blocks(partial.data(), blocks, C, total);
+  for (int64_t i = 0; i < sums; ++i) add_blocks(partial.data() + i * blocks * C, blocks, C, totals[i]);
 }
 
 }  // namespace
@@ -93,13 +107,15 @@ void batch_norm_pool_forward(const BatchNormPoolViews& v, const View& out, const
     const T* beta = v.bias.ptr<T>();
     const int64_t C = s.C;
     const double M = double(s.N * s.H * s.W);
+    const auto& k = batch_norm_pool_kernels<T>();
     std::vector<double> sum, sumsq;
-    row_block_sums(x, s.N, s.H, s.W, C, sum, [](T value, int64_t) { return double(value); });
+    row_block_sums(s.N, s.H, s.W, C, 1, &sum, [&](int64_t p0, int64_t count, double* acc, double*) {
+      k.pixel_sums(x + p0 * C, count, C, nullptr, acc);
+    });
     std::vector<double> mu(static_cast<size_t>(C));
     for (int64_t c = 0; c < C; ++c) mu[size_t(c)] = sum[size_t(c)] / M;
-    row_block_sums(x, s.N, s.H, s.W, C, sumsq, [&](T value, int64_t c) {
-      const double d = double(value) - mu[size_t(c)];
-      return d * d;
+    row_block_sums(s.N, s.H, s.W, C, 1, &sumsq, [&](int64_t p0, int64_t count, double* acc, double*) {
+      k.pixel_sums(x + p0 * C, count, C, mu.data(), acc);
     });
     std::vector<T> a(static_cast<size_t>(C)), b(static_cast<size_t>(C));
     for (int64_t c = 0; c < C; ++c) {
@@ -114,39 +130,12 @@ void batch_norm_pool_forward(const BatchNormPoolViews& v, const View& out, const
     int32_t* idx = index.ptr<int32_t>();
     const int64_t plane = s.OH * s.OW;
     parallel_for(s.N * s.OH, 1, [&](int64_t t0, int64_t t1) {
-      std::vector<T> best(static_cast<size_t>(C));
-      std::vector<int32_t> at(static_cast<size_t>(C));
+      std::vector<T> best(static_cast<size_t>(s.OW * C));
+      std::vector<int32_t> at(static_cast<size_t>(s.OW * C));
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t n = t / s.OH, oh = t % s.OH;
-        const int64_t h0 = std::max<int64_t>(0, oh * v.stride - v.padding);
-        const int64_t h1 = std::min(s.H, oh * v.stride - v.padding + v.kernel);
-        for (int64_t ow = 0; ow < s.OW; ++ow) {
-          const int64_t w0 = std::max<int64_t>(0, ow * v.stride - v.padding);
-          const int64_t w1 = std::min(s.W, ow * v.stride - v.padding + v.kernel);
-          const int32_t first = int32_t(h0 * s.W + w0);
-          for (int64_t c = 0; c < C; ++c) {
-            best[size_t(c)] = -std::numeric_limits<T>::infinity();
-            at[size_t(c)] = first;
-          }
-          for (int64_t h = h0; h < h1; ++h)
-            for (int64_t w = w0; w < w1; ++w) {
-              const T* px = x + ((n * s.H + h) * s.W + w) * C;
-              const int32_t pos = int32_t(h * s.W + w);
-              for (int64_t c = 0; c < C; ++c) {
-                const T y = a[size_t(c)] * px[c] + b[size_t(c)];
-                const bool up = y > best[size_t(c)] || y != y;
-                best[size_t(c)] = up ? y : best[size_t(c)];
-                at[size_t(c)] = up ? pos : at[size_t(c)];
-              }
-            }
-          T* orow = o + n * C * plane + oh * s.OW + ow;
-          int32_t* irow = idx + n * C * plane + oh * s.OW + ow;
-          for (int64_t c = 0; c < C; ++c) {
-            const T m = best[size_t(c)];
-            orow[c * plane] = (m > T(0) || m != m) ? m : T(0);  // relu, nan kept (torch's clamp_min)
-            irow[c * plane] = at[size_t(c)];
-          }
-        }
+        k.pool_row(x + n * s.H * s.W * C, s.H, s.W, C, v.kernel, v.stride, v.padding, oh, s.OW, plane, a.data(),
+                   b.data(), best.data(), at.data(), o + n * C * plane + oh * s.OW, idx + n * C * plane + oh * s.OW);
       }
     });
   });
@@ -178,30 +167,25 @@ void batch_norm_pool_backward(const BatchNormPoolViews& v, const View& grad_out,
     const T* mu = mean.ptr<T>();
     const T* inv = invstd.ptr<T>();
     const T* gamma = v.weight.ptr<T>();
-    const int64_t C = s.C, plane = s.OH * s.OW;
-    // sum g' and sum g' (x - mean) over blocks of output rows, in order
-    const int64_t per_image = (s.OH + kRows - 1) / kRows, blocks = s.N * per_image;
-    std::vector<double> partial(size_t(2 * blocks * C), 0.0);
-    parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t bl = b0; bl < b1; ++bl) {
-        const int64_t n = bl / per_image, r0 = (bl % per_image) * kRows, r1 = std::min(s.OH, r0 + kRows);
-        double* sg = partial.data() + bl * C;
-        double* sgx = partial.data() + (blocks + bl) * C;
-        // outputs in order, each with all its channels (their kept pixels share the window's
-        // cache lines); no branch: the mask is random
-        const T* xn = x + n * s.H * s.W * C;
-        for (int64_t q = r0 * s.OW; q < r1 * s.OW; ++q)
-          for (int64_t c = 0; c < C; ++c) {
-            const int64_t k = (n * C + c) * plane + q;
-            const double gq = o[k] > T(0) ? double(g[k]) : 0.0;
-            sg[c] += gq;
-            sgx[c] += gq * (double(xn[int64_t(idx[k]) * C + c]) - double(mu[c]));
-          }
-      }
+    const int64_t C = s.C, plane = s.OH * s.OW, image = s.H * s.W * C;
+    const auto& k = batch_norm_pool_kernels<T>();
+    // g' scattered into x's layout: grad_x itself, else a buffer of its size
+    std::unique_ptr<T[]> buffer;
+    T* d = grad_x ? grad_x->ptr<T>() : (buffer.reset(new T[size_t(s.N * image)]), buffer.get());
+    parallel_for(s.N, 1, [&](int64_t n0, int64_t n1) {
+      std::vector<T> g_cols(static_cast<size_t>(s.OW * C));
+      std::vector<int32_t> index_cols(static_cast<size_t>(s.OW * C));
+      for (int64_t n = n0; n < n1; ++n)
+        k.unpool(g + n * C * plane, o + n * C * plane, idx + n * C * plane, s.H, s.W, C, s.OH, s.OW, v.kernel,
+                 v.stride, v.padding, g_cols.data(), index_cols.data(), d + n * image);
     });
-    std::vector<double> sum_g, sum_gx;
-    add_blocks(partial.data(), blocks, C, sum_g);
-    add_blocks(partial.data() + blocks * C, blocks, C, sum_gx);
+    // sum g' and sum g' (x - mean)
+    std::vector<double> sums[2];
+    row_block_sums(s.N, s.H, s.W, C, 2, sums, [&](int64_t p0, int64_t count, double* sg, double* sgx) {
+      k.grad_sums(d + p0 * C, x + p0 * C, count, C, mu, sg, sgx);
+    });
+    const std::vector<double>& sum_g = sums[0];
+    const std::vector<double>& sum_gx = sums[1];
     if (grad_b)
       for (int64_t c = 0; c < C; ++c) grad_b->ptr<T>()[c] = T(sum_g[size_t(c)]);
     if (grad_w)
@@ -216,21 +200,10 @@ void batch_norm_pool_backward(const BatchNormPoolViews& v, const View& grad_out,
       B[size_t(c)] = T(bc);
       Cc[size_t(c)] = T(-ac * sum_g[size_t(c)] / M - bc * double(mu[c]));
     }
-    T* dx = grad_x->ptr<T>();
-    const int64_t image = s.H * s.W * C;
-    parallel_for(s.N, 1, [&](int64_t n0, int64_t n1) {
-      for (int64_t n = n0; n < n1; ++n) {
-        const T* xn = x + n * image;
-        T* dn = dx + n * image;
-        for (int64_t p = 0; p < s.H * s.W; ++p)
-          for (int64_t c = 0; c < C; ++c) dn[p * C + c] = B[size_t(c)] * xn[p * C + c] + Cc[size_t(c)];
-        // each (pixel, channel) receives its windows' gradients in output order
-        for (int64_t q = 0; q < plane; ++q)
-          for (int64_t c = 0; c < C; ++c) {
-            const int64_t k = (n * C + c) * plane + q;
-            dn[int64_t(idx[k]) * C + c] += a[size_t(c)] * (o[k] > T(0) ? g[k] : T(0));
-          }
-      }
+    const int64_t pixels = s.N * s.H * s.W, chunk = 1024;
+    parallel_for((pixels + chunk - 1) / chunk, 1, [&](int64_t c0, int64_t c1) {
+      const int64_t p0 = c0 * chunk, p1 = std::min(pixels, c1 * chunk);
+      k.grad_input(d + p0 * C, x + p0 * C, p1 - p0, C, a.data(), B.data(), Cc.data());
     });
   });
 }
