@@ -143,7 +143,8 @@ class InferenceSNet(SNet):
 
 class _InferenceCEM(CEM):
     """CEM over its 1x1 convolutions as nimbleops modules, the sums done in place: the 2x nearest
-    upsample of conv5's output is added through a broadcast view (no upsampled copy), and the
+    upsample of conv5's output is added to each of the four strided views of conv4's output it
+    covers (no upsampled copy), and the
     global context, a vector per image, as conv4's bias for a single image (else added after).
     Other sizes take CEM's forward."""
 
@@ -164,8 +165,9 @@ class _InferenceCEM(CEM):
         else:
             a = self.conv4(c4).add_(g)
         b = self.conv5(c5)
-        C = a.shape[1]
-        a.view(N, C, h, 2, w, 2).add_(b.view(N, C, h, 1, w, 1))
+        for i in (0, 1):  # (torch's broadcast add over a 6-d view takes longer than the four)
+            for j in (0, 1):
+                a[:, :, i::2, j::2].add_(b)
         return a
 
 
@@ -196,7 +198,7 @@ class _InferenceSAM(nn.Module):
         self.conv = fused_pointwise(sam.conv, sam.bn, False)
 
     def forward(self, f_cem: Tensor, f_rpn: Tensor) -> Tensor:
-        return f_cem * torch.sigmoid(self.conv(f_rpn))
+        return torch.sigmoid_(self.conv(f_rpn)).mul_(f_cem)
 
 
 def _eval_only(self, mode: bool = True):

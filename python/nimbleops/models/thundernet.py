@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from .. import nn as nno
 from .. import vision
 from . import _layers as L
 from . import boxes as box_ops
@@ -103,8 +104,10 @@ class RCNNHead(nn.Module):
         self.reg = nn.Linear(hidden, 4 * (num_classes + 1))
 
     def hidden(self, features: Tensor, rois: Tensor) -> Tensor:
-        """The fully connected layer's output ``[K, hidden]`` (after its ReLU)."""
-        return F.relu(self.fc(self.ps_roi_align(features, rois.to(features.dtype)).flatten(1)))
+        """The fully connected layer's output ``[K, hidden]`` (after its ReLU, which runs in place
+        on nimbleops: nothing else reads the layer's output)."""
+        h = self.fc(self.ps_roi_align(features, rois.to(features.dtype)).flatten(1))
+        return torch.relu_(h) if isinstance(self.ps_roi_align, nno.PSRoIAlign) else F.relu(h)
 
     def forward(self, features: Tensor, rois: Tensor) -> Tuple[Tensor, Tensor]:
         x = self.hidden(features, rois)
