@@ -130,12 +130,13 @@ void batch_norm_pool_forward(const BatchNormPoolViews& v, const View& out, const
     int32_t* idx = index.ptr<int32_t>();
     const int64_t plane = s.OH * s.OW;
     parallel_for(s.N * s.OH, 1, [&](int64_t t0, int64_t t1) {
-      std::vector<T> best(static_cast<size_t>(s.OW * C));
-      std::vector<int32_t> at(static_cast<size_t>(s.OW * C));
+      std::vector<T> out_cols(static_cast<size_t>(s.OW * C));
+      std::vector<int32_t> at_cols(static_cast<size_t>(s.OW * C));
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t n = t / s.OH, oh = t % s.OH;
+        const int64_t first = n * C * plane + oh * s.OW;  // the row's first output of channel 0
         k.pool_row(x + n * s.H * s.W * C, s.H, s.W, C, v.kernel, v.stride, v.padding, oh, s.OW, plane, a.data(),
-                   b.data(), best.data(), at.data(), o + n * C * plane + oh * s.OW, idx + n * C * plane + oh * s.OW);
+                   b.data(), out_cols.data(), at_cols.data(), o + first, idx + first);
       }
     });
   });

@@ -11,6 +11,14 @@ namespace vision {
 namespace NIMBLEOPS_ISA_NS {
 namespace {
 
+// The rows (or columns) [start, end) of output row (column) o's window inside an image of `size`
+inline int64_t window_start(int64_t o, int64_t stride, int64_t padding) {
+  return o * stride - padding < 0 ? 0 : o * stride - padding;
+}
+inline int64_t window_end(int64_t o, int64_t stride, int64_t padding, int64_t kernel, int64_t size) {
+  return o * stride - padding + kernel > size ? size : o * stride - padding + kernel;
+}
+
 template <class T>
 void pixel_sums(const T* __restrict x, int64_t count, int64_t C, const double* __restrict shift,
                 double* __restrict acc) {
@@ -35,11 +43,9 @@ void pool_row_c(const T* __restrict xn, int64_t H, int64_t W, int64_t C_runtime,
                 int64_t padding, int64_t oh, int64_t OW, int64_t plane, const T* __restrict a, const T* __restrict b,
                 T* __restrict out_cols, int32_t* __restrict at_cols, T* __restrict orow, int32_t* __restrict irow) {
   const int64_t C = kC > 0 ? kC : C_runtime;
-  const int64_t h0 = oh * stride - padding < 0 ? 0 : oh * stride - padding;
-  const int64_t h1 = oh * stride - padding + kernel > H ? H : oh * stride - padding + kernel;
+  const int64_t h0 = window_start(oh, stride, padding), h1 = window_end(oh, stride, padding, kernel, H);
   for (int64_t ow = 0; ow < OW; ++ow) {
-    const int64_t w0 = ow * stride - padding < 0 ? 0 : ow * stride - padding;
-    const int64_t w1 = ow * stride - padding + kernel > W ? W : ow * stride - padding + kernel;
+    const int64_t w0 = window_start(ow, stride, padding), w1 = window_end(ow, stride, padding, kernel, W);
     const int32_t first = int32_t(h0 * W + w0);
     T* __restrict best = out_cols + ow * C;
     int32_t* __restrict at = at_cols + ow * C;
@@ -91,7 +97,7 @@ void unpool(const T* __restrict g, const T* __restrict out, const int32_t* __res
   const int64_t plane = OH * OW, row = W * C;
   int64_t zeroed = 0;  // image rows [0, zeroed) are zeroed (and maybe written)
   for (int64_t oh = 0; oh < OH; ++oh) {
-    const int64_t h1 = oh * stride - padding + kernel > H ? H : oh * stride - padding + kernel;
+    const int64_t h1 = window_end(oh, stride, padding, kernel, H);
     for (int64_t i = zeroed * row; i < h1 * row; ++i) dn[i] = T(0);
     zeroed = h1 > zeroed ? h1 : zeroed;
     for (int64_t c = 0; c < C; ++c) {

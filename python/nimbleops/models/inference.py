@@ -144,9 +144,8 @@ class InferenceSNet(SNet):
 class _InferenceCEM(CEM):
     """CEM over its 1x1 convolutions as nimbleops modules, the sums done in place: the 2x nearest
     upsample of conv5's output is added to each of the four strided views of conv4's output it
-    covers (no upsampled copy), and the
-    global context, a vector per image, as conv4's bias for a single image (else added after).
-    Other sizes take CEM's forward."""
+    covers (no upsampled copy), and the global context, a vector per image, as conv4's bias for a
+    single image (else added after). Other sizes take CEM's forward."""
 
     def __init__(self, cem: CEM):
         nn.Module.__init__(self)
