@@ -42,4 +42,19 @@ std::vector<std::string> compiled_isas();
   }
 #endif
 
+// An op's kernel tables: declares Kernels<float> table_f32 and Kernels<double> table_f64 of every
+// per-ISA unit and defines the specialisations accessor<float>() and accessor<double>() (declared
+// in the op's per-ISA header) returning the active level's. Use in the op's namespace.
+#define NIMBLEOPS_ISA_KERNEL_TABLES(Kernels, accessor, table)                                   \
+  NIMBLEOPS_DECLARE_ISA_TABLES(extern const Kernels<float> table##_f32;                         \
+                               extern const Kernels<double> table##_f64;)                       \
+  template <>                                                                                   \
+  const Kernels<float>& accessor<float>() {                                                     \
+    return NIMBLEOPS_ACTIVE_ISA_TABLE(table##_f32);                                             \
+  }                                                                                             \
+  template <>                                                                                   \
+  const Kernels<double>& accessor<double>() {                                                   \
+    return NIMBLEOPS_ACTIVE_ISA_TABLE(table##_f64);                                             \
+  }
+
 }  // namespace nimbleops

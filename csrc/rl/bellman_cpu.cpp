@@ -18,18 +18,7 @@
 namespace nimbleops {
 namespace rl {
 
-NIMBLEOPS_DECLARE_ISA_TABLES(extern const DenseRowKernels<float> dense_rows_f32;
-                              extern const DenseRowKernels<double> dense_rows_f64;)
-
-template <>
-const DenseRowKernels<float>& dense_row_kernels<float>() {
-  return NIMBLEOPS_ACTIVE_ISA_TABLE(dense_rows_f32);
-}
-
-template <>
-const DenseRowKernels<double>& dense_row_kernels<double>() {
-  return NIMBLEOPS_ACTIVE_ISA_TABLE(dense_rows_f64);
-}
+NIMBLEOPS_ISA_KERNEL_TABLES(DenseRowKernels, dense_row_kernels, dense_rows)
 
 namespace cpu {
 namespace {

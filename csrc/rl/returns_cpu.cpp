@@ -12,18 +12,7 @@
 namespace nimbleops {
 namespace rl {
 
-NIMBLEOPS_DECLARE_ISA_TABLES(extern const ReturnsKernels<float> returns_f32;
-                              extern const ReturnsKernels<double> returns_f64;)
-
-template <>
-const ReturnsKernels<float>& returns_kernels<float>() {
-  return NIMBLEOPS_ACTIVE_ISA_TABLE(returns_f32);
-}
-
-template <>
-const ReturnsKernels<double>& returns_kernels<double>() {
-  return NIMBLEOPS_ACTIVE_ISA_TABLE(returns_f64);
-}
+NIMBLEOPS_ISA_KERNEL_TABLES(ReturnsKernels, returns_kernels, returns)
 
 namespace cpu {
 namespace {

@@ -15,18 +15,7 @@
 namespace nimbleops {
 namespace rl {
 
-NIMBLEOPS_DECLARE_ISA_TABLES(extern const TraceKernels<float> traces_f32;
-                              extern const TraceKernels<double> traces_f64;)
-
-template <>
-const TraceKernels<float>& trace_kernels<float>() {
-  return NIMBLEOPS_ACTIVE_ISA_TABLE(traces_f32);
-}
-
-template <>
-const TraceKernels<double>& trace_kernels<double>() {
-  return NIMBLEOPS_ACTIVE_ISA_TABLE(traces_f64);
-}
+NIMBLEOPS_ISA_KERNEL_TABLES(TraceKernels, trace_kernels, traces)
 
 namespace cpu {
 namespace {

@@ -12,18 +12,7 @@
 namespace nimbleops {
 namespace vision {
 
-NIMBLEOPS_DECLARE_ISA_TABLES(extern const BatchNormKernels<float> batch_norm_f32;
-                              extern const BatchNormKernels<double> batch_norm_f64;)
-
-template <>
-const BatchNormKernels<float>& batch_norm_kernels<float>() {
-  return NIMBLEOPS_ACTIVE_ISA_TABLE(batch_norm_f32);
-}
-
-template <>
-const BatchNormKernels<double>& batch_norm_kernels<double>() {
-  return NIMBLEOPS_ACTIVE_ISA_TABLE(batch_norm_f64);
-}
+NIMBLEOPS_ISA_KERNEL_TABLES(BatchNormKernels, batch_norm_kernels, batch_norm)
 
 void check_batch_norm(BatchNormViews& v) {
   NIMBLEOPS_CHECK(v.x.ndim() == 4, "x: expected [N, C, H, W], got shape ", shape_str(v.x));

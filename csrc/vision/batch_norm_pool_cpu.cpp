@@ -21,18 +21,7 @@
 namespace nimbleops {
 namespace vision {
 
-NIMBLEOPS_DECLARE_ISA_TABLES(extern const BatchNormPoolKernels<float> batch_norm_pool_f32;
-                              extern const BatchNormPoolKernels<double> batch_norm_pool_f64;)
-
-template <>
-const BatchNormPoolKernels<float>& batch_norm_pool_kernels<float>() {
-  return NIMBLEOPS_ACTIVE_ISA_TABLE(batch_norm_pool_f32);
-}
-
-template <>
-const BatchNormPoolKernels<double>& batch_norm_pool_kernels<double>() {
-  return NIMBLEOPS_ACTIVE_ISA_TABLE(batch_norm_pool_f64);
-}
+NIMBLEOPS_ISA_KERNEL_TABLES(BatchNormPoolKernels, batch_norm_pool_kernels, batch_norm_pool)
 
 namespace {
 constexpr int64_t kRows = 8;  // image rows per block of the sums

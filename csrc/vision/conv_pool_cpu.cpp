@@ -20,18 +20,7 @@
 namespace nimbleops {
 namespace vision {
 
-NIMBLEOPS_DECLARE_ISA_TABLES(extern const ConvPoolKernels<float> conv_pool_f32;
-                              extern const ConvPoolKernels<double> conv_pool_f64;)
-
-template <>
-const ConvPoolKernels<float>& conv_pool_kernels<float>() {
-  return NIMBLEOPS_ACTIVE_ISA_TABLE(conv_pool_f32);
-}
-
-template <>
-const ConvPoolKernels<double>& conv_pool_kernels<double>() {
-  return NIMBLEOPS_ACTIVE_ISA_TABLE(conv_pool_f64);
-}
+NIMBLEOPS_ISA_KERNEL_TABLES(ConvPoolKernels, conv_pool_kernels, conv_pool)
 
 std::vector<int64_t> check_conv_pool(const ConvPoolViews& v) {
   NIMBLEOPS_CHECK(v.x.ndim() == 4, "x: expected [N, C, H, W], got shape ", shape_str(v.x));

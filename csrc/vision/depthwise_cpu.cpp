@@ -33,18 +33,7 @@
 namespace nimbleops {
 namespace vision {
 
-NIMBLEOPS_DECLARE_ISA_TABLES(extern const DepthwiseKernels<float> depthwise_f32;
-                              extern const DepthwiseKernels<double> depthwise_f64;)
-
-template <>
-const DepthwiseKernels<float>& depthwise_kernels<float>() {
-  return NIMBLEOPS_ACTIVE_ISA_TABLE(depthwise_f32);
-}
-
-template <>
-const DepthwiseKernels<double>& depthwise_kernels<double>() {
-  return NIMBLEOPS_ACTIVE_ISA_TABLE(depthwise_f64);
-}
+NIMBLEOPS_ISA_KERNEL_TABLES(DepthwiseKernels, depthwise_kernels, depthwise)
 
 void check_depthwise(DepthwiseViews& v) {
   if (v.weight.ndim() == 4) {

@@ -17,17 +17,7 @@
 namespace nimbleops {
 namespace vision {
 
-NIMBLEOPS_DECLARE_ISA_TABLES(extern const NmsKernels<float> nms_f32; extern const NmsKernels<double> nms_f64;)
-
-template <>
-const NmsKernels<float>& nms_kernels<float>() {
-  return NIMBLEOPS_ACTIVE_ISA_TABLE(nms_f32);
-}
-
-template <>
-const NmsKernels<double>& nms_kernels<double>() {
-  return NIMBLEOPS_ACTIVE_ISA_TABLE(nms_f64);
-}
+NIMBLEOPS_ISA_KERNEL_TABLES(NmsKernels, nms_kernels, nms)
 
 namespace {
 

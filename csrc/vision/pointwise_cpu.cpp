@@ -23,18 +23,7 @@
 namespace nimbleops {
 namespace vision {
 
-NIMBLEOPS_DECLARE_ISA_TABLES(extern const PointwiseKernels<float> pointwise_f32;
-                              extern const PointwiseKernels<double> pointwise_f64;)
-
-template <>
-const PointwiseKernels<float>& pointwise_kernels<float>() {
-  return NIMBLEOPS_ACTIVE_ISA_TABLE(pointwise_f32);
-}
-
-template <>
-const PointwiseKernels<double>& pointwise_kernels<double>() {
-  return NIMBLEOPS_ACTIVE_ISA_TABLE(pointwise_f64);
-}
+NIMBLEOPS_ISA_KERNEL_TABLES(PointwiseKernels, pointwise_kernels, pointwise)
 
 void check_pointwise(PointwiseViews& v) {
   NIMBLEOPS_CHECK(v.x.ndim() == 4, "x: expected [N, C, H, W], got shape ", shape_str(v.x));
