@@ -241,14 +241,15 @@ void bind_vision(py::module_& m) {
       [](py::handle x, py::handle groups) -> py::object {
         vision::ChannelGatherViews v;
         plain::Args args;
-        View xv, out;
-        if (!plain::read_int(groups.ptr(), 1, plain::kIntLimit, v.groups) || !args.read_image(x.ptr(), xv) ||
+        // the views are read and made in place (a View copy allocates its shape and strides)
+        v.inputs.resize(1);
+        v.outputs.resize(1);
+        const View& xv = v.inputs[0];
+        if (!plain::read_int(groups.ptr(), 1, plain::kIntLimit, v.groups) || !args.read_image(x.ptr(), v.inputs[0]) ||
             xv.numel() == 0 || xv.shape[1] % v.groups != 0)
           return py::none();
-        py::object o = args.empty_like(x.ptr(), xv, out);
+        py::object o = args.empty_like(x.ptr(), xv, v.outputs[0]);
         v.op = vision::ChannelOp::shuffle;
-        v.inputs = {xv};
-        v.outputs = {out};
         v.stream = 0;
         {
           py::gil_scoped_release nogil;
@@ -262,7 +263,9 @@ void bind_vision(py::module_& m) {
       [](py::handle a, py::handle b) -> py::object {
         vision::ChannelGatherViews v;
         plain::Args args;
-        View av, bv, out1, out2;
+        v.inputs.resize(2);  // read and made in place, as in channel_shuffle_plain
+        v.outputs.resize(2);
+        View &av = v.inputs[0], &bv = v.inputs[1], &out1 = v.outputs[0], &out2 = v.outputs[1];
         if (!args.read_image(a.ptr(), av) || !args.read_image(b.ptr(), av.dtype, bv) || av.numel() == 0 ||
             bv.numel() == 0 || av.is_contiguous() != bv.is_contiguous() || av.shape[0] != bv.shape[0] ||
             av.shape[2] != bv.shape[2] || av.shape[3] != bv.shape[3] || (av.shape[1] + bv.shape[1]) % 2 != 0)
@@ -277,8 +280,6 @@ void bind_vision(py::module_& m) {
         py::object o1 = half_array(out1), o2 = half_array(out2);
         v.op = vision::ChannelOp::concat_shuffle_split;
         v.groups = 1;
-        v.inputs = {av, bv};
-        v.outputs = {out1, out2};
         v.stream = 0;
         {
           py::gil_scoped_release nogil;

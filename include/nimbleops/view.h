@@ -67,10 +67,14 @@ struct View {
   // a 4-d [N, C, H, W] view stored as [N, H, W, C] (PyTorch's channels_last), densely
   bool is_channels_last() const {
     if (ndim() != 4) return false;
-    View p = *this;
-    p.shape = {shape[0], shape[2], shape[3], shape[1]};
-    p.strides = {strides[0], strides[2], strides[3], strides[1]};
-    return p.is_contiguous();
+    if (numel() == 0) return true;
+    static constexpr int order[4] = {1, 3, 2, 0};  // the dimensions from the innermost out
+    int64_t expected = 1;
+    for (int d : order) {
+      if (shape[d] != 1 && strides[d] != expected) return false;
+      expected *= shape[d];
+    }
+    return true;
   }
 
   // [first, end) bytes the view can touch (its bounds: interleaved views count as overlapping)
