@@ -43,13 +43,23 @@ def transforming() -> bool:
     return torch is not None and torch._C._functorch.maybe_current_level() is not None
 
 
+_is_compiling: Optional[Callable[[], bool]] = None  # torch.compiler.is_compiling, once torch is imported
+
+
 def plain_call(binding: Callable[..., Any], *args: Any) -> Any:
     """An op's plain call, ``binding(*args)`` (csrc/bindings/plain_call.h: one binding call for the
     common case, its result or None), or None while torch.compile / torch.export trace the call:
     Dynamo reads this function and then takes the op's general path, which records its custom op
-    (a binding called directly would break the graph)."""
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.compiler.is_compiling():
+    (a binding called directly would break the graph). ``torch.compiler.is_compiling`` is kept
+    once found, as this runs on every call of every op: Dynamo knows the function itself however
+    it is reached."""
+    global _is_compiling
+    is_compiling = _is_compiling
+    if is_compiling is None:
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            is_compiling = _is_compiling = torch.compiler.is_compiling
+    if is_compiling is not None and is_compiling():
         return None
     return binding(*args)
 
