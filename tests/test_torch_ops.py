@@ -112,3 +112,20 @@ def test_compiles_without_a_graph_to_record(name, fn, x, grad_mode):
         want = fn(x)
         got = torch.compile(fn, fullgraph=True, backend=compile_backend())(x)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_compiles_when_the_first_plain_call_is_traced(monkeypatch):
+    """plain_call keeps torch.compiler.is_compiling once it has seen torch; a first call made
+    while torch.compile traces (nothing kept yet) still takes the custom op, and the call after
+    it, outside compilation, the kernel."""
+    from nimbleops import _arrays as ar
+    from nimbleops import vision
+
+    monkeypatch.setattr(ar, "_is_compiling", None)
+    torch._dynamo.reset()
+    x = torch.randn(2, 8, 3, 3)
+    got = torch.compile(lambda t: vision.channel_shuffle(t, 2) * 2, fullgraph=True, backend=compile_backend())(x)
+    want = torch.nn.functional.channel_shuffle(x, 2)
+    torch.testing.assert_close(got, want * 2)
+    torch.testing.assert_close(vision.channel_shuffle(x, 2), want)
+    assert ar._is_compiling is torch.compiler.is_compiling
