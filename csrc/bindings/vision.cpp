@@ -244,11 +244,11 @@ void bind_vision(py::module_& m) {
         // the views are read and made in place (a View copy allocates its shape and strides)
         v.inputs.resize(1);
         v.outputs.resize(1);
-        const View& xv = v.inputs[0];
-        if (!plain::read_int(groups.ptr(), 1, plain::kIntLimit, v.groups) || !args.read_image(x.ptr(), v.inputs[0]) ||
+        View &xv = v.inputs[0], &out = v.outputs[0];
+        if (!plain::read_int(groups.ptr(), 1, plain::kIntLimit, v.groups) || !args.read_image(x.ptr(), xv) ||
             xv.numel() == 0 || xv.shape[1] % v.groups != 0)
           return py::none();
-        py::object o = args.empty_like(x.ptr(), xv, v.outputs[0]);
+        py::object o = args.empty_like(x.ptr(), xv, out);
         v.op = vision::ChannelOp::shuffle;
         v.stream = 0;
         {

@@ -54,27 +54,26 @@ struct View {
     for (int64_t s : shape) n *= s;
     return n;
   }
-  bool is_contiguous() const {
+  // densely stored with dim(0) the innermost dimension, dim(1) the next, ... dim(ndim() - 1) the
+  // outermost (the strides of dimensions of size 1 are free; an empty view is dense)
+  template <class Dim> bool is_dense_in_order(Dim dim) const {
     if (numel() == 0) return true;
     int64_t expected = 1;
-    for (int i = ndim() - 1; i >= 0; --i) {
-      if (shape[i] != 1 && strides[i] != expected) return false;
-      expected *= shape[i];
-    }
-    return true;
-  }
-  bool is_cuda() const { return device >= 0; }
-  // a 4-d [N, C, H, W] view stored as [N, H, W, C] (PyTorch's channels_last), densely
-  bool is_channels_last() const {
-    if (ndim() != 4) return false;
-    if (numel() == 0) return true;
-    static constexpr int order[4] = {1, 3, 2, 0};  // the dimensions from the innermost out
-    int64_t expected = 1;
-    for (int d : order) {
+    for (int i = 0; i < ndim(); ++i) {
+      const int d = dim(i);
       if (shape[d] != 1 && strides[d] != expected) return false;
       expected *= shape[d];
     }
     return true;
+  }
+  bool is_contiguous() const {
+    return is_dense_in_order([n = ndim()](int i) { return n - 1 - i; });
+  }
+  bool is_cuda() const { return device >= 0; }
+  // a 4-d [N, C, H, W] view stored as [N, H, W, C] (PyTorch's channels_last), densely
+  bool is_channels_last() const {
+    constexpr int order[4] = {1, 3, 2, 0};  // C, W, H, N from the innermost out
+    return ndim() == 4 && is_dense_in_order([&order](int i) { return order[i]; });
   }
 
   // [first, end) bytes the view can touch (its bounds: interleaved views count as overlapping)
