@@ -103,7 +103,8 @@ void unpool(const T* __restrict g, const T* __restrict out, const int32_t* __res
     for (int64_t c = 0; c < C; ++c) {
       const int64_t q0 = c * plane + oh * OW;
       for (int64_t ow = 0; ow < OW; ++ow) {
-        g_cols[ow * C + c] = out[q0 + ow] > T(0) ? g[q0 + ow] : T(0);
+        const T gv = g[q0 + ow], ov = out[q0 + ow];  // both read: a select, not a branch
+        g_cols[ow * C + c] = ov > T(0) ? gv : T(0);
         index_cols[ow * C + c] = index[q0 + ow];
       }
     }

@@ -145,6 +145,29 @@ struct Strips {
   }
 };
 
+// dst[p] = g[p] where the ReLU's output o[p] was positive, else 0: a select, not a branch (the sign
+// of a ReLU's output is as good as random to a branch predictor)
+template <class T>
+void relu_masked_copy(const T* __restrict o, const T* __restrict g, T* __restrict dst, int64_t len) {
+  for (int64_t p = 0; p < len; ++p) {
+    const T gp = g[p], op = o[p];  // both read unconditionally, so that the select vectorises
+    dst[p] = op > T(0) ? gp : T(0);
+  }
+}
+
+// lanes[p % kPartLanes] += row[p] for p < len, in p order: one lane per SIMD element, so the loop
+// vectorises (an index computed per element would not)
+template <class T>
+void add_to_lanes(const T* __restrict row, int64_t len, T* __restrict lanes) {
+  T acc[kPartLanes];
+  for (int l = 0; l < kPartLanes; ++l) acc[l] = lanes[l];
+  int64_t p = 0;
+  for (; p + kPartLanes <= len; p += kPartLanes)
+    for (int l = 0; l < kPartLanes; ++l) acc[l] += row[p + l];
+  for (int l = 0; p < len; ++p, ++l) acc[l] += row[p];
+  for (int l = 0; l < kPartLanes; ++l) lanes[l] = acc[l];
+}
+
 // Calls of at most kGemvColumns output columns (N * HW) go column by column (gemv_column), in blocks
 // of kGemvRows rows: a strip's pass would compute a whole pass of columns for them.
 constexpr int64_t kGemvColumns = 4;
@@ -266,7 +289,7 @@ void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std
           const int64_t src = (n * s.Cout + shuffled_position(co, s.Cout, v.shuffle_groups)) * s.HW;
           T* dst = dst0 + co * s.N * s.HW + n * s.HW;
           if (v.relu)
-            for (int64_t p = 0; p < s.HW; ++p) dst[p] = o[src + p] > T(0) ? g[src + p] : T(0);
+            relu_masked_copy(o + src, g + src, dst, s.HW);
           else
             std::memcpy(dst, g + src, sizeof(T) * size_t(s.HW));
         }
@@ -371,11 +394,8 @@ void pointwise_backward(const PointwiseViews& v, const View& grad_out, const std
       parallel_for(s.Cout, 1, [&](int64_t c0, int64_t c1) {
         for (int64_t co = c0; co < c1; ++co) {
           T lanes[kPartLanes] = {};
-          // the channel's gradient over the batch, in order (q = n * HW + p)
-          for (int64_t n = 0, q = 0; n < s.N; ++n) {
-            const T* row = gp + co * chan_stride + n * img_stride;
-            for (int64_t p = 0; p < s.HW; ++p, ++q) lanes[q % kPartLanes] += row[p];
-          }
+          // the channel's gradient over the batch, image by image in order
+          for (int64_t n = 0; n < s.N; ++n) add_to_lanes(gp + co * chan_stride + n * img_stride, s.HW, lanes);
           T sum = T(0);
           for (int l = 0; l < kPartLanes; ++l) sum += lanes[l];
           gb[co] = sum;
