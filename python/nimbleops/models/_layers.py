@@ -25,11 +25,12 @@ def depthwise(backend: str, channels: int, kernel_size: int, stride: int = 1, bi
     return nno.DepthwiseConv2d(channels, channels, kernel_size, stride, kernel_size // 2, bias=bias)
 
 
-def pointwise(backend: str, in_channels: int, out_channels: int, bias: bool = False) -> nn.Module:
-    """A 1x1 convolution."""
+def pointwise(backend: str, in_channels: int, out_channels: int, bias: bool = False, relu: bool = False) -> nn.Module:
+    """A 1x1 convolution; with ``relu``, fused with the ReLU after it on nimbleops (whose own ReLU
+    is then :func:`relu_after`)."""
     if backend == "torch":
         return nn.Conv2d(in_channels, out_channels, 1, bias=bias)
-    return nno.PointwiseConv2d(in_channels, out_channels, bias=bias)
+    return nno.PointwiseConv2d(in_channels, out_channels, bias=bias, activation="relu" if relu else None)
 
 
 def batch_norm(backend: str, channels: int, relu: bool) -> nn.Module:
@@ -41,7 +42,8 @@ def batch_norm(backend: str, channels: int, relu: bool) -> nn.Module:
 
 
 def relu_after(backend: str) -> nn.Module:
-    """The ReLU after a batch norm: itself on torch, an identity where the batch norm applied it."""
+    """The ReLU after a batch norm or a 1x1 built with ``relu``: itself on torch, an identity where
+    that layer applied it."""
     return nn.ReLU(inplace=True) if backend == "torch" else nn.Identity()
 
 

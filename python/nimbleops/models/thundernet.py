@@ -68,12 +68,13 @@ class RPN(nn.Module):
                  backend: str = "nimbleops"):
         super().__init__()
         self.dw = L.depthwise(backend, in_channels, 5, 1)
-        self.conv = L.pointwise(backend, in_channels, channels, bias=True)
+        self.conv = L.pointwise(backend, in_channels, channels, bias=True, relu=True)
+        self.relu = L.relu_after(backend)
         self.cls = L.pointwise(backend, channels, num_anchors, bias=True)
         self.reg = L.pointwise(backend, channels, 4 * num_anchors, bias=True)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        f = F.relu(self.conv(self.dw(x)))
+        f = self.relu(self.conv(self.dw(x)))
         return f, self.cls(f), self.reg(f)
 
 
