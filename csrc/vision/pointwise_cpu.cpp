@@ -150,8 +150,8 @@ struct Strips {
 template <class T>
 void relu_masked_copy(const T* __restrict o, const T* __restrict g, T* __restrict dst, int64_t len) {
   for (int64_t p = 0; p < len; ++p) {
-    const T gp = g[p], op = o[p];  // both read unconditionally, so that the select vectorises
-    dst[p] = op > T(0) ? gp : T(0);
+    const T gv = g[p], ov = o[p];  // both read unconditionally, so that the select vectorises
+    dst[p] = ov > T(0) ? gv : T(0);
   }
 }
 
