@@ -46,19 +46,23 @@ def transforming() -> bool:
 _is_compiling: Optional[Callable[[], bool]] = None  # torch.compiler.is_compiling, once torch is imported
 
 
+def _compiling_check() -> Optional[Callable[[], bool]]:
+    """``torch.compiler.is_compiling``, kept once torch has been imported (None before): the calls
+    of every op ask it, and Dynamo knows the function itself however it is reached."""
+    global _is_compiling
+    if _is_compiling is None:
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            _is_compiling = torch.compiler.is_compiling
+    return _is_compiling
+
+
 def plain_call(binding: Callable[..., Any], *args: Any) -> Any:
     """An op's plain call, ``binding(*args)`` (csrc/bindings/plain_call.h: one binding call for the
     common case, its result or None), or None while torch.compile / torch.export trace the call:
     Dynamo reads this function and then takes the op's general path, which records its custom op
-    (a binding called directly would break the graph). ``torch.compiler.is_compiling`` is kept
-    once found, as this runs on every call of every op: Dynamo knows the function itself however
-    it is reached."""
-    global _is_compiling
-    is_compiling = _is_compiling
-    if is_compiling is None:
-        torch = sys.modules.get("torch")
-        if torch is not None:
-            is_compiling = _is_compiling = torch.compiler.is_compiling
+    (a binding called directly would break the graph)."""
+    is_compiling = _is_compiling or _compiling_check()  # the kept function without a call, once kept
     if is_compiling is not None and is_compiling():
         return None
     return binding(*args)
@@ -70,9 +74,9 @@ def capturing() -> bool:
     Such calls go through the custom ops, which the dispatcher records and transforms (the tensors
     of a transform have no storage to hand to a kernel), and the ops skip their Python checks that
     read values (the kernels check what they read)."""
-    torch = sys.modules.get("torch")
-    return torch is not None and (torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None
-                                  or transforming())
+    is_compiling = _compiling_check()
+    return is_compiling is not None and (is_compiling() or sys.modules["torch"]._C._get_tracing_state() is not None
+                                         or transforming())
 
 
 def needs_torch_op(*tensors: Any) -> bool:
